@@ -1,0 +1,97 @@
+import SwiftProtobuf
+
+/// Whether a method answers once or streams.
+public enum MethodKind: String, Hashable, Sendable {
+    /// One request, one response (in the call's `CallEnd`).
+    case unary
+    /// One request, zero or more `CallMessage`s, then a `CallEnd`.
+    case serverStreaming
+}
+
+/// A method of the protocol with its request and response types.
+///
+/// Descriptors are generated from the `service` blocks of `Protos/` into
+/// ``MethodCatalog``; the server routes by them and the client calls by them,
+/// so a method's name is written in exactly one place, the schema.
+///
+/// ```swift
+/// let open = MethodCatalog.CaseService.openCase
+/// print(open.fullName)   // haven.v1.CaseService/OpenCase
+/// ```
+public struct MethodDescriptor<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>: Hashable, Sendable {
+    /// The fully qualified service, e.g. `haven.v1.CaseService`.
+    public let service: String
+    /// The method within the service, e.g. `OpenCase`.
+    public let method: String
+    /// Unary or server-streaming.
+    public let kind: MethodKind
+
+    /// Creates a descriptor. Only the generated catalog should need this.
+    ///
+    /// - Parameters:
+    ///   - service: The fully qualified service name.
+    ///   - method: The method name.
+    ///   - kind: Unary or server-streaming.
+    public init(service: String, method: String, kind: MethodKind) {
+        self.service = service
+        self.method = method
+        self.kind = kind
+    }
+
+    /// The name sent in `CallStart.method`: `service/method`.
+    public var fullName: String { "\(self.service)/\(self.method)" }
+
+    /// The descriptor without its Swift types, for tables and listings.
+    public var info: MethodInfo {
+        MethodInfo(
+            service: self.service,
+            method: self.method,
+            kind: self.kind,
+            requestType: Request.protoMessageName,
+            responseType: Response.protoMessageName
+        )
+    }
+}
+
+/// A method's names and kind, without Swift types.
+public struct MethodInfo: Hashable, Sendable, CustomStringConvertible {
+    /// The fully qualified service, e.g. `haven.v1.CaseService`.
+    public let service: String
+    /// The method within the service, e.g. `OpenCase`.
+    public let method: String
+    /// Unary or server-streaming.
+    public let kind: MethodKind
+    /// The request's protobuf message name, e.g. `haven.v1.OpenCaseRequest`.
+    public let requestType: String
+    /// The response's protobuf message name, e.g. `haven.v1.Case`.
+    public let responseType: String
+
+    /// The name sent in `CallStart.method`: `service/method`.
+    public var fullName: String { "\(self.service)/\(self.method)" }
+
+    /// `service/method(request) returns ([stream ]response)`.
+    public var description: String {
+        let stream = self.kind == .serverStreaming ? "stream " : ""
+        return "\(self.fullName)(\(self.requestType)) returns (\(stream)\(self.responseType))"
+    }
+}
+
+/// Every method of the protocol, generated from `Protos/`.
+///
+/// One nested enum per service holds a ``MethodDescriptor`` per method, e.g.
+/// `MethodCatalog.SurvivorService.recordService`; ``all`` lists them all.
+public enum MethodCatalog {
+    private static let byName: [String: MethodInfo] = Dictionary(
+        MethodCatalog.all.map { ($0.fullName, $0) },
+        uniquingKeysWith: { first, _ in first }
+    )
+
+    /// Looks a method up by the name a call carries.
+    ///
+    /// - Parameter fullName: `service/method`, e.g. `haven.v1.OfficeService/GetOffice`.
+    /// - Returns: The method, or `nil` when there is none by that name
+    ///   (the server answers UNIMPLEMENTED).
+    public static func method(named fullName: String) -> MethodInfo? {
+        self.byName[fullName]
+    }
+}

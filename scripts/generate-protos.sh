@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Regenerates the Swift code of the wire schema from Protos/ and writes the
+# stamp that CI checks (scripts/check-generated.sh).
+#
+#   scripts/generate-protos.sh
+#
+# Needs Debian's `protobuf-compiler` (apt-get install -y protobuf-compiler)
+# and builds `protoc-gen-swift` from the swift-protobuf dependency, so the
+# generated code always matches the runtime library it is compiled against.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+command -v protoc >/dev/null || { echo "protoc not found: apt-get install -y protobuf-compiler" >&2; exit 1; }
+
+scratch=.build-protoc
+swift build -c release --product protoc-gen-swift --scratch-path "$scratch" >&2
+plugin="$(swift build -c release --product protoc-gen-swift --scratch-path "$scratch" --show-bin-path)/protoc-gen-swift"
+
+out=Sources/HavenProtocol/Generated
+rm -rf "$out"
+mkdir -p "$out"
+protoc \
+    --proto_path=Protos \
+    --plugin=protoc-gen-swift="$plugin" \
+    --swift_opt=Visibility=Public \
+    --swift_opt=FileNaming=PathToUnderscores \
+    --swift_out="$out" \
+    $(cd Protos && find . -name '*.proto' | sed 's|^\./||' | LC_ALL=C sort)
+python3 scripts/generate-method-catalog.py Protos "$out/MethodCatalog+Methods.swift"
+
+scripts/check-generated.sh --write
+echo "generated $(ls "$out" | wc -l) files in $out"
