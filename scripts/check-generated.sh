@@ -15,7 +15,7 @@ compute() {
     (
         find Protos -type f -name '*.proto'
         echo scripts/generate-protos.sh
-        echo scripts/generate-method-catalog.py
+        echo scripts/generate-schema-catalog.py
         find Sources/HavenProtocol/Generated -type f -name '*.swift'
     ) | LC_ALL=C sort | xargs sha256sum
 }

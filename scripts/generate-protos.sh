@@ -26,7 +26,7 @@ protoc \
     --swift_opt=FileNaming=PathToUnderscores \
     --swift_out="$out" \
     $(cd Protos && find . -name '*.proto' | sed 's|^\./||' | LC_ALL=C sort)
-python3 scripts/generate-method-catalog.py Protos "$out/MethodCatalog+Methods.swift"
+python3 scripts/generate-schema-catalog.py Protos "$out/Schema+Catalog.swift"
 
 scripts/check-generated.sh --write
 echo "generated $(ls "$out" | wc -l) files in $out"

@@ -95,3 +95,21 @@ public enum MethodCatalog {
         self.byName[fullName]
     }
 }
+
+/// The message types of the schema, generated from `Protos/`.
+///
+/// For tools that handle messages by name, such as a frame dumper.
+public enum HavenSchema {
+    private static let byName: [String: any SwiftProtobuf.Message.Type] = Dictionary(
+        HavenSchema.messageTypes.map { ($0.protoMessageName, $0) },
+        uniquingKeysWith: { first, _ in first }
+    )
+
+    /// Looks a message type up by its protobuf name.
+    ///
+    /// - Parameter name: The full name, e.g. `haven.v1.Case`.
+    /// - Returns: The Swift type, or `nil` when the schema has no such message.
+    public static func messageType(named name: String) -> (any SwiftProtobuf.Message.Type)? {
+        self.byName[name]
+    }
+}

@@ -1,0 +1,100 @@
+import Foundation
+import HavenProtocol
+import HavenTestSupport
+import Testing
+
+@Suite("Status codes and errors")
+struct StatusTests {
+    @Test("the 17 codes carry gRPC's numbers and match the wire enum name for name")
+    func codes() {
+        #expect(StatusCode.allCases.count == 17)
+        #expect(StatusCode.allCases.map(\.rawValue) == Array(0...16))
+        for code in StatusCode.allCases {
+            #expect(code.wire.rawValue == code.rawValue)
+            #expect(StatusCode(wire: code.wire) == code)
+        }
+        #expect(Haven_V1_StatusCode.allCases.count == 17)
+        #expect(StatusCode.failedPrecondition.rawValue == 9)
+        #expect(StatusCode.unauthenticated.description == "UNAUTHENTICATED")
+        #expect(StatusCode(rawValue: 17) == nil)
+        #expect(StatusCode(wire: .UNRECOGNIZED(99)) == .unknown)
+    }
+
+    @Test("the wire enum's names are the specification's names")
+    func names() {
+        let wireNames = Haven_V1_StatusCode.allCases.map { "\($0)" }
+        let specNames = StatusCode.allCases.map(\.description)
+        for (wire, spec) in zip(wireNames, specNames) {
+            // swift-protobuf names cases in lowerCamel: failedPrecondition <-> FAILED_PRECONDITION.
+            #expect(wire.lowercased() == spec.replacingOccurrences(of: "_", with: "").lowercased())
+        }
+    }
+
+    @Test("OK is not an error code")
+    func okIsNotAnError() {
+        #expect(HavenError.Code(.ok) == nil)
+        #expect(HavenError.Code(.notFound) == .notFound)
+        #expect(StatusCode.allCases.compactMap(HavenError.Code.init).count == 16)
+    }
+
+    @Test("describes itself as CODE: message")
+    func description() {
+        let error = HavenError.invalidField("office.time_zone", "not an IANA time zone")
+        #expect("\(error)" == "INVALID_ARGUMENT: office.time_zone: not an IANA time zone")
+        #expect(error.fieldViolations.map(\.field) == ["office.time_zone"])
+    }
+}
+
+@Suite("Method catalog")
+struct MethodCatalogTests {
+    /// `rpc` lines in Protos/, as service/method names.
+    static func declaredMethods() throws -> [String: Bool] {
+        var methods: [String: Bool] = [:]
+        let rpc = /^\s*rpc\s+(\w+)\s*\(\s*(\w+)\s*\)\s*returns\s*\(\s*(stream\s+)?(\w+)\s*\)/
+        for file in try RepositoryPaths.protoFiles() {
+            let text = try String(contentsOf: RepositoryPaths.protos.appendingPathComponent(file), encoding: .utf8)
+            var service = ""
+            for line in text.split(separator: "\n") {
+                if line.hasPrefix("service ") {
+                    service = "haven.v1." + line.dropFirst("service ".count).prefix { $0 != " " }
+                }
+                if let match = String(line).firstMatch(of: rpc) {
+                    methods["\(service)/\(match.1)"] = match.3 != nil
+                }
+            }
+        }
+        return methods
+    }
+
+    @Test("lists exactly the methods declared in Protos/, with their kinds")
+    func matchesSchema() throws {
+        let declared = try Self.declaredMethods()
+        #expect(declared.count == MethodCatalog.all.count)
+        for method in MethodCatalog.all {
+            #expect(declared[method.fullName] == (method.kind == .serverStreaming), "\(method.fullName)")
+        }
+    }
+
+    @Test("has unique names and finds each by name; unknown names are not found")
+    func lookup() {
+        #expect(Set(MethodCatalog.all.map(\.fullName)).count == MethodCatalog.all.count)
+        for method in MethodCatalog.all {
+            #expect(MethodCatalog.method(named: method.fullName) == method)
+        }
+        #expect(MethodCatalog.method(named: "haven.v1.CaseService/DeleteCase") == nil)
+        #expect(MethodCatalog.method(named: "") == nil)
+    }
+
+    @Test("types each method with its request and response")
+    func types() {
+        let open = MethodCatalog.CaseService.openCase
+        #expect(open.fullName == "haven.v1.CaseService/OpenCase")
+        #expect(open.info.requestType == "haven.v1.OpenCaseRequest")
+        #expect(open.info.responseType == "haven.v1.Case")
+        #expect(open.kind == .unary)
+        let feed = MethodCatalog.FeedService.subscribe
+        #expect(feed.kind == .serverStreaming)
+        #expect(feed.info.description == "haven.v1.FeedService/Subscribe(haven.v1.SubscribeRequest) returns (stream haven.v1.FeedItem)")
+        #expect(MethodCatalog.all.filter { $0.kind == .serverStreaming }.map(\.fullName) == [feed.fullName])
+    }
+}

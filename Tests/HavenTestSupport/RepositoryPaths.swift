@@ -1,0 +1,70 @@
+import Foundation
+
+/// Paths inside the repository, found from this file's location so tests run
+/// the same from `swift test`, an IDE, or CI's fresh clone.
+public enum RepositoryPaths {
+    /// The repository root.
+    public static let root: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent()  // HavenTestSupport
+        .deletingLastPathComponent()  // Tests
+        .deletingLastPathComponent()
+
+    /// `Protos/`.
+    public static var protos: URL { root.appendingPathComponent("Protos") }
+
+    /// Every `.proto` file, relative to `Protos/`, sorted.
+    public static func protoFiles() throws -> [String] {
+        let enumerator = FileManager.default.enumerator(atPath: protos.path)
+        var files: [String] = []
+        while let path = enumerator?.nextObject() as? String {
+            if path.hasSuffix(".proto") { files.append(path) }
+        }
+        return files.sorted()
+    }
+
+    /// `Tests/HavenProtocolTests/Fixtures/frames/`.
+    public static var goldenFrames: URL {
+        root.appendingPathComponent("Tests/HavenProtocolTests/Fixtures/frames")
+    }
+}
+
+/// Finds an executable on `PATH`.
+public func executableOnPath(_ name: String) -> URL? {
+    let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+    for directory in path.split(separator: ":") {
+        let candidate = URL(fileURLWithPath: String(directory)).appendingPathComponent(name)
+        if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+    }
+    return nil
+}
+
+/// Whether this run is CI's (`CI=true`), where every external tool must be present.
+public var runningInCI: Bool {
+    ProcessInfo.processInfo.environment["CI"].map { $0 == "true" || $0 == "1" } ?? false
+}
+
+/// Runs a program, feeding `input` on standard input.
+///
+/// - Returns: Standard output, and the exit status.
+public func run(_ executable: URL, _ arguments: [String], input: Data = Data()) throws -> (
+    output: Data, error: Data, status: Int32
+) {
+    let process = Process()
+    process.executableURL = executable
+    process.arguments = arguments
+    let stdin = Pipe()
+    let stdout = Pipe()
+    let stderr = Pipe()
+    process.standardInput = stdin
+    process.standardOutput = stdout
+    process.standardError = stderr
+    try process.run()
+    // Inputs here are a few hundred bytes, well under a pipe buffer, so writing
+    // all of it before reading cannot deadlock.
+    stdin.fileHandleForWriting.write(input)
+    try stdin.fileHandleForWriting.close()
+    let output = stdout.fileHandleForReading.readDataToEndOfFile()
+    let error = stderr.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (output, error, process.terminationStatus)
+}
