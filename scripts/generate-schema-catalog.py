@@ -69,6 +69,44 @@ def parse(path):
     return package, services, messages
 
 
+BEGIN = "<!-- BEGIN GENERATED METHODS: scripts/generate-schema-catalog.py -->"
+END = "<!-- END GENERATED METHODS -->"
+
+
+def method_docs(protos):
+    """The method reference of docs/PROTOCOL.md, from the same declarations."""
+    out = [BEGIN, ""]
+    for path in sorted(pathlib.Path(protos).rglob("*.proto")):
+        package, services, _ = parse(path)
+        for service in services:
+            out.append(f"### `{package}.{service['name']}`")
+            out.append("")
+            out.append(" ".join(service["doc"]) + f" Schema: `Protos/{path.relative_to(protos)}`.")
+            out.append("")
+            out.append("| Method | Request → Response | What it does; errors |")
+            out.append("|---|---|---|")
+            for method in service["methods"]:
+                stream = "stream " if method["streaming"] else ""
+                out.append(
+                    f"| `{package}.{service['name']}/{method['name']}` "
+                    f"| `{method['request']}` → `{stream}{method['response']}` "
+                    f"| {' '.join(method['doc'])} |"
+                )
+            out.append("")
+    out.append(END)
+    return "\n".join(out)
+
+
+def update_protocol_doc(protos, doc):
+    path = pathlib.Path(doc)
+    text = path.read_text()
+    if BEGIN not in text or END not in text:
+        raise SystemExit(f"{doc}: markers {BEGIN!r} ... {END!r} not found")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    path.write_text(head + method_docs(protos) + tail)
+
+
 def main(protos, output):
     lines = [
         "// DO NOT EDIT.",
@@ -126,6 +164,7 @@ def main(protos, output):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        raise SystemExit("usage: generate-schema-catalog.py PROTOS_DIR OUTPUT_SWIFT")
+    if len(sys.argv) != 4:
+        raise SystemExit("usage: generate-schema-catalog.py PROTOS_DIR OUTPUT_SWIFT PROTOCOL_MD")
     main(sys.argv[1], sys.argv[2])
+    update_protocol_doc(sys.argv[1], sys.argv[3])

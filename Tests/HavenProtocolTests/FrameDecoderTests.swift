@@ -23,7 +23,9 @@ struct FrameDecoderTests {
 
     /// Feeds `input` to a fresh decoder and returns what it produced, or throws its error.
     static func decode(
-        _ input: ByteBuffer, maximum: Int = Frame.defaultMaximumPayloadLength, eof: Bool = true
+        _ input: ByteBuffer,
+        maximum: Int = Frame.defaultMaximumPayloadLength,
+        eof: Bool = true
     ) throws -> [ByteBuffer] {
         let processor = NIOSingleStepByteToMessageProcessor(FrameDecoder(maximumPayloadLength: maximum))
         var out: [ByteBuffer] = []
@@ -119,7 +121,9 @@ struct FrameDecoderTests {
     @Test("reports a payload truncated at end of stream, after the complete frames before it")
     func truncatedPayload() throws {
         var input = Self.frame([1])
-        input.writeImmutableBuffer(ByteBuffer(bytes: Self.frame(Array(repeating: 5, count: 10)).readableBytesView.prefix(9)))
+        input.writeImmutableBuffer(
+            ByteBuffer(bytes: Self.frame(Array(repeating: 5, count: 10)).readableBytesView.prefix(9))
+        )
         let processor = NIOSingleStepByteToMessageProcessor(FrameDecoder())
         var out: [ByteBuffer] = []
         try processor.process(buffer: input) { out.append($0) }

@@ -106,7 +106,9 @@ struct EnvelopeBuilderTests {
     @Test("go-away reads as its reason, and an OK go-away as UNAVAILABLE")
     func goAway() {
         let away = Haven_V1_ServerEnvelope.goAway(
-            lastCallID: 7, reason: HavenError(code: .resourceExhausted, message: "frame too large"))
+            lastCallID: 7,
+            reason: HavenError(code: .resourceExhausted, message: "frame too large")
+        )
         #expect(away.goAway.lastCallID == 7)
         #expect(away.goAway.reason == HavenError(code: .resourceExhausted, message: "frame too large"))
         #expect(Haven_V1_GoAway().reason.code == .unavailable)

@@ -58,7 +58,8 @@ struct FramePropertyTests {
     @Test("a stream cut short anywhere inside a frame reports truncation, never a bogus payload", arguments: 0..<50)
     func randomTruncation(seed: Int) throws {
         var random = SeededGenerator(state: UInt64(seed) &+ 0x5151)
-        let payload = (0..<Int.random(in: 1...200, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
+        let payload = (0..<Int.random(in: 1...200, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random)
+        }
         let frame = [0] + withUnsafeBytes(of: UInt32(payload.count).bigEndian, Array.init) + payload
         let cut = Int.random(in: 1..<frame.count, using: &random)
 

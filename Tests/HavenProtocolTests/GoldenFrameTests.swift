@@ -95,7 +95,10 @@ struct GoldenFrameTests {
 
     @Test(
         "protoc --decode reads each payload as the checked-in text, and protoc --encode writes the same bytes",
-        .enabled(if: executableOnPath("protoc") != nil || runningInCI, "protoc is not installed: apt-get install -y protobuf-compiler"),
+        .enabled(
+            if: executableOnPath("protoc") != nil || runningInCI,
+            "protoc is not installed: apt-get install -y protobuf-compiler"
+        ),
         arguments: Self.fixtures
     )
     func protocAgrees(_ fixture: Fixture) throws {
@@ -103,12 +106,19 @@ struct GoldenFrameTests {
         let files = try RepositoryPaths.protoFiles()
         let include = "--proto_path=\(RepositoryPaths.protos.path)"
 
-        let decoded = try run(protoc, [include, "--decode=\(fixture.envelopeType)"] + files, input: Data(fixture.payload))
+        let decoded = try run(
+            protoc,
+            [include, "--decode=\(fixture.envelopeType)"] + files,
+            input: Data(fixture.payload)
+        )
         #expect(decoded.status == 0, "\(String(decoding: decoded.error, as: UTF8.self))")
         #expect(String(decoding: decoded.output, as: UTF8.self) == fixture.expectedText)
 
         let encoded = try run(
-            protoc, [include, "--encode=\(fixture.envelopeType)"] + files, input: Data(fixture.expectedText.utf8))
+            protoc,
+            [include, "--encode=\(fixture.envelopeType)"] + files,
+            input: Data(fixture.expectedText.utf8)
+        )
         #expect(encoded.status == 0)
         #expect(Array(encoded.output) == fixture.payload)
 
@@ -117,8 +127,10 @@ struct GoldenFrameTests {
         let expected = try type.init(textFormatString: fixture.expectedText)
         let ours = try FrameEncoder().encode(expected)
         let fromHaven = try run(
-            protoc, [include, "--decode=\(fixture.envelopeType)"] + files,
-            input: Data(ours.readableBytesView.dropFirst(Frame.headerLength)))
+            protoc,
+            [include, "--decode=\(fixture.envelopeType)"] + files,
+            input: Data(ours.readableBytesView.dropFirst(Frame.headerLength))
+        )
         #expect(String(decoding: fromHaven.output, as: UTF8.self) == fixture.expectedText)
     }
 }

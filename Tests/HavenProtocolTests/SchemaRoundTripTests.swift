@@ -85,7 +85,10 @@ struct SchemaRoundTripTests {
         #expect(json.isEqualTo(message: message))
     }
 
-    private func decodeAny(_ type: any SwiftProtobuf.Message.Type, _ payload: ByteBuffer) throws -> any SwiftProtobuf.Message {
+    private func decodeAny(
+        _ type: any SwiftProtobuf.Message.Type,
+        _ payload: ByteBuffer
+    ) throws -> any SwiftProtobuf.Message {
         func open<M: SwiftProtobuf.Message>(_: M.Type) throws -> any SwiftProtobuf.Message {
             try M(decodingPayload: payload)
         }

@@ -94,7 +94,59 @@ struct MethodCatalogTests {
         #expect(open.kind == .unary)
         let feed = MethodCatalog.FeedService.subscribe
         #expect(feed.kind == .serverStreaming)
-        #expect(feed.info.description == "haven.v1.FeedService/Subscribe(haven.v1.SubscribeRequest) returns (stream haven.v1.FeedItem)")
+        #expect(
+            feed.info.description
+                == "haven.v1.FeedService/Subscribe(haven.v1.SubscribeRequest) returns (stream haven.v1.FeedItem)"
+        )
         #expect(MethodCatalog.all.filter { $0.kind == .serverStreaming }.map(\.fullName) == [feed.fullName])
+    }
+}
+
+@Suite("docs/PROTOCOL.md")
+struct ProtocolDocumentTests {
+    static func document() throws -> String {
+        try String(contentsOf: RepositoryPaths.root.appendingPathComponent("docs/PROTOCOL.md"), encoding: .utf8)
+    }
+
+    @Test("lists every method of the catalog with its request and response")
+    func everyMethod() throws {
+        let document = try Self.document()
+        for method in MethodCatalog.all {
+            let request = method.requestType.dropFirst("haven.v1.".count)
+            let response = method.responseType.dropFirst("haven.v1.".count)
+            let stream = method.kind == .serverStreaming ? "stream " : ""
+            #expect(
+                document.contains("| `\(method.fullName)` | `\(request)` → `\(stream)\(response)` |"),
+                "\(method.fullName) is missing from the method reference; run scripts/generate-protos.sh"
+            )
+        }
+    }
+
+    @Test("names every status code and every golden frame")
+    func codesAndVectors() throws {
+        let document = try Self.document()
+        for code in StatusCode.allCases {
+            #expect(document.contains("| \(code.rawValue) | \(code) |"), "\(code)")
+        }
+        let vectors = try FileManager.default.contentsOfDirectory(atPath: RepositoryPaths.goldenFrames.path)
+            .filter { $0.hasSuffix(".textproto") }
+        for vector in vectors {
+            #expect(document.contains("`\(vector.dropLast(".textproto".count))`"), "\(vector)")
+        }
+    }
+
+    @Test("shows the client-get-office test vector byte for byte")
+    func hexExample() throws {
+        let document = try Self.document()
+        let hex = try String(
+            contentsOf: RepositoryPaths.goldenFrames.appendingPathComponent("client-get-office.hex"),
+            encoding: .utf8
+        ).trimmingCharacters(in: .whitespacesAndNewlines)
+        // The dump in section 3: rows of "0000  00 00 …".
+        let dump = document.split(separator: "\n")
+            .filter { $0.count > 6 && $0.prefix(4).allSatisfy(\.isHexDigit) && $0.dropFirst(4).hasPrefix("  ") }
+            .map { $0.dropFirst(6).replacingOccurrences(of: " ", with: "") }
+            .joined()
+        #expect(dump == hex)
     }
 }

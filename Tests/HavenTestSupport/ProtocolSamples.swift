@@ -36,14 +36,16 @@ public enum ProtocolSamples {
         "haven.v1.CloseOfficeRequest": #"code: "MNL" expected_version: 9"#,
 
         // case.proto
-        "haven.v1.AccusedStatusChange": #"status: ACCUSED_LEGAL_STATUS_ON_BAIL effective_on { \#(date) } event_id: "evt-3""#,
+        "haven.v1.AccusedStatusChange":
+            #"status: ACCUSED_LEGAL_STATUS_ON_BAIL effective_on { \#(date) } event_id: "evt-3""#,
         "haven.v1.Accused": accused,
         "haven.v1.RescueOperation":
             #"place: "Fictional district, lane 4" people_rescued: 11 minors_rescued: 7 led_by: "AHTU Fictional""#,
         "haven.v1.Arrest": #"accused_ids: "acc-1" accused_ids: "acc-2" agency: "AHTU Fictional" place: "Bus depot""#,
         "haven.v1.ChargeSheet":
             #"accused_ids: "acc-1" charges: "IPC 370, 372; ITPA 5" court: "Sessions Court 2" filing_reference: "SC-118/2026""#,
-        "haven.v1.Hearing": #"court: "Sessions Court 2" summary: "Evidence recorded" next_hearing_on { year: 2026 month: 5 day: 2 }"#,
+        "haven.v1.Hearing":
+            #"court: "Sessions Court 2" summary: "Evidence recorded" next_hearing_on { year: 2026 month: 5 day: 2 }"#,
         "haven.v1.Conviction":
             #"accused_ids: "acc-1" court: "Sessions Court 2" sentence: "10 years rigorous imprisonment" sentence_months: 120 fine_minor_units: 5000000 fine_currency: "INR""#,
         "haven.v1.Acquittal": #"accused_ids: "acc-2" court: "Sessions Court 2" grounds: "Benefit of doubt""#,
@@ -146,8 +148,10 @@ public enum ProtocolSamples {
         "haven.v1.WhoAmIRequest": "",
 
         // rpc.proto
-        "haven.v1.ClientEnvelope": #"call_id: 7 start { method: "haven.v1.OfficeService/GetOffice" timeout_ms: 5000 payload: "\n\003KOL" initial_credit: 32 }"#,
-        "haven.v1.ServerEnvelope": #"call_id: 7 end { code: STATUS_CODE_FAILED_PRECONDITION message: "stale version" payload: "\001" details { version_conflict { current_version: 4 } } }"#,
+        "haven.v1.ClientEnvelope":
+            #"call_id: 7 start { method: "haven.v1.OfficeService/GetOffice" timeout_ms: 5000 payload: "\n\003KOL" initial_credit: 32 }"#,
+        "haven.v1.ServerEnvelope":
+            #"call_id: 7 end { code: STATUS_CODE_FAILED_PRECONDITION message: "stale version" payload: "\001" details { version_conflict { current_version: 4 } } }"#,
         "haven.v1.Hello": #"protocol_versions: 1 protocol_versions: 2 client_agent: "haven-swift/1.0""#,
         "haven.v1.ConnectionLimits":
             "max_frame_bytes: 4194304 max_concurrent_calls: 100 default_timeout_ms: 30000 max_timeout_ms: 300000 idle_timeout_ms: 300000",
@@ -163,7 +167,8 @@ public enum ProtocolSamples {
         "haven.v1.FieldViolation": #"field: "office.time_zone" description: "not an IANA time zone""#,
         "haven.v1.RetryInfo": "retry_after_ms: 250",
         "haven.v1.ErrorDetail": #"field_violation { field: "title" description: "required" }"#,
-        "haven.v1.CallEnd": #"code: STATUS_CODE_NOT_FOUND message: "no case with that id" details { retry { retry_after_ms: 5 } }"#,
+        "haven.v1.CallEnd":
+            #"code: STATUS_CODE_NOT_FOUND message: "no case with that id" details { retry { retry_after_ms: 5 } }"#,
         "haven.v1.Pong": "opaque: 42",
         "haven.v1.GoAway": #"last_call_id: 99 code: STATUS_CODE_UNAVAILABLE message: "server shutting down""#,
     ]
@@ -223,7 +228,8 @@ public enum ProtocolSamples {
         for (index, detail) in events.enumerated() {
             text += "events { id: \"evt-\(index + 2)\" sequence: \(index + 2) occurred_on { \(date) } \(detail) } "
         }
-        text += "accused { \(accused) } survivor_ids: \"srv-1\" survivor_ids: \"srv-2\" event_count: \(events.count + 1)"
+        text +=
+            "accused { \(accused) } survivor_ids: \"srv-1\" survivor_ids: \"srv-2\" event_count: \(events.count + 1)"
         return text
     }()
 

@@ -46,7 +46,11 @@ public var runningInCI: Bool {
 /// Runs a program, feeding `input` on standard input.
 ///
 /// - Returns: Standard output, and the exit status.
-public func run(_ executable: URL, _ arguments: [String], input: Data = Data()) throws -> (
+public func run(
+    _ executable: URL,
+    _ arguments: [String],
+    input: Data = Data()
+) throws -> (
     output: Data, error: Data, status: Int32
 ) {
     let process = Process()

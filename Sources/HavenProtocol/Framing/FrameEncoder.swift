@@ -64,7 +64,8 @@ public struct FrameEncoder: Sendable {
         guard payloadLength <= self.maximumPayloadLength else {
             throw HavenError(
                 code: .resourceExhausted,
-                message: "payload of \(payloadLength) bytes exceeds the frame limit of \(self.maximumPayloadLength) bytes"
+                message:
+                    "payload of \(payloadLength) bytes exceeds the frame limit of \(self.maximumPayloadLength) bytes"
             )
         }
         var header = allocator.buffer(capacity: Frame.headerLength)
