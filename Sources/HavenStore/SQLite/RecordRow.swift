@@ -1,0 +1,41 @@
+import Foundation
+import GRDB
+
+/// A row of the `record` table: index columns and the serialized record.
+struct RecordRow: Codable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "record"
+
+    enum Columns {
+        static let kind = Column(CodingKeys.kind)
+        static let id = Column(CodingKeys.id)
+        static let alias = Column(CodingKeys.alias)
+        static let officeCode = Column(CodingKeys.officeCode)
+        static let partnerID = Column(CodingKeys.partnerID)
+        static let subjectID = Column(CodingKeys.subjectID)
+        static let status = Column(CodingKeys.status)
+        static let category = Column(CodingKeys.category)
+        static let day = Column(CodingKeys.day)
+        static let createdAt = Column(CodingKeys.createdAt)
+        static let updatedAt = Column(CodingKeys.updatedAt)
+        static let flagged = Column(CodingKeys.flagged)
+        static let version = Column(CodingKeys.version)
+        static let body = Column(CodingKeys.body)
+        static let secret = Column(CodingKeys.secret)
+    }
+
+    var kind: String
+    var id: String
+    var alias: String?
+    var officeCode: String?
+    var partnerID: String?
+    var subjectID: String?
+    var status: Int
+    var category: Int
+    var day: String?
+    var createdAt: Int64
+    var updatedAt: Int64
+    var flagged: Bool
+    var version: Int64
+    var body: Data
+    var secret: Data?
+}
