@@ -148,3 +148,15 @@ final class ChangeNotifier: Sendable {
         return stream
     }
 }
+
+extension SQLiteStore {
+    /// Runs a write transaction on the calling thread, for set-up code that
+    /// runs before any concurrency exists (initializing a data directory).
+    package func writeSynchronously<T>(_ body: (any StoreWriter) throws -> T) throws -> T {
+        do {
+            return try self.pool.write { db in try body(SQLiteTransaction(db)) }
+        } catch {
+            throw Self.translate(error)
+        }
+    }
+}

@@ -1,0 +1,101 @@
+import HavenProtocol
+
+/// What one connection knows about its calls; guarded by the connection's mutex.
+struct ConnectionState {
+    enum Phase {
+        /// TLS is up; the client's hello has not arrived.
+        case awaitingHello
+        /// Serving calls.
+        case open
+        /// A go-away was sent: calls up to `lastCallID` finish, nothing new starts.
+        case goingAway(lastCallID: UInt64)
+        /// Closed or closing.
+        case closed
+    }
+
+    var phase: Phase = .awaitingHello
+    /// The highest call id started so far.
+    var highestCallID: UInt64 = 0
+    /// Calls in flight.
+    var calls: [UInt64: CallControl] = [:]
+    /// Since when no call has been in flight (the idle clock), if none is.
+    var idleSince: ContinuousClock.Instant?
+    /// When the connection was accepted.
+    let openedAt: ContinuousClock.Instant
+
+    init(now: ContinuousClock.Instant) {
+        self.openedAt = now
+        self.idleSince = now
+    }
+
+    /// The decision about a `CallStart`.
+    enum StartDecision {
+        case start(CallControl)
+        /// Answer this call with an error; the connection stays open.
+        case refuse(HavenError)
+        /// Ignore it (after a go-away, beyond `lastCallID`).
+        case ignore
+        /// Fail the connection.
+        case violation(HavenError)
+    }
+
+    mutating func start(callID: UInt64, credits: Int, maxConcurrentCalls: Int) -> StartDecision {
+        switch self.phase {
+        case .awaitingHello:
+            return .violation(
+                HavenError(code: .invalidArgument, message: "protocol violation: a call started before hello")
+            )
+        case .closed:
+            return .ignore
+        case .goingAway(let last) where callID > last:
+            return .ignore
+        case .open, .goingAway:
+            break
+        }
+        guard callID > self.highestCallID else {
+            return .violation(
+                HavenError(
+                    code: .invalidArgument,
+                    message: "protocol violation: call id \(callID) is not greater than \(self.highestCallID)"
+                )
+            )
+        }
+        self.highestCallID = callID
+        guard self.calls.count < maxConcurrentCalls else {
+            return .refuse(
+                HavenError(
+                    code: .resourceExhausted,
+                    message: "more than \(maxConcurrentCalls) calls in flight on this connection"
+                )
+            )
+        }
+        let control = CallControl(credits: credits)
+        self.calls[callID] = control
+        self.idleSince = nil
+        return .start(control)
+    }
+
+    mutating func finish(callID: UInt64, now: ContinuousClock.Instant) {
+        self.calls.removeValue(forKey: callID)
+        if self.calls.isEmpty { self.idleSince = now }
+    }
+
+    /// Starts going away; returns the last call id that will be processed, or
+    /// nil when the connection already goes away or is closed.
+    mutating func goAway() -> UInt64? {
+        switch self.phase {
+        case .awaitingHello, .open:
+            self.phase = .goingAway(lastCallID: self.highestCallID)
+            return self.highestCallID
+        case .goingAway, .closed:
+            return nil
+        }
+    }
+
+    /// Closes; returns the calls still in flight, to cancel.
+    mutating func close() -> [CallControl] {
+        self.phase = .closed
+        defer { self.calls.removeAll() }
+        return Array(self.calls.values)
+    }
+}

@@ -1,0 +1,409 @@
+import Foundation
+import HavenProtocol
+import Logging
+import NIOCore
+import Synchronization
+
+/// One client connection after its TLS handshake: reads envelopes, runs
+/// calls concurrently, enforces the connection's limits and timeouts, and goes
+/// away cleanly.
+final class ServerConnection: Sendable {
+    private let channel: any Channel
+    private let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+    private let principal: Principal
+    private let configuration: ServerConfiguration
+    private let router: Router
+    private let logger: Logger
+    private let encoder: FrameEncoder
+    private let state: Mutex<ConnectionState>
+    /// Wakes the watchdog when the server shuts down.
+    private let shutdownSignal = CallControl(credits: 0)
+
+    init(
+        channel: any Channel,
+        outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
+        principal: Principal,
+        configuration: ServerConfiguration,
+        router: Router,
+        logger: Logger
+    ) {
+        self.channel = channel
+        self.outbound = outbound
+        self.principal = principal
+        self.configuration = configuration
+        self.router = router
+        self.logger = logger
+        self.encoder = FrameEncoder(maximumPayloadLength: configuration.maxFrameBytes)
+        self.state = Mutex(ConnectionState(now: .now))
+    }
+
+    /// Serves the connection until it closes.
+    func run(inbound: NIOAsyncChannelInboundStream<ByteBuffer>) async {
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.watchdog() }
+            do {
+                for try await payload in inbound {
+                    let envelope: Haven_V1_ClientEnvelope
+                    do {
+                        envelope = try Haven_V1_ClientEnvelope(decodingPayload: payload)
+                    } catch {
+                        throw HavenError(code: .invalidArgument, message: "protocol violation: undecodable envelope")
+                    }
+                    if let call = try await self.receive(envelope) {
+                        group.addTask { await self.run(call) }
+                    }
+                }
+            } catch let error as HavenError {
+                self.logger.notice(
+                    "connection failed",
+                    metadata: ["code": "\(error.code)", "reason": "\(error.message)"]
+                )
+                await self.sendGoAway(error)
+            } catch {
+                self.logger.debug("connection ended", metadata: ["error": "\(type(of: error))"])
+            }
+            self.close()
+            group.cancelAll()
+        }
+    }
+
+    /// Starts a graceful shutdown: go-away now, calls in flight get the grace
+    /// period, then the connection closes.
+    func shutDown() {
+        self.shutdownSignal.cancel()
+    }
+
+    // MARK: Reading
+
+    /// A call accepted for running.
+    private struct AcceptedCall: Sendable {
+        var id: UInt64
+        var method: String
+        var entry: Router.Entry
+        var payload: Data
+        var timeout: Duration?
+        var control: CallControl
+    }
+
+    private func receive(_ envelope: Haven_V1_ClientEnvelope) async throws -> AcceptedCall? {
+        switch envelope.kind {
+        case .hello(let hello):
+            try await self.receiveHello(hello, callID: envelope.callID)
+            return nil
+        case .start(let start):
+            return try await self.receiveStart(start, callID: envelope.callID)
+        case .cancel:
+            try self.requireCall(envelope.callID, "cancel")
+            let control = self.state.withLock { $0.calls[envelope.callID] }
+            control?.cancel()
+            return nil
+        case .credit(let credit):
+            try self.requireCall(envelope.callID, "credit")
+            let control = self.state.withLock { $0.calls[envelope.callID] }
+            control?.addCredit(Int(credit.messages))
+            return nil
+        case .ping(let ping):
+            guard envelope.callID == 0 else {
+                throw HavenError(
+                    code: .invalidArgument,
+                    message: "protocol violation: ping on call id \(envelope.callID)"
+                )
+            }
+            await self.send(.pong(ping.opaque))
+            return nil
+        case .none:
+            throw HavenError(code: .invalidArgument, message: "protocol violation: envelope with no kind")
+        }
+    }
+
+    private func requireCall(_ callID: UInt64, _ kind: String) throws {
+        guard callID != 0 else {
+            throw HavenError(code: .invalidArgument, message: "protocol violation: \(kind) on call id 0")
+        }
+    }
+
+    private func receiveHello(_ hello: Haven_V1_Hello, callID: UInt64) async throws {
+        let first = self.state.withLock { state -> Bool in
+            guard case .awaitingHello = state.phase else { return false }
+            state.phase = .open
+            return true
+        }
+        guard first, callID == 0 else {
+            throw HavenError(
+                code: .invalidArgument,
+                message: "protocol violation: hello must be the first frame, on call id 0"
+            )
+        }
+        guard let version = HavenWire.negotiate(offered: hello.protocolVersions) else {
+            throw HavenError(
+                code: .failedPrecondition,
+                message:
+                    "no shared protocol version: client offered \(hello.protocolVersions), server speaks \(HavenWire.supportedProtocolVersions)"
+            )
+        }
+        self.logger.info(
+            "client hello",
+            metadata: [
+                "agent": "\(hello.clientAgent.prefix(100))", "version": "\(version)",
+                "principal": "\(self.principal.id)",
+            ]
+        )
+        await self.send(
+            .hello(
+                protocolVersion: version,
+                serverAgent: "havend/\(HavenRelease.version)",
+                limits: self.configuration.connectionLimits
+            )
+        )
+    }
+
+    private func receiveStart(_ start: Haven_V1_CallStart, callID: UInt64) async throws -> AcceptedCall? {
+        guard callID != 0 else {
+            throw HavenError(code: .invalidArgument, message: "protocol violation: call started on call id 0")
+        }
+        let entry = self.router.entry(for: start.method)
+        var credits = Int(start.initialCredit == 0 ? 16 : start.initialCredit)
+        if case .unary = entry { credits = 0 }
+        let decision = self.state.withLock {
+            $0.start(callID: callID, credits: credits, maxConcurrentCalls: self.configuration.maxConcurrentCalls)
+        }
+        switch decision {
+        case .violation(let error):
+            throw error
+        case .ignore:
+            return nil
+        case .refuse(let error):
+            await self.send(.end(callID: callID, error: error))
+            return nil
+        case .start(let control):
+            guard let entry else {
+                self.finish(callID)
+                await self.send(
+                    .end(
+                        callID: callID,
+                        error: HavenError(code: .unimplemented, message: "unknown method \(start.method.prefix(200))")
+                    )
+                )
+                return nil
+            }
+            var timeout: Duration? = start.timeoutMs == 0 ? nil : .milliseconds(Int64(clamping: start.timeoutMs))
+            switch entry {
+            case .unary:
+                timeout = min(timeout ?? self.configuration.defaultTimeout, self.configuration.maxTimeout)
+            case .serverStreaming:
+                break  // a stream without a timeout runs until cancelled (a followed feed)
+            }
+            return AcceptedCall(
+                id: callID,
+                method: start.method,
+                entry: entry,
+                payload: start.payload,
+                timeout: timeout,
+                control: control
+            )
+        }
+    }
+
+    // MARK: Calls
+
+    private enum Outcome: Sendable {
+        case completed(Data?)
+        case failed(HavenError)
+        case deadlineExceeded
+        case cancelled
+    }
+
+    private func run(_ call: AcceptedCall) async {
+        let deadline = call.timeout.map { ContinuousClock.now + $0 } ?? .now + .seconds(100 * 365 * 24 * 3600)
+        var callLogger = self.logger
+        callLogger[metadataKey: "call"] = "\(call.id)"
+        callLogger[metadataKey: "method"] = "\(call.method)"
+        let logger = callLogger
+        let context = CallContext(
+            principal: self.principal,
+            method: call.method,
+            callID: call.id,
+            deadline: deadline,
+            logger: logger
+        )
+        let started = ContinuousClock.now
+
+        let outcome: Outcome = await withTaskGroup(of: Outcome.self) { group in
+            group.addTask {
+                do {
+                    switch call.entry {
+                    case .unary(let handler):
+                        return .completed(try await handler(call.payload, context))
+                    case .serverStreaming(let handler):
+                        let stream = ResponseStream<Data> { payload in
+                            try await call.control.consumeCredit()
+                            var envelope = Haven_V1_ServerEnvelope()
+                            envelope.callID = call.id
+                            envelope.message.payload = payload
+                            try await self.write(envelope)
+                        }
+                        try await handler(call.payload, context, stream)
+                        return .completed(nil)
+                    }
+                } catch let error as HavenError {
+                    return .failed(error)
+                } catch is CancellationError {
+                    return .cancelled
+                } catch {
+                    logger.error("handler failed", metadata: ["error": "\(type(of: error))"])
+                    return .failed(HavenError(code: .internal, message: "internal error"))
+                }
+            }
+            if let timeout = call.timeout {
+                group.addTask {
+                    do {
+                        try await Task.sleep(for: timeout)
+                        return .deadlineExceeded
+                    } catch {
+                        return .cancelled
+                    }
+                }
+            }
+            group.addTask {
+                await call.control.waitForCancellation()
+                return .cancelled
+            }
+            let first = await group.next()!
+            group.cancelAll()
+            return first
+        }
+
+        let end: Haven_V1_ServerEnvelope
+        switch outcome {
+        case .completed(let payload?):
+            var envelope = Haven_V1_ServerEnvelope()
+            envelope.callID = call.id
+            envelope.end.payload = payload
+            end = envelope
+        case .completed(nil):
+            end = .endOfStream(callID: call.id)
+        case .failed(let error):
+            end = .end(callID: call.id, error: error)
+        case .deadlineExceeded:
+            end = .end(callID: call.id, error: HavenError(code: .deadlineExceeded, message: "deadline exceeded"))
+        case .cancelled:
+            let shuttingDown = self.state.withLock { if case .closed = $0.phase { true } else { false } }
+            end = .end(
+                callID: call.id,
+                error: shuttingDown
+                    ? HavenError(code: .unavailable, message: "server shutting down")
+                    : HavenError(code: .cancelled, message: "cancelled by the client")
+            )
+        }
+        await self.send(end)
+        self.finish(call.id)
+        logger.debug(
+            "call ended",
+            metadata: ["code": "\(StatusCode(wire: end.end.code))", "duration": "\(ContinuousClock.now - started)"]
+        )
+    }
+
+    private func finish(_ callID: UInt64) {
+        self.state.withLock { $0.finish(callID: callID, now: .now) }
+    }
+
+    // MARK: Timers and closing
+
+    /// Enforces the hello and idle timeouts and runs the graceful shutdown.
+    private func watchdog() async {
+        while !Task.isCancelled {
+            let (phase, idleSince) = self.state.withLock { ($0.phase, $0.idleSince) }
+            let now = ContinuousClock.now
+            let wakeAt: ContinuousClock.Instant
+            switch phase {
+            case .closed:
+                return
+            case .goingAway:
+                return
+            case .awaitingHello:
+                let helloDeadline = self.state.withLock { $0.openedAt } + self.configuration.handshakeTimeout
+                if now >= helloDeadline {
+                    await self.sendGoAway(
+                        HavenError(code: .deadlineExceeded, message: "no hello within the handshake timeout")
+                    )
+                    self.close()
+                    return
+                }
+                wakeAt = helloDeadline
+            case .open:
+                if let idleSince {
+                    let idleDeadline = idleSince + self.configuration.idleTimeout
+                    if now >= idleDeadline {
+                        await self.sendGoAway(HavenError(code: .unavailable, message: "idle connection closed"))
+                        self.close()
+                        return
+                    }
+                    wakeAt = idleDeadline
+                } else {
+                    // Calls in flight: check again after a full idle period at the earliest.
+                    wakeAt = now + self.configuration.idleTimeout
+                }
+            }
+            let sleepUntil = wakeAt
+            let shutdown = await withTaskGroup(of: Bool.self) { group in
+                group.addTask {
+                    try? await Task.sleep(until: sleepUntil)
+                    return false
+                }
+                group.addTask {
+                    await self.shutdownSignal.waitForCancellation()
+                    return self.shutdownSignal.isCancelled
+                }
+                let first = await group.next()!
+                group.cancelAll()
+                return first
+            }
+            if shutdown {
+                await self.drain()
+                return
+            }
+        }
+    }
+
+    /// Graceful shutdown of this connection.
+    private func drain() async {
+        await self.sendGoAway(HavenError(code: .unavailable, message: "server shutting down"))
+        let graceEnds = ContinuousClock.now + self.configuration.shutdownGrace
+        while ContinuousClock.now < graceEnds, self.state.withLock({ !$0.calls.isEmpty }) {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        self.close()
+    }
+
+    private func sendGoAway(_ reason: HavenError) async {
+        guard let lastCallID = self.state.withLock({ $0.goAway() }) else { return }
+        await self.send(.goAway(lastCallID: lastCallID, reason: reason))
+    }
+
+    /// Cancels what is in flight (their ends say UNAVAILABLE) and closes the channel.
+    private func close() {
+        let calls = self.state.withLock { $0.close() }
+        for call in calls { call.cancel() }
+        // Let the ends of the cancelled calls be written before TCP closes.
+        let channel = self.channel
+        channel.eventLoop.scheduleTask(in: .milliseconds(50)) { channel.close(promise: nil) }
+    }
+
+    // MARK: Writing
+
+    private func send(_ envelope: Haven_V1_ServerEnvelope) async {
+        do {
+            try await self.write(envelope)
+        } catch let error as HavenError where envelope.callID != 0 {
+            // The response does not fit in a frame: the call fails instead.
+            try? await self.write(.end(callID: envelope.callID, error: error))
+        } catch {
+            // The channel is closing; the client will see the connection end.
+        }
+    }
+
+    private func write(_ envelope: Haven_V1_ServerEnvelope) async throws {
+        let frame = try self.encoder.encode(envelope)
+        try await self.outbound.write(frame)
+    }
+}

@@ -1,0 +1,234 @@
+import Foundation
+import HavenProtocol
+import HavenStore
+import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
+import ServiceLifecycle
+import SwiftASN1
+import Synchronization
+import X509
+
+/// Haven's listener: mutual TLS 1.3 with ALPN `haven/1`, one
+/// ``ServerConnection`` per client, graceful shutdown as a `Service`.
+///
+/// The listener only does transport: it maps each verified client
+/// certificate to an enabled account (the principal) and hands the connection
+/// to the router's handlers.
+package final class TLSServer: Service, Sendable {
+    private let configuration: ServerConfiguration
+    private let sslContext: NIOSSLContext
+    private let store: any RecordStore
+    private let router: Router
+    private let logger: Logger
+    private let group: any EventLoopGroup
+
+    private struct State {
+        var serverChannel: (any Channel)?
+        var connections: [ObjectIdentifier: ServerConnection] = [:]
+        var shuttingDown = false
+        var nextConnectionID = 0
+    }
+
+    private let state = Mutex(State())
+    private let listening: EventLoopPromise<SocketAddress>
+
+    package init(
+        configuration: ServerConfiguration,
+        tls: TLSMaterial,
+        store: any RecordStore,
+        router: Router,
+        logger: Logger,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) throws {
+        self.configuration = configuration
+        self.sslContext = try tls.serverContext()
+        self.store = store
+        self.router = router
+        self.logger = logger
+        self.group = group
+        self.listening = group.next().makePromise(of: SocketAddress.self)
+    }
+
+    /// The address the server listens on, once it does.
+    package var listeningAddress: SocketAddress {
+        get async throws { try await self.listening.futureResult.get() }
+    }
+
+    private struct AcceptedConnection: Sendable {
+        var channel: any Channel
+        var asyncChannel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
+        var peer: EventLoopFuture<PeerIdentity>
+    }
+
+    /// Listens and serves until a graceful shutdown completes.
+    package func run() async throws {
+        let configuration = self.configuration
+        let sslContext = self.sslContext
+        let serverChannel: NIOAsyncChannel<AcceptedConnection, Never>
+        do {
+            serverChannel = try await ServerBootstrap(group: self.group)
+                .serverChannelOption(.backlog, value: 256)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+                .bind(host: configuration.listenHost, port: configuration.listenPort) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let handshake = channel.eventLoop.makePromise(of: PeerIdentity.self)
+                        let pipeline = channel.pipeline.syncOperations
+                        try pipeline.addHandler(NIOSSLServerHandler(context: sslContext))
+                        try pipeline.addHandler(
+                            HandshakeHandler(timeout: .init(configuration.handshakeTimeout), promise: handshake)
+                        )
+                        try pipeline.addHandler(
+                            FrameReader(
+                                maximumPayloadLength: configuration.maxFrameBytes,
+                                frameTimeout: .init(configuration.frameTimeout)
+                            )
+                        )
+                        return AcceptedConnection(
+                            channel: channel,
+                            asyncChannel: try NIOAsyncChannel(wrappingChannelSynchronously: channel),
+                            peer: handshake.futureResult
+                        )
+                    }
+                }
+        } catch {
+            let failure = HavenError(
+                code: .unavailable,
+                message: "cannot listen on \(configuration.listenHost):\(configuration.listenPort): \(error)"
+            )
+            self.listening.fail(failure)
+            throw failure
+        }
+        let shutDownAlready = self.state.withLock { state in
+            state.serverChannel = serverChannel.channel
+            return state.shuttingDown
+        }
+        if shutDownAlready { serverChannel.channel.close(promise: nil) }
+        if let address = serverChannel.channel.localAddress {
+            self.listening.succeed(address)
+            self.logger.info("listening", metadata: ["address": "\(address)"])
+        }
+
+        try await withGracefulShutdownHandler {
+            try await serverChannel.executeThenClose { inbound in
+                try await withThrowingDiscardingTaskGroup { group in
+                    for try await accepted in inbound {
+                        group.addTask { await self.serve(accepted) }
+                    }
+                }
+            }
+        } onGracefulShutdown: {
+            self.initiateShutdown()
+        }
+        self.logger.info("stopped")
+    }
+
+    /// Stops accepting connections and drains the open ones: each gets a
+    /// go-away, its calls get the grace period, then it closes. ``run()``
+    /// returns when the last connection has closed.
+    package func initiateShutdown() {
+        let (channel, connections) = self.state.withLock { state in
+            state.shuttingDown = true
+            return (state.serverChannel, Array(state.connections.values))
+        }
+        self.logger.info("shutting down", metadata: ["connections": "\(connections.count)"])
+        channel?.close(promise: nil)
+        for connection in connections { connection.shutDown() }
+    }
+
+    private func serve(_ accepted: AcceptedConnection) async {
+        var logger = self.logger
+        logger[metadataKey: "connection"] =
+            "\(self.state.withLock { state in state.nextConnectionID += 1
+return state.nextConnectionID })"
+        logger[metadataKey: "remote"] = "\(accepted.channel.remoteAddress?.description ?? "?")"
+
+        let peer: PeerIdentity
+        do {
+            peer = try await accepted.peer.get()
+        } catch {
+            logger.info("TLS handshake failed", metadata: ["reason": "\(Self.describe(error))"])
+            accepted.channel.close(promise: nil)
+            return
+        }
+
+        do {
+            try await accepted.asyncChannel.executeThenClose { inbound, outbound in
+                let principal: Principal
+                do {
+                    principal = try await self.principal(for: peer)
+                } catch let error as HavenError {
+                    logger.notice(
+                        "connection refused",
+                        metadata: ["code": "\(error.code)", "reason": "\(error.message)"]
+                    )
+                    try? await outbound.write(
+                        try FrameEncoder().encode(Haven_V1_ServerEnvelope.goAway(lastCallID: 0, reason: error))
+                    )
+                    return
+                }
+                logger[metadataKey: "principal"] = "\(principal.id)"
+
+                let connection = ServerConnection(
+                    channel: accepted.channel,
+                    outbound: outbound,
+                    principal: principal,
+                    configuration: self.configuration,
+                    router: self.router,
+                    logger: logger
+                )
+                let key = ObjectIdentifier(connection)
+                let admitted = self.state.withLock { state -> HavenError? in
+                    if state.shuttingDown { return HavenError(code: .unavailable, message: "server shutting down") }
+                    if state.connections.count >= self.configuration.maxConnections {
+                        return HavenError(code: .resourceExhausted, message: "too many connections; retry later")
+                    }
+                    state.connections[key] = connection
+                    return nil
+                }
+                if let refusal = admitted {
+                    logger.notice("connection refused", metadata: ["reason": "\(refusal.message)"])
+                    try? await outbound.write(
+                        try FrameEncoder().encode(Haven_V1_ServerEnvelope.goAway(lastCallID: 0, reason: refusal))
+                    )
+                    return
+                }
+                defer { _ = self.state.withLock { $0.connections.removeValue(forKey: key) } }
+                logger.debug("connection open")
+                await connection.run(inbound: inbound)
+            }
+        } catch {
+            logger.debug("connection closed with an error", metadata: ["error": "\(Self.describe(error))"])
+        }
+    }
+
+    /// The enabled account a verified client certificate names.
+    private func principal(for peer: PeerIdentity) async throws -> Principal {
+        let certificate: Certificate
+        do {
+            certificate = try Certificate(derEncoded: peer.certificateDER)
+        } catch {
+            throw HavenError(code: .unauthenticated, message: "unreadable client certificate")
+        }
+        guard let accountID = certificate.subjectCommonName else {
+            throw HavenError(code: .unauthenticated, message: "client certificate names no account")
+        }
+        let account = try await self.store.read { try $0.account(id: accountID) }
+        guard let account else {
+            throw HavenError(code: .unauthenticated, message: "no account for this certificate")
+        }
+        guard account.enabled else {
+            throw HavenError(code: .unauthenticated, message: "account disabled")
+        }
+        return Principal(account: account, certificateExpiresAt: certificate.notValidAfter)
+    }
+
+    private static func describe(_ error: any Error) -> String {
+        if let error = error as? HavenError { return error.description }
+        if let error = error as? NIOSSLError { return "\(error)" }
+        if let error = error as? BoringSSLError { return "\(error)" }
+        return String(describing: type(of: error))
+    }
+}

@@ -1,0 +1,39 @@
+import Foundation
+import HavenProtocol
+import HavenStore
+
+/// The authenticated caller of a connection: the account its client
+/// certificate names. Every call on the connection runs as this principal.
+package struct Principal: Sendable, Hashable {
+    package var account: Account
+    /// When the connection's client certificate expires.
+    package var certificateExpiresAt: Date
+
+    package init(account: Account, certificateExpiresAt: Date) {
+        self.account = account
+        self.certificateExpiresAt = certificateExpiresAt
+    }
+
+    package var id: String { self.account.id }
+    package var role: Haven_V1_Role { self.account.role }
+
+    /// The principal as `WhoAmI` returns it.
+    package var wire: Haven_V1_Principal {
+        var principal = Haven_V1_Principal()
+        principal.id = self.account.id
+        principal.displayName = self.account.displayName
+        principal.role = self.account.role
+        principal.officeCodes = self.account.officeCodes
+        principal.partnerID = self.account.partnerID
+        principal.certificateExpiresAtUnixMs = Int64(self.certificateExpiresAt.timeIntervalSince1970 * 1000)
+        return principal
+    }
+
+    /// Who recorded a change, as stored on records.
+    package var actor: Haven_V1_Actor {
+        var actor = Haven_V1_Actor()
+        actor.principalID = self.account.id
+        actor.displayName = self.account.displayName
+        return actor
+    }
+}

@@ -1,0 +1,54 @@
+import Foundation
+import HavenProtocol
+import SwiftProtobuf
+
+/// Maps method names to handlers, typed by the catalog's descriptors.
+package struct Router: Sendable {
+    package typealias UnaryHandler = @Sendable (Data, CallContext) async throws -> Data
+    package typealias StreamingHandler =
+        @Sendable (Data, CallContext, ResponseStream<Data>) async throws -> Void
+
+    package enum Entry: Sendable {
+        case unary(UnaryHandler)
+        case serverStreaming(StreamingHandler)
+    }
+
+    private var entries: [String: Entry] = [:]
+
+    package init() {}
+
+    /// Registers a unary method.
+    package mutating func register<Request, Response>(
+        _ method: MethodDescriptor<Request, Response>,
+        _ handler: @escaping @Sendable (Request, CallContext) async throws -> Response
+    ) {
+        precondition(method.kind == .unary, "\(method.fullName) is not unary")
+        precondition(self.entries[method.fullName] == nil, "\(method.fullName) registered twice")
+        self.entries[method.fullName] = .unary { payload, context in
+            let request = try Request(decodingPayload: payload)
+            let response = try await handler(request, context)
+            return try response.serializedPayload()
+        }
+    }
+
+    /// Registers a server-streaming method.
+    package mutating func register<Request, Response: Sendable>(
+        _ method: MethodDescriptor<Request, Response>,
+        streaming handler: @escaping @Sendable (Request, CallContext, ResponseStream<Response>) async throws -> Void
+    ) {
+        precondition(method.kind == .serverStreaming, "\(method.fullName) is not server-streaming")
+        precondition(self.entries[method.fullName] == nil, "\(method.fullName) registered twice")
+        self.entries[method.fullName] = .serverStreaming { payload, context, stream in
+            let request = try Request(decodingPayload: payload)
+            try await handler(request, context, ResponseStream { try await stream.send(try $0.serializedPayload()) })
+        }
+    }
+
+    /// The handler of a method, if registered.
+    package func entry(for fullName: String) -> Entry? {
+        self.entries[fullName]
+    }
+
+    /// Names of every registered method.
+    package var registeredMethods: Set<String> { Set(self.entries.keys) }
+}

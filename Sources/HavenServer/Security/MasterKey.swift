@@ -1,0 +1,75 @@
+import Crypto
+import Foundation
+import HavenProtocol
+
+/// The key that wraps every office's data key. It lives in its own file,
+/// outside the database: a copy of the database alone reveals no identity.
+package struct MasterKey: Sendable {
+    package let key: SymmetricKey
+    /// Whether it was generated as a development key.
+    package let isDevelopmentKey: Bool
+
+    package init(key: SymmetricKey, isDevelopmentKey: Bool) {
+        self.key = key
+        self.isDevelopmentKey = isDevelopmentKey
+    }
+
+    static let developmentMarker = "# DEVELOPMENT KEY"
+
+    /// Generates a new random key and writes it to `path` (mode 0600). Refuses
+    /// to overwrite an existing file: that would make every identity unreadable.
+    package static func generate(at path: String, development: Bool) throws -> MasterKey {
+        guard !FileManager.default.fileExists(atPath: path) else {
+            throw HavenError(code: .alreadyExists, message: "a master key already exists at \(path)")
+        }
+        let key = SymmetricKey(size: .bits256)
+        var text = """
+            # Haven master key: wraps the data key of every office. Without this file the
+            # survivor identities in the database cannot be decrypted; with it and the
+            # database, they can. Keep it out of backups of the database and guard it.
+
+            """
+        if development {
+            text += """
+                \(developmentMarker): generated for this data directory only, by havend's
+                # first run. Never use it for real survivor data: run `haven-admin init` for a
+                # production data directory.
+
+                """
+        }
+        text += key.withUnsafeBytes { Data($0).base64EncodedString() } + "\n"
+        try writeSecretFile(text, to: path)
+        return MasterKey(key: key, isDevelopmentKey: development)
+    }
+
+    /// Reads a key written by ``generate(at:development:)``.
+    package static func load(from path: String) throws -> MasterKey {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw HavenError(code: .failedPrecondition, message: "cannot read the master key at \(path)")
+        }
+        let lines = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard
+            let encoded = lines.first(where: { !$0.isEmpty && !$0.hasPrefix("#") }),
+            let bytes = Data(base64Encoded: encoded), bytes.count == 32
+        else {
+            throw HavenError(code: .failedPrecondition, message: "the master key at \(path) is not a 256-bit key")
+        }
+        return MasterKey(
+            key: SymmetricKey(data: bytes),
+            isDevelopmentKey: lines.contains { $0.hasPrefix(developmentMarker) }
+        )
+    }
+}
+
+/// Writes a file readable by its owner only.
+package func writeSecretFile(_ contents: String, to path: String) throws {
+    guard
+        FileManager.default.createFile(
+            atPath: path,
+            contents: Data(contents.utf8),
+            attributes: [.posixPermissions: 0o600]
+        )
+    else {
+        throw HavenError(code: .unavailable, message: "cannot write \(path)")
+    }
+}
