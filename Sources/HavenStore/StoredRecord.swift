@@ -88,6 +88,7 @@ extension Haven_V1_Case: StoredRecord {
         index.officeCode = self.officeCode
         index.status = self.status.rawValue
         index.category = self.category.rawValue
+        index.day = dayString(self.openedOn)
         index.createdAtUnixMs = self.openedAtUnixMs
         index.updatedAtUnixMs = self.updatedAtUnixMs
         return index

@@ -229,7 +229,7 @@ public enum ProtocolSamples {
             text += "events { id: \"evt-\(index + 2)\" sequence: \(index + 2) occurred_on { \(date) } \(detail) } "
         }
         text +=
-            "accused { \(accused) } survivor_ids: \"srv-1\" survivor_ids: \"srv-2\" event_count: \(events.count + 1)"
+            "accused { \(accused) } survivor_ids: \"srv-1\" survivor_ids: \"srv-2\" event_count: \(events.count + 1) opened_on { \(date) }"
         return text
     }()
 

@@ -1141,6 +1141,16 @@ public nonisolated struct Haven_V1_Case: @unchecked Sendable {
     set {_uniqueStorage()._eventCount = newValue}
   }
 
+  /// The day it was opened, in the office's time zone (what `opened` filters on).
+  public var openedOn: Haven_V1_CivilDate {
+    get {_storage._openedOn ?? Haven_V1_CivilDate()}
+    set {_uniqueStorage()._openedOn = newValue}
+  }
+  /// Returns true if `openedOn` has been explicitly set.
+  public var hasOpenedOn: Bool {_storage._openedOn != nil}
+  /// Clears the value of `openedOn`. Subsequent reads from it will return its default value.
+  public mutating func clearOpenedOn() {_uniqueStorage()._openedOn = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2438,7 +2448,7 @@ nonisolated extension Haven_V1_CaseEvent: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Haven_V1_Case: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Case"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}reference\0\u{3}office_code\0\u{1}version\0\u{1}category\0\u{1}status\0\u{1}title\0\u{3}police_reference\0\u{3}opened_at_unix_ms\0\u{3}updated_at_unix_ms\0\u{3}closed_at_unix_ms\0\u{3}opened_by\0\u{1}events\0\u{1}accused\0\u{3}survivor_ids\0\u{3}event_count\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}reference\0\u{3}office_code\0\u{1}version\0\u{1}category\0\u{1}status\0\u{1}title\0\u{3}police_reference\0\u{3}opened_at_unix_ms\0\u{3}updated_at_unix_ms\0\u{3}closed_at_unix_ms\0\u{3}opened_by\0\u{1}events\0\u{1}accused\0\u{3}survivor_ids\0\u{3}event_count\0\u{3}opened_on\0")
 
   fileprivate class _StorageClass {
     var _id: String = String()
@@ -2457,6 +2467,7 @@ nonisolated extension Haven_V1_Case: SwiftProtobuf.Message, SwiftProtobuf._Messa
     var _accused: [Haven_V1_Accused] = []
     var _survivorIds: [String] = []
     var _eventCount: UInt32 = 0
+    var _openedOn: Haven_V1_CivilDate? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -2483,6 +2494,7 @@ nonisolated extension Haven_V1_Case: SwiftProtobuf.Message, SwiftProtobuf._Messa
       _accused = source._accused
       _survivorIds = source._survivorIds
       _eventCount = source._eventCount
+      _openedOn = source._openedOn
     }
   }
 
@@ -2517,6 +2529,7 @@ nonisolated extension Haven_V1_Case: SwiftProtobuf.Message, SwiftProtobuf._Messa
         case 14: try { try decoder.decodeRepeatedMessageField(value: &_storage._accused) }()
         case 15: try { try decoder.decodeRepeatedStringField(value: &_storage._survivorIds) }()
         case 16: try { try decoder.decodeSingularUInt32Field(value: &_storage._eventCount) }()
+        case 17: try { try decoder.decodeSingularMessageField(value: &_storage._openedOn) }()
         default: break
         }
       }
@@ -2577,6 +2590,9 @@ nonisolated extension Haven_V1_Case: SwiftProtobuf.Message, SwiftProtobuf._Messa
       if _storage._eventCount != 0 {
         try visitor.visitSingularUInt32Field(value: _storage._eventCount, fieldNumber: 16)
       }
+      try { if let v = _storage._openedOn {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -2602,6 +2618,7 @@ nonisolated extension Haven_V1_Case: SwiftProtobuf.Message, SwiftProtobuf._Messa
         if _storage._accused != rhs_storage._accused {return false}
         if _storage._survivorIds != rhs_storage._survivorIds {return false}
         if _storage._eventCount != rhs_storage._eventCount {return false}
+        if _storage._openedOn != rhs_storage._openedOn {return false}
         return true
       }
       if !storagesAreEqual {return false}

@@ -140,9 +140,11 @@ package final class TLSServer: Service, Sendable {
 
     private func serve(_ accepted: AcceptedConnection) async {
         var logger = self.logger
-        logger[metadataKey: "connection"] =
-            "\(self.state.withLock { state in state.nextConnectionID += 1
-return state.nextConnectionID })"
+        let connectionID = self.state.withLock { state in
+            state.nextConnectionID += 1
+            return state.nextConnectionID
+        }
+        logger[metadataKey: "connection"] = "\(connectionID)"
         logger[metadataKey: "remote"] = "\(accepted.channel.remoteAddress?.description ?? "?")"
 
         let peer: PeerIdentity

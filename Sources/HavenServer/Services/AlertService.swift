@@ -1,0 +1,68 @@
+import HavenProtocol
+import HavenStore
+
+/// `haven.v1.AlertService`: alerts raised when an accused is bailed, released, acquitted or escapes.
+struct AlertService {
+    let environment: ServiceEnvironment
+
+    func register(into router: inout Router) {
+        router.register(MethodCatalog.AlertService.listAlerts, self.list)
+        router.register(MethodCatalog.AlertService.acknowledgeAlert, self.acknowledge)
+    }
+
+    private var env: ServiceEnvironment { self.environment }
+
+    func list(_ request: Haven_V1_ListAlertsRequest, _ context: CallContext) async throws -> Haven_V1_ListAlertsResponse
+    {
+        var filters = request
+        filters.clearPage()
+        var query = RecordQuery(order: .newestFirst, limit: PageToken.size(request.page))
+        query.after = try PageToken.cursor(request.page, filters: filters)
+        query.officeCodes = try CaseService(environment: self.env).visibleOffices(request.officeCodes, context)
+        if request.openOnly { query.flagged = true }
+        let page = try await self.env.store.read { [query] in try $0.page(Haven_V1_Alert.self, query) }
+        var response = Haven_V1_ListAlertsResponse()
+        response.alerts = page.records
+        response.page = try PageToken.token(after: page.next, filters: filters)
+        return response
+    }
+
+    func acknowledge(_ request: Haven_V1_AcknowledgeAlertRequest, _ context: CallContext) async throws -> Haven_V1_Alert
+    {
+        try Validate.text(request.acknowledgement, "acknowledgement", maxBytes: 2000)
+        let env = self.env
+        return try await env.store.write { tx in
+            guard var alert = try tx.load(Haven_V1_Alert.self, id: request.alertID),
+                env.policy.allows(context.principal, .readOfficeRecords(alert.officeCode))
+            else {
+                throw HavenError(code: .notFound, message: "no alert with that id")
+            }
+            try env.policy.check(context.principal, .writeOfficeRecords(alert.officeCode))
+            try env.requireVersion(request.expectedVersion, current: alert.version)
+            guard alert.acknowledgedAtUnixMs == 0 else {
+                throw HavenError(code: .failedPrecondition, message: "alert already acknowledged")
+            }
+            let now = env.nowUnixMs
+            alert.acknowledgedBy = context.principal.actor
+            alert.acknowledgedAtUnixMs = now
+            alert.acknowledgement = request.acknowledgement
+            alert.version += 1
+            try tx.update(alert, expectedVersion: request.expectedVersion)
+            try env.recordChange(tx, .updated, officeCode: alert.officeCode, at: now) { $0.alert = alert }
+            for survivorID in alert.flaggedSurvivorIds {
+                guard var survivor = try tx.load(Haven_V1_Survivor.self, id: survivorID),
+                    survivor.flags.contains(where: { $0.alertID == alert.id })
+                else { continue }
+                let stored = survivor.version
+                survivor.flags.removeAll { $0.alertID == alert.id }
+                survivor.version += 1
+                survivor.updatedAtUnixMs = now
+                try tx.update(survivor, expectedVersion: stored)
+                try env.recordChange(tx, .updated, officeCode: survivor.officeCode, survivorID: survivor.id, at: now) {
+                    $0.survivor = survivor
+                }
+            }
+            return alert
+        }
+    }
+}

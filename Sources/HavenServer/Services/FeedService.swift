@@ -1,0 +1,182 @@
+import Foundation
+import HavenProtocol
+import HavenStore
+
+/// `haven.v1.FeedService`: every change a principal may see, in commit order,
+/// resumable from a cursor with no gap and no duplicate.
+struct FeedService {
+    let environment: ServiceEnvironment
+
+    func register(into router: inout Router) {
+        router.register(MethodCatalog.FeedService.subscribe, streaming: self.subscribe)
+    }
+
+    private var env: ServiceEnvironment { self.environment }
+    private static let batchSize = 200
+
+    /// Cursors are opaque to clients: `v1:` and the change-log sequence, base64url.
+    static func cursor(_ sequence: UInt64) -> String {
+        Data("v1:\(sequence)".utf8).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    static func sequence(fromCursor cursor: String) throws(HavenError) -> UInt64 {
+        var base64 = cursor.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while base64.count % 4 != 0 { base64 += "=" }
+        guard let data = Data(base64Encoded: base64), let text = String(data: data, encoding: .utf8),
+            text.hasPrefix("v1:"), let sequence = UInt64(text.dropFirst(3))
+        else {
+            throw HavenError.invalidField("cursor", "not a cursor this server issued")
+        }
+        return sequence
+    }
+
+    func subscribe(
+        _ request: Haven_V1_SubscribeRequest,
+        _ context: CallContext,
+        _ stream: ResponseStream<Haven_V1_FeedItem>
+    ) async throws {
+        let principal = context.principal
+        try self.env.policy.check(principal, .followFeed)
+        let offices: Set<String>?
+        if principal.role == .director || principal.role == .caseworker {
+            let asked = request.officeCodes.isEmpty ? principal.account.officeCodes : request.officeCodes
+            for code in asked { try self.env.policy.check(principal, .readOfficeRecords(code)) }
+            offices = Set(asked)
+        } else {
+            offices = request.officeCodes.isEmpty ? nil : Set(request.officeCodes)
+        }
+        let subjects = Set(request.subjects)
+        let store = self.env.store
+
+        // Subscribe to commit notifications before reading the position, so a
+        // commit between the two is not missed.
+        let notifications = store.changeNotifications()
+        var waiting = notifications.makeAsyncIterator()
+        let latest = try await store.latestChangeSequence()
+        var position: UInt64
+        switch request.start {
+        case .afterCursor:
+            try Validate.require(!request.cursor.isEmpty, "cursor", "required with FEED_START_AFTER_CURSOR")
+            position = try Self.sequence(fromCursor: request.cursor)
+        case .beginning:
+            position = 0
+        case .now:
+            position = latest
+        case .unspecified:
+            position = request.cursor.isEmpty ? latest : try Self.sequence(fromCursor: request.cursor)
+        case .UNRECOGNIZED:
+            throw HavenError.invalidField("start", "unknown value")
+        }
+        guard position <= latest else {
+            throw HavenError(code: .outOfRange, message: "cursor is ahead of this server's change log")
+        }
+
+        var announced: UInt64? = nil
+        while true {
+            // Deliver everything committed after `position`.
+            while true {
+                let now = self.env.nowUnixMs
+                let partnerID = principal.account.partnerID
+                let batch = try await store.read {
+                    [position] tx -> (items: [Haven_V1_ChangeEvent], scanned: UInt64, full: Bool) in
+                    let entries = try tx.changes(after: position, limit: Self.batchSize)
+                    var items: [Haven_V1_ChangeEvent] = []
+                    for entry in entries {
+                        if let item = try self.visible(
+                            entry,
+                            principal: principal,
+                            partnerID: partnerID,
+                            offices: offices,
+                            subjects: subjects,
+                            now: now,
+                            tx
+                        ) {
+                            items.append(item)
+                        }
+                    }
+                    return (items, entries.last?.sequence ?? position, entries.count == Self.batchSize)
+                }
+                for var event in batch.items {
+                    event.cursor = Self.cursor(event.sequence)
+                    var item = Haven_V1_FeedItem()
+                    item.change = event
+                    try await stream.send(item)
+                }
+                if let last = batch.items.last { announced = last.sequence }
+                position = batch.scanned
+                if !batch.full { break }
+            }
+            if announced != position {
+                var item = Haven_V1_FeedItem()
+                item.caughtUp.cursor = Self.cursor(position)
+                try await stream.send(item)
+                announced = position
+            }
+            guard request.follow else { return }
+            // Wait for a commit past the position.
+            while true {
+                guard let committed = await waiting.next() else { return }
+                try Task.checkCancellation()
+                if committed > position { break }
+            }
+        }
+    }
+
+    /// The change as `principal` may see it, or nil.
+    private func visible(
+        _ entry: ChangeEntry,
+        principal: Principal,
+        partnerID: String,
+        offices: Set<String>?,
+        subjects: Set<Haven_V1_FeedSubject>,
+        now: Int64,
+        _ tx: any StoreReader
+    ) throws -> Haven_V1_ChangeEvent? {
+        var event = entry.event
+        guard subjects.isEmpty || subjects.contains(event.subject.feedSubject) else { return nil }
+        if let offices, let office = entry.officeCode, !offices.contains(office) { return nil }
+        switch principal.role {
+        case .director, .caseworker:
+            guard let office = entry.officeCode, principal.account.officeCodes.contains(office) else { return nil }
+            return event
+        case .admin:
+            switch event.subject {
+            case .office, .partner: return event
+            default: return nil
+            }
+        case .partner:
+            switch event.subject {
+            case .referral(let referral) where referral.partnerID == partnerID:
+                event.officeCode = ""
+                return event
+            case .partner(let partner) where partner.id == partnerID:
+                return event
+            case .survivor(let survivor):
+                guard try ConsentView.hasReferral(survivor.id, partnerID: partnerID, tx) else { return nil }
+                event.survivor = ConsentView.partnerView(of: survivor, partnerID: partnerID, now: now)
+                event.officeCode = ""
+                return event
+            default:
+                return nil
+            }
+        case .auditor, .unspecified, .UNRECOGNIZED:
+            return nil
+        }
+    }
+}
+
+extension Optional where Wrapped == Haven_V1_ChangeEvent.OneOf_Subject {
+    var feedSubject: Haven_V1_FeedSubject {
+        switch self {
+        case .office: .office
+        case .caseRecord: .case
+        case .survivor: .survivor
+        case .partner: .partner
+        case .referral: .referral
+        case .alert: .alert
+        case .none: .unspecified
+        }
+    }
+}

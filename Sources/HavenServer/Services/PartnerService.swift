@@ -1,0 +1,112 @@
+import HavenProtocol
+import HavenStore
+
+/// `haven.v1.PartnerService`: partner organisations.
+struct PartnerService {
+    let environment: ServiceEnvironment
+
+    func register(into router: inout Router) {
+        router.register(MethodCatalog.PartnerService.registerPartner, self.registerPartner)
+        router.register(MethodCatalog.PartnerService.getPartner, self.get)
+        router.register(MethodCatalog.PartnerService.listPartners, self.list)
+    }
+
+    private var env: ServiceEnvironment { self.environment }
+
+    func registerPartner(
+        _ request: Haven_V1_RegisterPartnerRequest,
+        _ context: CallContext
+    ) async throws
+        -> Haven_V1_PartnerOrganisation
+    {
+        try self.env.policy.check(context.principal, .administer)
+        let input = request.partner
+        try Validate.text(input.name, "partner.name")
+        try Validate.known(input.kind, "partner.kind")
+        try Validate.require(!input.officeCodes.isEmpty, "partner.office_codes", "at least one office")
+        for service in input.services { try Validate.known(service, "partner.services") }
+        try Validate.text(input.contact, "partner.contact", required: false)
+        let env = self.env
+        let now = env.nowUnixMs
+        return try await env.store.write { tx in
+            try env.idempotent(tx, context: context, key: request.idempotencyKey, request: request) {
+                for code in input.officeCodes where try tx.load(Haven_V1_Office.self, id: code) == nil {
+                    throw HavenError(code: .notFound, message: "partner.office_codes: no office \(code.prefix(8))")
+                }
+                var partner = input
+                partner.id = env.newID("ptn")
+                partner.active = true
+                partner.version = 1
+                partner.createdAtUnixMs = now
+                try tx.insert(partner)
+                try env.recordChange(tx, .created, officeCode: nil, partnerID: partner.id, at: now) {
+                    $0.partner = partner
+                }
+                return partner
+            }
+        }
+    }
+
+    func get(_ request: Haven_V1_GetPartnerRequest, _ context: CallContext) async throws -> Haven_V1_PartnerOrganisation
+    {
+        let principal = context.principal
+        let own = principal.role == .partner && principal.account.partnerID == request.partnerID
+        guard own || self.env.policy.allows(principal, .readPartners) else {
+            throw HavenError(code: .notFound, message: "no partner with that id")
+        }
+        guard
+            let partner = try await self.env.store.read({
+                try $0.load(Haven_V1_PartnerOrganisation.self, id: request.partnerID)
+            })
+        else {
+            throw HavenError(code: .notFound, message: "no partner with that id")
+        }
+        return partner
+    }
+
+    func list(
+        _ request: Haven_V1_ListPartnersRequest,
+        _ context: CallContext
+    ) async throws -> Haven_V1_ListPartnersResponse {
+        try self.env.policy.check(context.principal, .readPartners)
+        var filters = request
+        filters.clearPage()
+        var query = RecordQuery(order: .newestFirst, limit: PageToken.size(request.page))
+        query.after = try PageToken.cursor(request.page, filters: filters)
+        if request.kind != .unspecified { query.categories = [request.kind.rawValue] }
+        // Office and service filters look inside the record: read on until the page is full.
+        let page = try await self.env.store.read { [query] tx -> RecordPage<Haven_V1_PartnerOrganisation> in
+            var query = query
+            var matched: [Haven_V1_PartnerOrganisation] = []
+            var next: PageCursor?
+            while true {
+                let batch = try tx.page(Haven_V1_PartnerOrganisation.self, query)
+                for partner in batch.records {
+                    guard
+                        request.officeCodes.isEmpty || !Set(request.officeCodes).isDisjoint(with: partner.officeCodes),
+                        request.service == .unspecified || partner.services.contains(request.service)
+                    else { continue }
+                    matched.append(partner)
+                    if matched.count == query.limit {
+                        next = PageCursor(sortKey: partner.createdAtUnixMs, id: partner.id)
+                        break
+                    }
+                }
+                if matched.count == query.limit || batch.next == nil { break }
+                query.after = batch.next
+            }
+            if next != nil {
+                // The page is full: is there anything after it?
+                var probe = query
+                probe.after = next
+                probe.limit = 1
+                if try tx.page(Haven_V1_PartnerOrganisation.self, probe).records.isEmpty { next = nil }
+            }
+            return RecordPage(records: matched, next: next)
+        }
+        var response = Haven_V1_ListPartnersResponse()
+        response.partners = page.records
+        response.page = try PageToken.token(after: page.next, filters: filters)
+        return response
+    }
+}

@@ -1,0 +1,133 @@
+import Foundation
+import HavenProtocol
+import HavenStore
+
+/// `haven.v1.ReportService`: an office's figures over a period. Counts only.
+///
+/// Figures "at the end of the period" are replayed from history (status
+/// changes on the timeline, accused status history, placements), so a report
+/// for a past quarter says what was true then, not what is true now.
+struct ReportService {
+    let environment: ServiceEnvironment
+
+    func register(into router: inout Router) {
+        router.register(MethodCatalog.ReportService.getOfficeReport, self.officeReport)
+    }
+
+    func officeReport(
+        _ request: Haven_V1_GetOfficeReportRequest,
+        _ context: CallContext
+    ) async throws -> Haven_V1_OfficeReport {
+        try self.environment.policy.check(context.principal, .readReports(request.officeCode))
+        try Validate.date(request.period.firstDay, "period.first_day")
+        try Validate.date(request.period.lastDay, "period.last_day")
+        let first = request.period.firstDay
+        let last = request.period.lastDay
+        try Validate.require(CivilDates.onOrBefore(first, last), "period", "first_day is after last_day")
+        try Validate.require(Self.days(from: first, to: last) <= 3660, "period", "longer than 3660 days")
+
+        let (office, cases, survivors) = try await self.environment.store.read { tx in
+            guard let office = try tx.load(Haven_V1_Office.self, id: request.officeCode) else {
+                throw HavenError(code: .notFound, message: "no office with that code")
+            }
+            return (
+                office, try Self.all(Haven_V1_Case.self, office: office.code, tx),
+                try Self.all(Haven_V1_Survivor.self, office: office.code, tx)
+            )
+        }
+        func within(_ date: Haven_V1_CivilDate) -> Bool {
+            CivilDates.onOrBefore(first, date) && CivilDates.onOrBefore(date, last)
+        }
+
+        var report = Haven_V1_OfficeReport()
+        report.officeCode = office.code
+        report.period = request.period
+        report.generatedAtUnixMs = self.environment.nowUnixMs
+        var byStatus: [Haven_V1_CaseStatus: UInt32] = [:]
+        for record in cases {
+            if within(record.openedOn) { report.casesOpened += 1 }
+            let changes = record.events.compactMap { event -> (Haven_V1_CivilDate, Haven_V1_CaseStatusChanged)? in
+                guard case .statusChanged(let change) = event.detail else { return nil }
+                return (event.occurredOn, change)
+            }
+            if CivilDates.onOrBefore(record.openedOn, last) {
+                var status = changes.first?.1.previousStatus ?? record.status
+                for (date, change) in changes where CivilDates.onOrBefore(date, last) { status = change.newStatus }
+                byStatus[status, default: 0] += 1
+            }
+            for event in record.events where within(event.occurredOn) {
+                switch event.detail {
+                case .statusChanged(let change) where change.newStatus == .closed:
+                    report.casesClosed += 1
+                case .rescueOperation(let operation):
+                    report.rescueOperations += 1
+                    report.peopleRescued += operation.peopleRescued
+                    report.minorsRescued += operation.minorsRescued
+                case .conviction(let conviction):
+                    report.convictions += UInt32(conviction.accusedIds.count)
+                case .appealDecided(let appeal) where appeal.outcome == .acquittalOverturned:
+                    report.convictions += UInt32(appeal.accusedIds.count)
+                case .acquittal(let acquittal):
+                    report.acquittals += UInt32(acquittal.accusedIds.count)
+                case .appealDecided(let appeal) where appeal.outcome == .convictionOverturned:
+                    report.acquittals += UInt32(appeal.accusedIds.count)
+                default:
+                    break
+                }
+            }
+            for accused in record.accused {
+                let status = accused.history.last { CivilDates.onOrBefore($0.effectiveOn, last) }?.status
+                if status == .onBail { report.accusedOnBail += 1 }
+            }
+        }
+        report.casesByStatus = byStatus.sorted { $0.key.rawValue < $1.key.rawValue }.map { status, count in
+            var entry = Haven_V1_CaseStatusCount()
+            entry.status = status
+            entry.count = count
+            return entry
+        }
+
+        var services: [Haven_V1_ServiceKind: (count: UInt32, survivors: Set<String>)] = [:]
+        for survivor in survivors {
+            if within(survivor.intakeOn) { report.survivorsRegistered += 1 }
+            let placed = survivor.placements.contains { placement in
+                CivilDates.onOrBefore(placement.startedOn, last)
+                    && (!placement.hasEndedOn || CivilDates.onOrBefore(last, placement.endedOn))
+            }
+            if placed { report.survivorsInAftercare += 1 }
+            for service in survivor.services where within(service.deliveredOn) {
+                services[service.kind, default: (0, [])].count += 1
+                services[service.kind, default: (0, [])].survivors.insert(survivor.id)
+            }
+        }
+        report.servicesDelivered = services.sorted { $0.key.rawValue < $1.key.rawValue }.map { kind, value in
+            var entry = Haven_V1_ServiceCount()
+            entry.kind = kind
+            entry.count = value.count
+            entry.survivors = UInt32(value.survivors.count)
+            return entry
+        }
+        return report
+    }
+
+    static func all<R: StoredRecord>(_ type: R.Type, office: String, _ tx: any StoreReader) throws -> [R] {
+        var query = RecordQuery(order: .newestFirst, limit: 500)
+        query.officeCodes = [office]
+        var records: [R] = []
+        repeat {
+            let page = try tx.page(R.self, query)
+            records += page.records
+            query.after = page.next
+        } while query.after != nil
+        return records
+    }
+
+    static func days(from first: Haven_V1_CivilDate, to last: Haven_V1_CivilDate) -> Int {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        func date(_ civil: Haven_V1_CivilDate) -> Date {
+            calendar.date(from: DateComponents(year: Int(civil.year), month: Int(civil.month), day: Int(civil.day)))!
+        }
+        return calendar.dateComponents([.day], from: date(first), to: date(last)).day ?? 0
+    }
+}

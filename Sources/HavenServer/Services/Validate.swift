@@ -1,0 +1,106 @@
+import Foundation
+import HavenProtocol
+
+/// Checks of request fields. Every failure is INVALID_ARGUMENT with a
+/// `FieldViolation` naming the field, never echoing its value.
+package enum Validate {
+    package static func require(_ condition: Bool, _ field: String, _ problem: String) throws(HavenError) {
+        if !condition { throw HavenError.invalidField(field, problem) }
+    }
+
+    package static func text(
+        _ value: String,
+        _ field: String,
+        required: Bool = true,
+        maxBytes: Int = 200
+    ) throws(HavenError) {
+        if required { try require(!value.trimmingCharacters(in: .whitespaces).isEmpty, field, "required") }
+        try require(value.utf8.count <= maxBytes, field, "longer than \(maxBytes) bytes")
+    }
+
+    package static func identifier(_ value: String, _ field: String) throws(HavenError) {
+        try require(!value.isEmpty, field, "required")
+        try require(
+            value.utf8.count <= 64 && value.allSatisfy { $0.isASCII && !$0.isWhitespace },
+            field,
+            "not a valid identifier"
+        )
+    }
+
+    package static func idempotencyKey(_ value: String) throws(HavenError) {
+        try require(!value.isEmpty, "idempotency_key", "required (a random UUID is ideal)")
+        try require(value.utf8.count <= 64, "idempotency_key", "longer than 64 bytes")
+    }
+
+    package static func officeCode(_ value: String, _ field: String) throws(HavenError) {
+        try require(
+            (2...8).contains(value.count) && value.allSatisfy { $0.isASCII && $0.isUppercase && $0.isLetter },
+            field,
+            "must be 2 to 8 upper-case letters"
+        )
+    }
+
+    package static func country(_ value: String, _ field: String) throws(HavenError) {
+        try require(
+            value.count == 2 && value.allSatisfy { $0.isASCII && $0.isUppercase && $0.isLetter },
+            field,
+            "must be an ISO 3166-1 alpha-2 code"
+        )
+    }
+
+    package static func timeZone(_ value: String, _ field: String) throws(HavenError) {
+        try require(!value.isEmpty && TimeZone(identifier: value) != nil, field, "not an IANA time zone")
+    }
+
+    package static func date(_ value: Haven_V1_CivilDate, _ field: String, required: Bool = true) throws(HavenError) {
+        if !required && value == Haven_V1_CivilDate() { return }
+        var components = DateComponents()
+        components.year = Int(value.year)
+        components.month = Int(value.month)
+        components.day = Int(value.day)
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        let valid =
+            (1...9999).contains(value.year) && (1...12).contains(value.month) && value.day >= 1
+            && calendar.date(from: components).map { calendar.component(.day, from: $0) == Int(value.day) } == true
+        try require(valid, field, required && value == Haven_V1_CivilDate() ? "required" : "not a valid date")
+    }
+
+    package static func known<E: SwiftProtobufEnum>(_ value: E, _ field: String) throws(HavenError) {
+        try require(
+            value.rawValue != 0 && E(rawValue: value.rawValue) != nil && !value.isUnrecognized,
+            field,
+            "required"
+        )
+    }
+}
+
+/// What `Validate.known` needs of a generated enum.
+package protocol SwiftProtobufEnum: RawRepresentable where RawValue == Int {
+    var isUnrecognized: Bool { get }
+}
+
+extension Haven_V1_CaseCategory: SwiftProtobufEnum {
+    package var isUnrecognized: Bool { if case .UNRECOGNIZED = self { true } else { false } }
+}
+extension Haven_V1_CaseStatus: SwiftProtobufEnum {
+    package var isUnrecognized: Bool { if case .UNRECOGNIZED = self { true } else { false } }
+}
+extension Haven_V1_AccusedRole: SwiftProtobufEnum {
+    package var isUnrecognized: Bool { if case .UNRECOGNIZED = self { true } else { false } }
+}
+extension Haven_V1_ServiceKind: SwiftProtobufEnum {
+    package var isUnrecognized: Bool { if case .UNRECOGNIZED = self { true } else { false } }
+}
+extension Haven_V1_SurvivorStatus: SwiftProtobufEnum {
+    package var isUnrecognized: Bool { if case .UNRECOGNIZED = self { true } else { false } }
+}
+extension Haven_V1_PartnerKind: SwiftProtobufEnum {
+    package var isUnrecognized: Bool { if case .UNRECOGNIZED = self { true } else { false } }
+}
+extension Haven_V1_ConsentGiver: SwiftProtobufEnum {
+    package var isUnrecognized: Bool { if case .UNRECOGNIZED = self { true } else { false } }
+}
+extension Haven_V1_ConsentScope: SwiftProtobufEnum {
+    package var isUnrecognized: Bool { if case .UNRECOGNIZED = self { true } else { false } }
+}
