@@ -152,7 +152,8 @@ package final class TLSServer: Service, Sendable {
             peer = try await accepted.peer.get()
         } catch {
             logger.info("TLS handshake failed", metadata: ["reason": "\(Self.describe(error))"])
-            accepted.channel.close(promise: nil)
+            // The async wrapper must be finished, not just dropped.
+            try? await accepted.asyncChannel.executeThenClose { _, _ in }
             return
         }
 

@@ -1,0 +1,115 @@
+import ArgumentParser
+import Foundation
+import HavenProtocol
+import HavenServer
+import HavenStore
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+/// `havend`: the Haven server.
+@main
+struct Havend: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "havend",
+        abstract: "Runs the Haven server: mutual-TLS RPC over the data directory's database.",
+        discussion: """
+            On first run, if the data directory does not exist yet, havend creates a
+            DEVELOPMENT deployment there: a certificate authority, a server certificate
+            for localhost, an admin account with its client credentials, a master key and
+            the database. Use `haven-admin init` for a production data directory.
+
+            SIGTERM or SIGINT shuts down gracefully: no new connections, a go-away on each
+            open one, calls in flight get shutdown_grace_ms to finish.
+
+            Options (set in DATA_DIR/haven.conf, overridden by environment variables,
+            overridden by --set name=value):
+            \(ServerConfiguration.helpText())
+            """,
+        version: HavenRelease.version
+    )
+
+    @Option(
+        name: .customLong("data-dir"),
+        help: ArgumentHelp("The data directory.", valueName: "path")
+    )
+    var dataDirectory: String = ProcessInfo.processInfo.environment["HAVEN_DATA_DIR"] ?? "haven-data"
+
+    @Option(
+        name: .customLong("set"),
+        help: ArgumentHelp("Overrides an option of haven.conf (repeatable).", valueName: "name=value")
+    )
+    var overrides: [String] = []
+
+    func validate() throws {
+        do {
+            _ = try ServerConfiguration.load(fileText: nil, overrides: self.overrides)
+        } catch {
+            throw ValidationError(error.message)
+        }
+    }
+
+    func run() async throws {
+        let directory = DataDirectory(URL(fileURLWithPath: self.dataDirectory, isDirectory: true))
+        var created: DataDirectory.Report?
+        if !directory.isInitialized {
+            created = try directory.initialize(development: true)
+        }
+        let configuration: ServerConfiguration
+        do {
+            configuration = try ServerConfiguration.load(
+                fileText: directory.configurationText(),
+                fileName: directory.configurationFile,
+                environment: ProcessInfo.processInfo.environment,
+                overrides: self.overrides
+            )
+        } catch {
+            throw ValidationError(error.message)
+        }
+
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = Logger.Level(rawValue: configuration.logLevel) ?? .info
+            return handler
+        }
+        let logger = Logger(label: "havend")
+
+        if let created {
+            say(
+                """
+                Created a DEVELOPMENT data directory at \(directory.root.path)
+                  (its CA, master key and credentials are for this machine only).
+                Admin credentials (account '\(created.adminAccountID)'): \(created.adminCredentials)
+                  ca.pem, client.pem, client-key.pem
+                """
+            )
+        }
+        let masterKey = try MasterKey.load(from: directory.masterKeyFile)
+        if masterKey.isDevelopmentKey {
+            logger.warning("using a DEVELOPMENT master key: never store real survivor data in this data directory")
+        }
+        let store = try SQLiteStore(path: directory.databaseFile)
+        let environment = ServiceEnvironment(store: store, vault: IdentityVault(masterKey: masterKey))
+        let server = try TLSServer(
+            configuration: configuration,
+            tls: try TLSMaterial(dataDirectory: directory),
+            store: store,
+            router: HavenServices.router(environment),
+            logger: logger
+        )
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [server],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        say("havend \(HavenRelease.version) listening on \(configuration.listenHost):\(configuration.listenPort)")
+        try await group.run()
+    }
+}
+
+/// Writes a line to standard output at once (unbuffered, so it shows before logs and survives a kill).
+func say(_ text: String) {
+    FileHandle.standardOutput.write(Data((text + "\n").utf8))
+}

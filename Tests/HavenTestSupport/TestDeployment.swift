@@ -1,0 +1,138 @@
+import Foundation
+import HavenProtocol
+import HavenServer
+import HavenStore
+import Logging
+import NIOCore
+import NIOSSL
+
+/// PEM credentials for a test client.
+public struct TestCredentials: Sendable {
+    public var caPEM: String
+    public var certificatePEM: String
+    public var privateKeyPEM: String
+}
+
+/// A development data directory in a temporary folder, with accounts for
+/// every role, and servers started on it on a free loopback port.
+public final class TestDeployment: Sendable {
+    public let directory: TemporaryDirectory
+    package let dataDirectory: DataDirectory
+    package let authority: CertificateAuthority
+
+    /// Accounts created for tests: `admin` (from initialization), `director-kol`
+    /// (director of KOL and MUM), `worker-kol` (caseworker in KOL), `worker-mnl`
+    /// (caseworker in MNL), `partner-asha` (partner `ptn-asha` once registered),
+    /// `auditor`, and `disabled` (a caseworker whose account is disabled).
+    public init() throws {
+        self.directory = try TemporaryDirectory("haven-deployment")
+        self.dataDirectory = DataDirectory(self.directory.url.appendingPathComponent("data"))
+        try self.dataDirectory.initialize(development: true)
+        self.authority = try self.dataDirectory.certificateAuthority()
+        let store = try SQLiteStore(path: self.dataDirectory.databaseFile)
+        try store.writeSynchronously { tx in
+            for account in [
+                Account(
+                    id: "director-kol",
+                    displayName: "Director (fictional)",
+                    role: .director,
+                    officeCodes: ["KOL", "MUM"],
+                    createdAtUnixMs: 1
+                ),
+                Account(
+                    id: "worker-kol",
+                    displayName: "Caseworker Kolkata (fictional)",
+                    role: .caseworker,
+                    officeCodes: ["KOL"],
+                    createdAtUnixMs: 1
+                ),
+                Account(
+                    id: "worker-mnl",
+                    displayName: "Caseworker Manila (fictional)",
+                    role: .caseworker,
+                    officeCodes: ["MNL"],
+                    createdAtUnixMs: 1
+                ),
+                Account(
+                    id: "partner-asha",
+                    displayName: "Asha Home (fictional)",
+                    role: .partner,
+                    partnerID: "ptn-asha",
+                    createdAtUnixMs: 1
+                ),
+                Account(id: "auditor", displayName: "Auditor (fictional)", role: .auditor, createdAtUnixMs: 1),
+                Account(
+                    id: "disabled",
+                    displayName: "Former caseworker (fictional)",
+                    role: .caseworker,
+                    officeCodes: ["KOL"],
+                    enabled: false,
+                    createdAtUnixMs: 1
+                ),
+            ] {
+                try tx.saveAccount(account)
+            }
+        }
+    }
+
+    deinit {
+        self.directory.remove()
+    }
+
+    /// Issues client credentials for an account.
+    public func credentials(
+        for accountID: String,
+        validity: TimeInterval = 3600,
+        now: Date = Date()
+    ) throws -> TestCredentials {
+        let credential = try self.authority.issueClientCertificate(accountID: accountID, validity: validity, now: now)
+        return TestCredentials(
+            caPEM: try self.authority.certificatePEM,
+            certificatePEM: credential.certificatePEM,
+            privateKeyPEM: credential.privateKeyPEM
+        )
+    }
+
+    /// Starts a server on 127.0.0.1 and a free port.
+    package func start(configure: (inout ServerConfiguration) -> Void = { _ in }) async throws -> RunningServer {
+        var configuration = ServerConfiguration()
+        configuration.listenPort = 0
+        configure(&configuration)
+        let store = try SQLiteStore(path: self.dataDirectory.databaseFile)
+        let masterKey = try MasterKey.load(from: self.dataDirectory.masterKeyFile)
+        let environment = ServiceEnvironment(store: store, vault: IdentityVault(masterKey: masterKey))
+        var logger = Logger(label: "haven-test-server")
+        logger.logLevel = ProcessInfo.processInfo.environment["HAVEN_TEST_LOG"] == nil ? .critical : .debug
+        let server = try TLSServer(
+            configuration: configuration,
+            tls: try TLSMaterial(dataDirectory: self.dataDirectory),
+            store: store,
+            router: HavenServices.router(environment),
+            logger: logger
+        )
+        let task = Task { try await server.run() }
+        let address = try await server.listeningAddress
+        return RunningServer(server: server, task: task, port: address.port!, store: store)
+    }
+}
+
+/// A server started by ``TestDeployment/start(configure:)``.
+public final class RunningServer: Sendable {
+    package let server: TLSServer
+    let task: Task<Void, any Error>
+    public let port: Int
+    package let store: SQLiteStore
+
+    init(server: TLSServer, task: Task<Void, any Error>, port: Int, store: SQLiteStore) {
+        self.server = server
+        self.task = task
+        self.port = port
+        self.store = store
+    }
+
+    /// Shuts down gracefully and waits until it has stopped.
+    public func stop() async throws {
+        self.server.initiateShutdown()
+        try await self.task.value
+    }
+}
