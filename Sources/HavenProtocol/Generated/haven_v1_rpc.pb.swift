@@ -621,7 +621,8 @@ public nonisolated struct Haven_V1_GoAway: Sendable {
   /// Why: UNAVAILABLE for a shutdown or idle close, RESOURCE_EXHAUSTED for an
   /// oversized frame, INVALID_ARGUMENT for a protocol violation,
   /// FAILED_PRECONDITION for an unsupported protocol version,
-  /// UNAUTHENTICATED when the certificate was revoked or the account disabled.
+  /// UNAUTHENTICATED when the certificate names no enabled account,
+  /// DEADLINE_EXCEEDED when a frame or the hello did not arrive in time.
   public var code: Haven_V1_StatusCode = .ok
 
   /// Human-readable reason.

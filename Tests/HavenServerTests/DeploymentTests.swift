@@ -1,0 +1,200 @@
+import Foundation
+import HavenProtocol
+import HavenServer
+import HavenStore
+import HavenTestSupport
+import SwiftASN1
+import SwiftProtobuf
+import Testing
+import X509
+
+@Suite("Configuration and data directory")
+struct DeploymentTests {
+    @Test("reads haven.conf, then HAVEN_* variables, then --set, each overriding the one before")
+    func precedence() throws {
+        let file = """
+            # comment
+            listen_port = 8000
+            max_concurrent_calls = 7
+            idle_timeout_ms = 1500
+            """
+        let configuration = try ServerConfiguration.load(
+            fileText: file,
+            environment: ["HAVEN_LISTEN_PORT": "9000", "HAVEN_LOG_LEVEL": "debug", "UNRELATED": "x"],
+            overrides: ["listen_port=9100"]
+        )
+        #expect(configuration.listenPort == 9100)
+        #expect(configuration.maxConcurrentCalls == 7)
+        #expect(configuration.idleTimeout == .milliseconds(1500))
+        #expect(configuration.logLevel == "debug")
+        #expect(configuration.listenHost == "127.0.0.1")
+        #expect(configuration.connectionLimits.maxConcurrentCalls == 7)
+    }
+
+    @Test(
+        "refuses bad options with a message naming them and where they came from",
+        arguments: [
+            ("listen_port = 99999", "haven.conf:1: listen_port must be a whole number from 1 to 65535"),
+            ("colour = blue", "haven.conf:1: unknown option 'colour'"),
+            ("just words", "haven.conf:1: expected 'name = value'"),
+            ("log_level = chatty", "haven.conf:1: log_level must be one of"),
+            ("frame_timeout_ms = 0", "haven.conf:1: frame_timeout_ms must be 1 to 86400000 milliseconds"),
+        ]
+    )
+    func badOptions(line: String, message: String) {
+        let error = #expect(throws: HavenError.self) { try ServerConfiguration.load(fileText: line) }
+        #expect(error?.code == .invalidArgument)
+        #expect(error?.message.hasPrefix(message) == true, "\(error?.message ?? "")")
+    }
+
+    @Test("a bad --set or environment value names its source")
+    func badOverride() {
+        let fromFlag = #expect(throws: HavenError.self) {
+            try ServerConfiguration.load(fileText: nil, overrides: ["listen_port"])
+        }
+        #expect(fromFlag?.message.contains("expected name=value") == true)
+        let fromEnvironment = #expect(throws: HavenError.self) {
+            try ServerConfiguration.load(fileText: nil, environment: ["HAVEN_MAX_CONNECTIONS": "many"])
+        }
+        #expect(fromEnvironment?.message.hasPrefix("HAVEN_MAX_CONNECTIONS:") == true)
+    }
+
+    @Test("the generated haven.conf lists every option at its default and reads back as the defaults")
+    func defaultFile() throws {
+        let text = ServerConfiguration.defaultFileText()
+        for option in ServerConfiguration.options {
+            #expect(text.contains("# \(option.name) = "), "\(option.name)")
+        }
+        let uncommented = text.split(separator: "\n").map { line in
+            line.hasPrefix("# ") && line.contains(" = ") ? String(line.dropFirst(2)) : String(line)
+        }.joined(separator: "\n")
+        #expect(try ServerConfiguration.load(fileText: uncommented) == ServerConfiguration())
+    }
+
+    @Test("docs/OPERATIONS.md documents every option with its default")
+    func documented() throws {
+        let document = try String(
+            contentsOf: RepositoryPaths.root.appendingPathComponent("docs/OPERATIONS.md"),
+            encoding: .utf8
+        )
+        let defaults = ServerConfiguration()
+        for option in ServerConfiguration.options {
+            let value = ServerConfiguration.defaultFileText().split(separator: "\n")
+                .first { $0.hasPrefix("# \(option.name) = ") }!.dropFirst("# \(option.name) = ".count)
+            #expect(document.contains("| `\(option.name)` | `\(value)` |"), "\(option.name)")
+        }
+        _ = defaults
+    }
+
+    @Test("initializes a data directory once: CA, server and admin certificates, master key, database, config")
+    func initialize() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let data = DataDirectory(directory.url.appendingPathComponent("data"))
+        #expect(!data.isInitialized)
+        let report = try data.initialize(development: true)
+        #expect(data.isInitialized)
+        #expect(report.adminAccountID == "admin")
+        for file in [
+            data.caCertificateFile, data.caKeyFile, data.serverCertificateFile, data.serverKeyFile, data.masterKeyFile,
+            data.configurationFile,
+        ] {
+            let attributes = try FileManager.default.attributesOfItem(atPath: file)
+            #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600, "\(file)")
+        }
+        let master = try MasterKey.load(from: data.masterKeyFile)
+        #expect(master.isDevelopmentKey)
+        #expect(try String(contentsOfFile: data.masterKeyFile, encoding: .utf8).contains("DEVELOPMENT KEY"))
+
+        let server = try Certificate(
+            pemEncoded: try String(contentsOfFile: data.serverCertificateFile, encoding: .utf8)
+        )
+        let admin = try Certificate(
+            pemEncoded: try String(contentsOfFile: report.adminCredentials + "/client.pem", encoding: .utf8)
+        )
+        let ca = try Certificate(pemEncoded: try String(contentsOfFile: data.caCertificateFile, encoding: .utf8))
+        #expect(admin.subjectCommonName == "admin")
+        #expect(server.issuer == ca.subject)
+        #expect(admin.issuer == ca.subject)
+        #expect(try ca.extensions.basicConstraints == .isCertificateAuthority(maxPathLength: 0))
+
+        // A second initialization refuses rather than overwrite anything.
+        let again = #expect(throws: HavenError.self) { try data.initialize(development: true) }
+        #expect(again?.code == .failedPrecondition)
+        #expect(try MasterKey.load(from: data.masterKeyFile).key == master.key)
+
+        // Two deployments never share a key or a CA.
+        let other = DataDirectory(directory.url.appendingPathComponent("other"))
+        try other.initialize(development: true)
+        #expect(try MasterKey.load(from: other.masterKeyFile).key != master.key)
+        #expect(
+            try String(contentsOfFile: other.caCertificateFile, encoding: .utf8)
+                != String(contentsOfFile: data.caCertificateFile, encoding: .utf8)
+        )
+    }
+
+    @Test("seals identities so that only the right record, office and master key open them")
+    func vault() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try SQLiteStore(path: directory.path("haven.sqlite"))
+        let vault = IdentityVault(
+            masterKey: try MasterKey.generate(at: directory.path("master.key"), development: true)
+        )
+        let identity = Haven_V1_SurvivorIdentity.with { $0.legalName = "Fictional Sealed Name" }
+        let sealed = try await store.write { tx in try vault.seal(identity, survivorID: "s1", officeCode: "KOL", in: tx)
+        }
+        #expect(Data(sealed).range(of: Data("Fictional".utf8)) == nil)
+        let opened = try await store.read { tx in try vault.open(sealed, survivorID: "s1", officeCode: "KOL", in: tx) }
+        #expect(opened == identity)
+        let moved = await #expect(throws: HavenError.self) {
+            try await store.read { tx in try vault.open(sealed, survivorID: "s2", officeCode: "KOL", in: tx) }
+        }
+        #expect(moved?.code == .dataLoss)
+        #expect(moved?.message.contains("Fictional") == false)
+        let otherKey = IdentityVault(
+            masterKey: try MasterKey.generate(at: directory.path("other.key"), development: true)
+        )
+        let wrongKey = await #expect(throws: HavenError.self) {
+            try await store.read { tx in try otherKey.open(sealed, survivorID: "s1", officeCode: "KOL", in: tx) }
+        }
+        #expect(wrongKey?.message.contains("master key") == true)
+    }
+
+    @Test("refuses connections beyond max_connections with RESOURCE_EXHAUSTED")
+    func connectionCap() async throws {
+        let deployment = try TestDeployment()
+        let server = try await deployment.start { $0.maxConnections = 2 }
+        let first = try await RawConnection.connect(
+            port: server.port,
+            credentials: try deployment.credentials(for: "admin")
+        )
+        let second = try await RawConnection.connect(
+            port: server.port,
+            credentials: try deployment.credentials(for: "admin")
+        )
+        try await first.hello()
+        try await second.hello()
+        let third = try await RawConnection.connect(
+            port: server.port,
+            credentials: try deployment.credentials(for: "admin")
+        )
+        let away = try #require(try await third.next())
+        #expect(StatusCode(wire: away.goAway.code) == .resourceExhausted)
+        #expect(await third.closed())
+        await first.close()
+        // A slot frees when a connection closes.
+        var admitted = false
+        for _ in 0..<50 where !admitted {
+            let fourth = try await RawConnection.connect(
+                port: server.port,
+                credentials: try deployment.credentials(for: "admin")
+            )
+            if let answer = try await fourth.hello(), case .hello = answer.kind { admitted = true }
+            await fourth.close()
+            if !admitted { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(admitted)
+        try await server.stop()
+    }
+}
