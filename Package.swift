@@ -78,7 +78,11 @@ let package = Package(
             dependencies: [
                 "HavenProtocol",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -162,7 +166,13 @@ let package = Package(
         ),
         .testTarget(
             name: "HavenClientTests",
-            dependencies: ["HavenClient", "HavenProtocol", "HavenTestSupport"],
+            dependencies: [
+                "HavenClient",
+                "HavenProtocol",
+                "HavenServer",
+                "HavenTestSupport",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
             swiftSettings: swiftSettings
         ),
     ]

@@ -16,7 +16,7 @@ compute() {
         find Protos -type f -name '*.proto'
         echo scripts/generate-protos.sh
         echo scripts/generate-schema-catalog.py
-        find Sources/HavenProtocol/Generated -type f -name '*.swift'
+        find Sources/HavenProtocol/Generated Sources/HavenClient/Generated -type f -name '*.swift'
     ) | LC_ALL=C sort | xargs sha256sum
 }
 

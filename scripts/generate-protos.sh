@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Regenerates the Swift code of the wire schema from Protos/, the method
-# reference in docs/PROTOCOL.md, and the stamp that CI checks
+# Regenerates the Swift code of the wire schema from Protos/, HavenClient's
+# typed sub-clients, the method reference in docs/PROTOCOL.md, and the stamp that CI checks
 # (scripts/check-generated.sh).
 #
 #   scripts/generate-protos.sh
@@ -27,7 +27,9 @@ protoc \
     --swift_opt=FileNaming=PathToUnderscores \
     --swift_out="$out" \
     $(cd Protos && find . -name '*.proto' | sed 's|^\./||' | LC_ALL=C sort)
-python3 scripts/generate-schema-catalog.py Protos "$out/Schema+Catalog.swift" docs/PROTOCOL.md
+mkdir -p Sources/HavenClient/Generated
+python3 scripts/generate-schema-catalog.py Protos "$out/Schema+Catalog.swift" docs/PROTOCOL.md \
+    Sources/HavenClient/Generated/HavenClient+Services.swift
 
 scripts/check-generated.sh --write
 echo "generated $(ls "$out" | wc -l) files in $out"

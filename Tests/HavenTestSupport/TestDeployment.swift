@@ -79,6 +79,11 @@ public final class TestDeployment: Sendable {
         self.directory.remove()
     }
 
+    /// The deployment CA's certificate.
+    public var caPEM: String {
+        get throws { try self.authority.certificatePEM }
+    }
+
     /// Issues client credentials for an account.
     public func credentials(
         for accountID: String,
@@ -94,7 +99,10 @@ public final class TestDeployment: Sendable {
     }
 
     /// Starts a server on 127.0.0.1 and a free port.
-    package func start(configure: (inout ServerConfiguration) -> Void = { _ in }) async throws -> RunningServer {
+    package func start(
+        configure: (inout ServerConfiguration) -> Void = { _ in },
+        router makeRouter: (ServiceEnvironment) -> Router = HavenServices.router
+    ) async throws -> RunningServer {
         var configuration = ServerConfiguration()
         configuration.listenPort = 0
         configure(&configuration)
@@ -107,7 +115,7 @@ public final class TestDeployment: Sendable {
             configuration: configuration,
             tls: try TLSMaterial(dataDirectory: self.dataDirectory),
             store: store,
-            router: HavenServices.router(environment),
+            router: makeRouter(environment),
             logger: logger
         )
         let task = Task { try await server.run() }

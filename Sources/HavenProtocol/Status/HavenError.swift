@@ -71,12 +71,44 @@ public struct HavenError: Error, Hashable, Sendable {
         public static let unauthenticated = Code(unchecked: .unauthenticated)
     }
 
+    /// Where a failure comes from.
+    public struct Source: Hashable, Sendable, CustomStringConvertible {
+        private enum Wrapped: Hashable, Sendable {
+            case server
+            case transport
+            case client
+        }
+
+        private let wrapped: Wrapped
+
+        /// The server answered the call with this status: a refusal (or a
+        /// failure) it decided.
+        public static let server = Source(wrapped: .server)
+        /// The connection failed: it could not be opened, broke, or closed
+        /// before the call ended. The server may not have seen the call.
+        public static let transport = Source(wrapped: .transport)
+        /// This process ended the call: its deadline passed or its task was
+        /// cancelled before the server answered.
+        public static let client = Source(wrapped: .client)
+
+        public var description: String {
+            switch self.wrapped {
+            case .server: "server"
+            case .transport: "connection"
+            case .client: "client"
+            }
+        }
+    }
+
     /// What kind of failure this is.
     public var code: Code
     /// What went wrong, for people. Never contains record content.
     public var message: String
     /// Machine-readable detail (version conflicts, invalid fields, retry hints).
     public var details: [Haven_V1_ErrorDetail]
+    /// Whether the server refused the call, the connection failed, or this
+    /// process ended it.
+    public var source: Source
 
     /// Creates an error.
     ///
@@ -85,17 +117,20 @@ public struct HavenError: Error, Hashable, Sendable {
     ///   - message: What went wrong. Name fields and limits; never include a
     ///     survivor's identity or any other record content.
     ///   - details: Machine-readable detail.
-    public init(code: Code, message: String, details: [Haven_V1_ErrorDetail] = []) {
+    ///   - source: Who ended the call (the server, unless said otherwise).
+    public init(code: Code, message: String, details: [Haven_V1_ErrorDetail] = [], source: Source = .server) {
         self.code = code
         self.message = message
         self.details = details
+        self.source = source
     }
 }
 
 extension HavenError: CustomStringConvertible {
-    /// `CODE: message`, e.g. `NOT_FOUND: no case with that id`.
+    /// `CODE: message`, e.g. `NOT_FOUND: no case with that id`; failures that
+    /// did not come from the server say so: `UNAVAILABLE (connection): …`.
     public var description: String {
-        "\(self.code): \(self.message)"
+        self.source == .server ? "\(self.code): \(self.message)" : "\(self.code) (\(self.source)): \(self.message)"
     }
 }
 

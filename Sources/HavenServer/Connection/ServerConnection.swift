@@ -295,8 +295,10 @@ final class ServerConnection: Sendable {
                     : HavenError(code: .cancelled, message: "cancelled by the client")
             )
         }
-        await self.send(end)
+        // Free the slot before the end goes out: a client that starts its next
+        // call as soon as it reads this end must find the slot free.
         self.finish(call.id)
+        await self.send(end)
         logger.debug(
             "call ended",
             metadata: ["code": "\(StatusCode(wire: end.end.code))", "duration": "\(ContinuousClock.now - started)"]

@@ -1,0 +1,125 @@
+import HavenProtocol
+import NIOCore
+import Synchronization
+
+/// A few connections to the server, opened on demand, replaced when they
+/// break, with exponential backoff and jitter between failed attempts.
+final class ConnectionPool: Sendable {
+    private struct Slot {
+        var connection: ClientConnection?
+        var connecting: EventLoopFuture<ClientConnection>?
+        var failures = 0
+        var nextAttempt = ContinuousClock.now
+    }
+
+    private struct State {
+        var slots: [Slot]
+        var next = 0
+        var closed = false
+    }
+
+    private let configuration: HavenClientConfiguration
+    private let group: any EventLoopGroup
+    private let state: Mutex<State>
+
+    init(configuration: HavenClientConfiguration, group: any EventLoopGroup) {
+        self.configuration = configuration
+        self.group = group
+        self.state = Mutex(State(slots: Array(repeating: Slot(), count: max(1, configuration.poolSize))))
+    }
+
+    private enum Step {
+        case use(ClientConnection)
+        case await(EventLoopFuture<ClientConnection>, slot: Int)
+        case wait(until: ContinuousClock.Instant)
+        case closed
+    }
+
+    /// A usable connection, opening one if needed, waiting out the backoff of
+    /// a failed slot, until `deadline`.
+    ///
+    /// - Throws: ``CallFailure`` (not processed) when no connection can be
+    ///   had before the deadline.
+    func connection(before deadline: ContinuousClock.Instant) async throws -> ClientConnection {
+        var lastError = HavenError(code: .unavailable, message: "no connection to the server", source: .transport)
+        while true {
+            let now = ContinuousClock.now
+            let step = self.state.withLock { state -> Step in
+                if state.closed { return .closed }
+                let index = state.next % state.slots.count
+                state.next &+= 1
+                var slot = state.slots[index]
+                defer { state.slots[index] = slot }
+                if let connection = slot.connection, connection.isUsable { return .use(connection) }
+                slot.connection = nil
+                if let connecting = slot.connecting { return .await(connecting, slot: index) }
+                if slot.nextAttempt > now { return .wait(until: slot.nextAttempt) }
+                let promise = self.group.next().makePromise(of: ClientConnection.self)
+                let configuration = self.configuration
+                let group = self.group
+                promise.completeWithTask { try await ClientConnection.connect(configuration, group: group) }
+                slot.connecting = promise.futureResult
+                return .await(promise.futureResult, slot: index)
+            }
+            switch step {
+            case .closed:
+                throw CallFailure(
+                    error: HavenError(code: .unavailable, message: "client closed", source: .client),
+                    notProcessed: true
+                )
+            case .use(let connection):
+                return connection
+            case .wait(let instant):
+                guard instant < deadline else {
+                    throw CallFailure(error: lastError, notProcessed: true)
+                }
+                try await Task.sleep(until: instant)
+            case .await(let future, let index):
+                do {
+                    let connection = try await future.get()
+                    self.state.withLock { state in
+                        if state.slots[index].connecting == future {
+                            state.slots[index].connecting = nil
+                            state.slots[index].connection = connection
+                            state.slots[index].failures = 0
+                        }
+                    }
+                    if self.state.withLock({ $0.closed }) {
+                        connection.close()
+                        continue
+                    }
+                    return connection
+                } catch {
+                    if let failure = error as? CallFailure { lastError = failure.error }
+                    self.state.withLock { state in
+                        guard state.slots[index].connecting == future else { return }
+                        state.slots[index].connecting = nil
+                        state.slots[index].failures += 1
+                        state.slots[index].nextAttempt = .now + self.backoff(failures: state.slots[index].failures)
+                    }
+                    if let failure = error as? CallFailure, failure.error.source == .client { throw failure }
+                    if ContinuousClock.now >= deadline { throw CallFailure(error: lastError, notProcessed: true) }
+                }
+            }
+        }
+    }
+
+    /// Exponential backoff with full jitter: a random delay up to
+    /// min(maximum, initial × 2^(failures-1)), so many clients reconnecting
+    /// after a server restart do not arrive all at once.
+    func backoff(failures: Int) -> Duration {
+        let exponent = min(failures - 1, 30)
+        let ceiling = min(self.configuration.maximumBackoff, self.configuration.initialBackoff * (1 << exponent))
+        let nanoseconds = ceiling.components.seconds * 1_000_000_000 + ceiling.components.attoseconds / 1_000_000_000
+        return .nanoseconds(Int64.random(in: (nanoseconds / 2)...max(nanoseconds / 2, nanoseconds)))
+    }
+
+    /// Closes every connection; calls in flight fail with UNAVAILABLE.
+    func close() {
+        let connections = self.state.withLock { state in
+            state.closed = true
+            return state.slots.compactMap(\.connection)
+        }
+        for connection in connections { connection.close() }
+    }
+}

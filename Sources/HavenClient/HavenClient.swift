@@ -1,0 +1,198 @@
+import Foundation
+import HavenProtocol
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import SwiftProtobuf
+import Synchronization
+
+/// A connection to a Haven server, for partner organisations' software.
+///
+/// Calls are async, typed by the schema's generated messages, and grouped as
+/// the services are: `client.cases`, `client.survivors`, `client.referrals`…
+/// Many calls run at once over one mutual-TLS connection (or a small pool);
+/// the client connects on first use, reconnects with backoff after a failure,
+/// puts a deadline on every call, cancels a call on the server when its task
+/// is cancelled, and retries only what is safe: reads, and creates, for which
+/// it generates the idempotency key itself.
+///
+/// Use it for a scope:
+///
+/// ```swift
+/// let credentials = try HavenCredentials(bundle: URL(fileURLWithPath: "credentials/asha-home"))
+/// try await withHavenClient(HavenClientConfiguration(host: "haven.example.org", credentials: credentials)) { client in
+///     let referrals = try await client.referrals.list(.with { $0.statuses = [.pending] })
+///     for referral in referrals.referrals { print(referral.survivorCode) }
+/// }
+/// ```
+///
+/// or run it as a `Service` in a `ServiceGroup`, which closes it on graceful shutdown.
+///
+/// Errors are ``HavenError``s: ``HavenError/source`` tells a refusal by the
+/// server from a broken connection or a local deadline.
+public final class HavenClient: Sendable, Service {
+    /// This library's version.
+    public static let version = "0.1.0"
+
+    /// The configuration the client was made with.
+    public let configuration: HavenClientConfiguration
+    private let pool: ConnectionPool
+    private let closed = Mutex(false)
+
+    /// Creates a client. It connects on the first call.
+    ///
+    /// - Parameters:
+    ///   - configuration: Server, credentials and behaviour.
+    ///   - eventLoopGroup: The event loops to run connections on.
+    public init(
+        configuration: HavenClientConfiguration,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) {
+        self.configuration = configuration
+        self.pool = ConnectionPool(configuration: configuration, group: eventLoopGroup)
+    }
+
+    /// Keeps the client open until the service group shuts down (or the task
+    /// is cancelled), then closes its connections.
+    public func run() async throws {
+        defer { self.close() }
+        try? await gracefulShutdown()
+    }
+
+    /// Closes every connection. Calls in flight fail with UNAVAILABLE; later calls too.
+    public func close() {
+        self.closed.withLock { $0 = true }
+        self.pool.close()
+    }
+
+    // MARK: Calls
+
+    /// Runs a unary call of the catalog.
+    ///
+    /// Prefer the typed sub-clients (`client.cases.open(…)`); this is what they call.
+    ///
+    /// - Parameters:
+    ///   - method: The method, from `MethodCatalog`.
+    ///   - request: The request. A create whose `idempotency_key` is empty gets a new random one, used by every retry.
+    ///   - options: The call's deadline.
+    /// - Returns: The response.
+    /// - Throws: ``HavenError``.
+    public func unary<Request, Response>(
+        _ method: MethodDescriptor<Request, Response>,
+        _ request: Request,
+        options: CallOptions = CallOptions()
+    ) async throws -> Response {
+        var request = request
+        let idempotent = Self.ensureIdempotencyKey(&request)
+        let safeToRetry = idempotent || Self.isRead(method.method)
+        let payload: Data = try request.serializedPayload()
+        let deadline = ContinuousClock.now + (options.timeout ?? self.configuration.defaultTimeout)
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                let connection = try await self.pool.connection(before: deadline)
+                let end = try await connection.unary(method: method.fullName, payload: payload, deadline: deadline)
+                if let error = end.error {
+                    if error.code == .unavailable, safeToRetry, try await self.mayRetry(attempt, deadline) { continue }
+                    throw error
+                }
+                return try Response(decodingPayload: end.payload)
+            } catch let failure as CallFailure {
+                let retryable = failure.error.source == .transport && (failure.notProcessed || safeToRetry)
+                if retryable, try await self.mayRetry(attempt, deadline) { continue }
+                throw failure.error
+            }
+        }
+    }
+
+    /// Waits the backoff before another attempt; false when no attempt is left.
+    private func mayRetry(_ attempt: Int, _ deadline: ContinuousClock.Instant) async throws -> Bool {
+        guard attempt < self.configuration.maximumAttempts, !self.closed.withLock({ $0 }) else { return false }
+        let delay = self.pool.backoff(failures: attempt)
+        guard ContinuousClock.now + delay < deadline else { return false }
+        try await Task.sleep(for: delay)
+        return true
+    }
+
+    /// Starts a server-streaming call of the catalog.
+    ///
+    /// - Parameters:
+    ///   - method: The method, from `MethodCatalog`.
+    ///   - request: The request.
+    ///   - options: A deadline for the whole stream; none when nil.
+    /// - Returns: The stream of responses; it ends when the server ends the
+    ///   call, and throws ``HavenError`` if it fails. Stop iterating (or cancel
+    ///   the task) to cancel the call on the server.
+    public func serverStreaming<Request, Response>(
+        _ method: MethodDescriptor<Request, Response>,
+        _ request: Request,
+        options: CallOptions = CallOptions()
+    ) async throws -> HavenResponseStream<Response> {
+        let payload: Data = try request.serializedPayload()
+        let deadline = ContinuousClock.now + (options.timeout ?? self.configuration.connectTimeout)
+        do {
+            let connection = try await self.pool.connection(before: deadline)
+            let (callID, messages) = try await connection.serverStreaming(
+                method: method.fullName,
+                payload: payload,
+                timeout: options.timeout,
+                initialCredit: HavenResponseStream<Response>.window
+            )
+            return HavenResponseStream(messages: messages) { connection.grantCredit(callID: callID, messages: $0) }
+        } catch let failure as CallFailure {
+            throw failure.error
+        }
+    }
+
+    /// The pause before reconnecting after `failures` failures in a row.
+    func reconnectDelay(failures: Int) -> Duration {
+        self.pool.backoff(failures: failures)
+    }
+
+    /// Reads have no effect, so they are always safe to retry.
+    static func isRead(_ method: String) -> Bool {
+        method.hasPrefix("Get") || method.hasPrefix("List") || method == "WhoAmI"
+    }
+
+    /// Gives an idempotent create a key if it has none; true when the request is idempotent.
+    static func ensureIdempotencyKey<Request>(_ request: inout Request) -> Bool {
+        guard var keyed = request as? any IdempotentRequest else { return false }
+        if keyed.idempotencyKey.isEmpty {
+            keyed.idempotencyKey = UUID().uuidString.lowercased()
+            request = keyed as! Request
+        }
+        return true
+    }
+}
+
+/// Runs `body` with a client, and closes it afterwards, whatever happens.
+///
+/// - Parameters:
+///   - configuration: Server, credentials and behaviour.
+///   - body: What to do with the client.
+/// - Returns: What `body` returns.
+/// - Throws: What `body` throws.
+public func withHavenClient<Result: Sendable>(
+    _ configuration: HavenClientConfiguration,
+    _ body: (HavenClient) async throws -> Result
+) async throws -> Result {
+    let client = HavenClient(configuration: configuration)
+    defer { client.close() }
+    return try await body(client)
+}
+
+/// A create request that carries an idempotency key.
+public protocol IdempotentRequest: SwiftProtobuf.Message {
+    /// The key; the client fills an empty one with a random UUID.
+    var idempotencyKey: String { get set }
+}
+
+extension Haven_V1_CreateOfficeRequest: IdempotentRequest {}
+extension Haven_V1_OpenCaseRequest: IdempotentRequest {}
+extension Haven_V1_AppendCaseEventRequest: IdempotentRequest {}
+extension Haven_V1_AddAccusedRequest: IdempotentRequest {}
+extension Haven_V1_RegisterSurvivorRequest: IdempotentRequest {}
+extension Haven_V1_RecordServiceRequest: IdempotentRequest {}
+extension Haven_V1_RegisterPartnerRequest: IdempotentRequest {}
+extension Haven_V1_CreateReferralRequest: IdempotentRequest {}

@@ -1,0 +1,60 @@
+import HavenProtocol
+
+/// How a ``HavenClient`` connects and behaves.
+///
+/// ```swift
+/// var configuration = HavenClientConfiguration(
+///     host: "haven.example.org",
+///     credentials: try HavenCredentials(bundle: bundleURL)
+/// )
+/// configuration.defaultTimeout = .seconds(10)
+/// ```
+public struct HavenClientConfiguration: Sendable {
+    /// The server's host name or address.
+    public var host: String
+    /// The server's port (7443 by default).
+    public var port: Int
+    /// The name the server's certificate must be valid for; `host` when nil.
+    /// Always verified: there is no way to turn verification off.
+    public var serverHostname: String?
+    /// Your credentials bundle.
+    public var credentials: HavenCredentials
+    /// The deadline of a call that sets none.
+    public var defaultTimeout: Duration = .seconds(30)
+    /// Time allowed to connect, complete TLS and the hello exchange.
+    public var connectTimeout: Duration = .seconds(10)
+    /// Connections kept to the server; calls are spread over them.
+    public var poolSize: Int = 1
+    /// Attempts for a call that may be retried safely (reads, and creates,
+    /// which carry an idempotency key), including the first.
+    public var maximumAttempts: Int = 4
+    /// Delay before reconnecting after the first failure; doubles each time.
+    public var initialBackoff: Duration = .milliseconds(100)
+    /// The longest delay between reconnection attempts.
+    public var maximumBackoff: Duration = .seconds(10)
+    /// Who you are, for the server's logs: software and version, never a person.
+    public var clientAgent: String = "haven-swift/\(HavenClient.version)"
+
+    /// A configuration with every option at its default.
+    ///
+    /// - Parameters:
+    ///   - host: The server's host name or address.
+    ///   - port: The server's port.
+    ///   - credentials: Your credentials bundle.
+    public init(host: String, port: Int = 7443, credentials: HavenCredentials) {
+        self.host = host
+        self.port = port
+        self.credentials = credentials
+    }
+}
+
+/// Options of one call.
+public struct CallOptions: Sendable {
+    /// The call's deadline, from when it starts; the configuration's default when nil.
+    public var timeout: Duration?
+
+    /// Options with the given timeout.
+    public init(timeout: Duration? = nil) {
+        self.timeout = timeout
+    }
+}
