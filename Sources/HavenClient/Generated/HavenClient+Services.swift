@@ -18,8 +18,7 @@ extension HavenClient {
         /// - Returns: The response.
         /// - Throws: ``HavenError``.
         public func list(
-            _ request: Haven_V1_ListAlertsRequest = Haven_V1_ListAlertsRequest(),
-            options: CallOptions = CallOptions()
+            _ request: Haven_V1_ListAlertsRequest = Haven_V1_ListAlertsRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_ListAlertsResponse {
             try await self.client.unary(MethodCatalog.AlertService.listAlerts, request, options: options)
         }
@@ -34,8 +33,7 @@ extension HavenClient {
         /// - Returns: The response.
         /// - Throws: ``HavenError``.
         public func acknowledge(
-            _ request: Haven_V1_AcknowledgeAlertRequest = Haven_V1_AcknowledgeAlertRequest(),
-            options: CallOptions = CallOptions()
+            _ request: Haven_V1_AcknowledgeAlertRequest = Haven_V1_AcknowledgeAlertRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Alert {
             try await self.client.unary(MethodCatalog.AlertService.acknowledgeAlert, request, options: options)
         }
@@ -62,8 +60,7 @@ extension HavenClient {
         /// - Returns: The response.
         /// - Throws: ``HavenError``.
         public func open(
-            _ request: Haven_V1_OpenCaseRequest = Haven_V1_OpenCaseRequest(),
-            options: CallOptions = CallOptions()
+            _ request: Haven_V1_OpenCaseRequest = Haven_V1_OpenCaseRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Case {
             try await self.client.unary(MethodCatalog.CaseService.openCase, request, options: options)
         }
@@ -76,8 +73,7 @@ extension HavenClient {
         /// - Returns: The response.
         /// - Throws: ``HavenError``.
         public func get(
-            _ request: Haven_V1_GetCaseRequest = Haven_V1_GetCaseRequest(),
-            options: CallOptions = CallOptions()
+            _ request: Haven_V1_GetCaseRequest = Haven_V1_GetCaseRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Case {
             try await self.client.unary(MethodCatalog.CaseService.getCase, request, options: options)
         }
@@ -90,8 +86,7 @@ extension HavenClient {
         /// - Returns: The response.
         /// - Throws: ``HavenError``.
         public func list(
-            _ request: Haven_V1_ListCasesRequest = Haven_V1_ListCasesRequest(),
-            options: CallOptions = CallOptions()
+            _ request: Haven_V1_ListCasesRequest = Haven_V1_ListCasesRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_ListCasesResponse {
             try await self.client.unary(MethodCatalog.CaseService.listCases, request, options: options)
         }
@@ -105,8 +100,7 @@ extension HavenClient {
         /// - Returns: The response.
         /// - Throws: ``HavenError``.
         public func update(
-            _ request: Haven_V1_UpdateCaseRequest = Haven_V1_UpdateCaseRequest(),
-            options: CallOptions = CallOptions()
+            _ request: Haven_V1_UpdateCaseRequest = Haven_V1_UpdateCaseRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Case {
             try await self.client.unary(MethodCatalog.CaseService.updateCase, request, options: options)
         }
@@ -120,8 +114,7 @@ extension HavenClient {
         /// - Returns: The response.
         /// - Throws: ``HavenError``.
         public func updateStatus(
-            _ request: Haven_V1_UpdateCaseStatusRequest = Haven_V1_UpdateCaseStatusRequest(),
-            options: CallOptions = CallOptions()
+            _ request: Haven_V1_UpdateCaseStatusRequest = Haven_V1_UpdateCaseStatusRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Case {
             try await self.client.unary(MethodCatalog.CaseService.updateCaseStatus, request, options: options)
         }
@@ -136,8 +129,7 @@ extension HavenClient {
         /// - Returns: The response.
         /// - Throws: ``HavenError``.
         public func appendEvent(
-            _ request: Haven_V1_AppendCaseEventRequest = Haven_V1_AppendCaseEventRequest(),
-            options: CallOptions = CallOptions()
+            _ request: Haven_V1_AppendCaseEventRequest = Haven_V1_AppendCaseEventRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Case {
             try await self.client.unary(MethodCatalog.CaseService.appendCaseEvent, request, options: options)
         }
@@ -151,8 +143,7 @@ extension HavenClient {
         /// - Returns: The response.
         /// - Throws: ``HavenError``.
         public func addAccused(
-            _ request: Haven_V1_AddAccusedRequest = Haven_V1_AddAccusedRequest(),
-            options: CallOptions = CallOptions()
+            _ request: Haven_V1_AddAccusedRequest = Haven_V1_AddAccusedRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Case {
             try await self.client.unary(MethodCatalog.CaseService.addAccused, request, options: options)
         }
@@ -167,8 +158,7 @@ extension HavenClient {
         /// - Returns: The response.
         /// - Throws: ``HavenError``.
         public func linkSurvivor(
-            _ request: Haven_V1_LinkSurvivorRequest = Haven_V1_LinkSurvivorRequest(),
-            options: CallOptions = CallOptions()
+            _ request: Haven_V1_LinkSurvivorRequest = Haven_V1_LinkSurvivorRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Case {
             try await self.client.unary(MethodCatalog.CaseService.linkSurvivor, request, options: options)
         }
@@ -196,8 +186,7 @@ extension HavenClient {
         /// - Returns: The stream of responses.
         /// - Throws: ``HavenError`` if the call cannot start.
         public func subscribe(
-            _ request: Haven_V1_SubscribeRequest = Haven_V1_SubscribeRequest(),
-            options: CallOptions = CallOptions()
+            _ request: Haven_V1_SubscribeRequest = Haven_V1_SubscribeRequest(), options: CallOptions = CallOptions()
         ) async throws -> HavenResponseStream<Haven_V1_FeedItem> {
             try await self.client.serverStreaming(MethodCatalog.FeedService.subscribe, request, options: options)
         }
@@ -223,8 +212,7 @@ extension HavenClient {
         /// - Returns: The response.
         /// - Throws: ``HavenError``.
         public func create(
-            _ request: Haven_V1_CreateOfficeRequest = Haven_V1_CreateOfficeRequest(),
-            options: CallOptions = CallOptions()
+            _ request: Haven_V1_CreateOfficeRequest = Haven_V1_CreateOfficeRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Office {
             try await self.client.unary(MethodCatalog.OfficeService.createOffice, request, options: options)
         }
@@ -237,8 +225,7 @@ extension HavenClient {
         /// - Returns: The response.
         /// - Throws: ``HavenError``.
         public func get(
-            _ request: Haven_V1_GetOfficeRequest = Haven_V1_GetOfficeRequest(),
-            options: CallOptions = CallOptions()
+            _ request: Haven_V1_GetOfficeRequest = Haven_V1_GetOfficeRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Office {
             try await self.client.unary(MethodCatalog.OfficeService.getOffice, request, options: options)
         }
@@ -251,8 +238,7 @@ extension HavenClient {
         /// - Returns: The response.
         /// - Throws: ``HavenError``.
         public func list(
-            _ request: Haven_V1_ListOfficesRequest = Haven_V1_ListOfficesRequest(),
-            options: CallOptions = CallOptions()
+            _ request: Haven_V1_ListOfficesRequest = Haven_V1_ListOfficesRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_ListOfficesResponse {
             try await self.client.unary(MethodCatalog.OfficeService.listOffices, request, options: options)
         }
@@ -266,8 +252,7 @@ extension HavenClient {
         /// - Returns: The response.
         /// - Throws: ``HavenError``.
         public func update(
-            _ request: Haven_V1_UpdateOfficeRequest = Haven_V1_UpdateOfficeRequest(),
-            options: CallOptions = CallOptions()
+            _ request: Haven_V1_UpdateOfficeRequest = Haven_V1_UpdateOfficeRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Office {
             try await self.client.unary(MethodCatalog.OfficeService.updateOffice, request, options: options)
         }
@@ -281,8 +266,7 @@ extension HavenClient {
         /// - Returns: The response.
         /// - Throws: ``HavenError``.
         public func close(
-            _ request: Haven_V1_CloseOfficeRequest = Haven_V1_CloseOfficeRequest(),
-            options: CallOptions = CallOptions()
+            _ request: Haven_V1_CloseOfficeRequest = Haven_V1_CloseOfficeRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Office {
             try await self.client.unary(MethodCatalog.OfficeService.closeOffice, request, options: options)
         }
@@ -308,8 +292,7 @@ extension HavenClient {
         /// - Returns: The response.
         /// - Throws: ``HavenError``.
         public func register(
-            _ request: Haven_V1_RegisterPartnerRequest = Haven_V1_RegisterPartnerRequest(),
-            options: CallOptions = CallOptions()
+            _ request: Haven_V1_RegisterPartnerRequest = Haven_V1_RegisterPartnerRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_PartnerOrganisation {
             try await self.client.unary(MethodCatalog.PartnerService.registerPartner, request, options: options)
         }
@@ -322,8 +305,7 @@ extension HavenClient {
         /// - Returns: The response.
         /// - Throws: ``HavenError``.
         public func get(
-            _ request: Haven_V1_GetPartnerRequest = Haven_V1_GetPartnerRequest(),
-            options: CallOptions = CallOptions()
+            _ request: Haven_V1_GetPartnerRequest = Haven_V1_GetPartnerRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_PartnerOrganisation {
             try await self.client.unary(MethodCatalog.PartnerService.getPartner, request, options: options)
         }
@@ -336,8 +318,7 @@ extension HavenClient {
         /// - Returns: The response.
         /// - Throws: ``HavenError``.
         public func list(
-            _ request: Haven_V1_ListPartnersRequest = Haven_V1_ListPartnersRequest(),
-            options: CallOptions = CallOptions()
+            _ request: Haven_V1_ListPartnersRequest = Haven_V1_ListPartnersRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_ListPartnersResponse {
             try await self.client.unary(MethodCatalog.PartnerService.listPartners, request, options: options)
         }
@@ -364,8 +345,7 @@ extension HavenClient {
         /// - Returns: The response.
         /// - Throws: ``HavenError``.
         public func create(
-            _ request: Haven_V1_CreateReferralRequest = Haven_V1_CreateReferralRequest(),
-            options: CallOptions = CallOptions()
+            _ request: Haven_V1_CreateReferralRequest = Haven_V1_CreateReferralRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Referral {
             try await self.client.unary(MethodCatalog.ReferralService.createReferral, request, options: options)
         }
@@ -378,8 +358,7 @@ extension HavenClient {
         /// - Returns: The response.
         /// - Throws: ``HavenError``.
         public func get(
-            _ request: Haven_V1_GetReferralRequest = Haven_V1_GetReferralRequest(),
-            options: CallOptions = CallOptions()
+            _ request: Haven_V1_GetReferralRequest = Haven_V1_GetReferralRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Referral {
             try await self.client.unary(MethodCatalog.ReferralService.getReferral, request, options: options)
         }
@@ -392,8 +371,7 @@ extension HavenClient {
         /// - Returns: The response.
         /// - Throws: ``HavenError``.
         public func list(
-            _ request: Haven_V1_ListReferralsRequest = Haven_V1_ListReferralsRequest(),
-            options: CallOptions = CallOptions()
+            _ request: Haven_V1_ListReferralsRequest = Haven_V1_ListReferralsRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_ListReferralsResponse {
             try await self.client.unary(MethodCatalog.ReferralService.listReferrals, request, options: options)
         }
@@ -407,8 +385,7 @@ extension HavenClient {
         /// - Returns: The response.
         /// - Throws: ``HavenError``.
         public func accept(
-            _ request: Haven_V1_TransitionReferralRequest = Haven_V1_TransitionReferralRequest(),
-            options: CallOptions = CallOptions()
+            _ request: Haven_V1_TransitionReferralRequest = Haven_V1_TransitionReferralRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Referral {
             try await self.client.unary(MethodCatalog.ReferralService.acceptReferral, request, options: options)
         }
@@ -422,8 +399,7 @@ extension HavenClient {
         /// - Returns: The response.
         /// - Throws: ``HavenError``.
         public func decline(
-            _ request: Haven_V1_TransitionReferralRequest = Haven_V1_TransitionReferralRequest(),
-            options: CallOptions = CallOptions()
+            _ request: Haven_V1_TransitionReferralRequest = Haven_V1_TransitionReferralRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Referral {
             try await self.client.unary(MethodCatalog.ReferralService.declineReferral, request, options: options)
         }
@@ -438,8 +414,7 @@ extension HavenClient {
         /// - Returns: The response.
         /// - Throws: ``HavenError``.
         public func complete(
-            _ request: Haven_V1_TransitionReferralRequest = Haven_V1_TransitionReferralRequest(),
-            options: CallOptions = CallOptions()
+            _ request: Haven_V1_TransitionReferralRequest = Haven_V1_TransitionReferralRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Referral {
             try await self.client.unary(MethodCatalog.ReferralService.completeReferral, request, options: options)
         }
@@ -454,8 +429,7 @@ extension HavenClient {
         /// - Returns: The response.
         /// - Throws: ``HavenError``.
         public func revoke(
-            _ request: Haven_V1_TransitionReferralRequest = Haven_V1_TransitionReferralRequest(),
-            options: CallOptions = CallOptions()
+            _ request: Haven_V1_TransitionReferralRequest = Haven_V1_TransitionReferralRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Referral {
             try await self.client.unary(MethodCatalog.ReferralService.revokeReferral, request, options: options)
         }
@@ -481,8 +455,7 @@ extension HavenClient {
         /// - Returns: The response.
         /// - Throws: ``HavenError``.
         public func officeReport(
-            _ request: Haven_V1_GetOfficeReportRequest = Haven_V1_GetOfficeReportRequest(),
-            options: CallOptions = CallOptions()
+            _ request: Haven_V1_GetOfficeReportRequest = Haven_V1_GetOfficeReportRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_OfficeReport {
             try await self.client.unary(MethodCatalog.ReportService.getOfficeReport, request, options: options)
         }
@@ -509,8 +482,7 @@ extension HavenClient {
         /// - Returns: The response.
         /// - Throws: ``HavenError``.
         public func whoAmI(
-            _ request: Haven_V1_WhoAmIRequest = Haven_V1_WhoAmIRequest(),
-            options: CallOptions = CallOptions()
+            _ request: Haven_V1_WhoAmIRequest = Haven_V1_WhoAmIRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Principal {
             try await self.client.unary(MethodCatalog.SessionService.whoAmI, request, options: options)
         }
@@ -536,8 +508,7 @@ extension HavenClient {
         /// - Returns: The response.
         /// - Throws: ``HavenError``.
         public func register(
-            _ request: Haven_V1_RegisterSurvivorRequest = Haven_V1_RegisterSurvivorRequest(),
-            options: CallOptions = CallOptions()
+            _ request: Haven_V1_RegisterSurvivorRequest = Haven_V1_RegisterSurvivorRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Survivor {
             try await self.client.unary(MethodCatalog.SurvivorService.registerSurvivor, request, options: options)
         }
@@ -550,8 +521,7 @@ extension HavenClient {
         /// - Returns: The response.
         /// - Throws: ``HavenError``.
         public func get(
-            _ request: Haven_V1_GetSurvivorRequest = Haven_V1_GetSurvivorRequest(),
-            options: CallOptions = CallOptions()
+            _ request: Haven_V1_GetSurvivorRequest = Haven_V1_GetSurvivorRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Survivor {
             try await self.client.unary(MethodCatalog.SurvivorService.getSurvivor, request, options: options)
         }
@@ -564,8 +534,7 @@ extension HavenClient {
         /// - Returns: The response.
         /// - Throws: ``HavenError``.
         public func list(
-            _ request: Haven_V1_ListSurvivorsRequest = Haven_V1_ListSurvivorsRequest(),
-            options: CallOptions = CallOptions()
+            _ request: Haven_V1_ListSurvivorsRequest = Haven_V1_ListSurvivorsRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_ListSurvivorsResponse {
             try await self.client.unary(MethodCatalog.SurvivorService.listSurvivors, request, options: options)
         }
@@ -579,8 +548,7 @@ extension HavenClient {
         /// - Returns: The response.
         /// - Throws: ``HavenError``.
         public func update(
-            _ request: Haven_V1_UpdateSurvivorRequest = Haven_V1_UpdateSurvivorRequest(),
-            options: CallOptions = CallOptions()
+            _ request: Haven_V1_UpdateSurvivorRequest = Haven_V1_UpdateSurvivorRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Survivor {
             try await self.client.unary(MethodCatalog.SurvivorService.updateSurvivor, request, options: options)
         }
@@ -594,8 +562,7 @@ extension HavenClient {
         /// - Returns: The response.
         /// - Throws: ``HavenError``.
         public func recordService(
-            _ request: Haven_V1_RecordServiceRequest = Haven_V1_RecordServiceRequest(),
-            options: CallOptions = CallOptions()
+            _ request: Haven_V1_RecordServiceRequest = Haven_V1_RecordServiceRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Survivor {
             try await self.client.unary(MethodCatalog.SurvivorService.recordService, request, options: options)
         }
@@ -609,8 +576,7 @@ extension HavenClient {
         /// - Returns: The response.
         /// - Throws: ``HavenError``.
         public func setPlacement(
-            _ request: Haven_V1_SetPlacementRequest = Haven_V1_SetPlacementRequest(),
-            options: CallOptions = CallOptions()
+            _ request: Haven_V1_SetPlacementRequest = Haven_V1_SetPlacementRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Survivor {
             try await self.client.unary(MethodCatalog.SurvivorService.setPlacement, request, options: options)
         }
@@ -624,8 +590,7 @@ extension HavenClient {
         /// - Returns: The response.
         /// - Throws: ``HavenError``.
         public func updateStatus(
-            _ request: Haven_V1_UpdateSurvivorStatusRequest = Haven_V1_UpdateSurvivorStatusRequest(),
-            options: CallOptions = CallOptions()
+            _ request: Haven_V1_UpdateSurvivorStatusRequest = Haven_V1_UpdateSurvivorStatusRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Survivor {
             try await self.client.unary(MethodCatalog.SurvivorService.updateSurvivorStatus, request, options: options)
         }
@@ -639,8 +604,7 @@ extension HavenClient {
         /// - Returns: The response.
         /// - Throws: ``HavenError``.
         public func grantConsent(
-            _ request: Haven_V1_GrantConsentRequest = Haven_V1_GrantConsentRequest(),
-            options: CallOptions = CallOptions()
+            _ request: Haven_V1_GrantConsentRequest = Haven_V1_GrantConsentRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Survivor {
             try await self.client.unary(MethodCatalog.SurvivorService.grantConsent, request, options: options)
         }
@@ -654,8 +618,7 @@ extension HavenClient {
         /// - Returns: The response.
         /// - Throws: ``HavenError``.
         public func withdrawConsent(
-            _ request: Haven_V1_WithdrawConsentRequest = Haven_V1_WithdrawConsentRequest(),
-            options: CallOptions = CallOptions()
+            _ request: Haven_V1_WithdrawConsentRequest = Haven_V1_WithdrawConsentRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Survivor {
             try await self.client.unary(MethodCatalog.SurvivorService.withdrawConsent, request, options: options)
         }
