@@ -12,11 +12,14 @@ import Testing
 @Suite("Connections over TLS")
 struct ConnectionTests {
     func withServer(
-        configure: @escaping (inout ServerConfiguration) -> Void = { _ in },
+        _ configuration: ServerConfiguration = ServerConfiguration(),
         _ body: (TestDeployment, RunningServer) async throws -> Void
     ) async throws {
         let deployment = try TestDeployment()
-        let server = try await deployment.start(configure: configure)
+        let server = try await deployment.start { settings in
+            settings = configuration
+            settings.listenPort = 0
+        }
         do {
             try await body(deployment, server)
         } catch {
@@ -186,7 +189,9 @@ struct ConnectionTests {
 
     @Test("caps calls in flight per connection with RESOURCE_EXHAUSTED, and frees the slot when a call ends")
     func concurrencyCap() async throws {
-        try await self.withServer(configure: { $0.maxConcurrentCalls = 2 }) { deployment, server in
+        var configuration = ServerConfiguration()
+        configuration.maxConcurrentCalls = 2
+        try await self.withServer(configuration) { deployment, server in
             let connection = try await self.connect(deployment, server)
             try await connection.hello()
             for id: UInt64 in [1, 2] {
@@ -246,7 +251,9 @@ struct ConnectionTests {
 
     @Test("cuts off a peer that trickles a frame slower than the frame timeout")
     func slowFrame() async throws {
-        try await self.withServer(configure: { $0.frameTimeout = .milliseconds(300) }) { deployment, server in
+        var configuration = ServerConfiguration()
+        configuration.frameTimeout = .milliseconds(300)
+        try await self.withServer(configuration) { deployment, server in
             let connection = try await self.connect(deployment, server)
             try await connection.hello()
             try await connection.sendRaw([0, 0, 0, 0, 10, 0x08])
@@ -261,7 +268,9 @@ struct ConnectionTests {
 
     @Test("closes a connection that never sends hello")
     func helloTimeout() async throws {
-        try await self.withServer(configure: { $0.handshakeTimeout = .milliseconds(300) }) { deployment, server in
+        var configuration = ServerConfiguration()
+        configuration.handshakeTimeout = .milliseconds(300)
+        try await self.withServer(configuration) { deployment, server in
             let connection = try await self.connect(deployment, server)
             let away = try #require(try await connection.next())
             #expect(StatusCode(wire: away.goAway.code) == .deadlineExceeded)
@@ -271,7 +280,9 @@ struct ConnectionTests {
 
     @Test("closes a TCP connection that never starts TLS")
     func handshakeTimeout() async throws {
-        try await self.withServer(configure: { $0.handshakeTimeout = .milliseconds(300) }) { _, server in
+        var configuration = ServerConfiguration()
+        configuration.handshakeTimeout = .milliseconds(300)
+        try await self.withServer(configuration) { _, server in
             let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .connect(host: "127.0.0.1", port: server.port).get()
             let started = ContinuousClock.now
@@ -282,7 +293,9 @@ struct ConnectionTests {
 
     @Test("closes an idle connection with UNAVAILABLE")
     func idle() async throws {
-        try await self.withServer(configure: { $0.idleTimeout = .milliseconds(300) }) { deployment, server in
+        var configuration = ServerConfiguration()
+        configuration.idleTimeout = .milliseconds(300)
+        try await self.withServer(configuration) { deployment, server in
             let connection = try await self.connect(deployment, server)
             try await connection.hello()
             let away = try #require(try await connection.next())
