@@ -103,8 +103,21 @@ let package = Package(
                 "HavenClient",
                 "HavenProtocol",
                 "HavenServer",
+                "HavenStore",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "AftercareSync",
+            dependencies: [
+                "HavenClient",
+                "HavenProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            path: "Examples/AftercareSync",
             swiftSettings: swiftSettings
         ),
         .target(

@@ -18,14 +18,16 @@ extension HavenClient.Feed {
     /// ```
     ///
     /// - Parameters:
-    ///   - cursor: Resume right after this cursor; nil to start with changes
-    ///     committed from now on.
+    ///   - cursor: Resume right after this cursor.
+    ///   - fromBeginning: Without a cursor: true to start from the first change
+    ///     ever recorded, false to start with changes committed from now on.
     ///   - officeCodes: Only these offices; empty for every office you may see.
     ///   - subjects: Only these record types; empty for all.
     /// - Returns: An endless sequence; it throws ``HavenError`` for failures a
     ///   reconnect cannot fix (an invalid cursor, no permission).
     public func follow(
         after cursor: String? = nil,
+        fromBeginning: Bool = false,
         officeCodes: [String] = [],
         subjects: [Haven_V1_FeedSubject] = []
     ) -> HavenFeed {
@@ -33,12 +35,12 @@ extension HavenClient.Feed {
         request.follow = true
         request.officeCodes = officeCodes
         request.subjects = subjects
-        request.start = .now
+        request.start = fromBeginning ? .beginning : .now
         return HavenFeed(client: self.client, request: request, cursor: cursor)
     }
 }
 
-/// The change feed as a resuming `AsyncSequence`; see ``HavenClient/Feed/follow(after:officeCodes:subjects:)``.
+/// The change feed as a resuming `AsyncSequence`; see ``HavenClient/Feed/follow(after:fromBeginning:officeCodes:subjects:)``.
 public struct HavenFeed: AsyncSequence, Sendable {
     public typealias Element = Haven_V1_FeedItem
 

@@ -686,8 +686,34 @@ struct ServiceTests {
                 try await session.failure("worker-kol", MethodCatalog.ReferralService.acceptReferral, accept).code
                     == .permissionDenied
             )
+            var early = Haven_V1_RecordServiceRequest()
+            early.survivorID = referred.id
+            early.service.kind = .counselling
+            early.service.deliveredOn = Self.date(2026, 4, 1)
+            early.idempotencyKey = "partner-svc-0"
+            #expect(
+                try await session.failure("partner-asha", MethodCatalog.SurvivorService.recordService, early).code
+                    == .notFound,
+                "a partner records services only once it has accepted the referral"
+            )
             let accepted = try await session.call("partner-asha", MethodCatalog.ReferralService.acceptReferral, accept)
             #expect(accepted.status == .accepted)
+            var delivered = early
+            delivered.idempotencyKey = "partner-svc-1"
+            delivered.service.partnerID = "ptn_someone_else"
+            let recorded = try await session.call(
+                "partner-asha",
+                MethodCatalog.SurvivorService.recordService,
+                delivered
+            )
+            #expect(!recorded.hasIdentity)
+            #expect(recorded.services.isEmpty, "no SERVICES consent: the partner's view omits services")
+            let staffView = try await session.call(
+                "worker-kol",
+                MethodCatalog.SurvivorService.getSurvivor,
+                .with { $0.survivorID = referred.id }
+            )
+            #expect(staffView.services.map(\.partnerID) == [partner.id], "recorded as the partner itself")
             #expect(
                 try await session.failure("partner-asha", MethodCatalog.ReferralService.acceptReferral, accept).code
                     == .failedPrecondition

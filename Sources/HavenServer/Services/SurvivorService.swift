@@ -221,16 +221,22 @@ struct SurvivorService {
         )
         try Validate.require(input.sessions <= 10_000, "service.sessions", "at most 10000")
         let env = self.env
-        return try await env.store.write { tx in
+        let principal = context.principal
+        let recorded = try await env.store.write { tx in
             try env.idempotent(tx, context: context, key: request.idempotencyKey, request: request) {
-                try self.mutate(request.survivorID, request.expectedVersion, context, tx, optionalVersion: true) {
-                    survivor,
+                try self.mutate(
+                    request.survivorID,
+                    request.expectedVersion,
+                    context,
                     tx,
-                    now in
-                    if !input.partnerID.isEmpty {
-                        try Self.requirePartner(input.partnerID, tx, field: "service.partner_id")
-                    }
+                    optionalVersion: true,
+                    allowAcceptedPartner: true
+                ) { survivor, tx, now in
                     var record = input
+                    if principal.role == .partner { record.partnerID = principal.account.partnerID }
+                    if !record.partnerID.isEmpty {
+                        try Self.requirePartner(record.partnerID, tx, field: "service.partner_id")
+                    }
                     record.id = env.newID("svc")
                     record.recordedBy = context.principal.actor
                     record.recordedAtUnixMs = now
@@ -239,6 +245,9 @@ struct SurvivorService {
                 }
             }
         }
+        return principal.role == .partner
+            ? ConsentView.partnerView(of: recorded, partnerID: principal.account.partnerID, now: env.nowUnixMs)
+            : recorded
     }
 
     func setPlacement(_ request: Haven_V1_SetPlacementRequest, _ context: CallContext) async throws -> Haven_V1_Survivor
@@ -380,14 +389,27 @@ struct SurvivorService {
         _ context: CallContext,
         _ tx: any StoreWriter,
         optionalVersion: Bool = false,
+        allowAcceptedPartner: Bool = false,
         _ change: (inout Haven_V1_Survivor, any StoreWriter, Int64) throws -> [UInt8]?
     ) throws -> Haven_V1_Survivor {
         let env = self.env
         guard var survivor = try tx.load(Haven_V1_Survivor.self, id: survivorID) else {
             throw HavenError(code: .notFound, message: "no survivor with that id")
         }
-        try env.policy.checkVisible(context.principal, .readOfficeRecords(survivor.officeCode), what: "survivor")
-        try env.policy.check(context.principal, .writeOfficeRecords(survivor.officeCode))
+        let principal = context.principal
+        if allowAcceptedPartner, principal.role == .partner {
+            // A partner records what it delivered, for survivors it accepted a referral for.
+            var accepted = RecordQuery(order: .newestFirst, limit: 1)
+            accepted.subjectID = survivor.id
+            accepted.partnerID = principal.account.partnerID
+            accepted.statuses = [Haven_V1_ReferralStatus.accepted.rawValue]
+            guard !principal.account.partnerID.isEmpty, try tx.count(Haven_V1_Referral.self, accepted) > 0 else {
+                throw HavenError(code: .notFound, message: "no survivor with that id")
+            }
+        } else {
+            try env.policy.checkVisible(principal, .readOfficeRecords(survivor.officeCode), what: "survivor")
+            try env.policy.check(principal, .writeOfficeRecords(survivor.officeCode))
+        }
         try env.requireVersion(expectedVersion, current: survivor.version, optional: optionalVersion)
         let stored = survivor.version
         let now = env.nowUnixMs
