@@ -120,6 +120,12 @@ let package = Package(
             path: "Examples/AftercareSync",
             swiftSettings: swiftSettings
         ),
+        .executableTarget(
+            name: "ReferredSurvivors",
+            dependencies: ["HavenClient", "HavenProtocol"],
+            path: "Examples/ReferredSurvivors",
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "HavenTestSupport",
             dependencies: [
