@@ -78,6 +78,36 @@ struct HavenClientTests {
         try await server.stop()
     }
 
+    @Test("spreads calls over a pool of connections")
+    func pool() async throws {
+        let deployment = try TestDeployment()
+        let server = try await deployment.start()
+        var configuration = try self.configuration(deployment, server)
+        configuration.poolSize = 3
+        try await withHavenClient(configuration) { client in
+            try await withThrowingTaskGroup(of: String.self) { group in
+                for _ in 0..<300 { group.addTask { try await client.session.whoAmI().id } }
+                for try await id in group { #expect(id == "worker-kol") }
+            }
+        }
+        try await server.stop()
+    }
+
+    @Test("runs as a Service: calls work while it runs, and fail once it has stopped")
+    func service() async throws {
+        let deployment = try TestDeployment()
+        let server = try await deployment.start()
+        let client = HavenClient(configuration: try self.configuration(deployment, server))
+        let running = Task { try await client.run() }
+        #expect(try await client.session.whoAmI().id == "worker-kol")
+        running.cancel()
+        try await running.value
+        let error = await #expect(throws: HavenError.self) { try await client.session.whoAmI() }
+        #expect(error?.code == .unavailable)
+        #expect(error?.source == .client)
+        try await server.stop()
+    }
+
     @Test("typed calls: errors carry the server's code and message, refusals come from the server")
     func typedCallsAndErrors() async throws {
         let deployment = try TestDeployment()

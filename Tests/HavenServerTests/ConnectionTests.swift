@@ -17,8 +17,10 @@ struct ConnectionTests {
     ) async throws {
         let deployment = try TestDeployment()
         let server = try await deployment.start { settings in
+            let grace = settings.shutdownGrace
             settings = configuration
             settings.listenPort = 0
+            if configuration.shutdownGrace == ServerConfiguration().shutdownGrace { settings.shutdownGrace = grace }
         }
         do {
             try await body(deployment, server)
@@ -358,7 +360,11 @@ struct ConnectionTests {
 
     @Test("serves 500 concurrent calls on one connection and several connections, each answer to its call")
     func manyCalls() async throws {
-        try await self.withServer { deployment, server in
+        // A raw client pipelines all 500 at once: allow that many in flight
+        // (HavenClient keeps to the announced limit by itself).
+        var configuration = ServerConfiguration()
+        configuration.maxConcurrentCalls = 1000
+        try await self.withServer(configuration) { deployment, server in
             let admin = try await self.connect(deployment, server, as: "admin")
             try await admin.hello()
             for (index, code) in ["KOL", "MUM", "MNL"].enumerated() {

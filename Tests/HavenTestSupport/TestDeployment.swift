@@ -105,6 +105,8 @@ public final class TestDeployment: Sendable {
     ) async throws -> RunningServer {
         var configuration = ServerConfiguration()
         configuration.listenPort = 0
+        // Followed feeds never finish by themselves: keep shutdowns in tests short.
+        configuration.shutdownGrace = .milliseconds(200)
         configure(&configuration)
         let store = try SQLiteStore(path: self.dataDirectory.databaseFile)
         let masterKey = try MasterKey.load(from: self.dataDirectory.masterKeyFile)

@@ -331,7 +331,8 @@ final class ServerConnection: Sendable {
                     self.close()
                     return
                 }
-                wakeAt = helloDeadline
+                // Wake in time for the idle deadline too: the hello may arrive meanwhile.
+                wakeAt = min(helloDeadline, (idleSince ?? now) + self.configuration.idleTimeout)
             case .open:
                 if let idleSince {
                     let idleDeadline = idleSince + self.configuration.idleTimeout
