@@ -17,6 +17,8 @@ compute() {
         echo scripts/generate-protos.sh
         echo scripts/generate-schema-catalog.py
         find Sources/HavenProtocol/Generated Sources/HavenClient/Generated -type f -name '*.swift'
+        find Benchmarks/Sources/CHavenProtobufC/generated Benchmarks/Sources/CHavenProtobufC/include/haven \
+            -type f -name '*.pb-c.[ch]' 2>/dev/null
     ) | LC_ALL=C sort | xargs sha256sum
 }
 

@@ -5,7 +5,8 @@
 #
 #   scripts/generate-protos.sh
 #
-# Needs Debian's `protobuf-compiler` (apt-get install -y protobuf-compiler)
+# Needs Debian's `protobuf-compiler` and `protobuf-c-compiler`
+# (apt-get install -y protobuf-compiler protobuf-c-compiler)
 # and builds `protoc-gen-swift` from the swift-protobuf dependency, so the
 # generated code always matches the runtime library it is compiled against.
 set -euo pipefail
@@ -30,6 +31,21 @@ protoc \
 mkdir -p Sources/HavenClient/Generated
 python3 scripts/generate-schema-catalog.py Protos "$out/Schema+Catalog.swift" docs/PROTOCOL.md \
     Sources/HavenClient/Generated/HavenClient+Services.swift
+
+# protobuf-c code for the benchmarks' baseline (Debian's protobuf-c-compiler).
+if command -v protoc-c >/dev/null; then
+    c=Benchmarks/Sources/CHavenProtobufC
+    rm -rf "$c/include/haven" "$c/generated"
+    mkdir -p "$c/include" "$c/generated"
+    protoc-c --proto_path=Protos --c_out="$c/generated" \
+        $(cd Protos && find . -name '*.proto' | sed 's|^\./||' | LC_ALL=C sort)
+    (cd "$c/generated" && find . -name '*.pb-c.h' | while read -r header; do
+        mkdir -p "../include/$(dirname "$header")"
+        mv "$header" "../include/$header"
+    done)
+else
+    echo "protoc-c not found (apt-get install -y protobuf-c-compiler): benchmark C code left as it is" >&2
+fi
 
 scripts/check-generated.sh --write
 echo "generated $(ls "$out" | wc -l) files in $out"

@@ -1,0 +1,71 @@
+import Benchmark
+import BenchmarkMessages
+import CHavenProtobufC
+import Foundation
+import HavenProtocol
+import NIOCore
+import SwiftProtobuf
+
+/// For every representative message, encode and decode four ways in the same
+/// run: Haven's framing (serialize into the outgoing frame; decode from the
+/// incoming buffer), plain swift-protobuf (`serializedBytes()` /
+/// `init(serializedBytes:)`), protobuf-c (`pack` into a fresh buffer /
+/// `unpack` + free), and a `memcpy` of the same number of bytes into a fresh
+/// buffer, the physical limit.
+let benchmarks: @Sendable () -> Void = {
+    Benchmark.defaultConfiguration = .init(
+        metrics: [.throughput, .wallClock, .mallocCountTotal],
+        timeUnits: .nanoseconds,
+        warmupIterations: 100,
+        scalingFactor: .kilo,
+        maxDuration: .seconds(3),
+        maxIterations: 100_000
+    )
+    for sample in Representative.all {
+        register(sample.name, sample.message)
+    }
+}
+
+func register(_ name: String, _ message: any SwiftProtobuf.Message) {
+    func typed<M: SwiftProtobuf.Message>(_ message: M) {
+        let bytes: [UInt8] = try! message.serializedBytes()
+        let frame = try! FrameEncoder(maximumPayloadLength: 64 << 20).encode(message)
+        let payload = frame.getSlice(at: Frame.headerLength, length: bytes.count)!
+        let codec = ProtobufCCodec(messageName: M.protoMessageName)!
+        let cMessage = bytes.withUnsafeBytes { codec.unpack($0)! }
+        let encoder = FrameEncoder(maximumPayloadLength: 64 << 20)
+        let size = "\(bytes.count) B"
+
+        Benchmark("\(name) [\(size)] encode: Haven frame") { benchmark in
+            for _ in benchmark.scaledIterations { blackHole(try! encoder.encode(message)) }
+        }
+        Benchmark("\(name) [\(size)] encode: swift-protobuf") { benchmark in
+            for _ in benchmark.scaledIterations { blackHole(try! message.serializedBytes() as [UInt8]) }
+        }
+        Benchmark("\(name) [\(size)] encode: protobuf-c") { benchmark in
+            for _ in benchmark.scaledIterations { blackHole(ProtobufCCodec.pack(cMessage)) }
+        }
+        Benchmark("\(name) [\(size)] encode: memcpy") { benchmark in
+            for _ in benchmark.scaledIterations {
+                blackHole(
+                    [UInt8](unsafeUninitializedCapacity: bytes.count) { buffer, count in
+                        _ = bytes.withUnsafeBytes { source in memcpy(buffer.baseAddress!, source.baseAddress!, bytes.count) }
+                        count = bytes.count
+                    })
+            }
+        }
+        Benchmark("\(name) [\(size)] decode: Haven frame") { benchmark in
+            for _ in benchmark.scaledIterations { blackHole(try! M(decodingPayload: payload)) }
+        }
+        Benchmark("\(name) [\(size)] decode: swift-protobuf") { benchmark in
+            for _ in benchmark.scaledIterations { blackHole(try! M(serializedBytes: bytes)) }
+        }
+        Benchmark("\(name) [\(size)] decode: protobuf-c") { benchmark in
+            for _ in benchmark.scaledIterations {
+                let decoded = bytes.withUnsafeBytes { codec.unpack($0)! }
+                haven_pbc_free(decoded)
+            }
+        }
+    }
+    _openExistential(message, do: typed)
+}

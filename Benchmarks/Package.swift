@@ -1,0 +1,65 @@
+// swift-tools-version: 6.2
+//
+// Haven's benchmarks (ordo-one/benchmark): encoding throughput of Haven's
+// framing beside plain swift-protobuf, protobuf-c and memcpy, all measured in
+// the same run. Depends on the root package by path.
+//
+//   swift package --package-path Benchmarks benchmark
+//   swift test --package-path Benchmarks      # cross-language wire compatibility
+
+import PackageDescription
+
+let package = Package(
+    name: "HavenBenchmarks",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(name: "Haven", path: ".."),
+        .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.1", traits: ["MallocInterposer"]),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+    ],
+    targets: [
+        // protobuf-c code generated from Protos/ (scripts/generate-protos.sh); needs libprotobuf-c-dev.
+        .target(
+            name: "CHavenProtobufC",
+            exclude: [],
+            cSettings: [.headerSearchPath("include")],
+            linkerSettings: [.linkedLibrary("protobuf-c")]
+        ),
+        .target(
+            name: "BenchmarkMessages",
+            dependencies: [
+                "CHavenProtobufC",
+                .product(name: "HavenProtocol", package: "Haven"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .executableTarget(
+            name: "EncodingBenchmarks",
+            dependencies: [
+                "BenchmarkMessages",
+                "CHavenProtobufC",
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "HavenProtocol", package: "Haven"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Benchmarks/EncodingBenchmarks",
+            swiftSettings: [.swiftLanguageMode(.v6)],
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        .testTarget(
+            name: "BenchmarkMessagesTests",
+            dependencies: [
+                "BenchmarkMessages",
+                "CHavenProtobufC",
+                .product(name: "HavenProtocol", package: "Haven"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+    ]
+)
