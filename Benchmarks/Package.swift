@@ -6,6 +6,7 @@
 //
 //   swift package --package-path Benchmarks benchmark
 //   swift test --package-path Benchmarks      # cross-language wire compatibility
+//   swift run --package-path Benchmarks -c release haven-load --help
 
 import PackageDescription
 
@@ -17,6 +18,8 @@ let package = Package(
         .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.1", traits: ["MallocInterposer"]),
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // protobuf-c code generated from Protos/ (scripts/generate-protos.sh); needs libprotobuf-c-dev.
@@ -49,6 +52,19 @@ let package = Package(
             path: "Benchmarks/EncodingBenchmarks",
             swiftSettings: [.swiftLanguageMode(.v6)],
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        // The load generator operators point at a deployment (loopback by default).
+        .executableTarget(
+            name: "haven-load",
+            dependencies: [
+                .product(name: "HavenClient", package: "Haven"),
+                .product(name: "HavenProtocol", package: "Haven"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .testTarget(
             name: "BenchmarkMessagesTests",

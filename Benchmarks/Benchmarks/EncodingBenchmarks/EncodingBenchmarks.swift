@@ -12,14 +12,17 @@ import SwiftProtobuf
 /// `init(serializedBytes:)`), protobuf-c (`pack` into a fresh buffer /
 /// `unpack` + free), and a `memcpy` of the same number of bytes into a fresh
 /// buffer, the physical limit.
+/// `HAVEN_BENCHMARK_SMOKE=1` runs each benchmark for a few iterations only
+/// (CI checks that they build and run; numbers come from full runs).
 let benchmarks: @Sendable () -> Void = {
+    let smoke = ProcessInfo.processInfo.environment["HAVEN_BENCHMARK_SMOKE"] != nil
     Benchmark.defaultConfiguration = .init(
         metrics: [.throughput, .wallClock, .mallocCountTotal],
         timeUnits: .nanoseconds,
-        warmupIterations: 100,
+        warmupIterations: smoke ? 1 : 100,
         scalingFactor: .kilo,
-        maxDuration: .seconds(3),
-        maxIterations: 100_000
+        maxDuration: smoke ? .milliseconds(50) : .seconds(3),
+        maxIterations: smoke ? 3 : 100_000
     )
     for sample in Representative.all {
         register(sample.name, sample.message)
@@ -49,9 +52,12 @@ func register(_ name: String, _ message: any SwiftProtobuf.Message) {
             for _ in benchmark.scaledIterations {
                 blackHole(
                     [UInt8](unsafeUninitializedCapacity: bytes.count) { buffer, count in
-                        _ = bytes.withUnsafeBytes { source in memcpy(buffer.baseAddress!, source.baseAddress!, bytes.count) }
+                        _ = bytes.withUnsafeBytes { source in
+                            memcpy(buffer.baseAddress!, source.baseAddress!, bytes.count)
+                        }
                         count = bytes.count
-                    })
+                    }
+                )
             }
         }
         Benchmark("\(name) [\(size)] decode: Haven frame") { benchmark in

@@ -72,7 +72,8 @@ public enum Representative {
                             $0.eventID = "evt_bail"
                         },
                     ]
-                })
+                }
+            )
         }
         let accusedIDs = record.accused.map(\.id)
         for number in 0..<events {
@@ -90,14 +91,24 @@ public enum Representative {
                     $0.minorsRescued = 7
                     $0.ledBy = "AHTU Fictional"
                 }
-            case 1: event.arrest = .with { $0.accusedIds = accusedIDs; $0.agency = "AHTU Fictional"; $0.place = "Bus depot" }
+            case 1:
+                event.arrest = .with {
+                    $0.accusedIds = accusedIDs
+                    $0.agency = "AHTU Fictional"
+                    $0.place = "Bus depot"
+                }
             case 2:
                 event.hearing = .with {
                     $0.court = "Sessions Court 2"
                     $0.summary = "Evidence recorded; adjourned"
                     $0.nextHearingOn = date(2026, 5, 2)
                 }
-            case 3: event.bailGranted = .with { $0.accusedIds = accusedIDs; $0.court = "High Court"; $0.conditions = "Weekly reporting" }
+            case 3:
+                event.bailGranted = .with {
+                    $0.accusedIds = accusedIDs
+                    $0.court = "High Court"
+                    $0.conditions = "Weekly reporting"
+                }
             default: event.note = .with { $0.text = "Follow-up visit planned with the aftercare home (fictional)." }
             }
             record.events.append(event)
@@ -168,8 +179,17 @@ public enum Representative {
             $0.gender = "female"
             $0.nationality = "PH"
             $0.languages = ["tl", "en"]
-            $0.contacts = [.with { $0.label = "guardian mobile"; $0.value = "+63 900 000 0000" }]
-            $0.homeAddress = .with { $0.lines = ["Fictional street 1"]; $0.city = "Fictional City"; $0.country = "PH" }
+            $0.contacts = [
+                .with {
+                    $0.label = "guardian mobile"
+                    $0.value = "+63 900 000 0000"
+                }
+            ]
+            $0.homeAddress = .with {
+                $0.lines = ["Fictional street 1"]
+                $0.city = "Fictional City"
+                $0.country = "PH"
+            }
             $0.notes = String(repeating: "Fictional case notes. ", count: 20)
         }
         $0.createdAtUnixMs = 1_767_225_600_000
@@ -185,7 +205,12 @@ public enum Representative {
             $0.policeReference = "FIR 312/2026"
             $0.idempotencyKey = "5f8c2e1a-9d3b-4c7e-a6f1-2b8d4e9c7a3f"
         }
-        return try! .start(callID: 1_234, method: MethodCatalog.CaseService.openCase, request: request, timeout: .seconds(10))
+        return try! .start(
+            callID: 1_234,
+            method: MethodCatalog.CaseService.openCase,
+            request: request,
+            timeout: .seconds(10)
+        )
     }()
 
     /// A server envelope ending a call with the medium case.

@@ -15,7 +15,10 @@ struct WireCompatibilityTests {
             let frame = try FrameEncoder(maximumPayloadLength: 64 << 20).encode(message)
             let payload = Array(frame.readableBytesView.dropFirst(Frame.headerLength))
             let codec = try #require(ProtobufCCodec(messageName: M.protoMessageName))
-            let cBytes = try #require(codec.roundTrip(payload), "protobuf-c could not decode Haven's \(M.protoMessageName)")
+            let cBytes = try #require(
+                codec.roundTrip(payload),
+                "protobuf-c could not decode Haven's \(M.protoMessageName)"
+            )
             // Both encoders write fields in number order: the bytes agree exactly.
             #expect(cBytes == payload)
             // And what C wrote decodes in Swift to the original message.

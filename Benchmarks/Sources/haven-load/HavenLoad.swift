@@ -1,0 +1,179 @@
+import ArgumentParser
+import Foundation
+import HavenClient
+import HavenProtocol
+import Histogram
+import NIOCore
+import SwiftProtobuf
+import Synchronization
+
+/// `haven-load`: load-tests a Haven deployment over TLS.
+@main
+struct HavenLoad: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "haven-load",
+        abstract: "Load-tests a Haven server with a mix of real calls over mutual TLS.",
+        discussion: """
+            The credentials must be a director's or caseworker's of --office. haven-load
+            first seeds cases and survivors there (idempotently), warms up, then runs for
+            --duration and prints calls/s, errors by code and latency percentiles
+            (HdrHistogram; with --rate, latency counts from each call's scheduled start,
+            so a slow server cannot hide queueing). It only targets loopback addresses
+            unless --i-own-the-target says the operator owns the server.
+            """
+    )
+
+    @Option(help: ArgumentHelp("The server, host:port.", valueName: "host:port")) var target = "localhost:7443"
+    @Option(help: ArgumentHelp("Credentials bundle directory.", valueName: "dir")) var credentials: String
+    @Option(help: "TLS name of the server (defaults to the host).") var serverName: String?
+    @Option(help: "Office whose records are read and written.") var office = "KOL"
+    @Option(help: "TLS connections.") var connections = 1
+    @Option(help: "Calls in flight (closed loop) or workers (with --rate).") var concurrency = 16
+    @Option(help: "Seconds of measurement (1 to 3600).") var duration = 10
+    @Option(help: "Seconds of warm-up before measuring.") var warmup = 2
+    @Option(help: "Open loop: calls per second in total. Closed loop when absent.") var rate: Int?
+    @Option(help: "Call mix: read, append and register weights, e.g. read=80,append=15,register=5.")
+    var mix = "read=80,append=15,register=5"
+    @Option(help: "Records seeded for reads.") var seed = 50
+    @Flag(help: "Print the results as JSON.") var json = false
+    @Flag(name: .customLong("i-own-the-target"), help: "Allow a target outside loopback: you own that server.")
+    var ownsTarget = false
+
+    var host: String { String(self.target[..<self.target.lastIndex(of: ":")!]) }
+    var port: Int { Int(self.target[self.target.index(after: self.target.lastIndex(of: ":")!)...])! }
+
+    func validate() throws {
+        guard let colon = self.target.lastIndex(of: ":"), colon != self.target.startIndex,
+            let port = Int(self.target[self.target.index(after: colon)...]), (1...65535).contains(port)
+        else { throw ValidationError("--target must be host:port") }
+        guard (1...3600).contains(self.duration) else { throw ValidationError("--duration must be 1 to 3600 seconds") }
+        guard (0...600).contains(self.warmup) else { throw ValidationError("--warmup must be 0 to 600 seconds") }
+        guard (1...256).contains(self.connections) else { throw ValidationError("--connections must be 1 to 256") }
+        guard (1...10_000).contains(self.concurrency) else { throw ValidationError("--concurrency must be 1 to 10000") }
+        if let rate = self.rate, !(1...1_000_000).contains(rate) {
+            throw ValidationError("--rate must be 1 to 1000000")
+        }
+        guard (1...10_000).contains(self.seed) else { throw ValidationError("--seed must be 1 to 10000") }
+        _ = try Mix(self.mix)
+        if !self.ownsTarget, !Self.isLoopback(String(self.target[..<colon])) {
+            throw ValidationError(
+                "\(self.target) is not a loopback address; pass --i-own-the-target only for a server you operate"
+            )
+        }
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+        if bare == "localhost" || bare == "::1" { return true }
+        let parts = bare.split(separator: ".")
+        return parts.count == 4 && parts[0] == "127" && parts.allSatisfy { UInt8($0) != nil }
+    }
+
+    func run() async throws {
+        var configuration = HavenClientConfiguration(
+            host: self.host.trimmingCharacters(in: CharacterSet(charactersIn: "[]")),
+            port: self.port,
+            credentials: try HavenCredentials(bundle: URL(fileURLWithPath: self.credentials, isDirectory: true))
+        )
+        configuration.serverHostname = self.serverName
+        configuration.clientAgent = "haven-load/\(HavenClient.version)"
+        configuration.maximumAttempts = 1
+        let clients = (0..<self.connections).map { _ in HavenClient(configuration: configuration) }
+        defer { for client in clients { client.close() } }
+
+        let seeds = try await Seeds.make(clients[0], office: self.office, count: self.seed)
+        let mix = try Mix(self.mix)
+        let workload = Workload(mix: mix, seeds: seeds, office: self.office)
+
+        if self.warmup > 0 {
+            _ = try await self.measure(clients, workload, seconds: self.warmup, label: "warm-up")
+        }
+        let result = try await self.measure(clients, workload, seconds: self.duration, label: "measuring")
+        if self.json {
+            say(
+                result.json(
+                    target: self.target,
+                    connections: self.connections,
+                    concurrency: self.concurrency,
+                    rate: self.rate,
+                    mix: self.mix
+                )
+            )
+        } else {
+            say(
+                result.text(
+                    connections: self.connections,
+                    concurrency: self.concurrency,
+                    rate: self.rate,
+                    mix: self.mix
+                )
+            )
+        }
+    }
+
+    func measure(_ clients: [HavenClient], _ workload: Workload, seconds: Int, label: String) async throws -> LoadResult
+    {
+        let recorder = Recorder()
+        let start = ContinuousClock.now
+        let end = start + .seconds(seconds)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                while ContinuousClock.now < end {
+                    try await Task.sleep(for: .seconds(1))
+                    let snapshot = recorder.snapshot()
+                    let elapsed = Double((ContinuousClock.now - start).components.seconds)
+                    FileHandle.standardError.write(
+                        Data(
+                            "\r\(label): \(Int(elapsed))s  \(snapshot.calls) calls  \(snapshot.errors) errors  \(Int(Double(snapshot.calls) / max(elapsed, 1))) calls/s   "
+                                .utf8
+                        )
+                    )
+                }
+                FileHandle.standardError.write(Data("\n".utf8))
+            }
+            let workers = self.concurrency
+            for worker in 0..<workers {
+                let client = clients[worker % clients.count]
+                let interval: Duration? = self.rate.map {
+                    .nanoseconds(Int64(1_000_000_000.0 * Double(workers) / Double($0)))
+                }
+                group.addTask {
+                    var histogram = Histogram<UInt64>(
+                        highestTrackableValue: 60_000_000_000,
+                        numberOfSignificantValueDigits: .three
+                    )
+                    var errors: [String: Int] = [:]
+                    var intended = ContinuousClock.now
+                    var random = SystemRandomNumberGenerator()
+                    while ContinuousClock.now < end {
+                        if let interval {
+                            intended = intended + interval
+                            if intended > ContinuousClock.now { try await Task.sleep(until: intended) }
+                        } else {
+                            intended = .now
+                        }
+                        var failed = false
+                        do {
+                            try await workload.call(client, using: &random)
+                        } catch let error as HavenError {
+                            errors["\(error.code)", default: 0] += 1
+                            failed = true
+                        }
+                        let latency = ContinuousClock.now - intended
+                        let nanoseconds =
+                            latency.components.seconds * 1_000_000_000 + latency.components.attoseconds / 1_000_000_000
+                        _ = histogram.record(UInt64(max(0, nanoseconds)))
+                        recorder.count(failed: failed)
+                    }
+                    recorder.merge(histogram, errors)
+                }
+            }
+            try await group.waitForAll()
+        }
+        return recorder.result(seconds: Double(seconds))
+    }
+}
+
+func say(_ text: String) {
+    FileHandle.standardOutput.write(Data((text + "\n").utf8))
+}
