@@ -19,6 +19,7 @@ extension HavenCredentials {
 
 /// Records what a test router's handlers saw.
 final class Probe: Sendable {
+    let started = Mutex(0)
     let cancelled = Mutex(0)
     let failedOnce = Mutex(false)
 }
@@ -183,12 +184,13 @@ struct HavenClientTests {
         return try Response(decodingPayload: try await handler(try request.serializedPayload(), context))
     }
 
-    /// A router whose WhoAmI waits until cancelled, noting that it was.
+    /// A router whose WhoAmI waits until cancelled, noting that it started and
+    /// that it was cancelled; GetOffice answers at once (to open the connection).
     static func slowRouter(_ probe: Probe) -> (ServiceEnvironment) -> Router {
-        { environment in
-            var router = HavenServices.router(environment)
-            router = Router()
+        { _ in
+            var router = Router()
             router.register(MethodCatalog.SessionService.whoAmI) { _, context in
+                probe.started.withLock { $0 += 1 }
                 do {
                     try await Task.sleep(for: .seconds(30))
                 } catch {
@@ -196,6 +198,9 @@ struct HavenClientTests {
                     throw error
                 }
                 return context.principal.wire
+            }
+            router.register(MethodCatalog.OfficeService.getOffice) { request, _ in
+                Haven_V1_Office.with { $0.code = request.code }
             }
             return router
         }
@@ -207,9 +212,10 @@ struct HavenClientTests {
         let probe = Probe()
         let server = try await deployment.start(router: Self.slowRouter(probe))
         try await withHavenClient(try self.configuration(deployment, server)) { client in
+            _ = try await client.offices.get(.with { $0.code = "KOL" })  // connected
             let started = ContinuousClock.now
             let error = await #expect(throws: HavenError.self) {
-                try await client.session.whoAmI(options: CallOptions(timeout: .milliseconds(300)))
+                try await client.session.whoAmI(options: CallOptions(timeout: .milliseconds(500)))
             }
             #expect(error?.code == .deadlineExceeded)
             #expect(ContinuousClock.now - started < .seconds(5))
@@ -225,7 +231,7 @@ struct HavenClientTests {
         let server = try await deployment.start(router: Self.slowRouter(probe))
         try await withHavenClient(try self.configuration(deployment, server)) { client in
             let task = Task { try await client.session.whoAmI() }
-            try await Task.sleep(for: .milliseconds(200))
+            try await Self.eventually { probe.started.withLock { $0 } == 1 }  // the server is working on it
             task.cancel()
             let error = await #expect(throws: HavenError.self) { try await task.value }
             #expect(error?.code == .cancelled)
@@ -236,7 +242,7 @@ struct HavenClientTests {
     }
 
     static func eventually(_ condition: () -> Bool) async throws {
-        for _ in 0..<200 where !condition() { try await Task.sleep(for: .milliseconds(10)) }
+        for _ in 0..<1000 where !condition() { try await Task.sleep(for: .milliseconds(10)) }
         #expect(condition())
     }
 

@@ -263,7 +263,8 @@ struct ConnectionTests {
             let away = try #require(try await connection.next())
             #expect(StatusCode(wire: away.goAway.code) == .deadlineExceeded)
             #expect(away.goAway.message.contains("frame not completed"))
-            #expect(ContinuousClock.now - started >= .milliseconds(250))
+            // The server's clock started before ours did, so allow for that under load.
+            #expect(ContinuousClock.now - started >= .milliseconds(100))
             #expect(await connection.closed())
         }
     }
@@ -289,7 +290,8 @@ struct ConnectionTests {
                 .connect(host: "127.0.0.1", port: server.port).get()
             let started = ContinuousClock.now
             try await channel.closeFuture.get()
-            #expect(ContinuousClock.now - started >= .milliseconds(250))
+            // The server's clock started before ours did, so allow for that under load.
+            #expect(ContinuousClock.now - started >= .milliseconds(100))
         }
     }
 
