@@ -21,6 +21,8 @@ let package = Package(
     products: [
         .library(name: "HavenProtocol", targets: ["HavenProtocol"]),
         .library(name: "HavenClient", targets: ["HavenClient"]),
+        // An in-process development server, for the benchmarks and load tests on one machine.
+        .library(name: "HavenEmbedding", targets: ["HavenEmbedding"]),
         .executable(name: "havend", targets: ["havend"]),
         .executable(name: "haven-admin", targets: ["haven-admin"]),
     ],
@@ -83,6 +85,17 @@ let package = Package(
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "HavenEmbedding",
+            dependencies: [
+                "HavenProtocol",
+                "HavenServer",
+                "HavenStore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -53,6 +53,19 @@ let package = Package(
             swiftSettings: [.swiftLanguageMode(.v6)],
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
+        .executableTarget(
+            name: "EndToEndBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "HavenClient", package: "Haven"),
+                .product(name: "HavenEmbedding", package: "Haven"),
+                .product(name: "HavenProtocol", package: "Haven"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            path: "Benchmarks/EndToEndBenchmarks",
+            swiftSettings: [.swiftLanguageMode(.v6)],
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
         // The load generator operators point at a deployment (loopback by default).
         .executableTarget(
             name: "haven-load",

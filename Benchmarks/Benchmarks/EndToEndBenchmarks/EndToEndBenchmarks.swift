@@ -1,0 +1,133 @@
+import Benchmark
+import Foundation
+import HavenClient
+import HavenEmbedding
+import HavenProtocol
+import SwiftProtobuf
+import Synchronization
+
+/// Unary round trips over mutual TLS on loopback, against a Haven server in
+/// this process: a read (GetCase) and a write (AppendCaseEvent, which commits
+/// with fsync), with 1, 16 and 256 calls in flight on 1 and 8 connections.
+/// Each iteration is 1,000 calls (throughput is calls/s).
+let benchmarks: @Sendable () -> Void = {
+    let smoke = ProcessInfo.processInfo.environment["HAVEN_BENCHMARK_SMOKE"] != nil
+    let configuration = Benchmark.Configuration(
+        metrics: [.throughput, .wallClock, .mallocCountTotal],
+        warmupIterations: smoke ? 0 : 1,
+        scalingFactor: .kilo,
+        maxDuration: smoke ? .milliseconds(10) : .seconds(5),
+        maxIterations: smoke ? 1 : 20
+    )
+    for kind in ["read", "write"] {
+        for connections in [1, 8] {
+            for inFlight in [1, 16, 256] {
+                let fixture = Fixture()
+                Benchmark(
+                    "unary \(kind), \(inFlight) in flight, \(connections) connection(s)",
+                    configuration: configuration,
+                    closure: { benchmark in
+                        await fixture.run(kind: kind, calls: benchmark.scaledIterations.count, inFlight: inFlight)
+                    },
+                    setup: { try await fixture.start(connections: connections) },
+                    teardown: { try await fixture.stop() }
+                )
+            }
+        }
+    }
+}
+
+/// A server, a seeded case and the clients of one benchmark.
+final class Fixture: Sendable {
+    private struct State {
+        var server: EmbeddedServer?
+        var directory: URL?
+        var clients: [HavenClient] = []
+        var caseID = ""
+    }
+
+    private let state = Mutex(State())
+
+    func start(connections: Int) async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "haven-bench-\(UUID().uuidString)"
+        )
+        let server = try await EmbeddedServer.start(in: directory)
+        let bundle = try server.addAccount(id: "bench", role: .caseworker, offices: ["KOL"])
+        let admin = HavenClient(configuration: try Self.configuration(server, server.adminCredentials))
+        _ = try await admin.offices.create(
+            .with {
+                $0.office.code = "KOL"
+                $0.office.name = "Kolkata field office"
+                $0.office.city = "Kolkata"
+                $0.office.country = "IN"
+                $0.office.timeZone = "Asia/Kolkata"
+            }
+        )
+        admin.close()
+        let clients = try (0..<connections).map { _ in
+            HavenClient(configuration: try Self.configuration(server, bundle))
+        }
+        let opened = try await clients[0].cases.open(
+            .with {
+                $0.officeCode = "KOL"
+                $0.category = .forcedLabour
+                $0.title = "Benchmark case (fictional)"
+            }
+        )
+        for client in clients { _ = try await client.session.whoAmI() }  // connect every client
+        self.state.withLock { state in
+            state.server = server
+            state.directory = directory
+            state.clients = clients
+            state.caseID = opened.id
+        }
+    }
+
+    static func configuration(_ server: EmbeddedServer, _ bundle: URL) throws -> HavenClientConfiguration {
+        var configuration = HavenClientConfiguration(
+            host: "127.0.0.1",
+            port: server.port,
+            credentials: try HavenCredentials(bundle: bundle)
+        )
+        configuration.serverHostname = "localhost"
+        return configuration
+    }
+
+    func run(kind: String, calls: Int, inFlight: Int) async {
+        let (clients, caseID) = self.state.withLock { ($0.clients, $0.caseID) }
+        await withTaskGroup(of: Void.self) { group in
+            for worker in 0..<min(inFlight, calls) {
+                group.addTask {
+                    for call in stride(from: worker, to: calls, by: inFlight) {
+                        let client = clients[call % clients.count]
+                        do {
+                            if kind == "read" {
+                                blackHole(try await client.cases.get(.with { $0.caseID = caseID }))
+                            } else {
+                                var append = Haven_V1_AppendCaseEventRequest()
+                                append.caseID = caseID
+                                append.event.occurredOn = .with {
+                                    $0.year = 2026
+                                    $0.month = 4
+                                    $0.day = 2
+                                }
+                                append.event.note.text = "benchmark note (fictional)"
+                                blackHole(try await client.cases.appendEvent(append))
+                            }
+                        } catch {
+                            fatalError("benchmark call failed: \(error)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    func stop() async throws {
+        let (server, directory, clients) = self.state.withLock { ($0.server, $0.directory, $0.clients) }
+        for client in clients { client.close() }
+        try await server?.stop()
+        if let directory { try? FileManager.default.removeItem(at: directory) }
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+import HavenProtocol
+import HavenServer
+import HavenStore
+import Logging
+import NIOCore
+
+/// A Haven server inside this process, on a fresh development data directory.
+///
+/// For benchmarks and load tests on one machine: it listens on 127.0.0.1 and
+/// a free port, with its own CA, master key and accounts, none of them shared
+/// with any deployment. Not for real data.
+///
+/// ```swift
+/// let server = try await EmbeddedServer.start(in: temporaryDirectory)
+/// let bundle = try server.addAccount(id: "load", role: .caseworker, offices: ["KOL"])
+/// …
+/// try await server.stop()
+/// ```
+public final class EmbeddedServer: Sendable {
+    /// The port it listens on, on 127.0.0.1.
+    public let port: Int
+    /// The credentials bundle of the development admin account.
+    public let adminCredentials: URL
+    private let directory: DataDirectory
+    private let server: TLSServer
+    private let task: Task<Void, any Error>
+
+    private init(
+        port: Int,
+        adminCredentials: URL,
+        directory: DataDirectory,
+        server: TLSServer,
+        task: Task<Void, any Error>
+    ) {
+        self.port = port
+        self.adminCredentials = adminCredentials
+        self.directory = directory
+        self.server = server
+        self.task = task
+    }
+
+    /// Creates a development data directory in `directory` (which must be
+    /// empty or absent) and starts a server on it.
+    ///
+    /// - Parameters:
+    ///   - directory: Where the data directory goes.
+    ///   - maxConcurrentCalls: Calls in flight allowed per connection.
+    /// - Returns: The running server.
+    /// - Throws: ``HavenError`` when the directory cannot be created or the server cannot listen.
+    public static func start(in directory: URL, maxConcurrentCalls: Int = 1024) async throws -> EmbeddedServer {
+        let data = DataDirectory(directory)
+        let report = try data.initialize(development: true)
+        var configuration = ServerConfiguration()
+        configuration.listenPort = 0
+        configuration.maxConcurrentCalls = maxConcurrentCalls
+        configuration.shutdownGrace = .milliseconds(500)
+        let store = try SQLiteStore(path: data.databaseFile)
+        let vault = IdentityVault(masterKey: try MasterKey.load(from: data.masterKeyFile))
+        var logger = Logger(label: "haven-embedded")
+        logger.logLevel = .warning
+        let server = try TLSServer(
+            configuration: configuration,
+            tls: try TLSMaterial(dataDirectory: data),
+            store: store,
+            router: HavenServices.router(ServiceEnvironment(store: store, vault: vault)),
+            logger: logger
+        )
+        let task = Task { try await server.run() }
+        let address = try await server.listeningAddress
+        return EmbeddedServer(
+            port: address.port ?? 0,
+            adminCredentials: URL(fileURLWithPath: report.adminCredentials),
+            directory: data,
+            server: server,
+            task: task
+        )
+    }
+
+    /// Adds an account and writes its credentials bundle.
+    ///
+    /// - Parameters:
+    ///   - id: The account id.
+    ///   - role: Its role.
+    ///   - offices: Offices it works in (directors, caseworkers).
+    /// - Returns: The bundle directory.
+    public func addAccount(id: String, role: Haven_V1_Role, offices: [String] = []) throws -> URL {
+        let store = try SQLiteStore(path: self.directory.databaseFile)
+        try store.writeSynchronously { tx in
+            try tx.saveAccount(
+                Account(
+                    id: id,
+                    displayName: id,
+                    role: role,
+                    officeCodes: offices,
+                    createdAtUnixMs: Int64(Date().timeIntervalSince1970 * 1000)
+                )
+            )
+        }
+        return URL(
+            fileURLWithPath: try self.directory.writeCredentials(
+                for: id,
+                authority: try self.directory.certificateAuthority(),
+                validity: 24 * 3600
+            )
+        )
+    }
+
+    /// Shuts down gracefully and waits until it has stopped.
+    public func stop() async throws {
+        self.server.initiateShutdown()
+        try await self.task.value
+    }
+}
