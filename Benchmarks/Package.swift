@@ -20,6 +20,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        // The peer Haven is compared with: grpc-swift-2 over HTTP/2 + TLS.
+        .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", from: "2.4.1"),
     ],
     targets: [
         // protobuf-c code generated from Protos/ (scripts/generate-protos.sh); needs libprotobuf-c-dev.
@@ -61,6 +65,9 @@ let package = Package(
                 .product(name: "HavenEmbedding", package: "Haven"),
                 .product(name: "HavenProtocol", package: "Haven"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
             ],
             path: "Benchmarks/EndToEndBenchmarks",
             swiftSettings: [.swiftLanguageMode(.v6)],

@@ -25,19 +25,38 @@ public final class EmbeddedServer: Sendable {
     private let directory: DataDirectory
     private let server: TLSServer
     private let task: Task<Void, any Error>
+    private let store: SQLiteStore
 
     private init(
         port: Int,
         adminCredentials: URL,
         directory: DataDirectory,
         server: TLSServer,
-        task: Task<Void, any Error>
+        task: Task<Void, any Error>,
+        store: SQLiteStore
     ) {
         self.port = port
         self.adminCredentials = adminCredentials
         self.directory = directory
         self.server = server
         self.task = task
+        self.store = store
+    }
+
+    /// The server's certificate (PEM file), valid for localhost and 127.0.0.1.
+    public var serverCertificateFile: String { self.directory.serverCertificateFile }
+    /// The server's private key (PEM file).
+    public var serverKeyFile: String { self.directory.serverKeyFile }
+    /// The deployment CA's certificate (PEM file).
+    public var caCertificateFile: String { self.directory.caCertificateFile }
+
+    /// Reads a case from the server's store, as `GetCase` does after its access
+    /// check: for a peer server in a benchmark to do the same work.
+    ///
+    /// - Parameter id: The case id.
+    /// - Returns: The case, or nil when there is none.
+    public func readCase(id: String) async throws -> Haven_V1_Case? {
+        try await self.store.read { try $0.load(Haven_V1_Case.self, id: id) }
     }
 
     /// Creates a development data directory in `directory` (which must be
@@ -73,7 +92,8 @@ public final class EmbeddedServer: Sendable {
             adminCredentials: URL(fileURLWithPath: report.adminCredentials),
             directory: data,
             server: server,
-            task: task
+            task: task,
+            store: store
         )
     }
 

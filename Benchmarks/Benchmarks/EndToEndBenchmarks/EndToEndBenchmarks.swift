@@ -9,7 +9,8 @@ import Synchronization
 /// Unary round trips over mutual TLS on loopback, against a Haven server in
 /// this process: a read (GetCase) and a write (AppendCaseEvent, which commits
 /// with fsync), with 1, 16 and 256 calls in flight on 1 and 8 connections.
-/// Each iteration is 1,000 calls (throughput is calls/s).
+/// Each iteration is 1,000 calls (throughput is calls/s). The same reads are
+/// also served by grpc-swift-2 (see `GRPCPeer`), for comparison in one run.
 let benchmarks: @Sendable () -> Void = {
     let smoke = ProcessInfo.processInfo.environment["HAVEN_BENCHMARK_SMOKE"] != nil
     let configuration = Benchmark.Configuration(
@@ -19,6 +20,20 @@ let benchmarks: @Sendable () -> Void = {
         maxDuration: smoke ? .milliseconds(10) : .seconds(5),
         maxIterations: smoke ? 1 : 20
     )
+    for connections in [1, 8] {
+        for inFlight in [1, 16, 256] {
+            let fixture = Fixture()
+            Benchmark(
+                "grpc-swift-2 unary read, \(inFlight) in flight, \(connections) connection(s)",
+                configuration: configuration,
+                closure: { benchmark in
+                    await fixture.run(kind: "grpc read", calls: benchmark.scaledIterations.count, inFlight: inFlight)
+                },
+                setup: { try await fixture.start(connections: connections, peer: true) },
+                teardown: { try await fixture.stop() }
+            )
+        }
+    }
     for kind in ["read", "write"] {
         for connections in [1, 8] {
             for inFlight in [1, 16, 256] {
@@ -44,11 +59,12 @@ final class Fixture: Sendable {
         var directory: URL?
         var clients: [HavenClient] = []
         var caseID = ""
+        var peer: GRPCPeer?
     }
 
     private let state = Mutex(State())
 
-    func start(connections: Int) async throws {
+    func start(connections: Int, peer usePeer: Bool = false) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "haven-bench-\(UUID().uuidString)"
         )
@@ -76,11 +92,19 @@ final class Fixture: Sendable {
             }
         )
         for client in clients { _ = try await client.session.whoAmI() }  // connect every client
+        var peer: GRPCPeer?
+        if usePeer {
+            let grpc = GRPCPeer()
+            try await grpc.start(server, clientBundle: bundle, connections: connections)
+            for index in 0..<connections { _ = try await grpc.read(caseID: opened.id, client: index) }
+            peer = grpc
+        }
         self.state.withLock { state in
             state.server = server
             state.directory = directory
             state.clients = clients
             state.caseID = opened.id
+            state.peer = peer
         }
     }
 
@@ -95,14 +119,16 @@ final class Fixture: Sendable {
     }
 
     func run(kind: String, calls: Int, inFlight: Int) async {
-        let (clients, caseID) = self.state.withLock { ($0.clients, $0.caseID) }
+        let (clients, caseID, peer) = self.state.withLock { ($0.clients, $0.caseID, $0.peer) }
         await withTaskGroup(of: Void.self) { group in
             for worker in 0..<min(inFlight, calls) {
                 group.addTask {
                     for call in stride(from: worker, to: calls, by: inFlight) {
                         let client = clients[call % clients.count]
                         do {
-                            if kind == "read" {
+                            if let peer, kind == "grpc read" {
+                                blackHole(try await peer.read(caseID: caseID, client: call))
+                            } else if kind == "read" {
                                 blackHole(try await client.cases.get(.with { $0.caseID = caseID }))
                             } else {
                                 var append = Haven_V1_AppendCaseEventRequest()
@@ -125,7 +151,8 @@ final class Fixture: Sendable {
     }
 
     func stop() async throws {
-        let (server, directory, clients) = self.state.withLock { ($0.server, $0.directory, $0.clients) }
+        let (server, directory, clients, peer) = self.state.withLock { ($0.server, $0.directory, $0.clients, $0.peer) }
+        await peer?.stop()
         for client in clients { client.close() }
         try await server?.stop()
         if let directory { try? FileManager.default.removeItem(at: directory) }
