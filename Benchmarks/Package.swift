@@ -73,6 +73,18 @@ let package = Package(
             swiftSettings: [.swiftLanguageMode(.v6)],
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
+        // A loop over the medium case's encode or decode, for callgrind profiles.
+        .executableTarget(
+            name: "profile-encoding",
+            dependencies: [
+                "BenchmarkMessages",
+                "CHavenProtobufC",
+                .product(name: "HavenProtocol", package: "Haven"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
         // The load generator operators point at a deployment (loopback by default).
         .executableTarget(
             name: "haven-load",
