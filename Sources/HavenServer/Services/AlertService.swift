@@ -53,14 +53,7 @@ struct AlertService {
                 guard var survivor = try tx.load(Haven_V1_Survivor.self, id: survivorID),
                     survivor.flags.contains(where: { $0.alertID == alert.id })
                 else { continue }
-                let stored = survivor.version
-                survivor.flags.removeAll { $0.alertID == alert.id }
-                survivor.version += 1
-                survivor.updatedAtUnixMs = now
-                try tx.update(survivor, expectedVersion: stored)
-                try env.recordChange(tx, .updated, officeCode: survivor.officeCode, survivorID: survivor.id, at: now) {
-                    $0.survivor = survivor
-                }
+                try env.saveSurvivor(tx, &survivor, at: now) { $0.flags.removeAll { $0.alertID == alert.id } }
             }
             return alert
         }

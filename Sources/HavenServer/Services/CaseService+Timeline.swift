@@ -163,14 +163,7 @@ extension CaseService {
             flag.alertID = alert.id
             flag.reason = "\(record.reference): \(kind.reason)"
             flag.raisedAtUnixMs = now
-            survivor.flags.append(flag)
-            let previous = survivor.version
-            survivor.version += 1
-            survivor.updatedAtUnixMs = now
-            try tx.update(survivor, expectedVersion: previous)
-            try env.recordChange(tx, .updated, officeCode: survivor.officeCode, survivorID: survivor.id, at: now) {
-                $0.survivor = survivor
-            }
+            try env.saveSurvivor(tx, &survivor, at: now) { $0.flags.append(flag) }
         }
     }
 }

@@ -235,14 +235,7 @@ struct CaseService {
             record.updatedAtUnixMs = now
             try tx.update(record, expectedVersion: current.version)
             try env.recordChange(tx, .updated, officeCode: record.officeCode, at: now) { $0.caseRecord = record }
-            let previous = survivor.version
-            survivor.caseIds.append(record.id)
-            survivor.version += 1
-            survivor.updatedAtUnixMs = now
-            try tx.update(survivor, expectedVersion: previous)
-            try env.recordChange(tx, .updated, officeCode: survivor.officeCode, survivorID: survivor.id, at: now) {
-                $0.survivor = survivor
-            }
+            try env.saveSurvivor(tx, &survivor, at: now) { $0.caseIds.append(record.id) }
             return record
         }
     }

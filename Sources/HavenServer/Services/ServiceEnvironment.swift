@@ -97,6 +97,25 @@ package struct ServiceEnvironment: Sendable {
         return options
     }()
 
+    /// Saves a survivor changed inside a write transaction on behalf of another
+    /// record (a case link, an alert's flag): next version, change-log entry.
+    package func saveSurvivor(
+        _ tx: any StoreWriter,
+        _ survivor: inout Haven_V1_Survivor,
+        at now: Int64,
+        change: (inout Haven_V1_Survivor) -> Void
+    ) throws {
+        let stored = survivor.version
+        change(&survivor)
+        survivor.version = stored + 1
+        survivor.updatedAtUnixMs = now
+        try tx.update(survivor, expectedVersion: stored)
+        let saved = survivor
+        try self.recordChange(tx, .updated, officeCode: saved.officeCode, survivorID: saved.id, at: now) {
+            $0.survivor = saved
+        }
+    }
+
     /// Requires the caller's expected version to be the record's current one.
     package func requireVersion(_ expected: UInt64, current: UInt64, optional: Bool = false) throws {
         if optional && expected == 0 { return }
