@@ -77,13 +77,11 @@ struct DeploymentTests {
             contentsOf: RepositoryPaths.root.appendingPathComponent("docs/OPERATIONS.md"),
             encoding: .utf8
         )
-        let defaults = ServerConfiguration()
         for option in ServerConfiguration.options {
             let value = ServerConfiguration.defaultFileText().split(separator: "\n")
                 .first { $0.hasPrefix("# \(option.name) = ") }!.dropFirst("# \(option.name) = ".count)
             #expect(document.contains("| `\(option.name)` | `\(value)` |"), "\(option.name)")
         }
-        _ = defaults
     }
 
     @Test("initializes a data directory once: CA, server and admin certificates, master key, database, config")
