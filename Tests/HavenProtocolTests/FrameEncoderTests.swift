@@ -44,6 +44,81 @@ struct FrameEncoderTests {
         }
     }
 
+    @Test("encoding into a connection's buffer gives the same bytes and reuses its memory")
+    func intoReusesMemory() throws {
+        let encoder = FrameEncoder()
+        var office = Haven_V1_Office()
+        office.code = "MNL"
+        office.name = "Manila field office"
+        var outgoing = ByteBuffer()
+        try encoder.encode(office, into: &outgoing)
+        #expect(outgoing == (try encoder.encode(office)))
+        let first = outgoing.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
+
+        office.name = "Manila field office, Ermita"
+        try encoder.encode(office, into: &outgoing)
+        #expect(outgoing == (try encoder.encode(office)))
+        let second = outgoing.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
+        #expect(first == second, "the previous frame was released, so its memory is reused")
+    }
+
+    @Test("a frame still held by the channel is never overwritten by the next one")
+    func intoLeavesHeldFrameAlone() throws {
+        let encoder = FrameEncoder()
+        var outgoing = ByteBuffer()
+        try encoder.encode(Haven_V1_Office.with { $0.code = "KOL" }, into: &outgoing)
+        let inFlight = outgoing  // what the channel still has queued
+        let before = Array(inFlight.readableBytesView)
+        try encoder.encode(Haven_V1_Office.with { $0.code = "MUM" }, into: &outgoing)
+        #expect(Array(inFlight.readableBytesView) == before)
+        #expect(try Haven_V1_Office(decodingPayload: inFlight.getSlice(at: 5, length: inFlight.readableBytes - 5)!).code == "KOL")
+        #expect(outgoing == (try encoder.encode(Haven_V1_Office.with { $0.code = "MUM" })))
+    }
+
+    @Test("a large frame's memory is not kept, and a refused frame leaves the buffer empty")
+    func intoLimits() throws {
+        var note = Haven_V1_CaseNote()
+        note.text = String(repeating: "x", count: FrameEncoder.reusableCapacity + 1)
+        var outgoing = ByteBuffer()
+        try FrameEncoder().encode(note, into: &outgoing)
+        #expect(outgoing.readableBytes > FrameEncoder.reusableCapacity)
+        try FrameEncoder().encode(Haven_V1_CallCancel(), into: &outgoing)
+        #expect(Array(outgoing.readableBytesView) == [0, 0, 0, 0, 0])
+        #expect(outgoing.capacity <= FrameEncoder.reusableCapacity)
+
+        let error = try #require(throws: HavenError.self) {
+            try FrameEncoder(maximumPayloadLength: 1024).encode(note, into: &outgoing)
+        }
+        #expect(error.code == .resourceExhausted)
+        #expect(outgoing.readableBytes == 0)
+        try FrameEncoder().encode(Haven_V1_CallCancel(), into: &outgoing)
+        #expect(Array(outgoing.readableBytesView) == [0, 0, 0, 0, 0])
+    }
+
+    @Test("threads encoding at once each get their own frames")
+    func intoFromManyThreads() async throws {
+        let results = await withTaskGroup(of: Bool.self) { group in
+            for worker in 0..<8 {
+                group.addTask {
+                    let encoder = FrameEncoder()
+                    var outgoing = ByteBuffer()
+                    for round in 0..<500 {
+                        let office = Haven_V1_Office.with { $0.name = "office \(worker)-\(round)" }
+                        guard (try? encoder.encode(office, into: &outgoing)) != nil,
+                            let payload = outgoing.getSlice(at: 5, length: outgoing.readableBytes - 5),
+                            let decoded = try? Haven_V1_Office(decodingPayload: payload),
+                            decoded == office
+                        else { return false }
+                        await Task.yield()  // may resume on another thread
+                    }
+                    return true
+                }
+            }
+            return await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(results == Array(repeating: true, count: 8))
+    }
+
     @Test("frames decode back through FrameDecoder")
     func throughDecoder() throws {
         let envelope = try Haven_V1_ClientEnvelope.start(

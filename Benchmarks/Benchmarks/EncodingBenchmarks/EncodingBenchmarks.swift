@@ -7,8 +7,9 @@ import NIOCore
 import SwiftProtobuf
 
 /// For every representative message, encode and decode four ways in the same
-/// run: Haven's framing (serialize into the outgoing frame; decode from the
-/// incoming buffer), plain swift-protobuf (`serializedBytes()` /
+/// run: Haven's framing (serialize into the outgoing frame, either a fresh
+/// buffer or the connection's reused one as the server and client write; decode
+/// from the incoming buffer), plain swift-protobuf (`serializedBytes()` /
 /// `init(serializedBytes:)`), protobuf-c (`pack` into a fresh buffer /
 /// `unpack` + free), and a `memcpy` of the same number of bytes into a fresh
 /// buffer, the physical limit.
@@ -41,6 +42,13 @@ func register(_ name: String, _ message: any SwiftProtobuf.Message) {
 
         Benchmark("\(name) [\(size)] encode: Haven frame") { benchmark in
             for _ in benchmark.scaledIterations { blackHole(try! encoder.encode(message)) }
+        }
+        Benchmark("\(name) [\(size)] encode: Haven frame, connection buffer") { benchmark in
+            var outgoing = ByteBuffer()
+            for _ in benchmark.scaledIterations {
+                try! encoder.encode(message, into: &outgoing)
+                blackHole(outgoing)
+            }
         }
         Benchmark("\(name) [\(size)] encode: swift-protobuf") { benchmark in
             for _ in benchmark.scaledIterations { blackHole(try! message.serializedBytes() as [UInt8]) }

@@ -9,12 +9,14 @@ import Synchronization
 /// Unary round trips over mutual TLS on loopback, against a Haven server in
 /// this process: a read (GetCase) and a write (AppendCaseEvent, which commits
 /// with fsync), with 1, 16 and 256 calls in flight on 1 and 8 connections.
-/// Each iteration is 1,000 calls (throughput is calls/s). The same reads are
+/// Each iteration is 1,000 calls (throughput is calls/s). Every call's own
+/// round-trip time goes into the ``callLatency`` metric, so its percentiles
+/// (p50, p90, p99, max) are per call, not per iteration. The same reads are
 /// also served by grpc-swift-2 (see `GRPCPeer`), for comparison in one run.
 let benchmarks: @Sendable () -> Void = {
     let smoke = ProcessInfo.processInfo.environment["HAVEN_BENCHMARK_SMOKE"] != nil
     let configuration = Benchmark.Configuration(
-        metrics: [.throughput, .wallClock, .mallocCountTotal],
+        metrics: [.throughput, .wallClock, .mallocCountTotal, callLatency],
         warmupIterations: smoke ? 0 : 1,
         scalingFactor: .kilo,
         maxDuration: smoke ? .milliseconds(10) : .seconds(5),
@@ -27,7 +29,12 @@ let benchmarks: @Sendable () -> Void = {
                 "grpc-swift-2 unary read, \(inFlight) in flight, \(connections) connection(s)",
                 configuration: configuration,
                 closure: { benchmark in
-                    await fixture.run(kind: "grpc read", calls: benchmark.scaledIterations.count, inFlight: inFlight)
+                    let latencies = await fixture.run(
+                        kind: "grpc read",
+                        calls: benchmark.scaledIterations.count,
+                        inFlight: inFlight
+                    )
+                    record(latencies, in: benchmark)
                 },
                 setup: { try await fixture.start(connections: connections, peer: true) },
                 teardown: { try await fixture.stop() }
@@ -42,13 +49,32 @@ let benchmarks: @Sendable () -> Void = {
                     "unary \(kind), \(inFlight) in flight, \(connections) connection(s)",
                     configuration: configuration,
                     closure: { benchmark in
-                        await fixture.run(kind: kind, calls: benchmark.scaledIterations.count, inFlight: inFlight)
+                        let latencies = await fixture.run(
+                            kind: kind,
+                            calls: benchmark.scaledIterations.count,
+                            inFlight: inFlight
+                        )
+                        record(latencies, in: benchmark)
                     },
                     setup: { try await fixture.start(connections: connections) },
                     teardown: { try await fixture.stop() }
                 )
             }
         }
+    }
+}
+
+/// Each call's round-trip time in microseconds, from just before the request is
+/// handed to the client library to just after the response is decoded.
+let callLatency = BenchmarkMetric.custom("Call latency (µs)", polarity: .prefersSmaller, useScalingFactor: false)
+
+/// Adds an iteration's per-call latencies to ``callLatency``, outside the
+/// measured time (the metric's store is not thread-safe, so after the calls).
+func record(_ latencies: [Duration], in benchmark: Benchmark) {
+    benchmark.stopMeasurement()
+    for latency in latencies {
+        let (seconds, attoseconds) = latency.components
+        benchmark.measurement(callLatency, Int(seconds) * 1_000_000 + Int(attoseconds / 1_000_000_000_000))
     }
 }
 
@@ -118,13 +144,19 @@ final class Fixture: Sendable {
         return configuration
     }
 
-    func run(kind: String, calls: Int, inFlight: Int) async {
+    /// Makes `calls` calls with `inFlight` of them outstanding at any time, and
+    /// returns each call's round-trip time.
+    func run(kind: String, calls: Int, inFlight: Int) async -> [Duration] {
         let (clients, caseID, peer) = self.state.withLock { ($0.clients, $0.caseID, $0.peer) }
-        await withTaskGroup(of: Void.self) { group in
+        return await withTaskGroup(of: [Duration].self) { group in
             for worker in 0..<min(inFlight, calls) {
                 group.addTask {
+                    var latencies: [Duration] = []
+                    latencies.reserveCapacity(calls / inFlight + 1)
+                    let clock = ContinuousClock()
                     for call in stride(from: worker, to: calls, by: inFlight) {
                         let client = clients[call % clients.count]
+                        let start = clock.now
                         do {
                             if let peer, kind == "grpc read" {
                                 blackHole(try await peer.read(caseID: caseID, client: call))
@@ -144,9 +176,15 @@ final class Fixture: Sendable {
                         } catch {
                             fatalError("benchmark call failed: \(error)")
                         }
+                        latencies.append(clock.now - start)
                     }
+                    return latencies
                 }
             }
+            var all: [Duration] = []
+            all.reserveCapacity(calls)
+            for await latencies in group { all += latencies }
+            return all
         }
     }
 

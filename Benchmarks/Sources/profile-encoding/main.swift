@@ -14,9 +14,9 @@ import SwiftProtobuf
 
 let arguments = CommandLine.arguments
 guard arguments.count == 3, let count = Int(arguments[2]),
-    ["encode", "decode", "encode-plain", "encode-c"].contains(arguments[1])
+    ["encode", "encode-into", "decode", "decode-plain", "decode-c", "encode-plain", "encode-c"].contains(arguments[1])
 else {
-    print("usage: profile-encoding encode|decode|encode-plain|encode-c COUNT")
+    print("usage: profile-encoding encode|encode-into|encode-plain|encode-c|decode|decode-plain|decode-c COUNT")
     exit(64)
 }
 let message = Representative.mediumCase
@@ -27,12 +27,27 @@ var total = 0
 switch arguments[1] {
 case "encode":
     for _ in 0..<count { total &+= try encoder.encode(message).readableBytes }
+case "encode-into":
+    var outgoing = ByteBuffer()
+    for _ in 0..<count {
+        try encoder.encode(message, into: &outgoing)
+        total &+= outgoing.readableBytes
+    }
 case "encode-plain":
     for _ in 0..<count { total &+= (try message.serializedBytes() as [UInt8]).count }
 case "encode-c":
     let codec = ProtobufCCodec(messageName: Haven_V1_Case.protoMessageName)!
     let cMessage = bytes.withUnsafeBytes { codec.unpack($0)! }
     for _ in 0..<count { total &+= ProtobufCCodec.pack(cMessage).count }
+case "decode-plain":
+    for _ in 0..<count { total &+= try Haven_V1_Case(serializedBytes: bytes).events.count }
+case "decode-c":
+    let codec = ProtobufCCodec(messageName: Haven_V1_Case.protoMessageName)!
+    for _ in 0..<count {
+        let decoded = bytes.withUnsafeBytes { codec.unpack($0)! }
+        haven_pbc_free(decoded)
+        total &+= 1
+    }
 default:
     for _ in 0..<count { total &+= try Haven_V1_Case(decodingPayload: payload).events.count }
 }

@@ -40,6 +40,9 @@ final class ClientConnection: Sendable {
         var limits = Haven_V1_ConnectionLimits()
         /// Set once the connection may take no new call.
         var closedReason: HavenError?
+        /// The buffer call starts are encoded into, in order under the lock;
+        /// its memory is reused once the channel has written the previous frame.
+        var outgoing = ByteBuffer()
     }
 
     private let state = Mutex(State())
@@ -331,10 +334,9 @@ final class ClientConnection: Sendable {
             envelope.start.payload = payload
             if let timeout { envelope.start.timeoutMs = HavenWire.milliseconds(roundingUp: timeout) }
             envelope.start.initialCredit = credit
-            let frame: ByteBuffer
-            switch Result(catching: { () throws(HavenError) -> ByteBuffer in try self.encoder.encode(envelope) }) {
-            case .success(let encoded):
-                frame = encoded
+            switch Result(catching: { () throws(HavenError) in try self.encoder.encode(envelope, into: &state.outgoing) }) {
+            case .success:
+                break
             case .failure(var refusal):
                 refusal.source = .client
                 return .failure(CallFailure(error: refusal, notProcessed: true))
@@ -342,6 +344,7 @@ final class ClientConnection: Sendable {
             state.nextCallID += 1
             state.calls[callID] = waiter
             let channel = self.channel
+            let frame = state.outgoing
             channel.eventLoop.execute { channel.writeAndFlush(frame, promise: nil) }
             return .success(callID)
         }

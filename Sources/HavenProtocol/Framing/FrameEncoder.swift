@@ -1,6 +1,14 @@
 import NIOCore
 import SwiftProtobuf
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Serializes messages into frames.
 ///
 /// The message is serialized once, straight into the buffer that goes to the
@@ -10,7 +18,15 @@ import SwiftProtobuf
 /// ```swift
 /// let encoder = FrameEncoder()
 /// let frame = try encoder.encode(envelope)   // header + payload, ready to write
+///
+/// var outgoing = ByteBuffer()                 // one per connection
+/// try encoder.encode(envelope, into: &outgoing)
+/// channel.writeAndFlush(outgoing, promise: nil)
 /// ```
+///
+/// The second form reuses the buffer's memory for the next frame once the
+/// channel has let go of the previous one, so a busy connection does not
+/// allocate per frame.
 public struct FrameEncoder: Sendable {
     /// The largest payload this encoder produces, in bytes. The peer refuses
     /// larger frames, so they are refused here before they are sent.
@@ -50,6 +66,47 @@ public struct FrameEncoder: Sendable {
         return framed.buffer
     }
 
+    /// Frames whose buffer is kept for reuse by ``encode(_:into:)``; a larger
+    /// frame's memory is given back rather than held by an idle connection.
+    public static let reusableCapacity = 64 * 1024
+
+    /// Replaces the contents of `buffer` with a complete frame of `message`.
+    ///
+    /// The frame is serialized straight into `buffer`'s memory when nothing
+    /// else holds it (the channel has written the previous frame), so a
+    /// connection that keeps one buffer for its outgoing frames allocates
+    /// nothing per frame; otherwise `buffer` gets fresh memory, as
+    /// ``encode(_:)`` would. Memory beyond ``reusableCapacity`` is not kept.
+    ///
+    /// - Parameters:
+    ///   - message: The message (normally an envelope).
+    ///   - buffer: The connection's outgoing buffer. On return it holds the
+    ///     frame; after an error it is empty.
+    /// - Throws: ``HavenError`` with RESOURCE_EXHAUSTED when the payload would
+    ///   exceed ``maximumPayloadLength``, INTERNAL when serialization fails.
+    public func encode(_ message: some SwiftProtobuf.Message, into buffer: inout ByteBuffer) throws(HavenError) {
+        if buffer.capacity > Self.reusableCapacity { buffer = ByteBuffer() }
+        let lender = FrameLender.current
+        lender.buffer = consume buffer
+        defer { lender.buffer = nil }
+        let framed: FramedBytes
+        do {
+            framed = try message.serializedBytes()
+        } catch {
+            buffer = ByteBuffer()
+            throw HavenError(code: .internal, message: "could not serialize \(type(of: message).protoMessageName)")
+        }
+        buffer = framed.buffer
+        guard framed.count <= self.maximumPayloadLength else {
+            buffer.clear()
+            throw HavenError(
+                code: .resourceExhausted,
+                message:
+                    "\(type(of: message).protoMessageName) of \(framed.count) bytes exceeds the frame limit of \(self.maximumPayloadLength) bytes"
+            )
+        }
+    }
+
     /// Writes the header of a frame whose payload is already serialized.
     ///
     /// Write the header and the payload as two buffers (the channel gathers
@@ -80,11 +137,26 @@ public struct FrameEncoder: Sendable {
 ///
 /// swift-protobuf sizes the message, creates this with `init(repeating:count:)`
 /// and fills it through `withUnsafeMutableBytes`; both see only the payload.
+/// `init(repeating:count:)` takes no context, so a buffer to reuse is handed
+/// to it through the calling thread's ``FrameLender``.
 private struct FramedBytes: SwiftProtobufContiguousBytes {
     var buffer: ByteBuffer
 
     init(repeating byte: UInt8, count: Int) {
-        self.buffer = ByteBufferAllocator().buffer(capacity: Frame.headerLength + count)
+        let needed = Frame.headerLength + count
+        if var lent = FrameLender.existing?.buffer.take() {
+            if lent.capacity >= needed {
+                lent.clear()  // reuses the memory unless the channel still holds it
+            } else if needed > FrameEncoder.reusableCapacity {
+                lent.clear(minimumCapacity: needed)
+            } else {
+                // Room to grow, so slightly larger frames later fit too.
+                lent.clear(minimumCapacity: max(256, 1 << (Int.bitWidth - (needed - 1).leadingZeroBitCount)))
+            }
+            self.buffer = lent
+        } else {
+            self.buffer = ByteBufferAllocator().buffer(capacity: needed)
+        }
         self.buffer.writeInteger(UInt8(0))
         self.buffer.writeInteger(UInt32(truncatingIfNeeded: count))
         self.buffer.writeRepeatingByte(byte, count: count)
@@ -110,5 +182,38 @@ private struct FramedBytes: SwiftProtobufContiguousBytes {
         try self.buffer.withUnsafeMutableReadableBytes { bytes in
             try body(UnsafeMutableRawBufferPointer(rebasing: bytes[Frame.headerLength...]))
         }
+    }
+}
+
+/// A buffer lent, for the duration of one `serializedBytes()` call on this
+/// thread, to the `FramedBytes` that swift-protobuf creates.
+///
+/// One per thread (a POSIX thread-specific value), so lending needs no lock;
+/// serialization is synchronous, so the loan never crosses threads.
+private final class FrameLender {
+    var buffer: ByteBuffer?
+
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        let result = pthread_key_create(&key) { pointer in
+            guard let pointer = pointer as UnsafeMutableRawPointer? else { return }
+            Unmanaged<FrameLender>.fromOpaque(pointer).release()
+        }
+        precondition(result == 0, "pthread_key_create failed: \(result)")
+        return key
+    }()
+
+    /// This thread's lender, created on first use.
+    static var current: FrameLender {
+        if let existing { return existing }
+        let lender = FrameLender()
+        pthread_setspecific(Self.key, Unmanaged.passRetained(lender).toOpaque())
+        return lender
+    }
+
+    /// This thread's lender, if it has one.
+    static var existing: FrameLender? {
+        guard let pointer = pthread_getspecific(Self.key) else { return nil }
+        return Unmanaged<FrameLender>.fromOpaque(pointer).takeUnretainedValue()
     }
 }

@@ -15,6 +15,10 @@ final class ServerConnection: Sendable {
     private let router: Router
     private let logger: Logger
     private let encoder: FrameEncoder
+    /// The connection's buffer for outgoing frames, lent to one writer at a
+    /// time (a concurrent writer encodes into a buffer of its own): its memory
+    /// is reused once the channel has written the previous frame.
+    private let outgoing = Mutex<ByteBuffer?>(ByteBuffer())
     private let state: Mutex<ConnectionState>
     /// Wakes the watchdog when the server shuts down.
     private let shutdownSignal = CallControl(credits: 0)
@@ -406,7 +410,10 @@ final class ServerConnection: Sendable {
     }
 
     private func write(_ envelope: Haven_V1_ServerEnvelope) async throws {
-        let frame = try self.encoder.encode(envelope)
+        var frame = self.outgoing.withLock { $0.take() } ?? ByteBuffer()
+        let encoded = Result { () throws(HavenError) in try self.encoder.encode(envelope, into: &frame) }
+        self.outgoing.withLock { if $0 == nil { $0 = frame } }
+        try encoded.get()
         try await self.outbound.write(frame)
     }
 }
