@@ -334,10 +334,10 @@ final class ClientConnection: Sendable {
             envelope.start.payload = payload
             if let timeout { envelope.start.timeoutMs = HavenWire.milliseconds(roundingUp: timeout) }
             envelope.start.initialCredit = credit
-            switch Result(catching: { () throws(HavenError) in try self.encoder.encode(envelope, into: &state.outgoing) }) {
-            case .success:
-                break
-            case .failure(var refusal):
+            do throws(HavenError) {
+                try self.encoder.encode(envelope, into: &state.outgoing)
+            } catch {
+                var refusal = error
                 refusal.source = .client
                 return .failure(CallFailure(error: refusal, notProcessed: true))
             }
