@@ -56,7 +56,7 @@ let benchmarks: @Sendable () -> Void = {
                         )
                         record(latencies, in: benchmark)
                     },
-                    setup: { try await fixture.start(connections: connections) },
+                    setup: { try await fixture.start(connections: connections, cases: kind == "write" ? 100 : 1) },
                     teardown: { try await fixture.stop() }
                 )
             }
@@ -84,13 +84,17 @@ final class Fixture: Sendable {
         var server: EmbeddedServer?
         var directory: URL?
         var clients: [HavenClient] = []
-        var caseID = ""
+        var caseIDs: [String] = []
         var peer: GRPCPeer?
     }
 
     private let state = Mutex(State())
 
-    func start(connections: Int, peer usePeer: Bool = false) async throws {
+    /// Starts a server with `cases` cases in one office and `connections`
+    /// clients. Writes go round-robin over the cases, so each case's timeline
+    /// stays at a realistic length (a case body holds its timeline, and a
+    /// single case appended to 20,000 times would measure that instead).
+    func start(connections: Int, cases: Int = 1, peer usePeer: Bool = false) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "haven-bench-\(UUID().uuidString)"
         )
@@ -110,26 +114,30 @@ final class Fixture: Sendable {
         let clients = try (0..<connections).map { _ in
             HavenClient(configuration: try Self.configuration(server, bundle))
         }
-        let opened = try await clients[0].cases.open(
-            .with {
-                $0.officeCode = "KOL"
-                $0.category = .forcedLabour
-                $0.title = "Benchmark case (fictional)"
-            }
-        )
+        var caseIDs: [String] = []
+        for number in 0..<cases {
+            let opened = try await clients[0].cases.open(
+                .with {
+                    $0.officeCode = "KOL"
+                    $0.category = .forcedLabour
+                    $0.title = "Benchmark case \(number) (fictional)"
+                }
+            )
+            caseIDs.append(opened.id)
+        }
         for client in clients { _ = try await client.session.whoAmI() }  // connect every client
         var peer: GRPCPeer?
         if usePeer {
             let grpc = GRPCPeer()
             try await grpc.start(server, clientBundle: bundle, connections: connections)
-            for index in 0..<connections { _ = try await grpc.read(caseID: opened.id, client: index) }
+            for index in 0..<connections { _ = try await grpc.read(caseID: caseIDs[0], client: index) }
             peer = grpc
         }
         self.state.withLock { state in
             state.server = server
             state.directory = directory
             state.clients = clients
-            state.caseID = opened.id
+            state.caseIDs = caseIDs
             state.peer = peer
         }
     }
@@ -147,7 +155,7 @@ final class Fixture: Sendable {
     /// Makes `calls` calls with `inFlight` of them outstanding at any time, and
     /// returns each call's round-trip time.
     func run(kind: String, calls: Int, inFlight: Int) async -> [Duration] {
-        let (clients, caseID, peer) = self.state.withLock { ($0.clients, $0.caseID, $0.peer) }
+        let (clients, caseIDs, peer) = self.state.withLock { ($0.clients, $0.caseIDs, $0.peer) }
         return await withTaskGroup(of: [Duration].self) { group in
             for worker in 0..<min(inFlight, calls) {
                 group.addTask {
@@ -156,6 +164,7 @@ final class Fixture: Sendable {
                     let clock = ContinuousClock()
                     for call in stride(from: worker, to: calls, by: inFlight) {
                         let client = clients[call % clients.count]
+                        let caseID = caseIDs[call % caseIDs.count]
                         let start = clock.now
                         do {
                             if let peer, kind == "grpc read" {
