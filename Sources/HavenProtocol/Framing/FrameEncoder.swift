@@ -157,9 +157,17 @@ private struct FramedBytes: SwiftProtobufContiguousBytes {
         } else {
             self.buffer = ByteBufferAllocator().buffer(capacity: needed)
         }
-        self.buffer.writeInteger(UInt8(0))
-        self.buffer.writeInteger(UInt32(truncatingIfNeeded: count))
-        self.buffer.writeRepeatingByte(byte, count: count)
+        // Header and payload in one write: flags 0, big-endian length, then the
+        // payload's bytes, which swift-protobuf overwrites.
+        self.buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: needed) { bytes in
+            bytes.storeBytes(of: UInt8(0), toByteOffset: 0, as: UInt8.self)
+            bytes.storeBytes(of: UInt32(truncatingIfNeeded: count).bigEndian, toByteOffset: 1, as: UInt32.self)
+            UnsafeMutableRawBufferPointer(rebasing: bytes[Frame.headerLength..<needed]).initializeMemory(
+                as: UInt8.self,
+                repeating: byte
+            )
+            return needed
+        }
     }
 
     init<S: Sequence>(_ sequence: S) where S.Element == UInt8 {
