@@ -20,7 +20,15 @@ let benchmarks: @Sendable () -> Void = {
         warmupIterations: smoke ? 0 : 1,
         scalingFactor: .kilo,
         maxDuration: smoke ? .milliseconds(10) : .seconds(5),
-        maxIterations: smoke ? 1 : 20
+        maxIterations: smoke ? 1 : 20,
+        // Tolerances for `benchmark thresholds check` and `baseline check`: round
+        // trips through TLS, two servers' threads and a disk wander more than encoding.
+        thresholds: [
+            .wallClock: .init(relative: [.p50: 35, .p90: 35]),
+            .throughput: .init(relative: [.p50: 35, .p90: 35]),
+            .mallocCountTotal: .init(relative: [.p50: 5, .p90: 5]),
+            callLatency: .init(relative: [.p50: 50, .p90: 50]),
+        ]
     )
     for connections in [1, 8] {
         for inFlight in [1, 16, 256] {
