@@ -47,25 +47,25 @@ func register(_ name: String, _ message: any SwiftProtobuf.Message) {
         let codec = ProtobufCCodec(messageName: M.protoMessageName)!
         let cMessage = bytes.withUnsafeBytes { codec.unpack($0)! }
         let encoder = FrameEncoder(maximumPayloadLength: 64 << 20)
-        let size = "\(bytes.count) B"
+        let prefix = "\(name).\(bytes.count)B"
 
-        Benchmark("\(name) [\(size)] encode: Haven frame") { benchmark in
+        Benchmark("\(prefix).encode.Haven-frame-fresh-buffer") { benchmark in
             for _ in benchmark.scaledIterations { blackHole(try! encoder.encode(message)) }
         }
-        Benchmark("\(name) [\(size)] encode: Haven frame, connection buffer") { benchmark in
+        Benchmark("\(prefix).encode.Haven-frame-connection-buffer") { benchmark in
             var outgoing = ByteBuffer()
             for _ in benchmark.scaledIterations {
                 try! encoder.encode(message, into: &outgoing)
                 blackHole(outgoing)
             }
         }
-        Benchmark("\(name) [\(size)] encode: swift-protobuf") { benchmark in
+        Benchmark("\(prefix).encode.swift-protobuf") { benchmark in
             for _ in benchmark.scaledIterations { blackHole(try! message.serializedBytes() as [UInt8]) }
         }
-        Benchmark("\(name) [\(size)] encode: protobuf-c") { benchmark in
+        Benchmark("\(prefix).encode.protobuf-c") { benchmark in
             for _ in benchmark.scaledIterations { blackHole(ProtobufCCodec.pack(cMessage)) }
         }
-        Benchmark("\(name) [\(size)] encode: memcpy") { benchmark in
+        Benchmark("\(prefix).encode.memcpy") { benchmark in
             for _ in benchmark.scaledIterations {
                 blackHole(
                     [UInt8](unsafeUninitializedCapacity: bytes.count) { buffer, count in
@@ -77,13 +77,13 @@ func register(_ name: String, _ message: any SwiftProtobuf.Message) {
                 )
             }
         }
-        Benchmark("\(name) [\(size)] decode: Haven frame") { benchmark in
+        Benchmark("\(prefix).decode.Haven-frame") { benchmark in
             for _ in benchmark.scaledIterations { blackHole(try! M(decodingPayload: payload)) }
         }
-        Benchmark("\(name) [\(size)] decode: swift-protobuf") { benchmark in
+        Benchmark("\(prefix).decode.swift-protobuf") { benchmark in
             for _ in benchmark.scaledIterations { blackHole(try! M(serializedBytes: bytes)) }
         }
-        Benchmark("\(name) [\(size)] decode: protobuf-c") { benchmark in
+        Benchmark("\(prefix).decode.protobuf-c") { benchmark in
             for _ in benchmark.scaledIterations {
                 let decoded = bytes.withUnsafeBytes { codec.unpack($0)! }
                 haven_pbc_free(decoded)

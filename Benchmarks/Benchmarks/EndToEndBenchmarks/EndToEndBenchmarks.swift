@@ -34,7 +34,7 @@ let benchmarks: @Sendable () -> Void = {
         for inFlight in [1, 16, 256] {
             let fixture = Fixture()
             Benchmark(
-                "grpc-swift-2 unary read, \(inFlight) in flight, \(connections) connection(s)",
+                "grpc-swift-2.read.\(inFlight)-in-flight.\(connections)-connections",
                 configuration: configuration,
                 closure: { benchmark in
                     let latencies = await fixture.run(
@@ -54,7 +54,7 @@ let benchmarks: @Sendable () -> Void = {
             for inFlight in [1, 16, 256] {
                 let fixture = Fixture()
                 Benchmark(
-                    "unary \(kind), \(inFlight) in flight, \(connections) connection(s)",
+                    "Haven.\(kind).\(inFlight)-in-flight.\(connections)-connections",
                     configuration: configuration,
                     closure: { benchmark in
                         let latencies = await fixture.run(

@@ -3,7 +3,9 @@ import SwiftProtobuf
 
 /// The messages the benchmarks measure, with fictional contents of realistic size.
 public enum Representative {
-    /// A named message.
+    /// A named message. Names have no spaces or slashes: package-benchmark
+    /// 1.38's `thresholds check` cannot find the thresholds of such names
+    /// (ordo-one/benchmark#301, #373).
     public struct Sample: Sendable {
         public let name: String
         public let message: any SwiftProtobuf.Message
@@ -218,11 +220,11 @@ public enum Representative {
 
     /// Every representative message, in the order the results table shows them.
     public static let all: [Sample] = [
-        Sample(name: "small (office)", message: office),
-        Sample(name: "medium (case, 20 events, 3 accused)", message: mediumCase),
-        Sample(name: "large (page of 100 cases)", message: casePage),
-        Sample(name: "survivor (identity, services, consent)", message: survivor),
-        Sample(name: "client envelope (start OpenCase)", message: clientEnvelope),
-        Sample(name: "server envelope (end with the medium case)", message: serverEnvelope),
+        Sample(name: "small-office", message: office),
+        Sample(name: "medium-case-20-events-3-accused", message: mediumCase),
+        Sample(name: "large-page-of-100-cases", message: casePage),
+        Sample(name: "survivor-identity-services-consent", message: survivor),
+        Sample(name: "client-envelope-start-OpenCase", message: clientEnvelope),
+        Sample(name: "server-envelope-end-with-medium-case", message: serverEnvelope),
     ]
 }
