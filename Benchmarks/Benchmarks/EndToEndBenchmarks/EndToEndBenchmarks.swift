@@ -23,22 +23,20 @@ let benchmarks: @Sendable () -> Void = {
         maxDuration: smoke ? .milliseconds(10) : .seconds(5),
         maxIterations: smoke ? 1 : 20,
         // Tolerances for `benchmark thresholds check` and `baseline check`: round
-        // trips through TLS, two servers' threads and a disk wander more than encoding.
+        // trips through TLS, two servers' threads and a disk on 2 shared cores
+        // wander far more than encoding (p90 of 5-20 iterations).
         thresholds: [
-            .wallClock: .init(relative: [.p50: 35, .p90: 35]),
+            .wallClock: .init(relative: [.p50: 50, .p90: 50]),
             .mallocCountTotal: .init(relative: [.p50: 5, .p90: 5]),
             callLatency: .init(relative: [.p50: 50, .p90: 50]),
         ]
     )
-    // The peer is measured for the ratios; its noise is not a regression of Haven's.
-    var peerConfiguration = configuration
-    peerConfiguration.thresholds = [:]
     for connections in [1, 8] {
         for inFlight in [1, 16, 256] {
             let fixture = Fixture()
             Benchmark(
                 "grpc-swift-2.read.\(inFlight)-in-flight.\(connections)-connections",
-                configuration: peerConfiguration,
+                configuration: configuration,
                 closure: { benchmark in
                     let latencies = await fixture.run(
                         kind: "grpc read",
