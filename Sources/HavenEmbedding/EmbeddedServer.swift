@@ -105,8 +105,7 @@ public final class EmbeddedServer: Sendable {
     ///   - offices: Offices it works in (directors, caseworkers).
     /// - Returns: The bundle directory.
     public func addAccount(id: String, role: Haven_V1_Role, offices: [String] = []) throws -> URL {
-        let store = try SQLiteStore(path: self.directory.databaseFile)
-        try store.writeSynchronously { tx in
+        try self.store.writeSynchronously { tx in
             try tx.saveAccount(
                 Account(
                     id: id,

@@ -43,12 +43,11 @@ let benchmarks: @Sendable () -> Void = {
 
 func register(_ name: String, _ message: any SwiftProtobuf.Message) {
     func typed<M: SwiftProtobuf.Message>(_ message: M) {
+        let encoder = FrameEncoder(maximumPayloadLength: 64 << 20)
         let bytes: [UInt8] = try! message.serializedBytes()
-        let frame = try! FrameEncoder(maximumPayloadLength: 64 << 20).encode(message)
-        let payload = frame.getSlice(at: Frame.headerLength, length: bytes.count)!
+        let payload = try! encoder.encode(message).getSlice(at: Frame.headerLength, length: bytes.count)!
         let codec = ProtobufCCodec(messageName: M.protoMessageName)!
         let cMessage = bytes.withUnsafeBytes { codec.unpack($0)! }
-        let encoder = FrameEncoder(maximumPayloadLength: 64 << 20)
         let prefix = "\(name).\(bytes.count)B"
 
         Benchmark("\(prefix).encode.Haven-frame-fresh-buffer") { benchmark in

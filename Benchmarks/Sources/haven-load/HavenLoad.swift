@@ -23,7 +23,7 @@ struct HavenLoad: AsyncParsableCommand {
             """
     )
 
-    @Option(help: ArgumentHelp("The server, host:port.", valueName: "host:port")) var target = "localhost:7443"
+    @Option(help: ArgumentHelp("The server, host:port.", valueName: "host:port")) var target = Target("localhost", 7443)
     @Option(help: ArgumentHelp("Credentials bundle directory.", valueName: "dir")) var credentials: String
     @Option(help: "TLS name of the server (defaults to the host).") var serverName: String?
     @Option(help: "Office whose records are read and written.") var office = "KOL"
@@ -39,13 +39,7 @@ struct HavenLoad: AsyncParsableCommand {
     @Flag(name: .customLong("i-own-the-target"), help: "Allow a target outside loopback: you own that server.")
     var ownsTarget = false
 
-    var host: String { String(self.target[..<self.target.lastIndex(of: ":")!]) }
-    var port: Int { Int(self.target[self.target.index(after: self.target.lastIndex(of: ":")!)...])! }
-
     func validate() throws {
-        guard let colon = self.target.lastIndex(of: ":"), colon != self.target.startIndex,
-            let port = Int(self.target[self.target.index(after: colon)...]), (1...65535).contains(port)
-        else { throw ValidationError("--target must be host:port") }
         guard (1...3600).contains(self.duration) else { throw ValidationError("--duration must be 1 to 3600 seconds") }
         guard (0...600).contains(self.warmup) else { throw ValidationError("--warmup must be 0 to 600 seconds") }
         guard (1...256).contains(self.connections) else { throw ValidationError("--connections must be 1 to 256") }
@@ -55,24 +49,17 @@ struct HavenLoad: AsyncParsableCommand {
         }
         guard (1...10_000).contains(self.seed) else { throw ValidationError("--seed must be 1 to 10000") }
         _ = try Mix(self.mix)
-        if !self.ownsTarget, !Self.isLoopback(String(self.target[..<colon])) {
+        if !self.ownsTarget, !self.target.isLoopback {
             throw ValidationError(
                 "\(self.target) is not a loopback address; pass --i-own-the-target only for a server you operate"
             )
         }
     }
 
-    static func isLoopback(_ host: String) -> Bool {
-        let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
-        if bare == "localhost" || bare == "::1" { return true }
-        let parts = bare.split(separator: ".")
-        return parts.count == 4 && parts[0] == "127" && parts.allSatisfy { UInt8($0) != nil }
-    }
-
     func run() async throws {
         var configuration = HavenClientConfiguration(
-            host: self.host.trimmingCharacters(in: CharacterSet(charactersIn: "[]")),
-            port: self.port,
+            host: self.target.host,
+            port: self.target.port,
             credentials: try HavenCredentials(bundle: URL(fileURLWithPath: self.credentials, isDirectory: true))
         )
         configuration.serverHostname = self.serverName
@@ -92,7 +79,7 @@ struct HavenLoad: AsyncParsableCommand {
         if self.json {
             say(
                 result.json(
-                    target: self.target,
+                    target: self.target.description,
                     connections: self.connections,
                     concurrency: self.concurrency,
                     rate: self.rate,
@@ -171,6 +158,33 @@ struct HavenLoad: AsyncParsableCommand {
             try await group.waitForAll()
         }
         return recorder.result(seconds: Double(seconds))
+    }
+}
+
+/// `--target`, parsed once: a host (IPv6 without its brackets) and a port.
+struct Target: ExpressibleByArgument, CustomStringConvertible, Sendable {
+    let host: String
+    let port: Int
+
+    init(_ host: String, _ port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    init?(argument: String) {
+        guard let colon = argument.lastIndex(of: ":"), colon != argument.startIndex,
+            let port = Int(argument[argument.index(after: colon)...]), (1...65535).contains(port)
+        else { return nil }
+        self.init(argument[..<colon].trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port)
+    }
+
+    var description: String { self.host.contains(":") ? "[\(self.host)]:\(self.port)" : "\(self.host):\(self.port)" }
+
+    /// localhost, 127.0.0.0/8 or ::1.
+    var isLoopback: Bool {
+        if self.host == "localhost" || self.host == "::1" { return true }
+        let parts = self.host.split(separator: ".")
+        return parts.count == 4 && parts[0] == "127" && parts.allSatisfy { UInt8($0) != nil }
     }
 }
 

@@ -7,18 +7,17 @@ final class Recorder: Sendable {
     private struct State {
         var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
         var errors: [String: Int] = [:]
-        var calls = 0
-        var failures = 0
     }
 
     private let state = Mutex(State())
+    // Counted on every call by every worker, so atomics rather than the lock.
+    private let calls = Atomic<Int>(0)
+    private let failures = Atomic<Int>(0)
 
     /// Counts one call for the progress line.
     func count(failed: Bool) {
-        self.state.withLock { state in
-            state.calls += 1
-            if failed { state.failures += 1 }
-        }
+        self.calls.wrappingAdd(1, ordering: .relaxed)
+        if failed { self.failures.wrappingAdd(1, ordering: .relaxed) }
     }
 
     func merge(_ histogram: Histogram<UInt64>, _ errors: [String: Int]) {
@@ -29,7 +28,7 @@ final class Recorder: Sendable {
     }
 
     func snapshot() -> (calls: Int, errors: Int) {
-        self.state.withLock { ($0.calls, $0.failures) }
+        (self.calls.load(ordering: .relaxed), self.failures.load(ordering: .relaxed))
     }
 
     func result(seconds: Double) -> LoadResult {

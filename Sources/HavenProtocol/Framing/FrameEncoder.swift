@@ -50,6 +50,12 @@ public struct FrameEncoder: Sendable {
     /// - Throws: ``HavenError`` with RESOURCE_EXHAUSTED when the payload would
     ///   exceed ``maximumPayloadLength``, INTERNAL when serialization fails.
     public func encode(_ message: some SwiftProtobuf.Message) throws(HavenError) -> ByteBuffer {
+        try self.frame(message).buffer
+    }
+
+    /// Serializes `message` into `FramedBytes` (into a buffer lent by this
+    /// thread's ``FrameLender``, if any) and checks the payload's length.
+    private func frame(_ message: some SwiftProtobuf.Message) throws(HavenError) -> FramedBytes {
         let framed: FramedBytes
         do {
             framed = try message.serializedBytes()
@@ -63,7 +69,7 @@ public struct FrameEncoder: Sendable {
                     "\(type(of: message).protoMessageName) of \(framed.count) bytes exceeds the frame limit of \(self.maximumPayloadLength) bytes"
             )
         }
-        return framed.buffer
+        return framed
     }
 
     /// Frames whose buffer is kept for reuse by ``encode(_:into:)``; a larger
@@ -89,21 +95,11 @@ public struct FrameEncoder: Sendable {
         let lender = FrameLender.current
         lender.buffer = consume buffer
         defer { lender.buffer = nil }
-        let framed: FramedBytes
-        do {
-            framed = try message.serializedBytes()
+        do throws(HavenError) {
+            buffer = try self.frame(message).buffer
         } catch {
-            buffer = ByteBuffer()
-            throw HavenError(code: .internal, message: "could not serialize \(type(of: message).protoMessageName)")
-        }
-        buffer = framed.buffer
-        guard framed.count <= self.maximumPayloadLength else {
-            buffer.clear()
-            throw HavenError(
-                code: .resourceExhausted,
-                message:
-                    "\(type(of: message).protoMessageName) of \(framed.count) bytes exceeds the frame limit of \(self.maximumPayloadLength) bytes"
-            )
+            buffer = ByteBuffer()  // the lent memory, if serialized into, goes with the refused frame
+            throw error
         }
     }
 
