@@ -35,6 +35,9 @@ package struct RecordQuery: Sendable, Hashable {
     package var flagged: Bool?
     /// Only these ids.
     package var ids: [String]?
+    /// Only records that are the subject of a referral matching this filter
+    /// (a partner's referred survivors), evaluated in the store.
+    package var referredBy: ReferralFilter?
     /// Continue after this position.
     package var after: PageCursor?
     /// Records per page.
@@ -72,5 +75,16 @@ package struct RecordPage<R: Sendable>: Sendable {
     package init(records: [R], next: PageCursor?) {
         self.records = records
         self.next = next
+    }
+}
+
+/// Referrals that make a record visible: to one partner, in some statuses.
+package struct ReferralFilter: Sendable, Hashable {
+    package var partnerID: String
+    package var statuses: [Int]
+
+    package init(partnerID: String, statuses: [Int]) {
+        self.partnerID = partnerID
+        self.statuses = statuses
     }
 }

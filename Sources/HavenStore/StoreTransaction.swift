@@ -35,6 +35,10 @@ package protocol StoreReader {
     /// Every account, by id.
     func accounts() throws -> [Account]
 
+    /// A number that grows with every change to any account (so a server can
+    /// notice changes made by another process, such as `haven-admin`).
+    func accountRevision() throws -> UInt64
+
     /// An office's wrapped data key.
     func wrappedOfficeKey(officeCode: String) throws -> [UInt8]?
 }
@@ -59,7 +63,7 @@ package protocol StoreWriter: StoreReader {
     /// Records the result of an idempotent create.
     func recordIdempotency(_ record: IdempotencyRecord) throws
 
-    /// Inserts or replaces an account.
+    /// Inserts or replaces an account, and advances ``StoreReader/accountRevision()``.
     func saveAccount(_ account: Account) throws
 
     /// Stores an office's wrapped data key (once; never replaced).

@@ -693,8 +693,8 @@ struct ServiceTests {
             early.idempotencyKey = "partner-svc-0"
             #expect(
                 try await session.failure("partner-asha", MethodCatalog.SurvivorService.recordService, early).code
-                    == .notFound,
-                "a partner records services only once it has accepted the referral"
+                    == .permissionDenied,
+                "a partner sees a survivor referred to it, but records services only once it has accepted the referral"
             )
             let accepted = try await session.call("partner-asha", MethodCatalog.ReferralService.acceptReferral, accept)
             #expect(accepted.status == .accepted)

@@ -43,7 +43,7 @@ package struct ServerConfiguration: Sendable, Equatable {
             "max_frame_bytes",
             "Largest frame payload accepted, in bytes; larger frames close the connection.",
             \.maxFrameBytes,
-            1024...(256 * 1024 * 1024)
+            HavenLimits.minFrameBytes...(256 * 1024 * 1024)
         ),
         integer(
             "max_concurrent_calls",

@@ -37,3 +37,12 @@ package struct Principal: Sendable, Hashable {
         return actor
     }
 }
+
+extension Principal {
+    /// Whether `account` (as stored now) still grants what this principal was
+    /// authenticated with: enabled, same role, offices and partner.
+    package func isCurrent(_ account: Account) -> Bool {
+        account.enabled && account.id == self.account.id && account.role == self.account.role
+            && account.officeCodes == self.account.officeCodes && account.partnerID == self.account.partnerID
+    }
+}

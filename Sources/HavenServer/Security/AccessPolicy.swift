@@ -1,78 +1,137 @@
 import HavenProtocol
 import HavenStore
 
-/// What a call wants to do, and to which office's or partner's records.
-package enum Access: Sendable, Hashable {
-    /// Create, rename, close offices; register partners.
+/// What a principal wants to do; each is one column of the policy table.
+package enum Action: String, Sendable, Hashable, CaseIterable {
+    /// Create, rename and close offices; register partner organisations.
     case administer
-    /// Read an office's public details.
-    case readOffice(String)
-    /// Read cases and survivors' records (pseudonymous) of an office.
-    case readOfficeRecords(String)
-    /// Open and change cases, register and change survivors, refer and revoke.
-    case writeOfficeRecords(String)
-    /// Read survivors' identities in an office (audited).
-    case readIdentities(String)
-    /// Answer referrals addressed to a partner (accept, decline, complete).
-    case actForPartner(String)
-    /// Read partner organisations.
+    /// Read an office's public details (name, city, time zone).
+    case readOffice
+    /// Read an office's cases, survivors (pseudonymous), referrals, alerts and flags.
+    case readRecords
+    /// Open and change cases, register and change survivors, refer and revoke, acknowledge alerts.
+    case writeRecords
+    /// Open survivors' sealed identities (audited).
+    case readIdentities
+    /// Read an office's report (counts only).
+    case readReports
+    /// Read the directory of partner organisations.
     case readPartners
-    /// Read an office's reports (counts only).
-    case readReports(String)
-    /// Follow the change feed.
+    /// Follow the change feed (what it shows is decided record by record).
     case followFeed
+    /// Answer referrals addressed to the principal's own organisation.
+    case actForPartner
+    /// Record services delivered to a survivor whose referral the organisation accepted.
+    case recordDeliveredService
 }
 
-/// The one place that decides whether a principal may do something.
+/// Over which records a role may take an action.
+package enum Reach: Sendable, Hashable {
+    /// Every record.
+    case all
+    /// Records of the offices the account works in.
+    case ownOffices
+    /// Records addressed to the account's own partner organisation.
+    case ownPartner
+}
+
+/// The one place that decides who sees or changes what.
 ///
-/// Every handler asks here before touching records; object-level checks
-/// (this case, this survivor) go through the office or partner the record
-/// belongs to, so no handler can forget them. Roles:
-/// - admin: offices and partners; no cases, survivors or identities;
-/// - director, caseworker: everything in their offices, identities included;
-/// - partner: referrals addressed to it, and what consent shares (checked by
-///   the survivor service, field by field);
-/// - auditor: nothing here (the audit log has its own service).
+/// Every read, list, feed (live and replayed), idempotent replay, report and
+/// write asks here; no handler has a role switch of its own. Decisions come
+/// in two layers:
+///
+/// 1. ``table``: which actions a role may take, over which reach — the table
+///    `docs/SECURITY.md` prints, and the access-grid test checks against a
+///    copy written independently.
+/// 2. Record-level rules (`AccessPolicy+Records.swift`): whether one record is
+///    visible to a principal *now* — current referrals and consents, never
+///    the ones a stored snapshot carried — and what a partner sees of it.
+///
+/// A record the principal may not see answers NOT_FOUND, exactly as a
+/// record that does not exist, so ids of other offices' records cannot be probed.
 package struct AccessPolicy: Sendable {
     package init() {}
 
-    /// Whether `principal` may do `access`.
-    package func allows(_ principal: Principal, _ access: Access) -> Bool {
-        let account = principal.account
-        switch (account.role, access) {
-        case (.admin, .administer), (.admin, .readOffice), (.admin, .readPartners), (.admin, .readReports),
-            (.admin, .followFeed):
-            return true
-        case (.director, .readOffice(let office)), (.caseworker, .readOffice(let office)),
-            (.director, .readOfficeRecords(let office)), (.caseworker, .readOfficeRecords(let office)),
-            (.director, .writeOfficeRecords(let office)), (.caseworker, .writeOfficeRecords(let office)),
-            (.director, .readIdentities(let office)), (.caseworker, .readIdentities(let office)),
-            (.director, .readReports(let office)):
-            return account.officeCodes.contains(office)
-        case (.director, .readPartners), (.caseworker, .readPartners), (.director, .followFeed),
-            (.caseworker, .followFeed), (.partner, .followFeed):
-            return true
-        case (.partner, .actForPartner(let partner)):
-            return !account.partnerID.isEmpty && account.partnerID == partner
-        default:
-            return false
+    /// Role → action → reach. An action missing from a role's row is denied.
+    package static let table: [Haven_V1_Role: [Action: Reach]] = [
+        .admin: [
+            .administer: .all, .readOffice: .all, .readPartners: .all, .readReports: .all, .followFeed: .all,
+        ],
+        .director: [
+            .readOffice: .ownOffices, .readRecords: .ownOffices, .writeRecords: .ownOffices,
+            .readIdentities: .ownOffices, .readReports: .ownOffices, .readPartners: .all, .followFeed: .all,
+        ],
+        .caseworker: [
+            .readOffice: .ownOffices, .readRecords: .ownOffices, .writeRecords: .ownOffices,
+            .readIdentities: .ownOffices, .readPartners: .all, .followFeed: .all,
+        ],
+        .partner: [
+            .actForPartner: .ownPartner, .recordDeliveredService: .ownPartner, .followFeed: .all,
+        ],
+        // The auditor reads the audit log (its own service); nothing here.
+        .auditor: [:],
+    ]
+
+    /// How far `principal` may take `action`, or nil when not at all.
+    package func reach(_ principal: Principal, _ action: Action) -> Reach? {
+        Self.table[principal.role]?[action]
+    }
+
+    /// Whether `principal` may take `action` on something of `office` (office
+    /// actions) or at all (actions without an office).
+    package func allows(_ principal: Principal, _ action: Action, office: String? = nil) -> Bool {
+        switch self.reach(principal, action) {
+        case nil: false
+        case .all: true
+        case .ownOffices: office.map { principal.account.officeCodes.contains($0) } ?? false
+        case .ownPartner: false
         }
     }
 
-    /// Throws PERMISSION_DENIED unless `principal` may do `access`.
-    package func check(_ principal: Principal, _ access: Access) throws(HavenError) {
-        guard self.allows(principal, access) else {
-            throw HavenError(code: .permissionDenied, message: "\(principal.role.name) may not do this here")
+    /// Whether `principal` may act for partner organisation `partnerID`.
+    package func allows(_ principal: Principal, _ action: Action, partner partnerID: String) -> Bool {
+        guard self.reach(principal, action) == .ownPartner else { return false }
+        return !principal.account.partnerID.isEmpty && principal.account.partnerID == partnerID
+    }
+
+    /// Throws PERMISSION_DENIED unless `principal` may take `action` (on `office`).
+    package func check(_ principal: Principal, _ action: Action, office: String? = nil) throws(HavenError) {
+        guard self.allows(principal, action, office: office) else { throw Self.denied(principal) }
+    }
+
+    /// The offices a list or feed may cover for `principal` and `action`: those
+    /// asked for (each must be allowed, PERMISSION_DENIED otherwise), or every
+    /// office the principal works in. Nil means "every office" (reach `.all`).
+    package func offices(
+        _ principal: Principal,
+        _ action: Action,
+        asked: [String]
+    ) throws(HavenError) -> [String]? {
+        switch self.reach(principal, action) {
+        case .all:
+            return asked.isEmpty ? nil : asked
+        case .ownOffices:
+            if asked.isEmpty {
+                guard !principal.account.officeCodes.isEmpty else { throw Self.denied(principal) }
+                return principal.account.officeCodes
+            }
+            for code in asked where !principal.account.officeCodes.contains(code) {
+                throw HavenError(code: .permissionDenied, message: "office \(code.prefix(8)) is not one of yours")
+            }
+            return asked
+        case .ownPartner, nil:
+            throw Self.denied(principal)
         }
     }
 
-    /// For a specific record: throws NOT_FOUND (not PERMISSION_DENIED) when
-    /// the principal may not see it, so ids of other offices' records cannot
-    /// be probed.
-    package func checkVisible(_ principal: Principal, _ access: Access, what: String) throws(HavenError) {
-        guard self.allows(principal, access) else {
-            throw HavenError(code: .notFound, message: "no \(what) with that id")
-        }
+    static func denied(_ principal: Principal) -> HavenError {
+        HavenError(code: .permissionDenied, message: "\(principal.role.name) may not do this")
+    }
+
+    /// NOT_FOUND for a record the caller may not see, worded as for one that does not exist.
+    package static func notFound(_ what: String) -> HavenError {
+        HavenError(code: .notFound, message: "no \(what) with that id")
     }
 }
 
@@ -86,6 +145,23 @@ extension Haven_V1_Role {
         case .partner: "partner"
         case .auditor: "auditor"
         case .unspecified, .UNRECOGNIZED: "unknown role"
+        }
+    }
+}
+
+extension AccessPolicy {
+    /// Requires the principal's account, as stored now, to be enabled and the
+    /// same (role, offices, partner) as when its connection was authenticated.
+    /// The record writer asks this inside every write transaction, so a write
+    /// can never commit after the change that disabled or narrowed its account.
+    ///
+    /// - Throws: UNAUTHENTICATED when the account was disabled, removed or changed.
+    package func requireCurrent(_ principal: Principal, _ tx: any StoreReader) throws {
+        guard let account = try tx.account(id: principal.id), principal.isCurrent(account) else {
+            throw HavenError(
+                code: .unauthenticated,
+                message: "this connection's account was disabled or changed; reconnect"
+            )
         }
     }
 }

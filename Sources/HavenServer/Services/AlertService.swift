@@ -18,7 +18,7 @@ struct AlertService {
         filters.clearPage()
         var query = RecordQuery(order: .newestFirst, limit: PageToken.size(request.page))
         query.after = try PageToken.cursor(request.page, filters: filters)
-        query.officeCodes = try CaseService(environment: self.env).visibleOffices(request.officeCodes, context)
+        query.officeCodes = try self.env.policy.offices(context.principal, .readRecords, asked: request.officeCodes)
         if request.openOnly { query.flagged = true }
         let page = try await self.env.store.read { [query] in try $0.page(Haven_V1_Alert.self, query) }
         var response = Haven_V1_ListAlertsResponse()
@@ -32,28 +32,27 @@ struct AlertService {
         try Validate.text(request.acknowledgement, "acknowledgement", maxBytes: 2000)
         let env = self.env
         return try await env.store.write { tx in
-            guard var alert = try tx.load(Haven_V1_Alert.self, id: request.alertID),
-                env.policy.allows(context.principal, .readOfficeRecords(alert.officeCode))
-            else {
-                throw HavenError(code: .notFound, message: "no alert with that id")
+            let alert = try env.writer.update(
+                Haven_V1_Alert.self,
+                id: request.alertID,
+                expected: .required(request.expectedVersion),
+                permission: .office(.writeRecords),
+                context,
+                tx
+            ) { alert, now in
+                guard alert.acknowledgedAtUnixMs == 0 else {
+                    throw HavenError(code: .failedPrecondition, message: "alert already acknowledged")
+                }
+                alert.acknowledgedBy = context.principal.actor
+                alert.acknowledgedAtUnixMs = now
+                alert.acknowledgement = request.acknowledgement
+                return nil
             }
-            try env.policy.check(context.principal, .writeOfficeRecords(alert.officeCode))
-            try env.requireVersion(request.expectedVersion, current: alert.version)
-            guard alert.acknowledgedAtUnixMs == 0 else {
-                throw HavenError(code: .failedPrecondition, message: "alert already acknowledged")
-            }
-            let now = env.nowUnixMs
-            alert.acknowledgedBy = context.principal.actor
-            alert.acknowledgedAtUnixMs = now
-            alert.acknowledgement = request.acknowledgement
-            alert.version += 1
-            try tx.update(alert, expectedVersion: request.expectedVersion)
-            try env.recordChange(tx, .updated, officeCode: alert.officeCode, at: now) { $0.alert = alert }
             for survivorID in alert.flaggedSurvivorIds {
                 guard var survivor = try tx.load(Haven_V1_Survivor.self, id: survivorID),
                     survivor.flags.contains(where: { $0.alertID == alert.id })
                 else { continue }
-                try env.saveSurvivor(tx, &survivor, at: now) { $0.flags.removeAll { $0.alertID == alert.id } }
+                try env.writer.follow(&survivor, tx) { $0.flags.removeAll { $0.alertID == alert.id } }
             }
             return alert
         }

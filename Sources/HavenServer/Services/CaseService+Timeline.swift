@@ -17,6 +17,11 @@ extension Haven_V1_CaseEvent.OneOf_Detail {
             try Validate.text(operation.place, "event.rescue_operation.place")
             try Validate.text(operation.ledBy, "event.rescue_operation.led_by", required: false)
             try Validate.require(
+                operation.peopleRescued <= Validate.maxPeopleRescued,
+                "event.rescue_operation.people_rescued",
+                "at most \(Validate.maxPeopleRescued)"
+            )
+            try Validate.require(
                 operation.minorsRescued <= operation.peopleRescued,
                 "event.rescue_operation.minors_rescued",
                 "more than people_rescued"
@@ -94,8 +99,8 @@ extension CaseService {
         }
         let env = self.environment
         return try await env.store.write { tx in
-            try env.idempotent(tx, context: context, key: request.idempotencyKey, request: request) {
-                try Self.mutate(request.caseID, request.expectedVersion, context, env, tx, optionalVersion: true) {
+            try env.writer.idempotent(context, key: request.idempotencyKey, request: request, tx) {
+                try Self.mutate(request.caseID, .optional(request.expectedVersion), context, env, tx) {
                     record,
                     tx,
                     now in
@@ -119,6 +124,7 @@ extension CaseService {
                         if let kind = effect.alert {
                             try self.raiseAlert(
                                 kind,
+                                context: context,
                                 record: record,
                                 accusedID: record.accused[index].id,
                                 eventID: eventID,
@@ -136,6 +142,7 @@ extension CaseService {
     /// in the caller's transaction.
     private func raiseAlert(
         _ kind: Haven_V1_AlertKind,
+        context: CallContext,
         record: Haven_V1_Case,
         accusedID: String,
         eventID: String,
@@ -153,9 +160,7 @@ extension CaseService {
         alert.eventID = eventID
         alert.flaggedSurvivorIds = record.survivorIds
         alert.raisedAtUnixMs = now
-        alert.version = 1
-        try tx.insert(alert)
-        try env.recordChange(tx, .created, officeCode: alert.officeCode, at: now) { $0.alert = alert }
+        try env.writer.create(alert, permission: .office(.writeRecords), context, tx)
 
         for survivorID in record.survivorIds {
             guard var survivor = try tx.load(Haven_V1_Survivor.self, id: survivorID) else { continue }
@@ -163,7 +168,7 @@ extension CaseService {
             flag.alertID = alert.id
             flag.reason = "\(record.reference): \(kind.reason)"
             flag.raisedAtUnixMs = now
-            try env.saveSurvivor(tx, &survivor, at: now) { $0.flags.append(flag) }
+            try env.writer.follow(&survivor, tx) { $0.flags.append(flag) }
         }
     }
 }

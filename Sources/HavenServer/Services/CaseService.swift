@@ -19,7 +19,7 @@ struct CaseService {
     private var env: ServiceEnvironment { self.environment }
 
     func open(_ request: Haven_V1_OpenCaseRequest, _ context: CallContext) async throws -> Haven_V1_Case {
-        try self.env.policy.check(context.principal, .writeOfficeRecords(request.officeCode))
+        try self.env.policy.check(context.principal, .writeRecords, office: request.officeCode)
         try Validate.known(request.category, "category")
         try Validate.text(request.title, "title")
         try Validate.text(request.policeReference, "police_reference", required: false, maxBytes: 100)
@@ -28,28 +28,24 @@ struct CaseService {
             try Validate.require(request.status != .closed, "status", "a case cannot be opened closed")
         }
         let env = self.env
-        let now = env.nowUnixMs
         return try await env.store.write { tx in
-            try env.idempotent(tx, context: context, key: request.idempotencyKey, request: request) {
+            try env.writer.idempotent(context, key: request.idempotencyKey, request: request, tx) {
                 let office = try Self.activeOffice(request.officeCode, tx)
+                let now = env.nowUnixMs
                 let openedOn = CivilDates.date(unixMs: now, timeZone: office.timeZone)
                 let number = try tx.nextCounterValue("case:\(office.code):\(openedOn.year)")
                 var record = Haven_V1_Case()
                 record.id = env.newID("case")
                 record.reference = "\(office.code)-\(openedOn.year)-\(Self.padded(number))"
                 record.officeCode = office.code
-                record.version = 1
                 record.category = request.category
                 record.status = request.status == .unspecified ? .intake : request.status
                 record.title = request.title
                 record.policeReference = request.policeReference
                 record.openedAtUnixMs = now
-                record.updatedAtUnixMs = now
                 record.openedOn = openedOn
                 record.openedBy = context.principal.actor
-                try tx.insert(record)
-                try env.recordChange(tx, .created, officeCode: office.code, at: now) { $0.caseRecord = record }
-                return record
+                return try env.writer.create(record, permission: .office(.writeRecords), context, tx)
             }
         }
     }
@@ -70,16 +66,19 @@ struct CaseService {
     }
 
     func get(_ request: Haven_V1_GetCaseRequest, _ context: CallContext) async throws -> Haven_V1_Case {
-        let found = try await self.env.store.read { tx -> Haven_V1_Case? in
-            switch request.key {
-            case .caseID(let id): try tx.load(Haven_V1_Case.self, id: id)
-            case .reference(let reference): try tx.load(Haven_V1_Case.self, alias: reference)
-            case .none: throw HavenError.invalidField("key", "case_id or reference required")
+        let env = self.env
+        return try await env.store.read { tx in
+            let found: Haven_V1_Case? =
+                switch request.key {
+                case .caseID(let id): try tx.load(Haven_V1_Case.self, id: id)
+                case .reference(let reference): try tx.load(Haven_V1_Case.self, alias: reference)
+                case .none: throw HavenError.invalidField("key", "case_id or reference required")
+                }
+            guard let view = env.policy.caseRecord(found, for: context.principal) else {
+                throw AccessPolicy.notFound("case")
             }
+            return view
         }
-        guard let found else { throw HavenError(code: .notFound, message: "no case with that id") }
-        try self.env.policy.checkVisible(context.principal, .readOfficeRecords(found.officeCode), what: "case")
-        return found
     }
 
     func list(_ request: Haven_V1_ListCasesRequest, _ context: CallContext) async throws -> Haven_V1_ListCasesResponse {
@@ -87,7 +86,7 @@ struct CaseService {
         filters.clearPage()
         var query = RecordQuery(order: .newestFirst, limit: PageToken.size(request.page))
         query.after = try PageToken.cursor(request.page, filters: filters)
-        query.officeCodes = try self.visibleOffices(request.officeCodes, context)
+        query.officeCodes = try self.env.policy.offices(context.principal, .readRecords, asked: request.officeCodes)
         if !request.statuses.isEmpty { query.statuses = request.statuses.map(\.rawValue) }
         if !request.categories.isEmpty { query.categories = request.categories.map(\.rawValue) }
         if request.opened.hasFirstDay {
@@ -100,42 +99,25 @@ struct CaseService {
         }
         if request.updatedSinceUnixMs > 0 { query.updatedSince = request.updatedSinceUnixMs }
         let page = try await self.env.store.read { [query] in try $0.page(Haven_V1_Case.self, query) }
+            .map { record in
+                guard request.view != .full else { return record }
+                var basic = record
+                basic.events = []
+                basic.accused = []
+                return basic
+            }
+            .bounded(order: query.order)
         var response = Haven_V1_ListCasesResponse()
-        response.cases = page.records.map { record in
-            guard request.view != .full else { return record }
-            var basic = record
-            basic.events = []
-            basic.accused = []
-            return basic
-        }
+        response.cases = page.records
         response.page = try PageToken.token(after: page.next, filters: filters)
         return response
-    }
-
-    /// The offices a list may cover: those asked for (each must be visible),
-    /// or every office the caller works in.
-    func visibleOffices(_ asked: [String], _ context: CallContext) throws -> [String] {
-        let mine = context.principal.account.officeCodes.filter {
-            self.env.policy.allows(context.principal, .readOfficeRecords($0))
-        }
-        guard !asked.isEmpty else {
-            guard !mine.isEmpty else {
-                throw HavenError(
-                    code: .permissionDenied,
-                    message: "\(context.principal.role.name) has no office records"
-                )
-            }
-            return mine
-        }
-        for code in asked { try self.env.policy.check(context.principal, .readOfficeRecords(code)) }
-        return asked
     }
 
     func update(_ request: Haven_V1_UpdateCaseRequest, _ context: CallContext) async throws -> Haven_V1_Case {
         if request.category != .unspecified { try Validate.known(request.category, "category") }
         if !request.title.isEmpty { try Validate.text(request.title, "title") }
         try Validate.text(request.policeReference, "police_reference", required: false, maxBytes: 100)
-        return try await self.mutate(request.caseID, request.expectedVersion, context) { record, _, _ in
+        return try await self.mutate(request.caseID, .required(request.expectedVersion), context) { record, _, _ in
             guard record.status != .closed else {
                 throw HavenError(
                     code: .failedPrecondition,
@@ -153,7 +135,7 @@ struct CaseService {
         try Validate.known(request.status, "status")
         try Validate.text(request.reason, "reason", maxBytes: 500)
         let env = self.env
-        return try await self.mutate(request.caseID, request.expectedVersion, context) { record, tx, now in
+        return try await self.mutate(request.caseID, .required(request.expectedVersion), context) { record, tx, now in
             guard record.status != request.status else {
                 throw HavenError(code: .failedPrecondition, message: "case is already in that status")
             }
@@ -184,8 +166,11 @@ struct CaseService {
         }
         let env = self.env
         return try await env.store.write { tx in
-            try env.idempotent(tx, context: context, key: request.idempotencyKey, request: request) {
-                try Self.mutate(request.caseID, request.expectedVersion, context, env, tx) { record, tx, now in
+            try env.writer.idempotent(context, key: request.idempotencyKey, request: request, tx) {
+                try Self.mutate(request.caseID, .required(request.expectedVersion), context, env, tx) {
+                    record,
+                    tx,
+                    now in
                     guard record.status != .closed else {
                         throw HavenError(code: .failedPrecondition, message: "case is closed")
                     }
@@ -210,76 +195,82 @@ struct CaseService {
         try Validate.identifier(request.survivorID, "survivor_id")
         let env = self.env
         return try await env.store.write { tx in
-            guard let current = try tx.load(Haven_V1_Case.self, id: request.caseID) else {
-                throw HavenError(code: .notFound, message: "no case with that id")
+            // Linking again changes nothing (a retry after a lost response is safe).
+            if let current = env.policy.caseRecord(try tx.load(Haven_V1_Case.self, id: request.caseID), for: context.principal),
+                current.survivorIds.contains(request.survivorID), current.version == request.expectedVersion
+            {
+                return current
             }
-            try env.policy.checkVisible(context.principal, .readOfficeRecords(current.officeCode), what: "case")
-            try env.policy.check(context.principal, .writeOfficeRecords(current.officeCode))
-            try env.requireVersion(request.expectedVersion, current: current.version)
-            guard var survivor = try tx.load(Haven_V1_Survivor.self, id: request.survivorID),
-                env.policy.allows(context.principal, .readOfficeRecords(survivor.officeCode))
-            else {
-                throw HavenError(code: .notFound, message: "no survivor with that id")
+            var survivor: Haven_V1_Survivor?
+            let record = try Self.mutate(request.caseID, .required(request.expectedVersion), context, env, tx) {
+                record,
+                tx,
+                _ in
+                let found = try tx.load(Haven_V1_Survivor.self, id: request.survivorID)
+                guard
+                    let found = try env.policy.survivor(
+                        found,
+                        id: request.survivorID,
+                        for: context.principal,
+                        in: tx,
+                        now: env.nowUnixMs
+                    )
+                else {
+                    throw AccessPolicy.notFound("survivor")
+                }
+                guard found.officeCode == record.officeCode else {
+                    throw HavenError(
+                        code: .failedPrecondition,
+                        message: "the survivor and the case belong to different offices"
+                    )
+                }
+                guard !record.survivorIds.contains(found.id) else {
+                    throw HavenError(code: .failedPrecondition, message: "the survivor is already linked to this case")
+                }
+                record.survivorIds.append(found.id)
+                survivor = found
             }
-            guard survivor.officeCode == current.officeCode else {
-                throw HavenError(
-                    code: .failedPrecondition,
-                    message: "the survivor and the case belong to different offices"
-                )
+            if var survivor {
+                try env.writer.follow(&survivor, tx) { $0.caseIds.append(record.id) }
             }
-            if current.survivorIds.contains(survivor.id) { return current }
-            let now = env.nowUnixMs
-            var record = current
-            record.survivorIds.append(survivor.id)
-            record.version += 1
-            record.updatedAtUnixMs = now
-            try tx.update(record, expectedVersion: current.version)
-            try env.recordChange(tx, .updated, officeCode: record.officeCode, at: now) { $0.caseRecord = record }
-            try env.saveSurvivor(tx, &survivor, at: now) { $0.caseIds.append(record.id) }
             return record
         }
     }
 
     // MARK: Shared
 
-    /// Loads a case the caller may write, checks the version, applies
-    /// `change`, bumps the version and records the change.
+    /// Changes a case the caller may write, through the record writer.
     private func mutate(
         _ caseID: String,
-        _ expectedVersion: UInt64,
+        _ expected: ExpectedVersion,
         _ context: CallContext,
-        optionalVersion: Bool = false,
         _ change: @escaping @Sendable (inout Haven_V1_Case, any StoreWriter, Int64) throws -> Void
     ) async throws -> Haven_V1_Case {
         let env = self.env
         return try await env.store.write { tx in
-            try Self.mutate(caseID, expectedVersion, context, env, tx, optionalVersion: optionalVersion, change)
+            try Self.mutate(caseID, expected, context, env, tx, change)
         }
     }
 
     static func mutate(
         _ caseID: String,
-        _ expectedVersion: UInt64,
+        _ expected: ExpectedVersion,
         _ context: CallContext,
         _ env: ServiceEnvironment,
         _ tx: any StoreWriter,
-        optionalVersion: Bool = false,
         _ change: (inout Haven_V1_Case, any StoreWriter, Int64) throws -> Void
     ) throws -> Haven_V1_Case {
-        guard var record = try tx.load(Haven_V1_Case.self, id: caseID) else {
-            throw HavenError(code: .notFound, message: "no case with that id")
+        try env.writer.update(
+            Haven_V1_Case.self,
+            id: caseID,
+            expected: expected,
+            permission: .office(.writeRecords),
+            context,
+            tx
+        ) { record, now in
+            try change(&record, tx, now)
+            return nil
         }
-        try env.policy.checkVisible(context.principal, .readOfficeRecords(record.officeCode), what: "case")
-        try env.policy.check(context.principal, .writeOfficeRecords(record.officeCode))
-        try env.requireVersion(expectedVersion, current: record.version, optional: optionalVersion)
-        let stored = record.version
-        let now = env.nowUnixMs
-        try change(&record, tx, now)
-        record.version = stored + 1
-        record.updatedAtUnixMs = now
-        try tx.update(record, expectedVersion: stored)
-        try env.recordChange(tx, .updated, officeCode: record.officeCode, at: now) { $0.caseRecord = record }
-        return record
     }
 
     /// Appends a timeline event with its server-set fields.

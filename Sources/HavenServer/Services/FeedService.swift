@@ -38,15 +38,14 @@ struct FeedService {
         _ stream: ResponseStream<Haven_V1_FeedItem>
     ) async throws {
         let principal = context.principal
-        try self.env.policy.check(principal, .followFeed)
-        let offices: Set<String>?
-        if principal.role == .director || principal.role == .caseworker {
-            let asked = request.officeCodes.isEmpty ? principal.account.officeCodes : request.officeCodes
-            for code in asked { try self.env.policy.check(principal, .readOfficeRecords(code)) }
-            offices = Set(asked)
-        } else {
-            offices = request.officeCodes.isEmpty ? nil : Set(request.officeCodes)
-        }
+        let policy = self.env.policy
+        try policy.check(principal, .followFeed)
+        // An office filter narrows the feed; for office staff each office asked
+        // for must be one of theirs (what is shown is decided entry by entry).
+        let offices: Set<String>? =
+            policy.reach(principal, .readRecords) == .ownOffices
+            ? Set(try policy.offices(principal, .readRecords, asked: request.officeCodes) ?? [])
+            : (request.officeCodes.isEmpty ? nil : Set(request.officeCodes))
         let subjects = Set(request.subjects)
         let store = self.env.store
 
@@ -78,21 +77,14 @@ struct FeedService {
             // Deliver everything committed after `position`.
             while true {
                 let now = self.env.nowUnixMs
-                let partnerID = principal.account.partnerID
                 let batch = try await store.read {
                     [position] tx -> (items: [Haven_V1_ChangeEvent], scanned: UInt64, full: Bool) in
                     let entries = try tx.changes(after: position, limit: Self.batchSize)
                     var items: [Haven_V1_ChangeEvent] = []
                     for entry in entries {
-                        if let item = try self.visible(
-                            entry,
-                            principal: principal,
-                            partnerID: partnerID,
-                            offices: offices,
-                            subjects: subjects,
-                            now: now,
-                            tx
-                        ) {
+                        guard subjects.isEmpty || subjects.contains(entry.event.subject.feedSubject) else { continue }
+                        if let offices, let office = entry.officeCode, !offices.contains(office) { continue }
+                        if let item = try policy.change(entry, for: principal, in: tx, now: now) {
                             items.append(item)
                         }
                     }
@@ -124,47 +116,6 @@ struct FeedService {
         }
     }
 
-    /// The change as `principal` may see it, or nil.
-    private func visible(
-        _ entry: ChangeEntry,
-        principal: Principal,
-        partnerID: String,
-        offices: Set<String>?,
-        subjects: Set<Haven_V1_FeedSubject>,
-        now: Int64,
-        _ tx: any StoreReader
-    ) throws -> Haven_V1_ChangeEvent? {
-        var event = entry.event
-        guard subjects.isEmpty || subjects.contains(event.subject.feedSubject) else { return nil }
-        if let offices, let office = entry.officeCode, !offices.contains(office) { return nil }
-        switch principal.role {
-        case .director, .caseworker:
-            guard let office = entry.officeCode, principal.account.officeCodes.contains(office) else { return nil }
-            return event
-        case .admin:
-            switch event.subject {
-            case .office, .partner: return event
-            default: return nil
-            }
-        case .partner:
-            switch event.subject {
-            case .referral(let referral) where referral.partnerID == partnerID:
-                event.officeCode = ""
-                return event
-            case .partner(let partner) where partner.id == partnerID:
-                return event
-            case .survivor(let survivor):
-                guard try ConsentView.hasReferral(survivor.id, partnerID: partnerID, tx) else { return nil }
-                event.survivor = ConsentView.partnerView(of: survivor, partnerID: partnerID, now: now)
-                event.officeCode = ""
-                return event
-            default:
-                return nil
-            }
-        case .auditor, .unspecified, .UNRECOGNIZED:
-            return nil
-        }
-    }
 }
 
 extension Optional where Wrapped == Haven_V1_ChangeEvent.OneOf_Subject {

@@ -24,10 +24,9 @@ struct OfficeService {
         try Validate.country(input.country, "office.country")
         try Validate.timeZone(input.timeZone, "office.time_zone")
         try Validate.idempotencyKey(request.idempotencyKey)
-        let now = self.env.nowUnixMs
         let env = self.env
         return try await env.store.write { tx in
-            try env.idempotent(tx, context: context, key: request.idempotencyKey, request: request) {
+            try env.writer.idempotent(context, key: request.idempotencyKey, request: request, tx) {
                 var office = Haven_V1_Office()
                 office.code = input.code
                 office.name = input.name
@@ -35,26 +34,25 @@ struct OfficeService {
                 office.country = input.country
                 office.timeZone = input.timeZone
                 office.status = .active
-                office.version = 1
-                office.createdAtUnixMs = now
-                office.updatedAtUnixMs = now
+                office.createdAtUnixMs = env.nowUnixMs
                 do {
-                    try tx.insert(office)
+                    return try env.writer.create(office, permission: .administer, context, tx)
                 } catch let error as HavenError where error.code == .alreadyExists {
                     throw HavenError(code: .alreadyExists, message: "office code \(input.code) is taken")
                 }
-                try env.recordChange(tx, .created, officeCode: office.code, at: now) { $0.office = office }
-                return office
             }
         }
     }
 
     func get(_ request: Haven_V1_GetOfficeRequest, _ context: CallContext) async throws -> Haven_V1_Office {
-        try self.env.policy.checkVisible(context.principal, .readOffice(request.code), what: "office")
-        guard let office = try await self.env.store.read({ try $0.load(Haven_V1_Office.self, id: request.code) }) else {
-            throw HavenError(code: .notFound, message: "no office with that code")
+        let env = self.env
+        return try await env.store.read { tx in
+            let office = try tx.load(Haven_V1_Office.self, id: request.code)
+            guard let view = env.policy.office(office, code: request.code, for: context.principal) else {
+                throw HavenError(code: .notFound, message: "no office with that code")
+            }
+            return view
         }
-        return office
     }
 
     func list(
@@ -66,7 +64,7 @@ struct OfficeService {
         var query = RecordQuery(order: .idAscending, limit: PageToken.size(request.page))
         query.after = try PageToken.cursor(request.page, filters: filters)
         if request.status != .unspecified { query.statuses = [request.status.rawValue] }
-        if context.principal.role != .admin { query.ids = context.principal.account.officeCodes }
+        query.ids = try self.env.policy.offices(context.principal, .readOffice, asked: [])
         let page = try await self.env.store.read { [query] in try $0.page(Haven_V1_Office.self, query) }
         var response = Haven_V1_ListOfficesResponse()
         response.offices = page.records
@@ -79,61 +77,55 @@ struct OfficeService {
         if !request.name.isEmpty { try Validate.text(request.name, "name") }
         if !request.city.isEmpty { try Validate.text(request.city, "city") }
         if !request.timeZone.isEmpty { try Validate.timeZone(request.timeZone, "time_zone") }
-        return try await self.mutate(request.code, request.expectedVersion) { office in
-            if !request.name.isEmpty { office.name = request.name }
-            if !request.city.isEmpty { office.city = request.city }
-            if !request.timeZone.isEmpty { office.timeZone = request.timeZone }
+        let env = self.env
+        return try await env.store.write { tx in
+            try env.writer.update(
+                Haven_V1_Office.self,
+                id: request.code,
+                expected: .required(request.expectedVersion),
+                permission: .administer,
+                context,
+                tx
+            ) { office, _ in
+                if !request.name.isEmpty { office.name = request.name }
+                if !request.city.isEmpty { office.city = request.city }
+                if !request.timeZone.isEmpty { office.timeZone = request.timeZone }
+                return nil
+            }
         }
     }
 
     func close(_ request: Haven_V1_CloseOfficeRequest, _ context: CallContext) async throws -> Haven_V1_Office {
         try self.env.policy.check(context.principal, .administer)
-        let now = self.env.nowUnixMs
-        return try await self.mutate(request.code, request.expectedVersion) { office, tx in
-            guard office.status == .active else {
-                throw HavenError(code: .failedPrecondition, message: "office is already closed")
-            }
-            var open = RecordQuery(order: .newestFirst)
-            open.officeCodes = [office.code]
-            open.statuses = Haven_V1_CaseStatus.allCases.filter { $0 != .closed && $0 != .unspecified }.map(\.rawValue)
-            let openCases = try tx.count(Haven_V1_Case.self, open)
-            guard openCases == 0 else {
-                throw HavenError(
-                    code: .failedPrecondition,
-                    message: "office has \(openCases) open cases; close or move them first"
-                )
-            }
-            office.status = .closed
-            office.closedAtUnixMs = now
-        }
-    }
-
-    private func mutate(
-        _ code: String,
-        _ expectedVersion: UInt64,
-        _ change: @escaping @Sendable (inout Haven_V1_Office) throws -> Void
-    ) async throws -> Haven_V1_Office {
-        try await self.mutate(code, expectedVersion) { office, _ in try change(&office) }
-    }
-
-    private func mutate(
-        _ code: String,
-        _ expectedVersion: UInt64,
-        _ change: @escaping @Sendable (inout Haven_V1_Office, any StoreWriter) throws -> Void
-    ) async throws -> Haven_V1_Office {
         let env = self.env
-        let now = env.nowUnixMs
         return try await env.store.write { tx in
-            guard var office = try tx.load(Haven_V1_Office.self, id: code) else {
-                throw HavenError(code: .notFound, message: "no office with that code")
+            try env.writer.update(
+                Haven_V1_Office.self,
+                id: request.code,
+                expected: .required(request.expectedVersion),
+                permission: .administer,
+                context,
+                tx
+            ) { office, now in
+                guard office.status == .active else {
+                    throw HavenError(code: .failedPrecondition, message: "office is already closed")
+                }
+                var open = RecordQuery(order: .newestFirst)
+                open.officeCodes = [office.code]
+                open.statuses = Haven_V1_CaseStatus.allCases.filter { $0 != .closed && $0 != .unspecified }.map(
+                    \.rawValue
+                )
+                let openCases = try tx.count(Haven_V1_Case.self, open)
+                guard openCases == 0 else {
+                    throw HavenError(
+                        code: .failedPrecondition,
+                        message: "office has \(openCases) open cases; close or move them first"
+                    )
+                }
+                office.status = .closed
+                office.closedAtUnixMs = now
+                return nil
             }
-            try env.requireVersion(expectedVersion, current: office.version)
-            try change(&office, tx)
-            office.version += 1
-            office.updatedAtUnixMs = now
-            try tx.update(office, expectedVersion: expectedVersion)
-            try env.recordChange(tx, .updated, officeCode: office.code, at: now) { $0.office = office }
-            return office
         }
     }
 }

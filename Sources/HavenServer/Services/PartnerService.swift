@@ -27,41 +27,30 @@ struct PartnerService {
         for service in input.services { try Validate.known(service, "partner.services") }
         try Validate.text(input.contact, "partner.contact", required: false)
         let env = self.env
-        let now = env.nowUnixMs
         return try await env.store.write { tx in
-            try env.idempotent(tx, context: context, key: request.idempotencyKey, request: request) {
+            try env.writer.idempotent(context, key: request.idempotencyKey, request: request, tx) {
                 for code in input.officeCodes where try tx.load(Haven_V1_Office.self, id: code) == nil {
                     throw HavenError(code: .notFound, message: "partner.office_codes: no office \(code.prefix(8))")
                 }
                 var partner = input
                 partner.id = env.newID("ptn")
                 partner.active = true
-                partner.version = 1
-                partner.createdAtUnixMs = now
-                try tx.insert(partner)
-                try env.recordChange(tx, .created, officeCode: nil, partnerID: partner.id, at: now) {
-                    $0.partner = partner
-                }
-                return partner
+                partner.createdAtUnixMs = env.nowUnixMs
+                return try env.writer.create(partner, permission: .administer, context, tx)
             }
         }
     }
 
     func get(_ request: Haven_V1_GetPartnerRequest, _ context: CallContext) async throws -> Haven_V1_PartnerOrganisation
     {
-        let principal = context.principal
-        let own = principal.role == .partner && principal.account.partnerID == request.partnerID
-        guard own || self.env.policy.allows(principal, .readPartners) else {
-            throw HavenError(code: .notFound, message: "no partner with that id")
+        let env = self.env
+        return try await env.store.read { tx in
+            let found = try tx.load(Haven_V1_PartnerOrganisation.self, id: request.partnerID)
+            guard let view = env.policy.partner(found, id: request.partnerID, for: context.principal) else {
+                throw AccessPolicy.notFound("partner")
+            }
+            return view
         }
-        guard
-            let partner = try await self.env.store.read({
-                try $0.load(Haven_V1_PartnerOrganisation.self, id: request.partnerID)
-            })
-        else {
-            throw HavenError(code: .notFound, message: "no partner with that id")
-        }
-        return partner
     }
 
     func list(

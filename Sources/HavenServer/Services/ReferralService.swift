@@ -59,15 +59,22 @@ struct ReferralService {
         try Validate.known(request.service, "service")
         try Validate.text(request.note, "note", required: false, maxBytes: 4000)
         let env = self.env
-        let now = env.nowUnixMs
         return try await env.store.write { tx in
-            try env.idempotent(tx, context: context, key: request.idempotencyKey, request: request) {
-                guard let survivor = try tx.load(Haven_V1_Survivor.self, id: request.survivorID),
-                    env.policy.allows(context.principal, .readOfficeRecords(survivor.officeCode))
+            try env.writer.idempotent(context, key: request.idempotencyKey, request: request, tx) {
+                let found = try tx.load(Haven_V1_Survivor.self, id: request.survivorID)
+                guard
+                    let survivor = try env.policy.survivor(
+                        found,
+                        id: request.survivorID,
+                        for: context.principal,
+                        in: tx,
+                        now: env.nowUnixMs,
+                        current: found
+                    )
                 else {
-                    throw HavenError(code: .notFound, message: "no survivor with that id")
+                    throw AccessPolicy.notFound("survivor")
                 }
-                try env.policy.check(context.principal, .writeOfficeRecords(survivor.officeCode))
+                try env.policy.check(context.principal, .writeRecords, office: survivor.officeCode)
                 guard let partner = try tx.load(Haven_V1_PartnerOrganisation.self, id: request.partnerID) else {
                     throw HavenError(code: .notFound, message: "no partner with that id")
                 }
@@ -86,39 +93,30 @@ struct ReferralService {
                 referral.service = request.service
                 referral.note = request.note
                 referral.status = .pending
-                referral.version = 1
                 referral.referredBy = context.principal.actor
-                referral.createdAtUnixMs = now
-                referral.updatedAtUnixMs = now
-                try tx.insert(referral)
-                try env.recordChange(
-                    tx,
-                    .created,
-                    officeCode: referral.officeCode,
-                    partnerID: partner.id,
-                    survivorID: survivor.id,
-                    at: now
-                ) { $0.referral = referral }
-                return referral
+                referral.createdAtUnixMs = env.nowUnixMs
+                return try env.writer.create(referral, permission: .office(.writeRecords), context, tx)
             }
         }
     }
 
-    /// Whether the principal may see a referral: its office's staff, or the partner it is addressed to.
-    func visible(_ referral: Haven_V1_Referral, _ principal: Principal) -> Bool {
-        self.env.policy.allows(principal, .readOfficeRecords(referral.officeCode))
-            || self.env.policy.allows(principal, .actForPartner(referral.partnerID))
-    }
-
     func get(_ request: Haven_V1_GetReferralRequest, _ context: CallContext) async throws -> Haven_V1_Referral {
-        guard
-            let referral = try await self.env.store.read({ try $0.load(Haven_V1_Referral.self, id: request.referralID) }
-            ),
-            self.visible(referral, context.principal)
-        else {
-            throw HavenError(code: .notFound, message: "no referral with that id")
+        let env = self.env
+        return try await env.store.read { tx in
+            let found = try tx.load(Haven_V1_Referral.self, id: request.referralID)
+            guard
+                let view = try env.policy.referral(
+                    found,
+                    id: request.referralID,
+                    for: context.principal,
+                    in: tx,
+                    current: found
+                )
+            else {
+                throw AccessPolicy.notFound("referral")
+            }
+            return view
         }
-        return referral
     }
 
     func list(
@@ -130,19 +128,31 @@ struct ReferralService {
         var query = RecordQuery(order: .newestFirst, limit: PageToken.size(request.page))
         query.after = try PageToken.cursor(request.page, filters: filters)
         let principal = context.principal
-        if principal.role == .partner {
+        let env = self.env
+        if env.policy.reach(principal, .readRecords) != nil {
+            query.officeCodes = try env.policy.offices(principal, .readRecords, asked: [])
+            if !request.partnerID.isEmpty { query.partnerID = request.partnerID }
+        } else if env.policy.reach(principal, .actForPartner) == .ownPartner {
             guard request.partnerID.isEmpty || request.partnerID == principal.account.partnerID else {
                 throw HavenError(code: .permissionDenied, message: "a partner sees only referrals addressed to it")
             }
             query.partnerID = principal.account.partnerID
         } else {
-            query.officeCodes = try CaseService(environment: self.env).visibleOffices([], context)
-            if !request.partnerID.isEmpty { query.partnerID = request.partnerID }
+            throw AccessPolicy.denied(principal)
         }
         if !request.survivorID.isEmpty { query.subjectID = request.survivorID }
         if !request.statuses.isEmpty { query.statuses = request.statuses.map(\.rawValue) }
         if request.updatedSinceUnixMs > 0 { query.updatedSince = request.updatedSinceUnixMs }
-        let page = try await self.env.store.read { [query] in try $0.page(Haven_V1_Referral.self, query) }
+        let page = try await env.store.read { [query] tx in
+            let page = try tx.page(Haven_V1_Referral.self, query)
+            return RecordPage(
+                records: try page.records.compactMap {
+                    try env.policy.referral($0, id: $0.id, for: principal, in: tx, current: $0)
+                },
+                next: page.next
+            )
+        }
+        .bounded(order: query.order)
         var response = Haven_V1_ListReferralsResponse()
         response.referrals = page.records
         response.page = try PageToken.token(after: page.next, filters: filters)
@@ -160,39 +170,25 @@ struct ReferralService {
         try Validate.text(request.resolution, "resolution", required: resolutionRequired, maxBytes: 2000)
         let env = self.env
         return try await env.store.write { tx in
-            guard var referral = try tx.load(Haven_V1_Referral.self, id: request.referralID),
-                self.visible(referral, context.principal)
-            else {
-                throw HavenError(code: .notFound, message: "no referral with that id")
+            try env.writer.update(
+                Haven_V1_Referral.self,
+                id: request.referralID,
+                expected: .required(request.expectedVersion),
+                permission: byPartner ? .partner(.actForPartner) : .office(.writeRecords),
+                kind: status == .revoked ? .accessRevoked : .updated,
+                context,
+                tx
+            ) { referral, _ in
+                guard from.contains(referral.status) else {
+                    throw HavenError(
+                        code: .failedPrecondition,
+                        message: "referral is \(referral.status.name); cannot become \(status.name)"
+                    )
+                }
+                referral.status = status
+                if !request.resolution.isEmpty { referral.resolution = request.resolution }
+                return nil
             }
-            if byPartner {
-                try env.policy.check(context.principal, .actForPartner(referral.partnerID))
-            } else {
-                try env.policy.check(context.principal, .writeOfficeRecords(referral.officeCode))
-            }
-            try env.requireVersion(request.expectedVersion, current: referral.version)
-            guard from.contains(referral.status) else {
-                throw HavenError(
-                    code: .failedPrecondition,
-                    message: "referral is \(referral.status.name); cannot become \(status.name)"
-                )
-            }
-            let now = env.nowUnixMs
-            let stored = referral.version
-            referral.status = status
-            if !request.resolution.isEmpty { referral.resolution = request.resolution }
-            referral.version += 1
-            referral.updatedAtUnixMs = now
-            try tx.update(referral, expectedVersion: stored)
-            try env.recordChange(
-                tx,
-                status == .revoked ? .accessRevoked : .updated,
-                officeCode: referral.officeCode,
-                partnerID: referral.partnerID,
-                survivorID: referral.survivorID,
-                at: now
-            ) { $0.referral = referral }
-            return referral
         }
     }
 }

@@ -18,7 +18,7 @@ struct ReportService {
         _ request: Haven_V1_GetOfficeReportRequest,
         _ context: CallContext
     ) async throws -> Haven_V1_OfficeReport {
-        try self.environment.policy.check(context.principal, .readReports(request.officeCode))
+        try self.environment.policy.check(context.principal, .readReports, office: request.officeCode)
         try Validate.date(request.period.firstDay, "period.first_day")
         try Validate.date(request.period.lastDay, "period.last_day")
         let first = request.period.firstDay
@@ -39,13 +39,11 @@ struct ReportService {
             CivilDates.onOrBefore(first, date) && CivilDates.onOrBefore(date, last)
         }
 
-        var report = Haven_V1_OfficeReport()
-        report.officeCode = office.code
-        report.period = request.period
-        report.generatedAtUnixMs = self.environment.nowUnixMs
-        var byStatus: [Haven_V1_CaseStatus: UInt32] = [:]
+        // Counted in 64 bits, saturating: stored values can never make a report trap.
+        var tally = Tally()
+        var byStatus: [Haven_V1_CaseStatus: UInt64] = [:]
         for record in cases {
-            if within(record.openedOn) { report.casesOpened += 1 }
+            if within(record.openedOn) { tally.casesOpened.add(1) }
             let changes = record.events.compactMap { event -> (Haven_V1_CivilDate, Haven_V1_CaseStatusChanged)? in
                 guard case .statusChanged(let change) = event.detail else { return nil }
                 return (event.occurredOn, change)
@@ -53,61 +51,92 @@ struct ReportService {
             if CivilDates.onOrBefore(record.openedOn, last) {
                 var status = changes.first?.1.previousStatus ?? record.status
                 for (date, change) in changes where CivilDates.onOrBefore(date, last) { status = change.newStatus }
-                byStatus[status, default: 0] += 1
+                byStatus[status, default: 0].add(1)
             }
             for event in record.events where within(event.occurredOn) {
                 switch event.detail {
                 case .statusChanged(let change) where change.newStatus == .closed:
-                    report.casesClosed += 1
+                    tally.casesClosed.add(1)
                 case .rescueOperation(let operation):
-                    report.rescueOperations += 1
-                    report.peopleRescued += operation.peopleRescued
-                    report.minorsRescued += operation.minorsRescued
+                    tally.rescueOperations.add(1)
+                    tally.peopleRescued.add(UInt64(operation.peopleRescued))
+                    tally.minorsRescued.add(UInt64(operation.minorsRescued))
                 case .conviction(let conviction):
-                    report.convictions += UInt32(conviction.accusedIds.count)
+                    tally.convictions.add(UInt64(conviction.accusedIds.count))
                 case .appealDecided(let appeal) where appeal.outcome == .acquittalOverturned:
-                    report.convictions += UInt32(appeal.accusedIds.count)
+                    tally.convictions.add(UInt64(appeal.accusedIds.count))
                 case .acquittal(let acquittal):
-                    report.acquittals += UInt32(acquittal.accusedIds.count)
+                    tally.acquittals.add(UInt64(acquittal.accusedIds.count))
                 case .appealDecided(let appeal) where appeal.outcome == .convictionOverturned:
-                    report.acquittals += UInt32(appeal.accusedIds.count)
+                    tally.acquittals.add(UInt64(appeal.accusedIds.count))
                 default:
                     break
                 }
             }
             for accused in record.accused {
                 let status = accused.history.last { CivilDates.onOrBefore($0.effectiveOn, last) }?.status
-                if status == .onBail { report.accusedOnBail += 1 }
+                if status == .onBail { tally.accusedOnBail.add(1) }
             }
         }
-        report.casesByStatus = byStatus.sorted { $0.key.rawValue < $1.key.rawValue }.map { status, count in
-            var entry = Haven_V1_CaseStatusCount()
-            entry.status = status
-            entry.count = count
-            return entry
-        }
-
-        var services: [Haven_V1_ServiceKind: (count: UInt32, survivors: Set<String>)] = [:]
+        var services: [Haven_V1_ServiceKind: (count: UInt64, survivors: Set<String>)] = [:]
         for survivor in survivors {
-            if within(survivor.intakeOn) { report.survivorsRegistered += 1 }
+            if within(survivor.intakeOn) { tally.survivorsRegistered.add(1) }
             let placed = survivor.placements.contains { placement in
                 CivilDates.onOrBefore(placement.startedOn, last)
                     && (!placement.hasEndedOn || CivilDates.onOrBefore(last, placement.endedOn))
             }
-            if placed { report.survivorsInAftercare += 1 }
+            if placed { tally.survivorsInAftercare.add(1) }
             for service in survivor.services where within(service.deliveredOn) {
-                services[service.kind, default: (0, [])].count += 1
+                services[service.kind, default: (0, [])].count.add(1)
                 services[service.kind, default: (0, [])].survivors.insert(survivor.id)
             }
+        }
+        var report = Haven_V1_OfficeReport()
+        report.officeCode = office.code
+        report.period = request.period
+        report.generatedAtUnixMs = self.environment.nowUnixMs
+        report.casesOpened = Tally.wire(tally.casesOpened)
+        report.casesClosed = Tally.wire(tally.casesClosed)
+        report.rescueOperations = Tally.wire(tally.rescueOperations)
+        report.peopleRescued = Tally.wire(tally.peopleRescued)
+        report.minorsRescued = Tally.wire(tally.minorsRescued)
+        report.convictions = Tally.wire(tally.convictions)
+        report.acquittals = Tally.wire(tally.acquittals)
+        report.accusedOnBail = Tally.wire(tally.accusedOnBail)
+        report.survivorsRegistered = Tally.wire(tally.survivorsRegistered)
+        report.survivorsInAftercare = Tally.wire(tally.survivorsInAftercare)
+        report.casesByStatus = byStatus.sorted { $0.key.rawValue < $1.key.rawValue }.map { status, count in
+            var entry = Haven_V1_CaseStatusCount()
+            entry.status = status
+            entry.count = Tally.wire(count)
+            return entry
         }
         report.servicesDelivered = services.sorted { $0.key.rawValue < $1.key.rawValue }.map { kind, value in
             var entry = Haven_V1_ServiceCount()
             entry.kind = kind
-            entry.count = value.count
-            entry.survivors = UInt32(value.survivors.count)
+            entry.count = Tally.wire(value.count)
+            entry.survivors = Tally.wire(UInt64(value.survivors.count))
             return entry
         }
         return report
+    }
+
+    /// A report's figures, counted in 64 bits. Adding saturates at the
+    /// largest value instead of trapping; the wire's 32-bit fields show
+    /// 4294967295 for anything larger (documented in report.proto).
+    struct Tally {
+        var casesOpened: UInt64 = 0
+        var casesClosed: UInt64 = 0
+        var rescueOperations: UInt64 = 0
+        var peopleRescued: UInt64 = 0
+        var minorsRescued: UInt64 = 0
+        var convictions: UInt64 = 0
+        var acquittals: UInt64 = 0
+        var accusedOnBail: UInt64 = 0
+        var survivorsRegistered: UInt64 = 0
+        var survivorsInAftercare: UInt64 = 0
+
+        static func wire(_ value: UInt64) -> UInt32 { UInt32(clamping: value) }
     }
 
     static func all<R: StoredRecord>(_ type: R.Type, office: String, _ tx: any StoreReader) throws -> [R] {
@@ -129,5 +158,13 @@ struct ReportService {
             calendar.date(from: DateComponents(year: Int(civil.year), month: Int(civil.month), day: Int(civil.day)))!
         }
         return calendar.dateComponents([.day], from: date(first), to: date(last)).day ?? 0
+    }
+}
+
+extension UInt64 {
+    /// Adds, saturating at `UInt64.max`.
+    mutating func add(_ other: UInt64) {
+        let (sum, overflow) = self.addingReportingOverflow(other)
+        self = overflow ? .max : sum
     }
 }

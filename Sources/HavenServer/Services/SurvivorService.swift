@@ -36,39 +36,38 @@ struct SurvivorService {
         _ request: Haven_V1_RegisterSurvivorRequest,
         _ context: CallContext
     ) async throws -> Haven_V1_Survivor {
-        try self.env.policy.check(context.principal, .writeOfficeRecords(request.officeCode))
+        try self.env.policy.check(context.principal, .writeRecords, office: request.officeCode)
         try Validate.require(request.ageAtIntake <= 130, "age_at_intake", "must be 0 to 130")
         try Validate.date(request.intakeOn, "intake_on")
         try Self.validate(request.identity)
         if request.status != .unspecified { try Validate.known(request.status, "status") }
         let env = self.env
-        let now = env.nowUnixMs
         return try await env.store.write { tx in
-            try env.idempotent(tx, context: context, key: request.idempotencyKey, request: request) {
+            try env.writer.idempotent(context, key: request.idempotencyKey, request: request, tx) {
                 let office = try CaseService.activeOffice(request.officeCode, tx)
                 let number = try tx.nextCounterValue("survivor:\(office.code)")
                 var survivor = Haven_V1_Survivor()
                 survivor.id = env.newID("srv")
                 survivor.code = "\(office.code)-S-\(CaseService.padded(number))"
                 survivor.officeCode = office.code
-                survivor.version = 1
                 survivor.ageAtIntake = request.ageAtIntake
                 survivor.minorAtIntake = request.ageAtIntake < 18
                 survivor.intakeOn = request.intakeOn
                 survivor.status = request.status == .unspecified ? .inAftercare : request.status
-                survivor.createdAtUnixMs = now
-                survivor.updatedAtUnixMs = now
+                survivor.createdAtUnixMs = env.nowUnixMs
                 let sealed = try env.vault.seal(
                     request.identity,
                     survivorID: survivor.id,
                     officeCode: office.code,
                     in: tx
                 )
-                try tx.insert(survivor, secret: sealed)
-                try env.recordChange(tx, .created, officeCode: office.code, survivorID: survivor.id, at: now) {
-                    $0.survivor = survivor
-                }
-                return survivor
+                return try env.writer.create(
+                    survivor,
+                    secret: sealed,
+                    permission: .office(.writeRecords),
+                    context,
+                    tx
+                )
             }
         }
     }
@@ -78,36 +77,34 @@ struct SurvivorService {
         let principal = context.principal
         let now = env.nowUnixMs
         let survivor = try await env.store.read { tx -> Haven_V1_Survivor in
-            let found: Haven_V1_Survivor? =
+            let (found, key): (Haven_V1_Survivor?, String) =
                 switch request.key {
-                case .survivorID(let id): try tx.load(Haven_V1_Survivor.self, id: id)
-                case .code(let code): try tx.load(Haven_V1_Survivor.self, alias: code)
+                case .survivorID(let id): (try tx.load(Haven_V1_Survivor.self, id: id), id)
+                case .code(let code): (try tx.load(Haven_V1_Survivor.self, alias: code), code)
                 case .none: throw HavenError.invalidField("key", "survivor_id or code required")
                 }
-            guard let found else { throw HavenError(code: .notFound, message: "no survivor with that id") }
-
-            if principal.role == .partner {
-                guard try ConsentView.hasReferral(found.id, partnerID: principal.account.partnerID, tx) else {
-                    throw HavenError(code: .notFound, message: "no survivor with that id")
-                }
-                var view = ConsentView.partnerView(of: found, partnerID: principal.account.partnerID, now: now)
-                if request.includeIdentity {
-                    let identity = try Self.identity(of: found, tx, env)
-                    ConsentView.applyIdentity(
-                        identity,
-                        to: &view,
-                        consents: found.consents,
-                        partnerID: principal.account.partnerID,
-                        now: now
-                    )
-                }
-                return view
+            // The same queries whether the survivor exists or not.
+            guard
+                var view = try env.policy.survivor(found, id: found?.id ?? key, for: principal, in: tx, now: now,
+                    current: found),
+                let found
+            else {
+                throw AccessPolicy.notFound("survivor")
             }
-            try env.policy.checkVisible(principal, .readOfficeRecords(found.officeCode), what: "survivor")
-            var view = found
-            if request.includeIdentity {
-                try env.policy.check(principal, .readIdentities(found.officeCode))
-                view.identity = try Self.identity(of: found, tx, env)
+            guard request.includeIdentity else { return view }
+            let identity = try Self.identity(of: found, tx, env)
+            if env.policy.allows(principal, .readIdentities, office: found.officeCode) {
+                view.identity = identity
+            } else if env.policy.allows(principal, .actForPartner, partner: principal.account.partnerID) {
+                ConsentView.applyIdentity(
+                    identity,
+                    to: &view,
+                    consents: found.consents,
+                    partnerID: principal.account.partnerID,
+                    now: now
+                )
+            } else {
+                throw AccessPolicy.denied(principal)
             }
             return view
         }
@@ -144,7 +141,6 @@ struct SurvivorService {
         var query = RecordQuery(order: .aliasAscending, limit: PageToken.size(request.page))
         query.after = try PageToken.cursor(request.page, filters: filters)
         if !request.statuses.isEmpty { query.statuses = request.statuses.map(\.rawValue) }
-        if request.flaggedOnly { query.flagged = true }
         if request.intake.hasFirstDay {
             try Validate.date(request.intake.firstDay, "intake.first_day")
             query.dayFrom = dayString(request.intake.firstDay)
@@ -157,30 +153,38 @@ struct SurvivorService {
         let principal = context.principal
         let env = self.env
         let now = env.nowUnixMs
-        if principal.role != .partner {
-            query.officeCodes = try CaseService(environment: env).visibleOffices(request.officeCodes, context)
-        } else if !request.officeCodes.isEmpty {
-            query.officeCodes = request.officeCodes
+        if request.flaggedOnly {
+            guard env.policy.seesFlags(principal) else {
+                throw HavenError(code: .permissionDenied, message: "\(principal.role.name) does not see flags")
+            }
+            query.flagged = true
+        }
+        if env.policy.reach(principal, .readRecords) != nil {
+            query.officeCodes = try env.policy.offices(principal, .readRecords, asked: request.officeCodes)
+        } else if env.policy.reach(principal, .actForPartner) == .ownPartner {
+            if !request.officeCodes.isEmpty { query.officeCodes = request.officeCodes }
+            query.referredBy = ConsentView.referredTo(principal.account.partnerID)
+        } else {
+            throw AccessPolicy.denied(principal)
         }
         let page = try await env.store.read { [query] tx -> RecordPage<Haven_V1_Survivor> in
             var query = query
             if !request.caseID.isEmpty {
-                guard let record = try tx.load(Haven_V1_Case.self, id: request.caseID),
-                    env.policy.allows(principal, .readOfficeRecords(record.officeCode))
-                else { throw HavenError(code: .notFound, message: "no case with that id") }
+                guard let record = env.policy.caseRecord(try tx.load(Haven_V1_Case.self, id: request.caseID), for: principal)
+                else { throw AccessPolicy.notFound("case") }
                 query.ids = record.survivorIds
             }
-            if principal.role == .partner {
-                let referred = try ConsentView.referredSurvivors(partnerID: principal.account.partnerID, tx)
-                query.ids = query.ids.map { Array(Set($0).intersection(referred)) } ?? Array(referred)
-            }
-            return try tx.page(Haven_V1_Survivor.self, query)
+            let page = try tx.page(Haven_V1_Survivor.self, query)
+            return RecordPage(
+                records: try page.records.compactMap {
+                    try env.policy.survivor($0, id: $0.id, for: principal, in: tx, now: now, current: $0)
+                },
+                next: page.next
+            )
         }
+        .bounded(order: query.order)
         var response = Haven_V1_ListSurvivorsResponse()
-        response.survivors =
-            principal.role == .partner
-            ? page.records.map { ConsentView.partnerView(of: $0, partnerID: principal.account.partnerID, now: now) }
-            : page.records
+        response.survivors = page.records
         response.page = try PageToken.token(after: page.next, filters: filters)
         return response
     }
@@ -189,7 +193,7 @@ struct SurvivorService {
         if request.hasIdentity { try Self.validate(request.identity) }
         try Validate.require(request.ageAtIntake <= 130, "age_at_intake", "must be 0 to 130")
         let env = self.env
-        return try await self.mutate(request.survivorID, request.expectedVersion, context) {
+        return try await self.mutate(request.survivorID, .required(request.expectedVersion), context) {
             survivor,
             tx,
             _ in
@@ -222,32 +226,31 @@ struct SurvivorService {
         try Validate.require(input.sessions <= 10_000, "service.sessions", "at most 10000")
         let env = self.env
         let principal = context.principal
-        let recorded = try await env.store.write { tx in
-            try env.idempotent(tx, context: context, key: request.idempotencyKey, request: request) {
-                try self.mutate(
-                    request.survivorID,
-                    request.expectedVersion,
+        let partnerID = principal.account.partnerID
+        let delivering = env.policy.allows(principal, .recordDeliveredService, partner: partnerID)
+        return try await env.store.write { tx in
+            try env.writer.idempotent(context, key: request.idempotencyKey, request: request, tx) {
+                try env.writer.update(
+                    Haven_V1_Survivor.self,
+                    id: request.survivorID,
+                    expected: .optional(request.expectedVersion),
+                    permission: delivering ? .deliveredService : .office(.writeRecords),
                     context,
-                    tx,
-                    optionalVersion: true,
-                    allowAcceptedPartner: true
-                ) { survivor, tx, now in
+                    tx
+                ) { survivor, now in
                     var record = input
-                    if principal.role == .partner { record.partnerID = principal.account.partnerID }
+                    if delivering { record.partnerID = partnerID }
                     if !record.partnerID.isEmpty {
                         try Self.requirePartner(record.partnerID, tx, field: "service.partner_id")
                     }
                     record.id = env.newID("svc")
-                    record.recordedBy = context.principal.actor
+                    record.recordedBy = principal.actor
                     record.recordedAtUnixMs = now
                     survivor.services.append(record)
                     return nil
                 }
             }
         }
-        return principal.role == .partner
-            ? ConsentView.partnerView(of: recorded, partnerID: principal.account.partnerID, now: env.nowUnixMs)
-            : recorded
     }
 
     func setPlacement(_ request: Haven_V1_SetPlacementRequest, _ context: CallContext) async throws -> Haven_V1_Survivor
@@ -261,7 +264,7 @@ struct SurvivorService {
         )
         try Validate.text(input.homeName, "placement.home_name", required: false)
         let env = self.env
-        return try await self.mutate(request.survivorID, request.expectedVersion, context) { survivor, tx, _ in
+        return try await self.mutate(request.survivorID, .required(request.expectedVersion), context) { survivor, tx, _ in
             if !input.partnerID.isEmpty { try Self.requirePartner(input.partnerID, tx, field: "placement.partner_id") }
             if let index = survivor.placements.lastIndex(where: { !$0.hasEndedOn }) {
                 let current = survivor.placements[index]
@@ -288,7 +291,7 @@ struct SurvivorService {
     ) async throws -> Haven_V1_Survivor {
         try Validate.known(request.status, "status")
         try Validate.text(request.reason, "reason", required: false, maxBytes: 500)
-        return try await self.mutate(request.survivorID, request.expectedVersion, context) { survivor, _, _ in
+        return try await self.mutate(request.survivorID, .required(request.expectedVersion), context) { survivor, _, _ in
             guard survivor.status != request.status else {
                 throw HavenError(code: .failedPrecondition, message: "survivor is already in that status")
             }
@@ -312,7 +315,7 @@ struct SurvivorService {
             "consent.expires_at_unix_ms",
             "must be in the future"
         )
-        return try await self.mutate(request.survivorID, request.expectedVersion, context) { survivor, tx, _ in
+        return try await self.mutate(request.survivorID, .required(request.expectedVersion), context) { survivor, tx, _ in
             try Self.requirePartner(input.partnerID, tx, field: "consent.partner_id")
             var consent = input
             consent.id = env.newID("cns")
@@ -330,7 +333,7 @@ struct SurvivorService {
     ) async throws -> Haven_V1_Survivor {
         try Validate.identifier(request.consentID, "consent_id")
         try Validate.text(request.reason, "reason", required: false, maxBytes: 500)
-        return try await self.mutate(request.survivorID, request.expectedVersion, context) { survivor, _, now in
+        return try await self.mutate(request.survivorID, .required(request.expectedVersion), context) { survivor, _, now in
             guard let index = survivor.consents.firstIndex(where: { $0.id == request.consentID }) else {
                 throw HavenError(code: .notFound, message: "no consent with that id on this survivor")
             }
@@ -369,57 +372,24 @@ struct SurvivorService {
         return result
     }
 
-    /// Loads a survivor the caller may change, checks the version, applies
-    /// `change` (which may return a newly sealed identity), bumps the version
-    /// and records the change.
+    /// Changes a survivor the caller may write, through the record writer;
+    /// `change` may return a newly sealed identity.
     private func mutate(
         _ survivorID: String,
-        _ expectedVersion: UInt64,
+        _ expected: ExpectedVersion,
         _ context: CallContext,
         _ change: @escaping @Sendable (inout Haven_V1_Survivor, any StoreWriter, Int64) throws -> [UInt8]?
     ) async throws -> Haven_V1_Survivor {
-        try await self.env.store.write { tx in
-            try self.mutate(survivorID, expectedVersion, context, tx, change)
-        }
-    }
-
-    private func mutate(
-        _ survivorID: String,
-        _ expectedVersion: UInt64,
-        _ context: CallContext,
-        _ tx: any StoreWriter,
-        optionalVersion: Bool = false,
-        allowAcceptedPartner: Bool = false,
-        _ change: (inout Haven_V1_Survivor, any StoreWriter, Int64) throws -> [UInt8]?
-    ) throws -> Haven_V1_Survivor {
         let env = self.env
-        guard var survivor = try tx.load(Haven_V1_Survivor.self, id: survivorID) else {
-            throw HavenError(code: .notFound, message: "no survivor with that id")
+        return try await env.store.write { tx in
+            try env.writer.update(
+                Haven_V1_Survivor.self,
+                id: survivorID,
+                expected: expected,
+                permission: .office(.writeRecords),
+                context,
+                tx
+            ) { survivor, now in try change(&survivor, tx, now) }
         }
-        let principal = context.principal
-        if allowAcceptedPartner, principal.role == .partner {
-            // A partner records what it delivered, for survivors it accepted a referral for.
-            var accepted = RecordQuery(order: .newestFirst, limit: 1)
-            accepted.subjectID = survivor.id
-            accepted.partnerID = principal.account.partnerID
-            accepted.statuses = [Haven_V1_ReferralStatus.accepted.rawValue]
-            guard !principal.account.partnerID.isEmpty, try tx.count(Haven_V1_Referral.self, accepted) > 0 else {
-                throw HavenError(code: .notFound, message: "no survivor with that id")
-            }
-        } else {
-            try env.policy.checkVisible(principal, .readOfficeRecords(survivor.officeCode), what: "survivor")
-            try env.policy.check(principal, .writeOfficeRecords(survivor.officeCode))
-        }
-        try env.requireVersion(expectedVersion, current: survivor.version, optional: optionalVersion)
-        let stored = survivor.version
-        let now = env.nowUnixMs
-        let sealed = try change(&survivor, tx, now)
-        survivor.version = stored + 1
-        survivor.updatedAtUnixMs = now
-        try tx.update(survivor, expectedVersion: stored, secret: sealed.map { .some($0) } ?? .none)
-        try env.recordChange(tx, .updated, officeCode: survivor.officeCode, survivorID: survivor.id, at: now) {
-            $0.survivor = survivor
-        }
-        return survivor
     }
 }

@@ -4,6 +4,9 @@ import HavenProtocol
 /// Checks of request fields. Every failure is INVALID_ARGUMENT with a
 /// `FieldViolation` naming the field, never echoing its value.
 package enum Validate {
+    /// The most people one rescue operation may record (documented in case.proto).
+    package static let maxPeopleRescued: UInt32 = 100_000
+
     package static func require(_ condition: Bool, _ field: String, _ problem: String) throws(HavenError) {
         if !condition { throw HavenError.invalidField(field, problem) }
     }

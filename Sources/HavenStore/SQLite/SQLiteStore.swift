@@ -101,9 +101,19 @@ package final class SQLiteStore: RecordStore {
         case let error as HavenError: return error
         case is CancellationError:
             return HavenError(code: .cancelled, message: "cancelled before the transaction committed")
-        default: return HavenError(code: .unavailable, message: "storage error: \(Self.describe(error))")
+        case let error as DatabaseError where Self.transient.contains(error.resultCode.primaryResultCode):
+            // The database is busy, out of space or unreadable: retrying later can succeed.
+            return HavenError(code: .unavailable, message: "storage unavailable: \(Self.describe(error))")
+        default:
+            // Anything else is a fault of the server, not a state to retry through.
+            return HavenError(code: .internal, message: "storage error: \(Self.describe(error))")
         }
     }
+
+    private static let transient: [ResultCode] = [
+        .SQLITE_BUSY, .SQLITE_LOCKED, .SQLITE_IOERR, .SQLITE_FULL, .SQLITE_CANTOPEN, .SQLITE_READONLY,
+        .SQLITE_PROTOCOL,
+    ]
 
     static func describe(_ error: any Error) -> String {
         if let error = error as? DatabaseError {

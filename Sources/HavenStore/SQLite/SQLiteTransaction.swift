@@ -86,6 +86,16 @@ struct SQLiteTransaction: StoreWriter {
         if let subject = query.subjectID { request = request.filter(RecordRow.Columns.subjectID == subject) }
         if let flagged = query.flagged { request = request.filter(RecordRow.Columns.flagged == flagged) }
         if let ids = query.ids { request = request.filter(ids.contains(RecordRow.Columns.id)) }
+        if let referral = query.referredBy {
+            let statuses = referral.statuses.map(String.init).joined(separator: ",")
+            request = request.filter(
+                sql: """
+                    id IN (SELECT subjectID FROM record AS referral WHERE referral.kind = 'referral'
+                        AND referral.partnerID = ? AND referral.status IN (\(statuses)))
+                    """,
+                arguments: [referral.partnerID]
+            )
+        }
         return request
     }
 
@@ -152,6 +162,13 @@ struct SQLiteTransaction: StoreWriter {
             body = try record.serializedBytes()
         } catch {
             throw HavenError(code: .internal, message: "could not serialize a \(R.recordKind.rawValue)")
+        }
+        guard body.count <= HavenLimits.maxRecordBytes else {
+            throw HavenError(
+                code: .failedPrecondition,
+                message:
+                    "the \(R.recordKind.rawValue) would exceed \(HavenLimits.maxRecordBytes) bytes, the most a record may hold"
+            )
         }
         return RecordRow(
             kind: R.recordKind.rawValue,
@@ -290,7 +307,17 @@ struct SQLiteTransaction: StoreWriter {
         )
     }
 
+    func accountRevision() throws -> UInt64 {
+        UInt64(
+            try Int64.fetchOne(self.db, sql: "SELECT value FROM counter WHERE name = ?", arguments: [Self.accountRevision])
+                ?? 0
+        )
+    }
+
+    private static let accountRevision = "account-revision"
+
     func saveAccount(_ account: Account) throws {
+        _ = try self.nextCounterValue(Self.accountRevision)
         try self.db.execute(
             sql: """
                 INSERT INTO account (id, displayName, role, officeCodes, partnerID, enabled, createdAt)

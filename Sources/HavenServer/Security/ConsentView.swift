@@ -8,27 +8,29 @@ package enum ConsentView {
     /// Referral statuses under which the partner sees the survivor.
     static let liveReferrals: [Haven_V1_ReferralStatus] = [.pending, .accepted, .completed]
 
-    static func hasReferral(_ survivorID: String, partnerID: String, _ tx: any StoreReader) throws -> Bool {
-        guard !partnerID.isEmpty else { return false }
+    /// Whether a referral of the survivor to the partner is live now. Runs
+    /// the same query whatever the arguments (an empty partner id matches nothing).
+    static func hasLiveReferral(_ survivorID: String, partnerID: String, _ tx: any StoreReader) throws -> Bool {
         var query = RecordQuery(order: .newestFirst, limit: 1)
         query.subjectID = survivorID
         query.partnerID = partnerID
         query.statuses = liveReferrals.map(\.rawValue)
-        return try tx.count(Haven_V1_Referral.self, query) > 0
+        return try tx.count(Haven_V1_Referral.self, query) > 0 && !partnerID.isEmpty
     }
 
-    static func referredSurvivors(partnerID: String, _ tx: any StoreReader) throws -> Set<String> {
-        guard !partnerID.isEmpty else { return [] }
-        var query = RecordQuery(order: .newestFirst, limit: 500)
+    /// Whether the partner accepted a referral of the survivor that is still accepted.
+    static func hasAcceptedReferral(_ survivorID: String, partnerID: String, _ tx: any StoreReader) throws -> Bool {
+        var query = RecordQuery(order: .newestFirst, limit: 1)
+        query.subjectID = survivorID
         query.partnerID = partnerID
-        query.statuses = liveReferrals.map(\.rawValue)
-        var ids = Set<String>()
-        repeat {
-            let page = try tx.page(Haven_V1_Referral.self, query)
-            ids.formUnion(page.records.map(\.survivorID))
-            query.after = page.next
-        } while query.after != nil
-        return ids
+        query.statuses = [Haven_V1_ReferralStatus.accepted.rawValue]
+        return try tx.count(Haven_V1_Referral.self, query) > 0 && !partnerID.isEmpty
+    }
+
+    /// The referral filter of a partner's survivor list (a subquery in the store,
+    /// so a partner with many referrals never needs one SQL variable per survivor).
+    static func referredTo(_ partnerID: String) -> ReferralFilter {
+        ReferralFilter(partnerID: partnerID, statuses: liveReferrals.map(\.rawValue))
     }
 
     /// Scopes in force for a partner now.
@@ -42,9 +44,18 @@ package enum ConsentView {
     }
 
     /// The survivor record as a partner sees it (no identity).
-    package static func partnerView(of survivor: Haven_V1_Survivor, partnerID: String, now: Int64) -> Haven_V1_Survivor
-    {
-        let scopes = self.scopes(survivor.consents, partnerID: partnerID, now: now)
+    ///
+    /// - Parameters:
+    ///   - survivor: The record to show (possibly an old snapshot).
+    ///   - consents: The survivor's consents as stored *now*: they decide the
+    ///     scopes, whatever the snapshot carried.
+    package static func partnerView(
+        of survivor: Haven_V1_Survivor,
+        consents: [Haven_V1_Consent],
+        partnerID: String,
+        now: Int64
+    ) -> Haven_V1_Survivor {
+        let scopes = self.scopes(consents, partnerID: partnerID, now: now)
         var view = Haven_V1_Survivor()
         view.id = survivor.id
         view.code = survivor.code
@@ -56,7 +67,7 @@ package enum ConsentView {
         view.status = survivor.status
         view.createdAtUnixMs = survivor.createdAtUnixMs
         view.updatedAtUnixMs = survivor.updatedAtUnixMs
-        view.consents = survivor.consents.filter { $0.partnerID == partnerID }
+        view.consents = consents.filter { $0.partnerID == partnerID }
         if scopes.contains(.services) { view.services = survivor.services }
         if scopes.contains(.placement) { view.placements = survivor.placements }
         if scopes.contains(.cases) { view.caseIds = survivor.caseIds }

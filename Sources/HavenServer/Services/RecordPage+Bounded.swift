@@ -1,0 +1,33 @@
+import HavenProtocol
+import HavenStore
+import SwiftProtobuf
+
+extension RecordPage where R: StoredRecord {
+    /// The page with each record transformed (a view, a shorter form); the
+    /// position of the next page is unchanged.
+    func map(_ transform: (R) throws -> R) rethrows -> RecordPage<R> {
+        RecordPage(records: try self.records.map(transform), next: self.next)
+    }
+
+    /// The page cut so that its records add up to at most
+    /// ``HavenLimits/maxPageBytes`` (always keeping the first): a cut page
+    /// continues right after its last record, so nothing is skipped.
+    func bounded(order: RecordQuery.Order) -> RecordPage<R> {
+        var total = 0
+        for (position, record) in self.records.enumerated() {
+            total += (try? record.serializedBytes() as [UInt8])?.count ?? HavenLimits.maxRecordBytes
+            if total > HavenLimits.maxPageBytes && position > 0 {
+                let last = self.records[position - 1]
+                let index = last.index
+                let cursor: PageCursor =
+                    switch order {
+                    case .idAscending: PageCursor(id: last.recordID)
+                    case .aliasAscending: PageCursor(alias: index.alias ?? "", id: last.recordID)
+                    case .newestFirst: PageCursor(sortKey: index.createdAtUnixMs, id: last.recordID)
+                    }
+                return RecordPage(records: Array(self.records[..<position]), next: cursor)
+            }
+        }
+        return self
+    }
+}

@@ -1,0 +1,246 @@
+import Crypto
+import Foundation
+import HavenProtocol
+import HavenStore
+import SwiftProtobuf
+
+/// A record the writer can change: it knows how to stamp its version and
+/// where its changes go in the feed.
+package protocol WritableRecord: StoredRecord {
+    /// The record's name in messages ("case", "survivor").
+    static var noun: String { get }
+    /// Sets the version and last-change instant after a change.
+    mutating func stamp(version: UInt64, at now: Int64)
+    /// Puts the record in a change event's subject.
+    func attach(to event: inout Haven_V1_ChangeEvent)
+}
+
+/// Who may make a change, asked of the policy by the writer.
+package enum WritePermission: Sendable {
+    /// `action` on the record's office (`writeRecords` for office records, `administer` for offices).
+    case office(Action)
+    /// `action` for the partner organisation the record is addressed to.
+    case partner(Action)
+    /// A partner recording a service it delivered: needs an accepted referral of the survivor.
+    case deliveredService
+    /// An administrator's change (offices, partners).
+    case administer
+}
+
+/// The version a change expects to find.
+package enum ExpectedVersion: Sendable {
+    /// Required: 0 is INVALID_ARGUMENT, another value than the current one FAILED_PRECONDITION.
+    case required(UInt64)
+    /// 0 means "whatever is current" (appends that commute).
+    case optional(UInt64)
+}
+
+/// The one place that writes records.
+///
+/// Handlers say what changes; the writer does the rest, in the caller's
+/// transaction: it checks that the principal's account is still what the
+/// connection was opened with, finds the record (NOT_FOUND when missing *or*
+/// not visible to the principal now), asks the policy for the permission,
+/// compares the version, applies the change, bumps the version and the
+/// last-change instant, stores it and appends the change-log entry. The audit
+/// entry will be appended here too, in the same transaction.
+package struct RecordWriter: Sendable {
+    let policy: AccessPolicy
+    let clock: @Sendable () -> Int64
+
+    package init(policy: AccessPolicy, clock: @escaping @Sendable () -> Int64) {
+        self.policy = policy
+        self.clock = clock
+    }
+
+    /// Stores a new record (version 1) and records its creation.
+    ///
+    /// - Parameters:
+    ///   - record: The record, its server-set fields filled in.
+    ///   - secret: A sealed secret to store beside it (a survivor's identity).
+    ///   - permission: What the principal needs to create it.
+    /// - Returns: The record as stored.
+    @discardableResult
+    package func create<R: WritableRecord>(
+        _ record: R,
+        secret: [UInt8]? = nil,
+        permission: WritePermission,
+        _ context: CallContext,
+        _ tx: any StoreWriter
+    ) throws -> R {
+        try self.policy.requireCurrent(context.principal, tx)
+        try self.authorize(record, permission, context.principal, tx)
+        var record = record
+        record.stamp(version: 1, at: self.clock())
+        try tx.insert(record, secret: secret)
+        try self.recordChange(record, kind: .created, tx)
+        return record
+    }
+
+    /// Changes a stored record.
+    ///
+    /// - Parameters:
+    ///   - id: The record's id.
+    ///   - expected: The version the caller last read.
+    ///   - permission: What the principal needs to change it.
+    ///   - kind: How the feed reports the change.
+    ///   - change: Applies the change; returns a newly sealed secret to store
+    ///     beside the record, or nil to keep the current one.
+    /// - Returns: The record as stored.
+    /// - Throws: NOT_FOUND when the record is missing or not visible to the
+    ///   principal; PERMISSION_DENIED; FAILED_PRECONDITION on a stale version;
+    ///   what `change` throws. Nothing is written then.
+    @discardableResult
+    package func update<R: WritableRecord>(
+        _ type: R.Type,
+        id: String,
+        expected: ExpectedVersion,
+        permission: WritePermission,
+        kind: Haven_V1_ChangeKind = .updated,
+        _ context: CallContext,
+        _ tx: any StoreWriter,
+        change: (inout R, Int64) throws -> [UInt8]?
+    ) throws -> R {
+        try self.policy.requireCurrent(context.principal, tx)
+        let found = try tx.load(R.self, id: id)
+        guard let found, try self.policy.view(found, for: context.principal, in: tx, now: self.clock()) != nil else {
+            throw AccessPolicy.notFound(R.noun)
+        }
+        try self.authorize(found, permission, context.principal, tx)
+        switch expected {
+        case .required(let version): try Self.requireVersion(version, current: found.recordVersion)
+        case .optional(let version) where version != 0:
+            try Self.requireVersion(version, current: found.recordVersion)
+        case .optional: break
+        }
+        var record = found
+        let now = self.clock()
+        let secret = try change(&record, now)
+        record.stamp(version: found.recordVersion + 1, at: now)
+        try tx.update(record, expectedVersion: found.recordVersion, secret: secret.map { .some($0) } ?? .none)
+        try self.recordChange(record, kind: kind, tx)
+        return record
+    }
+
+    /// Changes a record on behalf of another change in the same transaction
+    /// (a survivor flagged by an alert, linked to a case): the caller's change
+    /// was authorised; this one follows from it.
+    package func follow<R: WritableRecord>(
+        _ record: inout R,
+        _ tx: any StoreWriter,
+        change: (inout R) throws -> Void
+    ) throws {
+        let stored = record.recordVersion
+        let now = self.clock()
+        try change(&record)
+        record.stamp(version: stored + 1, at: now)
+        try tx.update(record, expectedVersion: stored, secret: .none)
+        try self.recordChange(record, kind: .updated, tx)
+    }
+
+    /// Runs an idempotent create: the first request with a key creates (and
+    /// remembers the result); a retry returns that record *as the principal
+    /// may see it now* (NOT_FOUND when it no longer may); the same key with a
+    /// different request fails with ALREADY_EXISTS.
+    package func idempotent<R: WritableRecord>(
+        _ context: CallContext,
+        key: String,
+        request: some SwiftProtobuf.Message,
+        _ tx: any StoreWriter,
+        create: () throws -> R
+    ) throws -> R {
+        try Validate.idempotencyKey(key)
+        let digest = Array(SHA256.hash(data: try request.serializedBytes(options: Self.deterministic) as [UInt8]))
+        let principal = context.principal
+        if let previous = try tx.idempotencyRecord(principalID: principal.id, key: key) {
+            guard previous.method == context.method, previous.requestDigest == digest else {
+                throw HavenError(
+                    code: .alreadyExists,
+                    message: "idempotency_key was already used for a different request"
+                )
+            }
+            try self.policy.requireCurrent(principal, tx)
+            guard let record = try tx.load(R.self, id: previous.resultID),
+                let view = try self.policy.view(record, for: principal, in: tx, now: self.clock())
+            else {
+                throw AccessPolicy.notFound(R.noun)
+            }
+            return view
+        }
+        let record = try create()
+        try tx.recordIdempotency(
+            IdempotencyRecord(
+                principalID: principal.id,
+                key: key,
+                method: context.method,
+                requestDigest: digest,
+                resultID: record.recordID,
+                createdAtUnixMs: self.clock()
+            )
+        )
+        guard let view = try self.policy.view(record, for: principal, in: tx, now: self.clock()) else {
+            throw AccessPolicy.notFound(R.noun)
+        }
+        return view
+    }
+
+    private static let deterministic: BinaryEncodingOptions = {
+        var options = BinaryEncodingOptions()
+        options.useDeterministicOrdering = true
+        return options
+    }()
+
+    private func authorize<R: WritableRecord>(
+        _ record: R,
+        _ permission: WritePermission,
+        _ principal: Principal,
+        _ tx: any StoreReader
+    ) throws {
+        let allowed: Bool
+        switch permission {
+        case .office(let action):
+            allowed = self.policy.allows(principal, action, office: record.index.officeCode)
+        case .administer:
+            allowed = self.policy.allows(principal, .administer)
+        case .partner(let action):
+            allowed = self.policy.allows(principal, action, partner: record.index.partnerID ?? "")
+        case .deliveredService:
+            let accepted = try ConsentView.hasAcceptedReferral(
+                record.recordID,
+                partnerID: principal.account.partnerID,
+                tx
+            )
+            allowed =
+                accepted && self.policy.allows(principal, .recordDeliveredService, partner: principal.account.partnerID)
+        }
+        guard allowed else { throw AccessPolicy.denied(principal) }
+    }
+
+    private func recordChange<R: WritableRecord>(_ record: R, kind: Haven_V1_ChangeKind, _ tx: any StoreWriter) throws {
+        var event = Haven_V1_ChangeEvent()
+        event.kind = kind
+        event.committedAtUnixMs = self.clock()
+        let index = record.index
+        event.officeCode = index.officeCode ?? ""
+        record.attach(to: &event)
+        let survivorID: String? =
+            switch R.recordKind {
+            case .survivor: record.recordID
+            case .referral: index.subjectID
+            default: nil
+            }
+        try tx.appendChange(
+            NewChange(event: event, officeCode: index.officeCode, partnerID: index.partnerID, survivorID: survivorID)
+        )
+    }
+
+    /// Requires the caller's expected version to be the record's current one.
+    static func requireVersion(_ expected: UInt64, current: UInt64) throws(HavenError) {
+        guard expected != 0 else {
+            throw HavenError.invalidField("expected_version", "required: the version you last read")
+        }
+        guard expected == current else {
+            throw HavenError.staleVersion(expected: expected, current: current)
+        }
+    }
+}
