@@ -69,6 +69,161 @@ def parse(path):
     return package, services, messages
 
 
+FIELD = re.compile(r"^(repeated\s+)?([\w.]+)\s+(\w+)\s*=\s*(\d+)\s*(\[.*\])?\s*;\s*$")
+ONEOF = re.compile(r"^oneof\s+\w+\s*\{\s*$")
+MARKER = re.compile(r"\[max: (?:(\d+) items?)?(?: of )?(?:(\d+) (bytes|KiB))?\]")
+SCALARS = {"double", "float", "int32", "int64", "uint32", "uint64", "sint32", "sint64", "fixed32", "fixed64",
+           "sfixed32", "sfixed64", "bool", "string", "bytes"}
+IDENTIFIER_NAMES = {"id", "code", "reference", "cursor", "page_token", "idempotency_key"}
+DEFAULT_IDENTIFIER_BYTES = 64
+DEFAULT_TEXT_BYTES = 200
+DEFAULT_ITEMS = 100
+
+
+def parse_messages(path):
+    """Top-level messages and their fields (oneof members included), with the comments before each field."""
+    messages = {}
+    current = None
+    comments = []
+    for number, raw in enumerate(path.read_text().splitlines(), 1):
+        line = raw.strip()
+        if m := MESSAGE.match(raw):
+            current = {"name": m.group(1), "fields": []}
+            messages[m.group(1)] = current
+            comments = []
+            if raw.rstrip().endswith("}"):
+                current = None
+            continue
+        if current is None:
+            continue
+        if raw.startswith("}"):
+            current = None
+            continue
+        if line.startswith("//"):
+            comments.append(line[2:].strip())
+            continue
+        if ONEOF.match(line) or line == "}" or line.startswith("reserved") or not line:
+            comments = []
+            continue
+        m = FIELD.match(line)
+        if not m:
+            raise SystemExit(f"{path}:{number}: cannot read this field declaration")
+        current["fields"].append({
+            "repeated": bool(m.group(1)), "type": m.group(2), "name": m.group(3), "number": int(m.group(4)),
+            "doc": " ".join(comments),
+        })
+        comments = []
+    return messages
+
+
+def field_limit(path, message, field, enums):
+    """(max_bytes, max_items) of a field: its `[max: ...]` marker, or the defaults of common.proto."""
+    marker = MARKER.search(field["doc"])
+    items = bytes_ = None
+    if marker:
+        if marker.group(1):
+            items = int(marker.group(1))
+        if marker.group(2):
+            bytes_ = int(marker.group(2)) * (1024 if marker.group(3) == "KiB" else 1)
+    text = field["type"] in ("string", "bytes")
+    if text and bytes_ is None:
+        name = field["name"]
+        identifier = name in IDENTIFIER_NAMES or name.endswith(("_id", "_ids", "_code", "_codes"))
+        bytes_ = DEFAULT_IDENTIFIER_BYTES if identifier else DEFAULT_TEXT_BYTES
+    if field["repeated"] and items is None:
+        items = DEFAULT_ITEMS
+    if not text:
+        bytes_ = None
+    if not field["repeated"]:
+        items = None
+    if marker and not marker.group(0) in field["doc"]:
+        raise SystemExit(f"{path}: {message}.{field['name']}: malformed limit marker")
+    return bytes_, items
+
+
+def request_limits(protos):
+    """Every message reachable from a request (and the Hello), with each field's limit."""
+    package = None
+    messages = {}
+    enums = set()
+    roots = ["Hello"]
+    for path in sorted(pathlib.Path(protos).rglob("*.proto")):
+        package, services, _ = parse(path)
+        for name, message in parse_messages(path).items():
+            message["path"] = path
+            messages[name] = message
+        enums |= set(re.findall(r"^enum\s+(\w+)", path.read_text(), re.M))
+        for service in services:
+            roots += [method["request"] for method in service["methods"]]
+    reachable = []
+    pending = list(dict.fromkeys(roots))
+    while pending:
+        name = pending.pop(0)
+        if name in reachable:
+            continue
+        if name not in messages:
+            raise SystemExit(f"request type {name} not found")
+        reachable.append(name)
+        for field in messages[name]["fields"]:
+            if field["type"] not in SCALARS and field["type"] not in enums and field["type"] not in reachable:
+                pending.append(field["type"])
+    table = []
+    for name in reachable:
+        message = messages[name]
+        fields = []
+        for field in message["fields"]:
+            max_bytes, max_items = field_limit(message["path"], name, field, enums)
+            fields.append((field, max_bytes, max_items))
+        table.append((f"{package}.{name}", name, fields))
+    return table
+
+
+def limits_swift(protos):
+    lines = [
+        "extension HavenFieldLimits {",
+        "    /// Every field of every message a request can carry (and of `Hello`), by message",
+        "    /// full name and field number, with its maximum: from the `[max: ...]` markers in",
+        "    /// Protos/ and the defaults stated in common.proto.",
+        "    public static let byMessage: [String: [Int: HavenFieldLimit]] = [",
+    ]
+    for full, _, fields in request_limits(protos):
+        if not fields:
+            lines.append(f"        \"{full}\": [:],")
+            continue
+        lines.append(f"        \"{full}\": [")
+        for field, max_bytes, max_items in fields:
+            args = [f"name: \"{field['name']}\""]
+            if max_bytes is not None:
+                args.append(f"maxBytes: {max_bytes}")
+            if max_items is not None:
+                args.append(f"maxItems: {max_items}")
+            lines.append(f"            {field['number']}: HavenFieldLimit({', '.join(args)}),")
+        lines.append("        ],")
+    lines.append("    ]")
+    lines.append("}")
+    return lines
+
+
+LIMITS_BEGIN = "<!-- BEGIN GENERATED LIMITS: scripts/generate-schema-catalog.py -->"
+LIMITS_END = "<!-- END GENERATED LIMITS -->"
+
+
+def limits_docs(protos):
+    out = [LIMITS_BEGIN, "", "| Message | Field | Maximum |", "|---|---|---|"]
+    for _, name, fields in request_limits(protos):
+        for field, max_bytes, max_items in fields:
+            parts = []
+            if max_items is not None:
+                parts.append(f"{max_items} items")
+            if max_bytes is not None:
+                size = f"{max_bytes // 1024} KiB" if max_bytes % 1024 == 0 else f"{max_bytes} bytes"
+                parts.append(("each " if max_items is not None else "") + size)
+            if parts:
+                out.append(f"| `{name}` | `{field['name']}` | {', '.join(parts)} |")
+    out += ["", LIMITS_END]
+    return "\n".join(out)
+
+
 BEGIN = "<!-- BEGIN GENERATED METHODS: scripts/generate-schema-catalog.py -->"
 END = "<!-- END GENERATED METHODS -->"
 
@@ -187,7 +342,12 @@ def update_protocol_doc(protos, doc):
         raise SystemExit(f"{doc}: markers {BEGIN!r} ... {END!r} not found")
     head, rest = text.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
-    path.write_text(head + method_docs(protos) + tail)
+    text = head + method_docs(protos) + tail
+    if LIMITS_BEGIN not in text or LIMITS_END not in text:
+        raise SystemExit(f"{doc}: markers {LIMITS_BEGIN!r} ... {LIMITS_END!r} not found")
+    head, rest = text.split(LIMITS_BEGIN, 1)
+    _, tail = rest.split(LIMITS_END, 1)
+    path.write_text(head + limits_docs(protos) + tail)
 
 
 def main(protos, output):
@@ -235,6 +395,8 @@ def main(protos, output):
         lines.append(f"        {entry},")
     lines.append("    ]")
     lines.append("}")
+    lines.append("")
+    lines += limits_swift(protos)
     lines.append("")
     lines.append("extension HavenSchema {")
     lines.append("    /// Every message type of the schema, in file and declaration order.")

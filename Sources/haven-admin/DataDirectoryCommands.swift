@@ -84,6 +84,7 @@ struct Accounts: ParsableCommand {
 
         func run() throws {
             let directory = self.data.directory
+            umask(0o077)  // the database's WAL and shared-memory files: the owner's only
             let store = try SQLiteStore(path: directory.databaseFile)
             let account = Account(
                 id: self.id,
@@ -113,6 +114,7 @@ struct Accounts: ParsableCommand {
         @OptionGroup var data: DataDirectoryOption
 
         func run() throws {
+            umask(0o077)  // the database's WAL and shared-memory files: the owner's only
             let store = try SQLiteStore(path: self.data.directory.databaseFile)
             for account in try store.writeSynchronously({ try $0.accounts() }) {
                 let role = Accounts.roles.first { $0.value == account.role }?.key ?? "?"
@@ -131,6 +133,7 @@ struct Accounts: ParsableCommand {
         @Option(help: "Account id.") var id: String
 
         func run() throws {
+            umask(0o077)  // the database's WAL and shared-memory files: the owner's only
             let store = try SQLiteStore(path: self.data.directory.databaseFile)
             try store.writeSynchronously { tx in
                 guard var account = try tx.account(id: self.id) else {

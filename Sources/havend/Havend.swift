@@ -50,6 +50,8 @@ struct Havend: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // Files the server creates (the database's WAL and shared memory) are its user's only.
+        umask(0o077)
         let directory = DataDirectory(URL(fileURLWithPath: self.dataDirectory, isDirectory: true))
         var created: DataDirectory.Report?
         if !directory.isInitialized {
@@ -83,6 +85,11 @@ struct Havend: AsyncParsableCommand {
                   ca.pem, client.pem, client-key.pem
                 """
             )
+        }
+        do {
+            try directory.checkPermissions()
+        } catch {
+            throw ValidationError(error.message)
         }
         let masterKey = try MasterKey.load(from: directory.masterKeyFile)
         if masterKey.isDevelopmentKey {

@@ -209,7 +209,7 @@ public nonisolated struct Haven_V1_AcknowledgeAlertRequest: Sendable {
   /// The version the caller last read.
   public var expectedVersion: UInt64 = 0
 
-  /// What was done (required, no identities).
+  /// What was done (required, no identities). [max: 2000 bytes]
   public var acknowledgement: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()

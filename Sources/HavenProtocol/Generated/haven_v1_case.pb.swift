@@ -547,7 +547,7 @@ public nonisolated struct Haven_V1_Accused: Sendable {
   /// Full name as in the police record.
   public var name: String = String()
 
-  /// Other names the person is known by.
+  /// Other names the person is known by. [max: 20 items]
   public var aliases: [String] = []
 
   /// The part they played.
@@ -573,7 +573,7 @@ public nonisolated struct Haven_V1_RescueOperation: Sendable {
   /// Where it took place (district, locality; never a survivor's address).
   public var place: String = String()
 
-  /// People rescued, all ages.
+  /// People rescued, all ages (at most 100,000 in one operation).
   public var peopleRescued: UInt32 = 0
 
   /// Of those, people under 18.
@@ -593,7 +593,7 @@ public nonisolated struct Haven_V1_Arrest: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// The accused arrested (ids from `Case.accused`). Status -> IN_CUSTODY.
+  /// The accused arrested (ids from `Case.accused`). Status -> IN_CUSTODY. [max: 50 items]
   public var accusedIds: [String] = []
 
   /// Arresting agency.
@@ -613,10 +613,10 @@ public nonisolated struct Haven_V1_ChargeSheet: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// The accused charged. No status change.
+  /// The accused charged. No status change. [max: 50 items]
   public var accusedIds: [String] = []
 
-  /// Sections of law charged, e.g. "IPC 370, 372; ITPA 5".
+  /// Sections of law charged, e.g. "IPC 370, 372; ITPA 5". [max: 1000 bytes]
   public var charges: String = String()
 
   /// Court where it was filed.
@@ -639,7 +639,7 @@ public nonisolated struct Haven_V1_Hearing: Sendable {
   /// Court.
   public var court: String = String()
 
-  /// What happened, in a sentence (no survivor identities).
+  /// What happened, in a sentence (no survivor identities). [max: 2000 bytes]
   public var summary: String = String()
 
   /// Next hearing date, if set by the court.
@@ -665,13 +665,13 @@ public nonisolated struct Haven_V1_Conviction: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// The accused convicted. Status -> CONVICTED.
+  /// The accused convicted. Status -> CONVICTED. [max: 50 items]
   public var accusedIds: [String] = []
 
   /// Court.
   public var court: String = String()
 
-  /// Sentence as pronounced, e.g. "10 years rigorous imprisonment".
+  /// Sentence as pronounced, e.g. "10 years rigorous imprisonment". [max: 500 bytes]
   public var sentence: String = String()
 
   /// Prison term in months (0 if none).
@@ -694,13 +694,13 @@ public nonisolated struct Haven_V1_Acquittal: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// The accused acquitted. Status -> ACQUITTED; raises an alert.
+  /// The accused acquitted. Status -> ACQUITTED; raises an alert. [max: 50 items]
   public var accusedIds: [String] = []
 
   /// Court.
   public var court: String = String()
 
-  /// Grounds given, in a sentence.
+  /// Grounds given, in a sentence. [max: 1000 bytes]
   public var grounds: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -714,13 +714,13 @@ public nonisolated struct Haven_V1_BailGranted: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// The accused released on bail. Status -> ON_BAIL; raises an alert.
+  /// The accused released on bail. Status -> ON_BAIL; raises an alert. [max: 50 items]
   public var accusedIds: [String] = []
 
   /// Court.
   public var court: String = String()
 
-  /// Conditions imposed (reporting, no contact with survivors, …).
+  /// Conditions imposed (reporting, no contact with survivors, …). [max: 1000 bytes]
   public var conditions: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -734,7 +734,7 @@ public nonisolated struct Haven_V1_AppealFiled: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// The accused whose verdict is appealed. No status change.
+  /// The accused whose verdict is appealed. No status change. [max: 50 items]
   public var accusedIds: [String] = []
 
   /// Who appealed.
@@ -754,7 +754,7 @@ public nonisolated struct Haven_V1_AppealDecided: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// The accused concerned.
+  /// The accused concerned. [max: 50 items]
   public var accusedIds: [String] = []
 
   /// Appellate court.
@@ -776,7 +776,7 @@ public nonisolated struct Haven_V1_ReArrest: Sendable {
   // methods supported on all messages.
 
   /// The accused. Status -> IN_CUSTODY, or CONVICTED if
-  /// `returned_to_prison` (a convicted person back to serve the sentence).
+  /// `returned_to_prison` (a convicted person back to serve the sentence). [max: 50 items]
   public var accusedIds: [String] = []
 
   /// Why (bail condition broken, new offence, warrant, …).
@@ -796,7 +796,7 @@ public nonisolated struct Haven_V1_Release: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// The accused released. Status -> RELEASED; raises an alert.
+  /// The accused released. Status -> RELEASED; raises an alert. [max: 50 items]
   public var accusedIds: [String] = []
 
   /// Why.
@@ -813,7 +813,7 @@ public nonisolated struct Haven_V1_Absconded: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// The accused. Status -> ABSCONDING; raises an alert.
+  /// The accused. Status -> ABSCONDING; raises an alert. [max: 50 items]
   public var accusedIds: [String] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -827,7 +827,7 @@ public nonisolated struct Haven_V1_CaseNote: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// The note (at most 16 KiB of UTF-8).
+  /// The note (at most 16 KiB of UTF-8). [max: 16 KiB]
   public var text: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -848,7 +848,7 @@ public nonisolated struct Haven_V1_CaseStatusChanged: Sendable {
   /// Status after.
   public var newStatus: Haven_V1_CaseStatus = .unspecified
 
-  /// Why, in a sentence.
+  /// Why, in a sentence. [max: 500 bytes]
   public var reason: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -1173,7 +1173,7 @@ public nonisolated struct Haven_V1_OpenCaseRequest: Sendable {
   /// Short non-identifying title (required, at most 200 bytes).
   public var title: String = String()
 
-  /// Police reference, if any.
+  /// Police reference, if any. [max: 100 bytes]
   public var policeReference: String = String()
 
   /// Initial status; unspecified means INTAKE.
@@ -1244,13 +1244,13 @@ public nonisolated struct Haven_V1_ListCasesRequest: Sendable {
   /// Clears the value of `page`. Subsequent reads from it will return its default value.
   public mutating func clearPage() {self._page = nil}
 
-  /// Only these offices; empty means every office the caller may see.
+  /// Only these offices; empty means every office the caller may see. [max: 20 items]
   public var officeCodes: [String] = []
 
-  /// Only these statuses; empty means all.
+  /// Only these statuses; empty means all. [max: 20 items]
   public var statuses: [Haven_V1_CaseStatus] = []
 
-  /// Only these categories; empty means all.
+  /// Only these categories; empty means all. [max: 20 items]
   public var categories: [Haven_V1_CaseCategory] = []
 
   /// Only cases opened in this date range (office time zone).
@@ -1321,7 +1321,7 @@ public nonisolated struct Haven_V1_UpdateCaseRequest: Sendable {
   /// New title; empty keeps the current one.
   public var title: String = String()
 
-  /// New police reference; empty keeps the current one.
+  /// New police reference; empty keeps the current one. [max: 100 bytes]
   public var policeReference: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -1344,7 +1344,7 @@ public nonisolated struct Haven_V1_UpdateCaseStatusRequest: Sendable {
   /// The new status (must differ from the current one).
   public var status: Haven_V1_CaseStatus = .unspecified
 
-  /// Why (required, at most 500 bytes).
+  /// Why (required, at most 500 bytes). [max: 500 bytes]
   public var reason: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()

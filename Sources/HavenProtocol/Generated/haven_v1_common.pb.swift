@@ -26,6 +26,13 @@
 /// - Lists are paged with an opaque `page_token`; pages are stable under
 ///   concurrent inserts.
 /// - Enum value 0 is always `*_UNSPECIFIED` and never a valid input.
+/// - Field limits: every string, bytes and repeated field of a request has a
+///   maximum, checked before the method runs (INVALID_ARGUMENT with a
+///   FieldViolation). A `[max: ...]` marker in a field's comment states it;
+///   without one, identifiers (`id`, `code`, `reference`, `cursor`,
+///   `page_token`, `idempotency_key`, and names ending `_id`, `_ids`, `_code`,
+///   `_codes`) hold at most 64 bytes, other strings at most 200 bytes, and
+///   repeated fields at most 100 items. Sizes are UTF-8 bytes.
 
 import SwiftProtobuf
 
@@ -190,7 +197,7 @@ public nonisolated struct Haven_V1_PageRequest: Sendable {
 
   /// `next_page_token` of the previous page; empty for the first page. A token
   /// is only valid with the same filters it was issued for
-  /// (INVALID_ARGUMENT otherwise).
+  /// (INVALID_ARGUMENT otherwise). [max: 512 bytes]
   public var pageToken: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()

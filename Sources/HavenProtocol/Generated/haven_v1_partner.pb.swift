@@ -180,10 +180,10 @@ public nonisolated struct Haven_V1_PartnerOrganisation: Sendable {
   /// Kind of organisation.
   public var kind: Haven_V1_PartnerKind = .unspecified
 
-  /// Offices that work with it.
+  /// Offices that work with it. [max: 50 items]
   public var officeCodes: [String] = []
 
-  /// Services it provides.
+  /// Services it provides. [max: 20 items]
   public var services: [Haven_V1_ServiceKind] = []
 
   /// Organisation contact (an office e-mail or phone; never a survivor's).
@@ -377,7 +377,7 @@ public nonisolated struct Haven_V1_CreateReferralRequest: Sendable {
   /// The service asked for (required).
   public var service: Haven_V1_ServiceKind = .unspecified
 
-  /// What is needed.
+  /// What is needed. [max: 4000 bytes]
   public var note: String = String()
 
   /// Makes a retried referral safe (required).
@@ -476,7 +476,7 @@ public nonisolated struct Haven_V1_TransitionReferralRequest: Sendable {
   /// The version the caller last read.
   public var expectedVersion: UInt64 = 0
 
-  /// Reason (decline, revoke) or outcome (complete); optional for accept.
+  /// Reason (decline, revoke) or outcome (complete); optional for accept. [max: 2000 bytes]
   public var resolution: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()

@@ -9,6 +9,9 @@
 //   https://github.com/apple/swift-protobuf/
 
 /// Haven wire schema: reports. Counts only, never identities.
+///
+/// The server counts in 64 bits; a figure larger than a `uint32` holds is
+/// reported as 4294967295 (saturated), never wrapped.
 
 import SwiftProtobuf
 

@@ -328,7 +328,7 @@ public nonisolated struct Haven_V1_Hello: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// Protocol versions the client speaks. This document describes version 1.
+  /// Protocol versions the client speaks. This document describes version 1. [max: 16 items]
   public var protocolVersions: [UInt32] = []
 
   /// Client software and version, e.g. "haven-swift/1.0 aftercare-sync/2.3".

@@ -218,7 +218,7 @@ public nonisolated struct Haven_V1_Address: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// Free-form lines (house, street, village, landmark).
+  /// Free-form lines (house, street, village, landmark). [max: 10 items]
   public var lines: [String] = []
 
   /// City or town.
@@ -270,7 +270,7 @@ public nonisolated struct Haven_V1_SurvivorIdentity: @unchecked Sendable {
     set {_uniqueStorage()._legalName = newValue}
   }
 
-  /// Other names used (nicknames, names given by traffickers).
+  /// Other names used (nicknames, names given by traffickers). [max: 20 items]
   public var otherNames: [String] {
     get {_storage._otherNames}
     set {_uniqueStorage()._otherNames = newValue}
@@ -286,7 +286,7 @@ public nonisolated struct Haven_V1_SurvivorIdentity: @unchecked Sendable {
   /// Clears the value of `dateOfBirth`. Subsequent reads from it will return its default value.
   public mutating func clearDateOfBirth() {_uniqueStorage()._dateOfBirth = nil}
 
-  /// Gender as the survivor describes it.
+  /// Gender as the survivor describes it. [max: 50 bytes]
   public var gender: String {
     get {_storage._gender}
     set {_uniqueStorage()._gender = newValue}
@@ -298,13 +298,13 @@ public nonisolated struct Haven_V1_SurvivorIdentity: @unchecked Sendable {
     set {_uniqueStorage()._nationality = newValue}
   }
 
-  /// Languages spoken.
+  /// Languages spoken. [max: 20 items of 50 bytes]
   public var languages: [String] {
     get {_storage._languages}
     set {_uniqueStorage()._languages = newValue}
   }
 
-  /// Ways to reach the survivor or their guardian.
+  /// Ways to reach the survivor or their guardian. [max: 20 items]
   public var contacts: [Haven_V1_Contact] {
     get {_storage._contacts}
     set {_uniqueStorage()._contacts = newValue}
@@ -330,7 +330,7 @@ public nonisolated struct Haven_V1_SurvivorIdentity: @unchecked Sendable {
   /// Clears the value of `currentAddress`. Subsequent reads from it will return its default value.
   public mutating func clearCurrentAddress() {_uniqueStorage()._currentAddress = nil}
 
-  /// Free-text case notes about the person (at most 64 KiB).
+  /// Free-text case notes about the person (at most 64 KiB). [max: 64 KiB]
   public var notes: String {
     get {_storage._notes}
     set {_uniqueStorage()._notes = newValue}
@@ -356,10 +356,10 @@ public nonisolated struct Haven_V1_Consent: Sendable {
   public var partnerID: String = String()
 
   /// What may be shared. The pseudonymous code and status are always shared
-  /// with a partner holding a referral; everything else needs a scope.
+  /// with a partner holding a referral; everything else needs a scope. [max: 20 items]
   public var scopes: [Haven_V1_ConsentScope] = []
 
-  /// Why, as explained to the survivor (e.g. "vocational training enrolment").
+  /// Why, as explained to the survivor (e.g. "vocational training enrolment"). [max: 500 bytes]
   public var purpose: String = String()
 
   /// Who gave it.
@@ -381,7 +381,7 @@ public nonisolated struct Haven_V1_Consent: Sendable {
   /// When it was withdrawn; 0 while in force. Withdrawal revokes access at once.
   public var withdrawnAtUnixMs: Int64 = 0
 
-  /// Why it was withdrawn.
+  /// Why it was withdrawn. [max: 500 bytes]
   public var withdrawalReason: String = String()
 
   /// Who recorded it.
@@ -752,10 +752,10 @@ public nonisolated struct Haven_V1_ListSurvivorsRequest: Sendable {
   /// Clears the value of `page`. Subsequent reads from it will return its default value.
   public mutating func clearPage() {self._page = nil}
 
-  /// Only these offices; empty means every office the caller may see.
+  /// Only these offices; empty means every office the caller may see. [max: 20 items]
   public var officeCodes: [String] = []
 
-  /// Only these statuses; empty means all.
+  /// Only these statuses; empty means all. [max: 20 items]
   public var statuses: [Haven_V1_SurvivorStatus] = []
 
   /// Only survivors linked to this case.
@@ -920,7 +920,7 @@ public nonisolated struct Haven_V1_UpdateSurvivorStatusRequest: Sendable {
   /// The new status.
   public var status: Haven_V1_SurvivorStatus = .unspecified
 
-  /// Why, in a sentence (no identities).
+  /// Why, in a sentence (no identities). [max: 500 bytes]
   public var reason: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -973,7 +973,7 @@ public nonisolated struct Haven_V1_WithdrawConsentRequest: Sendable {
   /// The consent to withdraw.
   public var consentID: String = String()
 
-  /// Why.
+  /// Why. [max: 500 bytes]
   public var reason: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()

@@ -22,6 +22,9 @@ struct ConnectionState {
     var idleSince: ContinuousClock.Instant?
     /// When the connection was accepted.
     let openedAt: ContinuousClock.Instant
+    /// Why the server ended the connection's session (account disabled or
+    /// changed, certificate expired): the end of every call still in flight.
+    var endedBecause: HavenError?
 
     init(now: ContinuousClock.Instant) {
         self.openedAt = now
@@ -90,6 +93,15 @@ struct ConnectionState {
         case .goingAway, .closed:
             return nil
         }
+    }
+
+    /// Ends the session for `reason`: nothing new starts, and the calls in
+    /// flight end with `reason`. Returns false when it already ended or closed.
+    mutating func endSession(_ reason: HavenError) -> Bool {
+        guard self.endedBecause == nil else { return false }
+        if case .closed = self.phase { return false }
+        self.endedBecause = reason
+        return true
     }
 
     /// Closes; returns the calls still in flight, to cancel.

@@ -10,7 +10,8 @@ import Synchronization
 final class ServerConnection: Sendable {
     private let channel: any Channel
     private let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
-    private let principal: Principal
+    /// Who the connection serves (as authenticated at its handshake).
+    let principal: Principal
     private let configuration: ServerConfiguration
     private let router: Router
     private let logger: Logger
@@ -69,6 +70,16 @@ final class ServerConnection: Sendable {
             self.close()
             group.cancelAll()
         }
+    }
+
+    /// Ends the connection at once because its principal may no longer use
+    /// it: a go-away carrying `reason`, every call in flight (streams
+    /// included) ends with `reason`, and the connection closes.
+    func endSession(_ reason: HavenError) async {
+        guard self.state.withLock({ $0.endSession(reason) }) else { return }
+        self.logger.notice("session ended", metadata: ["reason": "\(reason.message)"])
+        await self.sendGoAway(reason)
+        self.close()
     }
 
     /// Starts a graceful shutdown: go-away now, calls in flight get the grace
@@ -138,17 +149,23 @@ final class ServerConnection: Sendable {
                 message: "protocol violation: hello must be the first frame, on call id 0"
             )
         }
+        if let violation = HavenFieldLimits.violation(in: hello) {
+            throw HavenError(
+                code: .invalidArgument,
+                message: "protocol violation: hello.\(violation.field) is \(violation.problem)"
+            )
+        }
         guard let version = HavenWire.negotiate(offered: hello.protocolVersions) else {
+            // The client's offer is not echoed: it knows what it sent.
             throw HavenError(
                 code: .failedPrecondition,
-                message:
-                    "no shared protocol version: client offered \(hello.protocolVersions), server speaks \(HavenWire.supportedProtocolVersions)"
+                message: "no shared protocol version: server speaks \(HavenWire.supportedProtocolVersions)"
             )
         }
         self.logger.info(
             "client hello",
             metadata: [
-                "agent": "\(hello.clientAgent.prefix(100))", "version": "\(version)",
+                "agent": "\(LogText.escaped(hello.clientAgent))", "version": "\(version)",
                 "principal": "\(self.principal.id)",
             ]
         )
@@ -185,7 +202,10 @@ final class ServerConnection: Sendable {
                 await self.send(
                     .end(
                         callID: callID,
-                        error: HavenError(code: .unimplemented, message: "unknown method \(start.method.prefix(200))")
+                        error: HavenError(
+                            code: .unimplemented,
+                            message: "unknown method \(LogText.escaped(start.method, limit: 200))"
+                        )
                     )
                 )
                 return nil
@@ -291,12 +311,16 @@ final class ServerConnection: Sendable {
         case .deadlineExceeded:
             end = .end(callID: call.id, error: HavenError(code: .deadlineExceeded, message: "deadline exceeded"))
         case .cancelled:
-            let shuttingDown = self.state.withLock { if case .closed = $0.phase { true } else { false } }
+            let (closed, endedBecause) = self.state.withLock { state -> (Bool, HavenError?) in
+                let closed = if case .closed = state.phase { true } else { false }
+                return (closed, state.endedBecause)
+            }
             end = .end(
                 callID: call.id,
-                error: shuttingDown
-                    ? HavenError(code: .unavailable, message: "server shutting down")
-                    : HavenError(code: .cancelled, message: "cancelled by the client")
+                error: endedBecause
+                    ?? (closed
+                        ? HavenError(code: .unavailable, message: "server shutting down")
+                        : HavenError(code: .cancelled, message: "cancelled by the client"))
             )
         }
         // Free the slot before the end goes out: a client that starts its next

@@ -33,6 +33,8 @@ package final class TLSServer: Service, Sendable {
 
     private let state = Mutex(State())
     private let listening: EventLoopPromise<SocketAddress>
+    /// Fired once the server is shutting down and its last connection has closed: ends the session watch.
+    private let drained = CallControl(credits: 0)
 
     package init(
         configuration: ServerConfiguration,
@@ -114,6 +116,7 @@ package final class TLSServer: Service, Sendable {
         try await withGracefulShutdownHandler {
             try await serverChannel.executeThenClose { inbound in
                 try await withThrowingDiscardingTaskGroup { group in
+                    group.addTask { await self.watchSessions() }
                     for try await accepted in inbound {
                         group.addTask { await self.serve(accepted) }
                     }
@@ -136,6 +139,50 @@ package final class TLSServer: Service, Sendable {
         self.logger.info("shutting down", metadata: ["connections": "\(connections.count)"])
         channel?.close(promise: nil)
         for connection in connections { connection.shutDown() }
+        if connections.isEmpty { self.drained.cancel() }
+    }
+
+    /// Keeps every open connection's principal current: a few times a second
+    /// it compares each connection with its account as stored now (changes
+    /// made by `haven-admin` on the data directory included, through the
+    /// store's account revision) and with its certificate's expiry, and ends
+    /// the sessions that may no longer go on (``SessionCheck``). Returns once
+    /// the server has shut down and its last connection has closed.
+    private func watchSessions() async {
+        var revision: UInt64?
+        var accounts: [String: Account] = [:]
+        while !self.drained.isCancelled {
+            let connections = self.state.withLock { Array($0.connections.values) }
+            if !connections.isEmpty {
+                do {
+                    let seen = revision
+                    let (current, changed) = try await self.store.read { tx -> (UInt64, [Account]?) in
+                        let current = try tx.accountRevision()
+                        return (current, current == seen ? nil : try tx.accounts())
+                    }
+                    if let changed {
+                        accounts = Dictionary(changed.map { ($0.id, $0) }, uniquingKeysWith: { _, last in last })
+                        revision = current
+                    }
+                    let now = Date()
+                    for connection in connections {
+                        let principal = connection.principal
+                        if let reason = SessionCheck.ending(principal, account: accounts[principal.id], now: now) {
+                            await connection.endSession(reason)
+                        }
+                    }
+                } catch {
+                    // The store is unreadable for now; writes still check their account in their transaction.
+                    self.logger.warning("cannot read accounts to check open sessions", metadata: ["error": "\(error)"])
+                }
+            }
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { try? await Task.sleep(for: SessionCheck.interval) }
+                group.addTask { await self.drained.waitForCancellation() }
+                await group.next()
+                group.cancelAll()
+            }
+        }
     }
 
     private func serve(_ accepted: AcceptedConnection) async {
@@ -198,7 +245,13 @@ package final class TLSServer: Service, Sendable {
                     )
                     return
                 }
-                defer { _ = self.state.withLock { $0.connections.removeValue(forKey: key) } }
+                defer {
+                    let drained = self.state.withLock { state in
+                        state.connections.removeValue(forKey: key)
+                        return state.shuttingDown && state.connections.isEmpty
+                    }
+                    if drained { self.drained.cancel() }
+                }
                 logger.debug("connection open")
                 await connection.run(inbound: inbound)
             }

@@ -65,12 +65,20 @@ package struct DataDirectory: Sendable {
                 message: "\(self.root.path) is not empty; refusing to initialize over existing files"
             )
         }
+        // Everything created from here on (the database and its WAL included)
+        // is its owner's only, from the moment it exists.
+        let previousMask = umask(0o077)
+        defer { umask(previousMask) }
         for directory in ["", "tls", "credentials"] {
             try files.createDirectory(
                 atPath: self.path(directory),
                 withIntermediateDirectories: true,
                 attributes: [.posixPermissions: 0o700]
             )
+            // An existing (empty) directory keeps its mode otherwise.
+            guard chmod(self.path(directory), 0o700) == 0 else {
+                throw HavenError(code: .unavailable, message: "cannot make \(self.path(directory)) private")
+            }
         }
 
         let label = development ? "Haven development CA (\(self.root.lastPathComponent))" : "Haven deployment CA"
@@ -124,6 +132,37 @@ package struct DataDirectory: Sendable {
         try writeSecretFile(credential.certificatePEM, to: directory + "/client.pem")
         try writeSecretFile(credential.privateKeyPEM, to: directory + "/client-key.pem")
         return directory
+    }
+
+    /// The files and directories only the server's user may read: the data
+    /// directory itself, its keys and its database.
+    package var privatePaths: [(path: String, directory: Bool)] {
+        [
+            (self.root.path, true), (self.path("tls"), true), (self.path("credentials"), true),
+            (self.masterKeyFile, false), (self.caKeyFile, false), (self.serverKeyFile, false),
+            (self.databaseFile, false), (self.databaseFile + "-wal", false), (self.databaseFile + "-shm", false),
+        ]
+    }
+
+    /// Refuses a data directory whose secrets others can read, as ssh and
+    /// PostgreSQL refuse theirs.
+    ///
+    /// - Throws: ``HavenError`` FAILED_PRECONDITION naming the first such path,
+    ///   its mode and the `chmod` that fixes it.
+    package func checkPermissions() throws(HavenError) {
+        for (path, directory) in self.privatePaths {
+            guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+                let mode = (attributes[.posixPermissions] as? NSNumber)?.intValue
+            else { continue }  // not created yet
+            if mode & 0o077 != 0 {
+                let fix = directory ? "700" : "600"
+                throw HavenError(
+                    code: .failedPrecondition,
+                    message:
+                        "\(path) can be read by other users (mode \(String(mode, radix: 8))); it holds secrets. Fix it with: chmod \(fix) \(path)"
+                )
+            }
+        }
     }
 
     /// Loads the deployment's certificate authority.

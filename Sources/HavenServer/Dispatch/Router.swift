@@ -3,6 +3,9 @@ import HavenProtocol
 import SwiftProtobuf
 
 /// Maps method names to handlers, typed by the catalog's descriptors.
+///
+/// Every request is decoded and checked against ``HavenFieldLimits`` here,
+/// before its handler runs: no method can forget a field's bound.
 package struct Router: Sendable {
     package typealias UnaryHandler = @Sendable (Data, CallContext) async throws -> Data
     package typealias StreamingHandler =
@@ -26,6 +29,7 @@ package struct Router: Sendable {
         precondition(self.entries[method.fullName] == nil, "\(method.fullName) registered twice")
         self.entries[method.fullName] = .unary { payload, context in
             let request = try Request(decodingPayload: payload)
+            try HavenFieldLimits.check(request)
             let response = try await handler(request, context)
             return try response.serializedPayload()
         }
@@ -40,6 +44,7 @@ package struct Router: Sendable {
         precondition(self.entries[method.fullName] == nil, "\(method.fullName) registered twice")
         self.entries[method.fullName] = .serverStreaming { payload, context, stream in
             let request = try Request(decodingPayload: payload)
+            try HavenFieldLimits.check(request)
             try await handler(request, context, ResponseStream { try await stream.send(try $0.serializedPayload()) })
         }
     }

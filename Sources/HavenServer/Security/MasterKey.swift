@@ -61,15 +61,28 @@ package struct MasterKey: Sendable {
     }
 }
 
-/// Writes a file readable by its owner only.
+/// Writes a file readable by its owner only: created with mode 0600 in the
+/// same system call that creates it (no moment at which others could open it),
+/// and set back to 0600 if it already existed.
 package func writeSecretFile(_ contents: String, to path: String) throws {
-    guard
-        FileManager.default.createFile(
-            atPath: path,
-            contents: Data(contents.utf8),
-            attributes: [.posixPermissions: 0o600]
-        )
-    else {
-        throw HavenError(code: .unavailable, message: "cannot write \(path)")
+    let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+    guard descriptor >= 0 else {
+        throw HavenError(code: .unavailable, message: "cannot write \(path) (errno \(errno))")
+    }
+    defer { _ = Foundation.close(descriptor) }
+    guard fchmod(descriptor, 0o600) == 0 else {
+        throw HavenError(code: .unavailable, message: "cannot make \(path) private (errno \(errno))")
+    }
+    let bytes = Array(contents.utf8)
+    var written = 0
+    while written < bytes.count {
+        let result = bytes[written...].withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        guard result > 0 else {
+            throw HavenError(code: .unavailable, message: "cannot write \(path) (errno \(errno))")
+        }
+        written += result
+    }
+    guard fsync(descriptor) == 0 else {
+        throw HavenError(code: .unavailable, message: "cannot write \(path) (errno \(errno))")
     }
 }

@@ -29,7 +29,7 @@ struct AlertService {
 
     func acknowledge(_ request: Haven_V1_AcknowledgeAlertRequest, _ context: CallContext) async throws -> Haven_V1_Alert
     {
-        try Validate.text(request.acknowledgement, "acknowledgement", maxBytes: 2000)
+        try Validate.text(request.acknowledgement, "acknowledgement")
         let env = self.env
         return try await env.store.write { tx in
             let alert = try env.writer.update(

@@ -30,20 +30,20 @@ extension Haven_V1_CaseEvent.OneOf_Detail {
         case .arrest(let arrest):
             return AccusedEffect(accusedIDs: arrest.accusedIds, newStatus: .inCustody)
         case .chargeSheet(let sheet):
-            try Validate.text(sheet.charges, "event.charge_sheet.charges", maxBytes: 1000)
+            try Validate.text(sheet.charges, "event.charge_sheet.charges")
             return AccusedEffect(accusedIDs: sheet.accusedIds)
         case .hearing(let hearing):
             try Validate.text(hearing.court, "event.hearing.court")
-            try Validate.text(hearing.summary, "event.hearing.summary", required: false, maxBytes: 2000)
+            try Validate.text(hearing.summary, "event.hearing.summary", required: false)
             try Validate.date(hearing.nextHearingOn, "event.hearing.next_hearing_on", required: false)
             return AccusedEffect(accusedIDs: [])
         case .conviction(let conviction):
-            try Validate.text(conviction.sentence, "event.conviction.sentence", maxBytes: 500)
+            try Validate.text(conviction.sentence, "event.conviction.sentence")
             return AccusedEffect(accusedIDs: conviction.accusedIds, newStatus: .convicted)
         case .acquittal(let acquittal):
             return AccusedEffect(accusedIDs: acquittal.accusedIds, newStatus: .acquitted, alert: .acquitted)
         case .bailGranted(let bail):
-            try Validate.text(bail.conditions, "event.bail_granted.conditions", required: false, maxBytes: 1000)
+            try Validate.text(bail.conditions, "event.bail_granted.conditions", required: false)
             return AccusedEffect(accusedIDs: bail.accusedIds, newStatus: .onBail, alert: .bailGranted)
         case .appealFiled(let appeal):
             return AccusedEffect(accusedIDs: appeal.accusedIds)
@@ -68,7 +68,7 @@ extension Haven_V1_CaseEvent.OneOf_Detail {
         case .absconded(let absconded):
             return AccusedEffect(accusedIDs: absconded.accusedIds, newStatus: .absconding, alert: .absconded)
         case .note(let note):
-            try Validate.text(note.text, "event.note.text", maxBytes: 16 * 1024)
+            try Validate.text(note.text, "event.note.text")
             return AccusedEffect(accusedIDs: [])
         case .statusChanged:
             throw HavenError.invalidField("event.status_changed", "written by the server; use UpdateCaseStatus")

@@ -22,7 +22,7 @@ struct CaseService {
         try self.env.policy.check(context.principal, .writeRecords, office: request.officeCode)
         try Validate.known(request.category, "category")
         try Validate.text(request.title, "title")
-        try Validate.text(request.policeReference, "police_reference", required: false, maxBytes: 100)
+        try Validate.text(request.policeReference, "police_reference", required: false)
         if request.status != .unspecified {
             try Validate.known(request.status, "status")
             try Validate.require(request.status != .closed, "status", "a case cannot be opened closed")
@@ -116,7 +116,7 @@ struct CaseService {
     func update(_ request: Haven_V1_UpdateCaseRequest, _ context: CallContext) async throws -> Haven_V1_Case {
         if request.category != .unspecified { try Validate.known(request.category, "category") }
         if !request.title.isEmpty { try Validate.text(request.title, "title") }
-        try Validate.text(request.policeReference, "police_reference", required: false, maxBytes: 100)
+        try Validate.text(request.policeReference, "police_reference", required: false)
         return try await self.mutate(request.caseID, .required(request.expectedVersion), context) { record, _, _ in
             guard record.status != .closed else {
                 throw HavenError(
@@ -133,7 +133,7 @@ struct CaseService {
     func updateStatus(_ request: Haven_V1_UpdateCaseStatusRequest, _ context: CallContext) async throws -> Haven_V1_Case
     {
         try Validate.known(request.status, "status")
-        try Validate.text(request.reason, "reason", maxBytes: 500)
+        try Validate.text(request.reason, "reason")
         let env = self.env
         return try await self.mutate(request.caseID, .required(request.expectedVersion), context) { record, tx, now in
             guard record.status != request.status else {
@@ -155,7 +155,6 @@ struct CaseService {
         let input = request.accused
         try Validate.text(input.name, "accused.name")
         try Validate.known(input.role, "accused.role")
-        try Validate.require(input.aliases.count <= 20, "accused.aliases", "at most 20")
         for alias in input.aliases { try Validate.text(alias, "accused.aliases") }
         if input.legalStatus != .unspecified {
             try Validate.require(

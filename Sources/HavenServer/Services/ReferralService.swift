@@ -57,7 +57,7 @@ struct ReferralService {
         try Validate.identifier(request.survivorID, "survivor_id")
         try Validate.identifier(request.partnerID, "partner_id")
         try Validate.known(request.service, "service")
-        try Validate.text(request.note, "note", required: false, maxBytes: 4000)
+        try Validate.text(request.note, "note", required: false)
         let env = self.env
         return try await env.store.write { tx in
             try env.writer.idempotent(context, key: request.idempotencyKey, request: request, tx) {
@@ -167,7 +167,7 @@ struct ReferralService {
         byPartner: Bool,
         resolutionRequired: Bool
     ) async throws -> Haven_V1_Referral {
-        try Validate.text(request.resolution, "resolution", required: resolutionRequired, maxBytes: 2000)
+        try Validate.text(request.resolution, "resolution", required: resolutionRequired)
         let env = self.env
         return try await env.store.write { tx in
             try env.writer.update(

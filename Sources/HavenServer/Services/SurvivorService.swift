@@ -23,13 +23,11 @@ struct SurvivorService {
 
     static func validate(_ identity: Haven_V1_SurvivorIdentity) throws(HavenError) {
         try Validate.text(identity.legalName, "identity.legal_name")
-        try Validate.require(identity.otherNames.count <= 20, "identity.other_names", "at most 20")
         for name in identity.otherNames { try Validate.text(name, "identity.other_names") }
         try Validate.date(identity.dateOfBirth, "identity.date_of_birth", required: false)
-        try Validate.text(identity.gender, "identity.gender", required: false, maxBytes: 50)
+        try Validate.text(identity.gender, "identity.gender", required: false)
         if !identity.nationality.isEmpty { try Validate.country(identity.nationality, "identity.nationality") }
-        try Validate.require(identity.contacts.count <= 20, "identity.contacts", "at most 20")
-        try Validate.text(identity.notes, "identity.notes", required: false, maxBytes: 64 * 1024)
+        try Validate.text(identity.notes, "identity.notes", required: false)
     }
 
     func registerSurvivor(
@@ -290,7 +288,7 @@ struct SurvivorService {
         _ context: CallContext
     ) async throws -> Haven_V1_Survivor {
         try Validate.known(request.status, "status")
-        try Validate.text(request.reason, "reason", required: false, maxBytes: 500)
+        try Validate.text(request.reason, "reason", required: false)
         return try await self.mutate(request.survivorID, .required(request.expectedVersion), context) { survivor, _, _ in
             guard survivor.status != request.status else {
                 throw HavenError(code: .failedPrecondition, message: "survivor is already in that status")
@@ -306,7 +304,7 @@ struct SurvivorService {
         try Validate.identifier(input.partnerID, "consent.partner_id")
         try Validate.require(!input.scopes.isEmpty, "consent.scopes", "at least one scope")
         for scope in input.scopes { try Validate.known(scope, "consent.scopes") }
-        try Validate.text(input.purpose, "consent.purpose", maxBytes: 500)
+        try Validate.text(input.purpose, "consent.purpose")
         try Validate.known(input.givenBy, "consent.given_by")
         try Validate.date(input.givenOn, "consent.given_on")
         let env = self.env
@@ -332,7 +330,7 @@ struct SurvivorService {
         _ context: CallContext
     ) async throws -> Haven_V1_Survivor {
         try Validate.identifier(request.consentID, "consent_id")
-        try Validate.text(request.reason, "reason", required: false, maxBytes: 500)
+        try Validate.text(request.reason, "reason", required: false)
         return try await self.mutate(request.survivorID, .required(request.expectedVersion), context) { survivor, _, now in
             guard let index = survivor.consents.firstIndex(where: { $0.id == request.consentID }) else {
                 throw HavenError(code: .notFound, message: "no consent with that id on this survivor")

@@ -11,14 +11,10 @@ package enum Validate {
         if !condition { throw HavenError.invalidField(field, problem) }
     }
 
-    package static func text(
-        _ value: String,
-        _ field: String,
-        required: Bool = true,
-        maxBytes: Int = 200
-    ) throws(HavenError) {
+    /// A text field that must not be blank when required. Its size is
+    /// checked before the handler runs, against ``HavenFieldLimits``.
+    package static func text(_ value: String, _ field: String, required: Bool = true) throws(HavenError) {
         if required { try require(!value.trimmingCharacters(in: .whitespaces).isEmpty, field, "required") }
-        try require(value.utf8.count <= maxBytes, field, "longer than \(maxBytes) bytes")
     }
 
     package static func identifier(_ value: String, _ field: String) throws(HavenError) {
@@ -32,7 +28,6 @@ package enum Validate {
 
     package static func idempotencyKey(_ value: String) throws(HavenError) {
         try require(!value.isEmpty, "idempotency_key", "required (a random UUID is ideal)")
-        try require(value.utf8.count <= 64, "idempotency_key", "longer than 64 bytes")
     }
 
     package static func officeCode(_ value: String, _ field: String) throws(HavenError) {

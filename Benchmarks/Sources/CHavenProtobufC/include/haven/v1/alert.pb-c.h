@@ -176,7 +176,7 @@ struct  Haven__V1__AcknowledgeAlertRequest
    */
   uint64_t expected_version;
   /*
-   * What was done (required, no identities).
+   * What was done (required, no identities). [max: 2000 bytes]
    */
   char *acknowledgement;
 };

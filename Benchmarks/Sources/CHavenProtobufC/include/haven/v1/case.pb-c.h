@@ -278,7 +278,7 @@ struct  Haven__V1__Accused
    */
   char *name;
   /*
-   * Other names the person is known by.
+   * Other names the person is known by. [max: 20 items]
    */
   size_t n_aliases;
   char **aliases;
@@ -312,7 +312,7 @@ struct  Haven__V1__RescueOperation
    */
   char *place;
   /*
-   * People rescued, all ages.
+   * People rescued, all ages (at most 100,000 in one operation).
    */
   uint32_t people_rescued;
   /*
@@ -336,7 +336,7 @@ struct  Haven__V1__Arrest
 {
   ProtobufCMessage base;
   /*
-   * The accused arrested (ids from `Case.accused`). Status -> IN_CUSTODY.
+   * The accused arrested (ids from `Case.accused`). Status -> IN_CUSTODY. [max: 50 items]
    */
   size_t n_accused_ids;
   char **accused_ids;
@@ -361,12 +361,12 @@ struct  Haven__V1__ChargeSheet
 {
   ProtobufCMessage base;
   /*
-   * The accused charged. No status change.
+   * The accused charged. No status change. [max: 50 items]
    */
   size_t n_accused_ids;
   char **accused_ids;
   /*
-   * Sections of law charged, e.g. "IPC 370, 372; ITPA 5".
+   * Sections of law charged, e.g. "IPC 370, 372; ITPA 5". [max: 1000 bytes]
    */
   char *charges;
   /*
@@ -394,7 +394,7 @@ struct  Haven__V1__Hearing
    */
   char *court;
   /*
-   * What happened, in a sentence (no survivor identities).
+   * What happened, in a sentence (no survivor identities). [max: 2000 bytes]
    */
   char *summary;
   /*
@@ -414,7 +414,7 @@ struct  Haven__V1__Conviction
 {
   ProtobufCMessage base;
   /*
-   * The accused convicted. Status -> CONVICTED.
+   * The accused convicted. Status -> CONVICTED. [max: 50 items]
    */
   size_t n_accused_ids;
   char **accused_ids;
@@ -423,7 +423,7 @@ struct  Haven__V1__Conviction
    */
   char *court;
   /*
-   * Sentence as pronounced, e.g. "10 years rigorous imprisonment".
+   * Sentence as pronounced, e.g. "10 years rigorous imprisonment". [max: 500 bytes]
    */
   char *sentence;
   /*
@@ -451,7 +451,7 @@ struct  Haven__V1__Acquittal
 {
   ProtobufCMessage base;
   /*
-   * The accused acquitted. Status -> ACQUITTED; raises an alert.
+   * The accused acquitted. Status -> ACQUITTED; raises an alert. [max: 50 items]
    */
   size_t n_accused_ids;
   char **accused_ids;
@@ -460,7 +460,7 @@ struct  Haven__V1__Acquittal
    */
   char *court;
   /*
-   * Grounds given, in a sentence.
+   * Grounds given, in a sentence. [max: 1000 bytes]
    */
   char *grounds;
 };
@@ -476,7 +476,7 @@ struct  Haven__V1__BailGranted
 {
   ProtobufCMessage base;
   /*
-   * The accused released on bail. Status -> ON_BAIL; raises an alert.
+   * The accused released on bail. Status -> ON_BAIL; raises an alert. [max: 50 items]
    */
   size_t n_accused_ids;
   char **accused_ids;
@@ -485,7 +485,7 @@ struct  Haven__V1__BailGranted
    */
   char *court;
   /*
-   * Conditions imposed (reporting, no contact with survivors, …).
+   * Conditions imposed (reporting, no contact with survivors, …). [max: 1000 bytes]
    */
   char *conditions;
 };
@@ -501,7 +501,7 @@ struct  Haven__V1__AppealFiled
 {
   ProtobufCMessage base;
   /*
-   * The accused whose verdict is appealed. No status change.
+   * The accused whose verdict is appealed. No status change. [max: 50 items]
    */
   size_t n_accused_ids;
   char **accused_ids;
@@ -526,7 +526,7 @@ struct  Haven__V1__AppealDecided
 {
   ProtobufCMessage base;
   /*
-   * The accused concerned.
+   * The accused concerned. [max: 50 items]
    */
   size_t n_accused_ids;
   char **accused_ids;
@@ -553,7 +553,7 @@ struct  Haven__V1__ReArrest
   ProtobufCMessage base;
   /*
    * The accused. Status -> IN_CUSTODY, or CONVICTED if
-   * `returned_to_prison` (a convicted person back to serve the sentence).
+   * `returned_to_prison` (a convicted person back to serve the sentence). [max: 50 items]
    */
   size_t n_accused_ids;
   char **accused_ids;
@@ -578,7 +578,7 @@ struct  Haven__V1__Release
 {
   ProtobufCMessage base;
   /*
-   * The accused released. Status -> RELEASED; raises an alert.
+   * The accused released. Status -> RELEASED; raises an alert. [max: 50 items]
    */
   size_t n_accused_ids;
   char **accused_ids;
@@ -599,7 +599,7 @@ struct  Haven__V1__Absconded
 {
   ProtobufCMessage base;
   /*
-   * The accused. Status -> ABSCONDING; raises an alert.
+   * The accused. Status -> ABSCONDING; raises an alert. [max: 50 items]
    */
   size_t n_accused_ids;
   char **accused_ids;
@@ -616,7 +616,7 @@ struct  Haven__V1__CaseNote
 {
   ProtobufCMessage base;
   /*
-   * The note (at most 16 KiB of UTF-8).
+   * The note (at most 16 KiB of UTF-8). [max: 16 KiB]
    */
   char *text;
 };
@@ -641,7 +641,7 @@ struct  Haven__V1__CaseStatusChanged
    */
   Haven__V1__CaseStatus new_status;
   /*
-   * Why, in a sentence.
+   * Why, in a sentence. [max: 500 bytes]
    */
   char *reason;
 };
@@ -822,7 +822,7 @@ struct  Haven__V1__OpenCaseRequest
    */
   char *title;
   /*
-   * Police reference, if any.
+   * Police reference, if any. [max: 100 bytes]
    */
   char *police_reference;
   /*
@@ -880,17 +880,17 @@ struct  Haven__V1__ListCasesRequest
    */
   Haven__V1__PageRequest *page;
   /*
-   * Only these offices; empty means every office the caller may see.
+   * Only these offices; empty means every office the caller may see. [max: 20 items]
    */
   size_t n_office_codes;
   char **office_codes;
   /*
-   * Only these statuses; empty means all.
+   * Only these statuses; empty means all. [max: 20 items]
    */
   size_t n_statuses;
   Haven__V1__CaseStatus *statuses;
   /*
-   * Only these categories; empty means all.
+   * Only these categories; empty means all. [max: 20 items]
    */
   size_t n_categories;
   Haven__V1__CaseCategory *categories;
@@ -956,7 +956,7 @@ struct  Haven__V1__UpdateCaseRequest
    */
   char *title;
   /*
-   * New police reference; empty keeps the current one.
+   * New police reference; empty keeps the current one. [max: 100 bytes]
    */
   char *police_reference;
 };
@@ -984,7 +984,7 @@ struct  Haven__V1__UpdateCaseStatusRequest
    */
   Haven__V1__CaseStatus status;
   /*
-   * Why (required, at most 500 bytes).
+   * Why (required, at most 500 bytes). [max: 500 bytes]
    */
   char *reason;
 };

@@ -128,7 +128,7 @@ struct  Haven__V1__PageRequest
   /*
    * `next_page_token` of the previous page; empty for the first page. A token
    * is only valid with the same filters it was issued for
-   * (INVALID_ARGUMENT otherwise).
+   * (INVALID_ARGUMENT otherwise). [max: 512 bytes]
    */
   char *page_token;
 };

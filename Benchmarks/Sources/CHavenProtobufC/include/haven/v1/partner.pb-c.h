@@ -117,12 +117,12 @@ struct  Haven__V1__PartnerOrganisation
    */
   Haven__V1__PartnerKind kind;
   /*
-   * Offices that work with it.
+   * Offices that work with it. [max: 50 items]
    */
   size_t n_office_codes;
   char **office_codes;
   /*
-   * Services it provides.
+   * Services it provides. [max: 20 items]
    */
   size_t n_services;
   Haven__V1__ServiceKind *services;
@@ -319,7 +319,7 @@ struct  Haven__V1__CreateReferralRequest
    */
   Haven__V1__ServiceKind service;
   /*
-   * What is needed.
+   * What is needed. [max: 4000 bytes]
    */
   char *note;
   /*
@@ -418,7 +418,7 @@ struct  Haven__V1__TransitionReferralRequest
    */
   uint64_t expected_version;
   /*
-   * Reason (decline, revoke) or outcome (complete); optional for accept.
+   * Reason (decline, revoke) or outcome (complete); optional for accept. [max: 2000 bytes]
    */
   char *resolution;
 };

@@ -225,7 +225,7 @@ struct  Haven__V1__Hello
 {
   ProtobufCMessage base;
   /*
-   * Protocol versions the client speaks. This document describes version 1.
+   * Protocol versions the client speaks. This document describes version 1. [max: 16 items]
    */
   size_t n_protocol_versions;
   uint32_t *protocol_versions;

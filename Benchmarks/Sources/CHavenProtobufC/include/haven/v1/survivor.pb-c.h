@@ -130,7 +130,7 @@ struct  Haven__V1__Address
 {
   ProtobufCMessage base;
   /*
-   * Free-form lines (house, street, village, landmark).
+   * Free-form lines (house, street, village, landmark). [max: 10 items]
    */
   size_t n_lines;
   char **lines;
@@ -190,7 +190,7 @@ struct  Haven__V1__SurvivorIdentity
    */
   char *legal_name;
   /*
-   * Other names used (nicknames, names given by traffickers).
+   * Other names used (nicknames, names given by traffickers). [max: 20 items]
    */
   size_t n_other_names;
   char **other_names;
@@ -199,7 +199,7 @@ struct  Haven__V1__SurvivorIdentity
    */
   Haven__V1__CivilDate *date_of_birth;
   /*
-   * Gender as the survivor describes it.
+   * Gender as the survivor describes it. [max: 50 bytes]
    */
   char *gender;
   /*
@@ -207,12 +207,12 @@ struct  Haven__V1__SurvivorIdentity
    */
   char *nationality;
   /*
-   * Languages spoken.
+   * Languages spoken. [max: 20 items of 50 bytes]
    */
   size_t n_languages;
   char **languages;
   /*
-   * Ways to reach the survivor or their guardian.
+   * Ways to reach the survivor or their guardian. [max: 20 items]
    */
   size_t n_contacts;
   Haven__V1__Contact **contacts;
@@ -225,7 +225,7 @@ struct  Haven__V1__SurvivorIdentity
    */
   Haven__V1__Address *current_address;
   /*
-   * Free-text case notes about the person (at most 64 KiB).
+   * Free-text case notes about the person (at most 64 KiB). [max: 64 KiB]
    */
   char *notes;
 };
@@ -250,12 +250,12 @@ struct  Haven__V1__Consent
   char *partner_id;
   /*
    * What may be shared. The pseudonymous code and status are always shared
-   * with a partner holding a referral; everything else needs a scope.
+   * with a partner holding a referral; everything else needs a scope. [max: 20 items]
    */
   size_t n_scopes;
   Haven__V1__ConsentScope *scopes;
   /*
-   * Why, as explained to the survivor (e.g. "vocational training enrolment").
+   * Why, as explained to the survivor (e.g. "vocational training enrolment"). [max: 500 bytes]
    */
   char *purpose;
   /*
@@ -275,7 +275,7 @@ struct  Haven__V1__Consent
    */
   int64_t withdrawn_at_unix_ms;
   /*
-   * Why it was withdrawn.
+   * Why it was withdrawn. [max: 500 bytes]
    */
   char *withdrawal_reason;
   /*
@@ -561,12 +561,12 @@ struct  Haven__V1__ListSurvivorsRequest
    */
   Haven__V1__PageRequest *page;
   /*
-   * Only these offices; empty means every office the caller may see.
+   * Only these offices; empty means every office the caller may see. [max: 20 items]
    */
   size_t n_office_codes;
   char **office_codes;
   /*
-   * Only these statuses; empty means all.
+   * Only these statuses; empty means all. [max: 20 items]
    */
   size_t n_statuses;
   Haven__V1__SurvivorStatus *statuses;
@@ -713,7 +713,7 @@ struct  Haven__V1__UpdateSurvivorStatusRequest
    */
   Haven__V1__SurvivorStatus status;
   /*
-   * Why, in a sentence (no identities).
+   * Why, in a sentence (no identities). [max: 500 bytes]
    */
   char *reason;
 };
@@ -766,7 +766,7 @@ struct  Haven__V1__WithdrawConsentRequest
    */
   char *consent_id;
   /*
-   * Why.
+   * Why. [max: 500 bytes]
    */
   char *reason;
 };
