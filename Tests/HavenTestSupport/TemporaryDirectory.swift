@@ -10,6 +10,11 @@ public struct TemporaryDirectory: Sendable {
         try FileManager.default.createDirectory(at: self.url, withIntermediateDirectories: true)
     }
 
+    /// A directory the caller created, removed by `remove()` like a fresh one.
+    public init(existing url: URL) {
+        self.url = url
+    }
+
     public func path(_ name: String) -> String {
         self.url.appendingPathComponent(name).path
     }

@@ -195,7 +195,10 @@ struct CaseService {
         let env = self.env
         return try await env.store.write { tx in
             // Linking again changes nothing (a retry after a lost response is safe).
-            if let current = env.policy.caseRecord(try tx.load(Haven_V1_Case.self, id: request.caseID), for: context.principal),
+            if let current = env.policy.caseRecord(
+                try tx.load(Haven_V1_Case.self, id: request.caseID),
+                for: context.principal
+            ),
                 current.survivorIds.contains(request.survivorID), current.version == request.expectedVersion
             {
                 return current

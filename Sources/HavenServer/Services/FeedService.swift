@@ -72,7 +72,9 @@ struct FeedService {
             throw HavenError(code: .outOfRange, message: "cursor is ahead of this server's change log")
         }
 
-        var announced: UInt64? = nil
+        // Where the last CaughtUp was sent: one follows every catch-up with the
+        // present, whether the newest change was visible to the caller or not.
+        var caughtUpAt: UInt64? = nil
         while true {
             // Deliver everything committed after `position`.
             while true {
@@ -96,15 +98,14 @@ struct FeedService {
                     item.change = event
                     try await stream.send(item)
                 }
-                if let last = batch.items.last { announced = last.sequence }
                 position = batch.scanned
                 if !batch.full { break }
             }
-            if announced != position {
+            if caughtUpAt != position {
                 var item = Haven_V1_FeedItem()
                 item.caughtUp.cursor = Self.cursor(position)
                 try await stream.send(item)
-                announced = position
+                caughtUpAt = position
             }
             guard request.follow else { return }
             // Wait for a commit past the position.

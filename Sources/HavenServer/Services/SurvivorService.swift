@@ -83,8 +83,14 @@ struct SurvivorService {
                 }
             // The same queries whether the survivor exists or not.
             guard
-                var view = try env.policy.survivor(found, id: found?.id ?? key, for: principal, in: tx, now: now,
-                    current: found),
+                var view = try env.policy.survivor(
+                    found,
+                    id: found?.id ?? key,
+                    for: principal,
+                    in: tx,
+                    now: now,
+                    current: found
+                ),
                 let found
             else {
                 throw AccessPolicy.notFound("survivor")
@@ -168,7 +174,11 @@ struct SurvivorService {
         let page = try await env.store.read { [query] tx -> RecordPage<Haven_V1_Survivor> in
             var query = query
             if !request.caseID.isEmpty {
-                guard let record = env.policy.caseRecord(try tx.load(Haven_V1_Case.self, id: request.caseID), for: principal)
+                guard
+                    let record = env.policy.caseRecord(
+                        try tx.load(Haven_V1_Case.self, id: request.caseID),
+                        for: principal
+                    )
                 else { throw AccessPolicy.notFound("case") }
                 query.ids = record.survivorIds
             }
@@ -262,7 +272,10 @@ struct SurvivorService {
         )
         try Validate.text(input.homeName, "placement.home_name", required: false)
         let env = self.env
-        return try await self.mutate(request.survivorID, .required(request.expectedVersion), context) { survivor, tx, _ in
+        return try await self.mutate(request.survivorID, .required(request.expectedVersion), context) {
+            survivor,
+            tx,
+            _ in
             if !input.partnerID.isEmpty { try Self.requirePartner(input.partnerID, tx, field: "placement.partner_id") }
             if let index = survivor.placements.lastIndex(where: { !$0.hasEndedOn }) {
                 let current = survivor.placements[index]
@@ -289,7 +302,10 @@ struct SurvivorService {
     ) async throws -> Haven_V1_Survivor {
         try Validate.known(request.status, "status")
         try Validate.text(request.reason, "reason", required: false)
-        return try await self.mutate(request.survivorID, .required(request.expectedVersion), context) { survivor, _, _ in
+        return try await self.mutate(request.survivorID, .required(request.expectedVersion), context) {
+            survivor,
+            _,
+            _ in
             guard survivor.status != request.status else {
                 throw HavenError(code: .failedPrecondition, message: "survivor is already in that status")
             }
@@ -313,7 +329,10 @@ struct SurvivorService {
             "consent.expires_at_unix_ms",
             "must be in the future"
         )
-        return try await self.mutate(request.survivorID, .required(request.expectedVersion), context) { survivor, tx, _ in
+        return try await self.mutate(request.survivorID, .required(request.expectedVersion), context) {
+            survivor,
+            tx,
+            _ in
             try Self.requirePartner(input.partnerID, tx, field: "consent.partner_id")
             var consent = input
             consent.id = env.newID("cns")
@@ -331,7 +350,10 @@ struct SurvivorService {
     ) async throws -> Haven_V1_Survivor {
         try Validate.identifier(request.consentID, "consent_id")
         try Validate.text(request.reason, "reason", required: false)
-        return try await self.mutate(request.survivorID, .required(request.expectedVersion), context) { survivor, _, now in
+        return try await self.mutate(request.survivorID, .required(request.expectedVersion), context) {
+            survivor,
+            _,
+            now in
             guard let index = survivor.consents.firstIndex(where: { $0.id == request.consentID }) else {
                 throw HavenError(code: .notFound, message: "no consent with that id on this survivor")
             }

@@ -309,7 +309,11 @@ struct SQLiteTransaction: StoreWriter {
 
     func accountRevision() throws -> UInt64 {
         UInt64(
-            try Int64.fetchOne(self.db, sql: "SELECT value FROM counter WHERE name = ?", arguments: [Self.accountRevision])
+            try Int64.fetchOne(
+                self.db,
+                sql: "SELECT value FROM counter WHERE name = ?",
+                arguments: [Self.accountRevision]
+            )
                 ?? 0
         )
     }

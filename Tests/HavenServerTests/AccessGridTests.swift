@@ -1,0 +1,432 @@
+import Foundation
+import HavenProtocol
+import HavenServer
+import HavenStore
+import HavenTestSupport
+import SwiftProtobuf
+import Synchronization
+import Testing
+
+/// The access grid: every method of the catalog for every kind of principal,
+/// and every path to a survivor (direct, list, feed live, feed replayed,
+/// idempotent replay) for every role × office × referral state × consent
+/// state. The expectations are written here as data, from docs/SECURITY.md's
+/// policy table, not derived from the code under test. Runs in process
+/// (router, policy, writer and store, without sockets).
+@Suite("Access grid")
+struct AccessGridTests {
+    /// The principals of the grid, relative to the KOL records the cells target.
+    enum Who: String, CaseIterable, Sendable {
+        case admin
+        case directorOwn = "director-kol"
+        case directorOther = "director-mnl"
+        case workerOwn = "worker-kol"
+        case workerOther = "worker-mnl"
+        case partner = "partner-asha"
+        case otherPartner = "partner-other"
+        case auditor
+    }
+
+    // MARK: The policy, as data
+
+    private static let OK = StatusCode.ok
+    private static let NF = StatusCode.notFound
+    private static let PD = StatusCode.permissionDenied
+
+    /// Method → outcome for each principal, in `Who.allCases` order: admin,
+    /// director KOL, director MNL, caseworker KOL, caseworker MNL, partner the
+    /// KOL survivor is referred to (accepted), another partner, auditor.
+    static let methods: [String: [StatusCode]] = [
+        "haven.v1.SessionService/WhoAmI": [OK, OK, OK, OK, OK, OK, OK, OK],
+        "haven.v1.OfficeService/CreateOffice": [OK, PD, PD, PD, PD, PD, PD, PD],
+        "haven.v1.OfficeService/GetOffice": [OK, OK, NF, OK, NF, NF, NF, NF],
+        "haven.v1.OfficeService/ListOffices": [OK, OK, OK, OK, OK, PD, PD, PD],
+        "haven.v1.OfficeService/UpdateOffice": [OK, PD, PD, PD, PD, PD, PD, PD],
+        "haven.v1.OfficeService/CloseOffice": [OK, PD, PD, PD, PD, PD, PD, PD],
+        "haven.v1.CaseService/OpenCase": [PD, OK, PD, OK, PD, PD, PD, PD],
+        "haven.v1.CaseService/GetCase": [NF, OK, NF, OK, NF, NF, NF, NF],
+        "haven.v1.CaseService/ListCases": [PD, OK, PD, OK, PD, PD, PD, PD],
+        "haven.v1.CaseService/UpdateCase": [NF, OK, NF, OK, NF, NF, NF, NF],
+        "haven.v1.CaseService/UpdateCaseStatus": [NF, OK, NF, OK, NF, NF, NF, NF],
+        "haven.v1.CaseService/AppendCaseEvent": [NF, OK, NF, OK, NF, NF, NF, NF],
+        "haven.v1.CaseService/AddAccused": [NF, OK, NF, OK, NF, NF, NF, NF],
+        "haven.v1.CaseService/LinkSurvivor": [NF, OK, NF, OK, NF, NF, NF, NF],
+        "haven.v1.SurvivorService/RegisterSurvivor": [PD, OK, PD, OK, PD, PD, PD, PD],
+        "haven.v1.SurvivorService/GetSurvivor": [NF, OK, NF, OK, NF, OK, NF, NF],
+        "haven.v1.SurvivorService/ListSurvivors": [PD, OK, PD, OK, PD, OK, OK, PD],
+        "haven.v1.SurvivorService/UpdateSurvivor": [NF, OK, NF, OK, NF, PD, NF, NF],
+        "haven.v1.SurvivorService/RecordService": [NF, OK, NF, OK, NF, OK, NF, NF],
+        "haven.v1.SurvivorService/SetPlacement": [NF, OK, NF, OK, NF, PD, NF, NF],
+        "haven.v1.SurvivorService/UpdateSurvivorStatus": [NF, OK, NF, OK, NF, PD, NF, NF],
+        "haven.v1.SurvivorService/GrantConsent": [NF, OK, NF, OK, NF, PD, NF, NF],
+        "haven.v1.SurvivorService/WithdrawConsent": [NF, OK, NF, OK, NF, PD, NF, NF],
+        "haven.v1.PartnerService/RegisterPartner": [OK, PD, PD, PD, PD, PD, PD, PD],
+        "haven.v1.PartnerService/GetPartner": [OK, OK, OK, OK, OK, OK, NF, NF],
+        "haven.v1.PartnerService/ListPartners": [OK, OK, OK, OK, OK, PD, PD, PD],
+        "haven.v1.ReferralService/CreateReferral": [NF, OK, NF, OK, NF, PD, NF, NF],
+        "haven.v1.ReferralService/GetReferral": [NF, OK, NF, OK, NF, OK, NF, NF],
+        "haven.v1.ReferralService/ListReferrals": [PD, OK, OK, OK, OK, OK, OK, PD],
+        "haven.v1.ReferralService/AcceptReferral": [NF, PD, NF, PD, NF, OK, NF, NF],
+        "haven.v1.ReferralService/DeclineReferral": [NF, PD, NF, PD, NF, OK, NF, NF],
+        "haven.v1.ReferralService/CompleteReferral": [NF, PD, NF, PD, NF, OK, NF, NF],
+        "haven.v1.ReferralService/RevokeReferral": [NF, OK, NF, OK, NF, PD, NF, NF],
+        "haven.v1.AlertService/ListAlerts": [PD, OK, PD, OK, PD, PD, PD, PD],
+        "haven.v1.AlertService/AcknowledgeAlert": [NF, OK, NF, OK, NF, NF, NF, NF],
+        "haven.v1.FeedService/Subscribe": [OK, OK, OK, OK, OK, OK, OK, PD],
+        "haven.v1.ReportService/GetOfficeReport": [OK, OK, PD, PD, PD, PD, PD, PD],
+    ]
+
+    /// Fields of a survivor every reader who sees it at all sees.
+    static let baseFields: Set<String> = [
+        "id", "code", "office_code", "version", "age_at_intake", "minor_at_intake", "intake_on", "status",
+        "created_at_unix_ms", "updated_at_unix_ms",
+    ]
+    /// Record fields a consent scope opens to the partner.
+    static let scopeFields: [Haven_V1_ConsentScope: Set<String>] = [
+        .services: ["services"], .placement: ["placements"], .cases: ["case_ids"],
+    ]
+    /// Identity fields a consent scope opens to the partner (notes: never).
+    static let scopeIdentity: [Haven_V1_ConsentScope: Set<String>] = [
+        .name: ["legal_name", "other_names"], .dateOfBirth: ["date_of_birth"],
+        .demographics: ["gender", "nationality", "languages"], .contacts: ["contacts"],
+        .addresses: ["home_address", "current_address"],
+    ]
+    static let allIdentity: Set<String> = [
+        "legal_name", "other_names", "date_of_birth", "gender", "nationality", "languages", "contacts",
+        "home_address", "current_address", "notes",
+    ]
+    /// Referral states under which the partner sees the survivor.
+    static let liveReferrals: Set<ReferralState> = [.pending, .accepted, .completed]
+
+    /// What `who` may see of a KOL survivor of the grid.
+    enum Expectation: Equatable {
+        case hidden
+        case visible(fields: Set<String>, identity: Set<String>, withheld: Set<String>)
+    }
+
+    static func expected(_ who: Who, _ survivor: GridSurvivor) -> Expectation {
+        let consents: Set<String> = survivor.consent == .none ? [] : ["consents"]
+        switch who {
+        case .directorOwn, .workerOwn:
+            return .visible(
+                fields: baseFields.union(["placements", "services", "case_ids", "flags"]).union(consents),
+                identity: allIdentity,
+                withheld: []
+            )
+        case .partner:
+            guard liveReferrals.contains(survivor.referral) else { return .hidden }
+            let scopes: [Haven_V1_ConsentScope] = if case .inForce(let scope) = survivor.consent { [scope] } else { [] }
+            let identity = scopes.reduce(into: Set<String>()) { $0.formUnion(scopeIdentity[$1] ?? []) }
+            return .visible(
+                fields: scopes.reduce(baseFields.union(consents)) { $0.union(scopeFields[$1] ?? []) },
+                identity: identity,
+                withheld: allIdentity.subtracting(identity)
+            )
+        case .admin, .directorOther, .workerOther, .otherPartner, .auditor:
+            return .hidden
+        }
+    }
+
+    // MARK: The grid
+
+    /// Counts the cells checked, for the closing figure.
+    final class Cells: Sendable {
+        private let count = Mutex(0)
+        func add(_ n: Int = 1) { self.count.withLock { $0 += n } }
+        var total: Int { self.count.withLock { $0 } }
+    }
+
+    @Test("every method of the catalog, for every kind of principal, answers as the policy table says")
+    func methodGrid() async throws {
+        let grid = try await AccessGrid.build()
+        #expect(Set(Self.methods.keys) == Set(MethodCatalog.all.map(\.fullName)), "the table covers the catalog")
+        let probes = MethodProbes(grid: grid)
+        var checked = 0
+        for method in MethodCatalog.all {
+            let expected = try #require(Self.methods[method.fullName])
+            for (index, who) in Who.allCases.enumerated() {
+                let principal = try grid.principal(who.rawValue)
+                let outcome = try await probes.run(method.fullName, as: principal)
+                #expect(outcome == expected[index], "\(method.fullName) as \(who.rawValue)")
+                checked += 1
+            }
+        }
+        print("access grid: \(checked) method cells")
+    }
+
+    @Test("every path to a survivor shows exactly what the policy allows, for every referral and consent state")
+    func survivorGrid() async throws {
+        let grid = try await AccessGrid.build()
+        let haven = grid.haven
+        let cells = Cells()
+        for who in Who.allCases {
+            let principal = try grid.principal(who.rawValue)
+
+            // Direct: GetSurvivor, with and without identity.
+            for survivor in grid.survivors {
+                let expectation = Self.expected(who, survivor)
+                var get = Haven_V1_GetSurvivorRequest()
+                get.survivorID = survivor.id
+                let plain = try? await haven.call(MethodCatalog.SurvivorService.getSurvivor, get, as: principal)
+                get.includeIdentity = true
+                let withIdentity = try? await haven.call(MethodCatalog.SurvivorService.getSurvivor, get, as: principal)
+                switch expectation {
+                case .hidden:
+                    #expect(
+                        plain == nil && withIdentity == nil,
+                        "get \(survivor.referral)/\(survivor.consent) as \(who)"
+                    )
+                case .visible(let fields, let identity, let withheld):
+                    #expect(
+                        plain.map { presentFields($0) } == fields,
+                        "get \(survivor.referral)/\(survivor.consent) as \(who)"
+                    )
+                    #expect(
+                        withIdentity.map { presentFields($0.identity) } == identity,
+                        "identity \(survivor.referral)/\(survivor.consent) as \(who)"
+                    )
+                    #expect(withIdentity.map { Set($0.withheldIdentityFields) } == withheld)
+                }
+                let code = await haven.code(MethodCatalog.SurvivorService.getSurvivor, get, as: principal)
+                #expect(code == (expectation == .hidden ? .notFound : .ok), "a hidden survivor is NOT_FOUND")
+                cells.add(2)
+            }
+
+            // Lists: every page, and the flagged-only filter.
+            let listed = await Self.listSurvivors(haven, principal, flaggedOnly: false)
+            let flagged = await Self.listSurvivors(haven, principal, flaggedOnly: true)
+            for survivor in grid.survivors {
+                switch (Self.expected(who, survivor), listed) {
+                case (_, .failure(let error)):
+                    #expect([.admin, .auditor].contains(who) && error.code == .permissionDenied, "list as \(who)")
+                case (.hidden, .success(let records)):
+                    #expect(records[survivor.id] == nil, "list \(survivor.referral)/\(survivor.consent) as \(who)")
+                case (.visible(let fields, _, _), .success(let records)):
+                    #expect(
+                        records[survivor.id].map { presentFields($0) } == fields,
+                        "list \(survivor.referral)/\(survivor.consent) as \(who)"
+                    )
+                }
+                switch (who, flagged) {
+                case (.directorOwn, .success(let records)), (.workerOwn, .success(let records)):
+                    #expect(records[survivor.id] != nil, "every grid survivor is flagged")
+                case (.directorOther, .success(let records)), (.workerOther, .success(let records)):
+                    #expect(records[survivor.id] == nil)
+                case (_, .failure(let error)):
+                    #expect(error.code == .permissionDenied, "partners, admins and auditors do not filter on flags")
+                default:
+                    Issue.record("flagged list as \(who) should have been refused")
+                }
+                cells.add(2)
+            }
+
+            // The feed replayed from the beginning: history as the principal may see it now.
+            var replay = Haven_V1_SubscribeRequest()
+            replay.start = .beginning
+            let items: [Haven_V1_FeedItem]
+            do {
+                items = try await haven.collect(MethodCatalog.FeedService.subscribe, replay, as: principal)
+            } catch let error as HavenError {
+                #expect(who == .auditor && error.code == .permissionDenied)
+                cells.add(grid.survivors.count)
+                continue
+            }
+            let snapshots = Dictionary(
+                grouping: items.compactMap { item -> Haven_V1_Survivor? in
+                    if case .change(let change) = item.item, case .survivor(let survivor) = change.subject {
+                        survivor
+                    } else {
+                        nil
+                    }
+                },
+                by: \.id
+            )
+            #expect(snapshots[grid.mnlSurvivorID] == nil || [.directorOther, .workerOther].contains(who))
+            for survivor in grid.survivors {
+                let seen = snapshots[survivor.id] ?? []
+                switch Self.expected(who, survivor) {
+                case .hidden:
+                    #expect(seen.isEmpty, "feed replay \(survivor.referral)/\(survivor.consent) as \(who)")
+                case .visible(let fields, _, _):
+                    let latest = seen.max { $0.version < $1.version }
+                    #expect(
+                        latest.map { presentFields($0) } == fields,
+                        "feed replay \(survivor.referral)/\(survivor.consent) as \(who)"
+                    )
+                    #expect(
+                        seen.allSatisfy { presentFields($0).isSubset(of: fields) },
+                        "no snapshot shows more than now"
+                    )
+                }
+                cells.add()
+            }
+        }
+
+        // The feed live: each principal follows, then every survivor changes once.
+        for who in Who.allCases where who != .auditor {
+            let principal = try grid.principal(who.rawValue)
+            var follow = Haven_V1_SubscribeRequest()
+            follow.start = .now
+            follow.follow = true
+            try await haven.follow(MethodCatalog.FeedService.subscribe, follow, as: principal) { stream in
+                _ = await stream.next { if case .caughtUp = $0.item { true } else { false } }
+                try await Self.touchEverySurvivor(grid)
+                let last = try await haven.store.latestChangeSequence()
+                let live = await stream.next { item in
+                    if case .caughtUp(let caughtUp) = item.item {
+                        Self.sequence(caughtUp.cursor) >= last
+                    } else {
+                        false
+                    }
+                }
+                let changed = Dictionary(
+                    grouping: live.compactMap { item -> Haven_V1_Survivor? in
+                        if case .change(let change) = item.item, case .survivor(let survivor) = change.subject {
+                            survivor
+                        } else {
+                            nil
+                        }
+                    },
+                    by: \.id
+                )
+                for survivor in grid.survivors {
+                    switch Self.expected(who, survivor) {
+                    case .hidden:
+                        #expect(
+                            changed[survivor.id] == nil,
+                            "feed live \(survivor.referral)/\(survivor.consent) as \(who)"
+                        )
+                    case .visible(let fields, _, _):
+                        #expect(
+                            changed[survivor.id]?.count == 1,
+                            "feed live \(survivor.referral)/\(survivor.consent) as \(who)"
+                        )
+                        #expect(changed[survivor.id]?.first.map { presentFields($0) } == fields)
+                    }
+                    cells.add()
+                }
+            }
+        }
+
+        // Idempotent replay: a create replayed shows the record as the principal may see it now.
+        let director = try grid.principal("director-kol")
+        let partner = try grid.principal("partner-asha")
+        for survivor in grid.survivors {
+            var register = Haven_V1_RegisterSurvivorRequest()
+            register.officeCode = "KOL"
+            register.ageAtIntake = 15
+            register.intakeOn = AccessGrid.date(2026, 3, 14)
+            register.identity = AccessGrid.identity("\(survivor.referral.rawValue)-\(survivor.consent)")
+            register.idempotencyKey = survivor.registerKey
+            let replayed = try await haven.call(MethodCatalog.SurvivorService.registerSurvivor, register, as: director)
+            #expect(replayed.id == survivor.id, "the replay returns the record first created")
+            if case .visible(let fields, _, _) = Self.expected(.directorOwn, survivor) {
+                #expect(presentFields(replayed) == fields)
+            }
+            cells.add()
+            guard let key = survivor.partnerServiceKey else { continue }
+            var delivered = Haven_V1_RecordServiceRequest()
+            delivered.survivorID = survivor.id
+            delivered.service.kind = .counselling
+            delivered.service.deliveredOn = AccessGrid.date(2026, 3, 20)
+            delivered.idempotencyKey = key
+            switch Self.expected(.partner, survivor) {
+            case .hidden:
+                let code = await haven.code(MethodCatalog.SurvivorService.recordService, delivered, as: partner)
+                #expect(code == .notFound, "replay after revocation \(survivor.consent)")
+            case .visible(let fields, _, _):
+                let again = try await haven.call(MethodCatalog.SurvivorService.recordService, delivered, as: partner)
+                #expect(presentFields(again) == fields, "replay \(survivor.referral)/\(survivor.consent)")
+            }
+            cells.add()
+        }
+
+        // Referrals as the partner sees them: whole while live, identifiers only once revoked.
+        let identifiers: Set<String> = [
+            "id", "survivor_id", "survivor_code", "partner_id", "status", "version", "created_at_unix_ms",
+            "updated_at_unix_ms",
+        ]
+        var replay = Haven_V1_SubscribeRequest()
+        replay.start = .beginning
+        let partnerItems = try await haven.collect(MethodCatalog.FeedService.subscribe, replay, as: partner)
+        let referralSnapshots = Dictionary(
+            grouping: partnerItems.compactMap { item -> Haven_V1_Referral? in
+                if case .change(let change) = item.item, case .referral(let referral) = change.subject {
+                    referral
+                } else {
+                    nil
+                }
+            },
+            by: \.id
+        )
+        for survivor in grid.survivors {
+            guard let referralID = survivor.referralID else { continue }
+            let got = try await haven.call(
+                MethodCatalog.ReferralService.getReferral,
+                .with { $0.referralID = referralID },
+                as: partner
+            )
+            let history = referralSnapshots[referralID] ?? []
+            #expect(!history.isEmpty)
+            if survivor.referral == .revoked {
+                #expect(presentFields(got) == identifiers, "a revoked referral: identifiers only")
+                #expect(history.allSatisfy { presentFields($0).isSubset(of: identifiers) }, "also in the replayed feed")
+            } else {
+                #expect(got.note == "Needs counselling (fictional)" && got.hasReferredBy)
+                #expect(history.allSatisfy { $0.note == "Needs counselling (fictional)" })
+            }
+            cells.add(2)
+        }
+        print("access grid: \(cells.total) survivor and referral cells")
+    }
+
+    // MARK: Helpers
+
+    static func listSurvivors(
+        _ haven: InProcessHaven,
+        _ principal: Principal,
+        flaggedOnly: Bool
+    ) async -> Result<[String: Haven_V1_Survivor], HavenError> {
+        var request = Haven_V1_ListSurvivorsRequest()
+        request.flaggedOnly = flaggedOnly
+        request.page.pageSize = 500
+        var found: [String: Haven_V1_Survivor] = [:]
+        do {
+            repeat {
+                let page = try await haven.call(MethodCatalog.SurvivorService.listSurvivors, request, as: principal)
+                for survivor in page.survivors { found[survivor.id] = survivor }
+                request.page.pageToken = page.page.nextPageToken
+            } while !request.page.pageToken.isEmpty
+            return .success(found)
+        } catch let error as HavenError {
+            return .failure(error)
+        } catch {
+            return .failure(HavenError(code: .internal, message: "\(type(of: error))"))
+        }
+    }
+
+    /// A change to every KOL survivor of the grid, by its director.
+    static func touchEverySurvivor(_ grid: AccessGrid) async throws {
+        let director = try grid.principal("director-kol")
+        for survivor in grid.survivors {
+            let current = try await grid.haven.call(
+                MethodCatalog.SurvivorService.getSurvivor,
+                .with { $0.survivorID = survivor.id },
+                as: director
+            )
+            var update = Haven_V1_UpdateSurvivorRequest()
+            update.survivorID = survivor.id
+            update.expectedVersion = current.version
+            update.ageAtIntake = current.ageAtIntake == 15 ? 16 : 15
+            _ = try await grid.haven.call(MethodCatalog.SurvivorService.updateSurvivor, update, as: director)
+        }
+    }
+
+    /// The change-log sequence a feed cursor stands for (cursors are `v1:N`, base64url).
+    static func sequence(_ cursor: String) -> UInt64 {
+        var base64 = cursor.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while base64.count % 4 != 0 { base64 += "=" }
+        guard let data = Data(base64Encoded: base64), let text = String(data: data, encoding: .utf8) else { return 0 }
+        return UInt64(text.dropFirst(3)) ?? 0
+    }
+}
