@@ -11,6 +11,8 @@ import Synchronization
 package final class InProcessHaven: Sendable {
     package let directory: TemporaryDirectory
     package let store: SQLiteStore
+    /// The store the services use: ``store``, seen through ``recording``.
+    package let recording: RecordingStore
     package let environment: ServiceEnvironment
     package let router: Router
     private let clock: TestClock
@@ -27,8 +29,9 @@ package final class InProcessHaven: Sendable {
         let key = try MasterKey.generate(at: self.directory.path("master.key"), development: true)
         let clock = TestClock(now)
         self.clock = clock
+        self.recording = RecordingStore(self.store)
         self.environment = ServiceEnvironment(
-            store: self.store,
+            store: self.recording,
             vault: IdentityVault(masterKey: key),
             now: { clock.now }
         )

@@ -84,6 +84,19 @@ public final class TestDeployment: Sendable {
         get throws { try self.authority.certificatePEM }
     }
 
+    /// Changes a stored account, as `haven-admin accounts` does on the data
+    /// directory while the server runs.
+    package func updateAccount(_ id: String, _ change: (inout Account) -> Void) throws {
+        let store = try SQLiteStore(path: self.dataDirectory.databaseFile)
+        try store.writeSynchronously { tx in
+            guard var account = try tx.account(id: id) else {
+                throw HavenError(code: .notFound, message: "no test account \(id)")
+            }
+            change(&account)
+            try tx.saveAccount(account)
+        }
+    }
+
     /// Issues client credentials for an account.
     public func credentials(
         for accountID: String,
@@ -101,7 +114,8 @@ public final class TestDeployment: Sendable {
     /// Starts a server on 127.0.0.1 and a free port.
     package func start(
         configure: (inout ServerConfiguration) -> Void = { _ in },
-        router makeRouter: (ServiceEnvironment) -> Router = HavenServices.router
+        router makeRouter: (ServiceEnvironment) -> Router = HavenServices.router,
+        logger chosenLogger: Logger? = nil
     ) async throws -> RunningServer {
         var configuration = ServerConfiguration()
         configuration.listenPort = 0
@@ -113,6 +127,7 @@ public final class TestDeployment: Sendable {
         let environment = ServiceEnvironment(store: store, vault: IdentityVault(masterKey: masterKey))
         var logger = Logger(label: "haven-test-server")
         logger.logLevel = ProcessInfo.processInfo.environment["HAVEN_TEST_LOG"] == nil ? .critical : .debug
+        if let chosenLogger { logger = chosenLogger }
         let server = try TLSServer(
             configuration: configuration,
             tls: try TLSMaterial(dataDirectory: self.dataDirectory),

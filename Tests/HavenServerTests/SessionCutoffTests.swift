@@ -1,0 +1,175 @@
+import Foundation
+import HavenProtocol
+import HavenServer
+import HavenStore
+import HavenTestSupport
+import NIOCore
+import SwiftProtobuf
+import Testing
+
+/// A principal whose account changes is cut off at once: its open
+/// connection gets a go-away, its followed feed ends, and it is gone within a
+/// second — over real TLS, with the change made on the database as
+/// `haven-admin` makes it.
+@Suite("Sessions end when their account changes")
+struct SessionCutoffTests {
+    /// What a connection with a followed feed saw after the change.
+    struct Cutoff {
+        var goAway: Haven_V1_GoAway?
+        var feedEnd: Haven_V1_CallEnd?
+        var closed: Bool
+        var elapsed: Duration
+    }
+
+    /// Connects as `account`, follows the feed, runs `change`, and records
+    /// what arrives until the connection closes.
+    static func followThenChange(
+        _ deployment: TestDeployment,
+        _ server: RunningServer,
+        account: String,
+        credentials: TestCredentials? = nil,
+        change: () throws -> Void
+    ) async throws -> Cutoff {
+        let connection = try await RawConnection.connect(
+            port: server.port,
+            credentials: try credentials ?? deployment.credentials(for: account)
+        )
+        try await connection.hello()
+        var follow = Haven_V1_SubscribeRequest()
+        follow.start = .now
+        follow.follow = true
+        try await connection.send(.start(callID: 1, method: MethodCatalog.FeedService.subscribe, request: follow))
+        let caughtUp = try #require(try await connection.next())
+        #expect(caughtUp.callID == 1, "the feed is live (caught up)")
+
+        try change()
+        let changed = ContinuousClock.now
+        var cutoff = Cutoff(closed: false, elapsed: .zero)
+        while let envelope = try? await connection.next(timeout: .seconds(5)) {
+            switch envelope.kind {
+            case .goAway(let goAway): cutoff.goAway = goAway
+            case .end(let end) where envelope.callID == 1: cutoff.feedEnd = end
+            default: break
+            }
+        }
+        cutoff.elapsed = ContinuousClock.now - changed
+        cutoff.closed = await connection.closed(within: .seconds(1))
+        return cutoff
+    }
+
+    @Test("disabling an account ends its live connection and feed within a second")
+    func disable() async throws {
+        let deployment = try TestDeployment()
+        let server = try await deployment.start()
+        let cutoff = try await Self.followThenChange(deployment, server, account: "worker-kol") {
+            try deployment.updateAccount("worker-kol") { $0.enabled = false }
+        }
+        #expect(cutoff.goAway.map { StatusCode(wire: $0.code) } == .unauthenticated)
+        #expect(cutoff.goAway?.message == "account disabled")
+        #expect(cutoff.feedEnd?.statusCode == .unauthenticated, "the stream stops with the reason")
+        #expect(cutoff.closed)
+        #expect(cutoff.elapsed < .seconds(1), "cut off within a second, took \(cutoff.elapsed)")
+        try await server.stop()
+    }
+
+    @Test("changing an account's role ends its live connection and feed within a second")
+    func roleChange() async throws {
+        let deployment = try TestDeployment()
+        let server = try await deployment.start()
+        let cutoff = try await Self.followThenChange(deployment, server, account: "worker-kol") {
+            try deployment.updateAccount("worker-kol") { $0.role = .director }
+        }
+        #expect(cutoff.goAway.map { StatusCode(wire: $0.code) } == .unauthenticated)
+        #expect(cutoff.feedEnd?.statusCode == .unauthenticated)
+        #expect(cutoff.closed)
+        #expect(cutoff.elapsed < .seconds(1), "cut off within a second, took \(cutoff.elapsed)")
+        // With the new role it connects again.
+        let again = try await RawConnection.connect(
+            port: server.port,
+            credentials: try deployment.credentials(for: "worker-kol")
+        )
+        try await again.hello()
+        let whoAmI = try await again.unary(MethodCatalog.SessionService.whoAmI, .init(), id: 1)
+        #expect(whoAmI.role == .director)
+        await again.close()
+        try await server.stop()
+    }
+
+    @Test("a certificate that expires ends its live connection and feed within a second of expiry")
+    func certificateExpiry() async throws {
+        let deployment = try TestDeployment()
+        let server = try await deployment.start()
+        let expiresIn: TimeInterval = 3
+        let credentials = try deployment.credentials(for: "worker-kol", validity: expiresIn)
+        let issued = Date()
+        let cutoff = try await Self.followThenChange(
+            deployment,
+            server,
+            account: "worker-kol",
+            credentials: credentials
+        ) {}
+        #expect(cutoff.goAway.map { StatusCode(wire: $0.code) } == .unauthenticated)
+        #expect(cutoff.goAway?.message.contains("certificate expired") == true)
+        #expect(cutoff.feedEnd?.statusCode == .unauthenticated)
+        #expect(cutoff.closed)
+        let lateBy = Date().timeIntervalSince(issued) - expiresIn
+        #expect(lateBy < 1.5, "ended \(lateBy) s after expiry (certificate times have one-second resolution)")
+        try await server.stop()
+    }
+
+    @Test("a write sent after the account was disabled never commits, even before the session is cut")
+    func writeAfterDisable() async throws {
+        try await withSession { session in
+            try await ServiceTests.setUpOffices(session)
+            let opened = try await session.call(
+                "worker-kol",
+                MethodCatalog.CaseService.openCase,
+                ServiceTests.openCase()
+            )
+            let connection = try await session.connection("worker-kol")
+            try session.deployment.updateAccount("worker-kol") { $0.enabled = false }
+            var update = Haven_V1_UpdateCaseRequest()
+            update.caseID = opened.id
+            update.expectedVersion = opened.version
+            update.title = "Changed after disable (fictional)"
+            let end = try? await connection.call(MethodCatalog.CaseService.updateCase, update, id: session.newID())
+            #expect(end?.statusCode != .ok, "refused in its transaction, or the connection is already gone")
+            let stored = try await session.call(
+                "director-kol",
+                MethodCatalog.CaseService.getCase,
+                .with { $0.caseID = opened.id }
+            )
+            #expect(stored.version == opened.version && stored.title == opened.title)
+        }
+    }
+
+    @Test("the session check: what ends a session, and what does not")
+    func sessionCheck() throws {
+        let account = Account(id: "w", displayName: "W", role: .caseworker, officeCodes: ["KOL"], createdAtUnixMs: 1)
+        let now = Date()
+        let principal = Principal(account: account, certificateExpiresAt: now.addingTimeInterval(60))
+        #expect(SessionCheck.ending(principal, account: account, now: now) == nil)
+        var renamed = account
+        renamed.displayName = "Renamed"
+        #expect(
+            SessionCheck.ending(principal, account: renamed, now: now) == nil,
+            "a new display name changes no rights"
+        )
+        var disabled = account
+        disabled.enabled = false
+        #expect(SessionCheck.ending(principal, account: disabled, now: now)?.message == "account disabled")
+        #expect(SessionCheck.ending(principal, account: nil, now: now)?.message == "account removed")
+        var moved = account
+        moved.officeCodes = ["MNL"]
+        #expect(SessionCheck.ending(principal, account: moved, now: now)?.code == .unauthenticated)
+        var promoted = account
+        promoted.role = .director
+        #expect(SessionCheck.ending(principal, account: promoted, now: now)?.code == .unauthenticated)
+        #expect(
+            SessionCheck.ending(principal, account: account, now: now.addingTimeInterval(61))?.message.contains(
+                "expired"
+            )
+                == true
+        )
+    }
+}

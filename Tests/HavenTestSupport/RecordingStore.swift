@@ -1,0 +1,134 @@
+import HavenProtocol
+import HavenStore
+import Synchronization
+
+/// A store that records which reads each transaction makes (the kind of
+/// operation and the record kind, never ids), to show that two requests did
+/// the same work.
+package final class RecordingStore: RecordStore {
+    package let base: any RecordStore
+    private let log = Mutex<[String]>([])
+
+    package init(_ base: any RecordStore) {
+        self.base = base
+    }
+
+    /// The operations recorded since the last call, and a fresh start.
+    package func take() -> [String] {
+        self.log.withLock { log in
+            defer { log = [] }
+            return log
+        }
+    }
+
+    func record(_ operation: String) { self.log.withLock { $0.append(operation) } }
+
+    package func read<T: Sendable>(_ body: @escaping @Sendable (any StoreReader) throws -> T) async throws -> T {
+        try await self.base.read { tx in try body(RecordingReader(base: tx, store: self)) }
+    }
+
+    package func write<T: Sendable>(_ body: @escaping @Sendable (any StoreWriter) throws -> T) async throws -> T {
+        try await self.base.write { tx in try body(RecordingWriter(base: tx, store: self)) }
+    }
+
+    package func latestChangeSequence() async throws -> UInt64 { try await self.base.latestChangeSequence() }
+
+    package func changeNotifications() -> AsyncStream<UInt64> { self.base.changeNotifications() }
+}
+
+struct RecordingReader: StoreReader {
+    let base: any StoreReader
+    let store: RecordingStore
+
+    func load<R: StoredRecord>(_ type: R.Type, id: String) throws -> R? {
+        self.store.record("load \(R.recordKind.rawValue) by id")
+        return try self.base.load(type, id: id)
+    }
+    func load<R: StoredRecord>(_ type: R.Type, alias: String) throws -> R? {
+        self.store.record("load \(R.recordKind.rawValue) by alias")
+        return try self.base.load(type, alias: alias)
+    }
+    func load<R: StoredRecord>(_ type: R.Type, ids: [String]) throws -> [R] {
+        self.store.record("load \(R.recordKind.rawValue) by ids")
+        return try self.base.load(type, ids: ids)
+    }
+    func page<R: StoredRecord>(_ type: R.Type, _ query: RecordQuery) throws -> RecordPage<R> {
+        self.store.record("page \(R.recordKind.rawValue)")
+        return try self.base.page(type, query)
+    }
+    func count<R: StoredRecord>(_ type: R.Type, _ query: RecordQuery) throws -> Int {
+        self.store.record("count \(R.recordKind.rawValue)")
+        return try self.base.count(type, query)
+    }
+    func secret<R: StoredRecord>(of type: R.Type, id: String) throws -> [UInt8]? {
+        self.store.record("secret \(R.recordKind.rawValue)")
+        return try self.base.secret(of: type, id: id)
+    }
+    func changes(after sequence: UInt64, limit: Int) throws -> [ChangeEntry] {
+        self.store.record("changes")
+        return try self.base.changes(after: sequence, limit: limit)
+    }
+    func latestChangeSequence() throws -> UInt64 { try self.base.latestChangeSequence() }
+    func idempotencyRecord(principalID: String, key: String) throws -> IdempotencyRecord? {
+        self.store.record("idempotency")
+        return try self.base.idempotencyRecord(principalID: principalID, key: key)
+    }
+    func account(id: String) throws -> Account? {
+        self.store.record("account")
+        return try self.base.account(id: id)
+    }
+    func accounts() throws -> [Account] { try self.base.accounts() }
+    func accountRevision() throws -> UInt64 { try self.base.accountRevision() }
+    func wrappedOfficeKey(officeCode: String) throws -> [UInt8]? {
+        self.store.record("office key")
+        return try self.base.wrappedOfficeKey(officeCode: officeCode)
+    }
+}
+
+struct RecordingWriter: StoreWriter {
+    let base: any StoreWriter
+    let store: RecordingStore
+    private var reader: RecordingReader { RecordingReader(base: self.base, store: self.store) }
+
+    init(base: any StoreWriter, store: RecordingStore) {
+        self.base = base
+        self.store = store
+    }
+
+    func load<R: StoredRecord>(_ type: R.Type, id: String) throws -> R? { try self.reader.load(type, id: id) }
+    func load<R: StoredRecord>(_ type: R.Type, alias: String) throws -> R? { try self.reader.load(type, alias: alias) }
+    func load<R: StoredRecord>(_ type: R.Type, ids: [String]) throws -> [R] { try self.reader.load(type, ids: ids) }
+    func page<R: StoredRecord>(_ type: R.Type, _ query: RecordQuery) throws -> RecordPage<R> {
+        try self.reader.page(type, query)
+    }
+    func count<R: StoredRecord>(_ type: R.Type, _ query: RecordQuery) throws -> Int {
+        try self.reader.count(type, query)
+    }
+    func secret<R: StoredRecord>(of type: R.Type, id: String) throws -> [UInt8]? {
+        try self.reader.secret(of: type, id: id)
+    }
+    func changes(after sequence: UInt64, limit: Int) throws -> [ChangeEntry] {
+        try self.reader.changes(after: sequence, limit: limit)
+    }
+    func latestChangeSequence() throws -> UInt64 { try self.base.latestChangeSequence() }
+    func idempotencyRecord(principalID: String, key: String) throws -> IdempotencyRecord? {
+        try self.reader.idempotencyRecord(principalID: principalID, key: key)
+    }
+    func account(id: String) throws -> Account? { try self.reader.account(id: id) }
+    func accounts() throws -> [Account] { try self.base.accounts() }
+    func accountRevision() throws -> UInt64 { try self.base.accountRevision() }
+    func wrappedOfficeKey(officeCode: String) throws -> [UInt8]? {
+        try self.reader.wrappedOfficeKey(officeCode: officeCode)
+    }
+    func insert<R: StoredRecord>(_ record: R, secret: [UInt8]?) throws { try self.base.insert(record, secret: secret) }
+    func update<R: StoredRecord>(_ record: R, expectedVersion: UInt64, secret: [UInt8]??) throws {
+        try self.base.update(record, expectedVersion: expectedVersion, secret: secret)
+    }
+    func appendChange(_ entry: NewChange) throws -> UInt64 { try self.base.appendChange(entry) }
+    func nextCounterValue(_ name: String) throws -> UInt64 { try self.base.nextCounterValue(name) }
+    func recordIdempotency(_ record: IdempotencyRecord) throws { try self.base.recordIdempotency(record) }
+    func saveAccount(_ account: Account) throws { try self.base.saveAccount(account) }
+    func saveWrappedOfficeKey(officeCode: String, wrappedKey: [UInt8]) throws {
+        try self.base.saveWrappedOfficeKey(officeCode: officeCode, wrappedKey: wrappedKey)
+    }
+}
