@@ -38,6 +38,12 @@ public enum HavenFieldLimits {
         public var field: String
         /// What is wrong, without the value (`longer than 200 bytes`, `more than 20 items`).
         public var problem: String
+
+        /// A violation of `field`.
+        public init(field: String, problem: String) {
+            self.field = field
+            self.problem = problem
+        }
     }
 
     /// The first field of `message` (or of a message inside it) over its limit, if any.

@@ -5,14 +5,14 @@ import SwiftProtobuf
 extension RecordPage where R: StoredRecord {
     /// The page with each record transformed (a view, a shorter form); the
     /// position of the next page is unchanged.
-    func map(_ transform: (R) throws -> R) rethrows -> RecordPage<R> {
+    package func map(_ transform: (R) throws -> R) rethrows -> RecordPage<R> {
         RecordPage(records: try self.records.map(transform), next: self.next)
     }
 
     /// The page cut so that its records add up to at most
     /// ``HavenLimits/maxPageBytes`` (always keeping the first): a cut page
     /// continues right after its last record, so nothing is skipped.
-    func bounded(order: RecordQuery.Order) -> RecordPage<R> {
+    package func bounded(order: RecordQuery.Order) -> RecordPage<R> {
         var total = 0
         for (position, record) in self.records.enumerated() {
             total += (try? record.serializedBytes() as [UInt8])?.count ?? HavenLimits.maxRecordBytes

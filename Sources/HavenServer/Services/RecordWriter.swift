@@ -20,7 +20,7 @@ package enum WritePermission: Sendable {
     /// `action` on the record's office (`writeRecords` for office records, `administer` for offices).
     case office(Action)
     /// `action` for the partner organisation the record is addressed to.
-    case partner(Action)
+    case addressedPartner(Action)
     /// A partner recording a service it delivered: needs an accepted referral of the survivor.
     case deliveredService
     /// An administrator's change (offices, partners).
@@ -202,7 +202,7 @@ package struct RecordWriter: Sendable {
             allowed = self.policy.allows(principal, action, office: record.index.officeCode)
         case .administer:
             allowed = self.policy.allows(principal, .administer)
-        case .partner(let action):
+        case .addressedPartner(let action):
             allowed = self.policy.allows(principal, action, partner: record.index.partnerID ?? "")
         case .deliveredService:
             let accepted = try ConsentView.hasAcceptedReferral(

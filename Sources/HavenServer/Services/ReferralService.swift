@@ -174,7 +174,7 @@ struct ReferralService {
                 Haven_V1_Referral.self,
                 id: request.referralID,
                 expected: .required(request.expectedVersion),
-                permission: byPartner ? .partner(.actForPartner) : .office(.writeRecords),
+                permission: byPartner ? .addressedPartner(.actForPartner) : .office(.writeRecords),
                 kind: status == .revoked ? .accessRevoked : .updated,
                 context,
                 tx
