@@ -188,7 +188,8 @@ struct DeploymentTests {
                 port: server.port,
                 credentials: try deployment.credentials(for: "admin")
             )
-            if let answer = try await fourth.hello(), case .hello = answer.kind { admitted = true }
+            // A connection refused while the slot is still taken may be closed before its hello is sent.
+            if let answer = try? await fourth.hello(), case .hello = answer.kind { admitted = true }
             await fourth.close()
             if !admitted { try await Task.sleep(for: .milliseconds(20)) }
         }

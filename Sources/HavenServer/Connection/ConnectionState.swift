@@ -22,6 +22,10 @@ struct ConnectionState {
     var idleSince: ContinuousClock.Instant?
     /// When the connection was accepted.
     let openedAt: ContinuousClock.Instant
+    /// Calls started whose end has not been written yet (a call leaves
+    /// ``calls`` before its end goes out, so that its slot is free when the
+    /// client reads the end).
+    var unwrittenEnds = 0
     /// Why the server ended the connection's session (account disabled or
     /// changed, certificate expired): the end of every call still in flight.
     var endedBecause: HavenError?
@@ -74,6 +78,7 @@ struct ConnectionState {
         }
         let control = CallControl(credits: credits)
         self.calls[callID] = control
+        self.unwrittenEnds += 1
         self.idleSince = nil
         return .start(control)
     }
@@ -81,6 +86,14 @@ struct ConnectionState {
     mutating func finish(callID: UInt64, now: ContinuousClock.Instant) {
         self.calls.removeValue(forKey: callID)
         if self.calls.isEmpty { self.idleSince = now }
+    }
+
+    /// A call's end was written (or could not be). Returns true when the
+    /// connection is closed and this was the last end it waited for.
+    mutating func endWritten() -> Bool {
+        self.unwrittenEnds -= 1
+        if case .closed = self.phase { return self.unwrittenEnds == 0 }
+        return false
     }
 
     /// Starts going away; returns the last call id that will be processed, or
@@ -104,10 +117,11 @@ struct ConnectionState {
         return true
     }
 
-    /// Closes; returns the calls still in flight, to cancel.
-    mutating func close() -> [CallControl] {
+    /// Closes; returns the calls still in flight, to cancel, and whether every
+    /// end has already been written (the channel may close at once).
+    mutating func close() -> (calls: [CallControl], endsWritten: Bool) {
         self.phase = .closed
         defer { self.calls.removeAll() }
-        return Array(self.calls.values)
+        return (Array(self.calls.values), self.unwrittenEnds == 0)
     }
 }

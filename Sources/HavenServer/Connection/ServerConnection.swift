@@ -23,6 +23,8 @@ final class ServerConnection: Sendable {
     private let state: Mutex<ConnectionState>
     /// Wakes the watchdog when the server shuts down.
     private let shutdownSignal = CallControl(credits: 0)
+    /// Fired once the connection is closed and every call's end is written.
+    private let endsWritten = Signal()
 
     init(
         channel: any Channel,
@@ -67,7 +69,7 @@ final class ServerConnection: Sendable {
             } catch {
                 self.logger.debug("connection ended", metadata: ["error": "\(type(of: error))"])
             }
-            self.close()
+            await self.close()
             group.cancelAll()
         }
     }
@@ -79,7 +81,7 @@ final class ServerConnection: Sendable {
         guard self.state.withLock({ $0.endSession(reason) }) else { return }
         self.logger.notice("session ended", metadata: ["reason": "\(reason.message)"])
         await self.sendGoAway(reason)
-        self.close()
+        await self.close()
     }
 
     /// Starts a graceful shutdown: go-away now, calls in flight get the grace
@@ -199,6 +201,7 @@ final class ServerConnection: Sendable {
         case .start(let control):
             guard let entry else {
                 self.finish(callID)
+                defer { self.endWritten() }
                 await self.send(
                     .end(
                         callID: callID,
@@ -327,6 +330,7 @@ final class ServerConnection: Sendable {
         // call as soon as it reads this end must find the slot free.
         self.finish(call.id)
         await self.send(end)
+        self.endWritten()
         logger.debug(
             "call ended",
             metadata: ["code": "\(StatusCode(wire: end.end.code))", "duration": "\(ContinuousClock.now - started)"]
@@ -335,6 +339,10 @@ final class ServerConnection: Sendable {
 
     private func finish(_ callID: UInt64) {
         self.state.withLock { $0.finish(callID: callID, now: .now) }
+    }
+
+    private func endWritten() {
+        if self.state.withLock({ $0.endWritten() }) { self.endsWritten.fire() }
     }
 
     // MARK: Timers and closing
@@ -356,7 +364,7 @@ final class ServerConnection: Sendable {
                     await self.sendGoAway(
                         HavenError(code: .deadlineExceeded, message: "no hello within the handshake timeout")
                     )
-                    self.close()
+                    await self.close()
                     return
                 }
                 // Wake in time for the idle deadline too: the hello may arrive meanwhile.
@@ -366,7 +374,7 @@ final class ServerConnection: Sendable {
                     let idleDeadline = idleSince + self.configuration.idleTimeout
                     if now >= idleDeadline {
                         await self.sendGoAway(HavenError(code: .unavailable, message: "idle connection closed"))
-                        self.close()
+                        await self.close()
                         return
                     }
                     wakeAt = idleDeadline
@@ -403,7 +411,7 @@ final class ServerConnection: Sendable {
         while ContinuousClock.now < graceEnds, self.state.withLock({ !$0.calls.isEmpty }) {
             try? await Task.sleep(for: .milliseconds(20))
         }
-        self.close()
+        await self.close()
     }
 
     private func sendGoAway(_ reason: HavenError) async {
@@ -411,13 +419,20 @@ final class ServerConnection: Sendable {
         await self.send(.goAway(lastCallID: lastCallID, reason: reason))
     }
 
-    /// Cancels what is in flight (their ends say UNAVAILABLE) and closes the channel.
-    private func close() {
-        let calls = self.state.withLock { $0.close() }
+    /// Cancels what is in flight and closes the channel once the cancelled
+    /// calls have written their ends (UNAVAILABLE, or the reason the session
+    /// ended) — at most a second later, should a handler not stop.
+    private func close() async {
+        let (calls, endsWritten) = self.state.withLock { $0.close() }
         for call in calls { call.cancel() }
-        // Let the ends of the cancelled calls be written before TCP closes.
-        let channel = self.channel
-        channel.eventLoop.scheduleTask(in: .milliseconds(50)) { channel.close(promise: nil) }
+        if endsWritten { self.endsWritten.fire() }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.endsWritten.wait() }
+            group.addTask { try? await Task.sleep(for: .seconds(1)) }
+            await group.next()
+            group.cancelAll()
+        }
+        self.channel.close(promise: nil)
     }
 
     // MARK: Writing

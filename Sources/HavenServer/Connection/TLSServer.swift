@@ -34,7 +34,7 @@ package final class TLSServer: Service, Sendable {
     private let state = Mutex(State())
     private let listening: EventLoopPromise<SocketAddress>
     /// Fired once the server is shutting down and its last connection has closed: ends the session watch.
-    private let drained = CallControl(credits: 0)
+    private let drained = Signal()
 
     package init(
         configuration: ServerConfiguration,
@@ -139,7 +139,7 @@ package final class TLSServer: Service, Sendable {
         self.logger.info("shutting down", metadata: ["connections": "\(connections.count)"])
         channel?.close(promise: nil)
         for connection in connections { connection.shutDown() }
-        if connections.isEmpty { self.drained.cancel() }
+        if connections.isEmpty { self.drained.fire() }
     }
 
     /// Keeps every open connection's principal current: a few times a second
@@ -151,7 +151,7 @@ package final class TLSServer: Service, Sendable {
     private func watchSessions() async {
         var revision: UInt64?
         var accounts: [String: Account] = [:]
-        while !self.drained.isCancelled {
+        while !self.drained.hasFired {
             let connections = self.state.withLock { Array($0.connections.values) }
             if !connections.isEmpty {
                 do {
@@ -178,7 +178,7 @@ package final class TLSServer: Service, Sendable {
             }
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { try? await Task.sleep(for: SessionCheck.interval) }
-                group.addTask { await self.drained.waitForCancellation() }
+                group.addTask { await self.drained.wait() }
                 await group.next()
                 group.cancelAll()
             }
@@ -250,7 +250,7 @@ package final class TLSServer: Service, Sendable {
                         state.connections.removeValue(forKey: key)
                         return state.shuttingDown && state.connections.isEmpty
                     }
-                    if drained { self.drained.cancel() }
+                    if drained { self.drained.fire() }
                 }
                 logger.debug("connection open")
                 await connection.run(inbound: inbound)
