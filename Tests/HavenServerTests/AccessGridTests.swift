@@ -3,6 +3,8 @@ import HavenProtocol
 import HavenServer
 import HavenStore
 import HavenTestSupport
+import Logging
+import NIOCore
 import SwiftProtobuf
 import Synchronization
 import Testing
@@ -378,6 +380,73 @@ struct AccessGridTests {
             cells.add(2)
         }
         print("access grid: \(cells.total) survivor and referral cells")
+    }
+
+    @Test("a slice of the grid over real TLS: direct reads and lists of every grid survivor, as every principal")
+    func tlsSlice() async throws {
+        let grid = try await AccessGrid.build()
+        // The deployment lends its CA and server certificate; accounts and records are the grid's.
+        let deployment = try TestDeployment()
+        var configuration = ServerConfiguration()
+        configuration.listenPort = 0
+        configuration.shutdownGrace = .milliseconds(200)
+        var logger = Logger(label: "haven-grid-tls")
+        logger.logLevel = .critical
+        let server = try TLSServer(
+            configuration: configuration,
+            tls: try TLSMaterial(dataDirectory: deployment.dataDirectory),
+            store: grid.haven.store,
+            router: grid.haven.router,
+            logger: logger
+        )
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.run() }
+            let port = try #require(try await server.listeningAddress.port)
+            var cells = 0
+            for who in Who.allCases {
+                let connection = try await RawConnection.connect(
+                    port: port,
+                    credentials: try deployment.credentials(for: who.rawValue)
+                )
+                try await connection.hello()
+                var id: UInt64 = 0
+                var list = Haven_V1_ListSurvivorsRequest()
+                list.page.pageSize = 500
+                id += 1
+                let listed = try await connection.call(MethodCatalog.SurvivorService.listSurvivors, list, id: id)
+                let page =
+                    listed.error == nil ? try Haven_V1_ListSurvivorsResponse(decodingPayload: listed.payload) : nil
+                for survivor in grid.survivors {
+                    id += 1
+                    let end = try await connection.call(
+                        MethodCatalog.SurvivorService.getSurvivor,
+                        .with { $0.survivorID = survivor.id },
+                        id: id
+                    )
+                    let listedRecord = page?.survivors.first { $0.id == survivor.id }
+                    switch Self.expected(who, survivor) {
+                    case .hidden:
+                        #expect(
+                            end.statusCode == .notFound,
+                            "TLS get \(survivor.referral)/\(survivor.consent) as \(who)"
+                        )
+                        #expect(listedRecord == nil)
+                    case .visible(let fields, _, _):
+                        let record = try Haven_V1_Survivor(decodingPayload: end.payload)
+                        #expect(
+                            presentFields(record) == fields,
+                            "TLS get \(survivor.referral)/\(survivor.consent) as \(who)"
+                        )
+                        #expect(listedRecord.map { presentFields($0) } == fields)
+                    }
+                    cells += 2
+                }
+                await connection.close()
+            }
+            print("access grid: \(cells) cells over TLS")
+            server.initiateShutdown()
+            try await group.waitForAll()
+        }
     }
 
     // MARK: Helpers
