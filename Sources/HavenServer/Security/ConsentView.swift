@@ -11,19 +11,24 @@ package enum ConsentView {
     /// Whether a referral of the survivor to the partner is live now. Runs
     /// the same query whatever the arguments (an empty partner id matches nothing).
     static func hasLiveReferral(_ survivorID: String, partnerID: String, _ tx: any StoreReader) throws -> Bool {
-        var query = RecordQuery(order: .newestFirst, limit: 1)
-        query.subjectID = survivorID
-        query.partnerID = partnerID
-        query.statuses = liveReferrals.map(\.rawValue)
-        return try tx.count(Haven_V1_Referral.self, query) > 0 && !partnerID.isEmpty
+        try self.hasReferral(survivorID, partnerID: partnerID, in: liveReferrals, tx)
     }
 
     /// Whether the partner accepted a referral of the survivor that is still accepted.
     static func hasAcceptedReferral(_ survivorID: String, partnerID: String, _ tx: any StoreReader) throws -> Bool {
+        try self.hasReferral(survivorID, partnerID: partnerID, in: [.accepted], tx)
+    }
+
+    private static func hasReferral(
+        _ survivorID: String,
+        partnerID: String,
+        in statuses: [Haven_V1_ReferralStatus],
+        _ tx: any StoreReader
+    ) throws -> Bool {
         var query = RecordQuery(order: .newestFirst, limit: 1)
         query.subjectID = survivorID
         query.partnerID = partnerID
-        query.statuses = [Haven_V1_ReferralStatus.accepted.rawValue]
+        query.statuses = statuses.map(\.rawValue)
         return try tx.count(Haven_V1_Referral.self, query) > 0 && !partnerID.isEmpty
     }
 
