@@ -36,22 +36,4 @@ package struct ServiceEnvironment: Sendable {
     package func newID(_ prefix: String) -> String {
         prefix + "_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
     }
-
-    /// A record as the caller may see it now; NOT_FOUND otherwise.
-    package func visible<R: StoredRecord>(
-        _ record: R?,
-        _ context: CallContext,
-        _ tx: any StoreReader
-    ) throws -> R {
-        guard let record, let view = try self.policy.view(record, for: context.principal, in: tx, now: self.nowUnixMs)
-        else {
-            throw AccessPolicy.notFound(R.recordKind.noun)
-        }
-        return view
-    }
-}
-
-extension RecordKind {
-    /// The kind's name in messages.
-    package var noun: String { self == .caseRecord ? "case" : self.rawValue }
 }
