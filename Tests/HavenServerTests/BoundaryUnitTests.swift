@@ -71,6 +71,30 @@ struct BoundaryUnitTests {
         #expect(directory.message.contains("chmod 700 \(root.path)"))
     }
 
+    @Test("9b. the built havend refuses to start on a data directory whose master key others can read")
+    func havendRefusesReadableSecrets() throws {
+        let havend = RepositoryPaths.root.appendingPathComponent(".build/debug/havend")
+        guard FileManager.default.isExecutableFile(atPath: havend.path) else {
+            #expect(!runningInCI, "CI builds havend with the tests; \(havend.path) is missing")
+            print("SKIPPED: \(havend.path) is not built (run `swift build` first)")
+            return
+        }
+        let temporary = try TemporaryDirectory("haven-havend-permissions")
+        defer { temporary.remove() }
+        let data = DataDirectory(temporary.url.appendingPathComponent("data"))
+        try data.initialize(development: true)
+        chmod(data.masterKeyFile, 0o644)
+        // Under `timeout`: should the check ever regress, havend would serve instead of exiting.
+        let result = try run(
+            URL(fileURLWithPath: "/usr/bin/timeout"),
+            ["20", havend.path, "--data-dir", data.root.path, "--set", "listen_host=127.0.0.1"]
+        )
+        let message = String(decoding: result.error + result.output, as: UTF8.self)
+        #expect(result.status != 0 && result.status != 124, "havend exited with \(result.status)")
+        #expect(message.contains("chmod 600 \(data.masterKeyFile)"), "\(message)")
+        #expect(!message.contains("listening"))
+    }
+
     @Test("a secret file is written 0600 even over an existing readable file")
     func secretFileMode() throws {
         let temporary = try TemporaryDirectory("haven-secret")

@@ -39,8 +39,11 @@ public nonisolated enum Haven_V1_ChangeKind: SwiftProtobuf.Enum, Swift.CaseItera
   /// The record was changed (including status changes and appends).
   case updated // = 2
 
-  /// The caller lost access to the record (referral revoked, consent
-  /// withdrawn): discard any copy. The subject carries only identifiers.
+  /// The caller lost access to the record (its referral was revoked): discard
+  /// any copy. The subject carries only identifiers (id, survivor id and code,
+  /// partner id, status, version, times). A withdrawn consent sends no item of
+  /// its own: from then on every item, replayed ones included, carries only
+  /// what the consents in force allow.
   case accessRevoked // = 3
   case UNRECOGNIZED(Int)
 

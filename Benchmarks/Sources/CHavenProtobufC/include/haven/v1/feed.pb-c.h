@@ -42,8 +42,11 @@ typedef enum _Haven__V1__ChangeKind {
    */
   HAVEN__V1__CHANGE_KIND__CHANGE_KIND_UPDATED = 2,
   /*
-   * The caller lost access to the record (referral revoked, consent
-   * withdrawn): discard any copy. The subject carries only identifiers.
+   * The caller lost access to the record (its referral was revoked): discard
+   * any copy. The subject carries only identifiers (id, survivor id and code,
+   * partner id, status, version, times). A withdrawn consent sends no item of
+   * its own: from then on every item, replayed ones included, carries only
+   * what the consents in force allow.
    */
   HAVEN__V1__CHANGE_KIND__CHANGE_KIND_ACCESS_REVOKED = 3
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(HAVEN__V1__CHANGE_KIND)
