@@ -43,8 +43,9 @@ struct Accounts: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Adds, lists and disables accounts, and issues their credentials.",
         discussion: """
-            Works on the data directory's database (safe while havend runs). A disabled
-            account is refused at its next connection, even with a valid certificate.
+            Works on the data directory's database (safe while havend runs). A running
+            havend ends a disabled account's open connections within a second and refuses
+            its every new connection, even with a valid certificate.
             """,
         subcommands: [Add.self, List.self, Disable.self]
     )
