@@ -157,6 +157,22 @@ struct ConnectionTests {
         )
     }
 
+    @Test(
+        "anything but hello as the first frame violates the protocol",
+        arguments: [
+            Haven_V1_ClientEnvelope.ping(7), .cancel(callID: 1), .credit(callID: 1, messages: 4),
+        ]
+    )
+    func nothingBeforeHello(first: Haven_V1_ClientEnvelope) async throws {
+        let frame = try FrameEncoder().encode(first)
+        try await self.expectGoAway(
+            .invalidArgument,
+            after: Array(frame.readableBytesView),
+            hello: false,
+            containing: "before hello"
+        )
+    }
+
     @Test("refuses a client with no shared protocol version")
     func versionMismatch() async throws {
         try await self.withServer { deployment, server in
@@ -203,6 +219,7 @@ struct ConnectionTests {
             }
             let third = try await connection.call(MethodCatalog.SessionService.whoAmI, .init(), id: 3)
             #expect(third.statusCode == .resourceExhausted)
+            #expect(third.error?.retryAfterMs == 100, "a RetryInfo says when to try again")
             try await connection.send(.cancel(callID: 1))
             #expect(try await connection.end(of: 1).statusCode == .cancelled)
             let fourth = try await connection.call(MethodCatalog.SessionService.whoAmI, .init(), id: 4)

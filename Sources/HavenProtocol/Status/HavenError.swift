@@ -165,6 +165,27 @@ extension HavenError {
         return HavenError(code: .invalidArgument, message: "\(field): \(problem)", details: [detail])
     }
 
+    /// RESOURCE_EXHAUSTED with a `RetryInfo` detail: the server is at a limit
+    /// that frees by itself, and says how long to wait before trying again.
+    ///
+    /// - Parameters:
+    ///   - message: Which limit, without any record's content.
+    ///   - retryAfterMs: The least time to wait before retrying, in milliseconds.
+    /// - Returns: The error to end the call (or the connection) with.
+    public static func exhausted(_ message: String, retryAfterMs: UInt64) -> HavenError {
+        var detail = Haven_V1_ErrorDetail()
+        detail.retry.retryAfterMs = retryAfterMs
+        return HavenError(code: .resourceExhausted, message: message, details: [detail])
+    }
+
+    /// How long the server asked to wait before retrying (a `RetryInfo` detail), if it did.
+    public var retryAfterMs: UInt64? {
+        for detail in self.details {
+            if case .retry(let retry) = detail.detail { return retry.retryAfterMs }
+        }
+        return nil
+    }
+
     /// The current version named by a `VersionConflict` detail, if any.
     public var currentVersion: UInt64? {
         for detail in self.details {

@@ -69,10 +69,11 @@ struct ConnectionState {
         }
         self.highestCallID = callID
         guard self.calls.count < maxConcurrentCalls else {
+            // A slot frees as soon as any call ends: a short wait is enough.
             return .refuse(
-                HavenError(
-                    code: .resourceExhausted,
-                    message: "more than \(maxConcurrentCalls) calls in flight on this connection"
+                HavenError.exhausted(
+                    "more than \(maxConcurrentCalls) calls in flight on this connection",
+                    retryAfterMs: 100
                 )
             )
         }

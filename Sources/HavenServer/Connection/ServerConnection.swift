@@ -103,6 +103,11 @@ final class ServerConnection: Sendable {
     }
 
     private func receive(_ envelope: Haven_V1_ClientEnvelope) async throws -> AcceptedCall? {
+        // Anything but a hello before the hello violates the protocol (PROTOCOL.md §5.1).
+        if case .hello = envelope.kind {
+        } else if self.state.withLock({ if case .awaitingHello = $0.phase { true } else { false } }) {
+            throw HavenError(code: .invalidArgument, message: "protocol violation: a frame before hello")
+        }
         switch envelope.kind {
         case .hello(let hello):
             try await self.receiveHello(hello, callID: envelope.callID)

@@ -233,7 +233,7 @@ package final class TLSServer: Service, Sendable {
                 let admitted = self.state.withLock { state -> HavenError? in
                     if state.shuttingDown { return HavenError(code: .unavailable, message: "server shutting down") }
                     if state.connections.count >= self.configuration.maxConnections {
-                        return HavenError(code: .resourceExhausted, message: "too many connections; retry later")
+                        return HavenError.exhausted("too many connections; retry later", retryAfterMs: 1000)
                     }
                     state.connections[key] = connection
                     return nil
