@@ -513,7 +513,8 @@ extension HavenClient {
             try await self.client.unary(MethodCatalog.SurvivorService.registerSurvivor, request, options: options)
         }
 
-        /// Reads a survivor. Errors: NOT_FOUND, PERMISSION_DENIED.
+        /// Reads a survivor. Errors: NOT_FOUND (also for a survivor the caller may
+        /// not see, worded the same).
         ///
         /// - Parameters:
         ///   - request: The `haven.v1.GetSurvivorRequest`.

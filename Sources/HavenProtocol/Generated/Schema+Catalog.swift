@@ -306,7 +306,8 @@ extension MethodCatalog {
             kind: .unary
         )
 
-        /// Reads a survivor. Errors: NOT_FOUND, PERMISSION_DENIED.
+        /// Reads a survivor. Errors: NOT_FOUND (also for a survivor the caller may
+        /// not see, worded the same).
         public static let getSurvivor = MethodDescriptor<Haven_V1_GetSurvivorRequest, Haven_V1_Survivor>(
             service: name,
             method: "GetSurvivor",

@@ -718,8 +718,10 @@ public nonisolated struct Haven_V1_GetSurvivorRequest: Sendable {
     set {key = .code(newValue)}
   }
 
-  /// Also return the identity (audited). Refused with PERMISSION_DENIED for
-  /// roles that never see identities; for partners, filtered by consent.
+  /// Also return the identity (audited): in full to staff of the survivor's
+  /// office; for partners, cut to the consent scopes in force now. Roles that
+  /// never see survivors (admin, auditor) get NOT_FOUND, as for any survivor
+  /// they may not see.
   public var includeIdentity: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()

@@ -529,8 +529,10 @@ struct  Haven__V1__GetSurvivorRequest
 {
   ProtobufCMessage base;
   /*
-   * Also return the identity (audited). Refused with PERMISSION_DENIED for
-   * roles that never see identities; for partners, filtered by consent.
+   * Also return the identity (audited): in full to staff of the survivor's
+   * office; for partners, cut to the consent scopes in force now. Roles that
+   * never see survivors (admin, auditor) get NOT_FOUND, as for any survivor
+   * they may not see.
    */
   protobuf_c_boolean include_identity;
   Haven__V1__GetSurvivorRequest__KeyCase key_case;
