@@ -129,12 +129,7 @@ struct BoundaryRegressionTests {
     @Test("1b. a caseworker moved to another office cannot read the old office's case by replaying a create")
     func movedCaseworkerReplay() async throws {
         try await withSession { session in
-            try await ServiceTests.setUpOffices(session)
-            let opened = try await session.call(
-                "worker-kol",
-                MethodCatalog.CaseService.openCase,
-                ServiceTests.openCase()
-            )
+            let opened = try await session.officesAndKolCase()
             var note = Haven_V1_AppendCaseEventRequest()
             note.caseID = opened.id
             note.event.occurredOn = ServiceTests.date(2026, 3, 1)
@@ -227,12 +222,7 @@ struct BoundaryRegressionTests {
     @Test("6. a rescue count that would overflow is refused, and stored figures saturate instead of trapping")
     func reportsCannotTrap() async throws {
         try await withSession { session in
-            try await ServiceTests.setUpOffices(session)
-            let opened = try await session.call(
-                "worker-kol",
-                MethodCatalog.CaseService.openCase,
-                ServiceTests.openCase()
-            )
+            let opened = try await session.officesAndKolCase()
             var rescue = Haven_V1_AppendCaseEventRequest()
             rescue.caseID = opened.id
             rescue.event.occurredOn = ServiceTests.date(2026, 3, 1)
@@ -274,12 +264,7 @@ struct BoundaryRegressionTests {
     )
     func casesCannotOutgrowAFrame() async throws {
         try await withSession { session in
-            try await ServiceTests.setUpOffices(session)
-            let opened = try await session.call(
-                "worker-kol",
-                MethodCatalog.CaseService.openCase,
-                ServiceTests.openCase()
-            )
+            let opened = try await session.officesAndKolCase()
             var arrest = Haven_V1_AppendCaseEventRequest()
             arrest.caseID = opened.id
             arrest.event.occurredOn = ServiceTests.date(2026, 3, 1)
@@ -381,5 +366,13 @@ struct BoundaryRegressionTests {
             #expect((try goAway.serializedBytes() as [UInt8]).count < 1024, "the go-away does not echo the offer")
             #expect(await connection.closed(within: .seconds(5)))
         }
+    }
+}
+
+extension Session {
+    /// Offices KOL, MUM and MNL, and a KOL case opened by `worker-kol`.
+    func officesAndKolCase() async throws -> Haven_V1_Case {
+        try await ServiceTests.setUpOffices(self)
+        return try await self.call("worker-kol", MethodCatalog.CaseService.openCase, ServiceTests.openCase())
     }
 }

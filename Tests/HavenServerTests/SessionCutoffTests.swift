@@ -126,12 +126,7 @@ struct SessionCutoffTests {
     @Test("a write sent after the account was disabled never commits, even before the session is cut")
     func writeAfterDisable() async throws {
         try await withSession { session in
-            try await ServiceTests.setUpOffices(session)
-            let opened = try await session.call(
-                "worker-kol",
-                MethodCatalog.CaseService.openCase,
-                ServiceTests.openCase()
-            )
+            let opened = try await session.officesAndKolCase()
             let connection = try await session.connection("worker-kol")
             try session.deployment.updateAccount("worker-kol") { $0.enabled = false }
             var update = Haven_V1_UpdateCaseRequest()

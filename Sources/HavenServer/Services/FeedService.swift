@@ -118,17 +118,3 @@ struct FeedService {
     }
 
 }
-
-extension Optional where Wrapped == Haven_V1_ChangeEvent.OneOf_Subject {
-    var feedSubject: Haven_V1_FeedSubject {
-        switch self {
-        case .office: .office
-        case .caseRecord: .case
-        case .survivor: .survivor
-        case .partner: .partner
-        case .referral: .referral
-        case .alert: .alert
-        case .none: .unspecified
-        }
-    }
-}
