@@ -262,6 +262,7 @@ PROPERTY = {
     "FeedService": ("feed", "Feed"),
     "ReportService": ("reports", "Reports"),
     "SessionService": ("session", "Session"),
+    "AuditService": ("audit", "Audit"),
 }
 METHOD_OVERRIDES = {"GetOfficeReport": "officeReport", "WhoAmI": "whoAmI"}
 

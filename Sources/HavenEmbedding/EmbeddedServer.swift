@@ -4,6 +4,7 @@ import HavenServer
 import HavenStore
 import Logging
 import NIOCore
+import ServiceLifecycle
 
 /// A Haven server inside this process, on a fresh development data directory.
 ///
@@ -23,7 +24,7 @@ public final class EmbeddedServer: Sendable {
     /// The credentials bundle of the development admin account.
     public let adminCredentials: URL
     private let directory: DataDirectory
-    private let server: TLSServer
+    private let group: ServiceGroup
     private let task: Task<Void, any Error>
     private let store: SQLiteStore
 
@@ -31,14 +32,14 @@ public final class EmbeddedServer: Sendable {
         port: Int,
         adminCredentials: URL,
         directory: DataDirectory,
-        server: TLSServer,
+        group: ServiceGroup,
         task: Task<Void, any Error>,
         store: SQLiteStore
     ) {
         self.port = port
         self.adminCredentials = adminCredentials
         self.directory = directory
-        self.server = server
+        self.group = group
         self.task = task
         self.store = store
     }
@@ -68,32 +69,41 @@ public final class EmbeddedServer: Sendable {
     /// - Returns: The running server.
     /// - Throws: ``HavenError`` when the directory cannot be created or the server cannot listen.
     public static func start(in directory: URL, maxConcurrentCalls: Int = 1024) async throws -> EmbeddedServer {
+        try await self.start(in: directory, maxConcurrentCalls: maxConcurrentCalls, auditing: true)
+    }
+
+    /// Starts a server whose store keeps **no audit trail**: only for the
+    /// benchmark that measures what the trail costs (the same write with and
+    /// without its entry, in one run). Not reachable from havend or any
+    /// configuration; an SPI so that no ordinary import sees it.
+    @_spi(AuditCostBaseline)
+    public static func start(in directory: URL, maxConcurrentCalls: Int = 1024, auditing: Bool) async throws
+        -> EmbeddedServer
+    {
         let data = DataDirectory(directory)
         let report = try data.initialize(development: true)
         var configuration = ServerConfiguration()
         configuration.listenPort = 0
         configuration.maxConcurrentCalls = maxConcurrentCalls
         configuration.shutdownGrace = .milliseconds(500)
-        let store = try SQLiteStore(path: data.databaseFile)
-        let vault = IdentityVault(masterKey: try MasterKey.load(from: data.masterKeyFile))
         var logger = Logger(label: "haven-embedded")
         logger.logLevel = .warning
-        let server = try TLSServer(
+        let haven = try await HavenComposition.open(
+            data,
             configuration: configuration,
-            tls: try TLSMaterial(dataDirectory: data),
-            store: store,
-            router: HavenServices.router(ServiceEnvironment(store: store, vault: vault)),
-            logger: logger
+            logger: logger,
+            auditing: auditing
         )
-        let task = Task { try await server.run() }
-        let address = try await server.listeningAddress
+        let group = ServiceGroup(configuration: .init(services: haven.services, logger: logger))
+        let task = Task { try await group.run() }
+        let address = try await haven.server.listeningAddress
         return EmbeddedServer(
             port: address.port ?? 0,
             adminCredentials: URL(fileURLWithPath: report.adminCredentials),
             directory: data,
-            server: server,
+            group: group,
             task: task,
-            store: store
+            store: haven.store
         )
     }
 
@@ -105,15 +115,13 @@ public final class EmbeddedServer: Sendable {
     ///   - offices: Offices it works in (directors, caseworkers).
     /// - Returns: The bundle directory.
     public func addAccount(id: String, role: Haven_V1_Role, offices: [String] = []) throws -> URL {
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
         try self.store.writeSynchronously { tx in
             try tx.saveAccount(
-                Account(
-                    id: id,
-                    displayName: id,
-                    role: role,
-                    officeCodes: offices,
-                    createdAtUnixMs: Int64(Date().timeIntervalSince1970 * 1000)
-                )
+                Account(id: id, displayName: id, role: role, officeCodes: offices, createdAtUnixMs: now),
+                auditedAs: DataDirectory.localOperator,
+                action: "accounts.add",
+                at: now
             )
         }
         return URL(
@@ -127,7 +135,7 @@ public final class EmbeddedServer: Sendable {
 
     /// Shuts down gracefully and waits until it has stopped.
     public func stop() async throws {
-        self.server.initiateShutdown()
+        await self.group.triggerGracefulShutdown()
         try await self.task.value
     }
 }

@@ -17,8 +17,11 @@ package protocol StoreReader {
     /// Counts records matching `query` (ignoring its cursor and limit).
     func count<R: StoredRecord>(_ type: R.Type, _ query: RecordQuery) throws -> Int
 
-    /// The sealed secret stored beside a record (a survivor's identity).
-    func secret<R: StoredRecord>(of type: R.Type, id: String) throws -> [UInt8]?
+    /// A survivor's identity, opened; nil when it was erased (or never sealed).
+    ///
+    /// - Throws: ``HavenError`` DATA_LOSS when it is there but does not open
+    ///   (moved, rolled back, or under a key this store does not hold).
+    func identity(survivorID: String) throws -> Haven_V1_SurvivorIdentity?
 
     /// Change-log entries after `sequence`, oldest first.
     func changes(after sequence: UInt64, limit: Int) throws -> [ChangeEntry]
@@ -39,19 +42,46 @@ package protocol StoreReader {
     /// notice changes made by another process, such as `haven-admin`).
     func accountRevision() throws -> UInt64
 
-    /// An office's wrapped data key.
-    func wrappedOfficeKey(officeCode: String) throws -> [UInt8]?
+    /// The audit trail's length (its last sequence).
+    func auditSize() throws -> UInt64
+
+    /// Audit entries matching `query`.
+    func auditEntries(_ query: AuditQuery) throws -> [Haven_V1_AuditEntry]
+
+    /// Audit entries as stored, from `sequence` on, for verification.
+    func storedAuditEntries(from sequence: UInt64, limit: Int) throws -> [StoredAuditEntry]
+
+    /// Every record's and account's stored hash, keyed `kind/id`.
+    func storedHashes() throws -> [String: [UInt8]]
+
+    /// Change-log entries' stored hashes, from `sequence` on.
+    func changeHashes(from sequence: UInt64, limit: Int) throws -> [(UInt64, [UInt8])]
+
+    /// Signed checkpoints, newest first, below `size` (nil: from the newest).
+    func checkpoints(below size: UInt64?, limit: Int) throws -> [Haven_V1_AuditCheckpoint]
+
+    /// The fingerprint of the master key the database's office keys are
+    /// wrapped with (nil before the first office key).
+    func masterKeyFingerprint() throws -> String?
+
+    /// Whether a record still has its own key (false once erased, or before
+    /// anything of it was sealed).
+    func hasRecordKey(kind: RecordKind, id: String) throws -> Bool
 }
 
 /// Writes available inside a write transaction.
 package protocol StoreWriter: StoreReader {
-    /// Inserts a new record. Throws ALREADY_EXISTS when its id or alias is taken.
-    func insert<R: StoredRecord>(_ record: R, secret: [UInt8]?) throws
+    /// Inserts a new record, sealing its sealed fields (and `identity`, for a
+    /// survivor) under a new key of its own. Throws ALREADY_EXISTS when its id
+    /// or alias is taken.
+    func insert<R: StoredRecord>(_ record: R, identity: Haven_V1_SurvivorIdentity?) throws
 
     /// Replaces a record whose stored version is `expectedVersion`; the record
-    /// passed carries the new version. Throws FAILED_PRECONDITION with the
-    /// current version when the stored one differs, NOT_FOUND when absent.
-    func update<R: StoredRecord>(_ record: R, expectedVersion: UInt64, secret: [UInt8]??) throws
+    /// passed carries the new version. Everything sealed is sealed again for
+    /// the new version (a rolled-back box does not open). Throws
+    /// FAILED_PRECONDITION with the current version when the stored one
+    /// differs, NOT_FOUND when absent.
+    func update<R: StoredRecord>(_ record: R, expectedVersion: UInt64, sealed: SealedChange) throws
 
     /// Appends to the change log and returns the entry's sequence.
     @discardableResult
@@ -66,18 +96,44 @@ package protocol StoreWriter: StoreReader {
     /// Inserts or replaces an account, and advances ``StoreReader/accountRevision()``.
     func saveAccount(_ account: Account) throws
 
-    /// Stores an office's wrapped data key (once; never replaced).
-    func saveWrappedOfficeKey(officeCode: String, wrappedKey: [UInt8]) throws
+    /// Appends the audit entry covering everything this transaction wrote
+    /// so far (records, accounts and changes, with their stored hashes) plus
+    /// `entry`'s own resources. A transaction that writes and does not end
+    /// with this is refused at commit.
+    @discardableResult
+    func appendAudit(_ entry: NewAuditEntry) throws -> Haven_V1_AuditEntry
+
+    /// Notes that the transaction disclosed a resource (an identity read):
+    /// like a write, it must be covered by an audit entry before commit.
+    func disclosed(_ resource: Haven_V1_AuditResource)
+
+    /// Whether something written or disclosed awaits its audit entry.
+    var pendingAudit: Bool { get }
+
+    /// Stores a signed checkpoint.
+    func saveCheckpoint(_ checkpoint: Haven_V1_AuditCheckpoint) throws
+
+    /// Rotates keys: every office key is re-wrapped under `master` (when
+    /// given, which becomes the database's master key), and each office of
+    /// `offices` gets a new key that re-wraps its records' keys.
+    func rotateKeys(master: MasterKeyMaterial?, offices: [String]) throws -> KeyRotation
 }
 
 extension StoreWriter {
-    /// Inserts a record with no secret.
+    /// Inserts a record with no identity.
     package func insert<R: StoredRecord>(_ record: R) throws {
-        try self.insert(record, secret: nil)
+        try self.insert(record, identity: nil)
     }
 
-    /// Replaces a record, keeping its secret.
+    /// Replaces a record, keeping what is sealed beside it.
     package func update<R: StoredRecord>(_ record: R, expectedVersion: UInt64) throws {
-        try self.update(record, expectedVersion: expectedVersion, secret: .none)
+        try self.update(record, expectedVersion: expectedVersion, sealed: .keep)
+    }
+
+    /// Saves an account and audits it, in one step: for set-up code and the
+    /// admin tool's offline commands.
+    package func saveAccount(_ account: Account, auditedAs principalID: String, action: String, at: Int64) throws {
+        try self.saveAccount(account)
+        try self.appendAudit(NewAuditEntry(atUnixMs: at, principalID: principalID, action: action))
     }
 }

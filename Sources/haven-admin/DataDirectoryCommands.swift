@@ -99,7 +99,12 @@ struct Accounts: ParsableCommand {
                 guard try tx.account(id: account.id) == nil else {
                     throw HavenError(code: .alreadyExists, message: "account \(account.id) already exists")
                 }
-                try tx.saveAccount(account)
+                try tx.saveAccount(
+                    account,
+                    auditedAs: DataDirectory.localOperator,
+                    action: "accounts.add",
+                    at: Int64(Date().timeIntervalSince1970 * 1000)
+                )
             }
             let bundle = try directory.writeCredentials(
                 for: account.id,
@@ -141,7 +146,12 @@ struct Accounts: ParsableCommand {
                     throw HavenError(code: .notFound, message: "no account \(self.id)")
                 }
                 account.enabled = false
-                try tx.saveAccount(account)
+                try tx.saveAccount(
+                    account,
+                    auditedAs: DataDirectory.localOperator,
+                    action: "accounts.disable",
+                    at: Int64(Date().timeIntervalSince1970 * 1000)
+                )
             }
             say("Disabled '\(self.id)'.")
         }

@@ -91,22 +91,10 @@ struct Havend: AsyncParsableCommand {
         } catch {
             throw ValidationError(error.message)
         }
-        let masterKey = try MasterKey.load(from: directory.masterKeyFile)
-        if masterKey.isDevelopmentKey {
-            logger.warning("using a DEVELOPMENT master key: never store real survivor data in this data directory")
-        }
-        let store = try SQLiteStore(path: directory.databaseFile)
-        let environment = ServiceEnvironment(store: store, vault: IdentityVault(masterKey: masterKey))
-        let server = try TLSServer(
-            configuration: configuration,
-            tls: try TLSMaterial(dataDirectory: directory),
-            store: store,
-            router: HavenServices.router(environment),
-            logger: logger
-        )
+        let haven = try await HavenComposition.open(directory, configuration: configuration, logger: logger)
         let group = ServiceGroup(
             configuration: .init(
-                services: [server],
+                services: haven.services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )

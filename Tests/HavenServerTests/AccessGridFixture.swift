@@ -153,7 +153,7 @@ final class AccessGrid: Sendable {
             partner.idempotencyKey = "partner-\(name)"
             partnerIDs.append(try await haven.call(MethodCatalog.PartnerService.registerPartner, partner, as: admin).id)
         }
-        try haven.store.writeSynchronously { tx in
+        try haven.store.auditedSynchronously { tx in
             try tx.saveAccount(
                 Account(
                     id: "partner-asha",

@@ -234,7 +234,7 @@ struct BoundaryRegressionTests {
             #expect(refused.fieldViolations.map(\.field) == ["event.rescue_operation.people_rescued"])
 
             // Figures stored before the bound existed (written straight into the database) still report.
-            try await session.server.store.write { tx in
+            try await session.server.store.audited { tx in
                 guard var record = try tx.load(Haven_V1_Case.self, id: opened.id) else { return }
                 for index in 0..<2 {
                     var event = Haven_V1_CaseEvent()

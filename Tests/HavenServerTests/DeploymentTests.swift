@@ -131,32 +131,32 @@ struct DeploymentTests {
         )
     }
 
-    @Test("seals identities so that only the right record, office and master key open them")
+    @Test("seals identities so that only the right record, version, office and master key open them")
     func vault() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
-        let store = try SQLiteStore(path: directory.path("haven.sqlite"))
-        let vault = IdentityVault(
-            masterKey: try MasterKey.generate(at: directory.path("master.key"), development: true)
-        )
+        let keys = freshStoreKeys()
+        let store = try SQLiteStore(path: directory.path("haven.sqlite"), keys: keys)
         let identity = Haven_V1_SurvivorIdentity.with { $0.legalName = "Fictional Sealed Name" }
-        let sealed = try await store.write { tx in try vault.seal(identity, survivorID: "s1", officeCode: "KOL", in: tx)
-        }
-        #expect(Data(sealed).range(of: Data("Fictional".utf8)) == nil)
-        let opened = try await store.read { tx in try vault.open(sealed, survivorID: "s1", officeCode: "KOL", in: tx) }
-        #expect(opened == identity)
-        let moved = await #expect(throws: HavenError.self) {
-            try await store.read { tx in try vault.open(sealed, survivorID: "s2", officeCode: "KOL", in: tx) }
-        }
-        #expect(moved?.code == .dataLoss)
-        #expect(moved?.message.contains("Fictional") == false)
-        let otherKey = IdentityVault(
-            masterKey: try MasterKey.generate(at: directory.path("other.key"), development: true)
-        )
+        var survivor = Haven_V1_Survivor()
+        survivor.id = "s1"
+        survivor.code = "KOL-S-0001"
+        survivor.officeCode = "KOL"
+        survivor.version = 1
+        try await store.audited { [survivor] tx in try tx.insert(survivor, identity: identity) }
+        #expect(try await store.read { try $0.identity(survivorID: "s1") } == identity)
+        let file = try Data(contentsOf: URL(fileURLWithPath: directory.path("haven.sqlite")))
+        let wal = (try? Data(contentsOf: URL(fileURLWithPath: directory.path("haven.sqlite-wal")))) ?? Data()
+        #expect(file.range(of: Data("Fictional".utf8)) == nil)
+        #expect(wal.range(of: Data("Fictional".utf8)) == nil)
+
+        // Another master key opens nothing, and says why without content.
+        let other = try SQLiteStore(path: directory.path("haven.sqlite"), keys: freshStoreKeys())
         let wrongKey = await #expect(throws: HavenError.self) {
-            try await store.read { tx in try otherKey.open(sealed, survivorID: "s1", officeCode: "KOL", in: tx) }
+            try await other.read { try $0.identity(survivorID: "s1") }
         }
         #expect(wrongKey?.message.contains("master key") == true)
+        #expect(wrongKey?.message.contains("Fictional") == false)
     }
 
     @Test("refuses connections beyond max_connections with RESOURCE_EXHAUSTED")

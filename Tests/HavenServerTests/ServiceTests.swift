@@ -580,7 +580,7 @@ struct ServiceTests {
             register.partner.services = [.shelter, .vocationalTraining]
             register.idempotencyKey = "ptn-1"
             let partner = try await session.call("admin", MethodCatalog.PartnerService.registerPartner, register)
-            try await session.server.store.write { [partner] tx in
+            try await session.server.store.audited { [partner] tx in
                 try tx.saveAccount(
                     Account(
                         id: "partner-asha",
@@ -891,11 +891,13 @@ struct ServiceTests {
     func everyMethodRouted() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
-        let store = try SQLiteStore(path: directory.path("haven.sqlite"))
+        let keys = KeyCustodian.inMemory(.init(size: .bits256))
+        let store = try SQLiteStore(path: directory.path("haven.sqlite"), keys: keys.keys)
         let router = HavenServices.router(
             ServiceEnvironment(
                 store: store,
-                vault: IdentityVault(masterKey: MasterKey(key: .init(size: .bits256), isDevelopmentKey: true))
+                keys: keys,
+                checkpoints: CheckpointSigner(key: .init())
             )
         )
         #expect(router.registeredMethods == Set(MethodCatalog.all.map(\.fullName)))

@@ -33,7 +33,7 @@ struct SQLiteStoreTests {
     func withStore(_ body: (SQLiteStore, TemporaryDirectory) async throws -> Void) async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
-        try await body(try SQLiteStore(path: directory.path("haven.sqlite")), directory)
+        try await body(try SQLiteStore(path: directory.path("haven.sqlite"), keys: freshStoreKeys()), directory)
     }
 
     @Test("opens in WAL mode with PRAGMA synchronous = FULL on the writer")
@@ -49,7 +49,7 @@ struct SQLiteStoreTests {
     @Test("inserts, loads by id and alias, and refuses duplicates")
     func insertAndLoad() async throws {
         try await self.withStore { store, _ in
-            try await store.write { tx in
+            try await store.audited { tx in
                 try tx.insert(Self.office("KOL"))
                 try tx.insert(Self.caseRecord("c1", reference: "KOL-2026-0001", openedAt: 10))
             }
@@ -59,11 +59,11 @@ struct SQLiteStoreTests {
             #expect(byAlias?.id == "c1")
 
             let duplicateID = await #expect(throws: HavenError.self) {
-                try await store.write { tx in try tx.insert(Self.office("KOL")) }
+                try await store.audited { tx in try tx.insert(Self.office("KOL")) }
             }
             #expect(duplicateID?.code == .alreadyExists)
             let duplicateAlias = await #expect(throws: HavenError.self) {
-                try await store.write { tx in
+                try await store.audited { tx in
                     try tx.insert(Self.caseRecord("c2", reference: "KOL-2026-0001", openedAt: 11))
                 }
             }
@@ -74,17 +74,17 @@ struct SQLiteStoreTests {
     @Test("updates only from the current version, naming it when stale")
     func compareAndSet() async throws {
         try await self.withStore { store, _ in
-            try await store.write { tx in try tx.insert(Self.office("MNL")) }
+            try await store.audited { tx in try tx.insert(Self.office("MNL")) }
             var changed = Self.office("MNL")
             changed.name = "Manila"
             changed.version = 2
-            try await store.write { [changed] tx in try tx.update(changed, expectedVersion: 1) }
+            try await store.audited { [changed] tx in try tx.update(changed, expectedVersion: 1) }
 
             var stale = Self.office("MNL")
             stale.name = "Lost update"
             stale.version = 2
             let error = await #expect(throws: HavenError.self) {
-                try await store.write { [stale] tx in try tx.update(stale, expectedVersion: 1) }
+                try await store.audited { [stale] tx in try tx.update(stale, expectedVersion: 1) }
             }
             #expect(error?.code == .failedPrecondition)
             #expect(error?.currentVersion == 2)
@@ -92,7 +92,7 @@ struct SQLiteStoreTests {
             #expect(stored?.name == "Manila")
 
             let missing = await #expect(throws: HavenError.self) {
-                try await store.write { tx in try tx.update(Self.office("ZZZ"), expectedVersion: 1) }
+                try await store.audited { tx in try tx.update(Self.office("ZZZ"), expectedVersion: 1) }
             }
             #expect(missing?.code == .notFound)
         }
@@ -102,7 +102,7 @@ struct SQLiteStoreTests {
     func rollback() async throws {
         try await self.withStore { store, _ in
             await #expect(throws: HavenError.self) {
-                try await store.write { tx in
+                try await store.audited { tx in
                     try tx.insert(Self.office("MUM"))
                     try tx.appendChange(NewChange(event: Haven_V1_ChangeEvent(), officeCode: "MUM"))
                     _ = try tx.nextCounterValue("case:MUM:2026")
@@ -113,7 +113,7 @@ struct SQLiteStoreTests {
             #expect(value1 == nil)
             let value2 = try await store.latestChangeSequence()
             #expect(value2 == 0)
-            let value3 = try await store.write { try $0.nextCounterValue("case:MUM:2026") }
+            let value3 = try await store.audited { try $0.nextCounterValue("case:MUM:2026") }
             #expect(value3 == 1)
         }
     }
@@ -126,26 +126,30 @@ struct SQLiteStoreTests {
             survivor.code = "KOL-S-0001"
             survivor.identity.legalName = "Fictional Name"
             let error = await #expect(throws: HavenError.self) {
-                try await store.write { [survivor] tx in try tx.insert(survivor) }
+                try await store.audited { [survivor] tx in try tx.insert(survivor) }
             }
             #expect(error?.code == .internal)
             #expect(error?.message.contains("Fictional") == false)
 
             survivor.clearIdentity()
-            try await store.write { [survivor] tx in try tx.insert(survivor, secret: [1, 2, 3]) }
-            let value4 = try await store.read { try $0.secret(of: Haven_V1_Survivor.self, id: "s1") }
-            #expect(value4 == [1, 2, 3])
+            survivor.officeCode = "KOL"
+            survivor.version = 1
+            var identity = Haven_V1_SurvivorIdentity()
+            identity.legalName = "Fictional Name"
+            try await store.audited { [survivor, identity] tx in try tx.insert(survivor, identity: identity) }
+            let value4 = try await store.read { try $0.identity(survivorID: "s1") }
+            #expect(value4?.legalName == "Fictional Name")
             survivor.version = 2
-            try await store.write { [survivor] tx in try tx.update(survivor, expectedVersion: 0) }
-            let value5 = try await store.read { try $0.secret(of: Haven_V1_Survivor.self, id: "s1") }
-            #expect(value5 == [1, 2, 3])
+            try await store.audited { [survivor] tx in try tx.update(survivor, expectedVersion: 1) }
+            let value5 = try await store.read { try $0.identity(survivorID: "s1") }
+            #expect(value5?.legalName == "Fictional Name")
         }
     }
 
     @Test("pages newest first without skipping or repeating while records are inserted")
     func stablePages() async throws {
         try await self.withStore { store, _ in
-            try await store.write { tx in
+            try await store.audited { tx in
                 for index in 1...7 {
                     try tx.insert(
                         Self.caseRecord("c\(index)", reference: "KOL-2026-000\(index)", openedAt: Int64(index / 2))
@@ -162,7 +166,7 @@ struct SQLiteStoreTests {
                 // A newer case arrives between pages: it belongs before the
                 // cursor, so it must not appear in later pages.
                 inserted += 1
-                try await store.write { [inserted] tx in
+                try await store.audited { [inserted] tx in
                     try tx.insert(Self.caseRecord("n\(inserted)", reference: "KOL-2026-\(inserted)", openedAt: 1_000))
                 }
             } while query.after != nil
@@ -173,7 +177,7 @@ struct SQLiteStoreTests {
     @Test("filters by office, status and update time, and counts")
     func filters() async throws {
         try await self.withStore { store, _ in
-            try await store.write { tx in
+            try await store.audited { tx in
                 try tx.insert(Self.caseRecord("a", reference: "KOL-1", office: "KOL", openedAt: 1))
                 var closed = Self.caseRecord("b", reference: "MUM-1", office: "MUM", openedAt: 2)
                 closed.status = .closed
@@ -204,7 +208,7 @@ struct SQLiteStoreTests {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for index in 0..<20 {
                     group.addTask {
-                        try await store.write { tx in
+                        try await store.audited { tx in
                             var event = Haven_V1_ChangeEvent()
                             event.officeCode = "KOL"
                             event.committedAtUnixMs = Int64(index)
@@ -230,8 +234,8 @@ struct SQLiteStoreTests {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         do {
-            let store = try SQLiteStore(path: directory.path("haven.sqlite"))
-            try await store.write { tx in
+            let store = try SQLiteStore(path: directory.path("haven.sqlite"), keys: freshStoreKeys())
+            try await store.audited { tx in
                 try tx.insert(Self.office("KOL"))
                 try tx.recordIdempotency(
                     IdempotencyRecord(
@@ -252,10 +256,9 @@ struct SQLiteStoreTests {
                         createdAtUnixMs: 1
                     )
                 )
-                try tx.saveWrappedOfficeKey(officeCode: "KOL", wrappedKey: [7, 7])
             }
         }
-        let store = try SQLiteStore(path: directory.path("haven.sqlite"))
+        let store = try SQLiteStore(path: directory.path("haven.sqlite"), keys: freshStoreKeys())
         let value10 = try await store.read { try $0.load(Haven_V1_Office.self, id: "KOL") }
         #expect(value10 != nil)
         let idempotency = try await store.read { try $0.idempotencyRecord(principalID: "u1", key: "k1") }
@@ -264,7 +267,6 @@ struct SQLiteStoreTests {
         let account = try await store.read { try $0.account(id: "u1") }
         #expect(account?.officeCodes == ["KOL", "MUM"])
         #expect(account?.role == .admin)
-        let value11 = try await store.read { try $0.wrappedOfficeKey(officeCode: "KOL") }
-        #expect(value11 == [7, 7])
+        #expect(try await store.read { try $0.auditSize() } == 1)
     }
 }

@@ -15,6 +15,7 @@ package final class InProcessHaven: Sendable {
     package let recording: RecordingStore
     package let environment: ServiceEnvironment
     package let router: Router
+    package let keys: KeyCustodian
     private let clock: TestClock
     private let nextCallID = Mutex<UInt64>(0)
 
@@ -25,19 +26,23 @@ package final class InProcessHaven: Sendable {
         let url = URL(fileURLWithPath: base).appendingPathComponent("haven-inprocess-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         self.directory = TemporaryDirectory(existing: url)
-        self.store = try SQLiteStore(path: self.directory.path("haven.sqlite"))
-        let key = try MasterKey.generate(at: self.directory.path("master.key"), development: true)
+        _ = try MasterKey.generate(at: self.directory.path("master.key"), development: true)
+        self.keys = try KeyCustodian.load(masterKeyFile: self.directory.path("master.key"))
+        self.store = try SQLiteStore(path: self.directory.path("haven.sqlite"), keys: self.keys.keys)
+        let signer = try CheckpointSigner.loadOrCreate(at: self.directory.path("audit-signing.key"), development: true)
         let clock = TestClock(now)
         self.clock = clock
         self.recording = RecordingStore(self.store)
         self.environment = ServiceEnvironment(
             store: self.recording,
-            vault: IdentityVault(masterKey: key),
+            keys: self.keys,
+            checkpoints: signer,
             now: { clock.now }
         )
         self.router = HavenServices.router(self.environment)
+        let at = Int64(now.timeIntervalSince1970 * 1000)
         try self.store.writeSynchronously { tx in
-            for account in accounts { try tx.saveAccount(account) }
+            for account in accounts { try tx.saveAccount(account, auditedAs: "test", action: "accounts.add", at: at) }
         }
     }
 

@@ -60,9 +60,9 @@ struct RecordingReader: StoreReader {
         self.store.record("count \(R.recordKind.rawValue)")
         return try self.base.count(type, query)
     }
-    func secret<R: StoredRecord>(of type: R.Type, id: String) throws -> [UInt8]? {
-        self.store.record("secret \(R.recordKind.rawValue)")
-        return try self.base.secret(of: type, id: id)
+    func identity(survivorID: String) throws -> Haven_V1_SurvivorIdentity? {
+        self.store.record("identity")
+        return try self.base.identity(survivorID: survivorID)
     }
     func changes(after sequence: UInt64, limit: Int) throws -> [ChangeEntry] {
         self.store.record("changes")
@@ -79,10 +79,20 @@ struct RecordingReader: StoreReader {
     }
     func accounts() throws -> [Account] { try self.base.accounts() }
     func accountRevision() throws -> UInt64 { try self.base.accountRevision() }
-    func wrappedOfficeKey(officeCode: String) throws -> [UInt8]? {
-        self.store.record("office key")
-        return try self.base.wrappedOfficeKey(officeCode: officeCode)
+    func auditSize() throws -> UInt64 { try self.base.auditSize() }
+    func auditEntries(_ query: AuditQuery) throws -> [Haven_V1_AuditEntry] { try self.base.auditEntries(query) }
+    func storedAuditEntries(from sequence: UInt64, limit: Int) throws -> [StoredAuditEntry] {
+        try self.base.storedAuditEntries(from: sequence, limit: limit)
     }
+    func storedHashes() throws -> [String: [UInt8]] { try self.base.storedHashes() }
+    func changeHashes(from sequence: UInt64, limit: Int) throws -> [(UInt64, [UInt8])] {
+        try self.base.changeHashes(from: sequence, limit: limit)
+    }
+    func checkpoints(below size: UInt64?, limit: Int) throws -> [Haven_V1_AuditCheckpoint] {
+        try self.base.checkpoints(below: size, limit: limit)
+    }
+    func masterKeyFingerprint() throws -> String? { try self.base.masterKeyFingerprint() }
+    func hasRecordKey(kind: RecordKind, id: String) throws -> Bool { try self.base.hasRecordKey(kind: kind, id: id) }
 }
 
 struct RecordingWriter: StoreWriter {
@@ -104,8 +114,8 @@ struct RecordingWriter: StoreWriter {
     func count<R: StoredRecord>(_ type: R.Type, _ query: RecordQuery) throws -> Int {
         try self.reader.count(type, query)
     }
-    func secret<R: StoredRecord>(of type: R.Type, id: String) throws -> [UInt8]? {
-        try self.reader.secret(of: type, id: id)
+    func identity(survivorID: String) throws -> Haven_V1_SurvivorIdentity? {
+        try self.reader.identity(survivorID: survivorID)
     }
     func changes(after sequence: UInt64, limit: Int) throws -> [ChangeEntry] {
         try self.reader.changes(after: sequence, limit: limit)
@@ -117,18 +127,35 @@ struct RecordingWriter: StoreWriter {
     func account(id: String) throws -> Account? { try self.reader.account(id: id) }
     func accounts() throws -> [Account] { try self.base.accounts() }
     func accountRevision() throws -> UInt64 { try self.base.accountRevision() }
-    func wrappedOfficeKey(officeCode: String) throws -> [UInt8]? {
-        try self.reader.wrappedOfficeKey(officeCode: officeCode)
+    func auditSize() throws -> UInt64 { try self.base.auditSize() }
+    func auditEntries(_ query: AuditQuery) throws -> [Haven_V1_AuditEntry] { try self.base.auditEntries(query) }
+    func storedAuditEntries(from sequence: UInt64, limit: Int) throws -> [StoredAuditEntry] {
+        try self.base.storedAuditEntries(from: sequence, limit: limit)
     }
-    func insert<R: StoredRecord>(_ record: R, secret: [UInt8]?) throws { try self.base.insert(record, secret: secret) }
-    func update<R: StoredRecord>(_ record: R, expectedVersion: UInt64, secret: [UInt8]??) throws {
-        try self.base.update(record, expectedVersion: expectedVersion, secret: secret)
+    func storedHashes() throws -> [String: [UInt8]] { try self.base.storedHashes() }
+    func changeHashes(from sequence: UInt64, limit: Int) throws -> [(UInt64, [UInt8])] {
+        try self.base.changeHashes(from: sequence, limit: limit)
+    }
+    func checkpoints(below size: UInt64?, limit: Int) throws -> [Haven_V1_AuditCheckpoint] {
+        try self.base.checkpoints(below: size, limit: limit)
+    }
+    func masterKeyFingerprint() throws -> String? { try self.base.masterKeyFingerprint() }
+    func hasRecordKey(kind: RecordKind, id: String) throws -> Bool { try self.base.hasRecordKey(kind: kind, id: id) }
+    func insert<R: StoredRecord>(_ record: R, identity: Haven_V1_SurvivorIdentity?) throws {
+        try self.base.insert(record, identity: identity)
+    }
+    func update<R: StoredRecord>(_ record: R, expectedVersion: UInt64, sealed: SealedChange) throws {
+        try self.base.update(record, expectedVersion: expectedVersion, sealed: sealed)
+    }
+    func disclosed(_ resource: Haven_V1_AuditResource) { self.base.disclosed(resource) }
+    var pendingAudit: Bool { self.base.pendingAudit }
+    func appendAudit(_ entry: NewAuditEntry) throws -> Haven_V1_AuditEntry { try self.base.appendAudit(entry) }
+    func saveCheckpoint(_ checkpoint: Haven_V1_AuditCheckpoint) throws { try self.base.saveCheckpoint(checkpoint) }
+    func rotateKeys(master: MasterKeyMaterial?, offices: [String]) throws -> KeyRotation {
+        try self.base.rotateKeys(master: master, offices: offices)
     }
     func appendChange(_ entry: NewChange) throws -> UInt64 { try self.base.appendChange(entry) }
     func nextCounterValue(_ name: String) throws -> UInt64 { try self.base.nextCounterValue(name) }
     func recordIdempotency(_ record: IdempotencyRecord) throws { try self.base.recordIdempotency(record) }
     func saveAccount(_ account: Account) throws { try self.base.saveAccount(account) }
-    func saveWrappedOfficeKey(officeCode: String, wrappedKey: [UInt8]) throws {
-        try self.base.saveWrappedOfficeKey(officeCode: officeCode, wrappedKey: wrappedKey)
-    }
 }

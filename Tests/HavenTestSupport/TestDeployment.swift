@@ -70,7 +70,7 @@ public final class TestDeployment: Sendable {
                     createdAtUnixMs: 1
                 ),
             ] {
-                try tx.saveAccount(account)
+                try tx.saveAccount(account, auditedAs: "test", action: "accounts.add", at: 1)
             }
         }
     }
@@ -93,7 +93,7 @@ public final class TestDeployment: Sendable {
                 throw HavenError(code: .notFound, message: "no test account \(id)")
             }
             change(&account)
-            try tx.saveAccount(account)
+            try tx.saveAccount(account, auditedAs: "test", action: "accounts.update", at: 1)
         }
     }
 
@@ -122,19 +122,16 @@ public final class TestDeployment: Sendable {
         // Followed feeds never finish by themselves: keep shutdowns in tests short.
         configuration.shutdownGrace = .milliseconds(200)
         configure(&configuration)
-        let store = try SQLiteStore(path: self.dataDirectory.databaseFile)
-        let masterKey = try MasterKey.load(from: self.dataDirectory.masterKeyFile)
-        let environment = ServiceEnvironment(store: store, vault: IdentityVault(masterKey: masterKey))
         var logger = Logger(label: "haven-test-server")
         logger.logLevel = ProcessInfo.processInfo.environment["HAVEN_TEST_LOG"] == nil ? .critical : .debug
         if let chosenLogger { logger = chosenLogger }
-        let server = try TLSServer(
+        let haven = try await HavenComposition.open(
+            self.dataDirectory,
             configuration: configuration,
-            tls: try TLSMaterial(dataDirectory: self.dataDirectory),
-            store: store,
-            router: makeRouter(environment),
-            logger: logger
+            logger: logger,
+            router: makeRouter
         )
+        let (server, store) = (haven.server, haven.store)
         let task = Task { try await server.run() }
         let address = try await server.listeningAddress
         return RunningServer(server: server, task: task, port: address.port!, store: store)

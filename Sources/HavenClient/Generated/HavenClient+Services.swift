@@ -44,6 +44,72 @@ extension HavenClient {
 }
 
 extension HavenClient {
+    /// The audit trail. Auditors only; nothing here discloses identity data.
+    ///
+    /// The calls of `haven.v1.AuditService`.
+    public struct Audit: Sendable {
+        let client: HavenClient
+
+        /// Lists entries. Errors: INVALID_ARGUMENT, PERMISSION_DENIED.
+        ///
+        /// - Parameters:
+        ///   - request: The `haven.v1.ListAuditEntriesRequest`.
+        ///   - options: The call's deadline.
+        /// - Returns: The response.
+        /// - Throws: ``HavenError``.
+        public func listEntries(
+            _ request: Haven_V1_ListAuditEntriesRequest = Haven_V1_ListAuditEntriesRequest(), options: CallOptions = CallOptions()
+        ) async throws -> Haven_V1_ListAuditEntriesResponse {
+            try await self.client.unary(MethodCatalog.AuditService.listAuditEntries, request, options: options)
+        }
+
+        /// Verifies the chain, streaming progress; the last message holds the
+        /// verdict. Errors: PERMISSION_DENIED.
+        ///
+        /// - Parameters:
+        ///   - request: The `haven.v1.VerifyAuditChainRequest`.
+        ///   - options: The call's deadline.
+        /// - Returns: The stream of responses.
+        /// - Throws: ``HavenError`` if the call cannot start.
+        public func verifyChain(
+            _ request: Haven_V1_VerifyAuditChainRequest = Haven_V1_VerifyAuditChainRequest(), options: CallOptions = CallOptions()
+        ) async throws -> HavenResponseStream<Haven_V1_VerifyAuditProgress> {
+            try await self.client.serverStreaming(MethodCatalog.AuditService.verifyAuditChain, request, options: options)
+        }
+
+        /// Lists signed checkpoints. Errors: INVALID_ARGUMENT, PERMISSION_DENIED.
+        ///
+        /// - Parameters:
+        ///   - request: The `haven.v1.ListCheckpointsRequest`.
+        ///   - options: The call's deadline.
+        /// - Returns: The response.
+        /// - Throws: ``HavenError``.
+        public func listCheckpoints(
+            _ request: Haven_V1_ListCheckpointsRequest = Haven_V1_ListCheckpointsRequest(), options: CallOptions = CallOptions()
+        ) async throws -> Haven_V1_ListCheckpointsResponse {
+            try await self.client.unary(MethodCatalog.AuditService.listCheckpoints, request, options: options)
+        }
+
+        /// Signs a checkpoint now and returns it (to export). Errors:
+        /// PERMISSION_DENIED.
+        ///
+        /// - Parameters:
+        ///   - request: The `haven.v1.SignCheckpointRequest`.
+        ///   - options: The call's deadline.
+        /// - Returns: The response.
+        /// - Throws: ``HavenError``.
+        public func signCheckpoint(
+            _ request: Haven_V1_SignCheckpointRequest = Haven_V1_SignCheckpointRequest(), options: CallOptions = CallOptions()
+        ) async throws -> Haven_V1_AuditCheckpoint {
+            try await self.client.unary(MethodCatalog.AuditService.signCheckpoint, request, options: options)
+        }
+    }
+
+    /// The calls of `haven.v1.AuditService`.
+    public var audit: Audit { Audit(client: self) }
+}
+
+extension HavenClient {
     /// Cases and their timelines.
     ///
     /// The calls of `haven.v1.CaseService`.
@@ -269,6 +335,34 @@ extension HavenClient {
             _ request: Haven_V1_CloseOfficeRequest = Haven_V1_CloseOfficeRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Office {
             try await self.client.unary(MethodCatalog.OfficeService.closeOffice, request, options: options)
+        }
+
+        /// Lists what retention would erase now (a dry run). Errors: NOT_FOUND,
+        /// PERMISSION_DENIED.
+        ///
+        /// - Parameters:
+        ///   - request: The `haven.v1.PreviewRetentionRequest`.
+        ///   - options: The call's deadline.
+        /// - Returns: The response.
+        /// - Throws: ``HavenError``.
+        public func previewRetention(
+            _ request: Haven_V1_PreviewRetentionRequest = Haven_V1_PreviewRetentionRequest(), options: CallOptions = CallOptions()
+        ) async throws -> Haven_V1_RetentionPlan {
+            try await self.client.unary(MethodCatalog.OfficeService.previewRetention, request, options: options)
+        }
+
+        /// Rotates the master key and, if named, office keys. Errors:
+        /// INVALID_ARGUMENT, NOT_FOUND (office), PERMISSION_DENIED.
+        ///
+        /// - Parameters:
+        ///   - request: The `haven.v1.RotateKeysRequest`.
+        ///   - options: The call's deadline.
+        /// - Returns: The response.
+        /// - Throws: ``HavenError``.
+        public func rotateKeys(
+            _ request: Haven_V1_RotateKeysRequest = Haven_V1_RotateKeysRequest(), options: CallOptions = CallOptions()
+        ) async throws -> Haven_V1_RotateKeysResponse {
+            try await self.client.unary(MethodCatalog.OfficeService.rotateKeys, request, options: options)
         }
     }
 
@@ -622,6 +716,21 @@ extension HavenClient {
             _ request: Haven_V1_WithdrawConsentRequest = Haven_V1_WithdrawConsentRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Survivor {
             try await self.client.unary(MethodCatalog.SurvivorService.withdrawConsent, request, options: options)
+        }
+
+        /// Erases the survivor's identity. Errors: NOT_FOUND, FAILED_PRECONDITION
+        /// (stale version, already erased, a legal hold applies),
+        /// PERMISSION_DENIED.
+        ///
+        /// - Parameters:
+        ///   - request: The `haven.v1.EraseSurvivorRequest`.
+        ///   - options: The call's deadline.
+        /// - Returns: The response.
+        /// - Throws: ``HavenError``.
+        public func erase(
+            _ request: Haven_V1_EraseSurvivorRequest = Haven_V1_EraseSurvivorRequest(), options: CallOptions = CallOptions()
+        ) async throws -> Haven_V1_Survivor {
+            try await self.client.unary(MethodCatalog.SurvivorService.eraseSurvivor, request, options: options)
         }
     }
 

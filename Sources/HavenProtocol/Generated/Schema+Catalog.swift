@@ -28,6 +28,44 @@ extension MethodCatalog {
 }
 
 extension MethodCatalog {
+    /// The audit trail. Auditors only; nothing here discloses identity data.
+    public enum AuditService {
+        /// `haven.v1.AuditService`
+        public static let name = "haven.v1.AuditService"
+
+        /// Lists entries. Errors: INVALID_ARGUMENT, PERMISSION_DENIED.
+        public static let listAuditEntries = MethodDescriptor<Haven_V1_ListAuditEntriesRequest, Haven_V1_ListAuditEntriesResponse>(
+            service: name,
+            method: "ListAuditEntries",
+            kind: .unary
+        )
+
+        /// Verifies the chain, streaming progress; the last message holds the
+        /// verdict. Errors: PERMISSION_DENIED.
+        public static let verifyAuditChain = MethodDescriptor<Haven_V1_VerifyAuditChainRequest, Haven_V1_VerifyAuditProgress>(
+            service: name,
+            method: "VerifyAuditChain",
+            kind: .serverStreaming
+        )
+
+        /// Lists signed checkpoints. Errors: INVALID_ARGUMENT, PERMISSION_DENIED.
+        public static let listCheckpoints = MethodDescriptor<Haven_V1_ListCheckpointsRequest, Haven_V1_ListCheckpointsResponse>(
+            service: name,
+            method: "ListCheckpoints",
+            kind: .unary
+        )
+
+        /// Signs a checkpoint now and returns it (to export). Errors:
+        /// PERMISSION_DENIED.
+        public static let signCheckpoint = MethodDescriptor<Haven_V1_SignCheckpointRequest, Haven_V1_AuditCheckpoint>(
+            service: name,
+            method: "SignCheckpoint",
+            kind: .unary
+        )
+    }
+}
+
+extension MethodCatalog {
     /// Cases and their timelines.
     public enum CaseService {
         /// `haven.v1.CaseService`
@@ -159,6 +197,22 @@ extension MethodCatalog {
         public static let closeOffice = MethodDescriptor<Haven_V1_CloseOfficeRequest, Haven_V1_Office>(
             service: name,
             method: "CloseOffice",
+            kind: .unary
+        )
+
+        /// Lists what retention would erase now (a dry run). Errors: NOT_FOUND,
+        /// PERMISSION_DENIED.
+        public static let previewRetention = MethodDescriptor<Haven_V1_PreviewRetentionRequest, Haven_V1_RetentionPlan>(
+            service: name,
+            method: "PreviewRetention",
+            kind: .unary
+        )
+
+        /// Rotates the master key and, if named, office keys. Errors:
+        /// INVALID_ARGUMENT, NOT_FOUND (office), PERMISSION_DENIED.
+        public static let rotateKeys = MethodDescriptor<Haven_V1_RotateKeysRequest, Haven_V1_RotateKeysResponse>(
+            service: name,
+            method: "RotateKeys",
             kind: .unary
         )
     }
@@ -368,6 +422,15 @@ extension MethodCatalog {
             method: "WithdrawConsent",
             kind: .unary
         )
+
+        /// Erases the survivor's identity. Errors: NOT_FOUND, FAILED_PRECONDITION
+        /// (stale version, already erased, a legal hold applies),
+        /// PERMISSION_DENIED.
+        public static let eraseSurvivor = MethodDescriptor<Haven_V1_EraseSurvivorRequest, Haven_V1_Survivor>(
+            service: name,
+            method: "EraseSurvivor",
+            kind: .unary
+        )
     }
 }
 
@@ -376,6 +439,10 @@ extension MethodCatalog {
     public static let all: [MethodInfo] = [
         AlertService.listAlerts.info,
         AlertService.acknowledgeAlert.info,
+        AuditService.listAuditEntries.info,
+        AuditService.verifyAuditChain.info,
+        AuditService.listCheckpoints.info,
+        AuditService.signCheckpoint.info,
         CaseService.openCase.info,
         CaseService.getCase.info,
         CaseService.listCases.info,
@@ -390,6 +457,8 @@ extension MethodCatalog {
         OfficeService.listOffices.info,
         OfficeService.updateOffice.info,
         OfficeService.closeOffice.info,
+        OfficeService.previewRetention.info,
+        OfficeService.rotateKeys.info,
         PartnerService.registerPartner.info,
         PartnerService.getPartner.info,
         PartnerService.listPartners.info,
@@ -411,6 +480,7 @@ extension MethodCatalog {
         SurvivorService.updateSurvivorStatus.info,
         SurvivorService.grantConsent.info,
         SurvivorService.withdrawConsent.info,
+        SurvivorService.eraseSurvivor.info,
     ]
 }
 
@@ -433,6 +503,25 @@ extension HavenFieldLimits {
             2: HavenFieldLimit(name: "expected_version"),
             3: HavenFieldLimit(name: "acknowledgement", maxBytes: 2000),
         ],
+        "haven.v1.ListAuditEntriesRequest": [
+            1: HavenFieldLimit(name: "page"),
+            2: HavenFieldLimit(name: "principal_id", maxBytes: 64),
+            3: HavenFieldLimit(name: "action", maxBytes: 128),
+            4: HavenFieldLimit(name: "resource_kind", maxBytes: 16),
+            5: HavenFieldLimit(name: "resource_id", maxBytes: 64),
+            6: HavenFieldLimit(name: "from_unix_ms"),
+            7: HavenFieldLimit(name: "to_unix_ms"),
+            8: HavenFieldLimit(name: "outcomes", maxItems: 17),
+            9: HavenFieldLimit(name: "after_sequence"),
+            10: HavenFieldLimit(name: "newest_first"),
+        ],
+        "haven.v1.VerifyAuditChainRequest": [
+            1: HavenFieldLimit(name: "trusted_checkpoints", maxItems: 16),
+        ],
+        "haven.v1.ListCheckpointsRequest": [
+            1: HavenFieldLimit(name: "page"),
+        ],
+        "haven.v1.SignCheckpointRequest": [:],
         "haven.v1.OpenCaseRequest": [
             1: HavenFieldLimit(name: "office_code", maxBytes: 64),
             2: HavenFieldLimit(name: "category"),
@@ -508,10 +597,17 @@ extension HavenFieldLimits {
             3: HavenFieldLimit(name: "name", maxBytes: 200),
             4: HavenFieldLimit(name: "city", maxBytes: 200),
             5: HavenFieldLimit(name: "time_zone", maxBytes: 200),
+            6: HavenFieldLimit(name: "retention"),
         ],
         "haven.v1.CloseOfficeRequest": [
             1: HavenFieldLimit(name: "code", maxBytes: 64),
             2: HavenFieldLimit(name: "expected_version"),
+        ],
+        "haven.v1.PreviewRetentionRequest": [
+            1: HavenFieldLimit(name: "office_code", maxBytes: 64),
+        ],
+        "haven.v1.RotateKeysRequest": [
+            1: HavenFieldLimit(name: "office_codes", maxBytes: 8, maxItems: 64),
         ],
         "haven.v1.RegisterPartnerRequest": [
             1: HavenFieldLimit(name: "partner"),
@@ -609,9 +705,21 @@ extension HavenFieldLimits {
             3: HavenFieldLimit(name: "consent_id", maxBytes: 64),
             4: HavenFieldLimit(name: "reason", maxBytes: 500),
         ],
+        "haven.v1.EraseSurvivorRequest": [
+            1: HavenFieldLimit(name: "survivor_id", maxBytes: 64),
+            2: HavenFieldLimit(name: "expected_version"),
+            3: HavenFieldLimit(name: "reason", maxBytes: 500),
+        ],
         "haven.v1.PageRequest": [
             1: HavenFieldLimit(name: "page_size"),
             2: HavenFieldLimit(name: "page_token", maxBytes: 512),
+        ],
+        "haven.v1.AuditCheckpoint": [
+            1: HavenFieldLimit(name: "size"),
+            2: HavenFieldLimit(name: "head_hash", maxBytes: 32),
+            3: HavenFieldLimit(name: "signed_at_unix_ms"),
+            4: HavenFieldLimit(name: "signature", maxBytes: 64),
+            5: HavenFieldLimit(name: "public_key", maxBytes: 32),
         ],
         "haven.v1.DateRange": [
             1: HavenFieldLimit(name: "first_day"),
@@ -657,6 +765,11 @@ extension HavenFieldLimits {
             8: HavenFieldLimit(name: "created_at_unix_ms"),
             9: HavenFieldLimit(name: "updated_at_unix_ms"),
             10: HavenFieldLimit(name: "closed_at_unix_ms"),
+            11: HavenFieldLimit(name: "retention"),
+        ],
+        "haven.v1.RetentionPolicy": [
+            1: HavenFieldLimit(name: "identity_years_after_closure"),
+            2: HavenFieldLimit(name: "case_notes_years_after_closure"),
         ],
         "haven.v1.PartnerOrganisation": [
             1: HavenFieldLimit(name: "id", maxBytes: 64),
@@ -815,6 +928,18 @@ extension HavenSchema {
         Haven_V1_ListAlertsRequest.self,
         Haven_V1_ListAlertsResponse.self,
         Haven_V1_AcknowledgeAlertRequest.self,
+        Haven_V1_AuditResource.self,
+        Haven_V1_AuditChange.self,
+        Haven_V1_AuditEntry.self,
+        Haven_V1_AuditCheckpoint.self,
+        Haven_V1_ListAuditEntriesRequest.self,
+        Haven_V1_ListAuditEntriesResponse.self,
+        Haven_V1_VerifyAuditChainRequest.self,
+        Haven_V1_VerifyAuditProgress.self,
+        Haven_V1_AuditVerdict.self,
+        Haven_V1_ListCheckpointsRequest.self,
+        Haven_V1_ListCheckpointsResponse.self,
+        Haven_V1_SignCheckpointRequest.self,
         Haven_V1_AccusedStatusChange.self,
         Haven_V1_Accused.self,
         Haven_V1_RescueOperation.self,
@@ -852,6 +977,12 @@ extension HavenSchema {
         Haven_V1_FeedItem.self,
         Haven_V1_SubscribeRequest.self,
         Haven_V1_Office.self,
+        Haven_V1_RetentionPolicy.self,
+        Haven_V1_RetentionItem.self,
+        Haven_V1_PreviewRetentionRequest.self,
+        Haven_V1_RetentionPlan.self,
+        Haven_V1_RotateKeysRequest.self,
+        Haven_V1_RotateKeysResponse.self,
         Haven_V1_CreateOfficeRequest.self,
         Haven_V1_GetOfficeRequest.self,
         Haven_V1_ListOfficesRequest.self,
@@ -910,5 +1041,6 @@ extension HavenSchema {
         Haven_V1_UpdateSurvivorStatusRequest.self,
         Haven_V1_GrantConsentRequest.self,
         Haven_V1_WithdrawConsentRequest.self,
+        Haven_V1_EraseSurvivorRequest.self,
     ]
 }

@@ -821,7 +821,8 @@ public nonisolated struct Haven_V1_Absconded: Sendable {
   public init() {}
 }
 
-/// A free-text note. Treated as sensitive: encrypted at rest, never logged.
+/// A free-text note. Sealed at rest (AES-GCM under the case's own key,
+/// erased with it by retention), never logged.
 public nonisolated struct Haven_V1_CaseNote: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for

@@ -104,6 +104,142 @@ public nonisolated struct Haven_V1_Office: Sendable {
   /// When it was closed; 0 while active.
   public var closedAtUnixMs: Int64 = 0
 
+  /// How long the office keeps what identifies survivors (see
+  /// `RetentionPolicy`). Unset: nothing is erased on a schedule.
+  public var retention: Haven_V1_RetentionPolicy {
+    get {_retention ?? Haven_V1_RetentionPolicy()}
+    set {_retention = newValue}
+  }
+  /// Returns true if `retention` has been explicitly set.
+  public var hasRetention: Bool {self._retention != nil}
+  /// Clears the value of `retention`. Subsequent reads from it will return its default value.
+  public mutating func clearRetention() {self._retention = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _retention: Haven_V1_RetentionPolicy? = nil
+}
+
+/// What an office erases on a schedule. havend's retention job applies it
+/// (daily, and on `PreviewRetention` as a dry run); every erasure is audited.
+/// A legal hold always wins: nothing linked to a case with an accused whose
+/// prosecution or appeal is open is erased.
+public nonisolated struct Haven_V1_RetentionPolicy: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Erase a survivor's identity (and every other sealed field of the
+  /// survivor) this many whole years after the last of the survivor's cases
+  /// closed; a survivor with no case counts from intake. 0: never.
+  /// At most 100.
+  public var identityYearsAfterClosure: UInt32 = 0
+
+  /// Erase a closed case's free-text notes this many whole years after it
+  /// closed. 0: never. At most 100.
+  public var caseNotesYearsAfterClosure: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Something the retention job would erase (or erased), or holds.
+public nonisolated struct Haven_V1_RetentionItem: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// `identity` (a survivor's sealed fields) or `case_notes`. [max: 16 bytes]
+  public var what: String = String()
+
+  /// The record: a survivor id or a case id.
+  public var recordID: String = String()
+
+  /// Its survivor code or case reference.
+  public var code: String = String()
+
+  /// When it became due.
+  public var dueAtUnixMs: Int64 = 0
+
+  /// True when a legal hold keeps it: not erased.
+  public var held: Bool = false
+
+  /// Why it is held: the case reference whose prosecution or appeal is open.
+  /// [max: 64 bytes]
+  public var hold: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Lists what the retention job would erase now in an office. Directors of
+/// the office and admins.
+public nonisolated struct Haven_V1_PreviewRetentionRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The office code.
+  public var officeCode: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// What retention would do.
+public nonisolated struct Haven_V1_RetentionPlan: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Due items, erasable and held. [max: 10000 items]
+  public var items: [Haven_V1_RetentionItem] = []
+
+  /// The instant the plan was computed for.
+  public var asOfUnixMs: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Rotates keys: a new master key re-wraps every office key, and each named
+/// office gets a new office key that re-wraps its survivors' and cases' keys.
+/// Admin only. Served while the server runs; nothing is unreadable meanwhile.
+public nonisolated struct Haven_V1_RotateKeysRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Offices whose key to rotate; empty rotates only the master key.
+  /// [max: 64 items of 8 bytes]
+  public var officeCodes: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// What a rotation did.
+public nonisolated struct Haven_V1_RotateKeysResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Fingerprint of the new master key (first 8 bytes of its SHA-256, hex).
+  public var masterKeyFingerprint: String = String()
+
+  /// Office keys rotated.
+  public var officesRotated: UInt32 = 0
+
+  /// Record keys re-wrapped under the new office keys.
+  public var recordKeysRewrapped: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -223,9 +359,21 @@ public nonisolated struct Haven_V1_UpdateOfficeRequest: Sendable {
   /// New IANA time zone; empty keeps the current one.
   public var timeZone: String = String()
 
+  /// New retention policy; unset keeps the current one.
+  public var retention: Haven_V1_RetentionPolicy {
+    get {_retention ?? Haven_V1_RetentionPolicy()}
+    set {_retention = newValue}
+  }
+  /// Returns true if `retention` has been explicitly set.
+  public var hasRetention: Bool {self._retention != nil}
+  /// Clears the value of `retention`. Subsequent reads from it will return its default value.
+  public mutating func clearRetention() {self._retention = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _retention: Haven_V1_RetentionPolicy? = nil
 }
 
 /// Closes an office. Admin only. Closing an office with open cases is refused
@@ -256,7 +404,7 @@ nonisolated extension Haven_V1_OfficeStatus: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Haven_V1_Office: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Office"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}code\0\u{1}name\0\u{1}city\0\u{1}country\0\u{3}time_zone\0\u{1}status\0\u{1}version\0\u{3}created_at_unix_ms\0\u{3}updated_at_unix_ms\0\u{3}closed_at_unix_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}code\0\u{1}name\0\u{1}city\0\u{1}country\0\u{3}time_zone\0\u{1}status\0\u{1}version\0\u{3}created_at_unix_ms\0\u{3}updated_at_unix_ms\0\u{3}closed_at_unix_ms\0\u{1}retention\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -274,12 +422,17 @@ nonisolated extension Haven_V1_Office: SwiftProtobuf.Message, SwiftProtobuf._Mes
       case 8: try { try decoder.decodeSingularInt64Field(value: &self.createdAtUnixMs) }()
       case 9: try { try decoder.decodeSingularInt64Field(value: &self.updatedAtUnixMs) }()
       case 10: try { try decoder.decodeSingularInt64Field(value: &self.closedAtUnixMs) }()
+      case 11: try { try decoder.decodeSingularMessageField(value: &self._retention) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.code.isEmpty {
       try visitor.visitSingularStringField(value: self.code, fieldNumber: 1)
     }
@@ -310,6 +463,9 @@ nonisolated extension Haven_V1_Office: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if self.closedAtUnixMs != 0 {
       try visitor.visitSingularInt64Field(value: self.closedAtUnixMs, fieldNumber: 10)
     }
+    try { if let v = self._retention {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -324,6 +480,232 @@ nonisolated extension Haven_V1_Office: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if lhs.createdAtUnixMs != rhs.createdAtUnixMs {return false}
     if lhs.updatedAtUnixMs != rhs.updatedAtUnixMs {return false}
     if lhs.closedAtUnixMs != rhs.closedAtUnixMs {return false}
+    if lhs._retention != rhs._retention {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haven_V1_RetentionPolicy: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RetentionPolicy"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}identity_years_after_closure\0\u{3}case_notes_years_after_closure\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.identityYearsAfterClosure) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.caseNotesYearsAfterClosure) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.identityYearsAfterClosure != 0 {
+      try visitor.visitSingularUInt32Field(value: self.identityYearsAfterClosure, fieldNumber: 1)
+    }
+    if self.caseNotesYearsAfterClosure != 0 {
+      try visitor.visitSingularUInt32Field(value: self.caseNotesYearsAfterClosure, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haven_V1_RetentionPolicy, rhs: Haven_V1_RetentionPolicy) -> Bool {
+    if lhs.identityYearsAfterClosure != rhs.identityYearsAfterClosure {return false}
+    if lhs.caseNotesYearsAfterClosure != rhs.caseNotesYearsAfterClosure {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haven_V1_RetentionItem: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RetentionItem"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}what\0\u{3}record_id\0\u{1}code\0\u{3}due_at_unix_ms\0\u{1}held\0\u{1}hold\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.what) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.recordID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.code) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.dueAtUnixMs) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.held) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.hold) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.what.isEmpty {
+      try visitor.visitSingularStringField(value: self.what, fieldNumber: 1)
+    }
+    if !self.recordID.isEmpty {
+      try visitor.visitSingularStringField(value: self.recordID, fieldNumber: 2)
+    }
+    if !self.code.isEmpty {
+      try visitor.visitSingularStringField(value: self.code, fieldNumber: 3)
+    }
+    if self.dueAtUnixMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.dueAtUnixMs, fieldNumber: 4)
+    }
+    if self.held != false {
+      try visitor.visitSingularBoolField(value: self.held, fieldNumber: 5)
+    }
+    if !self.hold.isEmpty {
+      try visitor.visitSingularStringField(value: self.hold, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haven_V1_RetentionItem, rhs: Haven_V1_RetentionItem) -> Bool {
+    if lhs.what != rhs.what {return false}
+    if lhs.recordID != rhs.recordID {return false}
+    if lhs.code != rhs.code {return false}
+    if lhs.dueAtUnixMs != rhs.dueAtUnixMs {return false}
+    if lhs.held != rhs.held {return false}
+    if lhs.hold != rhs.hold {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haven_V1_PreviewRetentionRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PreviewRetentionRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}office_code\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.officeCode) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.officeCode.isEmpty {
+      try visitor.visitSingularStringField(value: self.officeCode, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haven_V1_PreviewRetentionRequest, rhs: Haven_V1_PreviewRetentionRequest) -> Bool {
+    if lhs.officeCode != rhs.officeCode {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haven_V1_RetentionPlan: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RetentionPlan"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}items\0\u{3}as_of_unix_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.items) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.asOfUnixMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.items.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.items, fieldNumber: 1)
+    }
+    if self.asOfUnixMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.asOfUnixMs, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haven_V1_RetentionPlan, rhs: Haven_V1_RetentionPlan) -> Bool {
+    if lhs.items != rhs.items {return false}
+    if lhs.asOfUnixMs != rhs.asOfUnixMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haven_V1_RotateKeysRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RotateKeysRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}office_codes\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedStringField(value: &self.officeCodes) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.officeCodes.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.officeCodes, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haven_V1_RotateKeysRequest, rhs: Haven_V1_RotateKeysRequest) -> Bool {
+    if lhs.officeCodes != rhs.officeCodes {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haven_V1_RotateKeysResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RotateKeysResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}master_key_fingerprint\0\u{3}offices_rotated\0\u{3}record_keys_rewrapped\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.masterKeyFingerprint) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.officesRotated) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.recordKeysRewrapped) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.masterKeyFingerprint.isEmpty {
+      try visitor.visitSingularStringField(value: self.masterKeyFingerprint, fieldNumber: 1)
+    }
+    if self.officesRotated != 0 {
+      try visitor.visitSingularUInt32Field(value: self.officesRotated, fieldNumber: 2)
+    }
+    if self.recordKeysRewrapped != 0 {
+      try visitor.visitSingularUInt32Field(value: self.recordKeysRewrapped, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haven_V1_RotateKeysResponse, rhs: Haven_V1_RotateKeysResponse) -> Bool {
+    if lhs.masterKeyFingerprint != rhs.masterKeyFingerprint {return false}
+    if lhs.officesRotated != rhs.officesRotated {return false}
+    if lhs.recordKeysRewrapped != rhs.recordKeysRewrapped {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -478,7 +860,7 @@ nonisolated extension Haven_V1_ListOfficesResponse: SwiftProtobuf.Message, Swift
 
 nonisolated extension Haven_V1_UpdateOfficeRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".UpdateOfficeRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}code\0\u{3}expected_version\0\u{1}name\0\u{1}city\0\u{3}time_zone\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}code\0\u{3}expected_version\0\u{1}name\0\u{1}city\0\u{3}time_zone\0\u{1}retention\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -491,12 +873,17 @@ nonisolated extension Haven_V1_UpdateOfficeRequest: SwiftProtobuf.Message, Swift
       case 3: try { try decoder.decodeSingularStringField(value: &self.name) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.city) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.timeZone) }()
+      case 6: try { try decoder.decodeSingularMessageField(value: &self._retention) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.code.isEmpty {
       try visitor.visitSingularStringField(value: self.code, fieldNumber: 1)
     }
@@ -512,6 +899,9 @@ nonisolated extension Haven_V1_UpdateOfficeRequest: SwiftProtobuf.Message, Swift
     if !self.timeZone.isEmpty {
       try visitor.visitSingularStringField(value: self.timeZone, fieldNumber: 5)
     }
+    try { if let v = self._retention {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -521,6 +911,7 @@ nonisolated extension Haven_V1_UpdateOfficeRequest: SwiftProtobuf.Message, Swift
     if lhs.name != rhs.name {return false}
     if lhs.city != rhs.city {return false}
     if lhs.timeZone != rhs.timeZone {return false}
+    if lhs._retention != rhs._retention {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

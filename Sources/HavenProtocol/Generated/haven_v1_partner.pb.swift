@@ -326,7 +326,8 @@ public nonisolated struct Haven_V1_Referral: Sendable {
   /// The service asked for.
   public var service: Haven_V1_ServiceKind = .unspecified
 
-  /// What is needed, in a few sentences (sensitive: encrypted at rest).
+  /// What is needed, in a few sentences. Sealed at rest under the
+  /// referral's own key; never logged.
   public var note: String = String()
 
   /// Where it stands.
@@ -335,7 +336,8 @@ public nonisolated struct Haven_V1_Referral: Sendable {
   /// Record version for compare-and-set transitions.
   public var version: UInt64 = 0
 
-  /// Why it was declined or revoked, or the outcome when completed.
+  /// Why it was declined or revoked, or the outcome when completed. Sealed
+  /// at rest under the referral's own key.
   public var resolution: String = String()
 
   /// Who referred.

@@ -415,6 +415,7 @@ public nonisolated struct Haven_V1_ServiceRecord: Sendable {
   public var kind: Haven_V1_ServiceKind = .unspecified
 
   /// Detail, e.g. "sewing", "baking", "class 7 enrolment" (no identities).
+  /// Sealed at rest under the survivor's key; erased with the identity.
   public var detail: String = String()
 
   /// When it was delivered (first day, for a course).
@@ -467,7 +468,8 @@ public nonisolated struct Haven_V1_Placement: Sendable {
   /// empty with `home_name` for a home that is not a partner.
   public var partnerID: String = String()
 
-  /// Name of the home when it is not a partner.
+  /// Name of the home when it is not a partner. It can locate a safe house:
+  /// sealed at rest under the survivor's key, erased with the identity.
   public var homeName: String = String()
 
   /// First day of the stay.
@@ -636,6 +638,14 @@ public nonisolated struct Haven_V1_Survivor: @unchecked Sendable {
   public var updatedAtUnixMs: Int64 {
     get {_storage._updatedAtUnixMs}
     set {_uniqueStorage()._updatedAtUnixMs = newValue}
+  }
+
+  /// When the survivor's identity and other sealed fields were erased; 0
+  /// while they exist. An erased survivor keeps its code, status, age, case
+  /// links and service kinds (what reports count), nothing that identifies.
+  public var erasedAtUnixMs: Int64 {
+    get {_storage._erasedAtUnixMs}
+    set {_uniqueStorage()._erasedAtUnixMs = newValue}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -976,6 +986,29 @@ public nonisolated struct Haven_V1_WithdrawConsentRequest: Sendable {
   public var consentID: String = String()
 
   /// Why. [max: 500 bytes]
+  public var reason: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Erases a survivor's identity and every other sealed field of the
+/// survivor (placement home names, service details) by destroying the key
+/// they are sealed with: unrecoverable from the database, its history and
+/// every earlier backup with the current keys. Directors of the office only.
+public nonisolated struct Haven_V1_EraseSurvivorRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The survivor.
+  public var survivorID: String = String()
+
+  /// The version the caller last read.
+  public var expectedVersion: UInt64 = 0
+
+  /// Why (recorded in the audit trail; never a name). [max: 500 bytes]
   public var reason: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -1461,7 +1494,7 @@ nonisolated extension Haven_V1_SurvivorFlag: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Haven_V1_Survivor: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Survivor"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}code\0\u{3}office_code\0\u{1}version\0\u{3}age_at_intake\0\u{3}minor_at_intake\0\u{3}intake_on\0\u{1}status\0\u{1}placements\0\u{1}services\0\u{1}consents\0\u{3}case_ids\0\u{1}flags\0\u{1}identity\0\u{3}withheld_identity_fields\0\u{3}created_at_unix_ms\0\u{3}updated_at_unix_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}code\0\u{3}office_code\0\u{1}version\0\u{3}age_at_intake\0\u{3}minor_at_intake\0\u{3}intake_on\0\u{1}status\0\u{1}placements\0\u{1}services\0\u{1}consents\0\u{3}case_ids\0\u{1}flags\0\u{1}identity\0\u{3}withheld_identity_fields\0\u{3}created_at_unix_ms\0\u{3}updated_at_unix_ms\0\u{3}erased_at_unix_ms\0")
 
   fileprivate class _StorageClass {
     var _id: String = String()
@@ -1481,6 +1514,7 @@ nonisolated extension Haven_V1_Survivor: SwiftProtobuf.Message, SwiftProtobuf._M
     var _withheldIdentityFields: [String] = []
     var _createdAtUnixMs: Int64 = 0
     var _updatedAtUnixMs: Int64 = 0
+    var _erasedAtUnixMs: Int64 = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1508,6 +1542,7 @@ nonisolated extension Haven_V1_Survivor: SwiftProtobuf.Message, SwiftProtobuf._M
       _withheldIdentityFields = source._withheldIdentityFields
       _createdAtUnixMs = source._createdAtUnixMs
       _updatedAtUnixMs = source._updatedAtUnixMs
+      _erasedAtUnixMs = source._erasedAtUnixMs
     }
   }
 
@@ -1543,6 +1578,7 @@ nonisolated extension Haven_V1_Survivor: SwiftProtobuf.Message, SwiftProtobuf._M
         case 15: try { try decoder.decodeRepeatedStringField(value: &_storage._withheldIdentityFields) }()
         case 16: try { try decoder.decodeSingularInt64Field(value: &_storage._createdAtUnixMs) }()
         case 17: try { try decoder.decodeSingularInt64Field(value: &_storage._updatedAtUnixMs) }()
+        case 18: try { try decoder.decodeSingularInt64Field(value: &_storage._erasedAtUnixMs) }()
         default: break
         }
       }
@@ -1606,6 +1642,9 @@ nonisolated extension Haven_V1_Survivor: SwiftProtobuf.Message, SwiftProtobuf._M
       if _storage._updatedAtUnixMs != 0 {
         try visitor.visitSingularInt64Field(value: _storage._updatedAtUnixMs, fieldNumber: 17)
       }
+      if _storage._erasedAtUnixMs != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._erasedAtUnixMs, fieldNumber: 18)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1632,6 +1671,7 @@ nonisolated extension Haven_V1_Survivor: SwiftProtobuf.Message, SwiftProtobuf._M
         if _storage._withheldIdentityFields != rhs_storage._withheldIdentityFields {return false}
         if _storage._createdAtUnixMs != rhs_storage._createdAtUnixMs {return false}
         if _storage._updatedAtUnixMs != rhs_storage._updatedAtUnixMs {return false}
+        if _storage._erasedAtUnixMs != rhs_storage._erasedAtUnixMs {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -2135,6 +2175,46 @@ nonisolated extension Haven_V1_WithdrawConsentRequest: SwiftProtobuf.Message, Sw
     if lhs.survivorID != rhs.survivorID {return false}
     if lhs.expectedVersion != rhs.expectedVersion {return false}
     if lhs.consentID != rhs.consentID {return false}
+    if lhs.reason != rhs.reason {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haven_V1_EraseSurvivorRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".EraseSurvivorRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}survivor_id\0\u{3}expected_version\0\u{1}reason\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.survivorID) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.expectedVersion) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.survivorID.isEmpty {
+      try visitor.visitSingularStringField(value: self.survivorID, fieldNumber: 1)
+    }
+    if self.expectedVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.expectedVersion, fieldNumber: 2)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haven_V1_EraseSurvivorRequest, rhs: Haven_V1_EraseSurvivorRequest) -> Bool {
+    if lhs.survivorID != rhs.survivorID {return false}
+    if lhs.expectedVersion != rhs.expectedVersion {return false}
     if lhs.reason != rhs.reason {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true

@@ -14,7 +14,7 @@ final class ServerConnection: Sendable {
     let principal: Principal
     private let configuration: ServerConfiguration
     private let router: Router
-    private let logger: Logger
+    let logger: Logger
     private let encoder: FrameEncoder
     /// The connection's buffer for outgoing frames, lent to one writer at a
     /// time (a concurrent writer encodes into a buffer of its own): its memory

@@ -169,6 +169,13 @@ package final class TLSServer: Service, Sendable {
                         let principal = connection.principal
                         if let reason = SessionCheck.ending(principal, account: accounts[principal.id], now: now) {
                             await connection.endSession(reason)
+                            await self.audit(
+                                principalID: principal.id,
+                                role: principal.role,
+                                action: "session.end",
+                                error: reason,
+                                requestID: connection.logger[metadataKey: "connection"].map { "\($0)/-" } ?? ""
+                            )
                         }
                     }
                 } catch {
@@ -214,6 +221,14 @@ package final class TLSServer: Service, Sendable {
                         "connection refused",
                         metadata: ["code": "\(error.code)", "reason": "\(error.message)"]
                     )
+                    // A certificate this deployment's CA issued, for no (enabled) account.
+                    await self.audit(
+                        principalID: (try? Certificate(derEncoded: peer.certificateDER))?.subjectCommonName ?? "",
+                        role: .unspecified,
+                        action: "session.authenticate",
+                        error: error,
+                        requestID: "\(connectionID)/-"
+                    )
                     try? await outbound.write(
                         try FrameEncoder().encode(Haven_V1_ServerEnvelope.goAway(lastCallID: 0, reason: error))
                     )
@@ -257,6 +272,26 @@ package final class TLSServer: Service, Sendable {
             }
         } catch {
             logger.debug("connection closed with an error", metadata: ["error": "\(Self.describe(error))"])
+        }
+    }
+
+    /// Appends an audit entry for a refused or ended session.
+    private func audit(principalID: String, role: Haven_V1_Role, action: String, error: HavenError, requestID: String)
+        async
+    {
+        let entry = NewAuditEntry(
+            atUnixMs: Int64((Date().timeIntervalSince1970 * 1000).rounded()),
+            principalID: principalID,
+            principalRole: role,
+            action: action,
+            outcome: Haven_V1_StatusCode(rawValue: Int(error.code.statusCode.rawValue)) ?? .unknown,
+            requestID: requestID,
+            detail: error.message
+        )
+        do {
+            try await self.store.write { tx in try tx.appendAudit(entry) }
+        } catch {
+            self.logger.error("could not audit a session", metadata: ["error": "\(error)"])
         }
     }
 

@@ -8,6 +8,7 @@ import HavenStore
 /// haven.conf              configuration, every option at its default, commented
 /// haven.sqlite            the database (plus -wal and -shm files)
 /// master.key              wraps the offices' data keys; never in a database backup
+/// audit-signing.key       signs the audit chain's checkpoints (Ed25519)
 /// tls/ca.pem, ca-key.pem  the deployment's certificate authority
 /// tls/server.pem, server-key.pem
 /// credentials/NAME/       bundles handed to users and partners:
@@ -29,6 +30,7 @@ package struct DataDirectory: Sendable {
     package var configurationFile: String { self.path("haven.conf") }
     package var databaseFile: String { self.path("haven.sqlite") }
     package var masterKeyFile: String { self.path("master.key") }
+    package var auditSigningKeyFile: String { self.path("audit-signing.key") }
     package var caCertificateFile: String { self.path("tls/ca.pem") }
     package var caKeyFile: String { self.path("tls/ca-key.pem") }
     package var serverCertificateFile: String { self.path("tls/server.pem") }
@@ -97,6 +99,7 @@ package struct DataDirectory: Sendable {
         try writeSecretFile(server.privateKeyPEM, to: self.serverKeyFile)
 
         _ = try MasterKey.generate(at: self.masterKeyFile, development: development)
+        _ = try CheckpointSigner.loadOrCreate(at: self.auditSigningKeyFile, development: development)
 
         let store = try SQLiteStore(path: self.databaseFile)
         let admin = Account(
@@ -105,7 +108,14 @@ package struct DataDirectory: Sendable {
             role: .admin,
             createdAtUnixMs: Int64(now.timeIntervalSince1970 * 1000)
         )
-        try store.writeSynchronously { tx in try tx.saveAccount(admin) }
+        try store.writeSynchronously { tx in
+            try tx.saveAccount(
+                admin,
+                auditedAs: development ? "havend" : Self.localOperator,
+                action: "accounts.add",
+                at: Int64(now.timeIntervalSince1970 * 1000)
+            )
+        }
 
         let bundle = try self.writeCredentials(for: admin.id, authority: ca, validity: 90 * 24 * 3600, now: now)
         try writeSecretFile(ServerConfiguration.defaultFileText(), to: self.configurationFile)
@@ -139,7 +149,8 @@ package struct DataDirectory: Sendable {
     package var privatePaths: [(path: String, directory: Bool)] {
         [
             (self.root.path, true), (self.path("tls"), true), (self.path("credentials"), true),
-            (self.masterKeyFile, false), (self.caKeyFile, false), (self.serverKeyFile, false),
+            (self.masterKeyFile, false), (self.masterKeyFile + ".next", false), (self.auditSigningKeyFile, false),
+            (self.caKeyFile, false), (self.serverKeyFile, false),
             (self.databaseFile, false), (self.databaseFile + "-wal", false), (self.databaseFile + "-shm", false),
         ]
     }
@@ -163,6 +174,12 @@ package struct DataDirectory: Sendable {
                 )
             }
         }
+    }
+
+    /// Who the audit trail names for changes made on the data directory by
+    /// the admin tool: `haven-admin:<login name>`.
+    package static var localOperator: String {
+        "haven-admin:" + (ProcessInfo.processInfo.environment["USER"] ?? String(getuid()))
     }
 
     /// Loads the deployment's certificate authority.

@@ -22,6 +22,8 @@ package struct ServerConfiguration: Sendable, Equatable {
     package var shutdownGrace = Duration.seconds(10)
     package var logLevel = "info"
     package var storage = "sqlite"
+    package var checkpointInterval = Duration.seconds(300)
+    package var retentionInterval = Duration.seconds(24 * 3600)
 
     package init() {}
 
@@ -69,6 +71,16 @@ package struct ServerConfiguration: Sendable, Equatable {
             "shutdown_grace_ms",
             "On SIGTERM/SIGINT, time calls in flight get to finish before they are ended.",
             \.shutdownGrace
+        ),
+        milliseconds(
+            "checkpoint_interval_ms",
+            "How often the audit chain gets a signed checkpoint when it has grown (and always on shutdown).",
+            \.checkpointInterval
+        ),
+        milliseconds(
+            "retention_interval_ms",
+            "How often the retention job erases what offices' retention policies make due.",
+            \.retentionInterval
         ),
         Option(
             name: "log_level",

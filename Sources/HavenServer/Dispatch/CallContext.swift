@@ -15,6 +15,11 @@ package struct CallContext: Sendable {
     /// A logger with the connection's and call's metadata (never identities).
     package var logger: Logger
 
+    /// Which request this is, as the audit trail names it: `<connection>/<call id>`.
+    package var requestID: String {
+        "\(self.logger[metadataKey: "connection"].map { "\($0)" } ?? "-")/\(self.callID)"
+    }
+
     package init(
         principal: Principal,
         method: String,

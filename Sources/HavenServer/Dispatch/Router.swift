@@ -18,7 +18,30 @@ package struct Router: Sendable {
 
     private var entries: [String: Entry] = [:]
 
+    /// Called with every call refused with PERMISSION_DENIED, NOT_FOUND or
+    /// UNAUTHENTICATED, so that the audit trail records it.
+    package var refusals: (@Sendable (CallContext, HavenError) async -> Void)?
+
+    /// The codes that count as refusals: a record hidden from the caller
+    /// answers NOT_FOUND exactly like one that does not exist, so both are
+    /// audited alike.
+    static let refusalCodes: Set<HavenError.Code> = [.permissionDenied, .notFound, .unauthenticated]
+
     package init() {}
+
+    /// Runs a handler, reporting refusals.
+    private static func auditing<T>(
+        _ refusals: (@Sendable (CallContext, HavenError) async -> Void)?,
+        _ context: CallContext,
+        _ body: () async throws -> T
+    ) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as HavenError where Self.refusalCodes.contains(error.code) {
+            await refusals?(context, error)
+            throw error
+        }
+    }
 
     /// Registers a unary method.
     package mutating func register<Request, Response>(
@@ -49,9 +72,21 @@ package struct Router: Sendable {
         }
     }
 
-    /// The handler of a method, if registered.
+    /// The handler of a method, if registered; refusals it answers are
+    /// reported to ``refusals``.
     package func entry(for fullName: String) -> Entry? {
-        self.entries[fullName]
+        guard let entry = self.entries[fullName] else { return nil }
+        guard let refusals = self.refusals else { return entry }
+        switch entry {
+        case .unary(let handler):
+            return .unary { payload, context in
+                try await Self.auditing(refusals, context) { try await handler(payload, context) }
+            }
+        case .serverStreaming(let handler):
+            return .serverStreaming { payload, context, stream in
+                try await Self.auditing(refusals, context) { try await handler(payload, context, stream) }
+            }
+        }
     }
 
     /// Names of every registered method.

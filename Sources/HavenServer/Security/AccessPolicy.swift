@@ -23,6 +23,12 @@ package enum Action: String, Sendable, Hashable, CaseIterable {
     case actForPartner
     /// Record services delivered to a survivor whose referral the organisation accepted.
     case recordDeliveredService
+    /// Erase survivors' identities (crypto-erasure; audited).
+    case eraseRecords
+    /// See what the retention job would erase (its dry run).
+    case previewRetention
+    /// Read, search and verify the audit trail; sign and export checkpoints.
+    case readAudit
 }
 
 /// Over which records a role may take an action.
@@ -57,10 +63,12 @@ package struct AccessPolicy: Sendable {
     package static let table: [Haven_V1_Role: [Action: Reach]] = [
         .admin: [
             .administer: .all, .readOffice: .all, .readPartners: .all, .readReports: .all, .followFeed: .all,
+            .previewRetention: .all,
         ],
         .director: [
             .readOffice: .ownOffices, .readRecords: .ownOffices, .writeRecords: .ownOffices,
             .readIdentities: .ownOffices, .readReports: .ownOffices, .readPartners: .all, .followFeed: .all,
+            .eraseRecords: .ownOffices, .previewRetention: .ownOffices,
         ],
         .caseworker: [
             .readOffice: .ownOffices, .readRecords: .ownOffices, .writeRecords: .ownOffices,
@@ -69,8 +77,8 @@ package struct AccessPolicy: Sendable {
         .partner: [
             .actForPartner: .ownPartner, .recordDeliveredService: .ownPartner, .followFeed: .all,
         ],
-        // The auditor reads the audit log (its own service); nothing here.
-        .auditor: [:],
+        // The auditor reads the audit trail, never a record or an identity.
+        .auditor: [.readAudit: .all],
     ]
 
     /// How far `principal` may take `action`, or nil when not at all.

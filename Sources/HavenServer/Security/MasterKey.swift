@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import HavenProtocol
+import HavenStore
 
 /// The key that wraps every office's data key. It lives in its own file,
 /// outside the database: a copy of the database alone reveals no identity.
@@ -14,6 +15,9 @@ package struct MasterKey: Sendable {
         self.isDevelopmentKey = isDevelopmentKey
     }
 
+    /// The key with its fingerprint, as the store uses it.
+    package var material: MasterKeyMaterial { MasterKeyMaterial(key: self.key) }
+
     static let developmentMarker = "# DEVELOPMENT KEY"
 
     /// Generates a new random key and writes it to `path` (mode 0600). Refuses
@@ -22,7 +26,15 @@ package struct MasterKey: Sendable {
         guard !FileManager.default.fileExists(atPath: path) else {
             throw HavenError(code: .alreadyExists, message: "a master key already exists at \(path)")
         }
-        let key = SymmetricKey(size: .bits256)
+        let key = MasterKey(key: SymmetricKey(size: .bits256), isDevelopmentKey: development)
+        try key.write(to: path)
+        return key
+    }
+
+    /// Writes the key file (mode 0600, synced).
+    package func write(to path: String) throws {
+        let key = self.key
+        let development = self.isDevelopmentKey
         var text = """
             # Haven master key: wraps the data key of every office. Without this file the
             # survivor identities in the database cannot be decrypted; with it and the
@@ -31,7 +43,7 @@ package struct MasterKey: Sendable {
             """
         if development {
             text += """
-                \(developmentMarker): generated for this data directory only, by havend's
+                \(Self.developmentMarker): generated for this data directory only, by havend's
                 # first run. Never use it for real survivor data: run `haven-admin init` for a
                 # production data directory.
 
@@ -39,7 +51,6 @@ package struct MasterKey: Sendable {
         }
         text += key.withUnsafeBytes { Data($0).base64EncodedString() } + "\n"
         try writeSecretFile(text, to: path)
-        return MasterKey(key: key, isDevelopmentKey: development)
     }
 
     /// Reads a key written by ``generate(at:development:)``.

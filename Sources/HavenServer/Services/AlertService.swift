@@ -31,7 +31,7 @@ struct AlertService {
     {
         try Validate.text(request.acknowledgement, "acknowledgement")
         let env = self.env
-        return try await env.store.write { tx in
+        return try await env.writer.transaction(context) { tx in
             let alert = try env.writer.update(
                 Haven_V1_Alert.self,
                 id: request.alertID,

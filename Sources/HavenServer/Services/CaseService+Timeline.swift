@@ -98,7 +98,7 @@ extension CaseService {
             try Validate.require(!effect.accusedIDs.isEmpty, "event.accused_ids", "name at least one accused")
         }
         let env = self.environment
-        return try await env.store.write { tx in
+        return try await env.writer.transaction(context) { tx in
             try env.writer.idempotent(context, key: request.idempotencyKey, request: request, tx) {
                 try Self.mutate(request.caseID, .optional(request.expectedVersion), context, env, tx) {
                     record,

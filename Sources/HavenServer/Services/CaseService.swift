@@ -28,7 +28,7 @@ struct CaseService {
             try Validate.require(request.status != .closed, "status", "a case cannot be opened closed")
         }
         let env = self.env
-        return try await env.store.write { tx in
+        return try await env.writer.transaction(context) { tx in
             try env.writer.idempotent(context, key: request.idempotencyKey, request: request, tx) {
                 let office = try Self.activeOffice(request.officeCode, tx)
                 let now = env.nowUnixMs
@@ -164,7 +164,7 @@ struct CaseService {
             )
         }
         let env = self.env
-        return try await env.store.write { tx in
+        return try await env.writer.transaction(context) { tx in
             try env.writer.idempotent(context, key: request.idempotencyKey, request: request, tx) {
                 try Self.mutate(request.caseID, .required(request.expectedVersion), context, env, tx) {
                     record,
@@ -193,7 +193,7 @@ struct CaseService {
     func linkSurvivor(_ request: Haven_V1_LinkSurvivorRequest, _ context: CallContext) async throws -> Haven_V1_Case {
         try Validate.identifier(request.survivorID, "survivor_id")
         let env = self.env
-        return try await env.store.write { tx in
+        return try await env.writer.transaction(context) { tx in
             // Linking again changes nothing (a retry after a lost response is safe).
             if let current = env.policy.caseRecord(
                 try tx.load(Haven_V1_Case.self, id: request.caseID),
@@ -249,7 +249,7 @@ struct CaseService {
         _ change: @escaping @Sendable (inout Haven_V1_Case, any StoreWriter, Int64) throws -> Void
     ) async throws -> Haven_V1_Case {
         let env = self.env
-        return try await env.store.write { tx in
+        return try await env.writer.transaction(context) { tx in
             try Self.mutate(caseID, expected, context, env, tx, change)
         }
     }
@@ -290,5 +290,15 @@ struct CaseService {
         event.recordedBy = actor
         record.events.append(event)
         record.eventCount = UInt32(record.events.count)
+    }
+
+    /// Empties a case's free-text notes (retention: the store drops what was
+    /// sealed when erasing; emptied here so the record says so).
+    static func clearNotes(_ record: inout Haven_V1_Case) {
+        for index in record.events.indices {
+            guard case .note(var note) = record.events[index].detail else { continue }
+            note.text = ""
+            record.events[index].detail = .note(note)
+        }
     }
 }

@@ -14,6 +14,8 @@ package enum HavenServices {
         AlertService(environment: environment).register(into: &router)
         FeedService(environment: environment).register(into: &router)
         ReportService(environment: environment).register(into: &router)
+        AuditService(environment: environment).register(into: &router)
+        router.refusals = { context, error in await environment.writer.refused(context, error) }
         return router
     }
 }

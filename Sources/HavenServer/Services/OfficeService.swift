@@ -11,6 +11,8 @@ struct OfficeService {
         router.register(MethodCatalog.OfficeService.listOffices, self.list)
         router.register(MethodCatalog.OfficeService.updateOffice, self.update)
         router.register(MethodCatalog.OfficeService.closeOffice, self.close)
+        router.register(MethodCatalog.OfficeService.previewRetention, self.previewRetention)
+        router.register(MethodCatalog.OfficeService.rotateKeys, self.rotateKeys)
     }
 
     private var env: ServiceEnvironment { self.environment }
@@ -25,7 +27,7 @@ struct OfficeService {
         try Validate.timeZone(input.timeZone, "office.time_zone")
         try Validate.idempotencyKey(request.idempotencyKey)
         let env = self.env
-        return try await env.store.write { tx in
+        return try await env.writer.transaction(context) { tx in
             try env.writer.idempotent(context, key: request.idempotencyKey, request: request, tx) {
                 var office = Haven_V1_Office()
                 office.code = input.code
@@ -77,8 +79,9 @@ struct OfficeService {
         if !request.name.isEmpty { try Validate.text(request.name, "name") }
         if !request.city.isEmpty { try Validate.text(request.city, "city") }
         if !request.timeZone.isEmpty { try Validate.timeZone(request.timeZone, "time_zone") }
+        if request.hasRetention { try Self.validate(request.retention) }
         let env = self.env
-        return try await env.store.write { tx in
+        return try await env.writer.transaction(context) { tx in
             try env.writer.update(
                 Haven_V1_Office.self,
                 id: request.code,
@@ -90,6 +93,7 @@ struct OfficeService {
                 if !request.name.isEmpty { office.name = request.name }
                 if !request.city.isEmpty { office.city = request.city }
                 if !request.timeZone.isEmpty { office.timeZone = request.timeZone }
+                if request.hasRetention { office.retention = request.retention }
                 return nil
             }
         }
@@ -98,7 +102,7 @@ struct OfficeService {
     func close(_ request: Haven_V1_CloseOfficeRequest, _ context: CallContext) async throws -> Haven_V1_Office {
         try self.env.policy.check(context.principal, .administer)
         let env = self.env
-        return try await env.store.write { tx in
+        return try await env.writer.transaction(context) { tx in
             try env.writer.update(
                 Haven_V1_Office.self,
                 id: request.code,
@@ -126,6 +130,77 @@ struct OfficeService {
                 office.closedAtUnixMs = now
                 return nil
             }
+        }
+    }
+
+    static func validate(_ retention: Haven_V1_RetentionPolicy) throws(HavenError) {
+        try Validate.require(
+            retention.identityYearsAfterClosure <= 100,
+            "retention.identity_years_after_closure",
+            "at most 100"
+        )
+        try Validate.require(
+            retention.caseNotesYearsAfterClosure <= 100,
+            "retention.case_notes_years_after_closure",
+            "at most 100"
+        )
+    }
+
+    func previewRetention(
+        _ request: Haven_V1_PreviewRetentionRequest,
+        _ context: CallContext
+    ) async throws -> Haven_V1_RetentionPlan {
+        try Validate.officeCode(request.officeCode, "office_code")
+        try self.env.policy.check(context.principal, .previewRetention, office: request.officeCode)
+        let now = self.env.nowUnixMs
+        return try await self.env.store.read { tx in
+            guard let office = try tx.load(Haven_V1_Office.self, id: request.officeCode) else {
+                throw HavenError(code: .notFound, message: "no office with that code")
+            }
+            var plan = Haven_V1_RetentionPlan()
+            plan.items = try Retention.plan(office, now: now, tx)
+            plan.asOfUnixMs = now
+            return plan
+        }
+    }
+
+    func rotateKeys(_ request: Haven_V1_RotateKeysRequest, _ context: CallContext) async throws
+        -> Haven_V1_RotateKeysResponse
+    {
+        try self.env.policy.check(context.principal, .administer)
+        for code in request.officeCodes { try Validate.officeCode(code, "office_codes") }
+        let env = self.env
+        let writer = env.writer
+        let offices = Array(Set(request.officeCodes)).sorted()
+        return try await env.keys.rotate(env.store, offices: offices) { tx, rotation, fingerprint in
+            try env.policy.requireCurrent(context.principal, tx)
+            for code in offices where try tx.load(Haven_V1_Office.self, id: code) == nil {
+                throw HavenError(code: .notFound, message: "office_codes: no office \(code)")
+            }
+            var resources: [Haven_V1_AuditResource] = []
+            var master = Haven_V1_AuditResource()
+            master.kind = "master_key"
+            master.id = fingerprint
+            resources.append(master)
+            for code in offices {
+                var office = Haven_V1_AuditResource()
+                office.kind = "office_key"
+                office.id = code
+                office.officeCode = code
+                resources.append(office)
+            }
+            var entry = writer.entry(
+                context,
+                outcome: .ok,
+                detail: "\(rotation.officesRotated) office keys rotated, \(rotation.recordKeysRewrapped) record keys re-wrapped"
+            )
+            entry.resources = resources
+            try tx.appendAudit(entry)
+            var response = Haven_V1_RotateKeysResponse()
+            response.masterKeyFingerprint = fingerprint
+            response.officesRotated = UInt32(rotation.officesRotated)
+            response.recordKeysRewrapped = UInt32(rotation.recordKeysRewrapped)
+            return response
         }
     }
 }

@@ -27,7 +27,7 @@ struct PartnerService {
         for service in input.services { try Validate.known(service, "partner.services") }
         try Validate.text(input.contact, "partner.contact", required: false)
         let env = self.env
-        return try await env.store.write { tx in
+        return try await env.writer.transaction(context) { tx in
             try env.writer.idempotent(context, key: request.idempotencyKey, request: request, tx) {
                 for code in input.officeCodes where try tx.load(Haven_V1_Office.self, id: code) == nil {
                     throw HavenError(code: .notFound, message: "partner.office_codes: no office \(code.prefix(8))")

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import HavenProtocol
 import HavenStore
+import Logging
 import SwiftProtobuf
 
 /// A record the writer can change: it knows how to stamp its version and
@@ -42,15 +43,76 @@ package enum ExpectedVersion: Sendable {
 /// connection was opened with, finds the record (NOT_FOUND when missing *or*
 /// not visible to the principal now), asks the policy for the permission,
 /// compares the version, applies the change, bumps the version and the
-/// last-change instant, stores it and appends the change-log entry. The audit
-/// entry will be appended here too, in the same transaction.
+/// last-change instant, stores it and appends the change-log entry. A call's
+/// transaction (``transaction(_:_:)``) ends with the call's one audit entry,
+/// which the store fills with every record, change and disclosure of the
+/// transaction and their hashes; the store refuses to commit without it.
 package struct RecordWriter: Sendable {
     let policy: AccessPolicy
+    let store: any RecordStore
     let clock: @Sendable () -> Int64
 
-    package init(policy: AccessPolicy, clock: @escaping @Sendable () -> Int64) {
+    package init(policy: AccessPolicy, store: any RecordStore, clock: @escaping @Sendable () -> Int64) {
         self.policy = policy
+        self.store = store
         self.clock = clock
+    }
+
+    /// Runs a call's write transaction and ends it with the call's audit
+    /// entry, when it wrote or disclosed anything.
+    ///
+    /// - Parameter detail: A short, non-identifying note for the entry.
+    package func transaction<T: Sendable>(
+        _ context: CallContext,
+        detail: String = "",
+        _ body: @escaping @Sendable (any StoreWriter) throws -> T
+    ) async throws -> T {
+        try await self.store.write { tx in
+            let value = try body(tx)
+            if tx.pendingAudit {
+                try tx.appendAudit(self.entry(context, outcome: .ok, detail: detail))
+            }
+            return value
+        }
+    }
+
+    /// Notes, in the call's transaction, that a record was disclosed: an
+    /// identity, or fields a partner receives under consent. The call's
+    /// audit entry names it.
+    package func disclose<R: WritableRecord>(_ record: R, _ what: String, _ tx: any StoreWriter) {
+        var resource = Haven_V1_AuditResource()
+        resource.kind = R.recordKind.rawValue
+        resource.id = record.recordID
+        resource.officeCode = record.index.officeCode ?? ""
+        resource.disclosed = what
+        tx.disclosed(resource)
+    }
+
+    /// Records a refused call (PERMISSION_DENIED, NOT_FOUND,
+    /// UNAUTHENTICATED) in its own transaction.
+    package func refused(_ context: CallContext, _ error: HavenError, resources: [Haven_V1_AuditResource] = []) async
+    {
+        var entry = self.entry(context, outcome: error.code.statusCode, detail: "")
+        entry.resources = resources
+        let refusal = entry
+        do {
+            try await self.store.write { tx in try tx.appendAudit(refusal) }
+        } catch {
+            context.logger.error("could not audit a refused call", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// The audit entry of a call.
+    func entry(_ context: CallContext, outcome: StatusCode, detail: String) -> NewAuditEntry {
+        NewAuditEntry(
+            atUnixMs: self.clock(),
+            principalID: context.principal.id,
+            principalRole: context.principal.role,
+            action: context.method,
+            outcome: Haven_V1_StatusCode(rawValue: Int(outcome.rawValue)) ?? .unknown,
+            requestID: context.requestID,
+            detail: detail
+        )
     }
 
     /// Stores a new record (version 1) and records its creation.
@@ -63,7 +125,7 @@ package struct RecordWriter: Sendable {
     @discardableResult
     package func create<R: WritableRecord>(
         _ record: R,
-        secret: [UInt8]? = nil,
+        identity: Haven_V1_SurvivorIdentity? = nil,
         permission: WritePermission,
         _ context: CallContext,
         _ tx: any StoreWriter
@@ -72,7 +134,7 @@ package struct RecordWriter: Sendable {
         try self.authorize(record, permission, context.principal, tx)
         var record = record
         record.stamp(version: 1, at: self.clock())
-        try tx.insert(record, secret: secret)
+        try tx.insert(record, identity: identity)
         try self.recordChange(record, kind: .created, tx)
         return record
     }
@@ -84,8 +146,10 @@ package struct RecordWriter: Sendable {
     ///   - expected: The version the caller last read.
     ///   - permission: What the principal needs to change it.
     ///   - kind: How the feed reports the change.
-    ///   - change: Applies the change; returns a newly sealed secret to store
-    ///     beside the record, or nil to keep the current one.
+    ///   - erasing: Destroys the record's key: its identity and sealed fields
+    ///     are gone, in this version and every earlier one.
+    ///   - change: Applies the change; returns a new identity to seal beside
+    ///     the record, or nil to keep the current one.
     /// - Returns: The record as stored.
     /// - Throws: NOT_FOUND when the record is missing or not visible to the
     ///   principal; PERMISSION_DENIED; FAILED_PRECONDITION on a stale version;
@@ -97,9 +161,10 @@ package struct RecordWriter: Sendable {
         expected: ExpectedVersion,
         permission: WritePermission,
         kind: Haven_V1_ChangeKind = .updated,
+        erasing: Bool = false,
         _ context: CallContext,
         _ tx: any StoreWriter,
-        change: (inout R, Int64) throws -> [UInt8]?
+        change: (inout R, Int64) throws -> Haven_V1_SurvivorIdentity?
     ) throws -> R {
         try self.policy.requireCurrent(context.principal, tx)
         let found = try tx.load(R.self, id: id)
@@ -115,9 +180,10 @@ package struct RecordWriter: Sendable {
         }
         var record = found
         let now = self.clock()
-        let secret = try change(&record, now)
+        let identity = try change(&record, now)
         record.stamp(version: found.recordVersion + 1, at: now)
-        try tx.update(record, expectedVersion: found.recordVersion, secret: secret.map { .some($0) } ?? .none)
+        let sealed: SealedChange = erasing ? .erase : identity.map { .identity($0) } ?? .keep
+        try tx.update(record, expectedVersion: found.recordVersion, sealed: sealed)
         try self.recordChange(record, kind: kind, tx)
         return record
     }
@@ -134,7 +200,7 @@ package struct RecordWriter: Sendable {
         let now = self.clock()
         try change(&record)
         record.stamp(version: stored + 1, at: now)
-        try tx.update(record, expectedVersion: stored, secret: .none)
+        try tx.update(record, expectedVersion: stored, sealed: .keep)
         try self.recordChange(record, kind: .updated, tx)
     }
 
@@ -216,7 +282,7 @@ package struct RecordWriter: Sendable {
         guard allowed else { throw AccessPolicy.denied(principal) }
     }
 
-    private func recordChange<R: WritableRecord>(_ record: R, kind: Haven_V1_ChangeKind, _ tx: any StoreWriter) throws {
+    fileprivate func recordChange<R: WritableRecord>(_ record: R, kind: Haven_V1_ChangeKind, _ tx: any StoreWriter) throws {
         var event = Haven_V1_ChangeEvent()
         event.kind = kind
         event.committedAtUnixMs = self.clock()
@@ -242,5 +308,25 @@ package struct RecordWriter: Sendable {
         guard expected == current else {
             throw HavenError.staleVersion(expected: expected, current: current)
         }
+    }
+}
+
+extension RecordWriter {
+    /// Erases a record's sealed data on behalf of the retention job (not a
+    /// caller): the same version bump, change-log entry and stored hash as
+    /// any change; the job's own audit entry covers it.
+    package func retain<R: WritableRecord>(
+        _ type: R.Type,
+        id: String,
+        _ tx: any StoreWriter,
+        change: (inout R, Int64) throws -> Void
+    ) throws {
+        guard var record = try tx.load(R.self, id: id) else { throw AccessPolicy.notFound(R.noun) }
+        let stored = record.recordVersion
+        let now = self.clock()
+        try change(&record, now)
+        record.stamp(version: stored + 1, at: now)
+        try tx.update(record, expectedVersion: stored, sealed: .erase)
+        try self.recordChange(record, kind: .updated, tx)
     }
 }

@@ -59,7 +59,7 @@ struct ReferralService {
         try Validate.known(request.service, "service")
         try Validate.text(request.note, "note", required: false)
         let env = self.env
-        return try await env.store.write { tx in
+        return try await env.writer.transaction(context) { tx in
             try env.writer.idempotent(context, key: request.idempotencyKey, request: request, tx) {
                 let found = try tx.load(Haven_V1_Survivor.self, id: request.survivorID)
                 guard
@@ -169,7 +169,7 @@ struct ReferralService {
     ) async throws -> Haven_V1_Referral {
         try Validate.text(request.resolution, "resolution", required: resolutionRequired)
         let env = self.env
-        return try await env.store.write { tx in
+        return try await env.writer.transaction(context) { tx in
             try env.writer.update(
                 Haven_V1_Referral.self,
                 id: request.referralID,

@@ -2,23 +2,26 @@ import Foundation
 import HavenProtocol
 import HavenStore
 
-/// What every service uses: the store, the identity vault, the access policy,
-/// the record writer, the clock.
+/// What every service uses: the store, the key custodian, the access policy,
+/// the record writer, the audit checkpoints, the clock.
 package struct ServiceEnvironment: Sendable {
     package var store: any RecordStore
-    package var vault: IdentityVault
+    package var keys: KeyCustodian
+    package var checkpoints: CheckpointSigner
     package var policy: AccessPolicy
     /// The current time; tests may fix it.
     package var now: @Sendable () -> Date
 
     package init(
         store: any RecordStore,
-        vault: IdentityVault,
+        keys: KeyCustodian,
+        checkpoints: CheckpointSigner,
         policy: AccessPolicy = AccessPolicy(),
         now: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.store = store
-        self.vault = vault
+        self.keys = keys
+        self.checkpoints = checkpoints
         self.policy = policy
         self.now = now
     }
@@ -29,7 +32,7 @@ package struct ServiceEnvironment: Sendable {
     /// The one writer of records.
     package var writer: RecordWriter {
         let now = self.now
-        return RecordWriter(policy: self.policy) { Int64((now().timeIntervalSince1970 * 1000).rounded()) }
+        return RecordWriter(policy: self.policy, store: self.store) { Int64((now().timeIntervalSince1970 * 1000).rounded()) }
     }
 
     /// A new record id: a prefix and 128 random bits.

@@ -17,6 +17,7 @@ struct SurvivorService {
         router.register(MethodCatalog.SurvivorService.updateSurvivorStatus, self.updateStatus)
         router.register(MethodCatalog.SurvivorService.grantConsent, self.grantConsent)
         router.register(MethodCatalog.SurvivorService.withdrawConsent, self.withdrawConsent)
+        router.register(MethodCatalog.SurvivorService.eraseSurvivor, self.erase)
     }
 
     private var env: ServiceEnvironment { self.environment }
@@ -40,7 +41,7 @@ struct SurvivorService {
         try Self.validate(request.identity)
         if request.status != .unspecified { try Validate.known(request.status, "status") }
         let env = self.env
-        return try await env.store.write { tx in
+        return try await env.writer.transaction(context) { tx in
             try env.writer.idempotent(context, key: request.idempotencyKey, request: request, tx) {
                 let office = try CaseService.activeOffice(request.officeCode, tx)
                 let number = try tx.nextCounterValue("survivor:\(office.code)")
@@ -53,15 +54,9 @@ struct SurvivorService {
                 survivor.intakeOn = request.intakeOn
                 survivor.status = request.status == .unspecified ? .inAftercare : request.status
                 survivor.createdAtUnixMs = env.nowUnixMs
-                let sealed = try env.vault.seal(
-                    request.identity,
-                    survivorID: survivor.id,
-                    officeCode: office.code,
-                    in: tx
-                )
                 return try env.writer.create(
                     survivor,
-                    secret: sealed,
+                    identity: request.identity,
                     permission: .office(.writeRecords),
                     context,
                     tx
@@ -74,7 +69,9 @@ struct SurvivorService {
         let env = self.env
         let principal = context.principal
         let now = env.nowUnixMs
-        let survivor = try await env.store.read { tx -> Haven_V1_Survivor in
+        // A read that discloses (an identity, or what a partner's consent
+        // covers) is audited, so it runs in a write transaction with its entry.
+        let survivor = try await env.writer.transaction(context) { tx -> Haven_V1_Survivor in
             let (found, key): (Haven_V1_Survivor?, String) =
                 switch request.key {
                 case .survivorID(let id): (try tx.load(Haven_V1_Survivor.self, id: id), id)
@@ -95,11 +92,19 @@ struct SurvivorService {
             else {
                 throw AccessPolicy.notFound("survivor")
             }
+            let partner = env.policy.allows(principal, .actForPartner, partner: principal.account.partnerID)
+            if partner, Self.carriesConsented(view) { env.writer.disclose(found, "consented", tx) }
             guard request.includeIdentity else { return view }
-            let identity = try Self.identity(of: found, tx, env)
+            guard found.erasedAtUnixMs == 0 else {
+                throw HavenError(code: .failedPrecondition, message: "this survivor's identity was erased")
+            }
+            guard let identity = try tx.identity(survivorID: found.id) else {
+                throw HavenError(code: .dataLoss, message: "survivor \(found.code) has no sealed identity")
+            }
             if env.policy.allows(principal, .readIdentities, office: found.officeCode) {
                 view.identity = identity
-            } else if env.policy.allows(principal, .actForPartner, partner: principal.account.partnerID) {
+                env.writer.disclose(found, "identity", tx)
+            } else if partner {
                 ConsentView.applyIdentity(
                     identity,
                     to: &view,
@@ -107,33 +112,76 @@ struct SurvivorService {
                     partnerID: principal.account.partnerID,
                     now: now
                 )
+                env.writer.disclose(found, "identity", tx)
             } else {
                 throw AccessPolicy.denied(principal)
             }
             return view
         }
-        if request.includeIdentity {
-            // The audit log (its own service) will record this read in the same
-            // transaction; until then the log says who read which code, never what.
-            context.logger.notice(
-                "identity read",
-                metadata: ["survivor": "\(survivor.code)", "principal": "\(principal.id)"]
-            )
-        }
         return survivor
     }
 
-    static func identity(
-        of survivor: Haven_V1_Survivor,
-        _ tx: any StoreReader,
-        _ env: ServiceEnvironment
-    ) throws
-        -> Haven_V1_SurvivorIdentity
-    {
-        guard let sealed = try tx.secret(of: Haven_V1_Survivor.self, id: survivor.id) else {
-            throw HavenError(code: .dataLoss, message: "survivor \(survivor.code) has no sealed identity")
+    /// Whether a partner's view carries fields only consent lets it see.
+    static func carriesConsented(_ view: Haven_V1_Survivor) -> Bool {
+        !view.services.isEmpty || !view.placements.isEmpty
+    }
+
+    /// Clears what is sealed under a survivor's key (the store drops it
+    /// anyway when erasing; cleared here so the record returned says so).
+    static func clearSealedFields(_ survivor: inout Haven_V1_Survivor) {
+        for index in survivor.placements.indices { survivor.placements[index].homeName = "" }
+        for index in survivor.services.indices { survivor.services[index].detail = "" }
+    }
+
+    func erase(_ request: Haven_V1_EraseSurvivorRequest, _ context: CallContext) async throws -> Haven_V1_Survivor {
+        try Validate.identifier(request.survivorID, "survivor_id")
+        try Validate.text(request.reason, "reason")
+        let env = self.env
+        let principal = context.principal
+        let now = env.nowUnixMs
+        // Which office's key to rotate; nothing is rotated for a caller who may not erase here.
+        let office = try await env.store.read { tx -> String in
+            guard let found = try tx.load(Haven_V1_Survivor.self, id: request.survivorID),
+                try env.policy.view(found, for: principal, in: tx, now: now) != nil
+            else { throw AccessPolicy.notFound("survivor") }
+            return found.officeCode
         }
-        return try env.vault.open(sealed, survivorID: survivor.id, officeCode: survivor.officeCode, in: tx)
+        try env.policy.check(principal, .eraseRecords, office: office)
+        let writer = env.writer
+        return try await env.keys.rotate(env.store, offices: [office]) { tx, rotation, fingerprint in
+            let erased = try writer.update(
+                Haven_V1_Survivor.self,
+                id: request.survivorID,
+                expected: .required(request.expectedVersion),
+                permission: .office(.eraseRecords),
+                erasing: true,
+                context,
+                tx
+            ) { survivor, now in
+                guard survivor.erasedAtUnixMs == 0 else {
+                    throw HavenError(code: .failedPrecondition, message: "this survivor's identity was already erased")
+                }
+                if let hold = try LegalHold.hold(for: survivor, tx) {
+                    throw HavenError(
+                        code: .failedPrecondition,
+                        message:
+                            "a legal hold applies: case \(hold) has an accused whose prosecution or appeal is open"
+                    )
+                }
+                survivor.erasedAtUnixMs = now
+                Self.clearSealedFields(&survivor)
+                return nil
+            }
+            try tx.appendAudit(
+                writer.entry(
+                    context,
+                    outcome: .ok,
+                    detail:
+                        "identity erased (\(request.reason.count) characters of reason kept by the office); \(rotation.recordKeysRewrapped) record keys re-wrapped, master key now \(fingerprint)"
+                )
+            )
+            return erased
+        }
     }
 
     func list(
@@ -171,7 +219,8 @@ struct SurvivorService {
         } else {
             throw AccessPolicy.denied(principal)
         }
-        let page = try await env.store.read { [query] tx -> RecordPage<Haven_V1_Survivor> in
+        let partner = env.policy.reach(principal, .readRecords) == nil
+        let page = try await env.writer.transaction(context) { [query] tx -> RecordPage<Haven_V1_Survivor> in
             var query = query
             if !request.caseID.isEmpty {
                 guard
@@ -183,12 +232,12 @@ struct SurvivorService {
                 query.ids = record.survivorIds
             }
             let page = try tx.page(Haven_V1_Survivor.self, query)
-            return RecordPage(
-                records: try page.records.compactMap {
-                    try env.policy.survivor($0, id: $0.id, for: principal, in: tx, now: now, current: $0)
-                },
-                next: page.next
-            )
+            let views = try page.records.compactMap { record -> Haven_V1_Survivor? in
+                let view = try env.policy.survivor(record, id: record.id, for: principal, in: tx, now: now, current: record)
+                if partner, let view, Self.carriesConsented(view) { env.writer.disclose(record, "consented", tx) }
+                return view
+            }
+            return RecordPage(records: views, next: page.next)
         }
         .bounded(order: query.order)
         var response = Haven_V1_ListSurvivorsResponse()
@@ -210,12 +259,10 @@ struct SurvivorService {
                 survivor.minorAtIntake = request.ageAtIntake < 18
             }
             guard request.hasIdentity else { return nil }
-            return try env.vault.seal(
-                request.identity,
-                survivorID: survivor.id,
-                officeCode: survivor.officeCode,
-                in: tx
-            )
+            guard survivor.erasedAtUnixMs == 0 else {
+                throw HavenError(code: .failedPrecondition, message: "this survivor's identity was erased")
+            }
+            return request.identity
         }
     }
 
@@ -236,7 +283,7 @@ struct SurvivorService {
         let principal = context.principal
         let partnerID = principal.account.partnerID
         let delivering = env.policy.allows(principal, .recordDeliveredService, partner: partnerID)
-        return try await env.store.write { tx in
+        return try await env.writer.transaction(context) { tx in
             try env.writer.idempotent(context, key: request.idempotencyKey, request: request, tx) {
                 try env.writer.update(
                     Haven_V1_Survivor.self,
@@ -398,10 +445,10 @@ struct SurvivorService {
         _ survivorID: String,
         _ expected: ExpectedVersion,
         _ context: CallContext,
-        _ change: @escaping @Sendable (inout Haven_V1_Survivor, any StoreWriter, Int64) throws -> [UInt8]?
+        _ change: @escaping @Sendable (inout Haven_V1_Survivor, any StoreWriter, Int64) throws -> Haven_V1_SurvivorIdentity?
     ) async throws -> Haven_V1_Survivor {
         let env = self.env
-        return try await env.store.write { tx in
+        return try await env.writer.transaction(context) { tx in
             try env.writer.update(
                 Haven_V1_Survivor.self,
                 id: survivorID,

@@ -21,6 +21,7 @@ struct RecordRow: Codable, FetchableRecord, PersistableRecord {
         static let version = Column(CodingKeys.version)
         static let body = Column(CodingKeys.body)
         static let secret = Column(CodingKeys.secret)
+        static let sealed = Column(CodingKeys.sealed)
     }
 
     var kind: String
@@ -37,5 +38,8 @@ struct RecordRow: Codable, FetchableRecord, PersistableRecord {
     var flagged: Bool
     var version: Int64
     var body: Data
+    /// The identity, sealed (survivors).
     var secret: Data?
+    /// The free-text fields taken out of `body`, sealed (see ``SealedFields``).
+    var sealed: Data?
 }

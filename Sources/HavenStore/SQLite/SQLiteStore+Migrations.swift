@@ -73,6 +73,61 @@ extension SQLiteStore {
                     """
             )
         }
+        migrator.registerMigration("v2-accountability") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE record ADD COLUMN sealed BLOB;
+
+                    ALTER TABLE change ADD COLUMN recordKind TEXT;
+                    ALTER TABLE change ADD COLUMN recordID TEXT;
+                    ALTER TABLE change ADD COLUMN sealed BLOB;
+                    CREATE INDEX change_record ON change(recordKind, recordID);
+
+                    ALTER TABLE officeKey ADD COLUMN generation INTEGER NOT NULL DEFAULT 1;
+                    ALTER TABLE officeKey ADD COLUMN masterKey TEXT NOT NULL DEFAULT '';
+
+                    CREATE TABLE recordKey (
+                        kind TEXT NOT NULL,
+                        id TEXT NOT NULL,
+                        officeCode TEXT NOT NULL,
+                        generation INTEGER NOT NULL,
+                        wrappedKey BLOB NOT NULL,
+                        PRIMARY KEY (kind, id)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX recordKey_office ON recordKey(officeCode, generation);
+
+                    CREATE TABLE audit (
+                        sequence INTEGER PRIMARY KEY,
+                        at INTEGER NOT NULL,
+                        principalID TEXT NOT NULL,
+                        action TEXT NOT NULL,
+                        outcome INTEGER NOT NULL,
+                        body BLOB NOT NULL,
+                        hash BLOB NOT NULL
+                    );
+                    CREATE INDEX audit_principal ON audit(principalID, sequence);
+                    CREATE INDEX audit_action ON audit(action, sequence);
+                    CREATE INDEX audit_at ON audit(at);
+
+                    CREATE TABLE auditResource (
+                        kind TEXT NOT NULL,
+                        id TEXT NOT NULL,
+                        sequence INTEGER NOT NULL,
+                        PRIMARY KEY (kind, id, sequence)
+                    ) WITHOUT ROWID;
+
+                    CREATE TABLE checkpoint (
+                        size INTEGER PRIMARY KEY,
+                        body BLOB NOT NULL
+                    );
+
+                    CREATE TABLE meta (
+                        name TEXT PRIMARY KEY,
+                        value TEXT NOT NULL
+                    ) WITHOUT ROWID;
+                    """
+            )
+        }
         return migrator
     }()
 }

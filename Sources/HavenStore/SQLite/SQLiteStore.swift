@@ -13,18 +13,30 @@ import Synchronization
 package final class SQLiteStore: RecordStore {
     private let pool: DatabasePool
     private let notifier = ChangeNotifier()
+    /// The master keys sealed data is opened with (nil: nothing sealed can be read or written).
+    package let keys: StoreKeys?
+    private let auditing: Bool
 
     /// Opens (creating if needed) the database at `path` and runs migrations.
     ///
-    /// - Parameter path: The database file.
+    /// - Parameters:
+    ///   - path: The database file.
+    ///   - keys: The master key(s); without them nothing sealed opens.
+    ///   - auditing: Only the benchmark that measures the audit trail's cost
+    ///     turns it off, through `HavenEmbedding`'s SPI; no configuration of
+    ///     havend or haven-admin reaches it.
     /// - Throws: ``HavenError`` UNAVAILABLE when it cannot be opened or is not
     ///   durable; DATA_LOSS when its schema is newer than this software.
-    package init(path: String) throws {
+    package init(path: String, keys: StoreKeys? = nil, auditing: Bool = true) throws {
+        self.keys = keys
+        self.auditing = auditing
         var configuration = Configuration()
         configuration.foreignKeysEnabled = true
         configuration.busyMode = .timeout(10)
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
+            // Freed pages (an erased key, a replaced sealed box) are overwritten with zeros.
+            try db.execute(sql: "PRAGMA secure_delete = ON")
         }
         do {
             self.pool = try DatabasePool(path: path, configuration: configuration)
@@ -39,6 +51,9 @@ package final class SQLiteStore: RecordStore {
                 )
             }
             try Self.migrator.migrate(self.pool)
+            try self.pool.write { db in
+                try Self.adoptExisting(SQLiteTransaction(db, keys: keys, auditing: auditing))
+            }
         } catch let error as HavenError {
             throw error
         } catch {
@@ -61,8 +76,9 @@ package final class SQLiteStore: RecordStore {
     }
 
     package func read<T: Sendable>(_ body: @escaping @Sendable (any StoreReader) throws -> T) async throws -> T {
+        let keys = self.keys
         do {
-            return try await self.pool.read { db in try body(SQLiteTransaction(db)) }
+            return try await self.pool.read { db in try body(SQLiteTransaction(db, keys: keys)) }
         } catch {
             throw Self.translate(error)
         }
@@ -70,9 +86,10 @@ package final class SQLiteStore: RecordStore {
 
     package func write<T: Sendable>(_ body: @escaping @Sendable (any StoreWriter) throws -> T) async throws -> T {
         let (result, latest): (T, UInt64)
+        let (keys, auditing) = (self.keys, self.auditing)
         do {
             (result, latest) = try await self.pool.write { db in
-                let value = try body(SQLiteTransaction(db))
+                let value = try Self.audited(SQLiteTransaction(db, keys: keys, auditing: auditing), body)
                 return (value, try Self.latestSequence(db))
             }
         } catch {
@@ -88,6 +105,76 @@ package final class SQLiteStore: RecordStore {
 
     package func changeNotifications() -> AsyncStream<UInt64> {
         self.notifier.subscribe()
+    }
+
+    /// Runs a write transaction's body and refuses to commit it when it wrote
+    /// something its last audit entry does not cover.
+    private static func audited<T>(_ tx: SQLiteTransaction, _ body: (any StoreWriter) throws -> T) throws -> T {
+        let value = try body(tx)
+        guard !tx.journal.unaudited || !tx.auditing else {
+            throw HavenError(code: .internal, message: "a write transaction ended without its audit entry")
+        }
+        return value
+    }
+
+    /// Brings a database written before the audit trail under it: identities
+    /// sealed in the old format are sealed again under their own keys, and
+    /// entries (`store.adopt`, by `havend`) commit to every record, account
+    /// and change that exists. Runs once, when the trail is empty.
+    private static func adoptExisting(_ tx: SQLiteTransaction) throws {
+        guard tx.auditing, try tx.auditSize() == 0 else { return }
+        let db = tx.db
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        if tx.keys != nil {
+            let legacy = try RecordRow.filter(sql: "kind = 'survivor' AND substr(secret, 1, 1) = x'01'").fetchAll(db)
+            for var row in legacy {
+                let plaintext = try tx.openIdentity(
+                    Array(row.secret!),
+                    survivorID: row.id,
+                    office: row.officeCode ?? "",
+                    version: UInt64(row.version)
+                )
+                var survivor: Haven_V1_Survivor = try tx.decode(row)
+                survivor.version = UInt64(row.version)
+                row.secret = Data(try tx.sealIdentityBytes(plaintext, of: survivor))
+                try row.update(db)
+            }
+        }
+        var resources: [Haven_V1_AuditResource] = []
+        for (key, hash) in try tx.storedHashes().sorted(by: { $0.key < $1.key }) {
+            let parts = key.split(separator: "/", maxSplits: 1).map(String.init)
+            var resource = Haven_V1_AuditResource()
+            resource.kind = parts[0]
+            resource.id = parts[1]
+            resource.storedHash = Data(hash)
+            if parts[0] != "account",
+                let version = try Int64.fetchOne(
+                    db,
+                    sql: "SELECT version FROM record WHERE kind = ? AND id = ?",
+                    arguments: [parts[0], parts[1]]
+                )
+            {
+                resource.version = UInt64(version)
+            }
+            resources.append(resource)
+        }
+        var changes = try tx.changeHashes(from: 0, limit: Int.max)[...]
+        guard !resources.isEmpty || !changes.isEmpty else { return }
+        var remaining = resources[...]
+        while !remaining.isEmpty || !changes.isEmpty {
+            for (sequence, hash) in changes.prefix(500) { tx.journal.appended(change: sequence, hash: hash) }
+            changes = changes.dropFirst(500)
+            try tx.appendAudit(
+                NewAuditEntry(
+                    atUnixMs: now,
+                    principalID: "havend",
+                    action: "store.adopt",
+                    detail: "records, accounts and changes written before the audit trail existed",
+                    resources: Array(remaining.prefix(500))
+                )
+            )
+            remaining = remaining.dropFirst(500)
+        }
     }
 
     static func latestSequence(_ db: Database) throws -> UInt64 {
@@ -163,8 +250,11 @@ extension SQLiteStore {
     /// Runs a write transaction on the calling thread, for set-up code that
     /// runs before any concurrency exists (initializing a data directory).
     package func writeSynchronously<T>(_ body: (any StoreWriter) throws -> T) throws -> T {
+        let (keys, auditing) = (self.keys, self.auditing)
         do {
-            return try self.pool.write { db in try body(SQLiteTransaction(db)) }
+            return try self.pool.write { db in
+                try Self.audited(SQLiteTransaction(db, keys: keys, auditing: auditing), body)
+            }
         } catch {
             throw Self.translate(error)
         }

@@ -6,21 +6,31 @@ import SwiftProtobuf
 /// The reads and writes of one GRDB transaction.
 struct SQLiteTransaction: StoreWriter {
     let db: Database
+    /// The master keys (nil for a store opened without them: it can read and
+    /// write what is not sealed, and refuses what is).
+    let keys: StoreKeys?
+    /// What this transaction wrote and has not audited yet.
+    let journal: TransactionJournal
+    /// False only for the benchmark baseline of the audit's cost.
+    let auditing: Bool
 
-    init(_ db: Database) {
+    init(_ db: Database, keys: StoreKeys?, journal: TransactionJournal = TransactionJournal(), auditing: Bool = true) {
         self.db = db
+        self.keys = keys
+        self.journal = journal
+        self.auditing = auditing
     }
 
     // MARK: Records
 
     func load<R: StoredRecord>(_ type: R.Type, id: String) throws -> R? {
         try RecordRow.filter(RecordRow.Columns.kind == R.recordKind.rawValue && RecordRow.Columns.id == id)
-            .fetchOne(self.db).map(Self.decode)
+            .fetchOne(self.db).map(self.decode)
     }
 
     func load<R: StoredRecord>(_ type: R.Type, alias: String) throws -> R? {
         try RecordRow.filter(RecordRow.Columns.kind == R.recordKind.rawValue && RecordRow.Columns.alias == alias)
-            .fetchOne(self.db).map(Self.decode)
+            .fetchOne(self.db).map(self.decode)
     }
 
     func load<R: StoredRecord>(_ type: R.Type, ids: [String]) throws -> [R] {
@@ -30,7 +40,7 @@ struct SQLiteTransaction: StoreWriter {
         )
         .fetchAll(self.db)
         let byID = Dictionary(rows.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
-        return try ids.compactMap { try byID[$0].map(Self.decode) }
+        return try ids.compactMap { try byID[$0].map(self.decode) }
     }
 
     func page<R: StoredRecord>(_ type: R.Type, _ query: RecordQuery) throws -> RecordPage<R> {
@@ -58,7 +68,7 @@ struct SQLiteTransaction: StoreWriter {
         }
         // One more than asked tells whether another page exists.
         let rows = try request.limit(query.limit + 1).fetchAll(self.db)
-        let records = try rows.prefix(query.limit).map { try Self.decode($0) as R }
+        let records = try rows.prefix(query.limit).map { try self.decode($0) as R }
         var next: PageCursor?
         if rows.count > query.limit, let last = rows.prefix(query.limit).last {
             next = PageCursor(sortKey: last.createdAt, alias: last.alias ?? "", id: last.id)
@@ -99,16 +109,30 @@ struct SQLiteTransaction: StoreWriter {
         return request
     }
 
-    func secret<R: StoredRecord>(of type: R.Type, id: String) throws -> [UInt8]? {
-        try Data.fetchOne(
-            self.db,
-            sql: "SELECT secret FROM record WHERE kind = ? AND id = ?",
-            arguments: [R.recordKind.rawValue, id]
-        ).map(Array.init)
+    func identity(survivorID: String) throws -> Haven_V1_SurvivorIdentity? {
+        guard
+            let row = try Row.fetchOne(
+                self.db,
+                sql: "SELECT officeCode, version, secret FROM record WHERE kind = 'survivor' AND id = ?",
+                arguments: [survivorID]
+            ),
+            let secret = (row["secret"] as Data?).map(Array.init)
+        else { return nil }
+        let office: String = row["officeCode"] ?? ""
+        let version = UInt64(row["version"] as Int64)
+        let plaintext = try self.openIdentity(secret, survivorID: survivorID, office: office, version: version)
+        do {
+            return try Haven_V1_SurvivorIdentity(serializedBytes: plaintext)
+        } catch {
+            throw HavenError(code: .dataLoss, message: "a sealed identity does not decode")
+        }
     }
 
-    func insert<R: StoredRecord>(_ record: R, secret: [UInt8]?) throws {
-        let row = try Self.row(record, secret: secret.map { Data($0) })
+    func insert<R: StoredRecord>(_ record: R, identity: Haven_V1_SurvivorIdentity?) throws {
+        var row = try self.row(record, sealedIdentity: nil)
+        if let identity {
+            row.secret = Data(try self.sealIdentity(identity, of: record))
+        }
         if try RecordRow.exists(self.db, key: ["kind": row.kind, "id": row.id]) {
             throw HavenError(code: .alreadyExists, message: "a \(R.recordKind.rawValue) with that id already exists")
         }
@@ -123,43 +147,77 @@ struct SQLiteTransaction: StoreWriter {
             )
         }
         try row.insert(self.db)
+        self.journal.wrote(
+            kind: row.kind,
+            id: row.id,
+            office: row.officeCode,
+            version: record.recordVersion,
+            hash: Self.storedHash(row)
+        )
     }
 
-    func update<R: StoredRecord>(_ record: R, expectedVersion: UInt64, secret: [UInt8]??) throws {
+    func update<R: StoredRecord>(_ record: R, expectedVersion: UInt64, sealed: SealedChange) throws {
         guard
-            let current = try Int64.fetchOne(
+            let current = try Row.fetchOne(
                 self.db,
-                sql: "SELECT version FROM record WHERE kind = ? AND id = ?",
+                sql: "SELECT version, secret FROM record WHERE kind = ? AND id = ?",
                 arguments: [R.recordKind.rawValue, record.recordID]
             )
         else {
             throw HavenError(code: .notFound, message: "no \(R.recordKind.rawValue) with that id")
         }
-        guard UInt64(current) == expectedVersion else {
-            throw HavenError.staleVersion(expected: expectedVersion, current: UInt64(current))
+        let currentVersion = UInt64(current["version"] as Int64)
+        guard currentVersion == expectedVersion else {
+            throw HavenError.staleVersion(expected: expectedVersion, current: currentVersion)
         }
-        var row = try Self.row(record, secret: nil)
-        switch secret {
-        case .none:
-            row.secret = try Data.fetchOne(
-                self.db,
-                sql: "SELECT secret FROM record WHERE kind = ? AND id = ?",
-                arguments: [row.kind, row.id]
-            )
-        case .some(let replacement):
-            row.secret = replacement.map { Data($0) }
+        var erasing = false
+        if case .erase = sealed {
+            erasing = true
+            try self.eraseRecordKey(kind: R.recordKind, id: record.recordID)
+        }
+        var row = try self.row(record, sealedIdentity: nil, sealing: !erasing)
+        switch sealed {
+        case .keep:
+            if let secret = (current["secret"] as Data?).map(Array.init) {
+                // Sealed again for the new version: the old box stops matching.
+                let plaintext = try self.openIdentity(
+                    secret,
+                    survivorID: record.recordID,
+                    office: record.index.officeCode ?? "",
+                    version: currentVersion
+                )
+                row.secret = Data(
+                    try self.sealIdentityBytes(plaintext, of: record)
+                )
+            }
+        case .identity(let identity):
+            row.secret = Data(try self.sealIdentity(identity, of: record))
+        case .erase:
+            row.secret = nil
         }
         try row.update(self.db)
+        self.journal.wrote(
+            kind: row.kind,
+            id: row.id,
+            office: row.officeCode,
+            version: record.recordVersion,
+            hash: Self.storedHash(row)
+        )
     }
 
-    static func row<R: StoredRecord>(_ record: R, secret: Data?) throws -> RecordRow {
+    /// The row of a record: index columns, the body without its sealed
+    /// fields, and those fields sealed under the record's key.
+    /// When `sealing` is false (an erasure), the sealed fields are dropped.
+    func row<R: StoredRecord>(_ record: R, sealedIdentity: Data?, sealing: Bool = true) throws -> RecordRow {
         if let violation = record.storageViolation {
             throw HavenError(code: .internal, message: violation)
         }
+        var stripped = record
+        let fields = FieldSealing.take(&stripped)
         let index = record.index
         let body: Data
         do {
-            body = try record.serializedBytes()
+            body = try stripped.serializedBytes()
         } catch {
             throw HavenError(code: .internal, message: "could not serialize a \(R.recordKind.rawValue)")
         }
@@ -170,6 +228,13 @@ struct SQLiteTransaction: StoreWriter {
                     "the \(R.recordKind.rawValue) would exceed \(HavenLimits.maxRecordBytes) bytes, the most a record may hold"
             )
         }
+        let sealed = try self.sealFields(
+            sealing ? fields : [:],
+            kind: R.recordKind,
+            id: record.recordID,
+            office: index.officeCode ?? "",
+            version: record.recordVersion
+        )
         return RecordRow(
             kind: R.recordKind.rawValue,
             id: record.recordID,
@@ -185,39 +250,117 @@ struct SQLiteTransaction: StoreWriter {
             flagged: index.flagged,
             version: Int64(record.recordVersion),
             body: body,
-            secret: secret
+            secret: sealedIdentity,
+            sealed: sealed.map { Data($0) }
         )
     }
 
-    static func decode<R: StoredRecord>(_ row: RecordRow) throws -> R {
+    func decode<R: StoredRecord>(_ row: RecordRow) throws -> R {
+        var record: R
         do {
-            return try R(serializedBytes: row.body)
+            record = try R(serializedBytes: row.body)
         } catch {
             throw HavenError(code: .dataLoss, message: "stored \(row.kind) \(row.id) cannot be decoded")
         }
+        if let sealed = row.sealed {
+            let fields = try self.openFields(
+                Array(sealed),
+                kind: row.kind,
+                id: row.id,
+                office: row.officeCode ?? "",
+                version: UInt64(row.version)
+            )
+            FieldSealing.put(fields, into: &record)
+        }
+        return record
+    }
+
+    /// What the audit trail commits to for a record version: every column.
+    static func storedHash(_ row: RecordRow) -> [UInt8] {
+        var hasher = StoredHasher("haven.v1 record")
+        hasher.add(row.kind)
+        hasher.add(row.id)
+        hasher.add(row.alias)
+        hasher.add(row.officeCode)
+        hasher.add(row.partnerID)
+        hasher.add(row.subjectID)
+        hasher.add(Int64(row.status))
+        hasher.add(Int64(row.category))
+        hasher.add(row.day)
+        hasher.add(row.createdAt)
+        hasher.add(row.updatedAt)
+        hasher.add(row.flagged)
+        hasher.add(row.version)
+        hasher.add(row.body)
+        hasher.add(row.secret)
+        hasher.add(row.sealed)
+        return hasher.finalize()
     }
 
     // MARK: Change log
 
     func appendChange(_ entry: NewChange) throws -> UInt64 {
+        var event = entry.event
+        let subject = FieldSealing.take(from: &event)
         let body: Data
         do {
-            body = try entry.event.serializedBytes()
+            body = try event.serializedBytes()
         } catch {
             throw HavenError(code: .internal, message: "could not serialize a change")
         }
+        let sealed = try subject.flatMap { kind, id, office, version, fields in
+            try self.sealFields(fields, kind: kind, id: id, office: office, version: version)
+        }
         try self.db.execute(
-            sql: "INSERT INTO change (committedAt, officeCode, partnerID, survivorID, body) VALUES (?, ?, ?, ?, ?)",
-            arguments: [entry.event.committedAtUnixMs, entry.officeCode, entry.partnerID, entry.survivorID, body]
+            sql: """
+                INSERT INTO change (committedAt, officeCode, partnerID, survivorID, body, recordKind, recordID, sealed)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                entry.event.committedAtUnixMs, entry.officeCode, entry.partnerID, entry.survivorID, body,
+                subject?.0.rawValue, subject?.1, sealed.map { Data($0) },
+            ]
         )
-        return UInt64(self.db.lastInsertedRowID)
+        let sequence = UInt64(self.db.lastInsertedRowID)
+        self.journal.appended(
+            change: sequence,
+            hash: Self.changeHash(
+                sequence: Int64(sequence),
+                committedAt: entry.event.committedAtUnixMs,
+                officeCode: entry.officeCode,
+                partnerID: entry.partnerID,
+                survivorID: entry.survivorID,
+                body: body
+            )
+        )
+        return sequence
+    }
+
+    /// What the audit trail commits to for a change-log entry. The sealed
+    /// fields are not part of it: erasure removes them from history.
+    static func changeHash(
+        sequence: Int64,
+        committedAt: Int64,
+        officeCode: String?,
+        partnerID: String?,
+        survivorID: String?,
+        body: Data
+    ) -> [UInt8] {
+        var hasher = StoredHasher("haven.v1 change")
+        hasher.add(sequence)
+        hasher.add(committedAt)
+        hasher.add(officeCode)
+        hasher.add(partnerID)
+        hasher.add(survivorID)
+        hasher.add(body)
+        return hasher.finalize()
     }
 
     func changes(after sequence: UInt64, limit: Int) throws -> [ChangeEntry] {
         try Row.fetchAll(
             self.db,
             sql: """
-                SELECT sequence, officeCode, partnerID, survivorID, body FROM change
+                SELECT sequence, officeCode, partnerID, survivorID, body, sealed FROM change
                 WHERE sequence > ? ORDER BY sequence LIMIT ?
                 """,
             arguments: [Int64(clamping: sequence), limit]
@@ -228,6 +371,19 @@ struct SQLiteTransaction: StoreWriter {
                 event = try Haven_V1_ChangeEvent(serializedBytes: row["body"] as Data)
             } catch {
                 throw HavenError(code: .dataLoss, message: "change \(sequence) cannot be decoded")
+            }
+            if let sealed = (row["sealed"] as Data?).map(Array.init) {
+                var copy = event
+                if let (kind, id, office, version, _) = FieldSealing.take(from: &copy) {
+                    let fields = try self.openFields(
+                        sealed,
+                        kind: kind.rawValue,
+                        id: id,
+                        office: office,
+                        version: version
+                    )
+                    FieldSealing.put(fields, into: &event)
+                }
             }
             event.sequence = sequence
             return ChangeEntry(
@@ -322,6 +478,7 @@ struct SQLiteTransaction: StoreWriter {
 
     func saveAccount(_ account: Account) throws {
         _ = try self.nextCounterValue(Self.accountRevision)
+        self.journal.wrote(kind: "account", id: account.id, office: nil, version: 0, hash: Self.accountHash(account))
         try self.db.execute(
             sql: """
                 INSERT INTO account (id, displayName, role, officeCodes, partnerID, enabled, createdAt)
@@ -336,19 +493,16 @@ struct SQLiteTransaction: StoreWriter {
         )
     }
 
-    func wrappedOfficeKey(officeCode: String) throws -> [UInt8]? {
-        try Data.fetchOne(
-            self.db,
-            sql: "SELECT wrappedKey FROM officeKey WHERE officeCode = ?",
-            arguments: [officeCode]
-        )
-        .map(Array.init)
-    }
-
-    func saveWrappedOfficeKey(officeCode: String, wrappedKey: [UInt8]) throws {
-        try self.db.execute(
-            sql: "INSERT INTO officeKey (officeCode, wrappedKey) VALUES (?, ?)",
-            arguments: [officeCode, Data(wrappedKey)]
-        )
+    /// What the audit trail commits to for an account.
+    static func accountHash(_ account: Account) -> [UInt8] {
+        var hasher = StoredHasher("haven.v1 account")
+        hasher.add(account.id)
+        hasher.add(account.displayName)
+        hasher.add(Int64(account.role.rawValue))
+        hasher.add(account.officeCodes.joined(separator: ","))
+        hasher.add(account.partnerID)
+        hasher.add(account.enabled)
+        hasher.add(account.createdAtUnixMs)
+        return hasher.finalize()
     }
 }

@@ -52,6 +52,276 @@ void   haven__v1__office__free_unpacked
   assert(message->base.descriptor == &haven__v1__office__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   haven__v1__retention_policy__init
+                     (Haven__V1__RetentionPolicy         *message)
+{
+  static const Haven__V1__RetentionPolicy init_value = HAVEN__V1__RETENTION_POLICY__INIT;
+  *message = init_value;
+}
+size_t haven__v1__retention_policy__get_packed_size
+                     (const Haven__V1__RetentionPolicy *message)
+{
+  assert(message->base.descriptor == &haven__v1__retention_policy__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t haven__v1__retention_policy__pack
+                     (const Haven__V1__RetentionPolicy *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &haven__v1__retention_policy__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t haven__v1__retention_policy__pack_to_buffer
+                     (const Haven__V1__RetentionPolicy *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &haven__v1__retention_policy__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Haven__V1__RetentionPolicy *
+       haven__v1__retention_policy__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Haven__V1__RetentionPolicy *)
+     protobuf_c_message_unpack (&haven__v1__retention_policy__descriptor,
+                                allocator, len, data);
+}
+void   haven__v1__retention_policy__free_unpacked
+                     (Haven__V1__RetentionPolicy *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &haven__v1__retention_policy__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   haven__v1__retention_item__init
+                     (Haven__V1__RetentionItem         *message)
+{
+  static const Haven__V1__RetentionItem init_value = HAVEN__V1__RETENTION_ITEM__INIT;
+  *message = init_value;
+}
+size_t haven__v1__retention_item__get_packed_size
+                     (const Haven__V1__RetentionItem *message)
+{
+  assert(message->base.descriptor == &haven__v1__retention_item__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t haven__v1__retention_item__pack
+                     (const Haven__V1__RetentionItem *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &haven__v1__retention_item__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t haven__v1__retention_item__pack_to_buffer
+                     (const Haven__V1__RetentionItem *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &haven__v1__retention_item__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Haven__V1__RetentionItem *
+       haven__v1__retention_item__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Haven__V1__RetentionItem *)
+     protobuf_c_message_unpack (&haven__v1__retention_item__descriptor,
+                                allocator, len, data);
+}
+void   haven__v1__retention_item__free_unpacked
+                     (Haven__V1__RetentionItem *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &haven__v1__retention_item__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   haven__v1__preview_retention_request__init
+                     (Haven__V1__PreviewRetentionRequest         *message)
+{
+  static const Haven__V1__PreviewRetentionRequest init_value = HAVEN__V1__PREVIEW_RETENTION_REQUEST__INIT;
+  *message = init_value;
+}
+size_t haven__v1__preview_retention_request__get_packed_size
+                     (const Haven__V1__PreviewRetentionRequest *message)
+{
+  assert(message->base.descriptor == &haven__v1__preview_retention_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t haven__v1__preview_retention_request__pack
+                     (const Haven__V1__PreviewRetentionRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &haven__v1__preview_retention_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t haven__v1__preview_retention_request__pack_to_buffer
+                     (const Haven__V1__PreviewRetentionRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &haven__v1__preview_retention_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Haven__V1__PreviewRetentionRequest *
+       haven__v1__preview_retention_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Haven__V1__PreviewRetentionRequest *)
+     protobuf_c_message_unpack (&haven__v1__preview_retention_request__descriptor,
+                                allocator, len, data);
+}
+void   haven__v1__preview_retention_request__free_unpacked
+                     (Haven__V1__PreviewRetentionRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &haven__v1__preview_retention_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   haven__v1__retention_plan__init
+                     (Haven__V1__RetentionPlan         *message)
+{
+  static const Haven__V1__RetentionPlan init_value = HAVEN__V1__RETENTION_PLAN__INIT;
+  *message = init_value;
+}
+size_t haven__v1__retention_plan__get_packed_size
+                     (const Haven__V1__RetentionPlan *message)
+{
+  assert(message->base.descriptor == &haven__v1__retention_plan__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t haven__v1__retention_plan__pack
+                     (const Haven__V1__RetentionPlan *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &haven__v1__retention_plan__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t haven__v1__retention_plan__pack_to_buffer
+                     (const Haven__V1__RetentionPlan *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &haven__v1__retention_plan__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Haven__V1__RetentionPlan *
+       haven__v1__retention_plan__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Haven__V1__RetentionPlan *)
+     protobuf_c_message_unpack (&haven__v1__retention_plan__descriptor,
+                                allocator, len, data);
+}
+void   haven__v1__retention_plan__free_unpacked
+                     (Haven__V1__RetentionPlan *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &haven__v1__retention_plan__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   haven__v1__rotate_keys_request__init
+                     (Haven__V1__RotateKeysRequest         *message)
+{
+  static const Haven__V1__RotateKeysRequest init_value = HAVEN__V1__ROTATE_KEYS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t haven__v1__rotate_keys_request__get_packed_size
+                     (const Haven__V1__RotateKeysRequest *message)
+{
+  assert(message->base.descriptor == &haven__v1__rotate_keys_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t haven__v1__rotate_keys_request__pack
+                     (const Haven__V1__RotateKeysRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &haven__v1__rotate_keys_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t haven__v1__rotate_keys_request__pack_to_buffer
+                     (const Haven__V1__RotateKeysRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &haven__v1__rotate_keys_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Haven__V1__RotateKeysRequest *
+       haven__v1__rotate_keys_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Haven__V1__RotateKeysRequest *)
+     protobuf_c_message_unpack (&haven__v1__rotate_keys_request__descriptor,
+                                allocator, len, data);
+}
+void   haven__v1__rotate_keys_request__free_unpacked
+                     (Haven__V1__RotateKeysRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &haven__v1__rotate_keys_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   haven__v1__rotate_keys_response__init
+                     (Haven__V1__RotateKeysResponse         *message)
+{
+  static const Haven__V1__RotateKeysResponse init_value = HAVEN__V1__ROTATE_KEYS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t haven__v1__rotate_keys_response__get_packed_size
+                     (const Haven__V1__RotateKeysResponse *message)
+{
+  assert(message->base.descriptor == &haven__v1__rotate_keys_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t haven__v1__rotate_keys_response__pack
+                     (const Haven__V1__RotateKeysResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &haven__v1__rotate_keys_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t haven__v1__rotate_keys_response__pack_to_buffer
+                     (const Haven__V1__RotateKeysResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &haven__v1__rotate_keys_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Haven__V1__RotateKeysResponse *
+       haven__v1__rotate_keys_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Haven__V1__RotateKeysResponse *)
+     protobuf_c_message_unpack (&haven__v1__rotate_keys_response__descriptor,
+                                allocator, len, data);
+}
+void   haven__v1__rotate_keys_response__free_unpacked
+                     (Haven__V1__RotateKeysResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &haven__v1__rotate_keys_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   haven__v1__create_office_request__init
                      (Haven__V1__CreateOfficeRequest         *message)
 {
@@ -322,7 +592,7 @@ void   haven__v1__close_office_request__free_unpacked
   assert(message->base.descriptor == &haven__v1__close_office_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor haven__v1__office__field_descriptors[10] =
+static const ProtobufCFieldDescriptor haven__v1__office__field_descriptors[11] =
 {
   {
     "code",
@@ -444,6 +714,18 @@ static const ProtobufCFieldDescriptor haven__v1__office__field_descriptors[10] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "retention",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__Office, retention),
+    &haven__v1__retention_policy__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned haven__v1__office__field_indices_by_name[] = {
   2,   /* field[2] = city */
@@ -452,6 +734,7 @@ static const unsigned haven__v1__office__field_indices_by_name[] = {
   3,   /* field[3] = country */
   7,   /* field[7] = created_at_unix_ms */
   1,   /* field[1] = name */
+  10,   /* field[10] = retention */
   5,   /* field[5] = status */
   4,   /* field[4] = time_zone */
   8,   /* field[8] = updated_at_unix_ms */
@@ -460,7 +743,7 @@ static const unsigned haven__v1__office__field_indices_by_name[] = {
 static const ProtobufCIntRange haven__v1__office__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 10 }
+  { 0, 11 }
 };
 const ProtobufCMessageDescriptor haven__v1__office__descriptor =
 {
@@ -470,11 +753,356 @@ const ProtobufCMessageDescriptor haven__v1__office__descriptor =
   "Haven__V1__Office",
   "haven.v1",
   sizeof(Haven__V1__Office),
-  10,
+  11,
   haven__v1__office__field_descriptors,
   haven__v1__office__field_indices_by_name,
   1,  haven__v1__office__number_ranges,
   (ProtobufCMessageInit) haven__v1__office__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor haven__v1__retention_policy__field_descriptors[2] =
+{
+  {
+    "identity_years_after_closure",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__RetentionPolicy, identity_years_after_closure),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "case_notes_years_after_closure",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__RetentionPolicy, case_notes_years_after_closure),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned haven__v1__retention_policy__field_indices_by_name[] = {
+  1,   /* field[1] = case_notes_years_after_closure */
+  0,   /* field[0] = identity_years_after_closure */
+};
+static const ProtobufCIntRange haven__v1__retention_policy__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor haven__v1__retention_policy__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "haven.v1.RetentionPolicy",
+  "RetentionPolicy",
+  "Haven__V1__RetentionPolicy",
+  "haven.v1",
+  sizeof(Haven__V1__RetentionPolicy),
+  2,
+  haven__v1__retention_policy__field_descriptors,
+  haven__v1__retention_policy__field_indices_by_name,
+  1,  haven__v1__retention_policy__number_ranges,
+  (ProtobufCMessageInit) haven__v1__retention_policy__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor haven__v1__retention_item__field_descriptors[6] =
+{
+  {
+    "what",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__RetentionItem, what),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "record_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__RetentionItem, record_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "code",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__RetentionItem, code),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "due_at_unix_ms",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__RetentionItem, due_at_unix_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "held",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__RetentionItem, held),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "hold",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__RetentionItem, hold),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned haven__v1__retention_item__field_indices_by_name[] = {
+  2,   /* field[2] = code */
+  3,   /* field[3] = due_at_unix_ms */
+  4,   /* field[4] = held */
+  5,   /* field[5] = hold */
+  1,   /* field[1] = record_id */
+  0,   /* field[0] = what */
+};
+static const ProtobufCIntRange haven__v1__retention_item__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor haven__v1__retention_item__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "haven.v1.RetentionItem",
+  "RetentionItem",
+  "Haven__V1__RetentionItem",
+  "haven.v1",
+  sizeof(Haven__V1__RetentionItem),
+  6,
+  haven__v1__retention_item__field_descriptors,
+  haven__v1__retention_item__field_indices_by_name,
+  1,  haven__v1__retention_item__number_ranges,
+  (ProtobufCMessageInit) haven__v1__retention_item__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor haven__v1__preview_retention_request__field_descriptors[1] =
+{
+  {
+    "office_code",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__PreviewRetentionRequest, office_code),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned haven__v1__preview_retention_request__field_indices_by_name[] = {
+  0,   /* field[0] = office_code */
+};
+static const ProtobufCIntRange haven__v1__preview_retention_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor haven__v1__preview_retention_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "haven.v1.PreviewRetentionRequest",
+  "PreviewRetentionRequest",
+  "Haven__V1__PreviewRetentionRequest",
+  "haven.v1",
+  sizeof(Haven__V1__PreviewRetentionRequest),
+  1,
+  haven__v1__preview_retention_request__field_descriptors,
+  haven__v1__preview_retention_request__field_indices_by_name,
+  1,  haven__v1__preview_retention_request__number_ranges,
+  (ProtobufCMessageInit) haven__v1__preview_retention_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor haven__v1__retention_plan__field_descriptors[2] =
+{
+  {
+    "items",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Haven__V1__RetentionPlan, n_items),
+    offsetof(Haven__V1__RetentionPlan, items),
+    &haven__v1__retention_item__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "as_of_unix_ms",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__RetentionPlan, as_of_unix_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned haven__v1__retention_plan__field_indices_by_name[] = {
+  1,   /* field[1] = as_of_unix_ms */
+  0,   /* field[0] = items */
+};
+static const ProtobufCIntRange haven__v1__retention_plan__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor haven__v1__retention_plan__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "haven.v1.RetentionPlan",
+  "RetentionPlan",
+  "Haven__V1__RetentionPlan",
+  "haven.v1",
+  sizeof(Haven__V1__RetentionPlan),
+  2,
+  haven__v1__retention_plan__field_descriptors,
+  haven__v1__retention_plan__field_indices_by_name,
+  1,  haven__v1__retention_plan__number_ranges,
+  (ProtobufCMessageInit) haven__v1__retention_plan__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor haven__v1__rotate_keys_request__field_descriptors[1] =
+{
+  {
+    "office_codes",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Haven__V1__RotateKeysRequest, n_office_codes),
+    offsetof(Haven__V1__RotateKeysRequest, office_codes),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned haven__v1__rotate_keys_request__field_indices_by_name[] = {
+  0,   /* field[0] = office_codes */
+};
+static const ProtobufCIntRange haven__v1__rotate_keys_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor haven__v1__rotate_keys_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "haven.v1.RotateKeysRequest",
+  "RotateKeysRequest",
+  "Haven__V1__RotateKeysRequest",
+  "haven.v1",
+  sizeof(Haven__V1__RotateKeysRequest),
+  1,
+  haven__v1__rotate_keys_request__field_descriptors,
+  haven__v1__rotate_keys_request__field_indices_by_name,
+  1,  haven__v1__rotate_keys_request__number_ranges,
+  (ProtobufCMessageInit) haven__v1__rotate_keys_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor haven__v1__rotate_keys_response__field_descriptors[3] =
+{
+  {
+    "master_key_fingerprint",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__RotateKeysResponse, master_key_fingerprint),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "offices_rotated",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__RotateKeysResponse, offices_rotated),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "record_keys_rewrapped",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__RotateKeysResponse, record_keys_rewrapped),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned haven__v1__rotate_keys_response__field_indices_by_name[] = {
+  0,   /* field[0] = master_key_fingerprint */
+  1,   /* field[1] = offices_rotated */
+  2,   /* field[2] = record_keys_rewrapped */
+};
+static const ProtobufCIntRange haven__v1__rotate_keys_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor haven__v1__rotate_keys_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "haven.v1.RotateKeysResponse",
+  "RotateKeysResponse",
+  "Haven__V1__RotateKeysResponse",
+  "haven.v1",
+  sizeof(Haven__V1__RotateKeysResponse),
+  3,
+  haven__v1__rotate_keys_response__field_descriptors,
+  haven__v1__rotate_keys_response__field_indices_by_name,
+  1,  haven__v1__rotate_keys_response__number_ranges,
+  (ProtobufCMessageInit) haven__v1__rotate_keys_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor haven__v1__create_office_request__field_descriptors[2] =
@@ -668,7 +1296,7 @@ const ProtobufCMessageDescriptor haven__v1__list_offices_response__descriptor =
   (ProtobufCMessageInit) haven__v1__list_offices_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor haven__v1__update_office_request__field_descriptors[5] =
+static const ProtobufCFieldDescriptor haven__v1__update_office_request__field_descriptors[6] =
 {
   {
     "code",
@@ -730,18 +1358,31 @@ static const ProtobufCFieldDescriptor haven__v1__update_office_request__field_de
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "retention",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__UpdateOfficeRequest, retention),
+    &haven__v1__retention_policy__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned haven__v1__update_office_request__field_indices_by_name[] = {
   3,   /* field[3] = city */
   0,   /* field[0] = code */
   1,   /* field[1] = expected_version */
   2,   /* field[2] = name */
+  5,   /* field[5] = retention */
   4,   /* field[4] = time_zone */
 };
 static const ProtobufCIntRange haven__v1__update_office_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor haven__v1__update_office_request__descriptor =
 {
@@ -751,7 +1392,7 @@ const ProtobufCMessageDescriptor haven__v1__update_office_request__descriptor =
   "Haven__V1__UpdateOfficeRequest",
   "haven.v1",
   sizeof(Haven__V1__UpdateOfficeRequest),
-  5,
+  6,
   haven__v1__update_office_request__field_descriptors,
   haven__v1__update_office_request__field_indices_by_name,
   1,  haven__v1__update_office_request__number_ranges,
@@ -839,19 +1480,23 @@ const ProtobufCEnumDescriptor haven__v1__office_status__descriptor =
   haven__v1__office_status__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor haven__v1__office_service__method_descriptors[5] =
+static const ProtobufCMethodDescriptor haven__v1__office_service__method_descriptors[7] =
 {
   { "CreateOffice", &haven__v1__create_office_request__descriptor, &haven__v1__office__descriptor },
   { "GetOffice", &haven__v1__get_office_request__descriptor, &haven__v1__office__descriptor },
   { "ListOffices", &haven__v1__list_offices_request__descriptor, &haven__v1__list_offices_response__descriptor },
   { "UpdateOffice", &haven__v1__update_office_request__descriptor, &haven__v1__office__descriptor },
   { "CloseOffice", &haven__v1__close_office_request__descriptor, &haven__v1__office__descriptor },
+  { "PreviewRetention", &haven__v1__preview_retention_request__descriptor, &haven__v1__retention_plan__descriptor },
+  { "RotateKeys", &haven__v1__rotate_keys_request__descriptor, &haven__v1__rotate_keys_response__descriptor },
 };
 const unsigned haven__v1__office_service__method_indices_by_name[] = {
   4,        /* CloseOffice */
   0,        /* CreateOffice */
   1,        /* GetOffice */
   2,        /* ListOffices */
+  5,        /* PreviewRetention */
+  6,        /* RotateKeys */
   3         /* UpdateOffice */
 };
 const ProtobufCServiceDescriptor haven__v1__office_service__descriptor =
@@ -861,7 +1506,7 @@ const ProtobufCServiceDescriptor haven__v1__office_service__descriptor =
   "OfficeService",
   "Haven__V1__OfficeService",
   "haven.v1",
-  5,
+  7,
   haven__v1__office_service__method_descriptors,
   haven__v1__office_service__method_indices_by_name
 };
@@ -904,6 +1549,22 @@ void haven__v1__office_service__close_office(ProtobufCService *service,
 {
   assert(service->descriptor == &haven__v1__office_service__descriptor);
   service->invoke(service, 4, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void haven__v1__office_service__preview_retention(ProtobufCService *service,
+                                                  const Haven__V1__PreviewRetentionRequest *input,
+                                                  Haven__V1__RetentionPlan_Closure closure,
+                                                  void *closure_data)
+{
+  assert(service->descriptor == &haven__v1__office_service__descriptor);
+  service->invoke(service, 5, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void haven__v1__office_service__rotate_keys(ProtobufCService *service,
+                                            const Haven__V1__RotateKeysRequest *input,
+                                            Haven__V1__RotateKeysResponse_Closure closure,
+                                            void *closure_data)
+{
+  assert(service->descriptor == &haven__v1__office_service__descriptor);
+  service->invoke(service, 6, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void haven__v1__office_service__init (Haven__V1__OfficeService_Service *service,
                                       Haven__V1__OfficeService_ServiceDestroy destroy)

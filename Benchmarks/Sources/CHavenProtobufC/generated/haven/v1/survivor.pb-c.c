@@ -817,6 +817,51 @@ void   haven__v1__withdraw_consent_request__free_unpacked
   assert(message->base.descriptor == &haven__v1__withdraw_consent_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   haven__v1__erase_survivor_request__init
+                     (Haven__V1__EraseSurvivorRequest         *message)
+{
+  static const Haven__V1__EraseSurvivorRequest init_value = HAVEN__V1__ERASE_SURVIVOR_REQUEST__INIT;
+  *message = init_value;
+}
+size_t haven__v1__erase_survivor_request__get_packed_size
+                     (const Haven__V1__EraseSurvivorRequest *message)
+{
+  assert(message->base.descriptor == &haven__v1__erase_survivor_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t haven__v1__erase_survivor_request__pack
+                     (const Haven__V1__EraseSurvivorRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &haven__v1__erase_survivor_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t haven__v1__erase_survivor_request__pack_to_buffer
+                     (const Haven__V1__EraseSurvivorRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &haven__v1__erase_survivor_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Haven__V1__EraseSurvivorRequest *
+       haven__v1__erase_survivor_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Haven__V1__EraseSurvivorRequest *)
+     protobuf_c_message_unpack (&haven__v1__erase_survivor_request__descriptor,
+                                allocator, len, data);
+}
+void   haven__v1__erase_survivor_request__free_unpacked
+                     (Haven__V1__EraseSurvivorRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &haven__v1__erase_survivor_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor haven__v1__address__field_descriptors[5] =
 {
   {
@@ -1551,7 +1596,7 @@ const ProtobufCMessageDescriptor haven__v1__survivor_flag__descriptor =
   (ProtobufCMessageInit) haven__v1__survivor_flag__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor haven__v1__survivor__field_descriptors[17] =
+static const ProtobufCFieldDescriptor haven__v1__survivor__field_descriptors[18] =
 {
   {
     "id",
@@ -1757,6 +1802,18 @@ static const ProtobufCFieldDescriptor haven__v1__survivor__field_descriptors[17]
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "erased_at_unix_ms",
+    18,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__Survivor, erased_at_unix_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned haven__v1__survivor__field_indices_by_name[] = {
   4,   /* field[4] = age_at_intake */
@@ -1764,6 +1821,7 @@ static const unsigned haven__v1__survivor__field_indices_by_name[] = {
   1,   /* field[1] = code */
   10,   /* field[10] = consents */
   15,   /* field[15] = created_at_unix_ms */
+  17,   /* field[17] = erased_at_unix_ms */
   12,   /* field[12] = flags */
   0,   /* field[0] = id */
   13,   /* field[13] = identity */
@@ -1780,7 +1838,7 @@ static const unsigned haven__v1__survivor__field_indices_by_name[] = {
 static const ProtobufCIntRange haven__v1__survivor__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 17 }
+  { 0, 18 }
 };
 const ProtobufCMessageDescriptor haven__v1__survivor__descriptor =
 {
@@ -1790,7 +1848,7 @@ const ProtobufCMessageDescriptor haven__v1__survivor__descriptor =
   "Haven__V1__Survivor",
   "haven.v1",
   sizeof(Haven__V1__Survivor),
-  17,
+  18,
   haven__v1__survivor__field_descriptors,
   haven__v1__survivor__field_indices_by_name,
   1,  haven__v1__survivor__number_ranges,
@@ -2567,6 +2625,70 @@ const ProtobufCMessageDescriptor haven__v1__withdraw_consent_request__descriptor
   (ProtobufCMessageInit) haven__v1__withdraw_consent_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor haven__v1__erase_survivor_request__field_descriptors[3] =
+{
+  {
+    "survivor_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__EraseSurvivorRequest, survivor_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "expected_version",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__EraseSurvivorRequest, expected_version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reason",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__EraseSurvivorRequest, reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned haven__v1__erase_survivor_request__field_indices_by_name[] = {
+  1,   /* field[1] = expected_version */
+  2,   /* field[2] = reason */
+  0,   /* field[0] = survivor_id */
+};
+static const ProtobufCIntRange haven__v1__erase_survivor_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor haven__v1__erase_survivor_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "haven.v1.EraseSurvivorRequest",
+  "EraseSurvivorRequest",
+  "Haven__V1__EraseSurvivorRequest",
+  "haven.v1",
+  sizeof(Haven__V1__EraseSurvivorRequest),
+  3,
+  haven__v1__erase_survivor_request__field_descriptors,
+  haven__v1__erase_survivor_request__field_indices_by_name,
+  1,  haven__v1__erase_survivor_request__number_ranges,
+  (ProtobufCMessageInit) haven__v1__erase_survivor_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCEnumValue haven__v1__survivor_status__enum_values_by_number[5] =
 {
   { "SURVIVOR_STATUS_UNSPECIFIED", "HAVEN__V1__SURVIVOR_STATUS__SURVIVOR_STATUS_UNSPECIFIED", 0 },
@@ -2675,7 +2797,7 @@ const ProtobufCEnumDescriptor haven__v1__consent_giver__descriptor =
   haven__v1__consent_giver__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor haven__v1__survivor_service__method_descriptors[9] =
+static const ProtobufCMethodDescriptor haven__v1__survivor_service__method_descriptors[10] =
 {
   { "RegisterSurvivor", &haven__v1__register_survivor_request__descriptor, &haven__v1__survivor__descriptor },
   { "GetSurvivor", &haven__v1__get_survivor_request__descriptor, &haven__v1__survivor__descriptor },
@@ -2686,8 +2808,10 @@ static const ProtobufCMethodDescriptor haven__v1__survivor_service__method_descr
   { "UpdateSurvivorStatus", &haven__v1__update_survivor_status_request__descriptor, &haven__v1__survivor__descriptor },
   { "GrantConsent", &haven__v1__grant_consent_request__descriptor, &haven__v1__survivor__descriptor },
   { "WithdrawConsent", &haven__v1__withdraw_consent_request__descriptor, &haven__v1__survivor__descriptor },
+  { "EraseSurvivor", &haven__v1__erase_survivor_request__descriptor, &haven__v1__survivor__descriptor },
 };
 const unsigned haven__v1__survivor_service__method_indices_by_name[] = {
+  9,        /* EraseSurvivor */
   1,        /* GetSurvivor */
   7,        /* GrantConsent */
   2,        /* ListSurvivors */
@@ -2705,7 +2829,7 @@ const ProtobufCServiceDescriptor haven__v1__survivor_service__descriptor =
   "SurvivorService",
   "Haven__V1__SurvivorService",
   "haven.v1",
-  9,
+  10,
   haven__v1__survivor_service__method_descriptors,
   haven__v1__survivor_service__method_indices_by_name
 };
@@ -2780,6 +2904,14 @@ void haven__v1__survivor_service__withdraw_consent(ProtobufCService *service,
 {
   assert(service->descriptor == &haven__v1__survivor_service__descriptor);
   service->invoke(service, 8, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void haven__v1__survivor_service__erase_survivor(ProtobufCService *service,
+                                                 const Haven__V1__EraseSurvivorRequest *input,
+                                                 Haven__V1__Survivor_Closure closure,
+                                                 void *closure_data)
+{
+  assert(service->descriptor == &haven__v1__survivor_service__descriptor);
+  service->invoke(service, 9, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void haven__v1__survivor_service__init (Haven__V1__SurvivorService_Service *service,
                                         Haven__V1__SurvivorService_ServiceDestroy destroy)

@@ -610,7 +610,8 @@ struct  Haven__V1__Absconded
 
 
 /*
- * A free-text note. Treated as sensitive: encrypted at rest, never logged.
+ * A free-text note. Sealed at rest (AES-GCM under the case's own key,
+ * erased with it by retention), never logged.
  */
 struct  Haven__V1__CaseNote
 {

@@ -17,6 +17,12 @@ PROTOBUF_C__BEGIN_DECLS
 #include "haven/v1/common.pb-c.h"
 
 typedef struct Haven__V1__Office Haven__V1__Office;
+typedef struct Haven__V1__RetentionPolicy Haven__V1__RetentionPolicy;
+typedef struct Haven__V1__RetentionItem Haven__V1__RetentionItem;
+typedef struct Haven__V1__PreviewRetentionRequest Haven__V1__PreviewRetentionRequest;
+typedef struct Haven__V1__RetentionPlan Haven__V1__RetentionPlan;
+typedef struct Haven__V1__RotateKeysRequest Haven__V1__RotateKeysRequest;
+typedef struct Haven__V1__RotateKeysResponse Haven__V1__RotateKeysResponse;
 typedef struct Haven__V1__CreateOfficeRequest Haven__V1__CreateOfficeRequest;
 typedef struct Haven__V1__GetOfficeRequest Haven__V1__GetOfficeRequest;
 typedef struct Haven__V1__ListOfficesRequest Haven__V1__ListOfficesRequest;
@@ -94,10 +100,161 @@ struct  Haven__V1__Office
    * When it was closed; 0 while active.
    */
   int64_t closed_at_unix_ms;
+  /*
+   * How long the office keeps what identifies survivors (see
+   * `RetentionPolicy`). Unset: nothing is erased on a schedule.
+   */
+  Haven__V1__RetentionPolicy *retention;
 };
 #define HAVEN__V1__OFFICE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&haven__v1__office__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, HAVEN__V1__OFFICE_STATUS__OFFICE_STATUS_UNSPECIFIED, 0, 0, 0, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, HAVEN__V1__OFFICE_STATUS__OFFICE_STATUS_UNSPECIFIED, 0, 0, 0, 0, NULL }
+
+
+/*
+ * What an office erases on a schedule. havend's retention job applies it
+ * (daily, and on `PreviewRetention` as a dry run); every erasure is audited.
+ * A legal hold always wins: nothing linked to a case with an accused whose
+ * prosecution or appeal is open is erased.
+ */
+struct  Haven__V1__RetentionPolicy
+{
+  ProtobufCMessage base;
+  /*
+   * Erase a survivor's identity (and every other sealed field of the
+   * survivor) this many whole years after the last of the survivor's cases
+   * closed; a survivor with no case counts from intake. 0: never.
+   * At most 100.
+   */
+  uint32_t identity_years_after_closure;
+  /*
+   * Erase a closed case's free-text notes this many whole years after it
+   * closed. 0: never. At most 100.
+   */
+  uint32_t case_notes_years_after_closure;
+};
+#define HAVEN__V1__RETENTION_POLICY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&haven__v1__retention_policy__descriptor) \
+    , 0, 0 }
+
+
+/*
+ * Something the retention job would erase (or erased), or holds.
+ */
+struct  Haven__V1__RetentionItem
+{
+  ProtobufCMessage base;
+  /*
+   * `identity` (a survivor's sealed fields) or `case_notes`. [max: 16 bytes]
+   */
+  char *what;
+  /*
+   * The record: a survivor id or a case id.
+   */
+  char *record_id;
+  /*
+   * Its survivor code or case reference.
+   */
+  char *code;
+  /*
+   * When it became due.
+   */
+  int64_t due_at_unix_ms;
+  /*
+   * True when a legal hold keeps it: not erased.
+   */
+  protobuf_c_boolean held;
+  /*
+   * Why it is held: the case reference whose prosecution or appeal is open.
+   * [max: 64 bytes]
+   */
+  char *hold;
+};
+#define HAVEN__V1__RETENTION_ITEM__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&haven__v1__retention_item__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Lists what the retention job would erase now in an office. Directors of
+ * the office and admins.
+ */
+struct  Haven__V1__PreviewRetentionRequest
+{
+  ProtobufCMessage base;
+  /*
+   * The office code.
+   */
+  char *office_code;
+};
+#define HAVEN__V1__PREVIEW_RETENTION_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&haven__v1__preview_retention_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+/*
+ * What retention would do.
+ */
+struct  Haven__V1__RetentionPlan
+{
+  ProtobufCMessage base;
+  /*
+   * Due items, erasable and held. [max: 10000 items]
+   */
+  size_t n_items;
+  Haven__V1__RetentionItem **items;
+  /*
+   * The instant the plan was computed for.
+   */
+  int64_t as_of_unix_ms;
+};
+#define HAVEN__V1__RETENTION_PLAN__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&haven__v1__retention_plan__descriptor) \
+    , 0,NULL, 0 }
+
+
+/*
+ * Rotates keys: a new master key re-wraps every office key, and each named
+ * office gets a new office key that re-wraps its survivors' and cases' keys.
+ * Admin only. Served while the server runs; nothing is unreadable meanwhile.
+ */
+struct  Haven__V1__RotateKeysRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Offices whose key to rotate; empty rotates only the master key.
+   * [max: 64 items of 8 bytes]
+   */
+  size_t n_office_codes;
+  char **office_codes;
+};
+#define HAVEN__V1__ROTATE_KEYS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&haven__v1__rotate_keys_request__descriptor) \
+    , 0,NULL }
+
+
+/*
+ * What a rotation did.
+ */
+struct  Haven__V1__RotateKeysResponse
+{
+  ProtobufCMessage base;
+  /*
+   * Fingerprint of the new master key (first 8 bytes of its SHA-256, hex).
+   */
+  char *master_key_fingerprint;
+  /*
+   * Office keys rotated.
+   */
+  uint32_t offices_rotated;
+  /*
+   * Record keys re-wrapped under the new office keys.
+   */
+  uint32_t record_keys_rewrapped;
+};
+#define HAVEN__V1__ROTATE_KEYS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&haven__v1__rotate_keys_response__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0 }
 
 
 /*
@@ -204,10 +361,14 @@ struct  Haven__V1__UpdateOfficeRequest
    * New IANA time zone; empty keeps the current one.
    */
   char *time_zone;
+  /*
+   * New retention policy; unset keeps the current one.
+   */
+  Haven__V1__RetentionPolicy *retention;
 };
 #define HAVEN__V1__UPDATE_OFFICE_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&haven__v1__update_office_request__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL }
 
 
 /*
@@ -249,6 +410,120 @@ Haven__V1__Office *
                       const uint8_t       *data);
 void   haven__v1__office__free_unpacked
                      (Haven__V1__Office *message,
+                      ProtobufCAllocator *allocator);
+/* Haven__V1__RetentionPolicy methods */
+void   haven__v1__retention_policy__init
+                     (Haven__V1__RetentionPolicy         *message);
+size_t haven__v1__retention_policy__get_packed_size
+                     (const Haven__V1__RetentionPolicy   *message);
+size_t haven__v1__retention_policy__pack
+                     (const Haven__V1__RetentionPolicy   *message,
+                      uint8_t             *out);
+size_t haven__v1__retention_policy__pack_to_buffer
+                     (const Haven__V1__RetentionPolicy   *message,
+                      ProtobufCBuffer     *buffer);
+Haven__V1__RetentionPolicy *
+       haven__v1__retention_policy__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   haven__v1__retention_policy__free_unpacked
+                     (Haven__V1__RetentionPolicy *message,
+                      ProtobufCAllocator *allocator);
+/* Haven__V1__RetentionItem methods */
+void   haven__v1__retention_item__init
+                     (Haven__V1__RetentionItem         *message);
+size_t haven__v1__retention_item__get_packed_size
+                     (const Haven__V1__RetentionItem   *message);
+size_t haven__v1__retention_item__pack
+                     (const Haven__V1__RetentionItem   *message,
+                      uint8_t             *out);
+size_t haven__v1__retention_item__pack_to_buffer
+                     (const Haven__V1__RetentionItem   *message,
+                      ProtobufCBuffer     *buffer);
+Haven__V1__RetentionItem *
+       haven__v1__retention_item__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   haven__v1__retention_item__free_unpacked
+                     (Haven__V1__RetentionItem *message,
+                      ProtobufCAllocator *allocator);
+/* Haven__V1__PreviewRetentionRequest methods */
+void   haven__v1__preview_retention_request__init
+                     (Haven__V1__PreviewRetentionRequest         *message);
+size_t haven__v1__preview_retention_request__get_packed_size
+                     (const Haven__V1__PreviewRetentionRequest   *message);
+size_t haven__v1__preview_retention_request__pack
+                     (const Haven__V1__PreviewRetentionRequest   *message,
+                      uint8_t             *out);
+size_t haven__v1__preview_retention_request__pack_to_buffer
+                     (const Haven__V1__PreviewRetentionRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Haven__V1__PreviewRetentionRequest *
+       haven__v1__preview_retention_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   haven__v1__preview_retention_request__free_unpacked
+                     (Haven__V1__PreviewRetentionRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Haven__V1__RetentionPlan methods */
+void   haven__v1__retention_plan__init
+                     (Haven__V1__RetentionPlan         *message);
+size_t haven__v1__retention_plan__get_packed_size
+                     (const Haven__V1__RetentionPlan   *message);
+size_t haven__v1__retention_plan__pack
+                     (const Haven__V1__RetentionPlan   *message,
+                      uint8_t             *out);
+size_t haven__v1__retention_plan__pack_to_buffer
+                     (const Haven__V1__RetentionPlan   *message,
+                      ProtobufCBuffer     *buffer);
+Haven__V1__RetentionPlan *
+       haven__v1__retention_plan__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   haven__v1__retention_plan__free_unpacked
+                     (Haven__V1__RetentionPlan *message,
+                      ProtobufCAllocator *allocator);
+/* Haven__V1__RotateKeysRequest methods */
+void   haven__v1__rotate_keys_request__init
+                     (Haven__V1__RotateKeysRequest         *message);
+size_t haven__v1__rotate_keys_request__get_packed_size
+                     (const Haven__V1__RotateKeysRequest   *message);
+size_t haven__v1__rotate_keys_request__pack
+                     (const Haven__V1__RotateKeysRequest   *message,
+                      uint8_t             *out);
+size_t haven__v1__rotate_keys_request__pack_to_buffer
+                     (const Haven__V1__RotateKeysRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Haven__V1__RotateKeysRequest *
+       haven__v1__rotate_keys_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   haven__v1__rotate_keys_request__free_unpacked
+                     (Haven__V1__RotateKeysRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Haven__V1__RotateKeysResponse methods */
+void   haven__v1__rotate_keys_response__init
+                     (Haven__V1__RotateKeysResponse         *message);
+size_t haven__v1__rotate_keys_response__get_packed_size
+                     (const Haven__V1__RotateKeysResponse   *message);
+size_t haven__v1__rotate_keys_response__pack
+                     (const Haven__V1__RotateKeysResponse   *message,
+                      uint8_t             *out);
+size_t haven__v1__rotate_keys_response__pack_to_buffer
+                     (const Haven__V1__RotateKeysResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Haven__V1__RotateKeysResponse *
+       haven__v1__rotate_keys_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   haven__v1__rotate_keys_response__free_unpacked
+                     (Haven__V1__RotateKeysResponse *message,
                       ProtobufCAllocator *allocator);
 /* Haven__V1__CreateOfficeRequest methods */
 void   haven__v1__create_office_request__init
@@ -369,6 +644,24 @@ void   haven__v1__close_office_request__free_unpacked
 typedef void (*Haven__V1__Office_Closure)
                  (const Haven__V1__Office *message,
                   void *closure_data);
+typedef void (*Haven__V1__RetentionPolicy_Closure)
+                 (const Haven__V1__RetentionPolicy *message,
+                  void *closure_data);
+typedef void (*Haven__V1__RetentionItem_Closure)
+                 (const Haven__V1__RetentionItem *message,
+                  void *closure_data);
+typedef void (*Haven__V1__PreviewRetentionRequest_Closure)
+                 (const Haven__V1__PreviewRetentionRequest *message,
+                  void *closure_data);
+typedef void (*Haven__V1__RetentionPlan_Closure)
+                 (const Haven__V1__RetentionPlan *message,
+                  void *closure_data);
+typedef void (*Haven__V1__RotateKeysRequest_Closure)
+                 (const Haven__V1__RotateKeysRequest *message,
+                  void *closure_data);
+typedef void (*Haven__V1__RotateKeysResponse_Closure)
+                 (const Haven__V1__RotateKeysResponse *message,
+                  void *closure_data);
 typedef void (*Haven__V1__CreateOfficeRequest_Closure)
                  (const Haven__V1__CreateOfficeRequest *message,
                   void *closure_data);
@@ -414,6 +707,14 @@ struct Haven__V1__OfficeService_Service
                        const Haven__V1__CloseOfficeRequest *input,
                        Haven__V1__Office_Closure closure,
                        void *closure_data);
+  void (*preview_retention)(Haven__V1__OfficeService_Service *service,
+                            const Haven__V1__PreviewRetentionRequest *input,
+                            Haven__V1__RetentionPlan_Closure closure,
+                            void *closure_data);
+  void (*rotate_keys)(Haven__V1__OfficeService_Service *service,
+                      const Haven__V1__RotateKeysRequest *input,
+                      Haven__V1__RotateKeysResponse_Closure closure,
+                      void *closure_data);
 };
 typedef void (*Haven__V1__OfficeService_ServiceDestroy)(Haven__V1__OfficeService_Service *);
 void haven__v1__office_service__init (Haven__V1__OfficeService_Service *service,
@@ -426,7 +727,9 @@ void haven__v1__office_service__init (Haven__V1__OfficeService_Service *service,
       function_prefix__ ## get_office,\
       function_prefix__ ## list_offices,\
       function_prefix__ ## update_office,\
-      function_prefix__ ## close_office  }
+      function_prefix__ ## close_office,\
+      function_prefix__ ## preview_retention,\
+      function_prefix__ ## rotate_keys  }
 void haven__v1__office_service__create_office(ProtobufCService *service,
                                               const Haven__V1__CreateOfficeRequest *input,
                                               Haven__V1__Office_Closure closure,
@@ -447,11 +750,25 @@ void haven__v1__office_service__close_office(ProtobufCService *service,
                                              const Haven__V1__CloseOfficeRequest *input,
                                              Haven__V1__Office_Closure closure,
                                              void *closure_data);
+void haven__v1__office_service__preview_retention(ProtobufCService *service,
+                                                  const Haven__V1__PreviewRetentionRequest *input,
+                                                  Haven__V1__RetentionPlan_Closure closure,
+                                                  void *closure_data);
+void haven__v1__office_service__rotate_keys(ProtobufCService *service,
+                                            const Haven__V1__RotateKeysRequest *input,
+                                            Haven__V1__RotateKeysResponse_Closure closure,
+                                            void *closure_data);
 
 /* --- descriptors --- */
 
 extern const ProtobufCEnumDescriptor    haven__v1__office_status__descriptor;
 extern const ProtobufCMessageDescriptor haven__v1__office__descriptor;
+extern const ProtobufCMessageDescriptor haven__v1__retention_policy__descriptor;
+extern const ProtobufCMessageDescriptor haven__v1__retention_item__descriptor;
+extern const ProtobufCMessageDescriptor haven__v1__preview_retention_request__descriptor;
+extern const ProtobufCMessageDescriptor haven__v1__retention_plan__descriptor;
+extern const ProtobufCMessageDescriptor haven__v1__rotate_keys_request__descriptor;
+extern const ProtobufCMessageDescriptor haven__v1__rotate_keys_response__descriptor;
 extern const ProtobufCMessageDescriptor haven__v1__create_office_request__descriptor;
 extern const ProtobufCMessageDescriptor haven__v1__get_office_request__descriptor;
 extern const ProtobufCMessageDescriptor haven__v1__list_offices_request__descriptor;

@@ -266,7 +266,8 @@ struct  Haven__V1__Referral
    */
   Haven__V1__ServiceKind service;
   /*
-   * What is needed, in a few sentences (sensitive: encrypted at rest).
+   * What is needed, in a few sentences. Sealed at rest under the
+   * referral's own key; never logged.
    */
   char *note;
   /*
@@ -278,7 +279,8 @@ struct  Haven__V1__Referral
    */
   uint64_t version;
   /*
-   * Why it was declined or revoked, or the outcome when completed.
+   * Why it was declined or revoked, or the outcome when completed. Sealed
+   * at rest under the referral's own key.
    */
   char *resolution;
   /*

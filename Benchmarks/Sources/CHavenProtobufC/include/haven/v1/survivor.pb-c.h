@@ -34,6 +34,7 @@ typedef struct Haven__V1__SetPlacementRequest Haven__V1__SetPlacementRequest;
 typedef struct Haven__V1__UpdateSurvivorStatusRequest Haven__V1__UpdateSurvivorStatusRequest;
 typedef struct Haven__V1__GrantConsentRequest Haven__V1__GrantConsentRequest;
 typedef struct Haven__V1__WithdrawConsentRequest Haven__V1__WithdrawConsentRequest;
+typedef struct Haven__V1__EraseSurvivorRequest Haven__V1__EraseSurvivorRequest;
 
 
 /* --- enums --- */
@@ -304,6 +305,7 @@ struct  Haven__V1__ServiceRecord
   Haven__V1__ServiceKind kind;
   /*
    * Detail, e.g. "sewing", "baking", "class 7 enrolment" (no identities).
+   * Sealed at rest under the survivor's key; erased with the identity.
    */
   char *detail;
   /*
@@ -348,7 +350,8 @@ struct  Haven__V1__Placement
    */
   char *partner_id;
   /*
-   * Name of the home when it is not a partner.
+   * Name of the home when it is not a partner. It can locate a safe house:
+   * sealed at rest under the survivor's key, erased with the identity.
    */
   char *home_name;
   /*
@@ -473,10 +476,16 @@ struct  Haven__V1__Survivor
    * When last changed.
    */
   int64_t updated_at_unix_ms;
+  /*
+   * When the survivor's identity and other sealed fields were erased; 0
+   * while they exist. An erased survivor keeps its code, status, age, case
+   * links and service kinds (what reports count), nothing that identifies.
+   */
+  int64_t erased_at_unix_ms;
 };
 #define HAVEN__V1__SURVIVOR__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&haven__v1__survivor__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, NULL, HAVEN__V1__SURVIVOR_STATUS__SURVIVOR_STATUS_UNSPECIFIED, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, NULL, 0,NULL, 0, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, NULL, HAVEN__V1__SURVIVOR_STATUS__SURVIVOR_STATUS_UNSPECIFIED, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, NULL, 0,NULL, 0, 0, 0 }
 
 
 /*
@@ -775,6 +784,33 @@ struct  Haven__V1__WithdrawConsentRequest
 #define HAVEN__V1__WITHDRAW_CONSENT_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&haven__v1__withdraw_consent_request__descriptor) \
     , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Erases a survivor's identity and every other sealed field of the
+ * survivor (placement home names, service details) by destroying the key
+ * they are sealed with: unrecoverable from the database, its history and
+ * every earlier backup with the current keys. Directors of the office only.
+ */
+struct  Haven__V1__EraseSurvivorRequest
+{
+  ProtobufCMessage base;
+  /*
+   * The survivor.
+   */
+  char *survivor_id;
+  /*
+   * The version the caller last read.
+   */
+  uint64_t expected_version;
+  /*
+   * Why (recorded in the audit trail; never a name). [max: 500 bytes]
+   */
+  char *reason;
+};
+#define HAVEN__V1__ERASE_SURVIVOR_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&haven__v1__erase_survivor_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
 
 
 /* Haven__V1__Address methods */
@@ -1119,6 +1155,25 @@ Haven__V1__WithdrawConsentRequest *
 void   haven__v1__withdraw_consent_request__free_unpacked
                      (Haven__V1__WithdrawConsentRequest *message,
                       ProtobufCAllocator *allocator);
+/* Haven__V1__EraseSurvivorRequest methods */
+void   haven__v1__erase_survivor_request__init
+                     (Haven__V1__EraseSurvivorRequest         *message);
+size_t haven__v1__erase_survivor_request__get_packed_size
+                     (const Haven__V1__EraseSurvivorRequest   *message);
+size_t haven__v1__erase_survivor_request__pack
+                     (const Haven__V1__EraseSurvivorRequest   *message,
+                      uint8_t             *out);
+size_t haven__v1__erase_survivor_request__pack_to_buffer
+                     (const Haven__V1__EraseSurvivorRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Haven__V1__EraseSurvivorRequest *
+       haven__v1__erase_survivor_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   haven__v1__erase_survivor_request__free_unpacked
+                     (Haven__V1__EraseSurvivorRequest *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Haven__V1__Address_Closure)
@@ -1175,6 +1230,9 @@ typedef void (*Haven__V1__GrantConsentRequest_Closure)
 typedef void (*Haven__V1__WithdrawConsentRequest_Closure)
                  (const Haven__V1__WithdrawConsentRequest *message,
                   void *closure_data);
+typedef void (*Haven__V1__EraseSurvivorRequest_Closure)
+                 (const Haven__V1__EraseSurvivorRequest *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -1218,6 +1276,10 @@ struct Haven__V1__SurvivorService_Service
                            const Haven__V1__WithdrawConsentRequest *input,
                            Haven__V1__Survivor_Closure closure,
                            void *closure_data);
+  void (*erase_survivor)(Haven__V1__SurvivorService_Service *service,
+                         const Haven__V1__EraseSurvivorRequest *input,
+                         Haven__V1__Survivor_Closure closure,
+                         void *closure_data);
 };
 typedef void (*Haven__V1__SurvivorService_ServiceDestroy)(Haven__V1__SurvivorService_Service *);
 void haven__v1__survivor_service__init (Haven__V1__SurvivorService_Service *service,
@@ -1234,7 +1296,8 @@ void haven__v1__survivor_service__init (Haven__V1__SurvivorService_Service *serv
       function_prefix__ ## set_placement,\
       function_prefix__ ## update_survivor_status,\
       function_prefix__ ## grant_consent,\
-      function_prefix__ ## withdraw_consent  }
+      function_prefix__ ## withdraw_consent,\
+      function_prefix__ ## erase_survivor  }
 void haven__v1__survivor_service__register_survivor(ProtobufCService *service,
                                                     const Haven__V1__RegisterSurvivorRequest *input,
                                                     Haven__V1__Survivor_Closure closure,
@@ -1271,6 +1334,10 @@ void haven__v1__survivor_service__withdraw_consent(ProtobufCService *service,
                                                    const Haven__V1__WithdrawConsentRequest *input,
                                                    Haven__V1__Survivor_Closure closure,
                                                    void *closure_data);
+void haven__v1__survivor_service__erase_survivor(ProtobufCService *service,
+                                                 const Haven__V1__EraseSurvivorRequest *input,
+                                                 Haven__V1__Survivor_Closure closure,
+                                                 void *closure_data);
 
 /* --- descriptors --- */
 
@@ -1295,6 +1362,7 @@ extern const ProtobufCMessageDescriptor haven__v1__set_placement_request__descri
 extern const ProtobufCMessageDescriptor haven__v1__update_survivor_status_request__descriptor;
 extern const ProtobufCMessageDescriptor haven__v1__grant_consent_request__descriptor;
 extern const ProtobufCMessageDescriptor haven__v1__withdraw_consent_request__descriptor;
+extern const ProtobufCMessageDescriptor haven__v1__erase_survivor_request__descriptor;
 extern const ProtobufCServiceDescriptor haven__v1__survivor_service__descriptor;
 
 PROTOBUF_C__END_DECLS
