@@ -98,7 +98,10 @@ struct MethodCatalogTests {
             feed.info.description
                 == "haven.v1.FeedService/Subscribe(haven.v1.SubscribeRequest) returns (stream haven.v1.FeedItem)"
         )
-        #expect(MethodCatalog.all.filter { $0.kind == .serverStreaming }.map(\.fullName) == [feed.fullName])
+        #expect(
+            Set(MethodCatalog.all.filter { $0.kind == .serverStreaming }.map(\.fullName))
+                == [feed.fullName, MethodCatalog.AuditService.verifyAuditChain.fullName]
+        )
     }
 }
 

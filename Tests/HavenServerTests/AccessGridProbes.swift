@@ -249,7 +249,10 @@ struct MethodProbes: Sendable {
             let (survivor, _) = try await self.freshSurvivor()
             return await haven.code(
                 MethodCatalog.SurvivorService.getSurvivor,
-                .with { $0.survivorID = survivor.id },
+                .with {
+                    $0.survivorID = survivor.id
+                    $0.includeIdentity = true
+                },
                 as: principal
             )
         case "haven.v1.SurvivorService/ListSurvivors":
@@ -390,6 +393,41 @@ struct MethodProbes: Sendable {
             report.period.firstDay = AccessGrid.date(2026, 1, 1)
             report.period.lastDay = AccessGrid.date(2026, 12, 31)
             return await haven.code(MethodCatalog.ReportService.getOfficeReport, report, as: principal)
+        case "haven.v1.SurvivorService/EraseSurvivor":
+            let (survivor, _) = try await self.freshSurvivor()
+            var erase = Haven_V1_EraseSurvivorRequest()
+            erase.survivorID = survivor.id
+            erase.expectedVersion = survivor.version
+            erase.reason = "Probe erasure (fictional)"
+            return await haven.code(MethodCatalog.SurvivorService.eraseSurvivor, erase, as: principal)
+        case "haven.v1.OfficeService/PreviewRetention":
+            return await haven.code(
+                MethodCatalog.OfficeService.previewRetention,
+                .with { $0.officeCode = "KOL" },
+                as: principal
+            )
+        case "haven.v1.OfficeService/RotateKeys":
+            return await haven.code(
+                MethodCatalog.OfficeService.rotateKeys,
+                .with { $0.officeCodes = ["KOL"] },
+                as: principal
+            )
+        case "haven.v1.AuditService/ListAuditEntries":
+            return await haven.code(MethodCatalog.AuditService.listAuditEntries, .init(), as: principal)
+        case "haven.v1.AuditService/VerifyAuditChain":
+            do {
+                let progress = try await haven.collect(MethodCatalog.AuditService.verifyAuditChain, .init(), as: principal)
+                guard progress.last?.verdict.intact == true else {
+                    throw HavenError(code: .internal, message: "the grid's chain does not verify: \(progress.last?.verdict.problem ?? "no verdict")")
+                }
+                return .ok
+            } catch let error as HavenError where error.code != .internal {
+                return error.code.statusCode
+            }
+        case "haven.v1.AuditService/ListCheckpoints":
+            return await haven.code(MethodCatalog.AuditService.listCheckpoints, .init(), as: principal)
+        case "haven.v1.AuditService/SignCheckpoint":
+            return await haven.code(MethodCatalog.AuditService.signCheckpoint, .init(), as: principal)
         default:
             throw HavenError(code: .unimplemented, message: "no probe for \(method)")
         }

@@ -76,6 +76,29 @@ struct AccessGridTests {
         "haven.v1.AlertService/AcknowledgeAlert": [NF, OK, NF, OK, NF, NF, NF, NF],
         "haven.v1.FeedService/Subscribe": [OK, OK, OK, OK, OK, OK, OK, PD],
         "haven.v1.ReportService/GetOfficeReport": [OK, OK, PD, PD, PD, PD, PD, PD],
+        "haven.v1.SurvivorService/EraseSurvivor": [NF, OK, NF, PD, NF, PD, NF, NF],
+        "haven.v1.OfficeService/PreviewRetention": [OK, OK, PD, PD, PD, PD, PD, PD],
+        "haven.v1.OfficeService/RotateKeys": [OK, PD, PD, PD, PD, PD, PD, PD],
+        "haven.v1.AuditService/ListAuditEntries": [PD, PD, PD, PD, PD, PD, PD, OK],
+        "haven.v1.AuditService/VerifyAuditChain": [PD, PD, PD, PD, PD, PD, PD, OK],
+        "haven.v1.AuditService/ListCheckpoints": [PD, PD, PD, PD, PD, PD, PD, OK],
+        "haven.v1.AuditService/SignCheckpoint": [PD, PD, PD, PD, PD, PD, PD, OK],
+    ]
+
+    /// Methods whose success is audited: every write, every identity read
+    /// (the GetSurvivor probe asks for the identity), every administrative action.
+    static let auditedOnSuccess: Set<String> = Set(
+        MethodCatalog.all.map(\.fullName).filter { name in
+            let method = name.split(separator: "/").last.map(String.init) ?? ""
+            let reads = ["Get", "List", "WhoAmI", "Subscribe", "Verify", "Preview", "Sign"]
+            return !reads.contains { method.hasPrefix($0) }
+        }
+    ).union(["haven.v1.SurvivorService/GetSurvivor"])
+
+    /// Reads by a partner that are audited when (and only when) what they
+    /// return carries fields consent opened to it.
+    static let auditedWhenConsented: Set<String> = [
+        "haven.v1.SurvivorService/ListSurvivors", "haven.v1.FeedService/Subscribe",
     ]
 
     /// Fields of a survivor every reader who sees it at all sees.
@@ -144,6 +167,7 @@ struct AccessGridTests {
         #expect(Set(Self.methods.keys) == Set(MethodCatalog.all.map(\.fullName)), "the table covers the catalog")
         let probes = MethodProbes(grid: grid)
         var checked = 0
+        var audited = 0
         for method in MethodCatalog.all {
             let expected = try #require(Self.methods[method.fullName])
             for (index, who) in Who.allCases.enumerated() {
@@ -151,9 +175,30 @@ struct AccessGridTests {
                 let outcome = try await probes.run(method.fullName, as: principal)
                 #expect(outcome == expected[index], "\(method.fullName) as \(who.rawValue)")
                 checked += 1
+                // The probed call is the last one made: its entries, and only its.
+                let entries = try await grid.haven.auditEntries(ofCall: grid.haven.lastCallID)
+                let cell = "\(method.fullName) as \(who.rawValue)"
+                if outcome != .ok {
+                    #expect(entries.count == 1, "a refusal is audited once: \(cell)")
+                    #expect(entries.first?.outcome.rawValue == outcome.rawValue, "\(cell)")
+                    #expect(entries.first?.principalID == principal.id, "\(cell)")
+                } else if Self.auditedOnSuccess.contains(method.fullName) {
+                    #expect(entries.count == 1, "an audited action has exactly one entry: \(cell)")
+                    #expect(entries.first?.outcome == .ok, "\(cell)")
+                    #expect(entries.first?.action == method.fullName, "\(cell)")
+                } else if Self.auditedWhenConsented.contains(method.fullName), who == .partner || who == .otherPartner {
+                    #expect(
+                        entries.allSatisfy { $0.resources.allSatisfy { $0.disclosed == "consented" } },
+                        "\(cell)"
+                    )
+                    #expect(method.kind == .serverStreaming || entries.count <= 1, "\(cell)")
+                } else {
+                    #expect(entries.isEmpty, "a plain read is not audited: \(cell)")
+                }
+                audited += entries.count
             }
         }
-        print("access grid: \(checked) method cells")
+        print("access grid: \(checked) method cells, \(audited) audit entries checked")
     }
 
     @Test("every path to a survivor shows exactly what the policy allows, for every referral and consent state")

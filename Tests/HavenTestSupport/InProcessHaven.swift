@@ -50,6 +50,18 @@ package final class InProcessHaven: Sendable {
         self.directory.remove()
     }
 
+    /// The id of the last call started (its audit entries carry `-/<id>`).
+    package var lastCallID: UInt64 { self.nextCallID.withLock { $0 } }
+
+    /// Audit entries of one call, by its id.
+    package func auditEntries(ofCall id: UInt64) async throws -> [Haven_V1_AuditEntry] {
+        try await self.store.read { tx in
+            var query = AuditQuery(limit: 100_000)
+            query.newestFirst = true
+            return try tx.auditEntries(query).filter { $0.requestID == "-/\(id)" }
+        }
+    }
+
     /// The clock the services read.
     package var now: Date { self.clock.now }
 

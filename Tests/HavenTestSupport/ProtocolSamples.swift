@@ -32,8 +32,31 @@ public enum ProtocolSamples {
         "haven.v1.ListOfficesRequest": "page { page_size: 10 } status: OFFICE_STATUS_ACTIVE",
         "haven.v1.ListOfficesResponse": "offices { \(office) } page { next_page_token: \"b2ZmLTI=\" }",
         "haven.v1.UpdateOfficeRequest":
-            #"code: "KOL" expected_version: 3 name: "Kolkata North" city: "Kolkata" time_zone: "Asia/Kolkata""#,
+            #"code: "KOL" expected_version: 3 name: "Kolkata North" city: "Kolkata" time_zone: "Asia/Kolkata" retention { identity_years_after_closure: 5 }"#,
         "haven.v1.CloseOfficeRequest": #"code: "MNL" expected_version: 9"#,
+        "haven.v1.RetentionPolicy": retention,
+        "haven.v1.RetentionItem": retentionItem,
+        "haven.v1.PreviewRetentionRequest": #"office_code: "KOL""#,
+        "haven.v1.RetentionPlan": "items { \(retentionItem) } as_of_unix_ms: 1780000000000",
+        "haven.v1.RotateKeysRequest": #"office_codes: "KOL" office_codes: "MNL""#,
+        "haven.v1.RotateKeysResponse":
+            #"master_key_fingerprint: "0a1b2c3d4e5f6071" offices_rotated: 2 record_keys_rewrapped: 118"#,
+
+        // audit.proto
+        "haven.v1.AuditResource": auditResource,
+        "haven.v1.AuditChange": #"sequence: 41 stored_hash: "\x01\x02""#,
+        "haven.v1.AuditEntry": auditEntry,
+        "haven.v1.AuditCheckpoint": checkpoint,
+        "haven.v1.ListAuditEntriesRequest":
+            #"page { page_size: 20 } principal_id: "usr-7f3a" action: "haven.v1.SurvivorService/GetSurvivor" resource_kind: "survivor" resource_id: "srv-1" from_unix_ms: 1767225600000 to_unix_ms: 1780000000000 outcomes: STATUS_CODE_PERMISSION_DENIED after_sequence: 40 newest_first: true"#,
+        "haven.v1.ListAuditEntriesResponse":
+            "entries { \(auditEntry) } page { next_page_token: \"YXVkaXQ\" } chain_size: 42",
+        "haven.v1.VerifyAuditChainRequest": "trusted_checkpoints { \(checkpoint) }",
+        "haven.v1.VerifyAuditProgress": "checked: 42 total: 42 verdict { \(verdict) }",
+        "haven.v1.AuditVerdict": verdict,
+        "haven.v1.ListCheckpointsRequest": "page { page_size: 5 }",
+        "haven.v1.ListCheckpointsResponse": "checkpoints { \(checkpoint) } page { next_page_token: \"Y3A\" }",
+        "haven.v1.SignCheckpointRequest": "",
 
         // case.proto
         "haven.v1.AccusedStatusChange":
@@ -103,6 +126,8 @@ public enum ProtocolSamples {
         "haven.v1.GrantConsentRequest": "survivor_id: \"srv-1\" expected_version: 6 consent { \(consent) }",
         "haven.v1.WithdrawConsentRequest":
             #"survivor_id: "srv-1" expected_version: 7 consent_id: "cns-1" reason: "Survivor asked""#,
+        "haven.v1.EraseSurvivorRequest":
+            #"survivor_id: "srv-1" expected_version: 8 reason: "Retention period over, no proceedings""#,
 
         // partner.proto
         "haven.v1.PartnerOrganisation": partner,
@@ -196,8 +221,25 @@ public enum ProtocolSamples {
         ("haven.v1.ErrorDetail", "retry { retry_after_ms: 100 }"),
     ]
 
+    static let retention = "identity_years_after_closure: 7 case_notes_years_after_closure: 10"
+
     static let office =
-        #"code: "KOL" name: "Kolkata field office" city: "Kolkata" country: "IN" time_zone: "Asia/Kolkata" status: OFFICE_STATUS_CLOSED version: 3 created_at_unix_ms: 1767225600000 updated_at_unix_ms: 1767312000000 closed_at_unix_ms: 1767398400000"#
+        #"code: "KOL" name: "Kolkata field office" city: "Kolkata" country: "IN" time_zone: "Asia/Kolkata" status: OFFICE_STATUS_CLOSED version: 3 created_at_unix_ms: 1767225600000 updated_at_unix_ms: 1767312000000 closed_at_unix_ms: 1767398400000 retention { \#(retention) }"#
+
+    static let retentionItem =
+        #"what: "identity" record_id: "srv-1" code: "KOL-S-0001" due_at_unix_ms: 1780000000000 held: true hold: "KOL-2026-0007""#
+
+    static let auditResource =
+        #"kind: "survivor" id: "srv-1" office_code: "KOL" version: 3 stored_hash: "\x00\x01" disclosed: "identity""#
+
+    static let auditEntry =
+        #"sequence: 42 at_unix_ms: 1773446400000 principal_id: "usr-7f3a" principal_role: ROLE_CASEWORKER action: "haven.v1.SurvivorService/GetSurvivor" resources { \#(auditResource) } outcome: STATUS_CODE_OK request_id: "7/12" changes { sequence: 41 stored_hash: "\x02" } detail: "identity read" previous_hash: "\x03" entry_hash: "\x04""#
+
+    static let checkpoint =
+        #"size: 42 head_hash: "\x04" signed_at_unix_ms: 1773446400000 signature: "\x05" public_key: "\x06""#
+
+    static let verdict =
+        #"intact: false first_bad_sequence: 17 problem: "entry 17 does not match its hash (edited)" entries: 42 head_hash: "\x04" records_checked: 90 checkpoints_checked: 3"#
 
     static let accused =
         #"id: "acc-1" name: "Fictional Accused One" aliases: "Boss" aliases: "Uncle" role: ACCUSED_ROLE_BROTHEL_KEEPER legal_status: ACCUSED_LEGAL_STATUS_ON_BAIL history { status: ACCUSED_LEGAL_STATUS_IN_CUSTODY effective_on { year: 2026 month: 1 day: 9 } event_id: "evt-2" } history { status: ACCUSED_LEGAL_STATUS_ON_BAIL effective_on { \#(date) } event_id: "evt-3" }"#
@@ -249,7 +291,7 @@ public enum ProtocolSamples {
         #"id: "plc-1" partner_id: "ptn-1" home_name: "Fictional Home" started_on { \#(date) } ended_on { year: 2026 month: 9 day: 30 }"#
 
     static let survivor =
-        #"id: "srv-1" code: "MNL-S-0042" office_code: "MNL" version: 5 age_at_intake: 15 minor_at_intake: true intake_on { \#(date) } status: SURVIVOR_STATUS_IN_AFTERCARE placements { \#(placement) } services { \#(serviceRecord) } consents { \#(consent) } case_ids: "case-1" flags { alert_id: "alr-1" reason: "bail granted" raised_at_unix_ms: 1773446400000 } identity { \#(identity) } withheld_identity_fields: "contacts" created_at_unix_ms: 1767225600000 updated_at_unix_ms: 1773446400000"#
+        #"id: "srv-1" code: "MNL-S-0042" office_code: "MNL" version: 5 age_at_intake: 15 minor_at_intake: true intake_on { \#(date) } status: SURVIVOR_STATUS_IN_AFTERCARE placements { \#(placement) } services { \#(serviceRecord) } consents { \#(consent) } case_ids: "case-1" flags { alert_id: "alr-1" reason: "bail granted" raised_at_unix_ms: 1773446400000 } identity { \#(identity) } withheld_identity_fields: "contacts" created_at_unix_ms: 1767225600000 updated_at_unix_ms: 1773446400000 erased_at_unix_ms: 1780000000000"#
 
     static let partner =
         #"id: "ptn-1" name: "Fictional Aftercare Home" kind: PARTNER_KIND_AFTERCARE_HOME office_codes: "MNL" services: SERVICE_KIND_SHELTER services: SERVICE_KIND_COUNSELLING contact: "office@example.org" active: true version: 2 created_at_unix_ms: 1767225600000"#

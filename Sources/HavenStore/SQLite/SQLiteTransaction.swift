@@ -221,7 +221,9 @@ struct SQLiteTransaction: StoreWriter {
         } catch {
             throw HavenError(code: .internal, message: "could not serialize a \(R.recordKind.rawValue)")
         }
-        guard body.count <= HavenLimits.maxRecordBytes else {
+        // What a read returns: the body with its sealed fields put back.
+        let size = body.count + fields.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count }
+        guard size <= HavenLimits.maxRecordBytes else {
             throw HavenError(
                 code: .failedPrecondition,
                 message:
