@@ -80,10 +80,9 @@ package struct AuditVerifier: Sendable {
                 )
             }
         }
-        let wanted = Dictionary(
-            checkpoints.filter { $0.0.size <= total }.map { ($0.0.size, $0.0) },
-            uniquingKeysWith: { first, _ in first }
-        )
+        let wanted = checkpoints.map(\.0).filter { $0.size <= total }
+        // Only the heads checkpoints name are kept, not every entry's hash.
+        let wantedSizes = Set(wanted.map(\.size))
         var heads: [UInt64: [UInt8]] = [0: AuditChain.zeroHash]
 
         // 1. The chain.
@@ -114,7 +113,7 @@ package struct AuditVerifier: Sendable {
                     changes[change.sequence] = (Array(change.storedHash), stored.sequence)
                 }
                 previous = stored.hash
-                heads[stored.sequence] = stored.hash
+                if wantedSizes.contains(stored.sequence) { heads[stored.sequence] = stored.hash }
                 expected += 1
             }
             verdict.entries = expected - 1
@@ -125,7 +124,8 @@ package struct AuditVerifier: Sendable {
         }
 
         // 2. Checkpoints against the chain.
-        for (size, checkpoint) in wanted where CheckpointSigner.isSigned(checkpoint) {
+        for checkpoint in wanted where CheckpointSigner.isSigned(checkpoint) {
+            let size = checkpoint.size
             verdict.checkpointsChecked += 1
             if let head = heads[size], head != Array(checkpoint.headHash) {
                 problems.append(

@@ -77,35 +77,35 @@ package final class StoreKeys: Sendable {
 package enum SealBox {
     /// Format 1: a survivor identity under its office's key, bound to the
     /// survivor id only (before per-record keys; read, never written).
-    static let legacyFormat: UInt8 = 1
+    package static let legacyFormat: UInt8 = 1
     /// Format 2: under a per-record key, bound to kind, id, office and version.
-    static let format: UInt8 = 2
+    package static let format: UInt8 = 2
 
-    static func seal(_ plaintext: [UInt8], key: SymmetricKey, context: String) throws -> [UInt8] {
+    package static func seal(_ plaintext: [UInt8], key: SymmetricKey, context: String) throws -> [UInt8] {
         let box = try AES.GCM.seal(plaintext, using: key, authenticating: Data(context.utf8))
         return [Self.format] + Array(box.combined!)
     }
 
-    static func open(_ sealed: [UInt8], key: SymmetricKey, context: String) throws -> [UInt8] {
+    package static func open(_ sealed: [UInt8], key: SymmetricKey, context: String) throws -> [UInt8] {
         let box = try AES.GCM.SealedBox(combined: sealed.dropFirst())
         return Array(try AES.GCM.open(box, using: key, authenticating: Data(context.utf8)))
     }
 
-    static func officeKeyContext(_ office: String, generation: Int64) -> String {
+    package static func officeKeyContext(_ office: String, generation: Int64) -> String {
         generation <= 1 ? "haven.v1 office key \(office)" : "haven.v1 office key \(office) generation \(generation)"
     }
 
-    static func recordKeyContext(_ kind: String, _ id: String, _ office: String, generation: Int64) -> String {
+    package static func recordKeyContext(_ kind: String, _ id: String, _ office: String, generation: Int64) -> String {
         "haven.v1 record key \(kind) \(id) \(office) generation \(generation)"
     }
 
-    static func identityContext(_ survivorID: String, _ office: String, version: UInt64) -> String {
+    package static func identityContext(_ survivorID: String, _ office: String, version: UInt64) -> String {
         "haven.v1 identity \(survivorID) \(office) version \(version)"
     }
 
-    static func legacyIdentityContext(_ survivorID: String) -> String { "haven.v1 identity \(survivorID)" }
+    package static func legacyIdentityContext(_ survivorID: String) -> String { "haven.v1 identity \(survivorID)" }
 
-    static func fieldsContext(_ kind: String, _ id: String, _ office: String, version: UInt64) -> String {
+    package static func fieldsContext(_ kind: String, _ id: String, _ office: String, version: UInt64) -> String {
         "haven.v1 fields \(kind) \(id) \(office) version \(version)"
     }
 }
