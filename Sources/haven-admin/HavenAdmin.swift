@@ -10,13 +10,16 @@ struct HavenAdmin: AsyncParsableCommand {
         commandName: "haven-admin",
         abstract: "Administers a Haven deployment.",
         discussion: """
-            Commands that go through the server (offices, partners, whoami) need an admin's
+            Commands that go through the server (offices, partners, keys, retention, audit, whoami) need an admin's (audit: an auditor's)
             credentials bundle: --credentials DIR (ca.pem, client.pem, client-key.pem).
             Commands on the data directory itself (init, accounts) work with the server
             stopped or running, on the machine that holds the data directory.
             """,
         version: HavenRelease.version,
-        subcommands: [Init.self, Accounts.self, Offices.self, Partners.self, WhoAmI.self, Methods.self]
+        subcommands: [
+            Init.self, Accounts.self, Offices.self, Partners.self, Audit.self, Keys.self, RetentionCommand.self, WhoAmI.self,
+            Methods.self,
+        ]
     )
 }
 

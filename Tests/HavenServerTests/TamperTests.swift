@@ -282,3 +282,48 @@ struct TamperTests {
         #expect(cut.firstBadSequence <= fixture.exported.size, "\(cut.problem)")
     }
 }
+
+/// `haven-admin audit verify --data-dir`, as an operator runs it.
+@Suite("haven-admin audit verify")
+struct AdminVerifyTests {
+    @Test("exits 0 on an intact data directory and 1 naming the first bad entry on a tampered one")
+    func verifyCommand() async throws {
+        let admin = RepositoryPaths.root.appendingPathComponent(".build/debug/haven-admin")
+        guard FileManager.default.isExecutableFile(atPath: admin.path) else {
+            #expect(!runningInCI, "CI builds haven-admin with the tests; \(admin.path) is missing")
+            print("SKIPPED: \(admin.path) is not built (run `swift build` first)")
+            return
+        }
+        let temporary = try TemporaryDirectory("haven-admin-verify")
+        defer { temporary.remove() }
+        let data = DataDirectory(temporary.url.appendingPathComponent("data"))
+        try data.initialize(development: true)
+        let custodian = try KeyCustodian.load(masterKeyFile: data.masterKeyFile)
+        let store = try SQLiteStore(path: data.databaseFile, keys: custodian.keys)
+        for code in ["KOL", "MUM", "MNL"] {
+            var office = Haven_V1_Office()
+            office.code = code
+            office.name = "Fictional \(code)"
+            office.version = 1
+            try await store.audited { [office] tx in try tx.insert(office) }
+        }
+        let intact = try run(admin, ["audit", "verify", "--data-dir", data.root.path])
+        #expect(intact.status == 0, "\(String(decoding: intact.output + intact.error, as: UTF8.self))")
+        #expect(String(decoding: intact.output, as: UTF8.self).contains("intact: 4 entries"))
+
+        _ = try TamperTests.edit(data.databaseFile) { db in
+            var entry = try TamperTests.entry(db, 3)
+            entry.detail = "edited"
+            entry.entryHash = Data()
+            try db.execute(sql: "UPDATE audit SET body = ? WHERE sequence = 3", arguments: [try TamperTests.deterministic(entry)])
+        }
+        let tampered = try run(admin, ["audit", "verify", "--data-dir", data.root.path])
+        #expect(tampered.status == 1)
+        let text = String(decoding: tampered.output, as: UTF8.self)
+        #expect(text.contains("NOT INTACT: first bad entry 3: entry 3 does not match its hash (edited)"), "\(text)")
+
+        let usage = try run(admin, ["audit", "verify"])
+        #expect(usage.status != 0 && usage.status != 1)
+        #expect(String(decoding: usage.error, as: UTF8.self).contains("exactly one of --credentials"))
+    }
+}

@@ -23,6 +23,14 @@ package struct CheckpointSigner: Sendable {
 
     static let developmentMarker = "# DEVELOPMENT KEY"
 
+    /// Loads the signing key at `path`; it must exist.
+    package static func loadExisting(at path: String) throws -> CheckpointSigner {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw HavenError(code: .failedPrecondition, message: "no audit signing key at \(path)")
+        }
+        return try self.loadOrCreate(at: path, development: false)
+    }
+
     /// Loads the signing key at `path`, creating it (mode 0600) when absent.
     package static func loadOrCreate(at path: String, development: Bool) throws -> CheckpointSigner {
         if FileManager.default.fileExists(atPath: path) {
