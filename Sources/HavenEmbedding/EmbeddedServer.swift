@@ -77,7 +77,11 @@ public final class EmbeddedServer: Sendable {
     /// without its entry, in one run). Not reachable from havend or any
     /// configuration; an SPI so that no ordinary import sees it.
     @_spi(AuditCostBaseline)
-    public static func start(in directory: URL, maxConcurrentCalls: Int = 1024, auditing: Bool) async throws
+    public static func start(
+        in directory: URL,
+        maxConcurrentCalls: Int = 1024,
+        auditing: Bool
+    ) async throws
         -> EmbeddedServer
     {
         let data = DataDirectory(directory)

@@ -20,9 +20,10 @@ struct Audit: AsyncParsableCommand {
         let time = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(entry.atUnixMs) / 1000))
         let role = entry.principalRole == .unspecified ? "" : "(\(entry.principalRole.name))"
         let outcome = StatusCode(rawValue: entry.outcome.rawValue)?.description ?? "\(entry.outcome.rawValue)"
-        let resources = entry.resources.prefix(3).map { resource in
-            "\(resource.kind)/\(resource.id)" + (resource.disclosed.isEmpty ? "" : "[\(resource.disclosed)]")
-        }.joined(separator: ",") + (entry.resources.count > 3 ? ",+\(entry.resources.count - 3)" : "")
+        let resources =
+            entry.resources.prefix(3).map { resource in
+                "\(resource.kind)/\(resource.id)" + (resource.disclosed.isEmpty ? "" : "[\(resource.disclosed)]")
+            }.joined(separator: ",") + (entry.resources.count > 3 ? ",+\(entry.resources.count - 3)" : "")
         var text = "\(entry.sequence)\t\(time)\t\(entry.principalID)\(role)\t\(entry.action)\t\(outcome)\t\(resources)"
         if !entry.detail.isEmpty { text += "\t\(entry.detail)" }
         return text
@@ -71,7 +72,8 @@ struct Audit: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Finds entries, oldest first.")
         @OptionGroup var server: ServerOptions
         @Option(help: "Only entries by this account id.") var principal: String?
-        @Option(help: "Only this action, e.g. haven.v1.SurvivorService/GetSurvivor or accounts.add.") var action: String?
+        @Option(help: "Only this action, e.g. haven.v1.SurvivorService/GetSurvivor or accounts.add.") var action:
+            String?
         @Option(name: .customLong("resource-kind"), help: "Only entries about this kind: survivor, case, account, …")
         var resourceKind: String?
         @Option(name: .customLong("resource-id"), help: "Only entries about this record or account id.")
@@ -136,7 +138,10 @@ struct Audit: AsyncParsableCommand {
         )
         @Option(help: ArgumentHelp("The credentials bundle directory.", valueName: "dir")) var credentials: String?
         @Option(help: ArgumentHelp("The server, host:port.", valueName: "host:port")) var server = "localhost:7443"
-        @Option(name: .customLong("data-dir"), help: ArgumentHelp("Verify this data directory's files.", valueName: "dir"))
+        @Option(
+            name: .customLong("data-dir"),
+            help: ArgumentHelp("Verify this data directory's files.", valueName: "dir")
+        )
         var dataDirectory: String?
         @Option(help: ArgumentHelp("A checkpoint file written by `audit checkpoint`.", valueName: "file"))
         var checkpoint: [String] = []

@@ -17,7 +17,8 @@ struct HavenAdmin: AsyncParsableCommand {
             """,
         version: HavenRelease.version,
         subcommands: [
-            Init.self, Accounts.self, Offices.self, Partners.self, Audit.self, Keys.self, RetentionCommand.self, WhoAmI.self,
+            Init.self, Accounts.self, Offices.self, Partners.self, Audit.self, Keys.self, RetentionCommand.self,
+            WhoAmI.self,
             Methods.self,
         ]
     )

@@ -13,7 +13,8 @@ struct Keys: AsyncParsableCommand {
 
     struct Rotate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Writes a new master key that re-wraps every office key; --offices also replaces those offices' keys.",
+            abstract:
+                "Writes a new master key that re-wraps every office key; --offices also replaces those offices' keys.",
             discussion: """
                 The old master key is destroyed: a database backup taken before cannot be
                 opened with the new key. Take a new backup (and keep master.key apart from it)
@@ -68,8 +69,13 @@ struct RetentionCommand: AsyncParsableCommand {
                 if self.server.json { return try self.server.print(plan) }
                 if plan.items.isEmpty { say("Nothing is due in \(self.office).") }
                 for item in plan.items {
-                    let due = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(item.dueAtUnixMs) / 1000))
-                    say("\(item.what)\t\(item.code)\tdue \(due)\t" + (item.held ? "HELD (case \(item.hold))" : "will be erased"))
+                    let due = ISO8601DateFormatter().string(
+                        from: Date(timeIntervalSince1970: Double(item.dueAtUnixMs) / 1000)
+                    )
+                    say(
+                        "\(item.what)\t\(item.code)\tdue \(due)\t"
+                            + (item.held ? "HELD (case \(item.hold))" : "will be erased")
+                    )
                 }
             }
         }

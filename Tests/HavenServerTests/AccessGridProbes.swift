@@ -416,9 +416,16 @@ struct MethodProbes: Sendable {
             return await haven.code(MethodCatalog.AuditService.listAuditEntries, .init(), as: principal)
         case "haven.v1.AuditService/VerifyAuditChain":
             do {
-                let progress = try await haven.collect(MethodCatalog.AuditService.verifyAuditChain, .init(), as: principal)
+                let progress = try await haven.collect(
+                    MethodCatalog.AuditService.verifyAuditChain,
+                    .init(),
+                    as: principal
+                )
                 guard progress.last?.verdict.intact == true else {
-                    throw HavenError(code: .internal, message: "the grid's chain does not verify: \(progress.last?.verdict.problem ?? "no verdict")")
+                    throw HavenError(
+                        code: .internal,
+                        message: "the grid's chain does not verify: \(progress.last?.verdict.problem ?? "no verdict")"
+                    )
                 }
                 return .ok
             } catch let error as HavenError where error.code != .internal {

@@ -74,7 +74,12 @@ struct AccountabilityScenario {
         register.ageAtIntake = 15
         register.intakeOn = Self.date(2026, 1, 10)
         register.identity.legalName = "\(canary)-NAME"
-        register.identity.contacts = [.with { $0.label = "guardian"; $0.value = "\(canary)-PHONE" }]
+        register.identity.contacts = [
+            .with {
+                $0.label = "guardian"
+                $0.value = "\(canary)-PHONE"
+            }
+        ]
         register.identity.notes = "\(canary)-NOTES"
         register.idempotencyKey = key
         var survivor = try await self.call("director-kol", MethodCatalog.SurvivorService.registerSurvivor, register)

@@ -12,7 +12,9 @@ import Testing
 /// The audit trail as auditors, administrators and operators use it.
 @Suite("Audit trail")
 struct AuditServiceTests {
-    @Test("auditors search entries by principal, action, resource, outcome and time, page through them, and see no identity")
+    @Test(
+        "auditors search entries by principal, action, resource, outcome and time, page through them, and see no identity"
+    )
     func search() async throws {
         let scenario = try await AccountabilityScenario()
         let canary = "AUDITCANARY"
@@ -26,10 +28,18 @@ struct AuditServiceTests {
                 $0.includeIdentity = true
             }
         )
-        _ = try await scenario.call("worker-kol", MethodCatalog.SurvivorService.getSurvivor, .with { $0.survivorID = survivor.id })
-        #expect(try await scenario.code("worker-kol", MethodCatalog.OfficeService.rotateKeys, .init()) == .permissionDenied)
+        _ = try await scenario.call(
+            "worker-kol",
+            MethodCatalog.SurvivorService.getSurvivor,
+            .with { $0.survivorID = survivor.id }
+        )
+        #expect(
+            try await scenario.code("worker-kol", MethodCatalog.OfficeService.rotateKeys, .init()) == .permissionDenied
+        )
 
-        func list(_ build: (inout Haven_V1_ListAuditEntriesRequest) -> Void) async throws -> Haven_V1_ListAuditEntriesResponse {
+        func list(
+            _ build: (inout Haven_V1_ListAuditEntriesRequest) -> Void
+        ) async throws -> Haven_V1_ListAuditEntriesResponse {
             var request = Haven_V1_ListAuditEntriesRequest()
             build(&request)
             return try await scenario.call("auditor", MethodCatalog.AuditService.listAuditEntries, request)

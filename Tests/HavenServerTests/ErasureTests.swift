@@ -45,7 +45,9 @@ struct ErasureTests {
                     db,
                     sql: "SELECT recordKind, recordID, officeCode, sealed FROM change WHERE sealed IS NOT NULL"
                 ) {
-                    blobs.append((row["recordKind"], row["recordID"], row["officeCode"] ?? "", Array(row["sealed"] as Data)))
+                    blobs.append(
+                        (row["recordKind"], row["recordID"], row["officeCode"] ?? "", Array(row["sealed"] as Data))
+                    )
                 }
             }
         }
@@ -53,7 +55,10 @@ struct ErasureTests {
             let queue = try DatabaseQueue(path: path)
             defer { try? queue.close() }
             try queue.read { db in
-                for row in try Row.fetchAll(db, sql: "SELECT kind, id, officeCode, generation, wrappedKey FROM recordKey") {
+                for row in try Row.fetchAll(
+                    db,
+                    sql: "SELECT kind, id, officeCode, generation, wrappedKey FROM recordKey"
+                ) {
                     let (kind, id, office): (String, String, String) = (row["kind"], row["id"], row["officeCode"])
                     for officeKey in officeKeys[office] ?? [] {
                         if let bytes = try? SealBox.open(
@@ -98,7 +103,9 @@ struct ErasureTests {
         (try? Data(contentsOf: URL(fileURLWithPath: path))) ?? Data()
     }
 
-    @Test("after EraseSurvivor the canaries cannot be recovered from the database, WAL, change log or an earlier backup")
+    @Test(
+        "after EraseSurvivor the canaries cannot be recovered from the database, WAL, change log or an earlier backup"
+    )
     func erasure() async throws {
         let scenario = try await AccountabilityScenario()
         let canary = "CANARY7731"
@@ -115,13 +122,20 @@ struct ErasureTests {
             #expect(before.contains { Self.contains($0, "\(canary)-\(suffix)") }, "\(suffix) recoverable before")
         }
 
-        let reportBefore = try await scenario.call("director-kol", MethodCatalog.ReportService.getOfficeReport, Self.report())
+        let reportBefore = try await scenario.call(
+            "director-kol",
+            MethodCatalog.ReportService.getOfficeReport,
+            Self.report()
+        )
         var erase = Haven_V1_EraseSurvivorRequest()
         erase.survivorID = survivor.id
         erase.expectedVersion = survivor.version
         erase.reason = "Retention period over (fictional)"
         // A caseworker may not erase; the director may.
-        #expect(try await scenario.code("worker-kol", MethodCatalog.SurvivorService.eraseSurvivor, erase) == .permissionDenied)
+        #expect(
+            try await scenario.code("worker-kol", MethodCatalog.SurvivorService.eraseSurvivor, erase)
+                == .permissionDenied
+        )
         let erased = try await scenario.call("director-kol", MethodCatalog.SurvivorService.eraseSurvivor, erase)
         #expect(erased.erasedAtUnixMs > 0)
         #expect(erased.placements.allSatisfy { $0.homeName.isEmpty })
@@ -130,7 +144,10 @@ struct ErasureTests {
 
         // Erasing again, or reading the identity, says it is gone.
         erase.expectedVersion = erased.version
-        #expect(try await scenario.code("director-kol", MethodCatalog.SurvivorService.eraseSurvivor, erase) == .failedPrecondition)
+        #expect(
+            try await scenario.code("director-kol", MethodCatalog.SurvivorService.eraseSurvivor, erase)
+                == .failedPrecondition
+        )
         let read = await #expect(throws: HavenError.self) {
             _ = try await scenario.call(
                 "director-kol",
@@ -163,7 +180,11 @@ struct ErasureTests {
         }
 
         // Statistics still count the survivor; the other survivor reads as before.
-        let reportAfter = try await scenario.call("director-kol", MethodCatalog.ReportService.getOfficeReport, Self.report())
+        let reportAfter = try await scenario.call(
+            "director-kol",
+            MethodCatalog.ReportService.getOfficeReport,
+            Self.report()
+        )
         #expect(reportAfter.survivorsRegistered == reportBefore.survivorsRegistered)
         #expect(reportAfter.servicesDelivered == reportBefore.servicesDelivered)
         let kept = try await scenario.call(
@@ -231,7 +252,9 @@ struct ErasureTests {
             }
         )
         #expect(still.identity.legalName == "HOLD-NAME")
-        #expect(try String(contentsOfFile: scenario.haven.directory.path("master.key"), encoding: .utf8) == masterBefore)
+        #expect(
+            try String(contentsOfFile: scenario.haven.directory.path("master.key"), encoding: .utf8) == masterBefore
+        )
 
         // The accused is acquitted: the prosecution is over, the hold lifts.
         var acquittal = Haven_V1_AppendCaseEventRequest()

@@ -25,7 +25,9 @@ struct RetentionTests {
 
         // Free: a survivor whose only case closed. Held: one whose case has an accused on bail.
         let free = try await scenario.survivor("RETAIN-FREE", key: "free")
-        let freeCase = try await scenario.closeCase(try await scenario.caseRecord("RETAIN-FREE", survivor: free, key: "free-case"))
+        let freeCase = try await scenario.closeCase(
+            try await scenario.caseRecord("RETAIN-FREE", survivor: free, key: "free-case")
+        )
         let held = try await scenario.survivor("RETAIN-HELD", key: "held")
         var heldCase = try await scenario.caseRecord("RETAIN-HELD", survivor: held, key: "held-case")
         var accused = Haven_V1_AddAccusedRequest()
@@ -48,8 +50,12 @@ struct RetentionTests {
         _ = try await scenario.caseRecord("RETAIN-OPEN", survivor: open, key: "open-case")
 
         func preview() async throws -> [Haven_V1_RetentionItem] {
-            try await scenario.call("director-kol", MethodCatalog.OfficeService.previewRetention, .with { $0.officeCode = "KOL" })
-                .items
+            try await scenario.call(
+                "director-kol",
+                MethodCatalog.OfficeService.previewRetention,
+                .with { $0.officeCode = "KOL" }
+            )
+            .items
         }
         func apply() async throws -> [Haven_V1_RetentionItem] {
             try await Retention.apply(haven.environment, now: Int64(haven.now.timeIntervalSince1970 * 1000))
@@ -63,7 +69,11 @@ struct RetentionTests {
         // Two years and a day on: identities due, one held; notes not yet.
         haven.advance(by: 366 * 86400)
         let plan = try await preview()
-        #expect(Set(plan.map { "\($0.what) \($0.recordID) \($0.held)" }) == ["identity \(free.id) false", "identity \(held.id) true"])
+        #expect(
+            Set(plan.map { "\($0.what) \($0.recordID) \($0.held)" }) == [
+                "identity \(free.id) false", "identity \(held.id) true",
+            ]
+        )
         #expect(plan.first { $0.recordID == held.id }?.hold == heldCase.reference)
         // The dry run changed nothing.
         let stillThere = try await scenario.call(
@@ -78,7 +88,11 @@ struct RetentionTests {
 
         let erased = try await apply()
         #expect(erased.map(\.recordID) == [free.id])
-        let afterFree = try await scenario.call("director-kol", MethodCatalog.SurvivorService.getSurvivor, .with { $0.survivorID = free.id })
+        let afterFree = try await scenario.call(
+            "director-kol",
+            MethodCatalog.SurvivorService.getSurvivor,
+            .with { $0.survivorID = free.id }
+        )
         #expect(afterFree.erasedAtUnixMs > 0)
         #expect(afterFree.placements.allSatisfy { $0.homeName.isEmpty })
         let afterHeld = try await scenario.call(
@@ -105,17 +119,27 @@ struct RetentionTests {
         haven.advance(by: 366 * 86400)
         let notes = try await apply()
         #expect(notes.map(\.recordID) == [freeCase.id])
-        let freeAfter = try await scenario.call("director-kol", MethodCatalog.CaseService.getCase, .with { $0.caseID = freeCase.id })
+        let freeAfter = try await scenario.call(
+            "director-kol",
+            MethodCatalog.CaseService.getCase,
+            .with { $0.caseID = freeCase.id }
+        )
         let noteTexts = freeAfter.events.compactMap { event -> String? in
             if case .note(let note) = event.detail { return note.text }
             return nil
         }
         #expect(noteTexts == [""], "the note event stays, its text is gone")
-        let heldAfter = try await scenario.call("director-kol", MethodCatalog.CaseService.getCase, .with { $0.caseID = heldCase.id })
-        #expect(heldAfter.events.contains {
-            if case .note(let note) = $0.detail { return note.text == "RETAIN-HELD-CASE-NOTE" }
-            return false
-        })
+        let heldAfter = try await scenario.call(
+            "director-kol",
+            MethodCatalog.CaseService.getCase,
+            .with { $0.caseID = heldCase.id }
+        )
+        #expect(
+            heldAfter.events.contains {
+                if case .note(let note) = $0.detail { return note.text == "RETAIN-HELD-CASE-NOTE" }
+                return false
+            }
+        )
 
         // The hold lifts (acquittal): the next run erases the held survivor too.
         var acquittal = Haven_V1_AppendCaseEventRequest()

@@ -43,7 +43,11 @@ struct TamperTests {
             update.identity.legalName = "TAMPER-NAME-CORRECTED"
             _ = try await scenario.call("director-kol", MethodCatalog.SurvivorService.updateSurvivor, update)
             _ = try await scenario.closeCase(
-                try await scenario.call("director-kol", MethodCatalog.CaseService.getCase, .with { $0.caseID = record.id })
+                try await scenario.call(
+                    "director-kol",
+                    MethodCatalog.CaseService.getCase,
+                    .with { $0.caseID = record.id }
+                )
             )
             let template = scenario.haven.directory.path("template.sqlite")
             try scenario.backup(to: template)
@@ -92,7 +96,11 @@ struct TamperTests {
 
     static func entry(_ db: Database, _ sequence: Int64) throws -> Haven_V1_AuditEntry {
         try Haven_V1_AuditEntry(
-            serializedBytes: try Data.fetchOne(db, sql: "SELECT body FROM audit WHERE sequence = ?", arguments: [sequence])!
+            serializedBytes: try Data.fetchOne(
+                db,
+                sql: "SELECT body FROM audit WHERE sequence = ?",
+                arguments: [sequence]
+            )!
         )
     }
 
@@ -118,7 +126,10 @@ struct TamperTests {
             var entry = try Self.entry(db, 3)
             entry.detail = "nothing happened here"
             entry.entryHash = Data()
-            try db.execute(sql: "UPDATE audit SET body = ? WHERE sequence = 3", arguments: [try Self.deterministic(entry)])
+            try db.execute(
+                sql: "UPDATE audit SET body = ? WHERE sequence = 3",
+                arguments: [try Self.deterministic(entry)]
+            )
         }
         #expect(!verdictEdited.intact)
         #expect(verdictEdited.firstBadSequence == 3)
@@ -141,7 +152,8 @@ struct TamperTests {
             forged.entryHash = Data()
             let body = try Self.deterministic(forged)
             try db.execute(
-                sql: "INSERT INTO audit (sequence, at, principalID, action, outcome, body, hash) VALUES (4, 0, 'x', 'x', 0, ?, ?)",
+                sql:
+                    "INSERT INTO audit (sequence, at, principalID, action, outcome, body, hash) VALUES (4, 0, 'x', 'x', 0, ?, ?)",
                 arguments: [body, Data(AuditChain.entryHash(canonical: Array(body)))]
             )
         }
@@ -174,7 +186,11 @@ struct TamperTests {
         let caseEntry = try await fixture.latestEntry(kind: "case", id: fixture.caseID)
         let forged = try await fixture.tampered { db in
             var record = try Haven_V1_Case(
-                serializedBytes: try Data.fetchOne(db, sql: "SELECT body FROM record WHERE id = ?", arguments: [fixture.caseID])!
+                serializedBytes: try Data.fetchOne(
+                    db,
+                    sql: "SELECT body FROM record WHERE id = ?",
+                    arguments: [fixture.caseID]
+                )!
             )
             record.title = "Nothing happened (forged)"
             try db.execute(
@@ -189,7 +205,10 @@ struct TamperTests {
         // The auditor promoted to director.
         let auditorEntry = try await fixture.latestEntry(kind: "account", id: "auditor")
         let promoted = try await fixture.tampered { db in
-            try db.execute(sql: "UPDATE account SET role = ? WHERE id = 'auditor'", arguments: [Haven_V1_Role.director.rawValue])
+            try db.execute(
+                sql: "UPDATE account SET role = ? WHERE id = 'auditor'",
+                arguments: [Haven_V1_Role.director.rawValue]
+            )
         }
         #expect(!promoted.intact)
         #expect(promoted.firstBadSequence == auditorEntry)
@@ -220,7 +239,8 @@ struct TamperTests {
         let fixture = try await Fixture.build()
         let covering = try #require(
             try await fixture.scenario.haven.store.read { tx in
-                try tx.auditEntries(AuditQuery(limit: 10_000)).first { $0.changes.contains { $0.sequence == 3 } }?.sequence
+                try tx.auditEntries(AuditQuery(limit: 10_000)).first { $0.changes.contains { $0.sequence == 3 } }?
+                    .sequence
             }
         )
         let deleted = try await fixture.tampered { db in try db.execute(sql: "DELETE FROM change WHERE sequence = 3") }
@@ -315,7 +335,10 @@ struct AdminVerifyTests {
             var entry = try TamperTests.entry(db, 3)
             entry.detail = "edited"
             entry.entryHash = Data()
-            try db.execute(sql: "UPDATE audit SET body = ? WHERE sequence = 3", arguments: [try TamperTests.deterministic(entry)])
+            try db.execute(
+                sql: "UPDATE audit SET body = ? WHERE sequence = 3",
+                arguments: [try TamperTests.deterministic(entry)]
+            )
         }
         let tampered = try run(admin, ["audit", "verify", "--data-dir", data.root.path])
         #expect(tampered.status == 1)

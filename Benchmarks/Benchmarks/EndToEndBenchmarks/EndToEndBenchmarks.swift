@@ -1,7 +1,7 @@
 import Benchmark
 import Foundation
 import HavenClient
-import HavenEmbedding
+@_spi(AuditCostBaseline) import HavenEmbedding
 import HavenProtocol
 import SwiftProtobuf
 import Synchronization
@@ -14,6 +14,9 @@ import Synchronization
 /// round-trip time goes into the ``callLatency`` metric, so its percentiles
 /// (p50, p90, p99, max) are per call, not per iteration. The same reads are
 /// also served by grpc-swift-2 (see `GRPCPeer`), for comparison in one run.
+/// The write also runs against a server whose store keeps no audit trail
+/// (`Haven-unaudited.write…`, a baseline reachable only through an SPI of the
+/// embedded server): the audit entry's cost is the ratio of the two, in one run.
 let benchmarks: @Sendable () -> Void = {
     let smoke = ProcessInfo.processInfo.environment["HAVEN_BENCHMARK_SMOKE"] != nil
     let configuration = Benchmark.Configuration(
@@ -49,6 +52,23 @@ let benchmarks: @Sendable () -> Void = {
                 teardown: { try await fixture.stop() }
             )
         }
+    }
+    for inFlight in [1, 16, 256] {
+        let fixture = Fixture()
+        Benchmark(
+            "Haven-unaudited.write.\(inFlight)-in-flight.1-connections",
+            configuration: configuration,
+            closure: { benchmark in
+                let latencies = await fixture.run(
+                    kind: "write",
+                    calls: benchmark.scaledIterations.count,
+                    inFlight: inFlight
+                )
+                record(latencies, in: benchmark)
+            },
+            setup: { try await fixture.start(connections: 1, cases: 100, auditing: false) },
+            teardown: { try await fixture.stop() }
+        )
     }
     for kind in ["read", "write"] {
         for connections in [1, 8] {
@@ -103,11 +123,11 @@ final class Fixture: Sendable {
     /// clients. Writes go round-robin over the cases, so each case's timeline
     /// stays at a realistic length (a case body holds its timeline, and a
     /// single case appended to 20,000 times would measure that instead).
-    func start(connections: Int, cases: Int = 1, peer usePeer: Bool = false) async throws {
+    func start(connections: Int, cases: Int = 1, peer usePeer: Bool = false, auditing: Bool = true) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "haven-bench-\(UUID().uuidString)"
         )
-        let server = try await EmbeddedServer.start(in: directory)
+        let server = try await EmbeddedServer.start(in: directory, auditing: auditing)
         let bundle = try server.addAccount(id: "bench", role: .caseworker, offices: ["KOL"])
         let admin = HavenClient(configuration: try Self.configuration(server, server.adminCredentials))
         _ = try await admin.offices.create(

@@ -67,9 +67,19 @@ package struct AuditVerifier: Sendable {
         var problems: [Problem] = []
         for (checkpoint, stored) in checkpoints {
             if stored && checkpoint.publicKey != self.publicKey {
-                problems.append(Problem(sequence: checkpoint.size, text: "a stored checkpoint (size \(checkpoint.size)) is signed by another key"))
+                problems.append(
+                    Problem(
+                        sequence: checkpoint.size,
+                        text: "a stored checkpoint (size \(checkpoint.size)) is signed by another key"
+                    )
+                )
             } else if !CheckpointSigner.isSigned(checkpoint) {
-                problems.append(Problem(sequence: checkpoint.size, text: "the checkpoint of size \(checkpoint.size) has an invalid signature"))
+                problems.append(
+                    Problem(
+                        sequence: checkpoint.size,
+                        text: "the checkpoint of size \(checkpoint.size) has an invalid signature"
+                    )
+                )
             } else if checkpoint.size > total {
                 problems.append(
                     Problem(
@@ -142,7 +152,9 @@ package struct AuditVerifier: Sendable {
         for (key, hash) in snapshot.hashes.sorted(by: { $0.key < $1.key }) {
             verdict.recordsChecked += 1
             guard let (recorded, sequence) = latest[key] else {
-                problems.append(Problem(sequence: total + 1, text: "\(key) is covered by no entry (written outside Haven)"))
+                problems.append(
+                    Problem(sequence: total + 1, text: "\(key) is covered by no entry (written outside Haven)")
+                )
                 continue
             }
             if recorded != hash {
@@ -156,7 +168,9 @@ package struct AuditVerifier: Sendable {
             }
         }
         for (key, (_, sequence)) in latest where snapshot.hashes[key] == nil {
-            problems.append(Problem(sequence: sequence, text: "\(key), recorded by entry \(sequence), is gone (deleted)"))
+            problems.append(
+                Problem(sequence: sequence, text: "\(key), recorded by entry \(sequence), is gone (deleted)")
+            )
         }
         var next: UInt64 = 1
         var seen = Set<UInt64>()
@@ -168,26 +182,36 @@ package struct AuditVerifier: Sendable {
                 verdict.recordsChecked += 1
                 seen.insert(sequence)
                 guard let (recorded, entry) = changes[sequence] else {
-                    problems.append(Problem(sequence: total + 1, text: "change \(sequence) is covered by no entry (inserted)"))
+                    problems.append(
+                        Problem(sequence: total + 1, text: "change \(sequence) is covered by no entry (inserted)")
+                    )
                     continue
                 }
                 if recorded != hash {
                     problems.append(
-                        Problem(sequence: entry, text: "change \(sequence) differs from what entry \(entry) recorded (edited or reordered)")
+                        Problem(
+                            sequence: entry,
+                            text: "change \(sequence) differs from what entry \(entry) recorded (edited or reordered)"
+                        )
                     )
                 }
             }
             next = last.0 + 1
         }
         for (sequence, (_, entry)) in changes where sequence <= snapshot.latestChange && !seen.contains(sequence) {
-            problems.append(Problem(sequence: entry, text: "change \(sequence), recorded by entry \(entry), is gone (deleted)"))
+            problems.append(
+                Problem(sequence: entry, text: "change \(sequence), recorded by entry \(entry), is gone (deleted)")
+            )
         }
         return Self.verdict(verdict, problems, head: previous)
     }
 
     private static func check(_ stored: StoredAuditEntry, expected: UInt64, previous: [UInt8]) -> Problem? {
         if stored.sequence != expected {
-            return Problem(sequence: expected, text: "entry \(expected) is missing (deleted); the next stored is \(stored.sequence)")
+            return Problem(
+                sequence: expected,
+                text: "entry \(expected) is missing (deleted); the next stored is \(stored.sequence)"
+            )
         }
         if AuditChain.entryHash(canonical: stored.body) != stored.hash {
             return Problem(sequence: expected, text: "entry \(expected) does not match its hash (edited)")
@@ -196,18 +220,26 @@ package struct AuditVerifier: Sendable {
             return Problem(sequence: expected, text: "entry \(expected) cannot be decoded (edited)")
         }
         if entry.sequence != expected {
-            return Problem(sequence: expected, text: "entry \(expected) holds entry \(entry.sequence) (moved or reordered)")
+            return Problem(
+                sequence: expected,
+                text: "entry \(expected) holds entry \(entry.sequence) (moved or reordered)"
+            )
         }
         if Array(entry.previousHash) != previous {
             return Problem(
                 sequence: expected,
-                text: "entry \(expected) does not follow entry \(expected - 1) (an entry was inserted, removed or reordered before it)"
+                text:
+                    "entry \(expected) does not follow entry \(expected - 1) (an entry was inserted, removed or reordered before it)"
             )
         }
         return nil
     }
 
-    private static func verdict(_ verdict: Haven_V1_AuditVerdict, _ problems: [Problem], head: [UInt8])
+    private static func verdict(
+        _ verdict: Haven_V1_AuditVerdict,
+        _ problems: [Problem],
+        head: [UInt8]
+    )
         -> Haven_V1_AuditVerdict
     {
         var verdict = verdict

@@ -42,7 +42,10 @@ package struct CheckpointSigner: Sendable {
             guard let line, let bytes = Data(base64Encoded: line),
                 let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: bytes)
             else {
-                throw HavenError(code: .failedPrecondition, message: "the audit signing key at \(path) is not an Ed25519 key")
+                throw HavenError(
+                    code: .failedPrecondition,
+                    message: "the audit signing key at \(path) is not an Ed25519 key"
+                )
             }
             return CheckpointSigner(key: key)
         }

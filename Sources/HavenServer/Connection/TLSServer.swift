@@ -276,7 +276,13 @@ package final class TLSServer: Service, Sendable {
     }
 
     /// Appends an audit entry for a refused or ended session.
-    private func audit(principalID: String, role: Haven_V1_Role, action: String, error: HavenError, requestID: String)
+    private func audit(
+        principalID: String,
+        role: Haven_V1_Role,
+        action: String,
+        error: HavenError,
+        requestID: String
+    )
         async
     {
         let entry = NewAuditEntry(

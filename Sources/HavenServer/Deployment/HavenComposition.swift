@@ -55,7 +55,11 @@ package struct HavenComposition: Sendable {
                 logger: logger,
                 now: { environment.nowUnixMs }
             ),
-            retention: RetentionService(environment: environment, interval: configuration.retentionInterval, logger: logger)
+            retention: RetentionService(
+                environment: environment,
+                interval: configuration.retentionInterval,
+                logger: logger
+            )
         )
     }
 

@@ -99,7 +99,16 @@ package final class KeyCustodian: Sendable {
         offices: [String],
         _ body: @escaping @Sendable (any StoreWriter, KeyRotation, String) throws -> T
     ) async throws -> T {
-        guard self.rotating.withLock({ busy in busy ? false : { busy = true; return true }() }) else {
+        guard
+            self.rotating.withLock({ busy in
+                busy
+                    ? false
+                    : {
+                        busy = true
+                        return true
+                    }()
+            })
+        else {
             throw HavenError(code: .unavailable, message: "a key rotation is under way; retry shortly")
         }
         defer { self.rotating.withLock { $0 = false } }

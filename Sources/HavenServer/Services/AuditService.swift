@@ -104,8 +104,10 @@ struct AuditService {
         return response
     }
 
-    func sign(_ request: Haven_V1_SignCheckpointRequest, _ context: CallContext) async throws -> Haven_V1_AuditCheckpoint
-    {
+    func sign(
+        _ request: Haven_V1_SignCheckpointRequest,
+        _ context: CallContext
+    ) async throws -> Haven_V1_AuditCheckpoint {
         try self.env.policy.check(context.principal, .readAudit)
         return try await self.env.checkpoints.sign(self.env.store, now: self.env.nowUnixMs)
     }

@@ -164,7 +164,10 @@ struct OfficeService {
         }
     }
 
-    func rotateKeys(_ request: Haven_V1_RotateKeysRequest, _ context: CallContext) async throws
+    func rotateKeys(
+        _ request: Haven_V1_RotateKeysRequest,
+        _ context: CallContext
+    ) async throws
         -> Haven_V1_RotateKeysResponse
     {
         try self.env.policy.check(context.principal, .administer)
@@ -192,7 +195,8 @@ struct OfficeService {
             var entry = writer.entry(
                 context,
                 outcome: .ok,
-                detail: "\(rotation.officesRotated) office keys rotated, \(rotation.recordKeysRewrapped) record keys re-wrapped"
+                detail:
+                    "\(rotation.officesRotated) office keys rotated, \(rotation.recordKeysRewrapped) record keys re-wrapped"
             )
             entry.resources = resources
             try tx.appendAudit(entry)

@@ -90,8 +90,7 @@ package struct RecordWriter: Sendable {
 
     /// Records a refused call (PERMISSION_DENIED, NOT_FOUND,
     /// UNAUTHENTICATED) in its own transaction.
-    package func refused(_ context: CallContext, _ error: HavenError, resources: [Haven_V1_AuditResource] = []) async
-    {
+    package func refused(_ context: CallContext, _ error: HavenError, resources: [Haven_V1_AuditResource] = []) async {
         var entry = self.entry(context, outcome: error.code.statusCode, detail: "")
         entry.resources = resources
         let refusal = entry
@@ -282,7 +281,11 @@ package struct RecordWriter: Sendable {
         guard allowed else { throw AccessPolicy.denied(principal) }
     }
 
-    fileprivate func recordChange<R: WritableRecord>(_ record: R, kind: Haven_V1_ChangeKind, _ tx: any StoreWriter) throws {
+    fileprivate func recordChange<R: WritableRecord>(
+        _ record: R,
+        kind: Haven_V1_ChangeKind,
+        _ tx: any StoreWriter
+    ) throws {
         var event = Haven_V1_ChangeEvent()
         event.kind = kind
         event.committedAtUnixMs = self.clock()

@@ -40,7 +40,11 @@ package enum Retention {
     }
 
     /// Everything due in `office` at `now`, erasable or held.
-    package static func plan(_ office: Haven_V1_Office, now: Int64, _ tx: any StoreReader) throws
+    package static func plan(
+        _ office: Haven_V1_Office,
+        now: Int64,
+        _ tx: any StoreReader
+    ) throws
         -> [Haven_V1_RetentionItem]
     {
         guard office.hasRetention else { return [] }
@@ -123,13 +127,17 @@ package enum Retention {
             try offices.flatMap { try Self.plan($0, now: now, tx) }.filter { !$0.held }
         }
         guard !due.isEmpty else { return [] }
-        let affected = Array(Set(try await environment.store.read { tx in
-            try due.compactMap { item -> String? in
-                item.what == "identity"
-                    ? try tx.load(Haven_V1_Survivor.self, id: item.recordID)?.officeCode
-                    : try tx.load(Haven_V1_Case.self, id: item.recordID)?.officeCode
-            }
-        })).sorted()
+        let affected = Array(
+            Set(
+                try await environment.store.read { tx in
+                    try due.compactMap { item -> String? in
+                        item.what == "identity"
+                            ? try tx.load(Haven_V1_Survivor.self, id: item.recordID)?.officeCode
+                            : try tx.load(Haven_V1_Case.self, id: item.recordID)?.officeCode
+                    }
+                }
+            )
+        ).sorted()
         return try await environment.keys.rotate(environment.store, offices: affected) { tx, rotation, fingerprint in
             // Planned again inside the transaction: a hold may have begun meanwhile.
             let current = try offices.flatMap { office -> [Haven_V1_RetentionItem] in

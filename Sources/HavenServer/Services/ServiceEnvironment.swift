@@ -32,7 +32,9 @@ package struct ServiceEnvironment: Sendable {
     /// The one writer of records.
     package var writer: RecordWriter {
         let now = self.now
-        return RecordWriter(policy: self.policy, store: self.store) { Int64((now().timeIntervalSince1970 * 1000).rounded()) }
+        return RecordWriter(policy: self.policy, store: self.store) {
+            Int64((now().timeIntervalSince1970 * 1000).rounded())
+        }
     }
 
     /// A new record id: a prefix and 128 random bits.

@@ -233,7 +233,14 @@ struct SurvivorService {
             }
             let page = try tx.page(Haven_V1_Survivor.self, query)
             let views = try page.records.compactMap { record -> Haven_V1_Survivor? in
-                let view = try env.policy.survivor(record, id: record.id, for: principal, in: tx, now: now, current: record)
+                let view = try env.policy.survivor(
+                    record,
+                    id: record.id,
+                    for: principal,
+                    in: tx,
+                    now: now,
+                    current: record
+                )
                 if partner, let view, Self.carriesConsented(view) { env.writer.disclose(record, "consented", tx) }
                 return view
             }
@@ -445,7 +452,8 @@ struct SurvivorService {
         _ survivorID: String,
         _ expected: ExpectedVersion,
         _ context: CallContext,
-        _ change: @escaping @Sendable (inout Haven_V1_Survivor, any StoreWriter, Int64) throws -> Haven_V1_SurvivorIdentity?
+        _ change:
+            @escaping @Sendable (inout Haven_V1_Survivor, any StoreWriter, Int64) throws -> Haven_V1_SurvivorIdentity?
     ) async throws -> Haven_V1_Survivor {
         let env = self.env
         return try await env.writer.transaction(context) { tx in

@@ -31,7 +31,8 @@ extension SQLiteTransaction {
         }
         let hash = AuditChain.entryHash(canonical: canonical)
         try self.db.execute(
-            sql: "INSERT INTO audit (sequence, at, principalID, action, outcome, body, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            sql:
+                "INSERT INTO audit (sequence, at, principalID, action, outcome, body, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
             arguments: [
                 Int64(entry.sequence), entry.atUnixMs, entry.principalID, entry.action, entry.outcome.rawValue,
                 Data(canonical), Data(hash),
@@ -95,7 +96,9 @@ extension SQLiteTransaction {
                 inner.append("id = ?")
                 arguments += [id]
             }
-            conditions.append("sequence IN (SELECT sequence FROM auditResource WHERE \(inner.joined(separator: " AND ")))")
+            conditions.append(
+                "sequence IN (SELECT sequence FROM auditResource WHERE \(inner.joined(separator: " AND ")))"
+            )
         }
         arguments += [query.limit]
         let order = query.newestFirst ? "DESC" : "ASC"

@@ -54,7 +54,12 @@ extension SQLiteTransaction {
         return MasterKeyMaterial(key: key)
     }
 
-    private func unwrapOfficeKey(_ office: String, wrapped: [UInt8], generation: Int64, master: String) throws
+    private func unwrapOfficeKey(
+        _ office: String,
+        wrapped: [UInt8],
+        generation: Int64,
+        master: String
+    ) throws
         -> SymmetricKey
     {
         let keys = try self.requiredKeys
@@ -131,7 +136,10 @@ extension SQLiteTransaction {
                     )
                 )
             } catch {
-                throw HavenError(code: .dataLoss, message: "the key of \(kind) \(id) does not open with its office's key")
+                throw HavenError(
+                    code: .dataLoss,
+                    message: "the key of \(kind) \(id) does not open with its office's key"
+                )
             }
         }
         guard create else { return nil }
@@ -161,7 +169,13 @@ extension SQLiteTransaction {
 
     // MARK: Sealed fields
 
-    func sealFields(_ fields: SealedFields, kind: RecordKind, id: String, office: String, version: UInt64) throws
+    func sealFields(
+        _ fields: SealedFields,
+        kind: RecordKind,
+        id: String,
+        office: String,
+        version: UInt64
+    ) throws
         -> [UInt8]?
     {
         guard !fields.isEmpty else { return nil }
@@ -178,7 +192,13 @@ extension SQLiteTransaction {
         )
     }
 
-    func openFields(_ sealed: [UInt8], kind: String, id: String, office: String, version: UInt64) throws
+    func openFields(
+        _ sealed: [UInt8],
+        kind: String,
+        id: String,
+        office: String,
+        version: UInt64
+    ) throws
         -> SealedFields
     {
         guard let key = try self.recordKey(kind: kind, id: id, office: office, create: false) else {
@@ -216,7 +236,8 @@ extension SQLiteTransaction {
 
     func sealIdentityBytes<R: StoredRecord>(_ plaintext: [UInt8], of record: R) throws -> [UInt8] {
         let office = record.index.officeCode ?? ""
-        guard let key = try self.recordKey(kind: R.recordKind.rawValue, id: record.recordID, office: office, create: true)
+        guard
+            let key = try self.recordKey(kind: R.recordKind.rawValue, id: record.recordID, office: office, create: true)
         else {
             throw HavenError(code: .internal, message: "no key to seal an identity with")
         }
