@@ -1,6 +1,8 @@
 import Foundation
+import GRDB
 import HavenProtocol
 import HavenTestSupport
+import SwiftProtobuf
 import Testing
 
 @testable import HavenStore
@@ -36,13 +38,52 @@ struct SQLiteStoreTests {
         try await body(try SQLiteStore(path: directory.path("haven.sqlite"), keys: freshStoreKeys()), directory)
     }
 
-    @Test("opens in WAL mode with PRAGMA synchronous = FULL on the writer")
+    @Test("opens in WAL mode with PRAGMA synchronous = FULL on the writer, and secure_delete on every connection")
     func durability() async throws {
         try await self.withStore { store, _ in
             let synchronous = try store.synchronousMode()
             let journal = try store.journalMode()
             #expect(synchronous == 2)
             #expect(journal == "wal")
+            let readerSecureDelete = try await store.read { tx in
+                try Int.fetchOne((tx as! SQLiteTransaction).db, sql: "PRAGMA secure_delete")
+            }
+            let writerSecureDelete = try await store.write { tx in
+                try Int.fetchOne((tx as! SQLiteTransaction).db, sql: "PRAGMA secure_delete")
+            }
+            #expect(readerSecureDelete == 1)
+            #expect(writerSecureDelete == 1)
+        }
+    }
+
+    @Test("refuses to commit a write that no audit entry covers, and commits it with one")
+    func auditedOrNothing() async throws {
+        try await self.withStore { store, _ in
+            let refused = await #expect(throws: HavenError.self) {
+                try await store.write { tx in try tx.insert(Self.office("KOL")) }
+            }
+            #expect(refused?.code == .internal)
+            #expect(try await store.read { try $0.load(Haven_V1_Office.self, id: "KOL") } == nil)
+            // A disclosure alone needs its entry too.
+            let disclosed = await #expect(throws: HavenError.self) {
+                try await store.write { tx in tx.disclosed(.with { $0.kind = "survivor" }) }
+            }
+            #expect(disclosed?.code == .internal)
+            // Written after its entry: refused as well.
+            let late = await #expect(throws: HavenError.self) {
+                try await store.write { tx in
+                    try tx.appendAudit(NewAuditEntry(atUnixMs: 1, principalID: "test", action: "test"))
+                    try tx.insert(Self.office("KOL"))
+                }
+            }
+            #expect(late?.code == .internal)
+            #expect(try await store.read { try $0.auditSize() } == 0)
+            try await store.audited { tx in try tx.insert(Self.office("KOL")) }
+            let entry = try #require(try await store.read { try $0.auditEntries(AuditQuery(limit: 10)) }.first)
+            #expect(entry.resources.map(\.id) == ["KOL"])
+            #expect(entry.resources.first?.storedHash.count == 32)
+            #expect(entry.sequence == 1)
+            #expect(entry.previousHash == Data(count: 32))
         }
     }
 

@@ -14,9 +14,8 @@ import Synchronization
 /// round-trip time goes into the ``callLatency`` metric, so its percentiles
 /// (p50, p90, p99, max) are per call, not per iteration. The same reads are
 /// also served by grpc-swift-2 (see `GRPCPeer`), for comparison in one run.
-/// The write also runs against a server whose store keeps no audit trail
-/// (`Haven-unaudited.write…`, a baseline reachable only through an SPI of the
-/// embedded server): the audit entry's cost is the ratio of the two, in one run.
+/// `Haven.write.audit-cost…` measures what the audit trail costs a write: the
+/// same write with and without it, interleaved in one run.
 let benchmarks: @Sendable () -> Void = {
     let smoke = ProcessInfo.processInfo.environment["HAVEN_BENCHMARK_SMOKE"] != nil
     let configuration = Benchmark.Configuration(
@@ -53,21 +52,47 @@ let benchmarks: @Sendable () -> Void = {
             )
         }
     }
-    for inFlight in [1, 16, 256] {
-        let fixture = Fixture()
+    // The audit trail's cost: the same write against a server with the trail
+    // and one without (a baseline reachable only through an SPI of the
+    // embedded server), in alternating blocks of calls within every
+    // iteration, so that the machine's noise falls on both alike.
+    let auditCost = Benchmark.Configuration(
+        metrics: [auditedLatency, unauditedLatency],
+        warmupIterations: smoke ? 0 : 1,
+        scalingFactor: .kilo,
+        maxDuration: smoke ? .milliseconds(10) : .seconds(30),
+        maxIterations: smoke ? 1 : 10,
+        thresholds: [
+            auditedLatency: .init(relative: [.p50: 50, .p90: 50]),
+            unauditedLatency: .init(relative: [.p50: 50, .p90: 50]),
+        ]
+    )
+    for inFlight in [1, 16] {
+        let audited = Fixture()
+        let unaudited = Fixture()
         Benchmark(
-            "Haven-unaudited.write.\(inFlight)-in-flight.1-connections",
-            configuration: configuration,
+            "Haven.write.audit-cost.\(inFlight)-in-flight.1-connections",
+            configuration: auditCost,
             closure: { benchmark in
-                let latencies = await fixture.run(
-                    kind: "write",
-                    calls: benchmark.scaledIterations.count,
-                    inFlight: inFlight
-                )
-                record(latencies, in: benchmark)
+                let block = max(1, benchmark.scaledIterations.count / 20)
+                var withTrail: [Duration] = []
+                var withoutTrail: [Duration] = []
+                for _ in 0..<10 {
+                    withTrail += await audited.run(kind: "write", calls: block, inFlight: inFlight)
+                    withoutTrail += await unaudited.run(kind: "write", calls: block, inFlight: inFlight)
+                }
+                benchmark.stopMeasurement()
+                for latency in withTrail { benchmark.measurement(auditedLatency, microseconds(latency)) }
+                for latency in withoutTrail { benchmark.measurement(unauditedLatency, microseconds(latency)) }
             },
-            setup: { try await fixture.start(connections: 1, cases: 100, auditing: false) },
-            teardown: { try await fixture.stop() }
+            setup: {
+                try await audited.start(connections: 1, cases: 100)
+                try await unaudited.start(connections: 1, cases: 100, auditing: false)
+            },
+            teardown: {
+                try await audited.stop()
+                try await unaudited.stop()
+            }
         )
     }
     for kind in ["read", "write"] {
@@ -96,6 +121,24 @@ let benchmarks: @Sendable () -> Void = {
 /// Each call's round-trip time in microseconds, from just before the request is
 /// handed to the client library to just after the response is decoded.
 let callLatency = BenchmarkMetric.custom("Call latency (µs)", polarity: .prefersSmaller, useScalingFactor: false)
+
+/// Write latency against the server with the audit trail (audit-cost benchmark).
+let auditedLatency = BenchmarkMetric.custom(
+    "Write latency, audited (µs)",
+    polarity: .prefersSmaller,
+    useScalingFactor: false
+)
+/// Write latency against the server without it (audit-cost benchmark).
+let unauditedLatency = BenchmarkMetric.custom(
+    "Write latency, no audit trail (µs)",
+    polarity: .prefersSmaller,
+    useScalingFactor: false
+)
+
+func microseconds(_ duration: Duration) -> Int {
+    let (seconds, attoseconds) = duration.components
+    return Int(seconds) * 1_000_000 + Int(attoseconds / 1_000_000_000_000)
+}
 
 /// Adds an iteration's per-call latencies to ``callLatency``, outside the
 /// measured time (the metric's store is not thread-safe, so after the calls).

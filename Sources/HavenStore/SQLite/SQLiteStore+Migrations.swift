@@ -106,8 +106,6 @@ extension SQLiteStore {
                         hash BLOB NOT NULL
                     );
                     CREATE INDEX audit_principal ON audit(principalID, sequence);
-                    CREATE INDEX audit_action ON audit(action, sequence);
-                    CREATE INDEX audit_at ON audit(at);
 
                     CREATE TABLE auditResource (
                         kind TEXT NOT NULL,

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import HavenProtocol
+import SwiftProtobuf
 import Synchronization
 
 /// The embedded store: one SQLite file in the data directory, through GRDB.
@@ -139,6 +140,22 @@ package final class SQLiteStore: RecordStore {
                 row.secret = Data(try tx.sealIdentityBytes(plaintext, of: survivor))
                 try row.update(db)
             }
+            // Free text stored before it was sealed: sealed now, in records and in history.
+            try Self.sealLegacy(Haven_V1_Case.self, tx)
+            try Self.sealLegacy(Haven_V1_Survivor.self, tx)
+            try Self.sealLegacy(Haven_V1_Referral.self, tx)
+            for row in try Row.fetchAll(db, sql: "SELECT sequence, body FROM change WHERE recordKind IS NULL") {
+                var event = try Haven_V1_ChangeEvent(serializedBytes: row["body"] as Data)
+                guard let (kind, id, office, version, fields) = FieldSealing.take(from: &event) else { continue }
+                let sealed = try tx.sealFields(fields, kind: kind, id: id, office: office, version: version)
+                try db.execute(
+                    sql: "UPDATE change SET body = ?, recordKind = ?, recordID = ?, sealed = ? WHERE sequence = ?",
+                    arguments: [
+                        try event.serializedBytes() as Data, kind.rawValue, id, sealed.map { Data($0) },
+                        row["sequence"] as Int64,
+                    ]
+                )
+            }
         }
         var resources: [Haven_V1_AuditResource] = []
         for (key, hash) in try tx.storedHashes().sorted(by: { $0.key < $1.key }) {
@@ -174,6 +191,20 @@ package final class SQLiteStore: RecordStore {
                 )
             )
             remaining = remaining.dropFirst(500)
+        }
+    }
+
+    /// Re-stores every record of a kind whose body still holds sealable free
+    /// text, with that text sealed beside it (same version, same identity).
+    private static func sealLegacy<R: StoredRecord>(_ type: R.Type, _ tx: SQLiteTransaction) throws {
+        let rows = try RecordRow.filter(sql: "kind = ? AND sealed IS NULL", arguments: [R.recordKind.rawValue])
+            .fetchAll(tx.db)
+        for row in rows {
+            var record: R = try tx.decode(row)
+            guard !FieldSealing.take(&record).isEmpty else { continue }
+            var sealed = try tx.row(try tx.decode(row) as R, sealedIdentity: row.secret)
+            sealed.secret = row.secret
+            try sealed.update(tx.db)
         }
     }
 
