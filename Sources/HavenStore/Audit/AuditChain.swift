@@ -119,6 +119,9 @@ struct StoredHasher {
 final class TransactionJournal {
     var resources: [Haven_V1_AuditResource] = []
     var changes: [Haven_V1_AuditChange] = []
+    /// The sealed fields last written for a record version (`kind/id/version`):
+    /// its change-log entry, appended next, stores the same box.
+    var lastSealed: (key: String, box: [UInt8]?)?
     var unaudited: Bool { !self.resources.isEmpty || !self.changes.isEmpty }
 
     func wrote(kind: String, id: String, office: String?, version: UInt64, hash: [UInt8]) {

@@ -237,6 +237,7 @@ struct SQLiteTransaction: StoreWriter {
             office: index.officeCode ?? "",
             version: record.recordVersion
         )
+        self.journal.lastSealed = ("\(R.recordKind.rawValue)/\(record.recordID)/\(record.recordVersion)", sealed)
         return RecordRow(
             kind: R.recordKind.rawValue,
             id: record.recordID,
@@ -310,8 +311,12 @@ struct SQLiteTransaction: StoreWriter {
         } catch {
             throw HavenError(code: .internal, message: "could not serialize a change")
         }
-        let sealed = try subject.flatMap { kind, id, office, version, fields in
-            try self.sealFields(fields, kind: kind, id: id, office: office, version: version)
+        let sealed = try subject.flatMap { kind, id, office, version, fields -> [UInt8]? in
+            // The record's row was just written with these very fields: the same box serves.
+            if let last = self.journal.lastSealed, last.key == "\(kind.rawValue)/\(id)/\(version)" {
+                return last.box
+            }
+            return try self.sealFields(fields, kind: kind, id: id, office: office, version: version)
         }
         try self.db.execute(
             sql: """
