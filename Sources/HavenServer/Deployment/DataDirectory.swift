@@ -179,7 +179,9 @@ package struct DataDirectory: Sendable {
     /// Who the audit trail names for changes made on the data directory by
     /// the admin tool: `haven-admin:<login name>`.
     package static var localOperator: String {
-        "haven-admin:" + (ProcessInfo.processInfo.environment["USER"] ?? String(getuid()))
+        // The login name of the process's user (not $USER, which anyone can set).
+        let name = getpwuid(getuid()).flatMap { $0.pointee.pw_name.map { String(cString: $0) } }
+        return "haven-admin:" + (name ?? "uid\(getuid())")
     }
 
     /// Loads the deployment's certificate authority.
