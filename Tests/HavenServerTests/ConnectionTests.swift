@@ -335,6 +335,15 @@ struct ConnectionTests {
                 #expect(StatusCode(wire: away.goAway.code) == .unauthenticated)
                 #expect(await connection.closed())
             }
+            // Each refusal is an audit entry naming the certificate's account.
+            let refusals = try await server.store.read { tx in
+                var query = AuditQuery(limit: 10)
+                query.action = "session.authenticate"
+                return try tx.auditEntries(query)
+            }
+            #expect(refusals.map(\.principalID) == ["disabled", "nobody"])
+            #expect(refusals.allSatisfy { $0.outcome == .unauthenticated })
+            #expect(refusals.map(\.detail) == ["account disabled", "no account for this certificate"])
         }
     }
 

@@ -76,6 +76,15 @@ struct SessionCutoffTests {
         #expect(cutoff.feedEnd?.statusCode == .unauthenticated, "the stream stops with the reason")
         #expect(cutoff.closed)
         #expect(cutoff.elapsed < .seconds(1), "cut off within a second, took \(cutoff.elapsed)")
+        // The ended session is in the audit trail, after the change that ended it.
+        let ended = try await server.store.read { tx in
+            var query = AuditQuery(limit: 10)
+            query.action = "session.end"
+            return try tx.auditEntries(query)
+        }
+        #expect(ended.map(\.principalID) == ["worker-kol"])
+        #expect(ended.first?.outcome == .unauthenticated)
+        #expect(ended.first?.detail == "account disabled")
         try await server.stop()
     }
 
