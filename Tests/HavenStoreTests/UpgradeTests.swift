@@ -113,3 +113,21 @@ struct UpgradeTests {
         #expect(entries.flatMap(\.changes).map(\.sequence) == [1])
     }
 }
+
+@Suite("Sealed fields")
+struct SealedFieldsTests {
+    @Test("encode and decode round trip, and malformed plaintext is refused")
+    func roundTrip() {
+        let fields: SealedFields = [
+            "event/evt_1": "Fictional note", "placement/plc_1": "घर (fictional)", "service/svc_1": "",
+            "note": String(repeating: "x", count: 300),
+        ]
+        let bytes = FieldSealing.encode(fields)
+        #expect(FieldSealing.decode(bytes) == fields)
+        #expect(FieldSealing.decode([]) == [:])
+        #expect(FieldSealing.decode(Array(bytes.dropLast())) == nil, "truncated")
+        #expect(FieldSealing.decode([0x05, 0x61]) == nil, "length past the end")
+        #expect(FieldSealing.decode([0x01, 0xFF, 0x00]) == nil, "invalid UTF-8")
+        #expect(FieldSealing.decode([0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80]) == nil)
+    }
+}

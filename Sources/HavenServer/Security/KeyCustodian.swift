@@ -81,14 +81,6 @@ package final class KeyCustodian: Sendable {
         }
     }
 
-    /// The fingerprint of the master key in use.
-    package var fingerprint: String {
-        get throws {
-            guard let file = self.masterKeyFile else { return self.keys.fingerprints.sorted().first ?? "" }
-            return try MasterKey.load(from: file).material.fingerprint
-        }
-    }
-
     /// Rotates the master key, and the keys of `offices`, running `body` in
     /// the same transaction (an erasure and its audit entry).
     ///
@@ -99,16 +91,12 @@ package final class KeyCustodian: Sendable {
         offices: [String],
         _ body: @escaping @Sendable (any StoreWriter, KeyRotation, String) throws -> T
     ) async throws -> T {
-        guard
-            self.rotating.withLock({ busy in
-                busy
-                    ? false
-                    : {
-                        busy = true
-                        return true
-                    }()
-            })
-        else {
+        let acquired = self.rotating.withLock { busy -> Bool in
+            if busy { return false }
+            busy = true
+            return true
+        }
+        guard acquired else {
             throw HavenError(code: .unavailable, message: "a key rotation is under way; retry shortly")
         }
         defer { self.rotating.withLock { $0 = false } }

@@ -182,9 +182,7 @@ extension SQLiteTransaction {
         guard let key = try self.recordKey(kind: kind.rawValue, id: id, office: office, create: true) else {
             return nil
         }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        let plaintext = Array(try encoder.encode(fields))
+        let plaintext = FieldSealing.encode(fields)
         return try SealBox.seal(
             plaintext,
             key: key,
@@ -210,7 +208,8 @@ extension SQLiteTransaction {
                 key: key,
                 context: SealBox.fieldsContext(kind, id, office, version: version)
             )
-            return try JSONDecoder().decode(SealedFields.self, from: Data(plaintext))
+            guard let fields = FieldSealing.decode(plaintext) else { throw HavenError(code: .dataLoss, message: "") }
+            return fields
         } catch {
             throw HavenError(
                 code: .dataLoss,

@@ -85,6 +85,52 @@ extension Haven_V1_Referral: SealsFields {
 
 /// Sealing through the record kind, for code that holds a record generically.
 enum FieldSealing {
+    /// The plaintext of a sealed-fields box: for each field, sorted by key,
+    /// a varint length and the key's UTF-8, a varint length and the value's.
+    static func encode(_ fields: SealedFields) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(fields.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count + 6 })
+        for (key, value) in fields.sorted(by: { $0.key < $1.key }) {
+            for text in [key, value] {
+                var length = UInt64(text.utf8.count)
+                while length >= 0x80 {
+                    bytes.append(UInt8(truncatingIfNeeded: length) | 0x80)
+                    length >>= 7
+                }
+                bytes.append(UInt8(length))
+                bytes.append(contentsOf: text.utf8)
+            }
+        }
+        return bytes
+    }
+
+    /// Reads what ``encode(_:)`` wrote; nil when it is not that.
+    static func decode(_ bytes: [UInt8]) -> SealedFields? {
+        var fields: SealedFields = [:]
+        var index = 0
+        func text() -> String? {
+            var length: UInt64 = 0
+            var shift: UInt64 = 0
+            while true {
+                guard index < bytes.count, shift < 64 else { return nil }
+                let byte = bytes[index]
+                index += 1
+                length |= UInt64(byte & 0x7F) << shift
+                if byte < 0x80 { break }
+                shift += 7
+            }
+            guard length <= UInt64(bytes.count - index) else { return nil }
+            let end = index + Int(length)
+            defer { index = end }
+            return String(validating: bytes[index..<end], as: UTF8.self)
+        }
+        while index < bytes.count {
+            guard let key = text(), let value = text() else { return nil }
+            fields[key] = value
+        }
+        return fields
+    }
+
     static func take<R: StoredRecord>(_ record: inout R) -> SealedFields {
         guard var sealing = record as? any SealsFields else { return [:] }
         let fields = sealing.takeSealedFields()
