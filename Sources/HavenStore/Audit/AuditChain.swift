@@ -122,6 +122,9 @@ final class TransactionJournal {
     /// The sealed fields last written for a record version (`kind/id/version`):
     /// its change-log entry, appended next, stores the same box.
     var lastSealed: (key: String, box: [UInt8]?)?
+    /// Record keys unwrapped in this transaction (`kind/id`): a write loads,
+    /// then stores, the same record.
+    var recordKeys: [String: SymmetricKey] = [:]
     var unaudited: Bool { !self.resources.isEmpty || !self.changes.isEmpty }
 
     func wrote(kind: String, id: String, office: String?, version: UInt64, hash: [UInt8]) {

@@ -20,7 +20,9 @@ extension SQLiteTransaction {
         entry.resources = written + new.resources
         entry.changes = changes
         guard self.auditing else { return entry }
-        let last = try Row.fetchOne(self.db, sql: "SELECT sequence, hash FROM audit ORDER BY sequence DESC LIMIT 1")
+        let last = try Row.fetchOne(
+            try self.db.cachedStatement(sql: "SELECT sequence, hash FROM audit ORDER BY sequence DESC LIMIT 1")
+        )
         entry.sequence = UInt64(last.map { $0["sequence"] as Int64 } ?? 0) + 1
         entry.previousHash = last.map { $0["hash"] as Data } ?? Data(AuditChain.zeroHash)
         let canonical: [UInt8]
@@ -30,9 +32,10 @@ extension SQLiteTransaction {
             throw HavenError(code: .internal, message: "could not serialize an audit entry")
         }
         let hash = AuditChain.entryHash(canonical: canonical)
-        try self.db.execute(
+        try self.db.cachedStatement(
             sql:
-                "INSERT INTO audit (sequence, at, principalID, action, outcome, body, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO audit (sequence, at, principalID, action, outcome, body, hash) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        ).execute(
             arguments: [
                 Int64(entry.sequence), entry.atUnixMs, entry.principalID, entry.action, entry.outcome.rawValue,
                 Data(canonical), Data(hash),
@@ -40,10 +43,8 @@ extension SQLiteTransaction {
         )
         var named = Set<String>()
         for resource in entry.resources where named.insert("\(resource.kind)/\(resource.id)").inserted {
-            try self.db.execute(
-                sql: "INSERT INTO auditResource (kind, id, sequence) VALUES (?, ?, ?)",
-                arguments: [resource.kind, resource.id, Int64(entry.sequence)]
-            )
+            try self.db.cachedStatement(sql: "INSERT INTO auditResource (kind, id, sequence) VALUES (?, ?, ?)")
+                .execute(arguments: [resource.kind, resource.id, Int64(entry.sequence)])
         }
         entry.entryHash = Data(hash)
         return entry

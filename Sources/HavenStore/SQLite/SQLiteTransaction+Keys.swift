@@ -87,8 +87,9 @@ extension SQLiteTransaction {
     /// An office's key and generation, created (wrapped by the current master key) if asked.
     func officeKey(_ office: String, create: Bool) throws -> (generation: Int64, key: SymmetricKey)? {
         if let row = try Row.fetchOne(
-            self.db,
-            sql: "SELECT wrappedKey, generation, masterKey FROM officeKey WHERE officeCode = ?",
+            try self.db.cachedStatement(
+                sql: "SELECT wrappedKey, generation, masterKey FROM officeKey WHERE officeCode = ?"
+            ),
             arguments: [office]
         ) {
             let generation: Int64 = row["generation"]
@@ -115,9 +116,17 @@ extension SQLiteTransaction {
 
     /// A record's own key, created (wrapped by its office's key) if asked.
     func recordKey(kind: String, id: String, office: String, create: Bool) throws -> SymmetricKey? {
+        if let cached = self.journal.recordKeys["\(kind)/\(id)"] { return cached }
+        let key = try self.fetchRecordKey(kind: kind, id: id, office: office, create: create)
+        if let key { self.journal.recordKeys["\(kind)/\(id)"] = key }
+        return key
+    }
+
+    private func fetchRecordKey(kind: String, id: String, office: String, create: Bool) throws -> SymmetricKey? {
         if let row = try Row.fetchOne(
-            self.db,
-            sql: "SELECT officeCode, generation, wrappedKey FROM recordKey WHERE kind = ? AND id = ?",
+            try self.db.cachedStatement(
+                sql: "SELECT officeCode, generation, wrappedKey FROM recordKey WHERE kind = ? AND id = ?"
+            ),
             arguments: [kind, id]
         ) {
             let keyOffice: String = row["officeCode"]
@@ -283,6 +292,7 @@ extension SQLiteTransaction {
     /// Destroys a record's key and drops its sealed fields from the change
     /// log's history (`secure_delete` overwrites the freed bytes).
     func eraseRecordKey(kind: RecordKind, id: String) throws {
+        self.journal.recordKeys["\(kind.rawValue)/\(id)"] = nil
         try self.db.execute(sql: "DELETE FROM recordKey WHERE kind = ? AND id = ?", arguments: [kind.rawValue, id])
         try self.db.execute(
             sql: "UPDATE change SET sealed = NULL WHERE recordKind = ? AND recordID = ? AND sealed IS NOT NULL",
