@@ -1,7 +1,7 @@
 import HavenProtocol
 
 /// Haven's storage: transactions over records, the change log, counters,
-/// idempotency keys, accounts and office data keys.
+/// idempotency keys, accounts, the audit trail and the keys sealed data is wrapped with.
 ///
 /// Business rules (validation, state transitions, alerts) live above the
 /// store and run inside ``write(_:)``: the closure sees a consistent snapshot,

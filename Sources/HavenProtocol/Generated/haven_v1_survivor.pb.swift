@@ -255,10 +255,12 @@ public nonisolated struct Haven_V1_Contact: Sendable {
   public init() {}
 }
 
-/// Everything that identifies a survivor. Encrypted at rest as a unit with the
-/// office's data key; never in lists, feeds, logs or error messages; visible to
-/// a partner only field by field as the survivor's consent allows (fields not
-/// covered are left empty and named in `Survivor.withheld_identity_fields`).
+/// Everything that identifies a survivor. Sealed at rest as a unit under the
+/// survivor's own key (wrapped by the office's key), bound to the survivor's
+/// version, and erased with that key; never in lists, feeds, logs or error
+/// messages; visible to a partner only field by field as the survivor's consent
+/// allows (fields not covered are left empty and named in
+/// `Survivor.withheld_identity_fields`).
 public nonisolated struct Haven_V1_SurvivorIdentity: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for

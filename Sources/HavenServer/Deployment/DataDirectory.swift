@@ -7,7 +7,7 @@ import HavenStore
 /// ```
 /// haven.conf              configuration, every option at its default, commented
 /// haven.sqlite            the database (plus -wal and -shm files)
-/// master.key              wraps the offices' data keys; never in a database backup
+/// master.key              wraps the offices' keys; never in a database backup
 /// audit-signing.key       signs the audit chain's checkpoints (Ed25519)
 /// tls/ca.pem, ca-key.pem  the deployment's certificate authority
 /// tls/server.pem, server-key.pem

@@ -3,7 +3,7 @@ import Foundation
 import HavenProtocol
 import HavenStore
 
-/// The key that wraps every office's data key. It lives in its own file,
+/// The key that wraps every office's key (which wraps its records' keys). It lives in its own file,
 /// outside the database: a copy of the database alone reveals no identity.
 package struct MasterKey: Sendable {
     package let key: SymmetricKey

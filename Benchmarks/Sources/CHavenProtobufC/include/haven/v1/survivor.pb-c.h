@@ -178,10 +178,12 @@ struct  Haven__V1__Contact
 
 
 /*
- * Everything that identifies a survivor. Encrypted at rest as a unit with the
- * office's data key; never in lists, feeds, logs or error messages; visible to
- * a partner only field by field as the survivor's consent allows (fields not
- * covered are left empty and named in `Survivor.withheld_identity_fields`).
+ * Everything that identifies a survivor. Sealed at rest as a unit under the
+ * survivor's own key (wrapped by the office's key), bound to the survivor's
+ * version, and erased with that key; never in lists, feeds, logs or error
+ * messages; visible to a partner only field by field as the survivor's consent
+ * allows (fields not covered are left empty and named in
+ * `Survivor.withheld_identity_fields`).
  */
 struct  Haven__V1__SurvivorIdentity
 {
