@@ -204,6 +204,7 @@ struct ErasureTests {
         #expect(entry.action == "haven.v1.SurvivorService/EraseSurvivor")
         #expect(entry.principalID == "director-kol")
         #expect(!entry.detail.contains(canary))
+        #expect(entry.detail.contains("reason: Retention period over (fictional)"))
         let verdict = try await scenario.verify(scenario.databasePath)
         #expect(verdict.intact, "\(verdict.problem)")
     }

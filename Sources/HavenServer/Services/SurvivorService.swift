@@ -177,7 +177,7 @@ struct SurvivorService {
                     context,
                     outcome: .ok,
                     detail:
-                        "identity erased (\(request.reason.count) characters of reason kept by the office); \(rotation.recordKeysRewrapped) record keys re-wrapped, master key now \(fingerprint)"
+                        "identity erased; reason: \(LogText.escaped(request.reason, limit: 300)); \(rotation.recordKeysRewrapped) record keys re-wrapped, master key now \(fingerprint)"
                 )
             )
             return erased
