@@ -103,11 +103,7 @@ package protocol StoreWriter: StoreReader {
     @discardableResult
     func appendAudit(_ entry: NewAuditEntry) throws -> Haven_V1_AuditEntry
 
-    /// Notes that the transaction disclosed a resource (an identity read):
-    /// like a write, it must be covered by an audit entry before commit.
-    func disclosed(_ resource: Haven_V1_AuditResource)
-
-    /// Whether something written or disclosed awaits its audit entry.
+    /// Whether something written awaits its audit entry.
     var pendingAudit: Bool { get }
 
     /// Stores a signed checkpoint.

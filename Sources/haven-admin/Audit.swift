@@ -19,7 +19,7 @@ struct Audit: AsyncParsableCommand {
     static func line(_ entry: Haven_V1_AuditEntry) -> String {
         let time = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(entry.atUnixMs) / 1000))
         let role = entry.principalRole == .unspecified ? "" : "(\(entry.principalRole.name))"
-        let outcome = StatusCode(rawValue: entry.outcome.rawValue)?.description ?? "\(entry.outcome.rawValue)"
+        let outcome = StatusCode(wire: entry.outcome).description
         let resources =
             entry.resources.prefix(3).map { resource in
                 "\(resource.kind)/\(resource.id)" + (resource.disclosed.isEmpty ? "" : "[\(resource.disclosed)]")
@@ -109,7 +109,7 @@ struct Audit: AsyncParsableCommand {
             if let from = self.from { request.fromUnixMs = milliseconds(from) }
             if let to = self.to { request.toUnixMs = milliseconds(to) }
             if let outcome = self.outcome, let code = StatusCode.allCases.first(where: { $0.description == outcome }) {
-                request.outcomes = [Haven_V1_StatusCode(rawValue: code.rawValue) ?? .unknown]
+                request.outcomes = [code.wire]
             }
             request.page.pageSize = 500
             try await withAdminClient(self.server) { client in

@@ -119,6 +119,35 @@ struct AccountabilityScenario {
         return try await self.call("director-kol", MethodCatalog.CaseService.appendCaseEvent, note)
     }
 
+    /// Adds an accused to the case and grants them bail: a prosecution still open (a legal hold).
+    func accusedOnBail(_ record: Haven_V1_Case, key: String) async throws -> Haven_V1_Case {
+        var accused = Haven_V1_AddAccusedRequest()
+        accused.caseID = record.id
+        accused.expectedVersion = record.version
+        accused.accused.name = "Accused (fictional)"
+        accused.accused.role = .trafficker
+        accused.idempotencyKey = key + "-accused"
+        let withAccused = try await self.call("director-kol", MethodCatalog.CaseService.addAccused, accused)
+        var bail = Haven_V1_AppendCaseEventRequest()
+        bail.caseID = record.id
+        bail.event.occurredOn = Self.date(2026, 3, 1)
+        bail.event.bailGranted.accusedIds = [withAccused.accused[0].id]
+        bail.event.bailGranted.court = "Fictional court"
+        bail.idempotencyKey = key + "-bail"
+        return try await self.call("director-kol", MethodCatalog.CaseService.appendCaseEvent, bail)
+    }
+
+    /// Acquits the case's first accused: the prosecution is over, the hold lifts.
+    func acquit(_ record: Haven_V1_Case, on date: Haven_V1_CivilDate, key: String) async throws {
+        var acquittal = Haven_V1_AppendCaseEventRequest()
+        acquittal.caseID = record.id
+        acquittal.event.occurredOn = date
+        acquittal.event.acquittal.accusedIds = [record.accused[0].id]
+        acquittal.event.acquittal.court = "Fictional court"
+        acquittal.idempotencyKey = key + "-acquittal"
+        _ = try await self.call("director-kol", MethodCatalog.CaseService.appendCaseEvent, acquittal)
+    }
+
     func closeCase(_ record: Haven_V1_Case) async throws -> Haven_V1_Case {
         var close = Haven_V1_UpdateCaseStatusRequest()
         close.caseID = record.id

@@ -139,7 +139,7 @@ struct AuditServiceTests {
         let directory = try TemporaryDirectory("haven-rotation")
         defer { directory.remove() }
         let file = directory.path("master.key")
-        _ = try MasterKey.generate(at: file, development: true)
+        let original = try MasterKey.generate(at: file, development: true)
 
         // Crash before the transaction: master.key.next exists, the database never used it.
         let custodian = try KeyCustodian.load(masterKeyFile: file)
@@ -157,7 +157,9 @@ struct AuditServiceTests {
         let restarted = try KeyCustodian.load(masterKeyFile: file)
         try await restarted.reconcile(store)
         #expect(!FileManager.default.fileExists(atPath: file + ".next"))
-        #expect(try MasterKey.load(from: file).key != unused.key)
+        #expect(try MasterKey.load(from: file).key == original.key, "the unused key was discarded, not installed")
+        #expect(restarted.keys.fingerprints == [original.material.fingerprint])
+        #expect(try await store.read { try $0.identity(survivorID: "srv_1") }?.legalName == "Fictional")
 
         // Crash after the commit, before the rename: the database names the new key.
         let next = MasterKey(key: .init(size: .bits256), isDevelopmentKey: true)

@@ -214,20 +214,7 @@ struct ErasureTests {
         let scenario = try await AccountabilityScenario()
         let survivor = try await scenario.survivor("HOLD", key: "hold-1")
         var record = try await scenario.caseRecord("HOLD", survivor: survivor, key: "hold-case")
-        var accused = Haven_V1_AddAccusedRequest()
-        accused.caseID = record.id
-        accused.expectedVersion = record.version
-        accused.accused.name = "Accused (fictional)"
-        accused.accused.role = .trafficker
-        accused.idempotencyKey = "hold-accused"
-        record = try await scenario.call("director-kol", MethodCatalog.CaseService.addAccused, accused)
-        var bail = Haven_V1_AppendCaseEventRequest()
-        bail.caseID = record.id
-        bail.event.occurredOn = AccountabilityScenario.date(2026, 3, 1)
-        bail.event.bailGranted.accusedIds = [record.accused[0].id]
-        bail.event.bailGranted.court = "Fictional court"
-        bail.idempotencyKey = "hold-bail"
-        record = try await scenario.call("director-kol", MethodCatalog.CaseService.appendCaseEvent, bail)
+        record = try await scenario.accusedOnBail(record, key: "hold")
         let current = try await scenario.call(
             "director-kol",
             MethodCatalog.SurvivorService.getSurvivor,
@@ -258,13 +245,7 @@ struct ErasureTests {
         )
 
         // The accused is acquitted: the prosecution is over, the hold lifts.
-        var acquittal = Haven_V1_AppendCaseEventRequest()
-        acquittal.caseID = record.id
-        acquittal.event.occurredOn = AccountabilityScenario.date(2026, 9, 1)
-        acquittal.event.acquittal.accusedIds = [record.accused[0].id]
-        acquittal.event.acquittal.court = "Fictional court"
-        acquittal.idempotencyKey = "hold-acquittal"
-        _ = try await scenario.call("director-kol", MethodCatalog.CaseService.appendCaseEvent, acquittal)
+        try await scenario.acquit(record, on: AccountabilityScenario.date(2026, 9, 1), key: "hold")
         erase.expectedVersion = try await scenario.call(
             "director-kol",
             MethodCatalog.SurvivorService.getSurvivor,

@@ -30,20 +30,7 @@ struct RetentionTests {
         )
         let held = try await scenario.survivor("RETAIN-HELD", key: "held")
         var heldCase = try await scenario.caseRecord("RETAIN-HELD", survivor: held, key: "held-case")
-        var accused = Haven_V1_AddAccusedRequest()
-        accused.caseID = heldCase.id
-        accused.expectedVersion = heldCase.version
-        accused.accused.name = "Accused (fictional)"
-        accused.accused.role = .recruiter
-        accused.idempotencyKey = "held-accused"
-        heldCase = try await scenario.call("director-kol", MethodCatalog.CaseService.addAccused, accused)
-        var bail = Haven_V1_AppendCaseEventRequest()
-        bail.caseID = heldCase.id
-        bail.event.occurredOn = AccountabilityScenario.date(2026, 3, 1)
-        bail.event.bailGranted.accusedIds = [heldCase.accused[0].id]
-        bail.event.bailGranted.court = "Fictional court"
-        bail.idempotencyKey = "held-bail"
-        heldCase = try await scenario.call("director-kol", MethodCatalog.CaseService.appendCaseEvent, bail)
+        heldCase = try await scenario.accusedOnBail(heldCase, key: "held")
         heldCase = try await scenario.closeCase(heldCase)
         // Not due at all: a survivor with an open case.
         let open = try await scenario.survivor("RETAIN-OPEN", key: "open")
@@ -142,13 +129,7 @@ struct RetentionTests {
         )
 
         // The hold lifts (acquittal): the next run erases the held survivor too.
-        var acquittal = Haven_V1_AppendCaseEventRequest()
-        acquittal.caseID = heldCase.id
-        acquittal.event.occurredOn = AccountabilityScenario.date(2029, 6, 1)
-        acquittal.event.acquittal.accusedIds = [heldCase.accused[0].id]
-        acquittal.event.acquittal.court = "Fictional court"
-        acquittal.idempotencyKey = "held-acquittal"
-        _ = try await scenario.call("director-kol", MethodCatalog.CaseService.appendCaseEvent, acquittal)
+        try await scenario.acquit(heldCase, on: AccountabilityScenario.date(2029, 6, 1), key: "held")
         let released = try await apply()
         #expect(Set(released.map(\.recordID)) == [held.id, heldCase.id])
 

@@ -64,11 +64,6 @@ struct SQLiteStoreTests {
             }
             #expect(refused?.code == .internal)
             #expect(try await store.read { try $0.load(Haven_V1_Office.self, id: "KOL") } == nil)
-            // A disclosure alone needs its entry too.
-            let disclosed = await #expect(throws: HavenError.self) {
-                try await store.write { tx in tx.disclosed(.with { $0.kind = "survivor" }) }
-            }
-            #expect(disclosed?.code == .internal)
             // Written after its entry: refused as well.
             let late = await #expect(throws: HavenError.self) {
                 try await store.write { tx in

@@ -147,7 +147,6 @@ struct RecordingWriter: StoreWriter {
     func update<R: StoredRecord>(_ record: R, expectedVersion: UInt64, sealed: SealedChange) throws {
         try self.base.update(record, expectedVersion: expectedVersion, sealed: sealed)
     }
-    func disclosed(_ resource: Haven_V1_AuditResource) { self.base.disclosed(resource) }
     var pendingAudit: Bool { self.base.pendingAudit }
     func appendAudit(_ entry: NewAuditEntry) throws -> Haven_V1_AuditEntry { try self.base.appendAudit(entry) }
     func saveCheckpoint(_ checkpoint: Haven_V1_AuditCheckpoint) throws { try self.base.saveCheckpoint(checkpoint) }

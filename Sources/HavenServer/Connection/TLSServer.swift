@@ -290,15 +290,11 @@ package final class TLSServer: Service, Sendable {
             principalID: principalID,
             principalRole: role,
             action: action,
-            outcome: Haven_V1_StatusCode(rawValue: Int(error.code.statusCode.rawValue)) ?? .unknown,
+            outcome: error.code.statusCode.wire,
             requestID: requestID,
             detail: error.message
         )
-        do {
-            try await self.store.write { tx in try tx.appendAudit(entry) }
-        } catch {
-            self.logger.error("could not audit a session", metadata: ["error": "\(error)"])
-        }
+        await self.store.audit(entry, logger: self.logger)
     }
 
     /// The enabled account a verified client certificate names.

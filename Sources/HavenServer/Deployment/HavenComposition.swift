@@ -25,16 +25,15 @@ package struct HavenComposition: Sendable {
         auditing: Bool = true,
         router makeRouter: (ServiceEnvironment) -> Router = HavenServices.router
     ) async throws -> HavenComposition {
-        let master = try MasterKey.load(from: directory.masterKeyFile)
-        if master.isDevelopmentKey {
+        let custodian = try KeyCustodian.load(masterKeyFile: directory.masterKeyFile)
+        if custodian.development {
             logger.warning("using a DEVELOPMENT master key: never store real survivor data in this data directory")
         }
-        let custodian = try KeyCustodian.load(masterKeyFile: directory.masterKeyFile)
         let store = try SQLiteStore(path: directory.databaseFile, keys: custodian.keys, auditing: auditing)
         try await custodian.reconcile(store)
         let signer = try CheckpointSigner.loadOrCreate(
             at: directory.auditSigningKeyFile,
-            development: master.isDevelopmentKey
+            development: custodian.development
         )
         let environment = ServiceEnvironment(store: store, keys: custodian, checkpoints: signer)
         let server = try TLSServer(

@@ -20,18 +20,22 @@ package struct Router: Sendable {
 
     /// Called with every call refused with PERMISSION_DENIED, NOT_FOUND or
     /// UNAUTHENTICATED, so that the audit trail records it.
-    package var refusals: (@Sendable (CallContext, HavenError) async -> Void)?
+    package typealias Refusals = @Sendable (CallContext, HavenError) async -> Void
+    private let refusals: Refusals?
 
     /// The codes that count as refusals: a record hidden from the caller
     /// answers NOT_FOUND exactly like one that does not exist, so both are
     /// audited alike.
     static let refusalCodes: Set<HavenError.Code> = [.permissionDenied, .notFound, .unauthenticated]
 
-    package init() {}
+    /// - Parameter refusals: Told of every refused call (the audit trail).
+    package init(refusals: Refusals? = nil) {
+        self.refusals = refusals
+    }
 
     /// Runs a handler, reporting refusals.
     private static func auditing<T>(
-        _ refusals: (@Sendable (CallContext, HavenError) async -> Void)?,
+        _ refusals: Refusals?,
         _ context: CallContext,
         _ body: () async throws -> T
     ) async throws -> T {
@@ -50,11 +54,14 @@ package struct Router: Sendable {
     ) {
         precondition(method.kind == .unary, "\(method.fullName) is not unary")
         precondition(self.entries[method.fullName] == nil, "\(method.fullName) registered twice")
+        let refusals = self.refusals
         self.entries[method.fullName] = .unary { payload, context in
-            let request = try Request(decodingPayload: payload)
-            try HavenFieldLimits.check(request)
-            let response = try await handler(request, context)
-            return try response.serializedPayload()
+            try await Self.auditing(refusals, context) {
+                let request = try Request(decodingPayload: payload)
+                try HavenFieldLimits.check(request)
+                let response = try await handler(request, context)
+                return try response.serializedPayload()
+            }
         }
     }
 
@@ -65,28 +72,23 @@ package struct Router: Sendable {
     ) {
         precondition(method.kind == .serverStreaming, "\(method.fullName) is not server-streaming")
         precondition(self.entries[method.fullName] == nil, "\(method.fullName) registered twice")
+        let refusals = self.refusals
         self.entries[method.fullName] = .serverStreaming { payload, context, stream in
-            let request = try Request(decodingPayload: payload)
-            try HavenFieldLimits.check(request)
-            try await handler(request, context, ResponseStream { try await stream.send(try $0.serializedPayload()) })
+            try await Self.auditing(refusals, context) {
+                let request = try Request(decodingPayload: payload)
+                try HavenFieldLimits.check(request)
+                try await handler(
+                    request,
+                    context,
+                    ResponseStream { try await stream.send(try $0.serializedPayload()) }
+                )
+            }
         }
     }
 
-    /// The handler of a method, if registered; refusals it answers are
-    /// reported to ``refusals``.
+    /// The handler of a method, if registered.
     package func entry(for fullName: String) -> Entry? {
-        guard let entry = self.entries[fullName] else { return nil }
-        guard let refusals = self.refusals else { return entry }
-        switch entry {
-        case .unary(let handler):
-            return .unary { payload, context in
-                try await Self.auditing(refusals, context) { try await handler(payload, context) }
-            }
-        case .serverStreaming(let handler):
-            return .serverStreaming { payload, context, stream in
-                try await Self.auditing(refusals, context) { try await handler(payload, context, stream) }
-            }
-        }
+        self.entries[fullName]
     }
 
     /// Names of every registered method.

@@ -291,14 +291,4 @@ struct CaseService {
         record.events.append(event)
         record.eventCount = UInt32(record.events.count)
     }
-
-    /// Empties a case's free-text notes (retention: the store drops what was
-    /// sealed when erasing; emptied here so the record says so).
-    static func clearNotes(_ record: inout Haven_V1_Case) {
-        for index in record.events.indices {
-            guard case .note(var note) = record.events[index].detail else { continue }
-            note.text = ""
-            record.events[index].detail = .note(note)
-        }
-    }
 }

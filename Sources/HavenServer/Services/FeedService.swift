@@ -75,42 +75,32 @@ struct FeedService {
         // Where the last CaughtUp was sent: one follows every catch-up with the
         // present, whether the newest change was visible to the caller or not.
         var caughtUpAt: UInt64? = nil
-        // A partner receives survivors' consented fields: its batches are
-        // audited, in the transaction that read them.
+        // A partner receives survivors' consented fields: a batch that
+        // carries any is audited before it is sent.
         let partner = self.env.policy.reach(principal, .actForPartner) == .ownPartner
         let writer = self.env.writer
-        typealias Batch = (items: [Haven_V1_ChangeEvent], scanned: UInt64, full: Bool)
-        let scan: @Sendable (UInt64, Int64, any StoreReader, ((Haven_V1_Survivor) -> Void)?) throws -> Batch = {
-            position,
-            now,
-            tx,
-            disclose in
-            let entries = try tx.changes(after: position, limit: Self.batchSize)
-            var items: [Haven_V1_ChangeEvent] = []
-            for entry in entries {
-                guard subjects.isEmpty || subjects.contains(entry.event.subject.feedSubject) else { continue }
-                if let offices, let office = entry.officeCode, !offices.contains(office) { continue }
-                if let item = try policy.change(entry, for: principal, in: tx, now: now) {
-                    if let disclose, case .survivor(let survivor) = item.subject,
-                        SurvivorService.carriesConsented(survivor)
-                    {
-                        disclose(survivor)
-                    }
-                    items.append(item)
-                }
-            }
-            return (items, entries.last?.sequence ?? position, entries.count == Self.batchSize)
-        }
         while true {
             // Deliver everything committed after `position`.
             while true {
                 let now = self.env.nowUnixMs
-                let batch: Batch =
-                    partner
-                    ? try await writer.transaction(context) { [position] tx in
-                        try scan(position, now, tx) { writer.disclose($0, "consented", tx) }
+                let batch = try await writer.read(context) {
+                    [position] tx, disclosures -> (items: [Haven_V1_ChangeEvent], scanned: UInt64, full: Bool) in
+                    let entries = try tx.changes(after: position, limit: Self.batchSize)
+                    var items: [Haven_V1_ChangeEvent] = []
+                    for entry in entries {
+                        guard subjects.isEmpty || subjects.contains(entry.event.subject.feedSubject) else { continue }
+                        if let offices, let office = entry.officeCode, !offices.contains(office) { continue }
+                        if let item = try policy.change(entry, for: principal, in: tx, now: now) {
+                            if partner, case .survivor(let survivor) = item.subject,
+                                SurvivorService.carriesConsented(survivor)
+                            {
+                                disclosures.add(survivor, "consented")
+                            }
+                            items.append(item)
+                        }
                     }
-                    : try await store.read { [position] tx in try scan(position, now, tx, nil) }
+                    return (items, entries.last?.sequence ?? position, entries.count == Self.batchSize)
+                }
                 for var event in batch.items {
                     event.cursor = Self.cursor(event.sequence)
                     var item = Haven_V1_FeedItem()

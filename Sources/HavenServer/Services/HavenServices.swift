@@ -4,7 +4,7 @@ import HavenProtocol
 package enum HavenServices {
     /// The router serving every method of ``MethodCatalog``.
     package static func router(_ environment: ServiceEnvironment) -> Router {
-        var router = Router()
+        var router = Router(refusals: { context, error in await environment.writer.refused(context, error) })
         SessionService(environment: environment).register(into: &router)
         OfficeService(environment: environment).register(into: &router)
         CaseService(environment: environment).register(into: &router)
@@ -15,7 +15,6 @@ package enum HavenServices {
         FeedService(environment: environment).register(into: &router)
         ReportService(environment: environment).register(into: &router)
         AuditService(environment: environment).register(into: &router)
-        router.refusals = { context, error in await environment.writer.refused(context, error) }
         return router
     }
 }

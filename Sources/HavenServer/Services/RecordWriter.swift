@@ -59,7 +59,7 @@ package struct RecordWriter: Sendable {
     }
 
     /// Runs a call's write transaction and ends it with the call's audit
-    /// entry, when it wrote or disclosed anything.
+    /// entry, when it wrote anything.
     ///
     /// - Parameter detail: A short, non-identifying note for the entry.
     package func transaction<T: Sendable>(
@@ -76,29 +76,32 @@ package struct RecordWriter: Sendable {
         }
     }
 
-    /// Notes, in the call's transaction, that a record was disclosed: an
-    /// identity, or fields a partner receives under consent. The call's
-    /// audit entry names it.
-    package func disclose<R: WritableRecord>(_ record: R, _ what: String, _ tx: any StoreWriter) {
-        var resource = Haven_V1_AuditResource()
-        resource.kind = R.recordKind.rawValue
-        resource.id = record.recordID
-        resource.officeCode = record.index.officeCode ?? ""
-        resource.disclosed = what
-        tx.disclosed(resource)
+    /// Runs a call's read in a read snapshot (no write lock). What it
+    /// discloses — an identity, fields a partner receives under consent — is
+    /// audited, one entry committed, before the result is returned: a result
+    /// whose entry could not be written is never returned.
+    package func read<T: Sendable>(
+        _ context: CallContext,
+        _ body: @escaping @Sendable (any StoreReader, Disclosures) throws -> T
+    ) async throws -> T {
+        let (value, disclosed) = try await self.store.read { tx in
+            let disclosures = Disclosures()
+            let value = try body(tx, disclosures)
+            return (value, disclosures.resources)
+        }
+        if !disclosed.isEmpty {
+            var entry = self.entry(context, outcome: .ok, detail: "")
+            entry.resources = disclosed
+            let disclosure = entry
+            try await self.store.write { tx in try tx.appendAudit(disclosure) }
+        }
+        return value
     }
 
     /// Records a refused call (PERMISSION_DENIED, NOT_FOUND,
     /// UNAUTHENTICATED) in its own transaction.
-    package func refused(_ context: CallContext, _ error: HavenError, resources: [Haven_V1_AuditResource] = []) async {
-        var entry = self.entry(context, outcome: error.code.statusCode, detail: "")
-        entry.resources = resources
-        let refusal = entry
-        do {
-            try await self.store.write { tx in try tx.appendAudit(refusal) }
-        } catch {
-            context.logger.error("could not audit a refused call", metadata: ["error": "\(error)"])
-        }
+    package func refused(_ context: CallContext, _ error: HavenError) async {
+        await self.store.audit(self.entry(context, outcome: error.code.statusCode, detail: ""), logger: context.logger)
     }
 
     /// The audit entry of a call.
@@ -108,7 +111,7 @@ package struct RecordWriter: Sendable {
             principalID: context.principal.id,
             principalRole: context.principal.role,
             action: context.method,
-            outcome: Haven_V1_StatusCode(rawValue: Int(outcome.rawValue)) ?? .unknown,
+            outcome: outcome.wire,
             requestID: context.requestID,
             detail: detail
         )
@@ -331,5 +334,36 @@ extension RecordWriter {
         record.stamp(version: stored + 1, at: now)
         try tx.update(record, expectedVersion: stored, sealed: .erase)
         try self.recordChange(record, kind: .updated, tx)
+    }
+}
+
+/// What a read disclosed, collected while it runs (see ``RecordWriter/read(_:_:)``).
+package final class Disclosures {
+    fileprivate var resources: [Haven_V1_AuditResource] = []
+
+    /// Notes that `record` was disclosed: `identity`, or `consented` fields.
+    package func add<R: WritableRecord>(_ record: R, _ what: String) {
+        var resource = Haven_V1_AuditResource()
+        resource.kind = R.recordKind.rawValue
+        resource.id = record.recordID
+        resource.officeCode = record.index.officeCode ?? ""
+        resource.disclosed = what
+        self.resources.append(resource)
+    }
+}
+
+extension RecordStore {
+    /// Appends one audit entry in its own transaction: a refusal or a session
+    /// event, whose call has already failed — so a failure here is logged,
+    /// not thrown.
+    package func audit(_ entry: NewAuditEntry, logger: Logger) async {
+        do {
+            try await self.write { tx in try tx.appendAudit(entry) }
+        } catch {
+            logger.error(
+                "could not append an audit entry",
+                metadata: ["action": "\(entry.action)", "error": "\(error)"]
+            )
+        }
     }
 }

@@ -118,26 +118,15 @@ package enum Retention {
     @discardableResult
     package static func apply(_ environment: ServiceEnvironment, now: Int64) async throws -> [Haven_V1_RetentionItem] {
         let writer = environment.writer
-        let offices = try await environment.store.read { tx in
-            try tx.page(Haven_V1_Office.self, RecordQuery(order: .idAscending, limit: 10_000)).records.filter {
-                $0.hasRetention
-            }
+        // Offices with a policy, and those with something due and not held:
+        // their keys rotate with the erasure.
+        let (offices, affected) = try await environment.store.read { tx in
+            let offices = try tx.page(Haven_V1_Office.self, RecordQuery(order: .idAscending, limit: 10_000)).records
+                .filter(\.hasRetention)
+            let affected = try offices.filter { try Self.plan($0, now: now, tx).contains { !$0.held } }.map(\.code)
+            return (offices, affected)
         }
-        let due = try await environment.store.read { tx in
-            try offices.flatMap { try Self.plan($0, now: now, tx) }.filter { !$0.held }
-        }
-        guard !due.isEmpty else { return [] }
-        let affected = Array(
-            Set(
-                try await environment.store.read { tx in
-                    try due.compactMap { item -> String? in
-                        item.what == "identity"
-                            ? try tx.load(Haven_V1_Survivor.self, id: item.recordID)?.officeCode
-                            : try tx.load(Haven_V1_Case.self, id: item.recordID)?.officeCode
-                    }
-                }
-            )
-        ).sorted()
+        guard !affected.isEmpty else { return [] }
         return try await environment.keys.rotate(environment.store, offices: affected) { tx, rotation, fingerprint in
             // Planned again inside the transaction: a hold may have begun meanwhile.
             let current = try offices.flatMap { office -> [Haven_V1_RetentionItem] in
@@ -148,11 +137,11 @@ package enum Retention {
                 if item.what == "identity" {
                     try writer.retain(Haven_V1_Survivor.self, id: item.recordID, tx) { survivor, now in
                         survivor.erasedAtUnixMs = now
-                        SurvivorService.clearSealedFields(&survivor)
+                        _ = survivor.takeSealedFields()
                     }
                 } else {
                     try writer.retain(Haven_V1_Case.self, id: item.recordID, tx) { record, _ in
-                        CaseService.clearNotes(&record)
+                        _ = record.takeSealedFields()
                     }
                 }
             }

@@ -69,9 +69,9 @@ struct SurvivorService {
         let env = self.env
         let principal = context.principal
         let now = env.nowUnixMs
-        // A read that discloses (an identity, or what a partner's consent
-        // covers) is audited, so it runs in a write transaction with its entry.
-        let survivor = try await env.writer.transaction(context) { tx -> Haven_V1_Survivor in
+        // What the read discloses (an identity, what a partner's consent
+        // covers) is audited before the survivor is returned.
+        let survivor = try await env.writer.read(context) { tx, disclosures -> Haven_V1_Survivor in
             let (found, key): (Haven_V1_Survivor?, String) =
                 switch request.key {
                 case .survivorID(let id): (try tx.load(Haven_V1_Survivor.self, id: id), id)
@@ -93,7 +93,7 @@ struct SurvivorService {
                 throw AccessPolicy.notFound("survivor")
             }
             let partner = env.policy.allows(principal, .actForPartner, partner: principal.account.partnerID)
-            if partner, Self.carriesConsented(view) { env.writer.disclose(found, "consented", tx) }
+            if partner, Self.carriesConsented(view) { disclosures.add(found, "consented") }
             guard request.includeIdentity else { return view }
             guard found.erasedAtUnixMs == 0 else {
                 throw HavenError(code: .failedPrecondition, message: "this survivor's identity was erased")
@@ -103,7 +103,7 @@ struct SurvivorService {
             }
             if env.policy.allows(principal, .readIdentities, office: found.officeCode) {
                 view.identity = identity
-                env.writer.disclose(found, "identity", tx)
+                disclosures.add(found, "identity")
             } else if partner {
                 ConsentView.applyIdentity(
                     identity,
@@ -112,7 +112,7 @@ struct SurvivorService {
                     partnerID: principal.account.partnerID,
                     now: now
                 )
-                env.writer.disclose(found, "identity", tx)
+                disclosures.add(found, "identity")
             } else {
                 throw AccessPolicy.denied(principal)
             }
@@ -124,13 +124,6 @@ struct SurvivorService {
     /// Whether a partner's view carries fields only consent lets it see.
     static func carriesConsented(_ view: Haven_V1_Survivor) -> Bool {
         !view.services.isEmpty || !view.placements.isEmpty
-    }
-
-    /// Clears what is sealed under a survivor's key (the store drops it
-    /// anyway when erasing; cleared here so the record returned says so).
-    static func clearSealedFields(_ survivor: inout Haven_V1_Survivor) {
-        for index in survivor.placements.indices { survivor.placements[index].homeName = "" }
-        for index in survivor.services.indices { survivor.services[index].detail = "" }
     }
 
     func erase(_ request: Haven_V1_EraseSurvivorRequest, _ context: CallContext) async throws -> Haven_V1_Survivor {
@@ -169,7 +162,8 @@ struct SurvivorService {
                     )
                 }
                 survivor.erasedAtUnixMs = now
-                Self.clearSealedFields(&survivor)
+                // The store drops what is sealed when erasing; cleared here too, so the record returned says so.
+                _ = survivor.takeSealedFields()
                 return nil
             }
             try tx.appendAudit(
@@ -220,7 +214,7 @@ struct SurvivorService {
             throw AccessPolicy.denied(principal)
         }
         let partner = env.policy.reach(principal, .readRecords) == nil
-        let page = try await env.writer.transaction(context) { [query] tx -> RecordPage<Haven_V1_Survivor> in
+        let page = try await env.writer.read(context) { [query] tx, disclosures -> RecordPage<Haven_V1_Survivor> in
             var query = query
             if !request.caseID.isEmpty {
                 guard
@@ -241,7 +235,7 @@ struct SurvivorService {
                     now: now,
                     current: record
                 )
-                if partner, let view, Self.carriesConsented(view) { env.writer.disclose(record, "consented", tx) }
+                if partner, let view, Self.carriesConsented(view) { disclosures.add(record, "consented") }
                 return view
             }
             return RecordPage(records: views, next: page.next)

@@ -50,10 +50,6 @@ extension SQLiteTransaction {
         return entry
     }
 
-    func disclosed(_ resource: Haven_V1_AuditResource) {
-        self.journal.resources.append(resource)
-    }
-
     var pendingAudit: Bool { self.journal.unaudited }
 
     func auditSize() throws -> UInt64 {
