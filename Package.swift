@@ -5,7 +5,8 @@
 // Dependency direction (never the other way):
 //   HavenProtocol <- HavenClient <- haven-admin
 //   HavenProtocol + HavenStore <- HavenServer <- havend
-// A partner who links HavenClient pulls in NIO, NIOSSL and SwiftProtobuf only.
+// A partner who links HavenClient pulls in NIO, NIOSSL, SwiftProtobuf, swift-log and,
+// for enrolment (keys made on the partner's machine), swift-certificates and swift-crypto.
 
 import PackageDescription
 
@@ -87,6 +88,11 @@ let package = Package(
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                // Enrolment and renewal: a key made on this machine and its signing request.
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -154,6 +160,8 @@ let package = Package(
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
             ],
             path: "Tests/HavenTestSupport",
             swiftSettings: swiftSettings

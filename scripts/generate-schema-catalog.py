@@ -263,6 +263,8 @@ PROPERTY = {
     "ReportService": ("reports", "Reports"),
     "SessionService": ("session", "Session"),
     "AuditService": ("audit", "Audit"),
+    "AccountService": ("accounts", "Accounts"),
+    "EnrollmentService": ("enrollment", "Enrollment"),
 }
 METHOD_OVERRIDES = {"GetOfficeReport": "officeReport", "WhoAmI": "whoAmI"}
 

@@ -1,5 +1,7 @@
+import Crypto
 import Foundation
 import HavenProtocol
+import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
@@ -39,6 +41,14 @@ public final class HavenClient: Sendable, Service {
     private let pool: ConnectionPool
     private let closed = Mutex(false)
 
+    /// When to renew the client certificate by itself (nil: never), and
+    /// whether a renewal is under way.
+    private struct Renewal {
+        var at: Date?
+        var running = false
+    }
+    private let renewal: Mutex<Renewal>
+
     /// Creates a client. It connects on the first call.
     ///
     /// - Parameters:
@@ -50,6 +60,90 @@ public final class HavenClient: Sendable, Service {
     ) {
         self.configuration = configuration
         self.pool = ConnectionPool(configuration: configuration, group: eventLoopGroup)
+        self.renewal = Mutex(Renewal(at: Self.renewalInstant(configuration, configuration.credentials)))
+    }
+
+    /// The start of the last third of the certificate's life, when the
+    /// client renews it by itself.
+    private static func renewalInstant(
+        _ configuration: HavenClientConfiguration,
+        _ credentials: HavenCredentials
+    )
+        -> Date?
+    {
+        guard configuration.renewsCredentials, credentials.bundle != nil,
+            let start = credentials.notValidBefore, let end = credentials.notValidAfter
+        else { return nil }
+        return end.addingTimeInterval(-end.timeIntervalSince(start) / 3)
+    }
+
+    // MARK: Credentials
+
+    /// The credentials new connections use (the renewed ones after a renewal).
+    public var credentials: HavenCredentials { self.pool.currentCredentials }
+
+    /// Renews the client certificate now: makes a new P-256 key on this
+    /// machine, asks the server for a certificate for it (authenticated by
+    /// the current one, which stays valid until it expires), writes both into
+    /// the credentials' bundle directory if they came from one, and uses them
+    /// for every connection opened from now on.
+    ///
+    /// - Returns: The new credentials.
+    /// - Throws: ``HavenError``; on failure nothing is written and the
+    ///   current credentials stay in use.
+    @discardableResult
+    public func renewCredentials() async throws -> HavenCredentialBundle {
+        self.renewal.withLock { $0.running = true }
+        defer { self.renewal.withLock { $0.running = false } }
+        return try await self.performRenewal()
+    }
+
+    private func performRenewal() async throws -> HavenCredentialBundle {
+        let key = P256.Signing.PrivateKey()
+        var request = Haven_V1_RenewCredentialRequest()
+        request.csrDer = Data(try HavenEnrollment.signingRequest(for: key))
+        let issued = try await self.unary(MethodCatalog.EnrollmentService.renewCredential, request)
+        let current = self.pool.currentCredentials
+        let bundle = HavenCredentialBundle(
+            caPEM: issued.caCertificatePem,
+            certificatePEM: issued.certificateChainPem,
+            privateKeyPEM: key.pemRepresentation,
+            server: current.server
+                ?? ClientConnection.display(host: self.configuration.host, port: self.configuration.port),
+            credential: issued.credential
+        )
+        if let directory = current.bundle { try bundle.write(to: directory) }
+        let renewed = try bundle.credentials(bundle: current.bundle)
+        self.pool.replaceCredentials(renewed)
+        self.renewal.withLock { $0.at = Self.renewalInstant(self.configuration, renewed) }
+        self.configuration.logger.notice(
+            "renewed the client certificate",
+            metadata: [
+                "serial": "\(issued.credential.serial)", "expires_unix_ms": "\(issued.credential.notValidAfterUnixMs)",
+            ]
+        )
+        return bundle
+    }
+
+    /// Renews the certificate first when it is due, once; a failure is
+    /// logged and tried again an hour later (the current certificate still works).
+    private func renewIfDue() async {
+        let due = self.renewal.withLock { state -> Bool in
+            guard let at = state.at, !state.running, Date() >= at else { return false }
+            state.running = true
+            return true
+        }
+        guard due else { return }
+        defer { self.renewal.withLock { $0.running = false } }
+        do {
+            _ = try await self.performRenewal()
+        } catch {
+            self.renewal.withLock { $0.at = Date().addingTimeInterval(3600) }
+            self.configuration.logger.warning(
+                "could not renew the client certificate; trying again in an hour",
+                metadata: ["error": "\(error)"]
+            )
+        }
     }
 
     /// Keeps the client open until the service group shuts down (or the task
@@ -82,6 +176,7 @@ public final class HavenClient: Sendable, Service {
         _ request: Request,
         options: CallOptions = CallOptions()
     ) async throws -> Response {
+        await self.renewIfDue()
         var request = request
         let idempotent = Self.ensureIdempotencyKey(&request)
         let safeToRetry = idempotent || Self.isRead(method.method)

@@ -1,12 +1,12 @@
+import Foundation
 import HavenProtocol
+import Logging
 
 /// How a ``HavenClient`` connects and behaves.
 ///
 /// ```swift
-/// var configuration = HavenClientConfiguration(
-///     host: "haven.example.org",
-///     credentials: try HavenCredentials(bundle: bundleURL)
-/// )
+/// // The server named by the bundle (written at enrolment), or $HAVEN_SERVER:
+/// var configuration = try HavenClientConfiguration(credentials: try HavenCredentials(bundle: bundleURL))
 /// configuration.defaultTimeout = .seconds(10)
 /// ```
 public struct HavenClientConfiguration: Sendable {
@@ -34,6 +34,13 @@ public struct HavenClientConfiguration: Sendable {
     public var maximumBackoff: Duration = .seconds(10)
     /// Who you are, for the server's logs: software and version, never a person.
     public var clientAgent: String = "haven-swift/\(HavenClient.version)"
+    /// Renew the client certificate by itself once it is in the last third
+    /// of its life (the credentials must come from a bundle directory, where
+    /// the new certificate and key are written).
+    public var renewsCredentials = true
+    /// Where the client logs connection failures, reconnects and renewals
+    /// (never record content). Silent unless you pass one.
+    public var logger = Logger(label: "haven-client", factory: { _ in SwiftLogNoOpLogHandler() })
 
     /// A configuration with every option at its default.
     ///
@@ -45,6 +52,33 @@ public struct HavenClientConfiguration: Sendable {
         self.host = host
         self.port = port
         self.credentials = credentials
+    }
+
+    /// A configuration for the server `server` names: `host:port`, or `[v6]:port`.
+    ///
+    /// - Throws: ``HavenError`` INVALID_ARGUMENT for an address that is not host:port.
+    public init(server: String, credentials: HavenCredentials) throws {
+        let (host, port) = try HavenServerAddress.parse(server)
+        self.init(host: host, port: port, credentials: credentials)
+    }
+
+    /// A configuration for the server the credentials bundle names (its
+    /// `server` file, written at enrolment), or else `$HAVEN_SERVER`.
+    ///
+    /// - Throws: ``HavenError`` INVALID_ARGUMENT when neither names one.
+    public init(credentials: HavenCredentials) throws {
+        guard
+            let server = ProcessInfo.processInfo.environment["HAVEN_SERVER"].flatMap({ $0.isEmpty ? nil : $0 })
+                ?? credentials.server
+        else {
+            throw HavenError(
+                code: .invalidArgument,
+                message:
+                    "no server address: the credentials bundle has no 'server' file and HAVEN_SERVER is not set",
+                source: .client
+            )
+        }
+        try self.init(server: server, credentials: credentials)
     }
 }
 

@@ -103,7 +103,7 @@ public final class EmbeddedServer: Sendable {
         let address = try await haven.server.listeningAddress
         return EmbeddedServer(
             port: address.port ?? 0,
-            adminCredentials: URL(fileURLWithPath: report.adminCredentials),
+            adminCredentials: URL(fileURLWithPath: report.adminCredentials ?? data.credentialsDirectory("admin")),
             directory: data,
             group: group,
             task: task,
@@ -129,10 +129,11 @@ public final class EmbeddedServer: Sendable {
             )
         }
         return URL(
-            fileURLWithPath: try self.directory.writeCredentials(
+            fileURLWithPath: try self.directory.issueLocalCredentials(
                 for: id,
-                authority: try self.directory.certificateAuthority(),
-                validity: 24 * 3600
+                store: self.store,
+                validity: 24 * 3600,
+                auditedAs: DataDirectory.localOperator
             )
         )
     }

@@ -42,6 +42,21 @@ package protocol StoreReader {
     /// notice changes made by another process, such as `haven-admin`).
     func accountRevision() throws -> UInt64
 
+    /// A certificate by serial (lowercase hex).
+    func credential(serial: String) throws -> StoredCredential?
+
+    /// An account's certificates, newest first.
+    func credentials(accountID: String) throws -> [StoredCredential]
+
+    /// The serials of revoked certificates that have not expired at `now`.
+    func revokedSerials(notExpiredAt now: Int64) throws -> Set<String>
+
+    /// An enrolment code by the SHA-256 of its normalized text.
+    func enrollment(codeHash: [UInt8]) throws -> StoredEnrollment?
+
+    /// An account's enrolment codes that still work at `now`.
+    func usableEnrollments(accountID: String, at now: Int64) throws -> [StoredEnrollment]
+
     /// The audit trail's length (its last sequence).
     func auditSize() throws -> UInt64
 
@@ -51,7 +66,8 @@ package protocol StoreReader {
     /// Audit entries as stored, from `sequence` on, for verification.
     func storedAuditEntries(from sequence: UInt64, limit: Int) throws -> [StoredAuditEntry]
 
-    /// Every record's and account's stored hash, keyed `kind/id`.
+    /// Every record's, account's, certificate's and enrolment code's stored
+    /// hash, keyed `kind/id`.
     func storedHashes() throws -> [String: [UInt8]]
 
     /// Change-log entries' stored hashes, from `sequence` on.
@@ -95,6 +111,12 @@ package protocol StoreWriter: StoreReader {
 
     /// Inserts or replaces an account, and advances ``StoreReader/accountRevision()``.
     func saveAccount(_ account: Account) throws
+
+    /// Inserts or replaces a certificate, and advances ``StoreReader/accountRevision()``.
+    func saveCredential(_ credential: StoredCredential) throws
+
+    /// Inserts or replaces an enrolment code, and advances ``StoreReader/accountRevision()``.
+    func saveEnrollment(_ enrollment: StoredEnrollment) throws
 
     /// Appends the audit entry covering everything this transaction wrote
     /// so far (records, accounts and changes, with their stored hashes) plus

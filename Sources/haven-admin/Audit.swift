@@ -137,7 +137,13 @@ struct Audit: AsyncParsableCommand {
                 """
         )
         @Option(help: ArgumentHelp("The credentials bundle directory.", valueName: "dir")) var credentials: String?
-        @Option(help: ArgumentHelp("The server, host:port.", valueName: "host:port")) var server = "localhost:7443"
+        @Option(
+            help: ArgumentHelp(
+                "The server, host:port (default: $HAVEN_SERVER, else the bundle's).",
+                valueName: "host:port"
+            )
+        )
+        var server: String?
         @Option(
             name: .customLong("data-dir"),
             help: ArgumentHelp("Verify this data directory's files.", valueName: "dir")

@@ -10,16 +10,23 @@ struct HavenAdmin: AsyncParsableCommand {
         commandName: "haven-admin",
         abstract: "Administers a Haven deployment.",
         discussion: """
-            Commands that go through the server (offices, partners, keys, retention, audit, whoami) need an admin's (audit: an auditor's)
-            credentials bundle: --credentials DIR (ca.pem, client.pem, client-key.pem).
-            Commands on the data directory itself (init, accounts) work with the server
-            stopped or running, on the machine that holds the data directory.
+            Commands that go through the server (accounts, offices, partners, keys,
+            retention, audit, whoami, credentials) need a credentials bundle — an admin's
+            (audit: an auditor's) — from --credentials DIR or $HAVEN_CREDENTIALS; the server
+            address comes from --server, $HAVEN_SERVER, or the bundle (written by `enroll`).
+            Commands on the data directory itself (init, certs; audit verify --data-dir)
+            run on the machine that holds it.
+
+            Every command takes --json: one JSON object on standard output; errors go to
+            standard error ({"error": {"code", "message", "source"}} with --json).
+            Exit codes: 0 done; 1 audit chain not intact; 2 refused by the server;
+            3 server unreachable; 4 not authenticated or not allowed; 5 a local file
+            problem; 64 wrong usage.
             """,
         version: HavenRelease.version,
         subcommands: [
-            Init.self, Accounts.self, Offices.self, Partners.self, Audit.self, Keys.self, RetentionCommand.self,
-            WhoAmI.self,
-            Methods.self,
+            Init.self, Enroll.self, Credentials.self, Certs.self, Accounts.self, Offices.self, Partners.self,
+            Audit.self, Keys.self, RetentionCommand.self, WhoAmI.self, Methods.self,
         ]
     )
 }

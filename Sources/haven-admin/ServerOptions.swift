@@ -5,66 +5,82 @@ import HavenProtocol
 import SwiftProtobuf
 
 /// How to reach the server, shared by the commands that go through it.
+///
+/// The credentials bundle comes from `--credentials` or `$HAVEN_CREDENTIALS`;
+/// the server from `--server`, else `$HAVEN_SERVER`, else the bundle's
+/// `server` file (written at enrolment).
 struct ServerOptions: ParsableArguments {
     @Option(
-        help: ArgumentHelp("The credentials bundle directory (ca.pem, client.pem, client-key.pem).", valueName: "dir")
+        help: ArgumentHelp(
+            "Your credentials bundle directory (default: $HAVEN_CREDENTIALS).",
+            valueName: "dir"
+        )
     )
-    var credentials: String
+    var credentials: String?
 
-    @Option(help: ArgumentHelp("The server, host:port.", valueName: "host:port"))
-    var server = "localhost:7443"
+    @Option(
+        help: ArgumentHelp(
+            "The server, host:port (default: $HAVEN_SERVER, else the bundle's server file).",
+            valueName: "host:port"
+        )
+    )
+    var server: String?
 
     @Option(help: ArgumentHelp("Seconds allowed per call.", valueName: "seconds"))
     var timeout = 30
 
-    @Flag(help: "Print JSON for scripts.")
+    @Flag(help: "Print JSON for scripts (one object on standard output; errors as JSON on standard error).")
     var json = false
 
     func validate() throws {
-        guard let colon = self.server.lastIndex(of: ":"),
-            let port = Int(self.server[self.server.index(after: colon)...]),
-            (1...65535).contains(port), colon != self.server.startIndex
-        else {
-            throw ValidationError("--server must be host:port with a port from 1 to 65535")
-        }
+        if let server { _ = try CLI.usage { try HavenServerAddress.parse(server) } }
         guard (1...3600).contains(self.timeout) else {
             throw ValidationError("--timeout must be 1 to 3600 seconds")
         }
     }
 
+    /// The bundle directory named by the option or the environment.
+    var bundlePath: String {
+        get throws {
+            if let credentials { return credentials }
+            if let path = ProcessInfo.processInfo.environment["HAVEN_CREDENTIALS"], !path.isEmpty { return path }
+            throw CLIError.usage("no credentials: pass --credentials DIR or set HAVEN_CREDENTIALS")
+        }
+    }
+
     func client() throws -> HavenClientConfiguration {
-        let colon = self.server.lastIndex(of: ":")!
-        var host = String(self.server[..<colon])
-        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        var configuration = HavenClientConfiguration(
-            host: host,
-            port: Int(self.server[self.server.index(after: colon)...])!,
-            credentials: try HavenCredentials(bundle: URL(fileURLWithPath: self.credentials, isDirectory: true))
-        )
+        let path = try self.bundlePath
+        let credentials = try HavenCredentials(bundle: URL(fileURLWithPath: path, isDirectory: true))
+        let server =
+            self.server ?? ProcessInfo.processInfo.environment["HAVEN_SERVER"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? credentials.server
+        guard let server else {
+            throw CLIError.usage(
+                "no server address: pass --server host:port, set HAVEN_SERVER, or use a bundle written by `haven-admin enroll`"
+            )
+        }
+        var configuration = try HavenClientConfiguration(server: server, credentials: credentials)
         configuration.defaultTimeout = .seconds(self.timeout)
         configuration.clientAgent = "haven-admin/\(HavenClient.version)"
         return configuration
     }
 
-    /// Prints a message as JSON, or as protobuf text for people.
+    /// Prints a message as JSON (the stable shape: protobuf's JSON mapping
+    /// with the schema's field names), or as protobuf text for people.
     func print(_ message: some SwiftProtobuf.Message) throws {
         if self.json {
-            var options = JSONEncodingOptions()
-            options.preserveProtoFieldNames = true
-            say(try message.jsonString(options: options))
+            say(try CLI.json(message))
         } else {
             say(message.textFormatString())
         }
     }
 }
 
-/// Runs `body` with a client; turns HavenErrors into a clean exit.
+/// Runs `body` with a client; turns failures into a message and the
+/// documented exit code (``CLI/exitCode(for:)``).
 func withAdminClient(_ options: ServerOptions, _ body: (HavenClient) async throws -> Void) async throws {
-    do {
+    try await CLI.run(json: options.json) {
         try await withHavenClient(try options.client()) { client in try await body(client) }
-    } catch let error as HavenError {
-        FileHandle.standardError.write(Data("haven-admin: \(error)\n".utf8))
-        throw ExitCode(2)
     }
 }
 
@@ -77,6 +93,14 @@ struct WhoAmI: AsyncParsableCommand {
     @OptionGroup var server: ServerOptions
 
     func run() async throws {
-        try await withAdminClient(self.server) { client in try self.server.print(try await client.session.whoAmI()) }
+        try await withAdminClient(self.server) { client in
+            let principal = try await client.session.whoAmI()
+            if self.server.json { return try self.server.print(principal) }
+            CLI.fields([
+                ("Account", principal.id), ("Name", principal.displayName), ("Role", CLI.role(principal.role)),
+                ("Offices", principal.officeCodes.joined(separator: ", ")), ("Partner", principal.partnerID),
+                ("Certificate expires", CLI.date(principal.certificateExpiresAtUnixMs)),
+            ])
+        }
     }
 }

@@ -14,10 +14,12 @@ struct Havend: AsyncParsableCommand {
         commandName: "havend",
         abstract: "Runs the Haven server: mutual-TLS RPC over the data directory's database.",
         discussion: """
-            On first run, if the data directory does not exist yet, havend creates a
-            DEVELOPMENT deployment there: a certificate authority, a server certificate
-            for localhost, an admin account with its client credentials, a master key and
-            the database. Use `haven-admin init` for a production data directory.
+            On first run at the default data directory (./haven-data, no --data-dir and no
+            HAVEN_DATA_DIR), or with --create-development, havend creates a DEVELOPMENT
+            deployment: a certificate authority, a server certificate for localhost, an
+            admin account with its client credentials, a master key and the database. A
+            data directory named explicitly must exist: create a production one with
+            `haven-admin init`. One havend at a time serves a data directory (it is locked).
 
             SIGTERM or SIGINT shuts down gracefully: no new connections, a go-away on each
             open one, calls in flight get shutdown_grace_ms to finish.
@@ -31,9 +33,18 @@ struct Havend: AsyncParsableCommand {
 
     @Option(
         name: .customLong("data-dir"),
-        help: ArgumentHelp("The data directory.", valueName: "path")
+        help: ArgumentHelp("The data directory (default: $HAVEN_DATA_DIR, else ./haven-data).", valueName: "path")
     )
-    var dataDirectory: String = ProcessInfo.processInfo.environment["HAVEN_DATA_DIR"] ?? "haven-data"
+    var dataDirectory: String?
+
+    @Flag(
+        name: .customLong("create-development"),
+        help: "Create a DEVELOPMENT deployment at --data-dir if there is none."
+    )
+    var createDevelopment = false
+
+    /// The default data directory, where a development deployment is created on first run.
+    static let defaultDataDirectory = "haven-data"
 
     @Option(
         name: .customLong("set"),
@@ -52,11 +63,26 @@ struct Havend: AsyncParsableCommand {
     func run() async throws {
         // Files the server creates (the database's WAL and shared memory) are its user's only.
         umask(0o077)
-        let directory = DataDirectory(URL(fileURLWithPath: self.dataDirectory, isDirectory: true))
+        let named =
+            self.dataDirectory
+            ?? ProcessInfo.processInfo.environment["HAVEN_DATA_DIR"].flatMap { $0.isEmpty ? nil : $0 }
+        let directory = DataDirectory(URL(fileURLWithPath: named ?? Self.defaultDataDirectory, isDirectory: true))
         var created: DataDirectory.Report?
         if !directory.isInitialized {
+            guard named == nil || self.createDevelopment else {
+                throw ValidationError(
+                    "\(directory.root.path) holds no Haven deployment. Create a production one with `haven-admin init --data-dir \(directory.root.path)`, or pass --create-development for a development one."
+                )
+            }
             created = try directory.initialize(development: true)
         }
+        let lock: DataDirectory.Lock
+        do {
+            lock = try directory.lock()
+        } catch {
+            throw ValidationError(error.message)
+        }
+        defer { withExtendedLifetime(lock) {} }
         let configuration: ServerConfiguration
         do {
             configuration = try ServerConfiguration.load(
@@ -81,7 +107,7 @@ struct Havend: AsyncParsableCommand {
                 """
                 Created a DEVELOPMENT data directory at \(directory.root.path)
                   (its CA, master key and credentials are for this machine only).
-                Admin credentials (account '\(created.adminAccountID)'): \(created.adminCredentials)
+                Admin credentials (account '\(created.adminAccountID)'): \(created.adminCredentials ?? "")
                   ca.pem, client.pem, client-key.pem
                 """
             )
@@ -99,8 +125,13 @@ struct Havend: AsyncParsableCommand {
                 logger: logger
             )
         )
-        say("havend \(HavenRelease.version) listening on \(configuration.listenHost):\(configuration.listenPort)")
-        try await group.run()
+        try await withThrowingDiscardingTaskGroup { tasks in
+            tasks.addTask { try await group.run() }
+            // Said once it is true: after the bind, never before a failure to bind.
+            if let address = try? await haven.server.listeningAddress {
+                say("havend \(HavenRelease.version) listening on \(address)")
+            }
+        }
     }
 }
 

@@ -272,17 +272,30 @@ struct HavenClientTests {
         )
         expired.maximumAttempts = 1
 
-        for (label, configuration) in [
-            ("foreign CA", foreignCA), ("wrong host name", wrongName), ("expired certificate", expired),
+        // Each names the address and the cause, and is not retried: no retry can change a certificate.
+        for (label, configuration, cause) in [
+            ("foreign CA", foreignCA, "does not verify against your CA certificate"),
+            ("wrong host name", wrongName, "not valid for haven.wrong.example"),
+            ("expired certificate", expired, "expired"),
         ] {
             var limited = configuration
-            limited.defaultTimeout = .seconds(2)
+            limited.defaultTimeout = .seconds(20)
+            limited.maximumAttempts = 4
+            let started = ContinuousClock.now
             try await withHavenClient(limited) { client in
                 let error = await #expect(throws: HavenError.self, "\(label)") { try await client.session.whoAmI() }
-                #expect(error?.code == .unavailable)
+                #expect(error?.code == .unauthenticated, "\(label): \(error?.description ?? "")")
                 #expect(error?.source == .transport)
-                #expect(error?.message.isEmpty == false)
+                #expect(
+                    error?.message.contains("127.0.0.1:\(server.port)") == true,
+                    "\(label): \(error?.message ?? "")"
+                )
+                #expect(error?.message.contains(cause) == true, "\(label): \(error?.message ?? "")")
             }
+            #expect(
+                ContinuousClock.now - started < .seconds(5),
+                "\(label): refused at once, not retried until the deadline"
+            )
         }
         try await server.stop()
     }
@@ -362,10 +375,11 @@ struct HavenClientTests {
         defer { directory.remove() }
         let data = DataDirectory(directory.url.appendingPathComponent("data"))
         let report = try data.initialize(development: true)
-        _ = try HavenCredentials(bundle: URL(fileURLWithPath: report.adminCredentials))
-        try FileManager.default.removeItem(atPath: report.adminCredentials + "/client-key.pem")
+        let bundle = try #require(report.adminCredentials)
+        _ = try HavenCredentials(bundle: URL(fileURLWithPath: bundle))
+        try FileManager.default.removeItem(atPath: bundle + "/client-key.pem")
         let error = #expect(throws: HavenError.self) {
-            try HavenCredentials(bundle: URL(fileURLWithPath: report.adminCredentials))
+            try HavenCredentials(bundle: URL(fileURLWithPath: bundle))
         }
         #expect(error?.message.contains("client-key.pem") == true)
     }

@@ -133,6 +133,31 @@ struct MethodProbes: Sendable {
         return try await self.haven.call(MethodCatalog.OfficeService.createOffice, create, as: try self.admin())
     }
 
+    /// A fresh KOL caseworker account, made by the admin, and its enrolment code.
+    private func freshAccount() async throws -> Haven_V1_CreateAccountResponse {
+        var create = Haven_V1_CreateAccountRequest()
+        create.account.id = "probe-account-\(self.counter.next())"
+        create.account.displayName = "Probe caseworker (fictional)"
+        create.account.role = .caseworker
+        create.account.officeCodes = ["KOL"]
+        return try await self.haven.call(MethodCatalog.AccountService.createAccount, create, as: try self.admin())
+    }
+
+    /// Enrols a key for `accountID` (a new code from the admin, then the
+    /// enrolment); returns the certificate's serial.
+    private func enrolled(_ accountID: String) async throws -> String {
+        let enrollment = try await self.haven.call(
+            MethodCatalog.AccountService.issueEnrollment,
+            .with { $0.accountID = accountID },
+            as: try self.admin()
+        )
+        var enroll = Haven_V1_EnrollRequest()
+        enroll.code = enrollment.code
+        enroll.csrDer = Data(try TestCSR.make().der)
+        return try await self.haven.call(MethodCatalog.EnrollmentService.enroll, enroll, as: try self.admin())
+            .credential.serial
+    }
+
     private func transition(
         _ method: MethodDescriptor<Haven_V1_TransitionReferralRequest, Haven_V1_Referral>,
         accepted: Bool,
@@ -435,6 +460,73 @@ struct MethodProbes: Sendable {
             return await haven.code(MethodCatalog.AuditService.listCheckpoints, .init(), as: principal)
         case "haven.v1.AuditService/SignCheckpoint":
             return await haven.code(MethodCatalog.AuditService.signCheckpoint, .init(), as: principal)
+        case "haven.v1.AccountService/CreateAccount":
+            var create = Haven_V1_CreateAccountRequest()
+            create.account.id = "probe-new-\(self.counter.next())"
+            create.account.displayName = "Probe partner (fictional)"
+            create.account.role = .caseworker
+            create.account.officeCodes = ["KOL"]
+            return await haven.code(MethodCatalog.AccountService.createAccount, create, as: principal)
+        case "haven.v1.AccountService/GetAccount":
+            return await haven.code(
+                MethodCatalog.AccountService.getAccount,
+                .with { $0.accountID = "worker-kol" },
+                as: principal
+            )
+        case "haven.v1.AccountService/ListAccounts":
+            return await haven.code(MethodCatalog.AccountService.listAccounts, .init(), as: principal)
+        case "haven.v1.AccountService/UpdateAccount":
+            let account = try await self.freshAccount().account
+            var update = Haven_V1_UpdateAccountRequest()
+            update.accountID = account.id
+            update.displayName = "Probe caseworker, renamed (fictional)"
+            return await haven.code(MethodCatalog.AccountService.updateAccount, update, as: principal)
+        case "haven.v1.AccountService/DisableAccount":
+            let account = try await self.freshAccount().account
+            return await haven.code(
+                MethodCatalog.AccountService.disableAccount,
+                .with { $0.accountID = account.id },
+                as: principal
+            )
+        case "haven.v1.AccountService/EnableAccount":
+            let account = try await self.freshAccount().account
+            _ = try await haven.call(
+                MethodCatalog.AccountService.disableAccount,
+                .with { $0.accountID = account.id },
+                as: try self.admin()
+            )
+            return await haven.code(
+                MethodCatalog.AccountService.enableAccount,
+                .with { $0.accountID = account.id },
+                as: principal
+            )
+        case "haven.v1.AccountService/IssueEnrollment":
+            let account = try await self.freshAccount().account
+            return await haven.code(
+                MethodCatalog.AccountService.issueEnrollment,
+                .with { $0.accountID = account.id },
+                as: principal
+            )
+        case "haven.v1.AccountService/RevokeCredential":
+            let serial = try await self.enrolled(try await self.freshAccount().account.id)
+            return await haven.code(
+                MethodCatalog.AccountService.revokeCredential,
+                .with { $0.serial = serial },
+                as: principal
+            )
+        case "haven.v1.EnrollmentService/Enroll":
+            let created = try await self.freshAccount()
+            var enroll = Haven_V1_EnrollRequest()
+            enroll.code = created.enrollment.code
+            enroll.csrDer = Data(try TestCSR.make().der)
+            return await haven.code(MethodCatalog.EnrollmentService.enroll, enroll, as: principal)
+        case "haven.v1.EnrollmentService/RenewCredential":
+            // Every principal renews its own certificate: the connection's, bound to its account.
+            var holder = principal
+            holder.credentialSerial = try await self.enrolled(principal.id)
+            var renew = Haven_V1_RenewCredentialRequest()
+            renew.csrDer = Data(try TestCSR.make().der)
+            return await haven.code(MethodCatalog.EnrollmentService.renewCredential, renew, as: holder)
         default:
             throw HavenError(code: .unimplemented, message: "no probe for \(method)")
         }

@@ -8,6 +8,7 @@ import NIOCore
 import SwiftProtobuf
 import Synchronization
 import Testing
+import X509
 
 /// The access grid: every method of the catalog for every kind of principal,
 /// and every path to a survivor (direct, list, feed live, feed replayed,
@@ -83,6 +84,18 @@ struct AccessGridTests {
         "haven.v1.AuditService/VerifyAuditChain": [PD, PD, PD, PD, PD, PD, PD, OK],
         "haven.v1.AuditService/ListCheckpoints": [PD, PD, PD, PD, PD, PD, PD, OK],
         "haven.v1.AuditService/SignCheckpoint": [PD, PD, PD, PD, PD, PD, PD, OK],
+        "haven.v1.AccountService/CreateAccount": [OK, PD, PD, PD, PD, PD, PD, PD],
+        "haven.v1.AccountService/GetAccount": [OK, PD, PD, PD, PD, PD, PD, PD],
+        "haven.v1.AccountService/ListAccounts": [OK, PD, PD, PD, PD, PD, PD, PD],
+        "haven.v1.AccountService/UpdateAccount": [OK, PD, PD, PD, PD, PD, PD, PD],
+        "haven.v1.AccountService/DisableAccount": [OK, PD, PD, PD, PD, PD, PD, PD],
+        "haven.v1.AccountService/EnableAccount": [OK, PD, PD, PD, PD, PD, PD, PD],
+        "haven.v1.AccountService/IssueEnrollment": [OK, PD, PD, PD, PD, PD, PD, PD],
+        "haven.v1.AccountService/RevokeCredential": [OK, PD, PD, PD, PD, PD, PD, PD],
+        // The code is the credential: whoever holds one enrols its account.
+        "haven.v1.EnrollmentService/Enroll": [OK, OK, OK, OK, OK, OK, OK, OK],
+        // Every principal renews its own certificate.
+        "haven.v1.EnrollmentService/RenewCredential": [OK, OK, OK, OK, OK, OK, OK, OK],
     ]
 
     /// Methods whose success is audited: every write, every identity read
@@ -449,10 +462,16 @@ struct AccessGridTests {
             let port = try #require(try await server.listeningAddress.port)
             var cells = 0
             for who in Who.allCases {
-                let connection = try await RawConnection.connect(
-                    port: port,
-                    credentials: try deployment.credentials(for: who.rawValue)
+                // Issued by the deployment's CA, bound to the grid's account in the grid's store.
+                let credentials = try deployment.credentials(for: who.rawValue, register: false)
+                let bound = StoredCredential(
+                    try Certificate(firstPEMIn: credentials.certificatePEM),
+                    accountID: who.rawValue,
+                    issuedBy: "enrolment",
+                    now: Date()
                 )
+                try await grid.haven.store.audited { tx in try tx.saveCredential(bound) }
+                let connection = try await RawConnection.connect(port: port, credentials: credentials)
                 try await connection.hello()
                 var id: UInt64 = 0
                 var list = Haven_V1_ListSurvivorsRequest()

@@ -94,8 +94,8 @@ struct DeploymentTests {
         #expect(data.isInitialized)
         #expect(report.adminAccountID == "admin")
         for file in [
-            data.caCertificateFile, data.caKeyFile, data.serverCertificateFile, data.serverKeyFile, data.masterKeyFile,
-            data.configurationFile,
+            data.caCertificateFile, data.caKeyFile, data.issuingCertificateFile, data.issuingKeyFile,
+            data.serverCertificateFile, data.serverKeyFile, data.masterKeyFile, data.configurationFile,
         ] {
             let attributes = try FileManager.default.attributesOfItem(atPath: file)
             #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600, "\(file)")
@@ -104,17 +104,38 @@ struct DeploymentTests {
         #expect(master.isDevelopmentKey)
         #expect(try String(contentsOfFile: data.masterKeyFile, encoding: .utf8).contains("DEVELOPMENT KEY"))
 
+        // The root signs the issuing CA only; the issuing CA signs the server's and the admin's certificates.
+        let root = try Certificate(pemEncoded: try String(contentsOfFile: data.caCertificateFile, encoding: .utf8))
+        let issuing = try Certificate(
+            pemEncoded: try String(contentsOfFile: data.issuingCertificateFile, encoding: .utf8)
+        )
         let server = try Certificate(
-            pemEncoded: try String(contentsOfFile: data.serverCertificateFile, encoding: .utf8)
+            firstPEMIn: try String(contentsOfFile: data.serverCertificateFile, encoding: .utf8)
         )
-        let admin = try Certificate(
-            pemEncoded: try String(contentsOfFile: report.adminCredentials + "/client.pem", encoding: .utf8)
-        )
-        let ca = try Certificate(pemEncoded: try String(contentsOfFile: data.caCertificateFile, encoding: .utf8))
+        let bundle = try #require(report.adminCredentials)
+        let admin = try Certificate(firstPEMIn: try String(contentsOfFile: bundle + "/client.pem", encoding: .utf8))
         #expect(admin.subjectCommonName == "admin")
-        #expect(server.issuer == ca.subject)
-        #expect(admin.issuer == ca.subject)
-        #expect(try ca.extensions.basicConstraints == .isCertificateAuthority(maxPathLength: 0))
+        #expect(issuing.issuer == root.subject)
+        #expect(root.publicKey.isValidSignature(issuing.signature, for: issuing))
+        #expect(server.issuer == issuing.subject && admin.issuer == issuing.subject)
+        #expect(issuing.publicKey.isValidSignature(admin.signature, for: admin))
+        #expect(try root.extensions.basicConstraints == .isCertificateAuthority(maxPathLength: 1))
+        #expect(try issuing.extensions.basicConstraints == .isCertificateAuthority(maxPathLength: 0))
+        // The server presents its certificate and the issuing CA's; the admin's bundle likewise.
+        #expect(
+            try String(contentsOfFile: data.serverCertificateFile, encoding: .utf8).components(
+                separatedBy: "BEGIN CERTIFICATE"
+            ).count == 3
+        )
+        #expect(
+            try String(contentsOfFile: bundle + "/client.pem", encoding: .utf8).components(
+                separatedBy: "BEGIN CERTIFICATE"
+            ).count == 3
+        )
+        // The admin's certificate is bound to the account by serial and key.
+        let store = try SQLiteStore(path: data.databaseFile)
+        let bound = try store.writeSynchronously { try $0.credential(serial: admin.serialHex) }
+        #expect(bound?.accountID == "admin" && bound?.publicKeySHA256 == admin.publicKeySHA256)
 
         // A second initialization refuses rather than overwrite anything.
         let again = #expect(throws: HavenError.self) { try data.initialize(development: true) }

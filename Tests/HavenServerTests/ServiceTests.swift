@@ -897,7 +897,8 @@ struct ServiceTests {
             ServiceEnvironment(
                 store: store,
                 keys: keys,
-                checkpoints: CheckpointSigner(key: .init())
+                checkpoints: CheckpointSigner(key: .init()),
+                authority: try CredentialAuthority.ephemeral()
             )
         )
         #expect(router.registeredMethods == Set(MethodCatalog.all.map(\.fullName)))

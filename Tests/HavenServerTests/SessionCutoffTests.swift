@@ -116,7 +116,7 @@ struct SessionCutoffTests {
         let deployment = try TestDeployment()
         let server = try await deployment.start()
         let credentials = try deployment.credentials(for: "worker-kol", validity: 3)
-        let expiry = try Certificate(pemEncoded: credentials.certificatePEM).notValidAfter
+        let expiry = try Certificate(firstPEMIn: credentials.certificatePEM).notValidAfter
         let cutoff = try await Self.followThenChange(
             deployment,
             server,

@@ -329,7 +329,7 @@ struct AdminVerifyTests {
         }
         let intact = try run(admin, ["audit", "verify", "--data-dir", data.root.path])
         #expect(intact.status == 0, "\(String(decoding: intact.output + intact.error, as: UTF8.self))")
-        #expect(String(decoding: intact.output, as: UTF8.self).contains("intact: 4 entries"))
+        #expect(String(decoding: intact.output, as: UTF8.self).contains("intact: 5 entries"))
 
         _ = try TamperTests.edit(data.databaseFile) { db in
             var entry = try TamperTests.entry(db, 3)

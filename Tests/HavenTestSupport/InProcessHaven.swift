@@ -37,6 +37,7 @@ package final class InProcessHaven: Sendable {
             store: self.recording,
             keys: self.keys,
             checkpoints: signer,
+            authority: try CredentialAuthority.ephemeral(now: now),
             now: { clock.now }
         )
         self.router = HavenServices.router(self.environment)

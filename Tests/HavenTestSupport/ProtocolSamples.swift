@@ -172,6 +172,31 @@ public enum ProtocolSamples {
             #"id: "usr-7f3a" display_name: "Director (fictional)" role: ROLE_DIRECTOR office_codes: "KOL" office_codes: "MUM" partner_id: "ptn-0" certificate_expires_at_unix_ms: 1780000000000"#,
         "haven.v1.WhoAmIRequest": "",
 
+        // account.proto
+        "haven.v1.Credential":
+            #"serial: "5f0c2a91d3e4b7a8" account_id: "asha-home" public_key_sha256: "9b1e" issued_at_unix_ms: 1780000000000 not_valid_after_unix_ms: 1782592000000 state: CREDENTIAL_STATE_REVOKED revoked_at_unix_ms: 1781000000000 revoked_by: "admin" revoked_reason: "laptop lost (fictional)" issued_by: "enrolment""#,
+        "haven.v1.Account":
+            #"id: "asha-home" display_name: "Asha Home (fictional)" role: ROLE_PARTNER partner_id: "ptn-asha" enabled: true created_at_unix_ms: 1780000000000 credentials { serial: "5f0c2a91d3e4b7a8" account_id: "asha-home" public_key_sha256: "9b1e" issued_at_unix_ms: 1780000000000 not_valid_after_unix_ms: 1782592000000 state: CREDENTIAL_STATE_REVOKED revoked_at_unix_ms: 1781000000000 revoked_by: "admin" revoked_reason: "laptop lost (fictional)" issued_by: "enrolment" }"#,
+        "haven.v1.Enrollment":
+            #"code: "7K3QF-M9X2B-HT4WZ-0PC8R-V6N1D-Q" account_id: "asha-home" expires_at_unix_ms: 1780086400000 ca_certificate_pem: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n""#,
+        "haven.v1.CreateAccountRequest":
+            #"account { id: "worker-kol-2" display_name: "Caseworker (fictional)" role: ROLE_CASEWORKER office_codes: "KOL" } enrollment_valid_hours: 48 certificate_valid_days: 90"#,
+        "haven.v1.CreateAccountResponse":
+            #"account { id: "asha-home" display_name: "Asha Home (fictional)" role: ROLE_PARTNER partner_id: "ptn-asha" enabled: true created_at_unix_ms: 1780000000000 } enrollment { code: "7K3QF-M9X2B-HT4WZ-0PC8R-V6N1D-Q" account_id: "asha-home" expires_at_unix_ms: 1780086400000 ca_certificate_pem: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n" }"#,
+        "haven.v1.GetAccountRequest": #"account_id: "asha-home""#,
+        "haven.v1.ListAccountsRequest": "page { page_size: 20 } role: ROLE_PARTNER",
+        "haven.v1.ListAccountsResponse":
+            #"accounts { id: "asha-home" display_name: "Asha Home (fictional)" role: ROLE_PARTNER partner_id: "ptn-asha" enabled: true created_at_unix_ms: 1780000000000 } page { next_page_token: "YWNjLTI=" }"#,
+        "haven.v1.UpdateAccountRequest":
+            #"account_id: "worker-kol" display_name: "Caseworker (fictional)" role: ROLE_DIRECTOR change_offices: true office_codes: "KOL" office_codes: "MUM" change_partner: true partner_id: """#,
+        "haven.v1.SetAccountEnabledRequest": #"account_id: "worker-kol" reason: "left the organisation (fictional)""#,
+        "haven.v1.IssueEnrollmentRequest": #"account_id: "asha-home" enrollment_valid_hours: 24"#,
+        "haven.v1.RevokeCredentialRequest": #"serial: "5f0c2a91d3e4b7a8" reason: "laptop lost (fictional)""#,
+        "haven.v1.EnrollRequest": #"code: "7K3QF-M9X2B-HT4WZ-0PC8R-V6N1D-Q" csr_der: "0\202\001""#,
+        "haven.v1.RenewCredentialRequest": #"csr_der: "0\202\001""#,
+        "haven.v1.IssuedCredential":
+            #"certificate_chain_pem: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n" ca_certificate_pem: "-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----\n" credential { serial: "5f0c2a91d3e4b7a8" account_id: "asha-home" public_key_sha256: "9b1e" issued_at_unix_ms: 1780000000000 not_valid_after_unix_ms: 1782592000000 state: CREDENTIAL_STATE_REVOKED revoked_at_unix_ms: 1781000000000 revoked_by: "admin" revoked_reason: "laptop lost (fictional)" issued_by: "enrolment" }"#,
+
         // rpc.proto
         "haven.v1.ClientEnvelope":
             #"call_id: 7 start { method: "haven.v1.OfficeService/GetOffice" timeout_ms: 5000 payload: "\n\003KOL" initial_credit: 32 }"#,

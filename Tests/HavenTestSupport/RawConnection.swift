@@ -30,10 +30,15 @@ public final class RawConnection {
         tls.trustRoots = .certificates(
             try NIOSSLCertificate.fromPEMBytes(Array((trustRootsPEM ?? credentials.caPEM).utf8))
         )
-        tls.certificateChain = try NIOSSLCertificate.fromPEMBytes(Array(credentials.certificatePEM.utf8)).map {
-            .certificate($0)
+        // Empty PEM: no client certificate (a machine that has yet to enrol).
+        if !credentials.certificatePEM.isEmpty {
+            tls.certificateChain = try NIOSSLCertificate.fromPEMBytes(Array(credentials.certificatePEM.utf8)).map {
+                .certificate($0)
+            }
+            tls.privateKey = .privateKey(
+                try NIOSSLPrivateKey(bytes: Array(credentials.privateKeyPEM.utf8), format: .pem)
+            )
         }
-        tls.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: Array(credentials.privateKeyPEM.utf8), format: .pem))
         tls.applicationProtocols = alpn
         let context = try NIOSSLContext(configuration: tls)
         let handshake = MultiThreadedEventLoopGroup.singleton.next().makePromise(of: Void.self)

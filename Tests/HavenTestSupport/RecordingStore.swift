@@ -79,6 +79,15 @@ struct RecordingReader: StoreReader {
     }
     func accounts() throws -> [Account] { try self.base.accounts() }
     func accountRevision() throws -> UInt64 { try self.base.accountRevision() }
+    func credential(serial: String) throws -> StoredCredential? { try self.base.credential(serial: serial) }
+    func credentials(accountID: String) throws -> [StoredCredential] { try self.base.credentials(accountID: accountID) }
+    func revokedSerials(notExpiredAt now: Int64) throws -> Set<String> {
+        try self.base.revokedSerials(notExpiredAt: now)
+    }
+    func enrollment(codeHash: [UInt8]) throws -> StoredEnrollment? { try self.base.enrollment(codeHash: codeHash) }
+    func usableEnrollments(accountID: String, at now: Int64) throws -> [StoredEnrollment] {
+        try self.base.usableEnrollments(accountID: accountID, at: now)
+    }
     func auditSize() throws -> UInt64 { try self.base.auditSize() }
     func auditEntries(_ query: AuditQuery) throws -> [Haven_V1_AuditEntry] { try self.base.auditEntries(query) }
     func storedAuditEntries(from sequence: UInt64, limit: Int) throws -> [StoredAuditEntry] {
@@ -127,6 +136,15 @@ struct RecordingWriter: StoreWriter {
     func account(id: String) throws -> Account? { try self.reader.account(id: id) }
     func accounts() throws -> [Account] { try self.base.accounts() }
     func accountRevision() throws -> UInt64 { try self.base.accountRevision() }
+    func credential(serial: String) throws -> StoredCredential? { try self.base.credential(serial: serial) }
+    func credentials(accountID: String) throws -> [StoredCredential] { try self.base.credentials(accountID: accountID) }
+    func revokedSerials(notExpiredAt now: Int64) throws -> Set<String> {
+        try self.base.revokedSerials(notExpiredAt: now)
+    }
+    func enrollment(codeHash: [UInt8]) throws -> StoredEnrollment? { try self.base.enrollment(codeHash: codeHash) }
+    func usableEnrollments(accountID: String, at now: Int64) throws -> [StoredEnrollment] {
+        try self.base.usableEnrollments(accountID: accountID, at: now)
+    }
     func auditSize() throws -> UInt64 { try self.base.auditSize() }
     func auditEntries(_ query: AuditQuery) throws -> [Haven_V1_AuditEntry] { try self.base.auditEntries(query) }
     func storedAuditEntries(from sequence: UInt64, limit: Int) throws -> [StoredAuditEntry] {
@@ -157,4 +175,6 @@ struct RecordingWriter: StoreWriter {
     func nextCounterValue(_ name: String) throws -> UInt64 { try self.base.nextCounterValue(name) }
     func recordIdempotency(_ record: IdempotencyRecord) throws { try self.base.recordIdempotency(record) }
     func saveAccount(_ account: Account) throws { try self.base.saveAccount(account) }
+    func saveCredential(_ credential: StoredCredential) throws { try self.base.saveCredential(credential) }
+    func saveEnrollment(_ enrollment: StoredEnrollment) throws { try self.base.saveEnrollment(enrollment) }
 }

@@ -11,6 +11,12 @@ public struct TestCredentials: Sendable {
     public var caPEM: String
     public var certificatePEM: String
     public var privateKeyPEM: String
+
+    public init(caPEM: String, certificatePEM: String, privateKeyPEM: String) {
+        self.caPEM = caPEM
+        self.certificatePEM = certificatePEM
+        self.privateKeyPEM = privateKeyPEM
+    }
 }
 
 /// A development data directory in a temporary folder, with accounts for
@@ -28,7 +34,7 @@ public final class TestDeployment: Sendable {
         self.directory = try TemporaryDirectory("haven-deployment")
         self.dataDirectory = DataDirectory(self.directory.url.appendingPathComponent("data"))
         try self.dataDirectory.initialize(development: true)
-        self.authority = try self.dataDirectory.certificateAuthority()
+        self.authority = try self.dataDirectory.issuingAuthority()
         let store = try SQLiteStore(path: self.dataDirectory.databaseFile)
         try store.writeSynchronously { tx in
             for account in [
@@ -79,9 +85,9 @@ public final class TestDeployment: Sendable {
         self.directory.remove()
     }
 
-    /// The deployment CA's certificate.
+    /// The deployment's root CA certificate.
     public var caPEM: String {
-        get throws { try self.authority.certificatePEM }
+        get throws { try String(contentsOfFile: self.dataDirectory.caCertificateFile, encoding: .utf8) }
     }
 
     /// Changes a stored account, as `haven-admin accounts` does on the data
@@ -97,15 +103,26 @@ public final class TestDeployment: Sendable {
         }
     }
 
-    /// Issues client credentials for an account.
+    /// Issues client credentials for an account and binds them to it (as
+    /// enrolment would), unless `register` is false (a certificate this
+    /// deployment's CA signed but no account holds).
     public func credentials(
         for accountID: String,
         validity: TimeInterval = 3600,
-        now: Date = Date()
+        now: Date = Date(),
+        register: Bool = true
     ) throws -> TestCredentials {
         let credential = try self.authority.issueClientCertificate(accountID: accountID, validity: validity, now: now)
+        if register {
+            let stored = StoredCredential(credential.certificate, accountID: accountID, issuedBy: "enrolment", now: now)
+            let store = try SQLiteStore(path: self.dataDirectory.databaseFile)
+            try store.writeSynchronously { tx in
+                try tx.saveCredential(stored)
+                try tx.appendAudit(NewAuditEntry(atUnixMs: 1, principalID: "test", action: "credentials.issue"))
+            }
+        }
         return TestCredentials(
-            caPEM: try self.authority.certificatePEM,
+            caPEM: try self.caPEM,
             certificatePEM: credential.certificatePEM,
             privateKeyPEM: credential.privateKeyPEM
         )

@@ -12,6 +12,9 @@ struct CallFailure: Error {
     /// True when the server certainly did not process the call (never sent,
     /// or beyond a go-away's last call id): always safe to send again.
     var notProcessed: Bool
+    /// True when no retry can help (the server refused the credentials, the
+    /// certificates do not verify): the pool stops trying at once.
+    var permanent = false
 }
 
 /// One TLS connection to the server, multiplexing many calls by call id.
@@ -64,8 +67,11 @@ final class ClientConnection: Sendable {
         tls.minimumTLSVersion = .tlsv13
         tls.certificateVerification = .fullVerification
         tls.trustRoots = .certificates(configuration.credentials.trustRoots)
-        tls.certificateChain = configuration.credentials.certificateChain.map { .certificate($0) }
-        tls.privateKey = .privateKey(configuration.credentials.privateKey)
+        // While enrolling there is no client certificate yet.
+        if let key = configuration.credentials.privateKey {
+            tls.certificateChain = configuration.credentials.certificateChain.map { .certificate($0) }
+            tls.privateKey = .privateKey(key)
+        }
         tls.applicationProtocols = [HavenWire.alpnIdentifier]
         let context: NIOSSLContext
         do {
@@ -81,6 +87,11 @@ final class ClientConnection: Sendable {
             )
         }
         let hostname = configuration.serverHostname ?? configuration.host
+        let address = Self.display(host: configuration.host, port: configuration.port)
+        // An IP address is not a server name: no SNI, and NIOSSL checks the
+        // certificate's IP address entries against the socket's address.
+        let isAddress = (try? SocketAddress(ipAddress: hostname, port: 0)) != nil
+        let serverName = isAddress ? nil : hostname
         let handshake = group.next().makePromise(of: Void.self)
         let reader = FrameRouter()
         let channel: any Channel
@@ -91,7 +102,7 @@ final class ClientConnection: Sendable {
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         let sync = channel.pipeline.syncOperations
-                        try sync.addHandler(try NIOSSLClientHandler(context: context, serverHostname: hostname))
+                        try sync.addHandler(try NIOSSLClientHandler(context: context, serverHostname: serverName))
                         try sync.addHandler(ServerIdentityCheck(expectedName: hostname, promise: handshake))
                         try sync.addHandler(ByteToMessageHandler(FrameDecoder(maximumPayloadLength: 64 << 20)))
                         try sync.addHandler(reader)
@@ -100,13 +111,15 @@ final class ClientConnection: Sendable {
                 .connect(host: configuration.host, port: configuration.port).get()
         } catch {
             handshake.fail(error)
+            let cause = ConnectionDiagnosis.cause(of: error, hostname: hostname)
             throw CallFailure(
                 error: HavenError(
                     code: .unavailable,
-                    message: "cannot connect to \(configuration.host):\(configuration.port): \(Self.describe(error))",
+                    message: "cannot connect to \(address): \(cause.text)",
                     source: .transport
                 ),
-                notProcessed: true
+                notProcessed: true,
+                permanent: cause.permanent
             )
         }
         channel.closeFuture.whenComplete { _ in
@@ -128,13 +141,15 @@ final class ClientConnection: Sendable {
         } catch {
             timeout.cancel()
             channel.close(promise: nil)
+            let cause = ConnectionDiagnosis.cause(of: error, hostname: hostname)
             throw CallFailure(
                 error: HavenError(
-                    code: .unavailable,
-                    message: "TLS handshake failed: \(Self.describe(error))",
+                    code: cause.permanent ? .unauthenticated : .unavailable,
+                    message: "TLS with \(address) failed: \(cause.text)",
                     source: .transport
                 ),
-                notProcessed: true
+                notProcessed: true,
+                permanent: cause.permanent
             )
         }
         let connection = ClientConnection(channel: channel, maximumFrame: Frame.defaultMaximumPayloadLength)
@@ -147,10 +162,21 @@ final class ClientConnection: Sendable {
         } catch {
             timeout.cancel()
             channel.close(promise: nil)
-            let failure =
-                (error as? HavenError) ?? HavenError(code: .unavailable, message: "hello failed", source: .transport)
-            throw CallFailure(error: failure, notProcessed: true)
+            // Under TLS 1.3 a refused client certificate shows only now, as an
+            // alert on the first read; a refused account, as a go-away.
+            let cause = ConnectionDiagnosis.cause(of: error, hostname: hostname)
+            var failure =
+                (error as? HavenError)
+                ?? HavenError(code: .unavailable, message: cause.text, source: .transport)
+            if cause.permanent, failure.code == .unavailable { failure.code = .unauthenticated }
+            failure.message = "\(address) refused the connection: \(cause.text)"
+            throw CallFailure(error: failure, notProcessed: true, permanent: cause.permanent)
         }
+    }
+
+    /// `host:port`, with an IPv6 address in brackets.
+    static func display(host: String, port: Int) -> String {
+        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
 
     static func describe(_ error: any Error) -> String {
@@ -432,9 +458,10 @@ final class ClientConnection: Sendable {
 
     /// Fails every call in flight (the connection broke) and closes.
     func fail(_ error: any Error, notProcessed: Bool) {
+        let cause = ConnectionDiagnosis.cause(of: error, hostname: "the server")
         let reason = HavenError(
-            code: .unavailable,
-            message: "connection lost: \(Self.describe(error))",
+            code: cause.permanent ? .unauthenticated : .unavailable,
+            message: "connection lost: \(cause.text)",
             source: .transport
         )
         let (waiters, hello, slotWaiters) = self.state.withLock { state in
@@ -493,7 +520,8 @@ private final class ServerIdentityCheck: ChannelInboundHandler, RemovableChannel
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case TLSUserEvent.handshakeCompleted(let negotiated) = event {
             if let refusal = self.refusal(negotiated: negotiated, context: context) {
-                self.promise.fail(HavenError(code: .unavailable, message: refusal, source: .transport))
+                // Not the server dialled: no retry can change that.
+                self.promise.fail(HavenError(code: .unauthenticated, message: refusal, source: .transport))
                 context.close(promise: nil)
             } else {
                 self.promise.succeed(())

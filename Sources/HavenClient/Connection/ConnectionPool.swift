@@ -10,6 +10,8 @@ final class ConnectionPool: Sendable {
         var connecting: EventLoopFuture<ClientConnection>?
         var failures = 0
         var nextAttempt = ContinuousClock.now
+        /// Why the last attempt failed: what a call that cannot wait for the next one reports.
+        var lastError: HavenError?
     }
 
     private struct State {
@@ -21,17 +23,29 @@ final class ConnectionPool: Sendable {
     private let configuration: HavenClientConfiguration
     private let group: any EventLoopGroup
     private let state: Mutex<State>
+    /// The credentials new connections use (renewal replaces them).
+    private let credentials: Mutex<HavenCredentials>
 
     init(configuration: HavenClientConfiguration, group: any EventLoopGroup) {
         self.configuration = configuration
         self.group = group
         self.state = Mutex(State(slots: Array(repeating: Slot(), count: max(1, configuration.poolSize))))
+        self.credentials = Mutex(configuration.credentials)
     }
+
+    /// Connections opened from now on use `credentials`; open ones go on
+    /// with theirs until they close.
+    func replaceCredentials(_ credentials: HavenCredentials) {
+        self.credentials.withLock { $0 = credentials }
+    }
+
+    /// The credentials new connections use.
+    var currentCredentials: HavenCredentials { self.credentials.withLock { $0 } }
 
     private enum Step {
         case use(ClientConnection)
         case await(EventLoopFuture<ClientConnection>, slot: Int)
-        case wait(until: ContinuousClock.Instant)
+        case wait(until: ContinuousClock.Instant, lastError: HavenError?)
         case closed
     }
 
@@ -41,7 +55,13 @@ final class ConnectionPool: Sendable {
     /// - Throws: ``CallFailure`` (not processed) when no connection can be
     ///   had before the deadline.
     func connection(before deadline: ContinuousClock.Instant) async throws -> ClientConnection {
-        var lastError = HavenError(code: .unavailable, message: "no connection to the server", source: .transport)
+        let address = ClientConnection.display(host: self.configuration.host, port: self.configuration.port)
+        var lastError = HavenError(
+            code: .unavailable,
+            message: "no connection to \(address) yet (waiting to reconnect after an earlier failure)",
+            source: .transport
+        )
+        var failedAttempts = 0
         while true {
             let now = ContinuousClock.now
             let step = self.state.withLock { state -> Step in
@@ -53,9 +73,11 @@ final class ConnectionPool: Sendable {
                 if let connection = slot.connection, connection.isUsable { return .use(connection) }
                 slot.connection = nil
                 if let connecting = slot.connecting { return .await(connecting, slot: index) }
-                if slot.nextAttempt > now { return .wait(until: slot.nextAttempt) }
+                if slot.nextAttempt > now { return .wait(until: slot.nextAttempt, lastError: slot.lastError) }
                 let promise = self.group.next().makePromise(of: ClientConnection.self)
-                let configuration = self.configuration
+                var chosen = self.configuration
+                chosen.credentials = self.currentCredentials
+                let configuration = chosen
                 let group = self.group
                 promise.completeWithTask { try await ClientConnection.connect(configuration, group: group) }
                 slot.connecting = promise.futureResult
@@ -69,9 +91,9 @@ final class ConnectionPool: Sendable {
                 )
             case .use(let connection):
                 return connection
-            case .wait(let instant):
+            case .wait(let instant, let slotError):
                 guard instant < deadline else {
-                    throw CallFailure(error: lastError, notProcessed: true)
+                    throw CallFailure(error: slotError ?? lastError, notProcessed: true)
                 }
                 try await Task.sleep(until: instant)
             case .await(let future, let index):
@@ -95,10 +117,16 @@ final class ConnectionPool: Sendable {
                         guard state.slots[index].connecting == future else { return }
                         state.slots[index].connecting = nil
                         state.slots[index].failures += 1
+                        state.slots[index].lastError = (error as? CallFailure)?.error
                         state.slots[index].nextAttempt = .now + self.backoff(failures: state.slots[index].failures)
                     }
-                    if let failure = error as? CallFailure, failure.error.source == .client { throw failure }
-                    if ContinuousClock.now >= deadline { throw CallFailure(error: lastError, notProcessed: true) }
+                    if let failure = error as? CallFailure, failure.error.source == .client || failure.permanent {
+                        throw failure
+                    }
+                    failedAttempts += 1
+                    if ContinuousClock.now >= deadline || failedAttempts >= self.configuration.maximumAttempts {
+                        throw CallFailure(error: lastError, notProcessed: true)
+                    }
                 }
             }
         }

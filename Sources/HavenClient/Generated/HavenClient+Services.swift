@@ -4,6 +4,176 @@
 import HavenProtocol
 
 extension HavenClient {
+    /// Accounts and their certificates.
+    ///
+    /// The calls of `haven.v1.AccountService`.
+    public struct Accounts: Sendable {
+        let client: HavenClient
+
+        /// Creates an account and its first enrolment code. Errors:
+        /// INVALID_ARGUMENT, ALREADY_EXISTS (the id is taken), NOT_FOUND (an office
+        /// or partner that does not exist, naming the field), PERMISSION_DENIED.
+        ///
+        /// - Parameters:
+        ///   - request: The `haven.v1.CreateAccountRequest`.
+        ///   - options: The call's deadline.
+        /// - Returns: The response.
+        /// - Throws: ``HavenError``.
+        public func create(
+            _ request: Haven_V1_CreateAccountRequest = Haven_V1_CreateAccountRequest(), options: CallOptions = CallOptions()
+        ) async throws -> Haven_V1_CreateAccountResponse {
+            try await self.client.unary(MethodCatalog.AccountService.createAccount, request, options: options)
+        }
+
+        /// Reads an account and its certificates. Errors: NOT_FOUND,
+        /// PERMISSION_DENIED.
+        ///
+        /// - Parameters:
+        ///   - request: The `haven.v1.GetAccountRequest`.
+        ///   - options: The call's deadline.
+        /// - Returns: The response.
+        /// - Throws: ``HavenError``.
+        public func get(
+            _ request: Haven_V1_GetAccountRequest = Haven_V1_GetAccountRequest(), options: CallOptions = CallOptions()
+        ) async throws -> Haven_V1_Account {
+            try await self.client.unary(MethodCatalog.AccountService.getAccount, request, options: options)
+        }
+
+        /// Lists accounts. Errors: INVALID_ARGUMENT (bad page token),
+        /// PERMISSION_DENIED.
+        ///
+        /// - Parameters:
+        ///   - request: The `haven.v1.ListAccountsRequest`.
+        ///   - options: The call's deadline.
+        /// - Returns: The response.
+        /// - Throws: ``HavenError``.
+        public func list(
+            _ request: Haven_V1_ListAccountsRequest = Haven_V1_ListAccountsRequest(), options: CallOptions = CallOptions()
+        ) async throws -> Haven_V1_ListAccountsResponse {
+            try await self.client.unary(MethodCatalog.AccountService.listAccounts, request, options: options)
+        }
+
+        /// Changes an account. Errors: INVALID_ARGUMENT, NOT_FOUND,
+        /// FAILED_PRECONDITION (an admin changing their own role),
+        /// PERMISSION_DENIED.
+        ///
+        /// - Parameters:
+        ///   - request: The `haven.v1.UpdateAccountRequest`.
+        ///   - options: The call's deadline.
+        /// - Returns: The response.
+        /// - Throws: ``HavenError``.
+        public func update(
+            _ request: Haven_V1_UpdateAccountRequest = Haven_V1_UpdateAccountRequest(), options: CallOptions = CallOptions()
+        ) async throws -> Haven_V1_Account {
+            try await self.client.unary(MethodCatalog.AccountService.updateAccount, request, options: options)
+        }
+
+        /// Disables an account: its connections end within a second, every later
+        /// one is refused. Errors: NOT_FOUND, FAILED_PRECONDITION (your own
+        /// account), PERMISSION_DENIED.
+        ///
+        /// - Parameters:
+        ///   - request: The `haven.v1.SetAccountEnabledRequest`.
+        ///   - options: The call's deadline.
+        /// - Returns: The response.
+        /// - Throws: ``HavenError``.
+        public func disable(
+            _ request: Haven_V1_SetAccountEnabledRequest = Haven_V1_SetAccountEnabledRequest(), options: CallOptions = CallOptions()
+        ) async throws -> Haven_V1_Account {
+            try await self.client.unary(MethodCatalog.AccountService.disableAccount, request, options: options)
+        }
+
+        /// Enables a disabled account. Errors: NOT_FOUND, PERMISSION_DENIED.
+        ///
+        /// - Parameters:
+        ///   - request: The `haven.v1.SetAccountEnabledRequest`.
+        ///   - options: The call's deadline.
+        /// - Returns: The response.
+        /// - Throws: ``HavenError``.
+        public func enable(
+            _ request: Haven_V1_SetAccountEnabledRequest = Haven_V1_SetAccountEnabledRequest(), options: CallOptions = CallOptions()
+        ) async throws -> Haven_V1_Account {
+            try await self.client.unary(MethodCatalog.AccountService.enableAccount, request, options: options)
+        }
+
+        /// Issues a new enrolment code. Errors: NOT_FOUND, FAILED_PRECONDITION
+        /// (account disabled), PERMISSION_DENIED.
+        ///
+        /// - Parameters:
+        ///   - request: The `haven.v1.IssueEnrollmentRequest`.
+        ///   - options: The call's deadline.
+        /// - Returns: The response.
+        /// - Throws: ``HavenError``.
+        public func issueEnrollment(
+            _ request: Haven_V1_IssueEnrollmentRequest = Haven_V1_IssueEnrollmentRequest(), options: CallOptions = CallOptions()
+        ) async throws -> Haven_V1_Enrollment {
+            try await self.client.unary(MethodCatalog.AccountService.issueEnrollment, request, options: options)
+        }
+
+        /// Revokes a certificate. Errors: NOT_FOUND, FAILED_PRECONDITION (already
+        /// revoked), PERMISSION_DENIED.
+        ///
+        /// - Parameters:
+        ///   - request: The `haven.v1.RevokeCredentialRequest`.
+        ///   - options: The call's deadline.
+        /// - Returns: The response.
+        /// - Throws: ``HavenError``.
+        public func revokeCredential(
+            _ request: Haven_V1_RevokeCredentialRequest = Haven_V1_RevokeCredentialRequest(), options: CallOptions = CallOptions()
+        ) async throws -> Haven_V1_Credential {
+            try await self.client.unary(MethodCatalog.AccountService.revokeCredential, request, options: options)
+        }
+    }
+
+    /// The calls of `haven.v1.AccountService`.
+    public var accounts: Accounts { Accounts(client: self) }
+}
+
+extension HavenClient {
+    /// Getting and renewing certificates.
+    ///
+    /// The calls of `haven.v1.EnrollmentService`.
+    public struct Enrollment: Sendable {
+        let client: HavenClient
+
+        /// Exchanges an enrolment code and a CSR for a certificate. The only method
+        /// a connection without a client certificate may call. Errors:
+        /// INVALID_ARGUMENT (a CSR that is not P-256 or whose signature does not
+        /// verify), UNAUTHENTICATED (an unknown, spent or expired code, or a
+        /// disabled account; all alike).
+        ///
+        /// - Parameters:
+        ///   - request: The `haven.v1.EnrollRequest`.
+        ///   - options: The call's deadline.
+        /// - Returns: The response.
+        /// - Throws: ``HavenError``.
+        public func enroll(
+            _ request: Haven_V1_EnrollRequest = Haven_V1_EnrollRequest(), options: CallOptions = CallOptions()
+        ) async throws -> Haven_V1_IssuedCredential {
+            try await self.client.unary(MethodCatalog.EnrollmentService.enroll, request, options: options)
+        }
+
+        /// Issues a new certificate for the caller's own account, for a new key.
+        /// The current one stays valid until it expires (revoke it to end it
+        /// sooner). Errors: INVALID_ARGUMENT, UNAUTHENTICATED.
+        ///
+        /// - Parameters:
+        ///   - request: The `haven.v1.RenewCredentialRequest`.
+        ///   - options: The call's deadline.
+        /// - Returns: The response.
+        /// - Throws: ``HavenError``.
+        public func renewCredential(
+            _ request: Haven_V1_RenewCredentialRequest = Haven_V1_RenewCredentialRequest(), options: CallOptions = CallOptions()
+        ) async throws -> Haven_V1_IssuedCredential {
+            try await self.client.unary(MethodCatalog.EnrollmentService.renewCredential, request, options: options)
+        }
+    }
+
+    /// The calls of `haven.v1.EnrollmentService`.
+    public var enrollment: Enrollment { Enrollment(client: self) }
+}
+
+extension HavenClient {
     /// Alerts raised by accused persons' status changes.
     ///
     /// The calls of `haven.v1.AlertService`.

@@ -4,6 +4,108 @@
 import SwiftProtobuf
 
 extension MethodCatalog {
+    /// Accounts and their certificates.
+    public enum AccountService {
+        /// `haven.v1.AccountService`
+        public static let name = "haven.v1.AccountService"
+
+        /// Creates an account and its first enrolment code. Errors:
+        /// INVALID_ARGUMENT, ALREADY_EXISTS (the id is taken), NOT_FOUND (an office
+        /// or partner that does not exist, naming the field), PERMISSION_DENIED.
+        public static let createAccount = MethodDescriptor<Haven_V1_CreateAccountRequest, Haven_V1_CreateAccountResponse>(
+            service: name,
+            method: "CreateAccount",
+            kind: .unary
+        )
+
+        /// Reads an account and its certificates. Errors: NOT_FOUND,
+        /// PERMISSION_DENIED.
+        public static let getAccount = MethodDescriptor<Haven_V1_GetAccountRequest, Haven_V1_Account>(
+            service: name,
+            method: "GetAccount",
+            kind: .unary
+        )
+
+        /// Lists accounts. Errors: INVALID_ARGUMENT (bad page token),
+        /// PERMISSION_DENIED.
+        public static let listAccounts = MethodDescriptor<Haven_V1_ListAccountsRequest, Haven_V1_ListAccountsResponse>(
+            service: name,
+            method: "ListAccounts",
+            kind: .unary
+        )
+
+        /// Changes an account. Errors: INVALID_ARGUMENT, NOT_FOUND,
+        /// FAILED_PRECONDITION (an admin changing their own role),
+        /// PERMISSION_DENIED.
+        public static let updateAccount = MethodDescriptor<Haven_V1_UpdateAccountRequest, Haven_V1_Account>(
+            service: name,
+            method: "UpdateAccount",
+            kind: .unary
+        )
+
+        /// Disables an account: its connections end within a second, every later
+        /// one is refused. Errors: NOT_FOUND, FAILED_PRECONDITION (your own
+        /// account), PERMISSION_DENIED.
+        public static let disableAccount = MethodDescriptor<Haven_V1_SetAccountEnabledRequest, Haven_V1_Account>(
+            service: name,
+            method: "DisableAccount",
+            kind: .unary
+        )
+
+        /// Enables a disabled account. Errors: NOT_FOUND, PERMISSION_DENIED.
+        public static let enableAccount = MethodDescriptor<Haven_V1_SetAccountEnabledRequest, Haven_V1_Account>(
+            service: name,
+            method: "EnableAccount",
+            kind: .unary
+        )
+
+        /// Issues a new enrolment code. Errors: NOT_FOUND, FAILED_PRECONDITION
+        /// (account disabled), PERMISSION_DENIED.
+        public static let issueEnrollment = MethodDescriptor<Haven_V1_IssueEnrollmentRequest, Haven_V1_Enrollment>(
+            service: name,
+            method: "IssueEnrollment",
+            kind: .unary
+        )
+
+        /// Revokes a certificate. Errors: NOT_FOUND, FAILED_PRECONDITION (already
+        /// revoked), PERMISSION_DENIED.
+        public static let revokeCredential = MethodDescriptor<Haven_V1_RevokeCredentialRequest, Haven_V1_Credential>(
+            service: name,
+            method: "RevokeCredential",
+            kind: .unary
+        )
+    }
+}
+
+extension MethodCatalog {
+    /// Getting and renewing certificates.
+    public enum EnrollmentService {
+        /// `haven.v1.EnrollmentService`
+        public static let name = "haven.v1.EnrollmentService"
+
+        /// Exchanges an enrolment code and a CSR for a certificate. The only method
+        /// a connection without a client certificate may call. Errors:
+        /// INVALID_ARGUMENT (a CSR that is not P-256 or whose signature does not
+        /// verify), UNAUTHENTICATED (an unknown, spent or expired code, or a
+        /// disabled account; all alike).
+        public static let enroll = MethodDescriptor<Haven_V1_EnrollRequest, Haven_V1_IssuedCredential>(
+            service: name,
+            method: "Enroll",
+            kind: .unary
+        )
+
+        /// Issues a new certificate for the caller's own account, for a new key.
+        /// The current one stays valid until it expires (revoke it to end it
+        /// sooner). Errors: INVALID_ARGUMENT, UNAUTHENTICATED.
+        public static let renewCredential = MethodDescriptor<Haven_V1_RenewCredentialRequest, Haven_V1_IssuedCredential>(
+            service: name,
+            method: "RenewCredential",
+            kind: .unary
+        )
+    }
+}
+
+extension MethodCatalog {
     /// Alerts raised by accused persons' status changes.
     public enum AlertService {
         /// `haven.v1.AlertService`
@@ -437,6 +539,16 @@ extension MethodCatalog {
 extension MethodCatalog {
     /// Every method of the protocol, in schema order.
     public static let all: [MethodInfo] = [
+        AccountService.createAccount.info,
+        AccountService.getAccount.info,
+        AccountService.listAccounts.info,
+        AccountService.updateAccount.info,
+        AccountService.disableAccount.info,
+        AccountService.enableAccount.info,
+        AccountService.issueEnrollment.info,
+        AccountService.revokeCredential.info,
+        EnrollmentService.enroll.info,
+        EnrollmentService.renewCredential.info,
         AlertService.listAlerts.info,
         AlertService.acknowledgeAlert.info,
         AuditService.listAuditEntries.info,
@@ -492,6 +604,46 @@ extension HavenFieldLimits {
         "haven.v1.Hello": [
             1: HavenFieldLimit(name: "protocol_versions", maxItems: 16),
             2: HavenFieldLimit(name: "client_agent", maxBytes: 200),
+        ],
+        "haven.v1.CreateAccountRequest": [
+            1: HavenFieldLimit(name: "account"),
+            2: HavenFieldLimit(name: "enrollment_valid_hours"),
+            3: HavenFieldLimit(name: "certificate_valid_days"),
+        ],
+        "haven.v1.GetAccountRequest": [
+            1: HavenFieldLimit(name: "account_id", maxBytes: 64),
+        ],
+        "haven.v1.ListAccountsRequest": [
+            1: HavenFieldLimit(name: "page"),
+            2: HavenFieldLimit(name: "role"),
+        ],
+        "haven.v1.UpdateAccountRequest": [
+            1: HavenFieldLimit(name: "account_id", maxBytes: 64),
+            2: HavenFieldLimit(name: "display_name", maxBytes: 200),
+            3: HavenFieldLimit(name: "role"),
+            4: HavenFieldLimit(name: "change_offices"),
+            5: HavenFieldLimit(name: "office_codes", maxBytes: 64, maxItems: 50),
+            6: HavenFieldLimit(name: "change_partner"),
+            7: HavenFieldLimit(name: "partner_id", maxBytes: 64),
+        ],
+        "haven.v1.SetAccountEnabledRequest": [
+            1: HavenFieldLimit(name: "account_id", maxBytes: 64),
+            2: HavenFieldLimit(name: "reason", maxBytes: 300),
+        ],
+        "haven.v1.IssueEnrollmentRequest": [
+            1: HavenFieldLimit(name: "account_id", maxBytes: 64),
+            2: HavenFieldLimit(name: "enrollment_valid_hours"),
+        ],
+        "haven.v1.RevokeCredentialRequest": [
+            1: HavenFieldLimit(name: "serial", maxBytes: 200),
+            2: HavenFieldLimit(name: "reason", maxBytes: 300),
+        ],
+        "haven.v1.EnrollRequest": [
+            1: HavenFieldLimit(name: "code", maxBytes: 64),
+            2: HavenFieldLimit(name: "csr_der", maxBytes: 4096),
+        ],
+        "haven.v1.RenewCredentialRequest": [
+            1: HavenFieldLimit(name: "csr_der", maxBytes: 4096),
         ],
         "haven.v1.ListAlertsRequest": [
             1: HavenFieldLimit(name: "page"),
@@ -710,6 +862,16 @@ extension HavenFieldLimits {
             2: HavenFieldLimit(name: "expected_version"),
             3: HavenFieldLimit(name: "reason", maxBytes: 500),
         ],
+        "haven.v1.Account": [
+            1: HavenFieldLimit(name: "id", maxBytes: 64),
+            2: HavenFieldLimit(name: "display_name", maxBytes: 200),
+            3: HavenFieldLimit(name: "role"),
+            4: HavenFieldLimit(name: "office_codes", maxBytes: 64, maxItems: 50),
+            5: HavenFieldLimit(name: "partner_id", maxBytes: 64),
+            6: HavenFieldLimit(name: "enabled"),
+            7: HavenFieldLimit(name: "created_at_unix_ms"),
+            8: HavenFieldLimit(name: "credentials", maxItems: 500),
+        ],
         "haven.v1.PageRequest": [
             1: HavenFieldLimit(name: "page_size"),
             2: HavenFieldLimit(name: "page_token", maxBytes: 512),
@@ -828,6 +990,18 @@ extension HavenFieldLimits {
             9: HavenFieldLimit(name: "withdrawal_reason", maxBytes: 500),
             10: HavenFieldLimit(name: "recorded_by"),
         ],
+        "haven.v1.Credential": [
+            1: HavenFieldLimit(name: "serial", maxBytes: 64),
+            2: HavenFieldLimit(name: "account_id", maxBytes: 64),
+            3: HavenFieldLimit(name: "public_key_sha256", maxBytes: 64),
+            4: HavenFieldLimit(name: "issued_at_unix_ms"),
+            5: HavenFieldLimit(name: "not_valid_after_unix_ms"),
+            6: HavenFieldLimit(name: "state"),
+            7: HavenFieldLimit(name: "revoked_at_unix_ms"),
+            8: HavenFieldLimit(name: "revoked_by", maxBytes: 200),
+            9: HavenFieldLimit(name: "revoked_reason", maxBytes: 300),
+            10: HavenFieldLimit(name: "issued_by", maxBytes: 16),
+        ],
         "haven.v1.Actor": [
             1: HavenFieldLimit(name: "principal_id", maxBytes: 64),
             2: HavenFieldLimit(name: "display_name", maxBytes: 200),
@@ -924,6 +1098,21 @@ extension HavenFieldLimits {
 extension HavenSchema {
     /// Every message type of the schema, in file and declaration order.
     public static let messageTypes: [any SwiftProtobuf.Message.Type] = [
+        Haven_V1_Credential.self,
+        Haven_V1_Account.self,
+        Haven_V1_Enrollment.self,
+        Haven_V1_CreateAccountRequest.self,
+        Haven_V1_CreateAccountResponse.self,
+        Haven_V1_GetAccountRequest.self,
+        Haven_V1_ListAccountsRequest.self,
+        Haven_V1_ListAccountsResponse.self,
+        Haven_V1_UpdateAccountRequest.self,
+        Haven_V1_SetAccountEnabledRequest.self,
+        Haven_V1_IssueEnrollmentRequest.self,
+        Haven_V1_RevokeCredentialRequest.self,
+        Haven_V1_EnrollRequest.self,
+        Haven_V1_RenewCredentialRequest.self,
+        Haven_V1_IssuedCredential.self,
         Haven_V1_Alert.self,
         Haven_V1_ListAlertsRequest.self,
         Haven_V1_ListAlertsResponse.self,

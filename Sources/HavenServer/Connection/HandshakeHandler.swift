@@ -5,8 +5,9 @@ import NIOTLS
 
 /// What the TLS handshake established about the peer.
 struct PeerIdentity: Sendable {
-    /// The client certificate (DER), verified against the deployment CA by NIOSSL.
-    var certificateDER: [UInt8]
+    /// The client certificate (DER), verified against the deployment CA by
+    /// NIOSSL; nil when the client presented none (it may only enrol).
+    var certificateDER: [UInt8]?
 }
 
 /// Waits for the TLS handshake: enforces its time limit, checks that ALPN
@@ -63,10 +64,7 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
             do {
                 let handler = try context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self)
-                guard let certificate = handler.peerCertificate else {
-                    throw HavenError(code: .unauthenticated, message: "no client certificate")
-                }
-                self.promise.succeed(PeerIdentity(certificateDER: try certificate.toDERBytes()))
+                self.promise.succeed(PeerIdentity(certificateDER: try handler.peerCertificate?.toDERBytes()))
             } catch {
                 self.promise.fail(error)
                 context.close(promise: nil)

@@ -204,6 +204,22 @@ final class ServerConnection: Sendable {
             await self.send(.end(callID: callID, error: error))
             return nil
         case .start(let control):
+            // A connection without a client certificate may enrol and do nothing else.
+            if self.principal.isEnrolling, start.method != MethodCatalog.EnrollmentService.enroll.fullName {
+                self.finish(callID)
+                defer { self.endWritten() }
+                await self.send(
+                    .end(
+                        callID: callID,
+                        error: HavenError(
+                            code: .unauthenticated,
+                            message:
+                                "this connection presented no client certificate: it may only call \(MethodCatalog.EnrollmentService.enroll.fullName)"
+                        )
+                    )
+                )
+                return nil
+            }
             guard let entry else {
                 self.finish(callID)
                 defer { self.endWritten() }

@@ -29,8 +29,9 @@ package struct TLSMaterial: Sendable {
         self.clientCAPEM = try read(dataDirectory.caCertificateFile)
     }
 
-    /// TLS 1.3 only, client certificate required and verified against the CA,
-    /// ALPN `haven/1`.
+    /// TLS 1.3 only, ALPN `haven/1`; a client certificate, when presented,
+    /// must chain to the deployment's root CA (the handshake fails otherwise).
+    /// A connection without one may only enrol (``Principal/enrolling(until:)``).
     func serverContext() throws -> NIOSSLContext {
         var configuration = TLSConfiguration.makeServerConfigurationWithMTLS(
             certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(self.certificateChainPEM.utf8)).map {
@@ -39,6 +40,7 @@ package struct TLSMaterial: Sendable {
             privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(self.privateKeyPEM.utf8), format: .pem)),
             trustRoots: .certificates(try NIOSSLCertificate.fromPEMBytes(Array(self.clientCAPEM.utf8)))
         )
+        configuration.certificateVerification = .optionalVerification
         configuration.minimumTLSVersion = .tlsv13
         configuration.applicationProtocols = [HavenWire.alpnIdentifier]
         return try NIOSSLContext(configuration: configuration)

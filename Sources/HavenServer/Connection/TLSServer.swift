@@ -151,24 +151,40 @@ package final class TLSServer: Service, Sendable {
     private func watchSessions() async {
         var revision: UInt64?
         var accounts: [String: Account] = [:]
-        while !self.drained.hasFired {
+        var revoked: Set<String> = []
+        // Cancellation (the server's task cancelled without a graceful
+        // shutdown) ends the watch too: its sleeps would no longer wait.
+        while !self.drained.hasFired, !Task.isCancelled {
             let connections = self.state.withLock { Array($0.connections.values) }
             if !connections.isEmpty {
                 do {
                     let seen = revision
-                    let (current, changed) = try await self.store.read { tx -> (UInt64, [Account]?) in
+                    let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
+                    let (current, changed) = try await self.store.read {
+                        tx -> (UInt64, ([Account], Set<String>)?) in
                         let current = try tx.accountRevision()
-                        return (current, current == seen ? nil : try tx.accounts())
+                        return (
+                            current,
+                            current == seen ? nil : (try tx.accounts(), try tx.revokedSerials(notExpiredAt: nowMs))
+                        )
                     }
-                    if let changed {
+                    if let (changed, serials) = changed {
                         accounts = Dictionary(changed.map { ($0.id, $0) }, uniquingKeysWith: { _, last in last })
+                        revoked = serials
                         revision = current
                     }
                     let now = Date()
                     for connection in connections {
                         let principal = connection.principal
-                        if let reason = SessionCheck.ending(principal, account: accounts[principal.id], now: now) {
+                        if let reason = SessionCheck.ending(
+                            principal,
+                            account: accounts[principal.id],
+                            revoked: revoked,
+                            now: now
+                        ) {
                             await connection.endSession(reason)
+                            // An enrolling connection that ran out of time is no one's session.
+                            if principal.isEnrolling { continue }
                             await self.audit(
                                 principalID: principal.id,
                                 role: principal.role,
@@ -216,14 +232,15 @@ package final class TLSServer: Service, Sendable {
                 let principal: Principal
                 do {
                     principal = try await self.principal(for: peer)
-                } catch let error as HavenError {
+                } catch let refusal as SessionRefusal {
+                    let error = refusal.error
                     logger.notice(
                         "connection refused",
                         metadata: ["code": "\(error.code)", "reason": "\(error.message)"]
                     )
                     // A certificate this deployment's CA issued, for no (enabled) account.
                     await self.audit(
-                        principalID: (try? Certificate(derEncoded: peer.certificateDER))?.subjectCommonName ?? "",
+                        principalID: refusal.principalID,
                         role: .unspecified,
                         action: "session.authenticate",
                         error: error,
@@ -297,25 +314,52 @@ package final class TLSServer: Service, Sendable {
         await self.store.audit(entry, logger: self.logger)
     }
 
-    /// The enabled account a verified client certificate names.
+    /// Why a verified certificate may not open a session, and whom the
+    /// audit entry names (the account the certificate was issued for, or its serial).
+    private struct SessionRefusal: Error {
+        var error: HavenError
+        var principalID: String
+    }
+
+    /// The principal of a connection: for a verified client certificate, the
+    /// enabled account it was issued to, found by its serial and checked by
+    /// its public key (never by its common name); without a certificate, an
+    /// enrolling connection that may only enrol, for a short time.
     private func principal(for peer: PeerIdentity) async throws -> Principal {
+        guard let der = peer.certificateDER else {
+            return .enrolling(until: Date().addingTimeInterval(SessionCheck.enrollingTime))
+        }
         let certificate: Certificate
         do {
-            certificate = try Certificate(derEncoded: peer.certificateDER)
+            certificate = try Certificate(derEncoded: der)
         } catch {
-            throw HavenError(code: .unauthenticated, message: "unreadable client certificate")
+            throw SessionRefusal(
+                error: HavenError(code: .unauthenticated, message: "unreadable client certificate"),
+                principalID: ""
+            )
         }
-        guard let accountID = certificate.subjectCommonName else {
-            throw HavenError(code: .unauthenticated, message: "client certificate names no account")
+        let serial = certificate.serialHex
+        let (credential, account) = try await self.store.read { tx in
+            let credential = try tx.credential(serial: serial)
+            return (credential, try credential.flatMap { try tx.account(id: $0.accountID) })
         }
-        let account = try await self.store.read { try $0.account(id: accountID) }
-        guard let account else {
-            throw HavenError(code: .unauthenticated, message: "no account for this certificate")
+        func refuse(_ message: String) -> SessionRefusal {
+            SessionRefusal(
+                error: HavenError(code: .unauthenticated, message: message),
+                principalID: credential?.accountID ?? "certificate:\(serial)"
+            )
         }
-        guard account.enabled else {
-            throw HavenError(code: .unauthenticated, message: "account disabled")
+        guard let credential, credential.publicKeySHA256 == certificate.publicKeySHA256 else {
+            throw refuse("this certificate was not issued to any account of this deployment")
         }
-        return Principal(account: account, certificateExpiresAt: certificate.notValidAfter)
+        guard !credential.isRevoked else { throw refuse("certificate revoked; ask your administrator") }
+        guard let account else { throw refuse("no account for this certificate") }
+        guard account.enabled else { throw refuse("account disabled") }
+        return Principal(
+            account: account,
+            certificateExpiresAt: certificate.notValidAfter,
+            credentialSerial: serial
+        )
     }
 
     private static func describe(_ error: any Error) -> String {

@@ -1,6 +1,8 @@
 import Foundation
 import HavenProtocol
 import HavenStore
+import SwiftASN1
+import X509
 
 /// The files of one Haven deployment.
 ///
@@ -9,10 +11,15 @@ import HavenStore
 /// haven.sqlite            the database (plus -wal and -shm files)
 /// master.key              wraps the offices' keys; never in a database backup
 /// audit-signing.key       signs the audit chain's checkpoints (Ed25519)
-/// tls/ca.pem, ca-key.pem  the deployment's certificate authority
+/// tls/ca.pem              the deployment's root CA: the only trust anchor
+/// tls/ca-key.pem          its key: signs issuing CAs only; keep it offline
+/// tls/issuing.pem, issuing-key.pem
+///                         the issuing CA: signs users', partners' and the
+///                         server's certificates (the server holds its key)
 /// tls/server.pem, server-key.pem
-/// credentials/NAME/       bundles handed to users and partners:
-///     ca.pem client.pem client-key.pem
+///                         the server's certificate (and the issuing CA's), key
+/// credentials/admin/      development deployments only: the first admin's
+///     ca.pem client.pem client-key.pem   bundle (production admins enrol)
 /// ```
 ///
 /// ``initialize(development:now:)`` is the one place that creates a data
@@ -33,6 +40,8 @@ package struct DataDirectory: Sendable {
     package var auditSigningKeyFile: String { self.path("audit-signing.key") }
     package var caCertificateFile: String { self.path("tls/ca.pem") }
     package var caKeyFile: String { self.path("tls/ca-key.pem") }
+    package var issuingCertificateFile: String { self.path("tls/issuing.pem") }
+    package var issuingKeyFile: String { self.path("tls/issuing-key.pem") }
     package var serverCertificateFile: String { self.path("tls/server.pem") }
     package var serverKeyFile: String { self.path("tls/server-key.pem") }
     package func credentialsDirectory(_ name: String) -> String { self.path("credentials/\(name)") }
@@ -42,24 +51,38 @@ package struct DataDirectory: Sendable {
 
     /// What initialization created.
     package struct Report: Sendable {
-        package var adminCredentials: String
+        /// The first admin's credentials bundle (development deployments).
+        package var adminCredentials: String?
+        /// The first admin's enrolment code (production deployments).
+        package var adminEnrollment: Haven_V1_Enrollment?
         package var adminAccountID: String
         package var development: Bool
+        /// SHA-256 of the root CA certificate (DER), hex: what an enrolling
+        /// machine can compare with the `ca.pem` it was given.
+        package var rootFingerprint: String
     }
 
     /// The account id of the first administrator.
     package static let initialAdminID = "admin"
 
-    /// Creates a new deployment: CA, server certificate for localhost, the
-    /// first admin account and its credentials, master key, database and
-    /// configuration.
+    /// Creates a new deployment: root and issuing CA, server certificate for
+    /// localhost (and `hostnames`, `ipAddresses`), the first admin account,
+    /// master key, audit signing key, database and configuration.
     ///
     /// - Parameter development: Marks the master key and CA as development
-    ///   ones, generated for this directory only.
+    ///   ones, generated for this directory only, and writes the first admin's
+    ///   credentials bundle into `credentials/admin`. A production deployment
+    ///   instead gets an enrolment code for its first admin, whose machine
+    ///   makes its own key (`haven-admin enroll`).
     /// - Throws: ``HavenError`` FAILED_PRECONDITION when the directory already
     ///   holds files (nothing is overwritten).
     @discardableResult
-    package func initialize(development: Bool, now: Date = Date()) throws -> Report {
+    package func initialize(
+        development: Bool,
+        hostnames: [String] = [],
+        ipAddresses: [[UInt8]] = [],
+        now: Date = Date()
+    ) throws -> Report {
         let files = FileManager.default
         if let existing = try? files.contentsOfDirectory(atPath: self.root.path), !existing.isEmpty {
             throw HavenError(
@@ -83,20 +106,21 @@ package struct DataDirectory: Sendable {
             }
         }
 
-        let label = development ? "Haven development CA (\(self.root.lastPathComponent))" : "Haven deployment CA"
         let year: TimeInterval = 365 * 24 * 3600
-        let ca = try CertificateAuthority.create(name: label, validity: 10 * year, now: now)
-        try writeSecretFile(try ca.certificatePEM, to: self.caCertificateFile)
-        try writeSecretFile(ca.privateKeyPEM, to: self.caKeyFile)
+        let suffix = development ? " (development, \(self.root.lastPathComponent))" : ""
+        let root = try CertificateAuthority.createRoot(name: "Haven root CA" + suffix, validity: 10 * year, now: now)
+        let issuing = try root.createIssuing(name: "Haven issuing CA" + suffix, validity: 5 * year, now: now)
+        try writeSecretFile(try root.certificatePEM, to: self.caCertificateFile)
+        try writeSecretFile(root.privateKeyPEM, to: self.caKeyFile)
+        try writeSecretFile(try issuing.certificatePEM, to: self.issuingCertificateFile)
+        try writeSecretFile(issuing.privateKeyPEM, to: self.issuingKeyFile)
 
-        let server = try ca.issueServerCertificate(
-            hostnames: ["localhost"],
-            ipAddresses: [[127, 0, 0, 1], [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]],
+        _ = try self.issueServerCertificate(
+            hostnames: hostnames,
+            ipAddresses: ipAddresses,
             validity: year,
             now: now
         )
-        try writeSecretFile(server.certificatePEM, to: self.serverCertificateFile)
-        try writeSecretFile(server.privateKeyPEM, to: self.serverKeyFile)
 
         _ = try MasterKey.generate(at: self.masterKeyFile, development: development)
         _ = try CheckpointSigner.loadOrCreate(at: self.auditSigningKeyFile, development: development)
@@ -108,40 +132,163 @@ package struct DataDirectory: Sendable {
             role: .admin,
             createdAtUnixMs: Int64(now.timeIntervalSince1970 * 1000)
         )
-        try store.writeSynchronously { tx in
-            try tx.saveAccount(
-                admin,
-                auditedAs: development ? "havend" : Self.localOperator,
-                action: "accounts.add",
-                at: Int64(now.timeIntervalSince1970 * 1000)
+        let operatorID = development ? "havend" : Self.localOperator
+        let at = Int64(now.timeIntervalSince1970 * 1000)
+        var report = Report(
+            adminAccountID: admin.id,
+            development: development,
+            rootFingerprint: try root.certificate.fingerprint
+        )
+        if development {
+            try store.writeSynchronously { tx in
+                try tx.saveAccount(admin, auditedAs: operatorID, action: "accounts.add", at: at)
+            }
+            report.adminCredentials = try self.issueLocalCredentials(
+                for: admin.id,
+                store: store,
+                issuing: issuing,
+                validity: 90 * 24 * 3600,
+                auditedAs: operatorID,
+                now: now
             )
+        } else {
+            let code = EnrollmentCode.generate()
+            let enrollment = StoredEnrollment(
+                id: "enr_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: ""),
+                codeHash: EnrollmentCode.hash(code),
+                accountID: admin.id,
+                createdAtUnixMs: at,
+                expiresAtUnixMs: at + 7 * 24 * 3_600_000,
+                certificateValidDays: 90
+            )
+            try store.writeSynchronously { tx in
+                try tx.saveAccount(admin)
+                try tx.saveEnrollment(enrollment)
+                try tx.appendAudit(NewAuditEntry(atUnixMs: at, principalID: operatorID, action: "accounts.add"))
+            }
+            var wire = Haven_V1_Enrollment()
+            wire.code = code
+            wire.accountID = admin.id
+            wire.expiresAtUnixMs = enrollment.expiresAtUnixMs
+            wire.caCertificatePem = try root.certificatePEM
+            report.adminEnrollment = wire
         }
-
-        let bundle = try self.writeCredentials(for: admin.id, authority: ca, validity: 90 * 24 * 3600, now: now)
         try writeSecretFile(ServerConfiguration.defaultFileText(), to: self.configurationFile)
-        return Report(adminCredentials: bundle, adminAccountID: admin.id, development: development)
+        return report
     }
 
-    /// Issues a client certificate for an account and writes its bundle.
+    /// Issues a client certificate and key *on this machine* for an account,
+    /// records it, and writes the bundle into `credentials/<account>`. Only
+    /// for development deployments and the embedded server: users and
+    /// partners of a real deployment enrol with keys of their own.
     ///
     /// - Returns: The bundle's directory.
-    package func writeCredentials(
+    package func issueLocalCredentials(
         for accountID: String,
-        authority: CertificateAuthority,
+        store: SQLiteStore,
+        issuing: CertificateAuthority? = nil,
         validity: TimeInterval,
+        auditedAs operatorID: String,
         now: Date = Date()
     ) throws -> String {
+        let issuing = try issuing ?? self.issuingAuthority()
         let directory = self.credentialsDirectory(accountID)
         try FileManager.default.createDirectory(
             atPath: directory,
             withIntermediateDirectories: true,
             attributes: [.posixPermissions: 0o700]
         )
-        let credential = try authority.issueClientCertificate(accountID: accountID, validity: validity, now: now)
-        try writeSecretFile(try authority.certificatePEM, to: directory + "/ca.pem")
+        let credential = try issuing.issueClientCertificate(accountID: accountID, validity: validity, now: now)
+        let stored = StoredCredential(credential.certificate, accountID: accountID, issuedBy: "init", now: now)
+        try store.writeSynchronously { tx in
+            try tx.saveCredential(stored)
+            try tx.appendAudit(
+                NewAuditEntry(
+                    atUnixMs: Int64(now.timeIntervalSince1970 * 1000),
+                    principalID: operatorID,
+                    action: "credentials.issue"
+                )
+            )
+        }
+        try writeSecretFile(
+            try String(contentsOfFile: self.caCertificateFile, encoding: .utf8),
+            to: directory + "/ca.pem"
+        )
         try writeSecretFile(credential.certificatePEM, to: directory + "/client.pem")
         try writeSecretFile(credential.privateKeyPEM, to: directory + "/client-key.pem")
         return directory
+    }
+
+    /// Issues a new server certificate for `hostnames` and `ipAddresses`
+    /// (localhost and the loopback addresses always included), signed by the
+    /// issuing CA, keeping the old pair as `.old`.
+    package func issueServerCertificate(
+        hostnames: [String],
+        ipAddresses: [[UInt8]],
+        validity: TimeInterval,
+        now: Date = Date()
+    ) throws -> IssuedCredential {
+        let issued = try self.issuingAuthority().issueServerCertificate(
+            hostnames: ["localhost"] + hostnames.filter { $0 != "localhost" },
+            ipAddresses: [[127, 0, 0, 1], [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]] + ipAddresses,
+            validity: validity,
+            now: now
+        )
+        for file in [self.serverCertificateFile, self.serverKeyFile] {
+            _ = rename(file, file + ".old")
+        }
+        try writeSecretFile(issued.privateKeyPEM, to: self.serverKeyFile)
+        try writeSecretFile(issued.certificatePEM, to: self.serverCertificateFile)
+        return issued
+    }
+
+    /// Registers the client certificates of a deployment created before
+    /// certificates were bound to accounts: each bundle under `credentials/`
+    /// signed by this deployment's root and naming an existing account (by
+    /// common name, as they were then) is bound to that account, once. Runs
+    /// only while no certificate at all is registered (right after the upgrade).
+    ///
+    /// - Returns: How many were adopted.
+    @discardableResult
+    package func adoptLegacyCredentials(store: SQLiteStore, now: Date = Date()) throws -> Int {
+        // Bundles were signed by the root (before the issuing CA existed) or by the issuing CA.
+        let signers = [
+            try Certificate(pemEncoded: try String(contentsOfFile: self.caCertificateFile, encoding: .utf8)).publicKey,
+            try self.issuingAuthority().certificate.publicKey,
+        ]
+        let bundles = (try? FileManager.default.contentsOfDirectory(atPath: self.path("credentials"))) ?? []
+        guard !bundles.isEmpty else { return 0 }
+        return try store.writeSynchronously { tx -> Int in
+            let accounts = try tx.accounts()
+            guard try accounts.allSatisfy({ try tx.credentials(accountID: $0.id).isEmpty }) else { return 0 }
+            let known = Set(accounts.map(\.id))
+            var adopted = 0
+            for name in bundles.sorted() {
+                guard
+                    let pem = try? String(
+                        contentsOfFile: self.credentialsDirectory(name) + "/client.pem",
+                        encoding: .utf8
+                    ),
+                    let certificate = try? Certificate(firstPEMIn: pem),
+                    signers.contains(where: { $0.isValidSignature(certificate.signature, for: certificate) }),
+                    let accountID = certificate.subjectCommonName, known.contains(accountID),
+                    try tx.credential(serial: certificate.serialHex) == nil
+                else { continue }
+                try tx.saveCredential(StoredCredential(certificate, accountID: accountID, issuedBy: "legacy", now: now))
+                adopted += 1
+            }
+            if adopted > 0 {
+                try tx.appendAudit(
+                    NewAuditEntry(
+                        atUnixMs: Int64(now.timeIntervalSince1970 * 1000),
+                        principalID: "havend",
+                        action: "store.adopt",
+                        detail: "bound \(adopted) certificates issued before the upgrade to their accounts"
+                    )
+                )
+            }
+            return adopted
+        }
     }
 
     /// The files and directories only the server's user may read: the data
@@ -150,7 +297,8 @@ package struct DataDirectory: Sendable {
         [
             (self.root.path, true), (self.path("tls"), true), (self.path("credentials"), true),
             (self.masterKeyFile, false), (self.masterKeyFile + ".next", false), (self.auditSigningKeyFile, false),
-            (self.caKeyFile, false), (self.serverKeyFile, false),
+            (self.caKeyFile, false), (self.issuingKeyFile, false), (self.serverKeyFile, false),
+            (self.serverKeyFile + ".old", false),
             (self.databaseFile, false), (self.databaseFile + "-wal", false), (self.databaseFile + "-shm", false),
         ]
     }
@@ -184,12 +332,82 @@ package struct DataDirectory: Sendable {
         return "haven-admin:" + (name ?? "uid\(getuid())")
     }
 
-    /// Loads the deployment's certificate authority.
-    package func certificateAuthority() throws -> CertificateAuthority {
-        try CertificateAuthority(
-            certificatePEM: try String(contentsOfFile: self.caCertificateFile, encoding: .utf8),
-            privateKeyPEM: try String(contentsOfFile: self.caKeyFile, encoding: .utf8)
+    /// Loads the CA the server issues with: the issuing CA, or for a
+    /// deployment created before the split, the root itself.
+    package func issuingAuthority() throws -> CertificateAuthority {
+        func read(_ path: String) throws -> String {
+            do {
+                return try String(contentsOfFile: path, encoding: .utf8)
+            } catch {
+                throw HavenError(code: .failedPrecondition, message: "cannot read \(path)")
+            }
+        }
+        if FileManager.default.fileExists(atPath: self.issuingCertificateFile) {
+            return try CertificateAuthority(
+                certificatePEM: try read(self.issuingCertificateFile),
+                privateKeyPEM: try read(self.issuingKeyFile),
+                intermediate: true
+            )
+        }
+        return try CertificateAuthority(
+            certificatePEM: try read(self.caCertificateFile),
+            privateKeyPEM: try read(self.caKeyFile)
         )
+    }
+
+    /// The issuing CA and the root certificate, for a running server.
+    package func credentialAuthority() throws -> CredentialAuthority {
+        CredentialAuthority(
+            issuing: try self.issuingAuthority(),
+            rootCertificatePEM: try String(contentsOfFile: self.caCertificateFile, encoding: .utf8)
+        )
+    }
+
+    /// An exclusive lock on a data directory, held while a server (or a
+    /// restore) uses it; released when this value is dropped or the process ends.
+    package final class Lock: Sendable {
+        private let descriptor: Int32
+
+        fileprivate init(descriptor: Int32) {
+            self.descriptor = descriptor
+        }
+
+        deinit {
+            _ = flock(self.descriptor, LOCK_UN)
+            _ = close(self.descriptor)
+        }
+    }
+
+    /// The lock file, beside the database.
+    package var lockFile: String { self.path("havend.lock") }
+
+    /// Locks the data directory against a second server.
+    ///
+    /// - Throws: ``HavenError`` FAILED_PRECONDITION naming the process that
+    ///   holds it.
+    package func lock() throws(HavenError) -> Lock {
+        let descriptor = open(self.lockFile, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else {
+            throw HavenError(code: .failedPrecondition, message: "cannot open \(self.lockFile) (errno \(errno))")
+        }
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            var buffer = [UInt8](repeating: 0, count: 32)
+            let count = read(descriptor, &buffer, buffer.count)
+            _ = close(descriptor)
+            let holder =
+                count > 0
+                ? String(decoding: buffer[..<count], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                : "?"
+            throw HavenError(
+                code: .failedPrecondition,
+                message:
+                    "\(self.root.path) is in use by another process (pid \(holder)): one havend (or restore) at a time"
+            )
+        }
+        _ = ftruncate(descriptor, 0)
+        let pid = Array("\(getpid())\n".utf8)
+        _ = pid.withUnsafeBytes { pwrite(descriptor, $0.baseAddress, $0.count, 0) }
+        return Lock(descriptor: descriptor)
     }
 
     /// Reads the configuration file (nil when there is none).

@@ -35,7 +35,25 @@ package struct HavenComposition: Sendable {
             at: directory.auditSigningKeyFile,
             development: custodian.development
         )
-        let environment = ServiceEnvironment(store: store, keys: custodian, checkpoints: signer)
+        let adopted = try directory.adoptLegacyCredentials(store: store)
+        if adopted > 0 {
+            logger.notice(
+                "bound certificates issued before this version to their accounts",
+                metadata: ["count": "\(adopted)"]
+            )
+        }
+        let authority = try directory.credentialAuthority()
+        if authority.issuing.intermediates.isEmpty {
+            logger.warning(
+                "this deployment has no issuing CA: the root CA's key (tls/ca-key.pem) signs certificates and must stay on this machine; see docs/OPERATIONS.md to split it"
+            )
+        }
+        let environment = ServiceEnvironment(
+            store: store,
+            keys: custodian,
+            checkpoints: signer,
+            authority: authority
+        )
         let server = try TLSServer(
             configuration: configuration,
             tls: try TLSMaterial(dataDirectory: directory),

@@ -6,13 +6,36 @@ import HavenStore
 /// certificate names. Every call on the connection runs as this principal.
 package struct Principal: Sendable, Hashable {
     package var account: Account
-    /// When the connection's client certificate expires.
+    /// When the connection's client certificate expires (for an enrolling
+    /// connection: when its time is up).
     package var certificateExpiresAt: Date
+    /// The serial of the connection's client certificate, lowercase hex
+    /// (empty for an enrolling connection).
+    package var credentialSerial: String
 
-    package init(account: Account, certificateExpiresAt: Date) {
+    package init(account: Account, certificateExpiresAt: Date, credentialSerial: String = "") {
         self.account = account
         self.certificateExpiresAt = certificateExpiresAt
+        self.credentialSerial = credentialSerial
     }
+
+    /// A connection that presented no client certificate: it may call
+    /// `EnrollmentService.Enroll` and nothing else, until `deadline`.
+    package static func enrolling(until deadline: Date) -> Principal {
+        Principal(
+            account: Account(
+                id: "",
+                displayName: "enrolling client",
+                role: .unspecified,
+                enabled: false,
+                createdAtUnixMs: 0
+            ),
+            certificateExpiresAt: deadline
+        )
+    }
+
+    /// Whether the connection presented no certificate (enrolment only).
+    package var isEnrolling: Bool { self.account.id.isEmpty }
 
     package var id: String { self.account.id }
     package var role: Haven_V1_Role { self.account.role }

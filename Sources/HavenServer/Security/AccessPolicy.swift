@@ -3,7 +3,9 @@ import HavenStore
 
 /// What a principal wants to do; each is one column of the policy table.
 package enum Action: String, Sendable, Hashable, CaseIterable {
-    /// Create, rename and close offices; register partner organisations.
+    /// Create, rename and close offices; register partner organisations;
+    /// create, change, disable and enable accounts, issue enrolment codes and
+    /// revoke certificates.
     case administer
     /// Read an office's public details (name, city, time zone).
     case readOffice

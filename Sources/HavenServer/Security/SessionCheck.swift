@@ -14,12 +14,30 @@ package enum SessionCheck {
     /// How often the server compares open connections with the stored accounts.
     package static let interval: Duration = .milliseconds(250)
 
+    /// How long a connection without a client certificate may stay open to enrol.
+    package static let enrollingTime: TimeInterval = 30
+
     /// Why the connection of `principal` must end, or nil while it may go on.
     ///
     /// - Parameters:
     ///   - account: The account as stored now (nil when it no longer exists).
     ///   - now: The current time, for the certificate's expiry.
-    package static func ending(_ principal: Principal, account: Account?, now: Date) -> HavenError? {
+    ///   - revoked: Serials of revoked certificates.
+    package static func ending(
+        _ principal: Principal,
+        account: Account?,
+        revoked: Set<String> = [],
+        now: Date
+    ) -> HavenError? {
+        if principal.isEnrolling {
+            guard principal.certificateExpiresAt > now else {
+                return HavenError(code: .unauthenticated, message: "enrolment connection timed out; reconnect to enrol")
+            }
+            return nil
+        }
+        guard !revoked.contains(principal.credentialSerial) else {
+            return HavenError(code: .unauthenticated, message: "certificate revoked; ask your administrator")
+        }
         guard let account else {
             return HavenError(code: .unauthenticated, message: "account removed")
         }

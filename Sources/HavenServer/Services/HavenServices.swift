@@ -15,6 +15,8 @@ package enum HavenServices {
         FeedService(environment: environment).register(into: &router)
         ReportService(environment: environment).register(into: &router)
         AuditService(environment: environment).register(into: &router)
+        AccountService(environment: environment).register(into: &router)
+        EnrollmentService(environment: environment, limiter: EnrollmentLimiter()).register(into: &router)
         return router
     }
 }

@@ -62,15 +62,20 @@ package struct RecordWriter: Sendable {
     /// entry, when it wrote anything.
     ///
     /// - Parameter detail: A short, non-identifying note for the entry.
+    /// - Parameter principalID: Whom the entry names when the connection has
+    ///   no account yet (an enrolment names the account it enrols).
     package func transaction<T: Sendable>(
         _ context: CallContext,
+        principalID: String? = nil,
         detail: String = "",
         _ body: @escaping @Sendable (any StoreWriter) throws -> T
     ) async throws -> T {
         try await self.store.write { tx in
             let value = try body(tx)
             if tx.pendingAudit {
-                try tx.appendAudit(self.entry(context, outcome: .ok, detail: detail))
+                var entry = self.entry(context, outcome: .ok, detail: detail)
+                if let principalID { entry.principalID = principalID }
+                try tx.appendAudit(entry)
             }
             return value
         }

@@ -8,6 +8,8 @@ package struct ServiceEnvironment: Sendable {
     package var store: any RecordStore
     package var keys: KeyCustodian
     package var checkpoints: CheckpointSigner
+    /// Issues certificates at enrolment and renewal.
+    package var authority: CredentialAuthority
     package var policy: AccessPolicy
     /// The current time; tests may fix it.
     package var now: @Sendable () -> Date
@@ -16,12 +18,14 @@ package struct ServiceEnvironment: Sendable {
         store: any RecordStore,
         keys: KeyCustodian,
         checkpoints: CheckpointSigner,
+        authority: CredentialAuthority,
         policy: AccessPolicy = AccessPolicy(),
         now: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.store = store
         self.keys = keys
         self.checkpoints = checkpoints
+        self.authority = authority
         self.policy = policy
         self.now = now
     }

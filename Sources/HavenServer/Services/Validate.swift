@@ -102,3 +102,6 @@ extension Haven_V1_ConsentGiver: SwiftProtobufEnum {
 extension Haven_V1_ConsentScope: SwiftProtobufEnum {
     package var isUnrecognized: Bool { if case .UNRECOGNIZED = self { true } else { false } }
 }
+extension Haven_V1_Role: SwiftProtobufEnum {
+    package var isUnrecognized: Bool { if case .UNRECOGNIZED = self { true } else { false } }
+}

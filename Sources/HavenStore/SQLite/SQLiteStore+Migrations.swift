@@ -126,6 +126,35 @@ extension SQLiteStore {
                     """
             )
         }
+        migrator.registerMigration("v3-credentials") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE credential (
+                        serial TEXT PRIMARY KEY,
+                        accountID TEXT NOT NULL,
+                        publicKeySHA256 TEXT NOT NULL,
+                        issuedAt INTEGER NOT NULL,
+                        notValidAfter INTEGER NOT NULL,
+                        issuedBy TEXT NOT NULL,
+                        revokedAt INTEGER NOT NULL DEFAULT 0,
+                        revokedBy TEXT NOT NULL DEFAULT '',
+                        revokedReason TEXT NOT NULL DEFAULT ''
+                    ) WITHOUT ROWID;
+                    CREATE INDEX credential_account ON credential(accountID, issuedAt);
+
+                    CREATE TABLE enrollment (
+                        id TEXT PRIMARY KEY,
+                        codeHash BLOB NOT NULL UNIQUE,
+                        accountID TEXT NOT NULL,
+                        createdAt INTEGER NOT NULL,
+                        expiresAt INTEGER NOT NULL,
+                        certificateValidDays INTEGER NOT NULL,
+                        spentAt INTEGER NOT NULL DEFAULT 0
+                    ) WITHOUT ROWID;
+                    CREATE INDEX enrollment_account ON enrollment(accountID, spentAt);
+                    """
+            )
+        }
         return migrator
     }()
 }

@@ -142,6 +142,12 @@ extension SQLiteTransaction {
         for account in try self.accounts() {
             hashes["account/\(account.id)"] = Self.accountHash(account)
         }
+        for credential in try self.allCredentials() {
+            hashes["credential/\(credential.serial)"] = Self.credentialHash(credential)
+        }
+        for enrollment in try self.allEnrollments() {
+            hashes["enrollment/\(enrollment.id)"] = Self.enrollmentHash(enrollment)
+        }
         return hashes
     }
 

@@ -475,16 +475,16 @@ struct SQLiteTransaction: StoreWriter {
             try Int64.fetchOne(
                 self.db,
                 sql: "SELECT value FROM counter WHERE name = ?",
-                arguments: [Self.accountRevision]
+                arguments: [Self.accountRevisionCounter]
             )
                 ?? 0
         )
     }
 
-    private static let accountRevision = "account-revision"
+    static let accountRevisionCounter = "account-revision"
 
     func saveAccount(_ account: Account) throws {
-        _ = try self.nextCounterValue(Self.accountRevision)
+        _ = try self.nextCounterValue(Self.accountRevisionCounter)
         self.journal.wrote(kind: "account", id: account.id, office: nil, version: 0, hash: Self.accountHash(account))
         try self.db.execute(
             sql: """
