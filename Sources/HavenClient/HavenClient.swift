@@ -194,7 +194,8 @@ public final class HavenClient: Sendable, Service {
                 }
                 return try Response(decodingPayload: end.payload)
             } catch let failure as CallFailure {
-                let retryable = failure.error.source == .transport && (failure.notProcessed || safeToRetry)
+                let retryable =
+                    !failure.permanent && failure.error.source == .transport && (failure.notProcessed || safeToRetry)
                 if retryable, try await self.mayRetry(attempt, deadline) { continue }
                 throw failure.error
             }

@@ -61,7 +61,6 @@ final class ConnectionPool: Sendable {
             message: "no connection to \(address) yet (waiting to reconnect after an earlier failure)",
             source: .transport
         )
-        var failedAttempts = 0
         while true {
             let now = ContinuousClock.now
             let step = self.state.withLock { state -> Step in
@@ -120,13 +119,10 @@ final class ConnectionPool: Sendable {
                         state.slots[index].lastError = (error as? CallFailure)?.error
                         state.slots[index].nextAttempt = .now + self.backoff(failures: state.slots[index].failures)
                     }
-                    if let failure = error as? CallFailure, failure.error.source == .client || failure.permanent {
-                        throw failure
-                    }
-                    failedAttempts += 1
-                    if ContinuousClock.now >= deadline || failedAttempts >= self.configuration.maximumAttempts {
-                        throw CallFailure(error: lastError, notProcessed: true)
-                    }
+                    // One attempt per call here: the caller's retry loop decides
+                    // whether (and after what backoff) to try again; a
+                    // permanent failure (``CallFailure/permanent``) it does not retry.
+                    throw (error as? CallFailure) ?? CallFailure(error: lastError, notProcessed: true)
                 }
             }
         }
