@@ -1,5 +1,14 @@
 import HavenProtocol
 
+/// Counters with a meaning outside the store.
+package enum StoreCounters {
+    /// Grows with every change to an account, certificate or enrolment code
+    /// (``StoreReader/accountRevision()``); a write that changes who may stay
+    /// connected in another way (a partner organisation deactivated) advances
+    /// it too, so that servers re-check their open sessions.
+    package static let accountRevision = "account-revision"
+}
+
 /// A certificate the deployment issued for an account: the account is bound
 /// to its certificates by serial and public key, never by common name.
 package struct StoredCredential: Sendable, Hashable {

@@ -133,6 +133,16 @@ struct MethodProbes: Sendable {
         return try await self.haven.call(MethodCatalog.OfficeService.createOffice, create, as: try self.admin())
     }
 
+    /// A fresh partner organisation working with KOL, registered by the admin.
+    private func freshPartner() async throws -> Haven_V1_PartnerOrganisation {
+        var register = Haven_V1_RegisterPartnerRequest()
+        register.partner.name = "Probe organisation (fictional)"
+        register.partner.kind = .ngo
+        register.partner.officeCodes = ["KOL"]
+        register.idempotencyKey = self.key()
+        return try await self.haven.call(MethodCatalog.PartnerService.registerPartner, register, as: try self.admin())
+    }
+
     /// A fresh KOL caseworker account, made by the admin, and its enrolment code.
     private func freshAccount() async throws -> Haven_V1_CreateAccountResponse {
         var create = Haven_V1_CreateAccountRequest()
@@ -341,6 +351,31 @@ struct MethodProbes: Sendable {
             register.partner.officeCodes = ["KOL"]
             register.idempotencyKey = self.key()
             return await haven.code(MethodCatalog.PartnerService.registerPartner, register, as: principal)
+        case "haven.v1.PartnerService/UpdatePartner":
+            let partner = try await self.freshPartner()
+            var update = Haven_V1_UpdatePartnerRequest()
+            update.partnerID = partner.id
+            update.expectedVersion = partner.version
+            update.contact = "office@probe.example (fictional)"
+            return await haven.code(MethodCatalog.PartnerService.updatePartner, update, as: principal)
+        case "haven.v1.PartnerService/DeactivatePartner":
+            let partner = try await self.freshPartner()
+            var deactivate = Haven_V1_SetPartnerActiveRequest()
+            deactivate.partnerID = partner.id
+            deactivate.expectedVersion = partner.version
+            return await haven.code(MethodCatalog.PartnerService.deactivatePartner, deactivate, as: principal)
+        case "haven.v1.PartnerService/ReactivatePartner":
+            var partner = try await self.freshPartner()
+            var deactivate = Haven_V1_SetPartnerActiveRequest()
+            deactivate.partnerID = partner.id
+            deactivate.expectedVersion = partner.version
+            partner = try await haven.call(
+                MethodCatalog.PartnerService.deactivatePartner,
+                deactivate,
+                as: try self.admin()
+            )
+            deactivate.expectedVersion = partner.version
+            return await haven.code(MethodCatalog.PartnerService.reactivatePartner, deactivate, as: principal)
         case "haven.v1.PartnerService/GetPartner":
             return await haven.code(
                 MethodCatalog.PartnerService.getPartner,

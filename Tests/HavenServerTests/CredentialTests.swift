@@ -245,6 +245,78 @@ struct CredentialTests {
     }
 }
 
+extension CredentialTests {
+    @Test(
+        "deactivating a partner organisation ends its accounts' live connections within a second and refuses them until it is reactivated"
+    )
+    func partnerDeactivation() async throws {
+        let deployment = try TestDeployment()
+        let server = try await deployment.start()
+        let admin = try await Self.admin(deployment, server)
+        try await Self.office("KOL", on: admin, callID: 1)
+        var register = Haven_V1_RegisterPartnerRequest()
+        register.partner.name = "Asha Home (fictional)"
+        register.partner.kind = .aftercareHome
+        register.partner.officeCodes = ["KOL"]
+        register.idempotencyKey = "asha"
+        let partner = try await admin.unary(MethodCatalog.PartnerService.registerPartner, register, id: 3)
+        try deployment.updateAccount("partner-asha") { $0.partnerID = partner.id }
+        let credentials = try deployment.credentials(for: "partner-asha")
+
+        let live = try await RawConnection.connect(port: server.port, credentials: credentials)
+        try await live.hello()
+        #expect(try await live.unary(MethodCatalog.SessionService.whoAmI, .init(), id: 1).partnerID == partner.id)
+        var deactivate = Haven_V1_SetPartnerActiveRequest()
+        deactivate.partnerID = partner.id
+        deactivate.expectedVersion = partner.version
+        deactivate.reason = "contract ended (fictional)"
+        let started = ContinuousClock.now
+        let inactive = try await admin.unary(MethodCatalog.PartnerService.deactivatePartner, deactivate, id: 5)
+        #expect(!inactive.active)
+        var goAway: Haven_V1_GoAway?
+        while let envelope = try? await live.next(timeout: .seconds(3)) {
+            if case .goAway(let away) = envelope.kind {
+                goAway = away
+                break
+            }
+        }
+        #expect(ContinuousClock.now - started < .milliseconds(1500))
+        #expect(goAway?.message == "partner organisation deactivated")
+
+        let again = try await RawConnection.connect(port: server.port, credentials: credentials)
+        let answer: Haven_V1_ServerEnvelope?
+        do {
+            answer = try await again.hello()
+        } catch {
+            answer = try await again.next()
+        }
+        if case .goAway(let away) = answer?.kind {
+            #expect(away.message == "partner organisation deactivated")
+        } else {
+            Issue.record("a deactivated organisation's account opened a session")
+        }
+        // No new accounts for it either.
+        var create = Haven_V1_CreateAccountRequest()
+        create.account.id = "asha-second"
+        create.account.displayName = "Asha 2 (fictional)"
+        create.account.role = .partner
+        create.account.partnerID = partner.id
+        #expect(
+            try await admin.call(MethodCatalog.AccountService.createAccount, create, id: 7).statusCode
+                == .failedPrecondition
+        )
+
+        deactivate.expectedVersion = inactive.version
+        _ = try await admin.unary(MethodCatalog.PartnerService.reactivatePartner, deactivate, id: 9)
+        let back = try await RawConnection.connect(port: server.port, credentials: credentials)
+        try await back.hello()
+        #expect(try await back.unary(MethodCatalog.SessionService.whoAmI, .init(), id: 1).id == "partner-asha")
+        await back.close()
+        await admin.close()
+        try await server.stop()
+    }
+}
+
 /// The account and enrolment handlers, in process.
 @Suite("Accounts over the protocol")
 struct AccountServiceTests {

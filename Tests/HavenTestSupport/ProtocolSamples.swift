@@ -172,6 +172,11 @@ public enum ProtocolSamples {
             #"id: "usr-7f3a" display_name: "Director (fictional)" role: ROLE_DIRECTOR office_codes: "KOL" office_codes: "MUM" partner_id: "ptn-0" certificate_expires_at_unix_ms: 1780000000000"#,
         "haven.v1.WhoAmIRequest": "",
 
+        "haven.v1.UpdatePartnerRequest":
+            #"partner_id: "ptn-asha" expected_version: 2 name: "Asha Home (fictional)" contact: "office@asha.example" change_offices: true office_codes: "KOL" change_services: true services: SERVICE_KIND_SCHOOLING"#,
+        "haven.v1.SetPartnerActiveRequest":
+            #"partner_id: "ptn-asha" expected_version: 3 reason: "contract ended (fictional)""#,
+
         // account.proto
         "haven.v1.Credential":
             #"serial: "5f0c2a91d3e4b7a8" account_id: "asha-home" public_key_sha256: "9b1e" issued_at_unix_ms: 1780000000000 not_valid_after_unix_ms: 1782592000000 state: CREDENTIAL_STATE_REVOKED revoked_at_unix_ms: 1781000000000 revoked_by: "admin" revoked_reason: "laptop lost (fictional)" issued_by: "enrolment""#,

@@ -586,6 +586,51 @@ extension HavenClient {
         ) async throws -> Haven_V1_ListPartnersResponse {
             try await self.client.unary(MethodCatalog.PartnerService.listPartners, request, options: options)
         }
+
+        /// Changes a partner's name, contact, offices or services. Errors:
+        /// INVALID_ARGUMENT, NOT_FOUND (partner, office), FAILED_PRECONDITION (stale
+        /// version), PERMISSION_DENIED.
+        ///
+        /// - Parameters:
+        ///   - request: The `haven.v1.UpdatePartnerRequest`.
+        ///   - options: The call's deadline.
+        /// - Returns: The response.
+        /// - Throws: ``HavenError``.
+        public func update(
+            _ request: Haven_V1_UpdatePartnerRequest = Haven_V1_UpdatePartnerRequest(), options: CallOptions = CallOptions()
+        ) async throws -> Haven_V1_PartnerOrganisation {
+            try await self.client.unary(MethodCatalog.PartnerService.updatePartner, request, options: options)
+        }
+
+        /// Deactivates a partner: its accounts are refused, and their open
+        /// connections end within a second. Its referrals stay as they are (revoke
+        /// them to end its access to survivors for good). Errors: NOT_FOUND,
+        /// FAILED_PRECONDITION (stale version, already inactive), PERMISSION_DENIED.
+        ///
+        /// - Parameters:
+        ///   - request: The `haven.v1.SetPartnerActiveRequest`.
+        ///   - options: The call's deadline.
+        /// - Returns: The response.
+        /// - Throws: ``HavenError``.
+        public func deactivate(
+            _ request: Haven_V1_SetPartnerActiveRequest = Haven_V1_SetPartnerActiveRequest(), options: CallOptions = CallOptions()
+        ) async throws -> Haven_V1_PartnerOrganisation {
+            try await self.client.unary(MethodCatalog.PartnerService.deactivatePartner, request, options: options)
+        }
+
+        /// Reactivates a deactivated partner (its accounts stay as they are).
+        /// Errors: NOT_FOUND, FAILED_PRECONDITION, PERMISSION_DENIED.
+        ///
+        /// - Parameters:
+        ///   - request: The `haven.v1.SetPartnerActiveRequest`.
+        ///   - options: The call's deadline.
+        /// - Returns: The response.
+        /// - Throws: ``HavenError``.
+        public func reactivate(
+            _ request: Haven_V1_SetPartnerActiveRequest = Haven_V1_SetPartnerActiveRequest(), options: CallOptions = CallOptions()
+        ) async throws -> Haven_V1_PartnerOrganisation {
+            try await self.client.unary(MethodCatalog.PartnerService.reactivatePartner, request, options: options)
+        }
     }
 
     /// The calls of `haven.v1.PartnerService`.

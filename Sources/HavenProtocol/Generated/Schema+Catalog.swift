@@ -347,6 +347,33 @@ extension MethodCatalog {
             method: "ListPartners",
             kind: .unary
         )
+
+        /// Changes a partner's name, contact, offices or services. Errors:
+        /// INVALID_ARGUMENT, NOT_FOUND (partner, office), FAILED_PRECONDITION (stale
+        /// version), PERMISSION_DENIED.
+        public static let updatePartner = MethodDescriptor<Haven_V1_UpdatePartnerRequest, Haven_V1_PartnerOrganisation>(
+            service: name,
+            method: "UpdatePartner",
+            kind: .unary
+        )
+
+        /// Deactivates a partner: its accounts are refused, and their open
+        /// connections end within a second. Its referrals stay as they are (revoke
+        /// them to end its access to survivors for good). Errors: NOT_FOUND,
+        /// FAILED_PRECONDITION (stale version, already inactive), PERMISSION_DENIED.
+        public static let deactivatePartner = MethodDescriptor<Haven_V1_SetPartnerActiveRequest, Haven_V1_PartnerOrganisation>(
+            service: name,
+            method: "DeactivatePartner",
+            kind: .unary
+        )
+
+        /// Reactivates a deactivated partner (its accounts stay as they are).
+        /// Errors: NOT_FOUND, FAILED_PRECONDITION, PERMISSION_DENIED.
+        public static let reactivatePartner = MethodDescriptor<Haven_V1_SetPartnerActiveRequest, Haven_V1_PartnerOrganisation>(
+            service: name,
+            method: "ReactivatePartner",
+            kind: .unary
+        )
     }
 }
 
@@ -574,6 +601,9 @@ extension MethodCatalog {
         PartnerService.registerPartner.info,
         PartnerService.getPartner.info,
         PartnerService.listPartners.info,
+        PartnerService.updatePartner.info,
+        PartnerService.deactivatePartner.info,
+        PartnerService.reactivatePartner.info,
         ReferralService.createReferral.info,
         ReferralService.getReferral.info,
         ReferralService.listReferrals.info,
@@ -773,6 +803,21 @@ extension HavenFieldLimits {
             2: HavenFieldLimit(name: "office_codes", maxBytes: 64, maxItems: 100),
             3: HavenFieldLimit(name: "kind"),
             4: HavenFieldLimit(name: "service"),
+        ],
+        "haven.v1.UpdatePartnerRequest": [
+            1: HavenFieldLimit(name: "partner_id", maxBytes: 64),
+            2: HavenFieldLimit(name: "expected_version"),
+            3: HavenFieldLimit(name: "name", maxBytes: 200),
+            4: HavenFieldLimit(name: "contact", maxBytes: 200),
+            5: HavenFieldLimit(name: "change_offices"),
+            6: HavenFieldLimit(name: "office_codes", maxBytes: 64, maxItems: 50),
+            7: HavenFieldLimit(name: "change_services"),
+            8: HavenFieldLimit(name: "services", maxItems: 20),
+        ],
+        "haven.v1.SetPartnerActiveRequest": [
+            1: HavenFieldLimit(name: "partner_id", maxBytes: 64),
+            2: HavenFieldLimit(name: "expected_version"),
+            3: HavenFieldLimit(name: "reason", maxBytes: 300),
         ],
         "haven.v1.CreateReferralRequest": [
             1: HavenFieldLimit(name: "survivor_id", maxBytes: 64),
@@ -1189,6 +1234,8 @@ extension HavenSchema {
         Haven_V1_ListReferralsRequest.self,
         Haven_V1_ListReferralsResponse.self,
         Haven_V1_TransitionReferralRequest.self,
+        Haven_V1_UpdatePartnerRequest.self,
+        Haven_V1_SetPartnerActiveRequest.self,
         Haven_V1_CaseStatusCount.self,
         Haven_V1_ServiceCount.self,
         Haven_V1_OfficeReport.self,

@@ -189,7 +189,8 @@ public nonisolated struct Haven_V1_PartnerOrganisation: Sendable {
   /// Organisation contact (an office e-mail or phone; never a survivor's).
   public var contact: String = String()
 
-  /// False once deactivated: its certificates are refused.
+  /// False once deactivated: its accounts are refused (their open
+  /// connections end within a second) until it is reactivated.
   public var active: Bool = false
 
   /// Record version for compare-and-set updates.
@@ -480,6 +481,61 @@ public nonisolated struct Haven_V1_TransitionReferralRequest: Sendable {
 
   /// Reason (decline, revoke) or outcome (complete); optional for accept. [max: 2000 bytes]
   public var resolution: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Changes a partner organisation's details. Admin only.
+public nonisolated struct Haven_V1_UpdatePartnerRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The partner.
+  public var partnerID: String = String()
+
+  /// The version the caller last read.
+  public var expectedVersion: UInt64 = 0
+
+  /// New name; empty keeps the current one.
+  public var name: String = String()
+
+  /// New contact; empty keeps the current one.
+  public var contact: String = String()
+
+  /// Replace the offices with `office_codes` (at least one; each must exist).
+  public var changeOffices: Bool = false
+
+  /// The new offices, when `change_offices`. [max: 50 items]
+  public var officeCodes: [String] = []
+
+  /// Replace the services with `services`.
+  public var changeServices: Bool = false
+
+  /// The new services, when `change_services`. [max: 20 items]
+  public var services: [Haven_V1_ServiceKind] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Deactivates or reactivates a partner organisation. Admin only.
+public nonisolated struct Haven_V1_SetPartnerActiveRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The partner.
+  public var partnerID: String = String()
+
+  /// The version the caller last read.
+  public var expectedVersion: UInt64 = 0
+
+  /// Why (kept in the audit trail; no identities). [max: 300 bytes]
+  public var reason: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1027,6 +1083,111 @@ nonisolated extension Haven_V1_TransitionReferralRequest: SwiftProtobuf.Message,
     if lhs.referralID != rhs.referralID {return false}
     if lhs.expectedVersion != rhs.expectedVersion {return false}
     if lhs.resolution != rhs.resolution {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haven_V1_UpdatePartnerRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".UpdatePartnerRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}partner_id\0\u{3}expected_version\0\u{1}name\0\u{1}contact\0\u{3}change_offices\0\u{3}office_codes\0\u{3}change_services\0\u{1}services\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.partnerID) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.expectedVersion) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.contact) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.changeOffices) }()
+      case 6: try { try decoder.decodeRepeatedStringField(value: &self.officeCodes) }()
+      case 7: try { try decoder.decodeSingularBoolField(value: &self.changeServices) }()
+      case 8: try { try decoder.decodeRepeatedEnumField(value: &self.services) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.partnerID.isEmpty {
+      try visitor.visitSingularStringField(value: self.partnerID, fieldNumber: 1)
+    }
+    if self.expectedVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.expectedVersion, fieldNumber: 2)
+    }
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 3)
+    }
+    if !self.contact.isEmpty {
+      try visitor.visitSingularStringField(value: self.contact, fieldNumber: 4)
+    }
+    if self.changeOffices != false {
+      try visitor.visitSingularBoolField(value: self.changeOffices, fieldNumber: 5)
+    }
+    if !self.officeCodes.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.officeCodes, fieldNumber: 6)
+    }
+    if self.changeServices != false {
+      try visitor.visitSingularBoolField(value: self.changeServices, fieldNumber: 7)
+    }
+    if !self.services.isEmpty {
+      try visitor.visitPackedEnumField(value: self.services, fieldNumber: 8)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haven_V1_UpdatePartnerRequest, rhs: Haven_V1_UpdatePartnerRequest) -> Bool {
+    if lhs.partnerID != rhs.partnerID {return false}
+    if lhs.expectedVersion != rhs.expectedVersion {return false}
+    if lhs.name != rhs.name {return false}
+    if lhs.contact != rhs.contact {return false}
+    if lhs.changeOffices != rhs.changeOffices {return false}
+    if lhs.officeCodes != rhs.officeCodes {return false}
+    if lhs.changeServices != rhs.changeServices {return false}
+    if lhs.services != rhs.services {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haven_V1_SetPartnerActiveRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SetPartnerActiveRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}partner_id\0\u{3}expected_version\0\u{1}reason\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.partnerID) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.expectedVersion) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.partnerID.isEmpty {
+      try visitor.visitSingularStringField(value: self.partnerID, fieldNumber: 1)
+    }
+    if self.expectedVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.expectedVersion, fieldNumber: 2)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haven_V1_SetPartnerActiveRequest, rhs: Haven_V1_SetPartnerActiveRequest) -> Bool {
+    if lhs.partnerID != rhs.partnerID {return false}
+    if lhs.expectedVersion != rhs.expectedVersion {return false}
+    if lhs.reason != rhs.reason {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

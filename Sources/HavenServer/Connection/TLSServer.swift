@@ -152,6 +152,7 @@ package final class TLSServer: Service, Sendable {
         var revision: UInt64?
         var accounts: [String: Account] = [:]
         var revoked: Set<String> = []
+        var inactivePartners: Set<String> = []
         // Cancellation (the server's task cancelled without a graceful
         // shutdown) ends the watch too: its sleeps would no longer wait.
         while !self.drained.hasFired, !Task.isCancelled {
@@ -161,16 +162,19 @@ package final class TLSServer: Service, Sendable {
                     let seen = revision
                     let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
                     let (current, changed) = try await self.store.read {
-                        tx -> (UInt64, ([Account], Set<String>)?) in
+                        tx -> (UInt64, ([Account], Set<String>, Set<String>)?) in
                         let current = try tx.accountRevision()
-                        return (
-                            current,
-                            current == seen ? nil : (try tx.accounts(), try tx.revokedSerials(notExpiredAt: nowMs))
-                        )
+                        guard current != seen else { return (current, nil) }
+                        let accounts = try tx.accounts()
+                        let partnerIDs = Set(accounts.filter { $0.role == .partner }.map(\.partnerID))
+                        let inactive = try tx.load(Haven_V1_PartnerOrganisation.self, ids: Array(partnerIDs))
+                            .filter { !$0.active }.map(\.id)
+                        return (current, (accounts, try tx.revokedSerials(notExpiredAt: nowMs), Set(inactive)))
                     }
-                    if let (changed, serials) = changed {
+                    if let (changed, serials, inactive) = changed {
                         accounts = Dictionary(changed.map { ($0.id, $0) }, uniquingKeysWith: { _, last in last })
                         revoked = serials
+                        inactivePartners = inactive
                         revision = current
                     }
                     let now = Date()
@@ -180,6 +184,7 @@ package final class TLSServer: Service, Sendable {
                             principal,
                             account: accounts[principal.id],
                             revoked: revoked,
+                            inactivePartners: inactivePartners,
                             now: now
                         ) {
                             await connection.endSession(reason)
@@ -339,9 +344,14 @@ package final class TLSServer: Service, Sendable {
             )
         }
         let serial = certificate.serialHex
-        let (credential, account) = try await self.store.read { tx in
+        let (credential, account, partnerActive) = try await self.store.read { tx in
             let credential = try tx.credential(serial: serial)
-            return (credential, try credential.flatMap { try tx.account(id: $0.accountID) })
+            let account = try credential.flatMap { try tx.account(id: $0.accountID) }
+            var partnerActive = true
+            if let account, account.role == .partner {
+                partnerActive = try tx.load(Haven_V1_PartnerOrganisation.self, id: account.partnerID)?.active != false
+            }
+            return (credential, account, partnerActive)
         }
         func refuse(_ message: String) -> SessionRefusal {
             SessionRefusal(
@@ -355,6 +365,7 @@ package final class TLSServer: Service, Sendable {
         guard !credential.isRevoked else { throw refuse("certificate revoked; ask your administrator") }
         guard let account else { throw refuse("no account for this certificate") }
         guard account.enabled else { throw refuse("account disabled") }
+        guard partnerActive else { throw refuse("partner organisation deactivated") }
         return Principal(
             account: account,
             certificateExpiresAt: certificate.notValidAfter,

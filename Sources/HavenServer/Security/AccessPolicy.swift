@@ -173,5 +173,10 @@ extension AccessPolicy {
                 message: "this connection's account was disabled or changed; reconnect"
             )
         }
+        if account.role == .partner,
+            try tx.load(Haven_V1_PartnerOrganisation.self, id: account.partnerID)?.active == false
+        {
+            throw HavenError(code: .unauthenticated, message: "partner organisation deactivated")
+        }
     }
 }

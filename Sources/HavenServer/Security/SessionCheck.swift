@@ -23,10 +23,12 @@ package enum SessionCheck {
     ///   - account: The account as stored now (nil when it no longer exists).
     ///   - now: The current time, for the certificate's expiry.
     ///   - revoked: Serials of revoked certificates.
+    ///   - inactivePartners: Partner organisations that are deactivated.
     package static func ending(
         _ principal: Principal,
         account: Account?,
         revoked: Set<String> = [],
+        inactivePartners: Set<String> = [],
         now: Date
     ) -> HavenError? {
         if principal.isEnrolling {
@@ -52,6 +54,9 @@ package enum SessionCheck {
         }
         guard principal.certificateExpiresAt > now else {
             return HavenError(code: .unauthenticated, message: "client certificate expired; renew it and reconnect")
+        }
+        guard account.role != .partner || !inactivePartners.contains(account.partnerID) else {
+            return HavenError(code: .unauthenticated, message: "partner organisation deactivated")
         }
         return nil
     }

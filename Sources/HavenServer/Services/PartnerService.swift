@@ -9,6 +9,9 @@ struct PartnerService {
         router.register(MethodCatalog.PartnerService.registerPartner, self.registerPartner)
         router.register(MethodCatalog.PartnerService.getPartner, self.get)
         router.register(MethodCatalog.PartnerService.listPartners, self.list)
+        router.register(MethodCatalog.PartnerService.updatePartner, self.update)
+        router.register(MethodCatalog.PartnerService.deactivatePartner) { try await self.setActive(false, $0, $1) }
+        router.register(MethodCatalog.PartnerService.reactivatePartner) { try await self.setActive(true, $0, $1) }
     }
 
     private var env: ServiceEnvironment { self.environment }
@@ -97,5 +100,82 @@ struct PartnerService {
         response.partners = page.records
         response.page = try PageToken.token(after: page.next, filters: filters)
         return response
+    }
+}
+
+extension PartnerService {
+    func update(
+        _ request: Haven_V1_UpdatePartnerRequest,
+        _ context: CallContext
+    ) async throws -> Haven_V1_PartnerOrganisation {
+        try self.environment.policy.check(context.principal, .administer)
+        if !request.name.isEmpty { try Validate.text(request.name, "name") }
+        if request.changeOffices {
+            try Validate.require(!request.officeCodes.isEmpty, "office_codes", "at least one office")
+        } else {
+            try Validate.require(request.officeCodes.isEmpty, "office_codes", "set change_offices to change them")
+        }
+        if request.changeServices {
+            for service in request.services { try Validate.known(service, "services") }
+        } else {
+            try Validate.require(request.services.isEmpty, "services", "set change_services to change them")
+        }
+        let env = self.environment
+        return try await env.writer.transaction(context) { tx in
+            if request.changeOffices {
+                for code in request.officeCodes where try tx.load(Haven_V1_Office.self, id: code) == nil {
+                    throw HavenError(code: .notFound, message: "office_codes: no office \(code.prefix(8))")
+                }
+            }
+            return try env.writer.update(
+                Haven_V1_PartnerOrganisation.self,
+                id: request.partnerID,
+                expected: .required(request.expectedVersion),
+                permission: .administer,
+                context,
+                tx
+            ) { partner, _ in
+                if !request.name.isEmpty { partner.name = request.name }
+                if !request.contact.isEmpty { partner.contact = request.contact }
+                if request.changeOffices { partner.officeCodes = request.officeCodes }
+                if request.changeServices { partner.services = request.services }
+                return nil
+            }
+        }
+    }
+
+    /// Deactivates or reactivates an organisation. Deactivation advances the
+    /// account revision, so every server ends its accounts' open connections
+    /// within a second; handshakes and writes check the organisation too.
+    func setActive(
+        _ active: Bool,
+        _ request: Haven_V1_SetPartnerActiveRequest,
+        _ context: CallContext
+    ) async throws -> Haven_V1_PartnerOrganisation {
+        try self.environment.policy.check(context.principal, .administer)
+        try Validate.text(request.reason, "reason", required: false)
+        let env = self.environment
+        let detail = request.reason.isEmpty ? "" : "reason: \(LogText.escaped(request.reason, limit: 300))"
+        return try await env.writer.transaction(context, detail: detail) { tx in
+            let partner = try env.writer.update(
+                Haven_V1_PartnerOrganisation.self,
+                id: request.partnerID,
+                expected: .required(request.expectedVersion),
+                permission: .administer,
+                context,
+                tx
+            ) { partner, _ in
+                guard partner.active != active else {
+                    throw HavenError(
+                        code: .failedPrecondition,
+                        message: "the organisation is already \(active ? "active" : "deactivated")"
+                    )
+                }
+                partner.active = active
+                return nil
+            }
+            _ = try tx.nextCounterValue(StoreCounters.accountRevision)
+            return partner
+        }
     }
 }

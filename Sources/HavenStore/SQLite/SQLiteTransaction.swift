@@ -481,7 +481,7 @@ struct SQLiteTransaction: StoreWriter {
         )
     }
 
-    static let accountRevisionCounter = "account-revision"
+    static let accountRevisionCounter = StoreCounters.accountRevision
 
     func saveAccount(_ account: Account) throws {
         _ = try self.nextCounterValue(Self.accountRevisionCounter)

@@ -502,6 +502,96 @@ void   haven__v1__transition_referral_request__free_unpacked
   assert(message->base.descriptor == &haven__v1__transition_referral_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   haven__v1__update_partner_request__init
+                     (Haven__V1__UpdatePartnerRequest         *message)
+{
+  static const Haven__V1__UpdatePartnerRequest init_value = HAVEN__V1__UPDATE_PARTNER_REQUEST__INIT;
+  *message = init_value;
+}
+size_t haven__v1__update_partner_request__get_packed_size
+                     (const Haven__V1__UpdatePartnerRequest *message)
+{
+  assert(message->base.descriptor == &haven__v1__update_partner_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t haven__v1__update_partner_request__pack
+                     (const Haven__V1__UpdatePartnerRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &haven__v1__update_partner_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t haven__v1__update_partner_request__pack_to_buffer
+                     (const Haven__V1__UpdatePartnerRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &haven__v1__update_partner_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Haven__V1__UpdatePartnerRequest *
+       haven__v1__update_partner_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Haven__V1__UpdatePartnerRequest *)
+     protobuf_c_message_unpack (&haven__v1__update_partner_request__descriptor,
+                                allocator, len, data);
+}
+void   haven__v1__update_partner_request__free_unpacked
+                     (Haven__V1__UpdatePartnerRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &haven__v1__update_partner_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   haven__v1__set_partner_active_request__init
+                     (Haven__V1__SetPartnerActiveRequest         *message)
+{
+  static const Haven__V1__SetPartnerActiveRequest init_value = HAVEN__V1__SET_PARTNER_ACTIVE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t haven__v1__set_partner_active_request__get_packed_size
+                     (const Haven__V1__SetPartnerActiveRequest *message)
+{
+  assert(message->base.descriptor == &haven__v1__set_partner_active_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t haven__v1__set_partner_active_request__pack
+                     (const Haven__V1__SetPartnerActiveRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &haven__v1__set_partner_active_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t haven__v1__set_partner_active_request__pack_to_buffer
+                     (const Haven__V1__SetPartnerActiveRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &haven__v1__set_partner_active_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Haven__V1__SetPartnerActiveRequest *
+       haven__v1__set_partner_active_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Haven__V1__SetPartnerActiveRequest *)
+     protobuf_c_message_unpack (&haven__v1__set_partner_active_request__descriptor,
+                                allocator, len, data);
+}
+void   haven__v1__set_partner_active_request__free_unpacked
+                     (Haven__V1__SetPartnerActiveRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &haven__v1__set_partner_active_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor haven__v1__partner_organisation__field_descriptors[9] =
 {
   {
@@ -1388,6 +1478,199 @@ const ProtobufCMessageDescriptor haven__v1__transition_referral_request__descrip
   (ProtobufCMessageInit) haven__v1__transition_referral_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor haven__v1__update_partner_request__field_descriptors[8] =
+{
+  {
+    "partner_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__UpdatePartnerRequest, partner_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "expected_version",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__UpdatePartnerRequest, expected_version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "name",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__UpdatePartnerRequest, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "contact",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__UpdatePartnerRequest, contact),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "change_offices",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__UpdatePartnerRequest, change_offices),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "office_codes",
+    6,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Haven__V1__UpdatePartnerRequest, n_office_codes),
+    offsetof(Haven__V1__UpdatePartnerRequest, office_codes),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "change_services",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__UpdatePartnerRequest, change_services),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "services",
+    8,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_ENUM,
+    offsetof(Haven__V1__UpdatePartnerRequest, n_services),
+    offsetof(Haven__V1__UpdatePartnerRequest, services),
+    &haven__v1__service_kind__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned haven__v1__update_partner_request__field_indices_by_name[] = {
+  4,   /* field[4] = change_offices */
+  6,   /* field[6] = change_services */
+  3,   /* field[3] = contact */
+  1,   /* field[1] = expected_version */
+  2,   /* field[2] = name */
+  5,   /* field[5] = office_codes */
+  0,   /* field[0] = partner_id */
+  7,   /* field[7] = services */
+};
+static const ProtobufCIntRange haven__v1__update_partner_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 8 }
+};
+const ProtobufCMessageDescriptor haven__v1__update_partner_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "haven.v1.UpdatePartnerRequest",
+  "UpdatePartnerRequest",
+  "Haven__V1__UpdatePartnerRequest",
+  "haven.v1",
+  sizeof(Haven__V1__UpdatePartnerRequest),
+  8,
+  haven__v1__update_partner_request__field_descriptors,
+  haven__v1__update_partner_request__field_indices_by_name,
+  1,  haven__v1__update_partner_request__number_ranges,
+  (ProtobufCMessageInit) haven__v1__update_partner_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor haven__v1__set_partner_active_request__field_descriptors[3] =
+{
+  {
+    "partner_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__SetPartnerActiveRequest, partner_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "expected_version",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__SetPartnerActiveRequest, expected_version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reason",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__SetPartnerActiveRequest, reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned haven__v1__set_partner_active_request__field_indices_by_name[] = {
+  1,   /* field[1] = expected_version */
+  0,   /* field[0] = partner_id */
+  2,   /* field[2] = reason */
+};
+static const ProtobufCIntRange haven__v1__set_partner_active_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor haven__v1__set_partner_active_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "haven.v1.SetPartnerActiveRequest",
+  "SetPartnerActiveRequest",
+  "Haven__V1__SetPartnerActiveRequest",
+  "haven.v1",
+  sizeof(Haven__V1__SetPartnerActiveRequest),
+  3,
+  haven__v1__set_partner_active_request__field_descriptors,
+  haven__v1__set_partner_active_request__field_indices_by_name,
+  1,  haven__v1__set_partner_active_request__number_ranges,
+  (ProtobufCMessageInit) haven__v1__set_partner_active_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCEnumValue haven__v1__partner_kind__enum_values_by_number[9] =
 {
   { "PARTNER_KIND_UNSPECIFIED", "HAVEN__V1__PARTNER_KIND__PARTNER_KIND_UNSPECIFIED", 0 },
@@ -1466,16 +1749,22 @@ const ProtobufCEnumDescriptor haven__v1__referral_status__descriptor =
   haven__v1__referral_status__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor haven__v1__partner_service__method_descriptors[3] =
+static const ProtobufCMethodDescriptor haven__v1__partner_service__method_descriptors[6] =
 {
   { "RegisterPartner", &haven__v1__register_partner_request__descriptor, &haven__v1__partner_organisation__descriptor },
   { "GetPartner", &haven__v1__get_partner_request__descriptor, &haven__v1__partner_organisation__descriptor },
   { "ListPartners", &haven__v1__list_partners_request__descriptor, &haven__v1__list_partners_response__descriptor },
+  { "UpdatePartner", &haven__v1__update_partner_request__descriptor, &haven__v1__partner_organisation__descriptor },
+  { "DeactivatePartner", &haven__v1__set_partner_active_request__descriptor, &haven__v1__partner_organisation__descriptor },
+  { "ReactivatePartner", &haven__v1__set_partner_active_request__descriptor, &haven__v1__partner_organisation__descriptor },
 };
 const unsigned haven__v1__partner_service__method_indices_by_name[] = {
+  4,        /* DeactivatePartner */
   1,        /* GetPartner */
   2,        /* ListPartners */
-  0         /* RegisterPartner */
+  5,        /* ReactivatePartner */
+  0,        /* RegisterPartner */
+  3         /* UpdatePartner */
 };
 const ProtobufCServiceDescriptor haven__v1__partner_service__descriptor =
 {
@@ -1484,7 +1773,7 @@ const ProtobufCServiceDescriptor haven__v1__partner_service__descriptor =
   "PartnerService",
   "Haven__V1__PartnerService",
   "haven.v1",
-  3,
+  6,
   haven__v1__partner_service__method_descriptors,
   haven__v1__partner_service__method_indices_by_name
 };
@@ -1511,6 +1800,30 @@ void haven__v1__partner_service__list_partners(ProtobufCService *service,
 {
   assert(service->descriptor == &haven__v1__partner_service__descriptor);
   service->invoke(service, 2, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void haven__v1__partner_service__update_partner(ProtobufCService *service,
+                                                const Haven__V1__UpdatePartnerRequest *input,
+                                                Haven__V1__PartnerOrganisation_Closure closure,
+                                                void *closure_data)
+{
+  assert(service->descriptor == &haven__v1__partner_service__descriptor);
+  service->invoke(service, 3, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void haven__v1__partner_service__deactivate_partner(ProtobufCService *service,
+                                                    const Haven__V1__SetPartnerActiveRequest *input,
+                                                    Haven__V1__PartnerOrganisation_Closure closure,
+                                                    void *closure_data)
+{
+  assert(service->descriptor == &haven__v1__partner_service__descriptor);
+  service->invoke(service, 4, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void haven__v1__partner_service__reactivate_partner(ProtobufCService *service,
+                                                    const Haven__V1__SetPartnerActiveRequest *input,
+                                                    Haven__V1__PartnerOrganisation_Closure closure,
+                                                    void *closure_data)
+{
+  assert(service->descriptor == &haven__v1__partner_service__descriptor);
+  service->invoke(service, 5, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void haven__v1__partner_service__init (Haven__V1__PartnerService_Service *service,
                                        Haven__V1__PartnerService_ServiceDestroy destroy)

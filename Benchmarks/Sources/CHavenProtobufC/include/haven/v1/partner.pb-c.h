@@ -27,6 +27,8 @@ typedef struct Haven__V1__GetReferralRequest Haven__V1__GetReferralRequest;
 typedef struct Haven__V1__ListReferralsRequest Haven__V1__ListReferralsRequest;
 typedef struct Haven__V1__ListReferralsResponse Haven__V1__ListReferralsResponse;
 typedef struct Haven__V1__TransitionReferralRequest Haven__V1__TransitionReferralRequest;
+typedef struct Haven__V1__UpdatePartnerRequest Haven__V1__UpdatePartnerRequest;
+typedef struct Haven__V1__SetPartnerActiveRequest Haven__V1__SetPartnerActiveRequest;
 
 
 /* --- enums --- */
@@ -131,7 +133,8 @@ struct  Haven__V1__PartnerOrganisation
    */
   char *contact;
   /*
-   * False once deactivated: its certificates are refused.
+   * False once deactivated: its accounts are refused (their open
+   * connections end within a second) until it is reactivated.
    */
   protobuf_c_boolean active;
   /*
@@ -429,6 +432,76 @@ struct  Haven__V1__TransitionReferralRequest
     , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
 
 
+/*
+ * Changes a partner organisation's details. Admin only.
+ */
+struct  Haven__V1__UpdatePartnerRequest
+{
+  ProtobufCMessage base;
+  /*
+   * The partner.
+   */
+  char *partner_id;
+  /*
+   * The version the caller last read.
+   */
+  uint64_t expected_version;
+  /*
+   * New name; empty keeps the current one.
+   */
+  char *name;
+  /*
+   * New contact; empty keeps the current one.
+   */
+  char *contact;
+  /*
+   * Replace the offices with `office_codes` (at least one; each must exist).
+   */
+  protobuf_c_boolean change_offices;
+  /*
+   * The new offices, when `change_offices`. [max: 50 items]
+   */
+  size_t n_office_codes;
+  char **office_codes;
+  /*
+   * Replace the services with `services`.
+   */
+  protobuf_c_boolean change_services;
+  /*
+   * The new services, when `change_services`. [max: 20 items]
+   */
+  size_t n_services;
+  Haven__V1__ServiceKind *services;
+};
+#define HAVEN__V1__UPDATE_PARTNER_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&haven__v1__update_partner_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0,NULL, 0, 0,NULL }
+
+
+/*
+ * Deactivates or reactivates a partner organisation. Admin only.
+ */
+struct  Haven__V1__SetPartnerActiveRequest
+{
+  ProtobufCMessage base;
+  /*
+   * The partner.
+   */
+  char *partner_id;
+  /*
+   * The version the caller last read.
+   */
+  uint64_t expected_version;
+  /*
+   * Why (kept in the audit trail; no identities). [max: 300 bytes]
+   */
+  char *reason;
+};
+#define HAVEN__V1__SET_PARTNER_ACTIVE_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&haven__v1__set_partner_active_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
+
+
 /* Haven__V1__PartnerOrganisation methods */
 void   haven__v1__partner_organisation__init
                      (Haven__V1__PartnerOrganisation         *message);
@@ -638,6 +711,44 @@ Haven__V1__TransitionReferralRequest *
 void   haven__v1__transition_referral_request__free_unpacked
                      (Haven__V1__TransitionReferralRequest *message,
                       ProtobufCAllocator *allocator);
+/* Haven__V1__UpdatePartnerRequest methods */
+void   haven__v1__update_partner_request__init
+                     (Haven__V1__UpdatePartnerRequest         *message);
+size_t haven__v1__update_partner_request__get_packed_size
+                     (const Haven__V1__UpdatePartnerRequest   *message);
+size_t haven__v1__update_partner_request__pack
+                     (const Haven__V1__UpdatePartnerRequest   *message,
+                      uint8_t             *out);
+size_t haven__v1__update_partner_request__pack_to_buffer
+                     (const Haven__V1__UpdatePartnerRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Haven__V1__UpdatePartnerRequest *
+       haven__v1__update_partner_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   haven__v1__update_partner_request__free_unpacked
+                     (Haven__V1__UpdatePartnerRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Haven__V1__SetPartnerActiveRequest methods */
+void   haven__v1__set_partner_active_request__init
+                     (Haven__V1__SetPartnerActiveRequest         *message);
+size_t haven__v1__set_partner_active_request__get_packed_size
+                     (const Haven__V1__SetPartnerActiveRequest   *message);
+size_t haven__v1__set_partner_active_request__pack
+                     (const Haven__V1__SetPartnerActiveRequest   *message,
+                      uint8_t             *out);
+size_t haven__v1__set_partner_active_request__pack_to_buffer
+                     (const Haven__V1__SetPartnerActiveRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Haven__V1__SetPartnerActiveRequest *
+       haven__v1__set_partner_active_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   haven__v1__set_partner_active_request__free_unpacked
+                     (Haven__V1__SetPartnerActiveRequest *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Haven__V1__PartnerOrganisation_Closure)
@@ -673,6 +784,12 @@ typedef void (*Haven__V1__ListReferralsResponse_Closure)
 typedef void (*Haven__V1__TransitionReferralRequest_Closure)
                  (const Haven__V1__TransitionReferralRequest *message,
                   void *closure_data);
+typedef void (*Haven__V1__UpdatePartnerRequest_Closure)
+                 (const Haven__V1__UpdatePartnerRequest *message,
+                  void *closure_data);
+typedef void (*Haven__V1__SetPartnerActiveRequest_Closure)
+                 (const Haven__V1__SetPartnerActiveRequest *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -692,6 +809,18 @@ struct Haven__V1__PartnerService_Service
                         const Haven__V1__ListPartnersRequest *input,
                         Haven__V1__ListPartnersResponse_Closure closure,
                         void *closure_data);
+  void (*update_partner)(Haven__V1__PartnerService_Service *service,
+                         const Haven__V1__UpdatePartnerRequest *input,
+                         Haven__V1__PartnerOrganisation_Closure closure,
+                         void *closure_data);
+  void (*deactivate_partner)(Haven__V1__PartnerService_Service *service,
+                             const Haven__V1__SetPartnerActiveRequest *input,
+                             Haven__V1__PartnerOrganisation_Closure closure,
+                             void *closure_data);
+  void (*reactivate_partner)(Haven__V1__PartnerService_Service *service,
+                             const Haven__V1__SetPartnerActiveRequest *input,
+                             Haven__V1__PartnerOrganisation_Closure closure,
+                             void *closure_data);
 };
 typedef void (*Haven__V1__PartnerService_ServiceDestroy)(Haven__V1__PartnerService_Service *);
 void haven__v1__partner_service__init (Haven__V1__PartnerService_Service *service,
@@ -702,7 +831,10 @@ void haven__v1__partner_service__init (Haven__V1__PartnerService_Service *servic
     { HAVEN__V1__PARTNER_SERVICE__BASE_INIT,\
       function_prefix__ ## register_partner,\
       function_prefix__ ## get_partner,\
-      function_prefix__ ## list_partners  }
+      function_prefix__ ## list_partners,\
+      function_prefix__ ## update_partner,\
+      function_prefix__ ## deactivate_partner,\
+      function_prefix__ ## reactivate_partner  }
 void haven__v1__partner_service__register_partner(ProtobufCService *service,
                                                   const Haven__V1__RegisterPartnerRequest *input,
                                                   Haven__V1__PartnerOrganisation_Closure closure,
@@ -715,6 +847,18 @@ void haven__v1__partner_service__list_partners(ProtobufCService *service,
                                                const Haven__V1__ListPartnersRequest *input,
                                                Haven__V1__ListPartnersResponse_Closure closure,
                                                void *closure_data);
+void haven__v1__partner_service__update_partner(ProtobufCService *service,
+                                                const Haven__V1__UpdatePartnerRequest *input,
+                                                Haven__V1__PartnerOrganisation_Closure closure,
+                                                void *closure_data);
+void haven__v1__partner_service__deactivate_partner(ProtobufCService *service,
+                                                    const Haven__V1__SetPartnerActiveRequest *input,
+                                                    Haven__V1__PartnerOrganisation_Closure closure,
+                                                    void *closure_data);
+void haven__v1__partner_service__reactivate_partner(ProtobufCService *service,
+                                                    const Haven__V1__SetPartnerActiveRequest *input,
+                                                    Haven__V1__PartnerOrganisation_Closure closure,
+                                                    void *closure_data);
 typedef struct Haven__V1__ReferralService_Service Haven__V1__ReferralService_Service;
 struct Haven__V1__ReferralService_Service
 {
@@ -806,6 +950,8 @@ extern const ProtobufCMessageDescriptor haven__v1__get_referral_request__descrip
 extern const ProtobufCMessageDescriptor haven__v1__list_referrals_request__descriptor;
 extern const ProtobufCMessageDescriptor haven__v1__list_referrals_response__descriptor;
 extern const ProtobufCMessageDescriptor haven__v1__transition_referral_request__descriptor;
+extern const ProtobufCMessageDescriptor haven__v1__update_partner_request__descriptor;
+extern const ProtobufCMessageDescriptor haven__v1__set_partner_active_request__descriptor;
 extern const ProtobufCServiceDescriptor haven__v1__partner_service__descriptor;
 extern const ProtobufCServiceDescriptor haven__v1__referral_service__descriptor;
 
