@@ -265,6 +265,7 @@ PROPERTY = {
     "AuditService": ("audit", "Audit"),
     "AccountService": ("accounts", "Accounts"),
     "EnrollmentService": ("enrollment", "Enrollment"),
+    "OperationsService": ("operations", "Operations"),
 }
 METHOD_OVERRIDES = {"GetOfficeReport": "officeReport", "WhoAmI": "whoAmI"}
 

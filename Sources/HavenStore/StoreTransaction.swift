@@ -29,6 +29,10 @@ package protocol StoreReader {
     /// The highest change-log sequence (0 when empty).
     func latestChangeSequence() throws -> UInt64
 
+    /// The change log's lineage: random, and new for a restored database, so
+    /// that a cursor of another lineage is recognised as such.
+    func feedEpoch() throws -> String
+
     /// The result recorded for an idempotency key, if any.
     func idempotencyRecord(principalID: String, key: String) throws -> IdempotencyRecord?
 

@@ -240,13 +240,26 @@ struct Audit: AsyncParsableCommand {
 final class ProgressBar: @unchecked Sendable {
     private let terminal = isatty(2) != 0
     private var shown = false
+    private let unit: String
+    private var label = ""
 
-    func show(_ done: UInt64, _ total: UInt64) {
+    /// - Parameter unit: What is counted (`entries`, `bytes`).
+    init(unit: String = "entries") {
+        self.unit = unit
+    }
+
+    /// Shows progress of a step (`decrypt`, `verify`), on a terminal only.
+    func show(_ done: UInt64, _ total: UInt64, step: String = "") {
         guard self.terminal, total > 0 else { return }
+        if step != self.label, self.shown {
+            FileHandle.standardError.write(Data("\n".utf8))
+        }
+        self.label = step
         let width = 40
         let filled = Int(Double(width) * Double(min(done, total)) / Double(total))
         let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-        FileHandle.standardError.write(Data("\r[\(bar)] \(done)/\(total) entries".utf8))
+        let prefix = step.isEmpty ? "" : "\(step) "
+        FileHandle.standardError.write(Data("\r\(prefix)[\(bar)] \(done)/\(total) \(self.unit)".utf8))
         self.shown = true
     }
 

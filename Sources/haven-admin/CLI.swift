@@ -43,6 +43,7 @@ enum CLI {
             default: error.source == .client ? Exit.local : Exit.refused
             }
         case CLIError.usage: Exit.usage
+        case let error as ExitCodeError: error.code
         default: Exit.local
         }
     }
@@ -67,6 +68,8 @@ enum CLI {
             case let error as HavenError: (error.code.description, error.message, error.source.description)
             case CLIError.usage(let text): ("USAGE", text, "client")
             case CLIError.local(let text): ("LOCAL", text, "client")
+            case let error as ExitCodeError:
+                (error.code == Exit.notIntact ? "NOT_INTACT" : "FAILED", error.message, "client")
             default: ("LOCAL", "\(error)", "client")
             }
         let text: String
@@ -93,6 +96,7 @@ enum CLI {
     static func json(_ message: some SwiftProtobuf.Message) throws -> String {
         var options = JSONEncodingOptions()
         options.preserveProtoFieldNames = true
+        options.useDeterministicOrdering = true
         return try message.jsonString(options: options)
     }
 

@@ -100,7 +100,10 @@ struct MethodCatalogTests {
         )
         #expect(
             Set(MethodCatalog.all.filter { $0.kind == .serverStreaming }.map(\.fullName))
-                == [feed.fullName, MethodCatalog.AuditService.verifyAuditChain.fullName]
+                == [
+                    feed.fullName, MethodCatalog.AuditService.verifyAuditChain.fullName,
+                    MethodCatalog.OperationsService.createBackup.fullName,
+                ]
         )
     }
 }

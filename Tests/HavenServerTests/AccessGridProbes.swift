@@ -562,6 +562,15 @@ struct MethodProbes: Sendable {
             var renew = Haven_V1_RenewCredentialRequest()
             renew.csrDer = Data(try TestCSR.make().der)
             return await haven.code(MethodCatalog.EnrollmentService.renewCredential, renew, as: holder)
+        case "haven.v1.OperationsService/GetServerStatus":
+            return await haven.code(MethodCatalog.OperationsService.getServerStatus, .init(), as: principal)
+        case "haven.v1.OperationsService/CreateBackup":
+            do {
+                _ = try await haven.collect(MethodCatalog.OperationsService.createBackup, .init(), as: principal)
+                return .ok
+            } catch let error as HavenError {
+                return error.code.statusCode
+            }
         default:
             throw HavenError(code: .unimplemented, message: "no probe for \(method)")
         }

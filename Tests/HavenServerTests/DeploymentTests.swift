@@ -34,7 +34,7 @@ struct DeploymentTests {
     @Test(
         "refuses bad options with a message naming them and where they came from",
         arguments: [
-            ("listen_port = 99999", "haven.conf:1: listen_port must be a whole number from 1 to 65535"),
+            ("listen_port = 99999", "haven.conf:1: listen_port must be a whole number from 0 to 65535"),
             ("colour = blue", "haven.conf:1: unknown option 'colour'"),
             ("just words", "haven.conf:1: expected 'name = value'"),
             ("log_level = chatty", "haven.conf:1: log_level must be one of"),

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import HavenProtocol
 import HavenServer
@@ -38,6 +39,11 @@ package final class InProcessHaven: Sendable {
             keys: self.keys,
             checkpoints: signer,
             authority: try CredentialAuthority.ephemeral(now: now),
+            operations: Operations(
+                directory: DataDirectory(url),
+                database: self.store,
+                backupRecipient: BackupKey().privateKey.publicKey
+            ),
             now: { clock.now }
         )
         self.router = HavenServices.router(self.environment)

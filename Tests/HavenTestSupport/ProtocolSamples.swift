@@ -177,6 +177,17 @@ public enum ProtocolSamples {
         "haven.v1.SetPartnerActiveRequest":
             #"partner_id: "ptn-asha" expected_version: 3 reason: "contract ended (fictional)""#,
 
+        // operations.proto
+        "haven.v1.GetServerStatusRequest": "",
+        "haven.v1.ServerStatus":
+            #"version: "0.3.0" started_at_unix_ms: 1780000000000 connections: 12 calls_per_second: 41.5 calls_total: 90210 database_bytes: 52428800 audit_entries: 120344 last_backup_at_unix_ms: 1779990000000 last_backup_sha256: "9f2c" accounts: 40 accounts_enabled: 37 certificates_expiring_soon: 2 server_certificate_expires_at_unix_ms: 1800000000000 development: true backup_key_fingerprint: "a1b2c3d4e5f60718""#,
+        "haven.v1.CreateBackupRequest": "",
+        "haven.v1.BackupFile": #"path: "haven.sqlite" bytes: 52428800 sha256: "77aa""#,
+        "haven.v1.BackupSummary":
+            #"bytes: 52500000 sha256: "9f2c" created_at_unix_ms: 1779990000000 audit_entries: 120344 audit_head_sha256: "5be1" files { path: "master.key" bytes: 120 sha256: "01ff" } not_included: "tls/ca-key.pem" backup_key_fingerprint: "a1b2c3d4e5f60718""#,
+        "haven.v1.BackupChunk": #"data: "HAVENBK1" summary { bytes: 8 sha256: "00" }"#,
+        "haven.v1.FeedReset": #"resume_cursor: "djI6YWIxMjoxMDA""#,
+
         // account.proto
         "haven.v1.Credential":
             #"serial: "5f0c2a91d3e4b7a8" account_id: "asha-home" public_key_sha256: "9b1e" issued_at_unix_ms: 1780000000000 not_valid_after_unix_ms: 1782592000000 state: CREDENTIAL_STATE_REVOKED revoked_at_unix_ms: 1781000000000 revoked_by: "admin" revoked_reason: "laptop lost (fictional)" issued_by: "enrolment""#,
@@ -249,6 +260,7 @@ public enum ProtocolSamples {
         ("haven.v1.ServerEnvelope", #"go_away { last_call_id: 3 code: STATUS_CODE_UNAVAILABLE message: "bye" }"#),
         ("haven.v1.ErrorDetail", "version_conflict { current_version: 3 }"),
         ("haven.v1.ErrorDetail", "retry { retry_after_ms: 100 }"),
+        ("haven.v1.ErrorDetail", #"feed_reset { resume_cursor: "djI6YWIxMjoxMDA" }"#),
     ]
 
     static let retention = "identity_years_after_closure: 7 case_notes_years_after_closure: 10"

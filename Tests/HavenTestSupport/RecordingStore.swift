@@ -69,6 +69,7 @@ struct RecordingReader: StoreReader {
         return try self.base.changes(after: sequence, limit: limit)
     }
     func latestChangeSequence() throws -> UInt64 { try self.base.latestChangeSequence() }
+    func feedEpoch() throws -> String { try self.base.feedEpoch() }
     func idempotencyRecord(principalID: String, key: String) throws -> IdempotencyRecord? {
         self.store.record("idempotency")
         return try self.base.idempotencyRecord(principalID: principalID, key: key)
@@ -130,6 +131,7 @@ struct RecordingWriter: StoreWriter {
         try self.reader.changes(after: sequence, limit: limit)
     }
     func latestChangeSequence() throws -> UInt64 { try self.base.latestChangeSequence() }
+    func feedEpoch() throws -> String { try self.base.feedEpoch() }
     func idempotencyRecord(principalID: String, key: String) throws -> IdempotencyRecord? {
         try self.reader.idempotencyRecord(principalID: principalID, key: key)
     }

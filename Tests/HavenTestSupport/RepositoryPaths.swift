@@ -22,6 +22,16 @@ public enum RepositoryPaths {
         return files.sorted()
     }
 
+    /// `Tests/HavenServerTests/Fixtures/cli/`: examples of `haven-admin --json` output.
+    public static var cliFixtures: URL {
+        root.appendingPathComponent("Tests/HavenServerTests/Fixtures/cli")
+    }
+
+    /// A product built into `.build/debug` (`haven-admin`, `havend`).
+    public static func product(_ name: String) -> URL {
+        root.appendingPathComponent(".build/debug/\(name)")
+    }
+
     /// `Tests/HavenProtocolTests/Fixtures/frames/`.
     public static var goldenFrames: URL {
         root.appendingPathComponent("Tests/HavenProtocolTests/Fixtures/frames")
@@ -49,13 +59,17 @@ public var runningInCI: Bool {
 public func run(
     _ executable: URL,
     _ arguments: [String],
-    input: Data = Data()
+    input: Data = Data(),
+    environment: [String: String] = [:]
 ) throws -> (
     output: Data, error: Data, status: Int32
 ) {
     let process = Process()
     process.executableURL = executable
     process.arguments = arguments
+    if !environment.isEmpty {
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, chosen in chosen }
+    }
     let stdin = Pipe()
     let stdout = Pipe()
     let stderr = Pipe()

@@ -106,16 +106,17 @@ public final class TestDeployment: Sendable {
     /// Issues client credentials for an account and binds them to it (as
     /// enrolment would), unless `register` is false (a certificate this
     /// deployment's CA signed but no account holds).
-    public func credentials(
+    package func credentials(
         for accountID: String,
         validity: TimeInterval = 3600,
         now: Date = Date(),
-        register: Bool = true
+        register: Bool = true,
+        in directory: DataDirectory? = nil
     ) throws -> TestCredentials {
         let credential = try self.authority.issueClientCertificate(accountID: accountID, validity: validity, now: now)
         if register {
             let stored = StoredCredential(credential.certificate, accountID: accountID, issuedBy: "enrolment", now: now)
-            let store = try SQLiteStore(path: self.dataDirectory.databaseFile)
+            let store = try SQLiteStore(path: (directory ?? self.dataDirectory).databaseFile)
             try store.writeSynchronously { tx in
                 try tx.saveCredential(stored)
                 try tx.appendAudit(NewAuditEntry(atUnixMs: 1, principalID: "test", action: "credentials.issue"))
@@ -130,6 +131,7 @@ public final class TestDeployment: Sendable {
 
     /// Starts a server on 127.0.0.1 and a free port.
     package func start(
+        on directory: DataDirectory? = nil,
         configure: (inout ServerConfiguration) -> Void = { _ in },
         router makeRouter: (ServiceEnvironment) -> Router = HavenServices.router,
         logger chosenLogger: Logger? = nil
@@ -143,7 +145,7 @@ public final class TestDeployment: Sendable {
         logger.logLevel = ProcessInfo.processInfo.environment["HAVEN_TEST_LOG"] == nil ? .critical : .debug
         if let chosenLogger { logger = chosenLogger }
         let haven = try await HavenComposition.open(
-            self.dataDirectory,
+            directory ?? self.dataDirectory,
             configuration: configuration,
             logger: logger,
             router: makeRouter

@@ -541,6 +541,49 @@ extension HavenClient {
 }
 
 extension HavenClient {
+    /// The deployment itself.
+    ///
+    /// The calls of `haven.v1.OperationsService`.
+    public struct Operations: Sendable {
+        let client: HavenClient
+
+        /// The server's status. Errors: PERMISSION_DENIED (admins only).
+        ///
+        /// - Parameters:
+        ///   - request: The `haven.v1.GetServerStatusRequest`.
+        ///   - options: The call's deadline.
+        /// - Returns: The response.
+        /// - Throws: ``HavenError``.
+        public func getServerStatus(
+            _ request: Haven_V1_GetServerStatusRequest = Haven_V1_GetServerStatusRequest(), options: CallOptions = CallOptions()
+        ) async throws -> Haven_V1_ServerStatus {
+            try await self.client.unary(MethodCatalog.OperationsService.getServerStatus, request, options: options)
+        }
+
+        /// Takes a consistent backup of the running server — the database (a
+        /// snapshot, writes go on meanwhile), master key, audit signing key,
+        /// configuration and TLS files — encrypted to the operator's backup key
+        /// (`backup_public_key`), and streams it. The server never holds the key
+        /// that decrypts it. Audited. Errors: PERMISSION_DENIED, FAILED_PRECONDITION
+        /// (no backup key configured).
+        ///
+        /// - Parameters:
+        ///   - request: The `haven.v1.CreateBackupRequest`.
+        ///   - options: The call's deadline.
+        /// - Returns: The stream of responses.
+        /// - Throws: ``HavenError`` if the call cannot start.
+        public func createBackup(
+            _ request: Haven_V1_CreateBackupRequest = Haven_V1_CreateBackupRequest(), options: CallOptions = CallOptions()
+        ) async throws -> HavenResponseStream<Haven_V1_BackupChunk> {
+            try await self.client.serverStreaming(MethodCatalog.OperationsService.createBackup, request, options: options)
+        }
+    }
+
+    /// The calls of `haven.v1.OperationsService`.
+    public var operations: Operations { Operations(client: self) }
+}
+
+extension HavenClient {
     /// Partner organisations.
     ///
     /// The calls of `haven.v1.PartnerService`.

@@ -321,6 +321,33 @@ extension MethodCatalog {
 }
 
 extension MethodCatalog {
+    /// The deployment itself.
+    public enum OperationsService {
+        /// `haven.v1.OperationsService`
+        public static let name = "haven.v1.OperationsService"
+
+        /// The server's status. Errors: PERMISSION_DENIED (admins only).
+        public static let getServerStatus = MethodDescriptor<Haven_V1_GetServerStatusRequest, Haven_V1_ServerStatus>(
+            service: name,
+            method: "GetServerStatus",
+            kind: .unary
+        )
+
+        /// Takes a consistent backup of the running server — the database (a
+        /// snapshot, writes go on meanwhile), master key, audit signing key,
+        /// configuration and TLS files — encrypted to the operator's backup key
+        /// (`backup_public_key`), and streams it. The server never holds the key
+        /// that decrypts it. Audited. Errors: PERMISSION_DENIED, FAILED_PRECONDITION
+        /// (no backup key configured).
+        public static let createBackup = MethodDescriptor<Haven_V1_CreateBackupRequest, Haven_V1_BackupChunk>(
+            service: name,
+            method: "CreateBackup",
+            kind: .serverStreaming
+        )
+    }
+}
+
+extension MethodCatalog {
     /// Partner organisations.
     public enum PartnerService {
         /// `haven.v1.PartnerService`
@@ -598,6 +625,8 @@ extension MethodCatalog {
         OfficeService.closeOffice.info,
         OfficeService.previewRetention.info,
         OfficeService.rotateKeys.info,
+        OperationsService.getServerStatus.info,
+        OperationsService.createBackup.info,
         PartnerService.registerPartner.info,
         PartnerService.getPartner.info,
         PartnerService.listPartners.info,
@@ -791,6 +820,8 @@ extension HavenFieldLimits {
         "haven.v1.RotateKeysRequest": [
             1: HavenFieldLimit(name: "office_codes", maxBytes: 8, maxItems: 64),
         ],
+        "haven.v1.GetServerStatusRequest": [:],
+        "haven.v1.CreateBackupRequest": [:],
         "haven.v1.RegisterPartnerRequest": [
             1: HavenFieldLimit(name: "partner"),
             2: HavenFieldLimit(name: "idempotency_key", maxBytes: 64),
@@ -1223,6 +1254,12 @@ extension HavenSchema {
         Haven_V1_ListOfficesResponse.self,
         Haven_V1_UpdateOfficeRequest.self,
         Haven_V1_CloseOfficeRequest.self,
+        Haven_V1_GetServerStatusRequest.self,
+        Haven_V1_ServerStatus.self,
+        Haven_V1_CreateBackupRequest.self,
+        Haven_V1_BackupFile.self,
+        Haven_V1_BackupSummary.self,
+        Haven_V1_BackupChunk.self,
         Haven_V1_PartnerOrganisation.self,
         Haven_V1_RegisterPartnerRequest.self,
         Haven_V1_GetPartnerRequest.self,
@@ -1253,6 +1290,7 @@ extension HavenSchema {
         Haven_V1_VersionConflict.self,
         Haven_V1_FieldViolation.self,
         Haven_V1_RetryInfo.self,
+        Haven_V1_FeedReset.self,
         Haven_V1_ErrorDetail.self,
         Haven_V1_CallEnd.self,
         Haven_V1_Pong.self,

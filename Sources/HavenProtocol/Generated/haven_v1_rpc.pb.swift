@@ -521,6 +521,24 @@ public nonisolated struct Haven_V1_RetryInfo: Sendable {
   public init() {}
 }
 
+/// A feed cursor this server cannot continue from: it is ahead of the
+/// change log (the server was restored from a backup taken before the
+/// cursor's change). Resubscribe from `resume_cursor`, or from the beginning
+/// to rebuild what the client holds.
+public nonisolated struct Haven_V1_FeedReset: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The newest change this server holds: subscribe with
+  /// FEED_START_AFTER_CURSOR and this cursor to continue from the present.
+  public var resumeCursor: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 /// Machine-readable detail of a failed call.
 public nonisolated struct Haven_V1_ErrorDetail: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
@@ -554,6 +572,14 @@ public nonisolated struct Haven_V1_ErrorDetail: Sendable {
     set {detail = .retry(newValue)}
   }
 
+  public var feedReset: Haven_V1_FeedReset {
+    get {
+      if case .feedReset(let v)? = detail {return v}
+      return Haven_V1_FeedReset()
+    }
+    set {detail = .feedReset(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   /// Exactly one is set.
@@ -561,6 +587,7 @@ public nonisolated struct Haven_V1_ErrorDetail: Sendable {
     case versionConflict(Haven_V1_VersionConflict)
     case fieldViolation(Haven_V1_FieldViolation)
     case retry(Haven_V1_RetryInfo)
+    case feedReset(Haven_V1_FeedReset)
 
   }
 
@@ -1265,9 +1292,39 @@ nonisolated extension Haven_V1_RetryInfo: SwiftProtobuf.Message, SwiftProtobuf._
   }
 }
 
+nonisolated extension Haven_V1_FeedReset: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".FeedReset"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}resume_cursor\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.resumeCursor) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.resumeCursor.isEmpty {
+      try visitor.visitSingularStringField(value: self.resumeCursor, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haven_V1_FeedReset, rhs: Haven_V1_FeedReset) -> Bool {
+    if lhs.resumeCursor != rhs.resumeCursor {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Haven_V1_ErrorDetail: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ErrorDetail"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}version_conflict\0\u{3}field_violation\0\u{1}retry\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}version_conflict\0\u{3}field_violation\0\u{1}retry\0\u{3}feed_reset\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1314,6 +1371,19 @@ nonisolated extension Haven_V1_ErrorDetail: SwiftProtobuf.Message, SwiftProtobuf
           self.detail = .retry(v)
         }
       }()
+      case 4: try {
+        var v: Haven_V1_FeedReset?
+        var hadOneofValue = false
+        if let current = self.detail {
+          hadOneofValue = true
+          if case .feedReset(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.detail = .feedReset(v)
+        }
+      }()
       default: break
       }
     }
@@ -1336,6 +1406,10 @@ nonisolated extension Haven_V1_ErrorDetail: SwiftProtobuf.Message, SwiftProtobuf
     case .retry?: try {
       guard case .retry(let v)? = self.detail else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    }()
+    case .feedReset?: try {
+      guard case .feedReset(let v)? = self.detail else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
     }()
     case nil: break
     }

@@ -23,6 +23,7 @@ package final class TLSServer: Service, Sendable {
     private let router: Router
     private let logger: Logger
     private let group: any EventLoopGroup
+    private let statistics: ServerStatistics
 
     private struct State {
         var serverChannel: (any Channel)?
@@ -42,8 +43,10 @@ package final class TLSServer: Service, Sendable {
         store: any RecordStore,
         router: Router,
         logger: Logger,
+        statistics: ServerStatistics = ServerStatistics(),
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) throws {
+        self.statistics = statistics
         self.configuration = configuration
         self.sslContext = try tls.serverContext()
         self.store = store
@@ -282,7 +285,9 @@ package final class TLSServer: Service, Sendable {
                     )
                     return
                 }
+                self.statistics.connectionOpened()
                 defer {
+                    self.statistics.connectionClosed()
                     let drained = self.state.withLock { state in
                         state.connections.removeValue(forKey: key)
                         return state.shuttingDown && state.connections.isEmpty

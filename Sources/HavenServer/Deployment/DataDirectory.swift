@@ -94,7 +94,8 @@ package struct DataDirectory: Sendable {
         // is its owner's only, from the moment it exists.
         let previousMask = umask(0o077)
         defer { umask(previousMask) }
-        for directory in ["", "tls", "credentials"] {
+        // Production deployments hold nobody's private key: no credentials/ directory.
+        for directory in development ? ["", "tls", "credentials"] : ["", "tls"] {
             try files.createDirectory(
                 atPath: self.path(directory),
                 withIntermediateDirectories: true,

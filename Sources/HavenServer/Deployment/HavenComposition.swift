@@ -48,18 +48,28 @@ package struct HavenComposition: Sendable {
                 "this deployment has no issuing CA: the root CA's key (tls/ca-key.pem) signs certificates and must stay on this machine; see docs/OPERATIONS.md to split it"
             )
         }
+        let statistics = ServerStatistics()
         let environment = ServiceEnvironment(
             store: store,
             keys: custodian,
             checkpoints: signer,
-            authority: authority
+            authority: authority,
+            operations: Operations(
+                directory: directory,
+                database: store,
+                backupRecipient: configuration.backupPublicKey.isEmpty
+                    ? nil : try BackupKey.publicKey(base64: configuration.backupPublicKey),
+                statistics: statistics,
+                development: custodian.development
+            )
         )
         let server = try TLSServer(
             configuration: configuration,
             tls: try TLSMaterial(dataDirectory: directory),
             store: store,
             router: makeRouter(environment),
-            logger: logger
+            logger: logger,
+            statistics: statistics
         )
         return HavenComposition(
             store: store,

@@ -24,6 +24,8 @@ package struct ServerConfiguration: Sendable, Equatable {
     package var storage = "sqlite"
     package var checkpointInterval = Duration.seconds(300)
     package var retentionInterval = Duration.seconds(24 * 3600)
+    /// The operator's backup key (X25519, base64); empty: online backups are off.
+    package var backupPublicKey = ""
 
     package init() {}
 
@@ -40,7 +42,12 @@ package struct ServerConfiguration: Sendable, Equatable {
 
     package static let options: [Option] = [
         text("listen_host", "Address to listen on. 0.0.0.0 or :: for every interface.", \.listenHost),
-        integer("listen_port", "TCP port to listen on.", \.listenPort, 1...65535),
+        integer(
+            "listen_port",
+            "TCP port to listen on; 0 picks a free one (havend prints which).",
+            \.listenPort,
+            0...65535
+        ),
         integer(
             "max_frame_bytes",
             "Largest frame payload accepted, in bytes; larger frames close the connection.",
@@ -95,6 +102,16 @@ package struct ServerConfiguration: Sendable, Equatable {
                     )
                 }
                 configuration.logLevel = value
+            }
+        ),
+        Option(
+            name: "backup_public_key",
+            help:
+                "The operator's backup key (from `haven-admin backup keygen`): online backups are encrypted to it. Empty: backups are off.",
+            get: { $0.backupPublicKey },
+            set: { configuration, value throws(HavenError) in
+                if !value.isEmpty { _ = try BackupKey.publicKey(base64: value) }
+                configuration.backupPublicKey = value
             }
         ),
         Option(

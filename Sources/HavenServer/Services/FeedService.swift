@@ -14,22 +14,44 @@ struct FeedService {
     private var env: ServiceEnvironment { self.environment }
     private static let batchSize = 200
 
-    /// Cursors are opaque to clients: `v1:` and the change-log sequence, base64url.
-    static func cursor(_ sequence: UInt64) -> String {
-        Data("v1:\(sequence)".utf8).base64EncodedString()
+    /// Cursors are opaque to clients: `v2:`, the change log's lineage
+    /// (``StoreReader/feedEpoch()``) and the change-log sequence, base64url.
+    /// (`v1:` cursors, without a lineage, are still read.)
+    static func cursor(_ sequence: UInt64, epoch: String) -> String {
+        Data("v2:\(epoch):\(sequence)".utf8).base64EncodedString()
             .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
             .replacingOccurrences(of: "=", with: "")
     }
 
-    static func sequence(fromCursor cursor: String) throws(HavenError) -> UInt64 {
+    /// The lineage (nil for a `v1:` cursor) and sequence a cursor names.
+    static func position(fromCursor cursor: String) throws(HavenError) -> (epoch: String?, sequence: UInt64) {
         var base64 = cursor.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         while base64.count % 4 != 0 { base64 += "=" }
-        guard let data = Data(base64Encoded: base64), let text = String(data: data, encoding: .utf8),
-            text.hasPrefix("v1:"), let sequence = UInt64(text.dropFirst(3))
-        else {
+        guard let data = Data(base64Encoded: base64), let text = String(data: data, encoding: .utf8) else {
             throw HavenError.invalidField("cursor", "not a cursor this server issued")
         }
-        return sequence
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        switch (parts.first, parts.count) {
+        case ("v1", 2):
+            if let sequence = UInt64(parts[1]) { return (nil, sequence) }
+        case ("v2", 3):
+            if let sequence = UInt64(parts[2]), !parts[1].isEmpty { return (String(parts[1]), sequence) }
+        default:
+            break
+        }
+        throw HavenError.invalidField("cursor", "not a cursor this server issued")
+    }
+
+    /// OUT_OF_RANGE with a ``Haven_V1_FeedReset`` naming where to resume.
+    static func reset(latest: UInt64, epoch: String) -> HavenError {
+        var detail = Haven_V1_ErrorDetail()
+        detail.feedReset.resumeCursor = Self.cursor(latest, epoch: epoch)
+        return HavenError(
+            code: .outOfRange,
+            message:
+                "this server's change log does not hold the cursor's change (it was restored from a backup, or the cursor is from another deployment): resubscribe from the beginning to rebuild, or after the cursor in the FeedReset detail to continue from now",
+            details: [detail]
+        )
     }
 
     func subscribe(
@@ -53,23 +75,28 @@ struct FeedService {
         // commit between the two is not missed.
         let notifications = store.changeNotifications()
         var waiting = notifications.makeAsyncIterator()
-        let latest = try await store.latestChangeSequence()
+        let (latest, epoch) = try await store.read { tx in (try tx.latestChangeSequence(), try tx.feedEpoch()) }
         var position: UInt64
+        var cursorEpoch: String?
         switch request.start {
         case .afterCursor:
             try Validate.require(!request.cursor.isEmpty, "cursor", "required with FEED_START_AFTER_CURSOR")
-            position = try Self.sequence(fromCursor: request.cursor)
+            (cursorEpoch, position) = try Self.position(fromCursor: request.cursor)
         case .beginning:
             position = 0
         case .now:
             position = latest
         case .unspecified:
-            position = request.cursor.isEmpty ? latest : try Self.sequence(fromCursor: request.cursor)
+            if request.cursor.isEmpty {
+                position = latest
+            } else {
+                (cursorEpoch, position) = try Self.position(fromCursor: request.cursor)
+            }
         case .UNRECOGNIZED:
             throw HavenError.invalidField("start", "unknown value")
         }
-        guard position <= latest else {
-            throw HavenError(code: .outOfRange, message: "cursor is ahead of this server's change log")
+        guard position <= latest, cursorEpoch == nil || cursorEpoch == epoch else {
+            throw Self.reset(latest: latest, epoch: epoch)
         }
 
         // Where the last CaughtUp was sent: one follows every catch-up with the
@@ -102,7 +129,7 @@ struct FeedService {
                     return (items, entries.last?.sequence ?? position, entries.count == Self.batchSize)
                 }
                 for var event in batch.items {
-                    event.cursor = Self.cursor(event.sequence)
+                    event.cursor = Self.cursor(event.sequence, epoch: epoch)
                     var item = Haven_V1_FeedItem()
                     item.change = event
                     try await stream.send(item)
@@ -112,7 +139,7 @@ struct FeedService {
             }
             if caughtUpAt != position {
                 var item = Haven_V1_FeedItem()
-                item.caughtUp.cursor = Self.cursor(position)
+                item.caughtUp.cursor = Self.cursor(position, epoch: epoch)
                 try await stream.send(item)
                 caughtUpAt = position
             }

@@ -4,7 +4,10 @@ import HavenProtocol
 package enum HavenServices {
     /// The router serving every method of ``MethodCatalog``.
     package static func router(_ environment: ServiceEnvironment) -> Router {
-        var router = Router(refusals: { context, error in await environment.writer.refused(context, error) })
+        var router = Router(
+            refusals: { context, error in await environment.writer.refused(context, error) },
+            statistics: environment.operations.statistics
+        )
         SessionService(environment: environment).register(into: &router)
         OfficeService(environment: environment).register(into: &router)
         CaseService(environment: environment).register(into: &router)
@@ -17,6 +20,7 @@ package enum HavenServices {
         AuditService(environment: environment).register(into: &router)
         AccountService(environment: environment).register(into: &router)
         EnrollmentService(environment: environment, limiter: EnrollmentLimiter()).register(into: &router)
+        OperationsService(environment: environment).register(into: &router)
         return router
     }
 }

@@ -10,6 +10,8 @@ package struct ServiceEnvironment: Sendable {
     package var checkpoints: CheckpointSigner
     /// Issues certificates at enrolment and renewal.
     package var authority: CredentialAuthority
+    /// Status and backups.
+    package var operations: Operations
     package var policy: AccessPolicy
     /// The current time; tests may fix it.
     package var now: @Sendable () -> Date
@@ -19,6 +21,7 @@ package struct ServiceEnvironment: Sendable {
         keys: KeyCustodian,
         checkpoints: CheckpointSigner,
         authority: CredentialAuthority,
+        operations: Operations = Operations(),
         policy: AccessPolicy = AccessPolicy(),
         now: @escaping @Sendable () -> Date = { Date() }
     ) {
@@ -26,6 +29,7 @@ package struct ServiceEnvironment: Sendable {
         self.keys = keys
         self.checkpoints = checkpoints
         self.authority = authority
+        self.operations = operations
         self.policy = policy
         self.now = now
     }

@@ -152,6 +152,10 @@ extension SQLiteStore {
                         spentAt INTEGER NOT NULL DEFAULT 0
                     ) WITHOUT ROWID;
                     CREATE INDEX enrollment_account ON enrollment(accountID, spentAt);
+
+                    -- The change log's lineage: a restored database gets a new one, so
+                    -- that feed cursors of the original are never taken for its changes.
+                    INSERT INTO meta (name, value) VALUES ('feed-epoch', lower(hex(randomblob(8))));
                     """
             )
         }

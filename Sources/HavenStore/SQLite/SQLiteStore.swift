@@ -13,6 +13,8 @@ import Synchronization
 /// and refuses to start if it does not read back as FULL.
 package final class SQLiteStore: RecordStore {
     private let pool: DatabasePool
+    /// For the store's own extensions (backup, integrity check).
+    var databasePool: DatabasePool { self.pool }
     private let notifier = ChangeNotifier()
     /// The master keys sealed data is opened with (nil: nothing sealed can be read or written).
     package let keys: StoreKeys?

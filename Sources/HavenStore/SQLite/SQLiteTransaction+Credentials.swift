@@ -5,6 +5,10 @@ import GRDB
 /// account revision, so open sessions are re-checked, and each is covered by
 /// the audit entry of its transaction).
 extension SQLiteTransaction {
+    func feedEpoch() throws -> String {
+        try String.fetchOne(self.db, sql: "SELECT value FROM meta WHERE name = 'feed-epoch'") ?? ""
+    }
+
     func credential(serial: String) throws -> StoredCredential? {
         try Row.fetchOne(self.db, sql: "SELECT * FROM credential WHERE serial = ?", arguments: [serial])
             .map(Self.credential)

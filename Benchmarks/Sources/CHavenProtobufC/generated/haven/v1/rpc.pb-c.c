@@ -592,6 +592,51 @@ void   haven__v1__retry_info__free_unpacked
   assert(message->base.descriptor == &haven__v1__retry_info__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   haven__v1__feed_reset__init
+                     (Haven__V1__FeedReset         *message)
+{
+  static const Haven__V1__FeedReset init_value = HAVEN__V1__FEED_RESET__INIT;
+  *message = init_value;
+}
+size_t haven__v1__feed_reset__get_packed_size
+                     (const Haven__V1__FeedReset *message)
+{
+  assert(message->base.descriptor == &haven__v1__feed_reset__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t haven__v1__feed_reset__pack
+                     (const Haven__V1__FeedReset *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &haven__v1__feed_reset__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t haven__v1__feed_reset__pack_to_buffer
+                     (const Haven__V1__FeedReset *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &haven__v1__feed_reset__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Haven__V1__FeedReset *
+       haven__v1__feed_reset__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Haven__V1__FeedReset *)
+     protobuf_c_message_unpack (&haven__v1__feed_reset__descriptor,
+                                allocator, len, data);
+}
+void   haven__v1__feed_reset__free_unpacked
+                     (Haven__V1__FeedReset *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &haven__v1__feed_reset__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   haven__v1__error_detail__init
                      (Haven__V1__ErrorDetail         *message)
 {
@@ -1519,7 +1564,45 @@ const ProtobufCMessageDescriptor haven__v1__retry_info__descriptor =
   (ProtobufCMessageInit) haven__v1__retry_info__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor haven__v1__error_detail__field_descriptors[3] =
+static const ProtobufCFieldDescriptor haven__v1__feed_reset__field_descriptors[1] =
+{
+  {
+    "resume_cursor",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__FeedReset, resume_cursor),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned haven__v1__feed_reset__field_indices_by_name[] = {
+  0,   /* field[0] = resume_cursor */
+};
+static const ProtobufCIntRange haven__v1__feed_reset__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor haven__v1__feed_reset__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "haven.v1.FeedReset",
+  "FeedReset",
+  "Haven__V1__FeedReset",
+  "haven.v1",
+  sizeof(Haven__V1__FeedReset),
+  1,
+  haven__v1__feed_reset__field_descriptors,
+  haven__v1__feed_reset__field_indices_by_name,
+  1,  haven__v1__feed_reset__number_ranges,
+  (ProtobufCMessageInit) haven__v1__feed_reset__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor haven__v1__error_detail__field_descriptors[4] =
 {
   {
     "version_conflict",
@@ -1557,8 +1640,21 @@ static const ProtobufCFieldDescriptor haven__v1__error_detail__field_descriptors
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "feed_reset",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Haven__V1__ErrorDetail, detail_case),
+    offsetof(Haven__V1__ErrorDetail, feed_reset),
+    &haven__v1__feed_reset__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned haven__v1__error_detail__field_indices_by_name[] = {
+  3,   /* field[3] = feed_reset */
   1,   /* field[1] = field_violation */
   2,   /* field[2] = retry */
   0,   /* field[0] = version_conflict */
@@ -1566,7 +1662,7 @@ static const unsigned haven__v1__error_detail__field_indices_by_name[] = {
 static const ProtobufCIntRange haven__v1__error_detail__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor haven__v1__error_detail__descriptor =
 {
@@ -1576,7 +1672,7 @@ const ProtobufCMessageDescriptor haven__v1__error_detail__descriptor =
   "Haven__V1__ErrorDetail",
   "haven.v1",
   sizeof(Haven__V1__ErrorDetail),
-  3,
+  4,
   haven__v1__error_detail__field_descriptors,
   haven__v1__error_detail__field_indices_by_name,
   1,  haven__v1__error_detail__number_ranges,

@@ -28,6 +28,7 @@ typedef struct Haven__V1__CallMessage Haven__V1__CallMessage;
 typedef struct Haven__V1__VersionConflict Haven__V1__VersionConflict;
 typedef struct Haven__V1__FieldViolation Haven__V1__FieldViolation;
 typedef struct Haven__V1__RetryInfo Haven__V1__RetryInfo;
+typedef struct Haven__V1__FeedReset Haven__V1__FeedReset;
 typedef struct Haven__V1__ErrorDetail Haven__V1__ErrorDetail;
 typedef struct Haven__V1__CallEnd Haven__V1__CallEnd;
 typedef struct Haven__V1__Pong Haven__V1__Pong;
@@ -441,11 +442,32 @@ struct  Haven__V1__RetryInfo
     , 0 }
 
 
+/*
+ * A feed cursor this server cannot continue from: it is ahead of the
+ * change log (the server was restored from a backup taken before the
+ * cursor's change). Resubscribe from `resume_cursor`, or from the beginning
+ * to rebuild what the client holds.
+ */
+struct  Haven__V1__FeedReset
+{
+  ProtobufCMessage base;
+  /*
+   * The newest change this server holds: subscribe with
+   * FEED_START_AFTER_CURSOR and this cursor to continue from the present.
+   */
+  char *resume_cursor;
+};
+#define HAVEN__V1__FEED_RESET__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&haven__v1__feed_reset__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
 typedef enum {
   HAVEN__V1__ERROR_DETAIL__DETAIL__NOT_SET = 0,
   HAVEN__V1__ERROR_DETAIL__DETAIL_VERSION_CONFLICT = 1,
   HAVEN__V1__ERROR_DETAIL__DETAIL_FIELD_VIOLATION = 2,
-  HAVEN__V1__ERROR_DETAIL__DETAIL_RETRY = 3
+  HAVEN__V1__ERROR_DETAIL__DETAIL_RETRY = 3,
+  HAVEN__V1__ERROR_DETAIL__DETAIL_FEED_RESET = 4
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(HAVEN__V1__ERROR_DETAIL__DETAIL__CASE)
 } Haven__V1__ErrorDetail__DetailCase;
 
@@ -460,6 +482,7 @@ struct  Haven__V1__ErrorDetail
     Haven__V1__VersionConflict *version_conflict;
     Haven__V1__FieldViolation *field_violation;
     Haven__V1__RetryInfo *retry;
+    Haven__V1__FeedReset *feed_reset;
   };
 };
 #define HAVEN__V1__ERROR_DETAIL__INIT \
@@ -792,6 +815,25 @@ Haven__V1__RetryInfo *
 void   haven__v1__retry_info__free_unpacked
                      (Haven__V1__RetryInfo *message,
                       ProtobufCAllocator *allocator);
+/* Haven__V1__FeedReset methods */
+void   haven__v1__feed_reset__init
+                     (Haven__V1__FeedReset         *message);
+size_t haven__v1__feed_reset__get_packed_size
+                     (const Haven__V1__FeedReset   *message);
+size_t haven__v1__feed_reset__pack
+                     (const Haven__V1__FeedReset   *message,
+                      uint8_t             *out);
+size_t haven__v1__feed_reset__pack_to_buffer
+                     (const Haven__V1__FeedReset   *message,
+                      ProtobufCBuffer     *buffer);
+Haven__V1__FeedReset *
+       haven__v1__feed_reset__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   haven__v1__feed_reset__free_unpacked
+                     (Haven__V1__FeedReset *message,
+                      ProtobufCAllocator *allocator);
 /* Haven__V1__ErrorDetail methods */
 void   haven__v1__error_detail__init
                      (Haven__V1__ErrorDetail         *message);
@@ -909,6 +951,9 @@ typedef void (*Haven__V1__FieldViolation_Closure)
 typedef void (*Haven__V1__RetryInfo_Closure)
                  (const Haven__V1__RetryInfo *message,
                   void *closure_data);
+typedef void (*Haven__V1__FeedReset_Closure)
+                 (const Haven__V1__FeedReset *message,
+                  void *closure_data);
 typedef void (*Haven__V1__ErrorDetail_Closure)
                  (const Haven__V1__ErrorDetail *message,
                   void *closure_data);
@@ -941,6 +986,7 @@ extern const ProtobufCMessageDescriptor haven__v1__call_message__descriptor;
 extern const ProtobufCMessageDescriptor haven__v1__version_conflict__descriptor;
 extern const ProtobufCMessageDescriptor haven__v1__field_violation__descriptor;
 extern const ProtobufCMessageDescriptor haven__v1__retry_info__descriptor;
+extern const ProtobufCMessageDescriptor haven__v1__feed_reset__descriptor;
 extern const ProtobufCMessageDescriptor haven__v1__error_detail__descriptor;
 extern const ProtobufCMessageDescriptor haven__v1__call_end__descriptor;
 extern const ProtobufCMessageDescriptor haven__v1__pong__descriptor;

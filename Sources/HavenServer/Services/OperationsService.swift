@@ -1,0 +1,121 @@
+import Foundation
+import HavenProtocol
+import HavenStore
+import X509
+
+/// `haven.v1.OperationsService`: the deployment's status and online backups, for admins.
+struct OperationsService {
+    let environment: ServiceEnvironment
+
+    func register(into router: inout Router) {
+        router.register(MethodCatalog.OperationsService.getServerStatus, self.status)
+        router.register(MethodCatalog.OperationsService.createBackup, streaming: self.backup)
+    }
+
+    private var env: ServiceEnvironment { self.environment }
+
+    func status(
+        _ request: Haven_V1_GetServerStatusRequest,
+        _ context: CallContext
+    ) async throws -> Haven_V1_ServerStatus {
+        try self.env.policy.check(context.principal, .administer)
+        let operations = self.env.operations
+        let now = self.env.nowUnixMs
+        let soon = now + 14 * 86_400_000
+        let (accounts, enabled, expiring, auditEntries) = try await self.env.store.read { tx in
+            let accounts = try tx.accounts()
+            var expiring = 0
+            for account in accounts where account.enabled {
+                expiring += try tx.credentials(accountID: account.id).filter {
+                    !$0.isRevoked && $0.notValidAfterUnixMs > now && $0.notValidAfterUnixMs <= soon
+                }.count
+            }
+            return (accounts.count, accounts.filter(\.enabled).count, expiring, try tx.auditSize())
+        }
+        let (connections, callsTotal, callsPerSecond) = operations.statistics.snapshot()
+        var status = Haven_V1_ServerStatus()
+        status.version = HavenRelease.version
+        status.startedAtUnixMs = Int64(operations.statistics.startedAt.timeIntervalSince1970 * 1000)
+        status.connections = UInt32(clamping: connections)
+        status.callsPerSecond = callsPerSecond
+        status.callsTotal = callsTotal
+        status.auditEntries = auditEntries
+        status.accounts = UInt32(clamping: accounts)
+        status.accountsEnabled = UInt32(clamping: enabled)
+        status.certificatesExpiringSoon = UInt32(clamping: expiring)
+        status.development = operations.development
+        if let database = operations.database {
+            status.databaseBytes = database.sizeOnDisk()
+            if let last = try database.lastBackup() {
+                status.lastBackupAtUnixMs = last.atUnixMs
+                status.lastBackupSha256 = last.sha256
+            }
+        }
+        if let directory = operations.directory,
+            let text = try? String(contentsOfFile: directory.serverCertificateFile, encoding: .utf8),
+            let certificate = try? Certificate(firstPEMIn: text)
+        {
+            status.serverCertificateExpiresAtUnixMs = Int64(certificate.notValidAfter.timeIntervalSince1970 * 1000)
+        }
+        if let recipient = operations.backupRecipient {
+            status.backupKeyFingerprint = BackupKey.fingerprint(recipient)
+        }
+        return status
+    }
+
+    /// The largest piece of the backup file per message.
+    static let chunkBytes = 1 << 20
+
+    func backup(
+        _ request: Haven_V1_CreateBackupRequest,
+        _ context: CallContext,
+        _ stream: ResponseStream<Haven_V1_BackupChunk>
+    ) async throws {
+        try self.env.policy.check(context.principal, .administer)
+        let operations = self.env.operations
+        guard let recipient = operations.backupRecipient else {
+            throw HavenError(
+                code: .failedPrecondition,
+                message:
+                    "online backups are off: set backup_public_key in haven.conf (haven-admin backup keygen) and restart havend"
+            )
+        }
+        guard let directory = operations.directory, let database = operations.database else {
+            throw HavenError(code: .failedPrecondition, message: "this server has no data directory to back up")
+        }
+        let output = directory.path("backup-\(UUID().uuidString).hvbk")
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        let now = self.env.nowUnixMs
+        let summary = try await BackupArchive.create(
+            directory: directory,
+            store: database,
+            recipient: recipient,
+            output: output,
+            now: now
+        )
+        guard let input = FileHandle(forReadingAtPath: output) else {
+            throw HavenError(code: .unavailable, message: "the backup file could not be read back")
+        }
+        defer { try? input.close() }
+        while let data = try input.read(upToCount: Self.chunkBytes), !data.isEmpty {
+            var chunk = Haven_V1_BackupChunk()
+            chunk.data = data
+            try await stream.send(chunk)
+        }
+        // Recorded once the whole file has been handed over.
+        try database.recordBackup(atUnixMs: now, sha256: summary.sha256)
+        try await self.env.store.write { tx in
+            try tx.appendAudit(
+                self.env.writer.entry(
+                    context,
+                    outcome: .ok,
+                    detail:
+                        "backup \(summary.sha256.prefix(16)), \(summary.bytes) bytes, \(summary.auditEntries) audit entries"
+                )
+            )
+        }
+        var last = Haven_V1_BackupChunk()
+        last.summary = summary
+        try await stream.send(last)
+    }
+}

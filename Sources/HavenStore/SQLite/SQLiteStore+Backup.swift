@@ -1,0 +1,107 @@
+import Foundation
+import GRDB
+import HavenProtocol
+
+/// What a snapshot of the database holds of the audit trail.
+package struct SnapshotInfo: Sendable {
+    package var auditEntries: UInt64
+    /// SHA-256 hash of the last audit entry, hex (empty for an empty trail).
+    package var auditHead: String
+}
+
+extension SQLiteStore {
+    /// Writes a consistent copy of the live database to `path` (`VACUUM
+    /// INTO`, from a reader: writes go on meanwhile, the copy is one
+    /// snapshot), and reads back what it holds of the audit trail.
+    package func snapshot(to path: String) async throws -> SnapshotInfo {
+        do {
+            try await self.databasePool.unsafeRead { db in
+                try db.execute(sql: "VACUUM INTO ?", arguments: [path])
+            }
+            return try Self.auditHead(ofCopy: path)
+        } catch {
+            throw Self.translate(error)
+        }
+    }
+
+    /// The audit trail's length and head in a database copy.
+    private static func auditHead(ofCopy path: String) throws -> SnapshotInfo {
+        let copy = try DatabaseQueue(path: path, configuration: Self.readOnly)
+        defer { try? copy.close() }
+        return try copy.read { db in
+            let row = try Row.fetchOne(db, sql: "SELECT sequence, hash FROM audit ORDER BY sequence DESC LIMIT 1")
+            let hash: Data = row?["hash"] ?? Data()
+            return SnapshotInfo(
+                auditEntries: UInt64(row?["sequence"] as Int64? ?? 0),
+                auditHead: hash.map { String(format: "%02x", $0) }.joined()
+            )
+        }
+    }
+
+    private static var readOnly: Configuration {
+        var configuration = Configuration()
+        configuration.readonly = true
+        return configuration
+    }
+
+    /// `PRAGMA integrity_check`: "ok", or what SQLite found.
+    package func integrityCheck() throws -> String {
+        try self.databasePool.read { db in
+            try String.fetchAll(db, sql: "PRAGMA integrity_check").joined(separator: "; ")
+        }
+    }
+
+    /// Makes the database a new lineage after a restore: a new feed epoch (so
+    /// feed cursors issued before are recognised as another lineage's), and
+    /// an audit entry saying what was restored.
+    package func beginNewLineage(principalID: String, detail: String, at: Int64) throws {
+        try self.writeSynchronously { tx in
+            guard let sqlite = tx as? SQLiteTransaction else { return }
+            try sqlite.db.execute(
+                sql: "UPDATE meta SET value = lower(hex(randomblob(8))) WHERE name = 'feed-epoch'"
+            )
+            try tx.appendAudit(
+                NewAuditEntry(atUnixMs: at, principalID: principalID, action: "store.restore", detail: detail)
+            )
+        }
+    }
+
+    /// Last backup taken, as the status shows it.
+    package func lastBackup() throws -> (atUnixMs: Int64, sha256: String)? {
+        try self.databasePool.read { db in
+            guard let text = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE name = 'last-backup'") else {
+                return nil
+            }
+            let parts = text.split(separator: " ")
+            guard parts.count == 2, let at = Int64(parts[0]) else { return nil }
+            return (at, String(parts[1]))
+        }
+    }
+
+    /// Records a backup taken (not a record: no audit coverage needed; the
+    /// backup's own audit entry says the same).
+    package func recordBackup(atUnixMs: Int64, sha256: String) throws {
+        try self.databasePool.writeWithoutTransaction { db in
+            try db.execute(
+                sql:
+                    "INSERT INTO meta (name, value) VALUES ('last-backup', ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                arguments: ["\(atUnixMs) \(sha256)"]
+            )
+        }
+    }
+
+    /// The database's size on disk: the file and its write-ahead log.
+    package func sizeOnDisk() -> UInt64 {
+        let path = self.databasePool.path
+        return [path, path + "-wal"].reduce(0) { total, file in
+            total + ((try? FileManager.default.attributesOfItem(atPath: file)[.size] as? NSNumber)?.uint64Value ?? 0)
+        }
+    }
+}
+
+extension SQLiteStore {
+    /// Closes the database (the store cannot be used afterwards).
+    package func close() throws {
+        try self.databasePool.close()
+    }
+}
