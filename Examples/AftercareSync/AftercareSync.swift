@@ -23,15 +23,19 @@ struct Connection: ParsableArguments {
     @Option(help: ArgumentHelp("The home's credentials bundle (ca.pem, client.pem, client-key.pem).", valueName: "dir"))
     var credentials: String
 
-    @Option(help: "The Haven server's host.") var host = "localhost"
-    @Option(help: "The Haven server's port.") var port = 7443
+    @Option(
+        help: ArgumentHelp(
+            "The Haven server, host:port (default: HAVEN_SERVER, else the bundle's).",
+            valueName: "host:port"
+        )
+    )
+    var server: String?
 
     func configuration() throws -> HavenClientConfiguration {
-        var configuration = HavenClientConfiguration(
-            host: self.host,
-            port: self.port,
-            credentials: try HavenCredentials(bundle: URL(fileURLWithPath: self.credentials, isDirectory: true))
-        )
+        let credentials = try HavenCredentials(bundle: URL(fileURLWithPath: self.credentials, isDirectory: true))
+        var configuration =
+            try self.server.map { try HavenClientConfiguration(server: $0, credentials: credentials) }
+            ?? HavenClientConfiguration(credentials: credentials)
         configuration.clientAgent = "aftercare-sync/1.0 haven-swift/\(HavenClient.version)"
         return configuration
     }

@@ -102,6 +102,10 @@ struct Havend: AsyncParsableCommand {
         }
         let logger = Logger(label: "havend")
 
+        if let created, let bundle = created.adminCredentials, ![0, 7443].contains(configuration.listenPort) {
+            // The bundle names the server as it will listen.
+            try writeSecretFile("localhost:\(configuration.listenPort)\n", to: bundle + "/server")
+        }
         if let created {
             say(
                 """

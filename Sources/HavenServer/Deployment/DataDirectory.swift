@@ -190,6 +190,7 @@ package struct DataDirectory: Sendable {
         issuing: CertificateAuthority? = nil,
         validity: TimeInterval,
         auditedAs operatorID: String,
+        server: String = "localhost:7443",
         now: Date = Date()
     ) throws -> String {
         let issuing = try issuing ?? self.issuingAuthority()
@@ -217,6 +218,8 @@ package struct DataDirectory: Sendable {
         )
         try writeSecretFile(credential.certificatePEM, to: directory + "/client.pem")
         try writeSecretFile(credential.privateKeyPEM, to: directory + "/client-key.pem")
+        // The server the bundle is for, as enrolment writes it (HAVEN_SERVER or --server override it).
+        try writeSecretFile(server + "\n", to: directory + "/server")
         return directory
     }
 
