@@ -261,6 +261,21 @@ struct AdminToolTests {
         #expect(before != nil && after != nil && before != after)
         #expect(try self.tool(["whoami"], environment: asAdmin).status == 0, "the renewed bundle works")
 
+        // Reports: a table, CSV for spreadsheets, JSON.
+        let year = ["--office", "KOL", "--from", "2026-01-01", "--to", "2026-12-31"]
+        let report = try self.tool(["reports"] + year, environment: asAdmin)
+        #expect(
+            report.status == 0 && report.output.hasPrefix("FIGURE") && report.output.contains("cases opened"),
+            "\(report.error)"
+        )
+        let csv = try self.tool(["reports", "--csv"] + year, environment: asAdmin)
+        #expect(csv.output.hasPrefix("figure,value\noffice,KOL\n"), "\(csv.output)")
+        let badDate = try self.tool(
+            ["reports", "--office", "KOL", "--from", "2026", "--to", "2026-12-31"],
+            environment: asAdmin
+        )
+        #expect(badDate.status == 64 && badDate.error.contains("--from must be YYYY-MM-DD"))
+
         // 8. Status, and an online backup of the running server.
         let status = try self.tool(["status", "--json"], environment: asAdmin)
         try self.shape(status.output, "status")

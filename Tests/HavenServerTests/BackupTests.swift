@@ -304,3 +304,18 @@ extension Array where Element == UInt8 {
         }
     }
 }
+
+@Suite("CSV output")
+struct CSVTests {
+    @Test(
+        "cells a spreadsheet would run as formulas are defused; quotes, commas and newlines are quoted",
+        arguments: [
+            ("plain", "plain"), ("=HYPERLINK(\"x\")", "\"'=HYPERLINK(\"\"x\"\")\""), ("+1", "'+1"), ("-2", "'-2"),
+            ("@SUM(A1)", "'@SUM(A1)"), ("a,b", "\"a,b\""), ("two\nlines", "\"two\nlines\""), ("\tx", "'\tx"),
+            ("", ""),
+        ]
+    )
+    func cell(input: String, expected: String) {
+        #expect(CSV.cell(input) == expected)
+    }
+}
