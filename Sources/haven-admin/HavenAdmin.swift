@@ -26,7 +26,8 @@ struct HavenAdmin: AsyncParsableCommand {
         version: HavenRelease.version,
         subcommands: [
             Init.self, Enroll.self, Credentials.self, Certs.self, Accounts.self, Offices.self, Partners.self,
-            Status.self, Reports.self, Backup.self, Restore.self, Audit.self, Keys.self, RetentionCommand.self,
+            Status.self, Reports.self, Demo.self, Backup.self, Restore.self, Audit.self, Keys.self,
+            RetentionCommand.self,
             WhoAmI.self,
             Methods.self,
         ]

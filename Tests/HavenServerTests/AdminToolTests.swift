@@ -319,4 +319,40 @@ struct AdminToolTests {
         #expect(verify.status == 0, "\(verify.output)\(verify.error)")
         #expect(restored.stop() == 0)
     }
+
+    @Test("demo loads the fictional dataset into a development deployment once, and the reports count it")
+    func demo() async throws {
+        guard FileManager.default.isExecutableFile(atPath: self.admin.path),
+            FileManager.default.isExecutableFile(atPath: self.havend.path)
+        else {
+            #expect(!runningInCI, "CI builds havend and haven-admin with the tests")
+            return
+        }
+        let home = try TemporaryDirectory("haven-admin-demo")
+        defer { home.remove() }
+        let data = home.path("dev")
+        let server = try Server(
+            self.havend,
+            arguments: ["--data-dir", data, "--create-development", "--set", "listen_port=0"]
+        )
+        let environment = [
+            "HAVEN_CREDENTIALS": data + "/credentials/admin", "HAVEN_SERVER": "127.0.0.1:\(server.port)",
+        ]
+        let loaded = try self.tool(["demo", "--out", home.path("director"), "--json"], environment: environment)
+        #expect(loaded.status == 0, "\(loaded.error)")
+        #expect(loaded.json["survivors"] as? Int == 14 && loaded.json["cases"] as? Int == 4, "\(loaded.output)")
+        let manila = try self.tool(
+            ["reports", "--office", "MNL", "--from", "2026-01-01", "--to", "2026-12-31", "--json"],
+            environment: environment
+        ).json
+        #expect(manila["people_rescued"] as? Int == 7 && manila["minors_rescued"] as? Int == 4, "\(manila)")
+        let mumbai = try self.tool(
+            ["reports", "--office", "MUM", "--from", "2026-01-01", "--to", "2026-12-31", "--json"],
+            environment: environment
+        ).json
+        #expect(mumbai["convictions"] as? Int == 1 && mumbai["survivors_registered"] as? Int == 3, "\(mumbai)")
+        let again = try self.tool(["demo", "--out", home.path("director2")], environment: environment)
+        #expect(again.status == 64 && again.error.contains("loaded already"))
+        #expect(server.stop() == 0)
+    }
 }
