@@ -15,23 +15,41 @@ struct Audit: AsyncParsableCommand {
         subcommands: [Tail.self, Search.self, Verify.self, Checkpoint.self]
     )
 
-    /// One entry as a line for people.
+    /// Column widths of the entries' lines: fixed, so that `tail --follow`
+    /// can print each entry as it comes, aligned under the header.
+    static let columns: [(String, Int)] = [
+        ("SEQ", 8), ("TIME", 20), ("PRINCIPAL", 28), ("ACTION", 44), ("OUTCOME", 18), ("RESOURCES, DETAIL", 0),
+    ]
+
+    static func aligned(_ cells: [String]) -> String {
+        zip(cells, Self.columns).map { cell, column in
+            column.1 == 0 ? cell : cell.padding(toLength: max(column.1, cell.count), withPad: " ", startingAt: 0)
+        }.joined(separator: "  ")
+    }
+
+    /// The header line.
+    static var header: String { Self.aligned(Self.columns.map(\.0)) }
+
+    /// One entry as a line for people, under ``header``.
     static func line(_ entry: Haven_V1_AuditEntry) -> String {
-        let time = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(entry.atUnixMs) / 1000))
-        let role = entry.principalRole == .unspecified ? "" : "(\(entry.principalRole.name))"
+        let role = entry.principalRole == .unspecified ? "" : " (\(CLI.role(entry.principalRole)))"
         let outcome = StatusCode(wire: entry.outcome).description
-        let resources =
+        var resources =
             entry.resources.prefix(3).map { resource in
                 "\(resource.kind)/\(resource.id)" + (resource.disclosed.isEmpty ? "" : "[\(resource.disclosed)]")
             }.joined(separator: ",") + (entry.resources.count > 3 ? ",+\(entry.resources.count - 3)" : "")
-        var text = "\(entry.sequence)\t\(time)\t\(entry.principalID)\(role)\t\(entry.action)\t\(outcome)\t\(resources)"
-        if !entry.detail.isEmpty { text += "\t\(entry.detail)" }
-        return text
+        if !entry.detail.isEmpty { resources += (resources.isEmpty ? "" : "  ") + entry.detail }
+        return Self.aligned([
+            "\(entry.sequence)", CLI.date(entry.atUnixMs), entry.principalID + role, entry.action, outcome, resources,
+        ])
     }
 
-    static func show(_ entries: [Haven_V1_AuditEntry], _ server: ServerOptions) throws {
+    /// Prints entries: lines under a header for people (the header once:
+    /// `header` is true for the first batch), one JSON object a line with `--json`.
+    static func show(_ entries: [Haven_V1_AuditEntry], _ server: ServerOptions, header: Bool = false) throws {
+        if header, !server.json { say(Self.header) }
         for entry in entries {
-            if server.json { try server.print(entry) } else { say(Self.line(entry)) }
+            if server.json { say(try CLI.json(entry)) } else { say(Self.line(entry)) }
         }
     }
 
@@ -53,7 +71,7 @@ struct Audit: AsyncParsableCommand {
                 request.newestFirst = true
                 request.page.pageSize = UInt32(self.count)
                 let newest = try await client.audit.listEntries(request)
-                try Audit.show(newest.entries.reversed(), self.server)
+                try Audit.show(newest.entries.reversed(), self.server, header: true)
                 var last = newest.entries.first?.sequence ?? 0
                 while self.follow {
                     try await Task.sleep(for: .seconds(1))
@@ -117,7 +135,7 @@ struct Audit: AsyncParsableCommand {
                 repeat {
                     let page = try await client.audit.listEntries(request)
                     let entries = Array(page.entries.prefix(self.limit - shown))
-                    try Audit.show(entries, self.server)
+                    try Audit.show(entries, self.server, header: shown == 0)
                     shown += entries.count
                     request.page.pageToken = page.page.nextPageToken
                 } while !request.page.pageToken.isEmpty && shown < self.limit
@@ -173,12 +191,20 @@ struct Audit: AsyncParsableCommand {
             if let dataDirectory {
                 let directory = DataDirectory(URL(fileURLWithPath: dataDirectory))
                 umask(0o077)
-                let custodian = try KeyCustodian.load(masterKeyFile: directory.masterKeyFile)
-                let store = try SQLiteStore(path: directory.databaseFile, keys: custodian.keys)
-                let signer = try CheckpointSigner.loadExisting(at: directory.auditSigningKeyFile)
-                verdict = try await AuditVerifier(store: store, publicKey: signer.publicKey).verify(trusted: trusted) {
-                    progress.show($0, $1)
+                var local = Haven_V1_AuditVerdict()
+                try await CLI.runLocally(json: self.json) {
+                    guard directory.isInitialized else {
+                        throw CLIError.local("\(directory.root.path) holds no deployment (haven.conf is missing)")
+                    }
+                    let custodian = try KeyCustodian.load(masterKeyFile: directory.masterKeyFile)
+                    let store = try SQLiteStore(path: directory.databaseFile, keys: custodian.keys)
+                    let signer = try CheckpointSigner.loadExisting(at: directory.auditSigningKeyFile)
+                    local = try await AuditVerifier(store: store, publicKey: signer.publicKey).verify(trusted: trusted)
+                    {
+                        progress.show($0, $1)
+                    }
                 }
+                verdict = local
             } else {
                 var options = ServerOptions()
                 options.credentials = self.credentials!

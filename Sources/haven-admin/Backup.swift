@@ -145,7 +145,7 @@ struct Restore: AsyncParsableCommand {
     @Flag(help: "Print JSON for scripts.") var json = false
 
     func run() async throws {
-        try await CLI.run(json: self.json) {
+        try await CLI.runLocally(json: self.json) {
             let key = try BackupKey(file: self.key)
             let target = self.data.directory
             if self.replace {

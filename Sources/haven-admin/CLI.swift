@@ -70,7 +70,7 @@ enum CLI {
             case CLIError.local(let text): ("LOCAL", text, "client")
             case let error as ExitCodeError:
                 (error.code == Exit.notIntact ? "NOT_INTACT" : "FAILED", error.message, "client")
-            default: ("LOCAL", "\(error)", "client")
+            default: ("LOCAL", Self.describe(error), "client")
             }
         let text: String
         if json {
@@ -81,6 +81,33 @@ enum CLI {
             text = "haven-admin: \(message) [\(code)]"
         }
         FileHandle.standardError.write(Data((text + "\n").utf8))
+    }
+
+    /// A system error for people: what failed and on which path, without
+    /// Foundation's internal domains and codes.
+    static func describe(_ error: any Error) -> String {
+        let error = error as NSError
+        let path = error.userInfo[NSFilePathErrorKey] as? String
+        let underlying = (error.userInfo[NSUnderlyingErrorKey] as? NSError)?.localizedDescription
+        var text = error.localizedDescription
+        if let path, !text.contains(path) { text += " (\(path))" }
+        if let underlying, !text.contains(underlying) { text += ": \(underlying)" }
+        return text
+    }
+
+    /// Runs a command body that works on local files (a data directory, a
+    /// backup): a HavenError there is a local failure (exit 5), or with
+    /// DATA_LOSS a file that does not verify (exit 1).
+    static func runLocally(json: Bool, _ body: () async throws -> Void) async throws {
+        try await Self.run(json: json) {
+            do {
+                try await body()
+            } catch let error as HavenError where error.code == .dataLoss {
+                throw ExitCodeError(message: error.message, code: Exit.notIntact)
+            } catch let error as HavenError {
+                throw CLIError.local(error.message)
+            }
+        }
     }
 
     /// Runs `body`, turning a HavenError into a usage error.

@@ -53,7 +53,7 @@ struct Methods: ParsableCommand {
                     "kind": $0.kind.rawValue,
                 ]
             }
-            let data = try JSONSerialization.data(withJSONObject: entries, options: [.prettyPrinted, .sortedKeys])
+            let data = try JSONSerialization.data(withJSONObject: ["methods": entries], options: [.sortedKeys])
             say(String(decoding: data, as: UTF8.self))
         } else {
             for method in MethodCatalog.all { say(method.description) }

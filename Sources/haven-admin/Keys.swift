@@ -23,6 +23,7 @@ struct Keys: AsyncParsableCommand {
         )
         @OptionGroup var server: ServerOptions
         @Option(help: "Comma-separated office codes whose keys to replace too, e.g. KOL,MNL.") var offices = ""
+        @Flag(help: "Do not ask for confirmation.") var yes = false
 
         func validate() throws {
             for code in self.offices.split(separator: ",")
@@ -34,6 +35,12 @@ struct Keys: AsyncParsableCommand {
         func run() async throws {
             var request = Haven_V1_RotateKeysRequest()
             request.officeCodes = self.offices.split(separator: ",").map(String.init)
+            try await CLI.run(json: self.server.json) {
+                try CLI.confirm(
+                    "Rotate the master key? Database backups taken before will no longer open.",
+                    yes: self.yes
+                )
+            }
             try await withAdminClient(self.server) { client in
                 let response = try await client.offices.rotateKeys(request)
                 if self.server.json {

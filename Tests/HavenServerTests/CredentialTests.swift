@@ -200,8 +200,8 @@ struct CredentialTests {
         var revoke = Haven_V1_RevokeCredentialRequest()
         revoke.serial = serial
         revoke.reason = "laptop lost (fictional)"
-        let revokedAt = ContinuousClock.now
         let revoked = try await admin.unary(MethodCatalog.AccountService.revokeCredential, revoke, id: 1)
+        let revokedAt = ContinuousClock.now
         #expect(revoked.state == .revoked && revoked.revokedBy == "admin")
         var goAway: Haven_V1_GoAway?
         while let envelope = try? await live.next(timeout: .seconds(3)) {
@@ -270,8 +270,9 @@ extension CredentialTests {
         deactivate.partnerID = partner.id
         deactivate.expectedVersion = partner.version
         deactivate.reason = "contract ended (fictional)"
-        let started = ContinuousClock.now
         let inactive = try await admin.unary(MethodCatalog.PartnerService.deactivatePartner, deactivate, id: 5)
+        // Committed once the call returns: the cut-off is measured from there.
+        let started = ContinuousClock.now
         #expect(!inactive.active)
         var goAway: Haven_V1_GoAway?
         while let envelope = try? await live.next(timeout: .seconds(3)) {

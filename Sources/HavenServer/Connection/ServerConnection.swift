@@ -206,30 +206,22 @@ final class ServerConnection: Sendable {
         case .start(let control):
             // A connection without a client certificate may enrol and do nothing else.
             if self.principal.isEnrolling, start.method != MethodCatalog.EnrollmentService.enroll.fullName {
-                self.finish(callID)
-                defer { self.endWritten() }
-                await self.send(
-                    .end(
-                        callID: callID,
-                        error: HavenError(
-                            code: .unauthenticated,
-                            message:
-                                "this connection presented no client certificate: it may only call \(MethodCatalog.EnrollmentService.enroll.fullName)"
-                        )
+                await self.refuse(
+                    callID,
+                    HavenError(
+                        code: .unauthenticated,
+                        message:
+                            "this connection presented no client certificate: it may only call \(MethodCatalog.EnrollmentService.enroll.fullName)"
                     )
                 )
                 return nil
             }
             guard let entry else {
-                self.finish(callID)
-                defer { self.endWritten() }
-                await self.send(
-                    .end(
-                        callID: callID,
-                        error: HavenError(
-                            code: .unimplemented,
-                            message: "unknown method \(LogText.escaped(start.method, limit: 200))"
-                        )
+                await self.refuse(
+                    callID,
+                    HavenError(
+                        code: .unimplemented,
+                        message: "unknown method \(LogText.escaped(start.method, limit: 200))"
                     )
                 )
                 return nil
@@ -356,6 +348,13 @@ final class ServerConnection: Sendable {
             "call ended",
             metadata: ["code": "\(StatusCode(wire: end.end.code))", "duration": "\(ContinuousClock.now - started)"]
         )
+    }
+
+    /// Ends a call it started without running it.
+    private func refuse(_ callID: UInt64, _ error: HavenError) async {
+        self.finish(callID)
+        defer { self.endWritten() }
+        await self.send(.end(callID: callID, error: error))
     }
 
     private func finish(_ callID: UInt64) {

@@ -96,11 +96,18 @@ package struct DataDirectory: Sendable {
         defer { umask(previousMask) }
         // Production deployments hold nobody's private key: no credentials/ directory.
         for directory in development ? ["", "tls", "credentials"] : ["", "tls"] {
-            try files.createDirectory(
-                atPath: self.path(directory),
-                withIntermediateDirectories: true,
-                attributes: [.posixPermissions: 0o700]
-            )
+            do {
+                try files.createDirectory(
+                    atPath: self.path(directory),
+                    withIntermediateDirectories: true,
+                    attributes: [.posixPermissions: 0o700]
+                )
+            } catch {
+                throw HavenError(
+                    code: .failedPrecondition,
+                    message: "cannot create \(self.path(directory)); check the path and its permissions"
+                )
+            }
             // An existing (empty) directory keeps its mode otherwise.
             guard chmod(self.path(directory), 0o700) == 0 else {
                 throw HavenError(code: .unavailable, message: "cannot make \(self.path(directory)) private")
