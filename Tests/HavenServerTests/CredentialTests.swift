@@ -73,7 +73,7 @@ struct CredentialTests {
         let created = try await Self.createCaseworker("field-worker", on: admin, callID: 3)
         #expect(created.enrollment.code.count == 31, "26 characters in groups of five")
         #expect(created.enrollment.caCertificatePem == (try deployment.caPEM))
-        #expect(!created.account.enabled || created.account.enabled)
+        #expect(created.account.enabled && created.account.role == .caseworker)
 
         // Before enrolment, a connection without a certificate may enrol and nothing else.
         let anonymous = try await Self.anonymous(deployment, server)
@@ -574,6 +574,28 @@ struct AccountServiceTests {
         } catch let error as HavenError {
             return error
         }
+    }
+
+    @Test("the shape of an account follows the policy table: offices for office staff, an organisation for partners")
+    func accountShape() {
+        let roles: [Haven_V1_Role] = [.admin, .director, .caseworker, .partner, .auditor]
+        #expect(roles.filter(AccessPolicy.worksInOffices) == [.director, .caseworker])
+        #expect(roles.filter(AccessPolicy.actsForOrganisation) == [.partner])
+        let staff = Account(
+            id: "w",
+            displayName: "W (fictional)",
+            role: .caseworker,
+            officeCodes: ["KOL"],
+            createdAtUnixMs: 1
+        )
+        let partner = Account(
+            id: "p",
+            displayName: "P (fictional)",
+            role: .partner,
+            partnerID: "ptn-1",
+            createdAtUnixMs: 1
+        )
+        #expect(AccessPolicy.organisation(of: staff) == nil && AccessPolicy.organisation(of: partner) == "ptn-1")
     }
 
     @Test(

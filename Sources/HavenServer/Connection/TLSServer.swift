@@ -169,8 +169,8 @@ package final class TLSServer: Service, Sendable {
                         let current = try tx.accountRevision()
                         guard current != seen else { return (current, nil) }
                         let accounts = try tx.accounts()
-                        let partnerIDs = Set(accounts.filter { $0.role == .partner }.map(\.partnerID))
-                        let inactive = try tx.load(Haven_V1_PartnerOrganisation.self, ids: Array(partnerIDs))
+                        let organisations = Set(accounts.compactMap(AccessPolicy.organisation(of:)))
+                        let inactive = try tx.load(Haven_V1_PartnerOrganisation.self, ids: Array(organisations))
                             .filter { !$0.active }.map(\.id)
                         return (current, (accounts, try tx.revokedSerials(notExpiredAt: nowMs), Set(inactive)))
                     }
@@ -353,8 +353,8 @@ package final class TLSServer: Service, Sendable {
             let credential = try tx.credential(serial: serial)
             let account = try credential.flatMap { try tx.account(id: $0.accountID) }
             var partnerActive = true
-            if let account, account.role == .partner {
-                partnerActive = try tx.load(Haven_V1_PartnerOrganisation.self, id: account.partnerID)?.active != false
+            if let organisation = account.flatMap(AccessPolicy.organisation(of:)) {
+                partnerActive = try tx.load(Haven_V1_PartnerOrganisation.self, id: organisation)?.active != false
             }
             return (credential, account, partnerActive)
         }

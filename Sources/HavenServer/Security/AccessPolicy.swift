@@ -173,10 +173,31 @@ extension AccessPolicy {
                 message: "this connection's account was disabled or changed; reconnect"
             )
         }
-        if account.role == .partner,
-            try tx.load(Haven_V1_PartnerOrganisation.self, id: account.partnerID)?.active == false
+        if let organisation = Self.organisation(of: account),
+            try tx.load(Haven_V1_PartnerOrganisation.self, id: organisation)?.active == false
         {
             throw HavenError(code: .unauthenticated, message: "partner organisation deactivated")
         }
+    }
+}
+
+extension AccessPolicy {
+    /// Whether accounts of `role` work in offices: some action of theirs
+    /// reaches their own offices (directors, caseworkers). Derived from the
+    /// table, so the shape of an account follows the policy.
+    package static func worksInOffices(_ role: Haven_V1_Role) -> Bool {
+        Self.table[role]?.values.contains(.ownOffices) ?? false
+    }
+
+    /// Whether accounts of `role` act for a partner organisation: some action
+    /// of theirs reaches their own partner (partners).
+    package static func actsForOrganisation(_ role: Haven_V1_Role) -> Bool {
+        Self.table[role]?.values.contains(.ownPartner) ?? false
+    }
+
+    /// The organisation whose being active an account's access depends on
+    /// (nil for staff): handshakes, the session watch and every write ask this.
+    package static func organisation(of account: Account) -> String? {
+        Self.actsForOrganisation(account.role) && !account.partnerID.isEmpty ? account.partnerID : nil
     }
 }

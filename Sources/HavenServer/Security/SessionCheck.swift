@@ -55,7 +55,7 @@ package enum SessionCheck {
         guard principal.certificateExpiresAt > now else {
             return HavenError(code: .unauthenticated, message: "client certificate expired; renew it and reconnect")
         }
-        guard account.role != .partner || !inactivePartners.contains(account.partnerID) else {
+        guard AccessPolicy.organisation(of: account).map({ !inactivePartners.contains($0) }) ?? true else {
             return HavenError(code: .unauthenticated, message: "partner organisation deactivated")
         }
         return nil

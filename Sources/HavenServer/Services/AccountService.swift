@@ -247,7 +247,10 @@ enum Accounts {
         return Int(hours)
     }
 
-    static func defaultCertificateDays(_ role: Haven_V1_Role) -> Int { role == .partner ? 30 : 90 }
+    /// Organisations outside the office get shorter-lived certificates.
+    static func defaultCertificateDays(_ role: Haven_V1_Role) -> Int {
+        AccessPolicy.actsForOrganisation(role) ? 30 : 90
+    }
 
     static func certificateDays(_ days: UInt32, role: Haven_V1_Role) throws(HavenError) -> Int {
         if days == 0 { return Self.defaultCertificateDays(role) }
@@ -257,23 +260,15 @@ enum Accounts {
 
     /// Offices and partner as the role needs them, each existing.
     static func checkReferences(_ account: Account, _ tx: any StoreReader) throws {
-        switch account.role {
-        case .director, .caseworker:
+        // Which roles carry offices or a partner is the policy's (its table), not this service's.
+        if AccessPolicy.worksInOffices(account.role) {
             try Validate.require(!account.officeCodes.isEmpty, "account.office_codes", "required for this role")
-            try Validate.require(account.partnerID.isEmpty, "account.partner_id", "only partners have one")
-        case .partner:
+        } else {
+            try Validate.require(account.officeCodes.isEmpty, "account.office_codes", "only office staff have them")
+        }
+        if AccessPolicy.actsForOrganisation(account.role) {
             try Validate.require(!account.partnerID.isEmpty, "account.partner_id", "required for a partner")
-            try Validate.require(
-                account.officeCodes.isEmpty,
-                "account.office_codes",
-                "only directors and caseworkers have them"
-            )
-        default:
-            try Validate.require(
-                account.officeCodes.isEmpty,
-                "account.office_codes",
-                "only directors and caseworkers have them"
-            )
+        } else {
             try Validate.require(account.partnerID.isEmpty, "account.partner_id", "only partners have one")
         }
         try Validate.require(
