@@ -319,3 +319,30 @@ struct CSVTests {
         #expect(CSV.cell(input) == expected)
     }
 }
+
+@Suite("Feed cursors across lineages")
+struct FeedLineageTests {
+    @Test("a v1 cursor (from before lineages) is still read; a v2 cursor of another lineage gets a FeedReset")
+    func cursors() async throws {
+        let haven = try InProcessHaven(accounts: AccountServiceTests.accounts)
+        let admin = try haven.principal("admin")
+        func base64url(_ text: String) -> String {
+            Data(text.utf8).base64EncodedString().replacingOccurrences(of: "+", with: "-")
+                .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        }
+        var request = Haven_V1_SubscribeRequest()
+        request.start = .afterCursor
+        request.cursor = base64url("v1:0")
+        let items = try await haven.collect(MethodCatalog.FeedService.subscribe, request, as: admin)
+        let caughtUp = try #require(items.last?.caughtUp.cursor)
+        #expect(!caughtUp.isEmpty, "the v1 cursor was read, up to the present")
+        request.cursor = base64url("v2:0123456789abcdef:0")
+        do {
+            _ = try await haven.collect(MethodCatalog.FeedService.subscribe, request, as: admin)
+            Issue.record("a cursor of another lineage was accepted")
+        } catch let error as HavenError {
+            #expect(error.code == .outOfRange)
+            #expect(error.details.contains { !$0.feedReset.resumeCursor.isEmpty })
+        }
+    }
+}
