@@ -47,7 +47,6 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
-            exclude: ["Generated/PROTOS.sha256"],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -104,6 +103,16 @@ let package = Package(
                 "HavenStore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The code generator of scripts/generate-protos.sh: a protoc plugin reading
+        // the schema's descriptors (never built into what partners link).
+        .executableTarget(
+            name: "protoc-gen-haven",
+            dependencies: [
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "SwiftProtobufPluginLibrary", package: "swift-protobuf"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 
 files=()
 while IFS= read -r -d '' file; do files+=("$file"); done < <(
-    git ls-files -z --cached --others --exclude-standard -- '*.swift' ':!:Sources/HavenProtocol/Generated/*' ':!:Sources/HavenClient/Generated/*'
+    git ls-files -z --cached --others --exclude-standard -- '*.swift' ':!:Sources/HavenProtocol/Generated/*' ':!:Sources/HavenClient/Generated/*' ':!:Sources/HavenServer/Generated/*'
 )
 
 if [ "${1:-}" = "--lint" ]; then

@@ -178,8 +178,9 @@ public final class HavenClient: Sendable, Service {
     ) async throws -> Response {
         await self.renewIfDue()
         var request = request
-        let idempotent = Self.ensureIdempotencyKey(&request)
-        let safeToRetry = idempotent || Self.isRead(method.method)
+        Self.ensureIdempotencyKey(&request)
+        // From the schema's `idempotency_level`: reads, and creates carrying their key.
+        let safeToRetry = method.idempotency.isSafeToRetry
         let payload: Data = try request.serializedPayload()
         let deadline = ContinuousClock.now + (options.timeout ?? self.configuration.defaultTimeout)
         var attempt = 0
@@ -246,19 +247,11 @@ public final class HavenClient: Sendable, Service {
         self.pool.backoff(failures: failures)
     }
 
-    /// Reads have no effect, so they are always safe to retry.
-    static func isRead(_ method: String) -> Bool {
-        method.hasPrefix("Get") || method.hasPrefix("List") || method == "WhoAmI"
-    }
-
-    /// Gives an idempotent create a key if it has none; true when the request is idempotent.
-    static func ensureIdempotencyKey<Request>(_ request: inout Request) -> Bool {
-        guard var keyed = request as? any IdempotentRequest else { return false }
-        if keyed.idempotencyKey.isEmpty {
-            keyed.idempotencyKey = UUID().uuidString.lowercased()
-            request = keyed as! Request
-        }
-        return true
+    /// Gives an idempotent create a key if it has none.
+    static func ensureIdempotencyKey<Request>(_ request: inout Request) {
+        guard var keyed = request as? any IdempotentRequest, keyed.idempotencyKey.isEmpty else { return }
+        keyed.idempotencyKey = UUID().uuidString.lowercased()
+        request = keyed as! Request
     }
 }
 
@@ -278,17 +271,9 @@ public func withHavenClient<Result: Sendable>(
     return try await body(client)
 }
 
-/// A create request that carries an idempotency key.
+/// A create request that carries an idempotency key (the generated
+/// sub-clients' file declares the conformances, from the schema).
 public protocol IdempotentRequest: SwiftProtobuf.Message {
     /// The key; the client fills an empty one with a random UUID.
     var idempotencyKey: String { get set }
 }
-
-extension Haven_V1_CreateOfficeRequest: IdempotentRequest {}
-extension Haven_V1_OpenCaseRequest: IdempotentRequest {}
-extension Haven_V1_AppendCaseEventRequest: IdempotentRequest {}
-extension Haven_V1_AddAccusedRequest: IdempotentRequest {}
-extension Haven_V1_RegisterSurvivorRequest: IdempotentRequest {}
-extension Haven_V1_RecordServiceRequest: IdempotentRequest {}
-extension Haven_V1_RegisterPartnerRequest: IdempotentRequest {}
-extension Haven_V1_CreateReferralRequest: IdempotentRequest {}

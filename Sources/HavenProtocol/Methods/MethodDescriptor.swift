@@ -8,6 +8,24 @@ public enum MethodKind: String, Hashable, Sendable {
     case serverStreaming
 }
 
+/// Whether repeating a call can apply it twice, from the schema's
+/// `option idempotency_level`.
+///
+/// A client may retry ``noSideEffects`` and ``idempotent`` methods after a
+/// connection is lost (an idempotent create with the same idempotency key);
+/// ``unknown`` ones are compare-and-set writes: re-read and decide.
+public enum MethodIdempotency: String, Hashable, Sendable {
+    /// `NO_SIDE_EFFECTS`: a read.
+    case noSideEffects
+    /// `IDEMPOTENT`: a write that carries an idempotency key; a retry with the same key returns the first result.
+    case idempotent
+    /// `IDEMPOTENCY_UNKNOWN` (the default): a write a retry may apply again, unless it fails on `expected_version`.
+    case unknown
+
+    /// Whether a call may be sent again after its outcome was lost.
+    public var isSafeToRetry: Bool { self != .unknown }
+}
+
 /// A method of the protocol with its request and response types.
 ///
 /// Descriptors are generated from the `service` blocks of `Protos/` into
@@ -25,6 +43,8 @@ public struct MethodDescriptor<Request: SwiftProtobuf.Message, Response: SwiftPr
     public let method: String
     /// Unary or server-streaming.
     public let kind: MethodKind
+    /// Whether a retry can apply the call twice.
+    public let idempotency: MethodIdempotency
 
     /// Creates a descriptor. Only the generated catalog should need this.
     ///
@@ -32,10 +52,12 @@ public struct MethodDescriptor<Request: SwiftProtobuf.Message, Response: SwiftPr
     ///   - service: The fully qualified service name.
     ///   - method: The method name.
     ///   - kind: Unary or server-streaming.
-    public init(service: String, method: String, kind: MethodKind) {
+    ///   - idempotency: From the method's `idempotency_level` option.
+    public init(service: String, method: String, kind: MethodKind, idempotency: MethodIdempotency = .unknown) {
         self.service = service
         self.method = method
         self.kind = kind
+        self.idempotency = idempotency
     }
 
     /// The name sent in `CallStart.method`: `service/method`.
@@ -47,6 +69,7 @@ public struct MethodDescriptor<Request: SwiftProtobuf.Message, Response: SwiftPr
             service: self.service,
             method: self.method,
             kind: self.kind,
+            idempotency: self.idempotency,
             requestType: Request.protoMessageName,
             responseType: Response.protoMessageName
         )
@@ -61,6 +84,8 @@ public struct MethodInfo: Hashable, Sendable, CustomStringConvertible {
     public let method: String
     /// Unary or server-streaming.
     public let kind: MethodKind
+    /// Whether a retry can apply the call twice.
+    public let idempotency: MethodIdempotency
     /// The request's protobuf message name, e.g. `haven.v1.OpenCaseRequest`.
     public let requestType: String
     /// The response's protobuf message name, e.g. `haven.v1.Case`.

@@ -7,23 +7,26 @@ import HavenStore
 /// Every change runs in the record writer's transaction: the caller's
 /// account is re-checked there, and the call's audit entry covers the
 /// account, certificate and enrolment rows it wrote.
-struct AccountService {
+struct AccountService: AccountServiceHandler {
     let environment: ServiceEnvironment
 
-    func register(into router: inout Router) {
-        router.register(MethodCatalog.AccountService.createAccount, self.create)
-        router.register(MethodCatalog.AccountService.getAccount, self.get)
-        router.register(MethodCatalog.AccountService.listAccounts, self.list)
-        router.register(MethodCatalog.AccountService.updateAccount, self.update)
-        router.register(MethodCatalog.AccountService.disableAccount) { try await self.setEnabled(false, $0, $1) }
-        router.register(MethodCatalog.AccountService.enableAccount) { try await self.setEnabled(true, $0, $1) }
-        router.register(MethodCatalog.AccountService.issueEnrollment, self.issueEnrollment)
-        router.register(MethodCatalog.AccountService.revokeCredential, self.revoke)
+    func disableAccount(
+        _ request: Haven_V1_SetAccountEnabledRequest,
+        _ context: CallContext
+    ) async throws -> Haven_V1_Account {
+        try await self.setEnabled(false, request, context)
+    }
+
+    func enableAccount(
+        _ request: Haven_V1_SetAccountEnabledRequest,
+        _ context: CallContext
+    ) async throws -> Haven_V1_Account {
+        try await self.setEnabled(true, request, context)
     }
 
     private var env: ServiceEnvironment { self.environment }
 
-    func create(
+    func createAccount(
         _ request: Haven_V1_CreateAccountRequest,
         _ context: CallContext
     ) async throws -> Haven_V1_CreateAccountResponse {
@@ -68,7 +71,7 @@ struct AccountService {
         }
     }
 
-    func get(_ request: Haven_V1_GetAccountRequest, _ context: CallContext) async throws -> Haven_V1_Account {
+    func getAccount(_ request: Haven_V1_GetAccountRequest, _ context: CallContext) async throws -> Haven_V1_Account {
         try self.env.policy.check(context.principal, .administer)
         let now = self.env.nowUnixMs
         return try await self.env.store.read { tx in
@@ -79,7 +82,7 @@ struct AccountService {
         }
     }
 
-    func list(
+    func listAccounts(
         _ request: Haven_V1_ListAccountsRequest,
         _ context: CallContext
     ) async throws -> Haven_V1_ListAccountsResponse {
@@ -100,7 +103,10 @@ struct AccountService {
         return response
     }
 
-    func update(_ request: Haven_V1_UpdateAccountRequest, _ context: CallContext) async throws -> Haven_V1_Account {
+    func updateAccount(
+        _ request: Haven_V1_UpdateAccountRequest,
+        _ context: CallContext
+    ) async throws -> Haven_V1_Account {
         try self.env.policy.check(context.principal, .administer)
         try Validate.identifier(request.accountID, "account_id")
         if request.role != .unspecified { try Accounts.validateRole(request.role, "role") }
@@ -197,8 +203,10 @@ struct AccountService {
         }
     }
 
-    func revoke(_ request: Haven_V1_RevokeCredentialRequest, _ context: CallContext) async throws -> Haven_V1_Credential
-    {
+    func revokeCredential(
+        _ request: Haven_V1_RevokeCredentialRequest,
+        _ context: CallContext
+    ) async throws -> Haven_V1_Credential {
         try self.env.policy.check(context.principal, .administer)
         try Validate.require(
             !request.serial.isEmpty && request.serial.allSatisfy { $0.isHexDigit && !$0.isUppercase },

@@ -2,18 +2,15 @@ import HavenProtocol
 import HavenStore
 
 /// `haven.v1.AlertService`: alerts raised when an accused is bailed, released, acquitted or escapes.
-struct AlertService {
+struct AlertService: AlertServiceHandler {
     let environment: ServiceEnvironment
-
-    func register(into router: inout Router) {
-        router.register(MethodCatalog.AlertService.listAlerts, self.list)
-        router.register(MethodCatalog.AlertService.acknowledgeAlert, self.acknowledge)
-    }
 
     private var env: ServiceEnvironment { self.environment }
 
-    func list(_ request: Haven_V1_ListAlertsRequest, _ context: CallContext) async throws -> Haven_V1_ListAlertsResponse
-    {
+    func listAlerts(
+        _ request: Haven_V1_ListAlertsRequest,
+        _ context: CallContext
+    ) async throws -> Haven_V1_ListAlertsResponse {
         var filters = request
         filters.clearPage()
         var query = RecordQuery(order: .newestFirst, limit: PageToken.size(request.page))
@@ -27,8 +24,10 @@ struct AlertService {
         return response
     }
 
-    func acknowledge(_ request: Haven_V1_AcknowledgeAlertRequest, _ context: CallContext) async throws -> Haven_V1_Alert
-    {
+    func acknowledgeAlert(
+        _ request: Haven_V1_AcknowledgeAlertRequest,
+        _ context: CallContext
+    ) async throws -> Haven_V1_Alert {
         try Validate.text(request.acknowledgement, "acknowledgement")
         let env = self.env
         return try await env.writer.transaction(context) { tx in

@@ -5,19 +5,12 @@ import HavenStore
 /// `haven.v1.AuditService`: the audit trail, for auditors. Nothing it returns
 /// holds identity data: entries name pseudonymous record ids, accounts and
 /// actions only.
-struct AuditService {
+struct AuditService: AuditServiceHandler {
     let environment: ServiceEnvironment
-
-    func register(into router: inout Router) {
-        router.register(MethodCatalog.AuditService.listAuditEntries, self.list)
-        router.register(MethodCatalog.AuditService.verifyAuditChain, streaming: self.verify)
-        router.register(MethodCatalog.AuditService.listCheckpoints, self.checkpoints)
-        router.register(MethodCatalog.AuditService.signCheckpoint, self.sign)
-    }
 
     private var env: ServiceEnvironment { self.environment }
 
-    func list(
+    func listAuditEntries(
         _ request: Haven_V1_ListAuditEntriesRequest,
         _ context: CallContext
     ) async throws -> Haven_V1_ListAuditEntriesResponse {
@@ -64,7 +57,7 @@ struct AuditService {
         return response
     }
 
-    func verify(
+    func verifyAuditChain(
         _ request: Haven_V1_VerifyAuditChainRequest,
         _ context: CallContext,
         _ stream: ResponseStream<Haven_V1_VerifyAuditProgress>
@@ -84,7 +77,7 @@ struct AuditService {
         try await stream.send(last)
     }
 
-    func checkpoints(
+    func listCheckpoints(
         _ request: Haven_V1_ListCheckpointsRequest,
         _ context: CallContext
     ) async throws -> Haven_V1_ListCheckpointsResponse {
@@ -104,7 +97,7 @@ struct AuditService {
         return response
     }
 
-    func sign(
+    func signCheckpoint(
         _ request: Haven_V1_SignCheckpointRequest,
         _ context: CallContext
     ) async throws -> Haven_V1_AuditCheckpoint {

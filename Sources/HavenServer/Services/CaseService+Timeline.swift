@@ -88,7 +88,10 @@ extension Haven_V1_CaseEvent.OneOf_Detail {
 }
 
 extension CaseService {
-    func appendEvent(_ request: Haven_V1_AppendCaseEventRequest, _ context: CallContext) async throws -> Haven_V1_Case {
+    func appendCaseEvent(
+        _ request: Haven_V1_AppendCaseEventRequest,
+        _ context: CallContext
+    ) async throws -> Haven_V1_Case {
         guard let detail = request.event.detail else {
             throw HavenError.invalidField("event.detail", "exactly one kind of event is required")
         }

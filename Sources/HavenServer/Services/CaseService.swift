@@ -2,23 +2,12 @@ import HavenProtocol
 import HavenStore
 
 /// `haven.v1.CaseService`: cases, their timelines and the accused.
-struct CaseService {
+struct CaseService: CaseServiceHandler {
     let environment: ServiceEnvironment
-
-    func register(into router: inout Router) {
-        router.register(MethodCatalog.CaseService.openCase, self.open)
-        router.register(MethodCatalog.CaseService.getCase, self.get)
-        router.register(MethodCatalog.CaseService.listCases, self.list)
-        router.register(MethodCatalog.CaseService.updateCase, self.update)
-        router.register(MethodCatalog.CaseService.updateCaseStatus, self.updateStatus)
-        router.register(MethodCatalog.CaseService.appendCaseEvent, self.appendEvent)
-        router.register(MethodCatalog.CaseService.addAccused, self.addAccused)
-        router.register(MethodCatalog.CaseService.linkSurvivor, self.linkSurvivor)
-    }
 
     private var env: ServiceEnvironment { self.environment }
 
-    func open(_ request: Haven_V1_OpenCaseRequest, _ context: CallContext) async throws -> Haven_V1_Case {
+    func openCase(_ request: Haven_V1_OpenCaseRequest, _ context: CallContext) async throws -> Haven_V1_Case {
         try self.env.policy.check(context.principal, .writeRecords, office: request.officeCode)
         try Validate.known(request.category, "category")
         try Validate.text(request.title, "title")
@@ -65,7 +54,7 @@ struct CaseService {
         return office
     }
 
-    func get(_ request: Haven_V1_GetCaseRequest, _ context: CallContext) async throws -> Haven_V1_Case {
+    func getCase(_ request: Haven_V1_GetCaseRequest, _ context: CallContext) async throws -> Haven_V1_Case {
         let env = self.env
         return try await env.store.read { tx in
             let found: Haven_V1_Case? =
@@ -81,7 +70,10 @@ struct CaseService {
         }
     }
 
-    func list(_ request: Haven_V1_ListCasesRequest, _ context: CallContext) async throws -> Haven_V1_ListCasesResponse {
+    func listCases(
+        _ request: Haven_V1_ListCasesRequest,
+        _ context: CallContext
+    ) async throws -> Haven_V1_ListCasesResponse {
         var filters = request
         filters.clearPage()
         var query = RecordQuery(order: .newestFirst, limit: PageToken.size(request.page))
@@ -113,7 +105,7 @@ struct CaseService {
         return response
     }
 
-    func update(_ request: Haven_V1_UpdateCaseRequest, _ context: CallContext) async throws -> Haven_V1_Case {
+    func updateCase(_ request: Haven_V1_UpdateCaseRequest, _ context: CallContext) async throws -> Haven_V1_Case {
         if request.category != .unspecified { try Validate.known(request.category, "category") }
         if !request.title.isEmpty { try Validate.text(request.title, "title") }
         try Validate.text(request.policeReference, "police_reference", required: false)
@@ -130,8 +122,10 @@ struct CaseService {
         }
     }
 
-    func updateStatus(_ request: Haven_V1_UpdateCaseStatusRequest, _ context: CallContext) async throws -> Haven_V1_Case
-    {
+    func updateCaseStatus(
+        _ request: Haven_V1_UpdateCaseStatusRequest,
+        _ context: CallContext
+    ) async throws -> Haven_V1_Case {
         try Validate.known(request.status, "status")
         try Validate.text(request.reason, "reason")
         let env = self.env

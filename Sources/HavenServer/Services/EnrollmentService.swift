@@ -4,14 +4,9 @@ import HavenStore
 
 /// `haven.v1.EnrollmentService`: certificates for keys the clients made
 /// themselves. The server never sees a private key.
-struct EnrollmentService {
+struct EnrollmentService: EnrollmentServiceHandler {
     let environment: ServiceEnvironment
     let limiter: EnrollmentLimiter
-
-    func register(into router: inout Router) {
-        router.register(MethodCatalog.EnrollmentService.enroll, self.enroll)
-        router.register(MethodCatalog.EnrollmentService.renewCredential, self.renew)
-    }
 
     private var env: ServiceEnvironment { self.environment }
 
@@ -61,7 +56,7 @@ struct EnrollmentService {
         }
     }
 
-    func renew(
+    func renewCredential(
         _ request: Haven_V1_RenewCredentialRequest,
         _ context: CallContext
     ) async throws -> Haven_V1_IssuedCredential {

@@ -4,12 +4,8 @@ import HavenStore
 
 /// `haven.v1.FeedService`: every change a principal may see, in commit order,
 /// resumable from a cursor with no gap and no duplicate.
-struct FeedService {
+struct FeedService: FeedServiceHandler {
     let environment: ServiceEnvironment
-
-    func register(into router: inout Router) {
-        router.register(MethodCatalog.FeedService.subscribe, streaming: self.subscribe)
-    }
 
     private var env: ServiceEnvironment { self.environment }
     private static let batchSize = 200

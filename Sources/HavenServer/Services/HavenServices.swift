@@ -8,19 +8,21 @@ package enum HavenServices {
             refusals: { context, error in await environment.writer.refused(context, error) },
             statistics: environment.operations.statistics
         )
-        SessionService(environment: environment).register(into: &router)
-        OfficeService(environment: environment).register(into: &router)
-        CaseService(environment: environment).register(into: &router)
-        SurvivorService(environment: environment).register(into: &router)
-        PartnerService(environment: environment).register(into: &router)
-        ReferralService(environment: environment).register(into: &router)
-        AlertService(environment: environment).register(into: &router)
-        FeedService(environment: environment).register(into: &router)
-        ReportService(environment: environment).register(into: &router)
-        AuditService(environment: environment).register(into: &router)
-        AccountService(environment: environment).register(into: &router)
-        EnrollmentService(environment: environment, limiter: EnrollmentLimiter()).register(into: &router)
-        OperationsService(environment: environment).register(into: &router)
+        HavenServiceHandlers(
+            accountService: AccountService(environment: environment),
+            enrollmentService: EnrollmentService(environment: environment, limiter: EnrollmentLimiter()),
+            alertService: AlertService(environment: environment),
+            auditService: AuditService(environment: environment),
+            caseService: CaseService(environment: environment),
+            feedService: FeedService(environment: environment),
+            officeService: OfficeService(environment: environment),
+            operationsService: OperationsService(environment: environment),
+            partnerService: PartnerService(environment: environment),
+            referralService: ReferralService(environment: environment),
+            reportService: ReportService(environment: environment),
+            sessionService: SessionService(environment: environment),
+            survivorService: SurvivorService(environment: environment)
+        ).register(into: &router)
         return router
     }
 }

@@ -2,22 +2,12 @@ import HavenProtocol
 import HavenStore
 
 /// `haven.v1.OfficeService`: field offices.
-struct OfficeService {
+struct OfficeService: OfficeServiceHandler {
     let environment: ServiceEnvironment
-
-    func register(into router: inout Router) {
-        router.register(MethodCatalog.OfficeService.createOffice, self.create)
-        router.register(MethodCatalog.OfficeService.getOffice, self.get)
-        router.register(MethodCatalog.OfficeService.listOffices, self.list)
-        router.register(MethodCatalog.OfficeService.updateOffice, self.update)
-        router.register(MethodCatalog.OfficeService.closeOffice, self.close)
-        router.register(MethodCatalog.OfficeService.previewRetention, self.previewRetention)
-        router.register(MethodCatalog.OfficeService.rotateKeys, self.rotateKeys)
-    }
 
     private var env: ServiceEnvironment { self.environment }
 
-    func create(_ request: Haven_V1_CreateOfficeRequest, _ context: CallContext) async throws -> Haven_V1_Office {
+    func createOffice(_ request: Haven_V1_CreateOfficeRequest, _ context: CallContext) async throws -> Haven_V1_Office {
         try self.env.policy.check(context.principal, .administer)
         let input = request.office
         try Validate.officeCode(input.code, "office.code")
@@ -46,7 +36,7 @@ struct OfficeService {
         }
     }
 
-    func get(_ request: Haven_V1_GetOfficeRequest, _ context: CallContext) async throws -> Haven_V1_Office {
+    func getOffice(_ request: Haven_V1_GetOfficeRequest, _ context: CallContext) async throws -> Haven_V1_Office {
         let env = self.env
         return try await env.store.read { tx in
             let office = try tx.load(Haven_V1_Office.self, id: request.code)
@@ -57,7 +47,7 @@ struct OfficeService {
         }
     }
 
-    func list(
+    func listOffices(
         _ request: Haven_V1_ListOfficesRequest,
         _ context: CallContext
     ) async throws -> Haven_V1_ListOfficesResponse {
@@ -74,7 +64,7 @@ struct OfficeService {
         return response
     }
 
-    func update(_ request: Haven_V1_UpdateOfficeRequest, _ context: CallContext) async throws -> Haven_V1_Office {
+    func updateOffice(_ request: Haven_V1_UpdateOfficeRequest, _ context: CallContext) async throws -> Haven_V1_Office {
         try self.env.policy.check(context.principal, .administer)
         if !request.name.isEmpty { try Validate.text(request.name, "name") }
         if !request.city.isEmpty { try Validate.text(request.city, "city") }
@@ -99,7 +89,7 @@ struct OfficeService {
         }
     }
 
-    func close(_ request: Haven_V1_CloseOfficeRequest, _ context: CallContext) async throws -> Haven_V1_Office {
+    func closeOffice(_ request: Haven_V1_CloseOfficeRequest, _ context: CallContext) async throws -> Haven_V1_Office {
         try self.env.policy.check(context.principal, .administer)
         let env = self.env
         return try await env.writer.transaction(context) { tx in

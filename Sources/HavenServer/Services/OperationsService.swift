@@ -4,17 +4,12 @@ import HavenStore
 import X509
 
 /// `haven.v1.OperationsService`: the deployment's status and online backups, for admins.
-struct OperationsService {
+struct OperationsService: OperationsServiceHandler {
     let environment: ServiceEnvironment
-
-    func register(into router: inout Router) {
-        router.register(MethodCatalog.OperationsService.getServerStatus, self.status)
-        router.register(MethodCatalog.OperationsService.createBackup, streaming: self.backup)
-    }
 
     private var env: ServiceEnvironment { self.environment }
 
-    func status(
+    func getServerStatus(
         _ request: Haven_V1_GetServerStatusRequest,
         _ context: CallContext
     ) async throws -> Haven_V1_ServerStatus {
@@ -66,7 +61,7 @@ struct OperationsService {
     /// The largest piece of the backup file per message.
     static let chunkBytes = 1 << 20
 
-    func backup(
+    func createBackup(
         _ request: Haven_V1_CreateBackupRequest,
         _ context: CallContext,
         _ stream: ResponseStream<Haven_V1_BackupChunk>

@@ -2,16 +2,21 @@ import HavenProtocol
 import HavenStore
 
 /// `haven.v1.PartnerService`: partner organisations.
-struct PartnerService {
+struct PartnerService: PartnerServiceHandler {
     let environment: ServiceEnvironment
 
-    func register(into router: inout Router) {
-        router.register(MethodCatalog.PartnerService.registerPartner, self.registerPartner)
-        router.register(MethodCatalog.PartnerService.getPartner, self.get)
-        router.register(MethodCatalog.PartnerService.listPartners, self.list)
-        router.register(MethodCatalog.PartnerService.updatePartner, self.update)
-        router.register(MethodCatalog.PartnerService.deactivatePartner) { try await self.setActive(false, $0, $1) }
-        router.register(MethodCatalog.PartnerService.reactivatePartner) { try await self.setActive(true, $0, $1) }
+    func deactivatePartner(
+        _ request: Haven_V1_SetPartnerActiveRequest,
+        _ context: CallContext
+    ) async throws -> Haven_V1_PartnerOrganisation {
+        try await self.setActive(false, request, context)
+    }
+
+    func reactivatePartner(
+        _ request: Haven_V1_SetPartnerActiveRequest,
+        _ context: CallContext
+    ) async throws -> Haven_V1_PartnerOrganisation {
+        try await self.setActive(true, request, context)
     }
 
     private var env: ServiceEnvironment { self.environment }
@@ -44,8 +49,10 @@ struct PartnerService {
         }
     }
 
-    func get(_ request: Haven_V1_GetPartnerRequest, _ context: CallContext) async throws -> Haven_V1_PartnerOrganisation
-    {
+    func getPartner(
+        _ request: Haven_V1_GetPartnerRequest,
+        _ context: CallContext
+    ) async throws -> Haven_V1_PartnerOrganisation {
         let env = self.env
         return try await env.store.read { tx in
             let found = try tx.load(Haven_V1_PartnerOrganisation.self, id: request.partnerID)
@@ -56,7 +63,7 @@ struct PartnerService {
         }
     }
 
-    func list(
+    func listPartners(
         _ request: Haven_V1_ListPartnersRequest,
         _ context: CallContext
     ) async throws -> Haven_V1_ListPartnersResponse {
@@ -104,7 +111,7 @@ struct PartnerService {
 }
 
 extension PartnerService {
-    func update(
+    func updatePartner(
         _ request: Haven_V1_UpdatePartnerRequest,
         _ context: CallContext
     ) async throws -> Haven_V1_PartnerOrganisation {

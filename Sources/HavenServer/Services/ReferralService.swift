@@ -2,58 +2,75 @@ import HavenProtocol
 import HavenStore
 
 /// `haven.v1.ReferralService`: survivors referred to partners for a service.
-struct ReferralService {
+struct ReferralService: ReferralServiceHandler {
     let environment: ServiceEnvironment
 
-    func register(into router: inout Router) {
-        router.register(MethodCatalog.ReferralService.createReferral, self.create)
-        router.register(MethodCatalog.ReferralService.getReferral, self.get)
-        router.register(MethodCatalog.ReferralService.listReferrals, self.list)
-        router.register(MethodCatalog.ReferralService.acceptReferral) { request, context in
-            try await self.transition(
-                request,
-                context,
-                from: [.pending],
-                to: .accepted,
-                byPartner: true,
-                resolutionRequired: false
-            )
-        }
-        router.register(MethodCatalog.ReferralService.declineReferral) { request, context in
-            try await self.transition(
-                request,
-                context,
-                from: [.pending],
-                to: .declined,
-                byPartner: true,
-                resolutionRequired: true
-            )
-        }
-        router.register(MethodCatalog.ReferralService.completeReferral) { request, context in
-            try await self.transition(
-                request,
-                context,
-                from: [.accepted],
-                to: .completed,
-                byPartner: true,
-                resolutionRequired: true
-            )
-        }
-        router.register(MethodCatalog.ReferralService.revokeReferral) { request, context in
-            try await self.transition(
-                request,
-                context,
-                from: [.pending, .accepted],
-                to: .revoked,
-                byPartner: false,
-                resolutionRequired: true
-            )
-        }
+    /// The partner accepts a pending referral.
+    func acceptReferral(
+        _ request: Haven_V1_TransitionReferralRequest,
+        _ context: CallContext
+    ) async throws -> Haven_V1_Referral {
+        try await self.transition(
+            request,
+            context,
+            from: [.pending],
+            to: .accepted,
+            byPartner: true,
+            resolutionRequired: false
+        )
+    }
+
+    /// The partner declines a pending referral, saying why.
+    func declineReferral(
+        _ request: Haven_V1_TransitionReferralRequest,
+        _ context: CallContext
+    ) async throws -> Haven_V1_Referral {
+        try await self.transition(
+            request,
+            context,
+            from: [.pending],
+            to: .declined,
+            byPartner: true,
+            resolutionRequired: true
+        )
+    }
+
+    /// The partner completes an accepted referral, with the outcome.
+    func completeReferral(
+        _ request: Haven_V1_TransitionReferralRequest,
+        _ context: CallContext
+    ) async throws -> Haven_V1_Referral {
+        try await self.transition(
+            request,
+            context,
+            from: [.accepted],
+            to: .completed,
+            byPartner: true,
+            resolutionRequired: true
+        )
+    }
+
+    /// The office revokes a live referral: the partner loses access at once.
+    func revokeReferral(
+        _ request: Haven_V1_TransitionReferralRequest,
+        _ context: CallContext
+    ) async throws -> Haven_V1_Referral {
+        try await self.transition(
+            request,
+            context,
+            from: [.pending, .accepted],
+            to: .revoked,
+            byPartner: false,
+            resolutionRequired: true
+        )
     }
 
     private var env: ServiceEnvironment { self.environment }
 
-    func create(_ request: Haven_V1_CreateReferralRequest, _ context: CallContext) async throws -> Haven_V1_Referral {
+    func createReferral(
+        _ request: Haven_V1_CreateReferralRequest,
+        _ context: CallContext
+    ) async throws -> Haven_V1_Referral {
         try Validate.identifier(request.survivorID, "survivor_id")
         try Validate.identifier(request.partnerID, "partner_id")
         try Validate.known(request.service, "service")
@@ -100,7 +117,7 @@ struct ReferralService {
         }
     }
 
-    func get(_ request: Haven_V1_GetReferralRequest, _ context: CallContext) async throws -> Haven_V1_Referral {
+    func getReferral(_ request: Haven_V1_GetReferralRequest, _ context: CallContext) async throws -> Haven_V1_Referral {
         let env = self.env
         return try await env.store.read { tx in
             let found = try tx.load(Haven_V1_Referral.self, id: request.referralID)
@@ -119,7 +136,7 @@ struct ReferralService {
         }
     }
 
-    func list(
+    func listReferrals(
         _ request: Haven_V1_ListReferralsRequest,
         _ context: CallContext
     ) async throws -> Haven_V1_ListReferralsResponse {

@@ -7,14 +7,10 @@ import HavenStore
 /// Figures "at the end of the period" are replayed from history (status
 /// changes on the timeline, accused status history, placements), so a report
 /// for a past quarter says what was true then, not what is true now.
-struct ReportService {
+struct ReportService: ReportServiceHandler {
     let environment: ServiceEnvironment
 
-    func register(into router: inout Router) {
-        router.register(MethodCatalog.ReportService.getOfficeReport, self.officeReport)
-    }
-
-    func officeReport(
+    func getOfficeReport(
         _ request: Haven_V1_GetOfficeReportRequest,
         _ context: CallContext
     ) async throws -> Haven_V1_OfficeReport {

@@ -1,10 +1,10 @@
 import HavenProtocol
 
 /// `haven.v1.SessionService`: who the caller is.
-struct SessionService {
+struct SessionService: SessionServiceHandler {
     let environment: ServiceEnvironment
 
-    func register(into router: inout Router) {
-        router.register(MethodCatalog.SessionService.whoAmI) { _, context in context.principal.wire }
+    func whoAmI(_ request: Haven_V1_WhoAmIRequest, _ context: CallContext) async throws -> Haven_V1_Principal {
+        context.principal.wire
     }
 }

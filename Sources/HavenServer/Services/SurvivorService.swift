@@ -4,21 +4,8 @@ import HavenStore
 import Logging
 
 /// `haven.v1.SurvivorService`: survivors, their aftercare and their consent.
-struct SurvivorService {
+struct SurvivorService: SurvivorServiceHandler {
     let environment: ServiceEnvironment
-
-    func register(into router: inout Router) {
-        router.register(MethodCatalog.SurvivorService.registerSurvivor, self.registerSurvivor)
-        router.register(MethodCatalog.SurvivorService.getSurvivor, self.get)
-        router.register(MethodCatalog.SurvivorService.listSurvivors, self.list)
-        router.register(MethodCatalog.SurvivorService.updateSurvivor, self.update)
-        router.register(MethodCatalog.SurvivorService.recordService, self.recordService)
-        router.register(MethodCatalog.SurvivorService.setPlacement, self.setPlacement)
-        router.register(MethodCatalog.SurvivorService.updateSurvivorStatus, self.updateStatus)
-        router.register(MethodCatalog.SurvivorService.grantConsent, self.grantConsent)
-        router.register(MethodCatalog.SurvivorService.withdrawConsent, self.withdrawConsent)
-        router.register(MethodCatalog.SurvivorService.eraseSurvivor, self.erase)
-    }
 
     private var env: ServiceEnvironment { self.environment }
 
@@ -65,7 +52,7 @@ struct SurvivorService {
         }
     }
 
-    func get(_ request: Haven_V1_GetSurvivorRequest, _ context: CallContext) async throws -> Haven_V1_Survivor {
+    func getSurvivor(_ request: Haven_V1_GetSurvivorRequest, _ context: CallContext) async throws -> Haven_V1_Survivor {
         let env = self.env
         let principal = context.principal
         let now = env.nowUnixMs
@@ -126,7 +113,10 @@ struct SurvivorService {
         !view.services.isEmpty || !view.placements.isEmpty
     }
 
-    func erase(_ request: Haven_V1_EraseSurvivorRequest, _ context: CallContext) async throws -> Haven_V1_Survivor {
+    func eraseSurvivor(
+        _ request: Haven_V1_EraseSurvivorRequest,
+        _ context: CallContext
+    ) async throws -> Haven_V1_Survivor {
         try Validate.identifier(request.survivorID, "survivor_id")
         try Validate.text(request.reason, "reason")
         let env = self.env
@@ -178,7 +168,7 @@ struct SurvivorService {
         }
     }
 
-    func list(
+    func listSurvivors(
         _ request: Haven_V1_ListSurvivorsRequest,
         _ context: CallContext
     ) async throws -> Haven_V1_ListSurvivorsResponse {
@@ -247,7 +237,10 @@ struct SurvivorService {
         return response
     }
 
-    func update(_ request: Haven_V1_UpdateSurvivorRequest, _ context: CallContext) async throws -> Haven_V1_Survivor {
+    func updateSurvivor(
+        _ request: Haven_V1_UpdateSurvivorRequest,
+        _ context: CallContext
+    ) async throws -> Haven_V1_Survivor {
         if request.hasIdentity { try Self.validate(request.identity) }
         try Validate.require(request.ageAtIntake <= 130, "age_at_intake", "must be 0 to 130")
         let env = self.env
@@ -344,7 +337,7 @@ struct SurvivorService {
         }
     }
 
-    func updateStatus(
+    func updateSurvivorStatus(
         _ request: Haven_V1_UpdateSurvivorStatusRequest,
         _ context: CallContext
     ) async throws -> Haven_V1_Survivor {
