@@ -23,10 +23,12 @@ public final class RawConnection {
         host: String = "127.0.0.1",
         serverHostname: String = "localhost",
         alpn: [String] = [HavenWire.alpnIdentifier],
-        trustRootsPEM: String? = nil
+        trustRootsPEM: String? = nil,
+        tlsVersion: TLSVersion = .tlsv13
     ) async throws -> RawConnection {
         var tls = TLSConfiguration.makeClientConfiguration()
-        tls.minimumTLSVersion = .tlsv13
+        tls.minimumTLSVersion = tlsVersion
+        tls.maximumTLSVersion = tlsVersion
         tls.trustRoots = .certificates(
             try NIOSSLCertificate.fromPEMBytes(Array((trustRootsPEM ?? credentials.caPEM).utf8))
         )
@@ -154,6 +156,9 @@ public final class RawConnection {
         }
         return !self.channel.isActive
     }
+
+    /// Whether the connection is still open.
+    public var isActive: Bool { self.channel.isActive }
 
     public func close() async {
         try? await self.channel.close()

@@ -264,7 +264,8 @@ final class ServerConnection: Sendable {
             method: call.method,
             callID: call.id,
             deadline: deadline,
-            logger: logger
+            logger: logger,
+            control: call.control
         )
         let started = ContinuousClock.now
 
@@ -333,7 +334,7 @@ final class ServerConnection: Sendable {
             }
             end = .end(
                 callID: call.id,
-                error: endedBecause
+                error: call.control.reason ?? endedBecause
                     ?? (closed
                         ? HavenError(code: .unavailable, message: "server shutting down")
                         : HavenError(code: .cancelled, message: "cancelled by the client"))
@@ -424,9 +425,16 @@ final class ServerConnection: Sendable {
         }
     }
 
-    /// Graceful shutdown of this connection.
+    /// Graceful shutdown of this connection: a go-away; followed feeds end
+    /// at once (they would never finish by themselves); other calls get the
+    /// grace period.
     private func drain() async {
         await self.sendGoAway(HavenError(code: .unavailable, message: "server shutting down"))
+        let feedEnd = HavenError(
+            code: .unavailable,
+            message: "server shutting down: resume after your last cursor on a new connection"
+        )
+        for call in self.state.withLock({ Array($0.calls.values) }) { call.shutDown(feedEnd) }
         let graceEnds = ContinuousClock.now + self.configuration.shutdownGrace
         while ContinuousClock.now < graceEnds, self.state.withLock({ !$0.calls.isEmpty }) {
             try? await Task.sleep(for: .milliseconds(20))

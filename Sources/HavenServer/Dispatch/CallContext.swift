@@ -14,6 +14,8 @@ package struct CallContext: Sendable {
     package var deadline: ContinuousClock.Instant
     /// A logger with the connection's and call's metadata (never identities).
     package var logger: Logger
+    /// The call's control block, on a connection.
+    let control: CallControl?
 
     /// Which request this is, as the audit trail names it: `<connection>/<call id>`.
     package var requestID: String {
@@ -27,11 +29,38 @@ package struct CallContext: Sendable {
         deadline: ContinuousClock.Instant,
         logger: Logger
     ) {
+        self.init(
+            principal: principal,
+            method: method,
+            callID: callID,
+            deadline: deadline,
+            logger: logger,
+            control: nil
+        )
+    }
+
+    /// A context on a connection, whose calls the connection controls.
+    init(
+        principal: Principal,
+        method: String,
+        callID: UInt64,
+        deadline: ContinuousClock.Instant,
+        logger: Logger,
+        control: CallControl?
+    ) {
         self.principal = principal
         self.method = method
         self.callID = callID
         self.deadline = deadline
         self.logger = logger
+        self.control = control
+    }
+
+    /// Declares that the call runs until it is cancelled (a followed feed):
+    /// a graceful shutdown then ends it at its start, with UNAVAILABLE,
+    /// instead of holding the shutdown for the whole grace period.
+    package func runsUntilCancelled() {
+        self.control?.markOpenEnded()
     }
 }
 

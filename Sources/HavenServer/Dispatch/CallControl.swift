@@ -11,6 +11,12 @@ final class CallControl: Sendable {
     private struct State {
         var credits: Int
         var cancelled = false
+        /// Why the server, not the client, ended the call (a shutdown).
+        var reason: HavenError?
+        /// The call runs until it is cancelled (a followed feed).
+        var openEnded = false
+        /// The server is shutting down: an open-ended call ends with this.
+        var shutdown: HavenError?
         var cancelWaiter: CheckedContinuation<Void, Never>?
         var creditWaiter: CheckedContinuation<Void, any Error>?
     }
@@ -24,9 +30,35 @@ final class CallControl: Sendable {
     /// Whether the call was cancelled.
     var isCancelled: Bool { self.state.withLock { $0.cancelled } }
 
+    /// Why the server ended the call, when it did (else the client cancelled it).
+    var reason: HavenError? { self.state.withLock { $0.reason } }
+
+    /// The call runs until it is cancelled (a followed feed): a graceful
+    /// shutdown ends it at once instead of waiting out the grace period.
+    func markOpenEnded() {
+        let reason = self.state.withLock { state -> HavenError? in
+            state.openEnded = true
+            return state.shutdown
+        }
+        if let reason { self.cancel(reason: reason) }
+    }
+
+    /// The server is shutting down: ends the call now with `reason` if it
+    /// is open-ended (or becomes so later); other calls finish.
+    func shutDown(_ reason: HavenError) {
+        let openEnded = self.state.withLock { state -> Bool in
+            state.shutdown = reason
+            return state.openEnded
+        }
+        if openEnded { self.cancel(reason: reason) }
+    }
+
     /// Cancels the call: wakes ``waitForCancellation()`` and a credit wait.
-    func cancel() {
+    ///
+    /// - Parameter reason: Why the server ends it; nil when the client cancelled.
+    func cancel(reason: HavenError? = nil) {
         let (cancelWaiter, creditWaiter) = self.state.withLock { state in
+            if state.reason == nil, !state.cancelled { state.reason = reason }
             state.cancelled = true
             defer {
                 state.cancelWaiter = nil

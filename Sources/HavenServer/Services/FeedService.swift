@@ -58,6 +58,7 @@ struct FeedService: FeedServiceHandler {
         let principal = context.principal
         let policy = self.env.policy
         try policy.check(principal, .followFeed)
+        if request.follow { context.runsUntilCancelled() }
         // An office filter narrows the feed; for office staff each office asked
         // for must be one of theirs (what is shown is decided entry by entry).
         let offices: Set<String>? =
