@@ -556,7 +556,8 @@ public nonisolated struct Haven_V1_Accused: Sendable {
   /// Current legal status (the last entry of `history`).
   public var legalStatus: Haven_V1_AccusedLegalStatus = .unspecified
 
-  /// Every status change, oldest first.
+  /// Every status change, oldest first. The first entry is the status the
+  /// accused was added with (AT_LARGE when none was given), dated when added.
   public var history: [Haven_V1_AccusedStatusChange] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()

@@ -120,8 +120,10 @@ public nonisolated enum Haven_V1_ReferralStatus: SwiftProtobuf.Enum, Swift.CaseI
   /// The service was delivered. Final.
   case completed // = 4
 
-  /// Withdrawn by the office (or by consent withdrawal). Final; the partner
-  /// loses access at once.
+  /// Withdrawn by the office. Final; the partner loses access at once and
+  /// sees the referral's identifiers only (no note, no resolution). A consent
+  /// withdrawn does not change a referral's status: what that consent covered
+  /// is hidden from the partner at once, while the referral stays as it is.
   case revoked // = 5
   case UNRECOGNIZED(Int)
 

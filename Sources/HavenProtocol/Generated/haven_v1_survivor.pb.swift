@@ -430,7 +430,9 @@ public nonisolated struct Haven_V1_ServiceRecord: Sendable {
   /// Clears the value of `deliveredOn`. Subsequent reads from it will return its default value.
   public mutating func clearDeliveredOn() {self._deliveredOn = nil}
 
-  /// The partner organisation that delivered it, if any.
+  /// The partner organisation that delivered it, if any. When a partner
+  /// records the service the server sets this to the caller's organisation,
+  /// whatever the request said.
   public var partnerID: String = String()
 
   /// Number of sessions (counselling, training days); 0 if not counted.

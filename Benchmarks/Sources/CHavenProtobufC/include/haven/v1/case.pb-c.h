@@ -291,7 +291,8 @@ struct  Haven__V1__Accused
    */
   Haven__V1__AccusedLegalStatus legal_status;
   /*
-   * Every status change, oldest first.
+   * Every status change, oldest first. The first entry is the status the
+   * accused was added with (AT_LARGE when none was given), dated when added.
    */
   size_t n_history;
   Haven__V1__AccusedStatusChange **history;

@@ -91,8 +91,10 @@ typedef enum _Haven__V1__ReferralStatus {
    */
   HAVEN__V1__REFERRAL_STATUS__REFERRAL_STATUS_COMPLETED = 4,
   /*
-   * Withdrawn by the office (or by consent withdrawal). Final; the partner
-   * loses access at once.
+   * Withdrawn by the office. Final; the partner loses access at once and
+   * sees the referral's identifiers only (no note, no resolution). A consent
+   * withdrawn does not change a referral's status: what that consent covered
+   * is hidden from the partner at once, while the referral stays as it is.
    */
   HAVEN__V1__REFERRAL_STATUS__REFERRAL_STATUS_REVOKED = 5
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(HAVEN__V1__REFERRAL_STATUS)

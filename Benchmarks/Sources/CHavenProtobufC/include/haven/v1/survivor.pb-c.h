@@ -315,7 +315,9 @@ struct  Haven__V1__ServiceRecord
    */
   Haven__V1__CivilDate *delivered_on;
   /*
-   * The partner organisation that delivered it, if any.
+   * The partner organisation that delivered it, if any. When a partner
+   * records the service the server sets this to the caller's organisation,
+   * whatever the request said.
    */
   char *partner_id;
   /*
