@@ -22,6 +22,7 @@ package protocol RecordStore: Sendable {
     ///
     /// - Throws: What `body` throws, or ``HavenError`` UNAVAILABLE when the
     ///   database cannot be written.
+    @discardableResult
     func write<T: Sendable>(_ body: @escaping @Sendable (any StoreWriter) throws -> T) async throws -> T
 
     /// The highest change-log sequence committed so far (0 when empty).

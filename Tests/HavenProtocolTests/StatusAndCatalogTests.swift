@@ -75,6 +75,26 @@ struct MethodCatalogTests {
         }
     }
 
+    @Test(
+        "carries each method's idempotency_level: reads NO_SIDE_EFFECTS, keyed creates IDEMPOTENT, other writes neither"
+    )
+    func idempotency() {
+        for method in MethodCatalog.all {
+            let keyed = HavenFieldLimits.byMessage[method.requestType]?.values.contains { $0.name == "idempotency_key" }
+            if keyed == true {
+                #expect(method.idempotency == .idempotent, "\(method.fullName) carries an idempotency key")
+            } else if method.method.hasPrefix("Get") || method.method.hasPrefix("List") {
+                #expect(method.idempotency == .noSideEffects, "\(method.fullName) is a read")
+            } else {
+                #expect(method.idempotency != .idempotent, "\(method.fullName) is IDEMPOTENT without a key")
+            }
+        }
+        #expect(MethodCatalog.SessionService.whoAmI.idempotency == .noSideEffects)
+        #expect(MethodCatalog.FeedService.subscribe.idempotency == .noSideEffects)
+        #expect(MethodCatalog.CaseService.updateCase.idempotency == .unknown, "compare-and-set: re-read, decide")
+        #expect(MethodCatalog.ReferralService.revokeReferral.idempotency.isSafeToRetry == false)
+    }
+
     @Test("has unique names and finds each by name; unknown names are not found")
     func lookup() {
         #expect(Set(MethodCatalog.all.map(\.fullName)).count == MethodCatalog.all.count)

@@ -1006,6 +1006,87 @@ struct ConformanceTests {
             #expect(try Haven_V1_Office(decodingPayload: end.payload).code == "KOL")
         }
     }
+
+    @Test(
+        "R-8.8: a revoked referral reaches its partner as one ACCESS_REVOKED item with identifiers only; the survivor vanishes"
+    )
+    func r8_8() async throws {
+        try await self.withServer { deployment, server in
+            _ = try await self.seed(deployment, server, cases: 0)
+            let admin = try await self.open(deployment, server, as: "admin")
+            var register = Haven_V1_RegisterPartnerRequest()
+            register.partner.name = "Asha Home (fictional)"
+            register.partner.kind = .aftercareHome
+            register.partner.officeCodes = ["KOL"]
+            register.idempotencyKey = "ptn-conformance"
+            let partner = try await admin.unary(MethodCatalog.PartnerService.registerPartner, register, id: 10)
+            try deployment.updateAccount("partner-asha") { $0.partnerID = partner.id }
+
+            let worker = try await self.open(deployment, server)
+            let survivor = try await worker.unary(
+                MethodCatalog.SurvivorService.registerSurvivor,
+                ServiceTests.registerSurvivor(name: "Fictional Conformance Person"),
+                id: 1
+            )
+            var refer = Haven_V1_CreateReferralRequest()
+            refer.survivorID = survivor.id
+            refer.partnerID = partner.id
+            refer.service = .shelter
+            refer.note = "Needs a bed tonight (fictional)"
+            refer.idempotencyKey = "ref-conformance"
+            let referral = try await worker.unary(MethodCatalog.ReferralService.createReferral, refer, id: 2)
+
+            let asha = try await self.open(deployment, server, as: "partner-asha")
+            try await asha.send(.start(callID: 1, method: MethodCatalog.FeedService.subscribe, request: Self.follow()))
+            _ = try await self.itemsUntilCaughtUp(1, on: asha)
+            var revoke = Haven_V1_TransitionReferralRequest()
+            revoke.referralID = referral.id
+            revoke.expectedVersion = referral.version
+            revoke.resolution = "Withdrawn by the office (fictional)"
+            _ = try await worker.unary(MethodCatalog.ReferralService.revokeReferral, revoke, id: 3)
+
+            let live = try await self.itemsUntilCaughtUp(1, on: asha).filter {
+                if case .change = $0.item { true } else { false }
+            }
+            #expect(live.count == 1, "one notice, nothing about the survivor itself")
+            let notice = try #require(live.first?.change)
+            #expect(notice.kind == .accessRevoked)
+            #expect(notice.referral.id == referral.id && notice.referral.survivorID == survivor.id)
+            #expect(notice.referral.status == .revoked)
+            #expect(
+                notice.referral.note.isEmpty && notice.referral.resolution.isEmpty && !notice.referral.hasReferredBy
+            )
+
+            let direct = try await asha.unary(
+                MethodCatalog.ReferralService.getReferral,
+                .with { $0.referralID = referral.id },
+                id: 2
+            )
+            #expect(direct.status == .revoked && direct.note.isEmpty && direct.resolution.isEmpty)
+            let hidden = try await asha.call(
+                MethodCatalog.SurvivorService.getSurvivor,
+                .with { $0.survivorID = survivor.id },
+                id: 3
+            )
+            #expect(hidden.statusCode == .notFound)
+
+            try await asha.send(
+                .start(
+                    callID: 4,
+                    method: MethodCatalog.FeedService.subscribe,
+                    request: Self.subscribe(.beginning, follow: false)
+                )
+            )
+            let replay = try await self.itemsUntilCaughtUp(4, on: asha).compactMap { item -> Haven_V1_ChangeEvent? in
+                if case .change(let change) = item.item { change } else { nil }
+            }
+            #expect(
+                replay.allSatisfy { if case .survivor = $0.subject { false } else { true } },
+                "no survivor item, ever"
+            )
+            #expect(replay.filter { $0.referral.id == referral.id }.allSatisfy { $0.referral.note.isEmpty })
+        }
+    }
 }
 
 /// Keeps docs/PROTOCOL.md's numbered requirements and the conformance suite

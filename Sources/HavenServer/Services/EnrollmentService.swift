@@ -66,7 +66,6 @@ struct EnrollmentService: EnrollmentServiceHandler {
         }
         try Validate.require(!request.csrDer.isEmpty, "csr_der", "required")
         let env = self.env
-        let now = env.nowUnixMs
         guard let current = try await env.store.read({ try $0.credential(serial: principal.credentialSerial) }),
             !current.isRevoked
         else {

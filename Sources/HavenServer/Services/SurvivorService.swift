@@ -243,7 +243,6 @@ struct SurvivorService: SurvivorServiceHandler {
     ) async throws -> Haven_V1_Survivor {
         if request.hasIdentity { try Self.validate(request.identity) }
         try Validate.require(request.ageAtIntake <= 130, "age_at_intake", "must be 0 to 130")
-        let env = self.env
         return try await self.mutate(request.survivorID, .required(request.expectedVersion), context) {
             survivor,
             tx,

@@ -87,6 +87,7 @@ package final class SQLiteStore: RecordStore {
         }
     }
 
+    @discardableResult
     package func write<T: Sendable>(_ body: @escaping @Sendable (any StoreWriter) throws -> T) async throws -> T {
         let (result, latest): (T, UInt64)
         let (keys, auditing) = (self.keys, self.auditing)

@@ -7,6 +7,7 @@ import SwiftProtobuf
 /// canonical bytes and its chain hash, plus columns to search by) and
 /// `auditResource` (which entries name which resource).
 extension SQLiteTransaction {
+    @discardableResult
     func appendAudit(_ new: NewAuditEntry) throws -> Haven_V1_AuditEntry {
         let (written, changes) = self.journal.take()
         var entry = Haven_V1_AuditEntry()
