@@ -306,3 +306,32 @@ struct SQLiteStoreTests {
         #expect(try await store.read { try $0.auditSize() } == 1)
     }
 }
+
+@Suite("Storage failures as clients see them")
+struct StorageFailureCodeTests {
+    static func translated(_ code: ResultCode) -> HavenError {
+        SQLiteStore.translate(
+            DatabaseError(resultCode: code, message: "secret-ish detail", sql: "INSERT INTO record VALUES (?)")
+        )
+    }
+
+    @Test(
+        "busy: UNAVAILABLE with RetryInfo; full: RESOURCE_EXHAUSTED without; read-only, I/O, corrupt: INTERNAL; never SQLite's text"
+    )
+    func codes() {
+        let busy = Self.translated(.SQLITE_BUSY)
+        #expect(busy.code == .unavailable && busy.retryAfterMs == 500)
+        let full = Self.translated(.SQLITE_FULL)
+        #expect(full.code == .resourceExhausted && full.retryAfterMs == nil)
+        for code in [ResultCode.SQLITE_READONLY, .SQLITE_IOERR, .SQLITE_CANTOPEN, .SQLITE_CORRUPT, .SQLITE_MISUSE] {
+            #expect(Self.translated(code).code == .internal, "\(code)")
+        }
+        for error in [busy, full, Self.translated(.SQLITE_READONLY)] {
+            #expect(
+                !error.message.contains("secret-ish") && !error.message.contains("INSERT")
+                    && !error.message.contains("SQLite")
+            )
+        }
+        #expect(SQLiteStore.name(of: .SQLITE_IOERR_FSYNC) == "I/O error")
+    }
+}

@@ -157,6 +157,12 @@ public final class RawConnection {
         return !self.channel.isActive
     }
 
+    /// Stops reading from the socket (a peer that never reads its answers):
+    /// the server's replies pile up in the kernel's buffers, then in its own.
+    public func stopReading() async throws {
+        try await self.channel.setOption(ChannelOptions.autoRead, value: false).get()
+    }
+
     /// Whether the connection is still open.
     public var isActive: Bool { self.channel.isActive }
 

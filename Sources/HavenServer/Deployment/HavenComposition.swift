@@ -29,7 +29,12 @@ package struct HavenComposition: Sendable {
         if custodian.development {
             logger.warning("using a DEVELOPMENT master key: never store real survivor data in this data directory")
         }
-        let store = try SQLiteStore(path: directory.databaseFile, keys: custodian.keys, auditing: auditing)
+        let store = try SQLiteStore(
+            path: directory.databaseFile,
+            keys: custodian.keys,
+            auditing: auditing,
+            logger: logger
+        )
         try await custodian.reconcile(store)
         let signer = try CheckpointSigner.loadOrCreate(
             at: directory.auditSigningKeyFile,

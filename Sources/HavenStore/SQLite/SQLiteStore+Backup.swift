@@ -20,7 +20,7 @@ extension SQLiteStore {
             }
             return try Self.auditHead(ofCopy: path)
         } catch {
-            throw Self.translate(error)
+            throw self.failed(error)
         }
     }
 

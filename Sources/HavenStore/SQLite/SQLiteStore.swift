@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import HavenProtocol
+import Logging
 import SwiftProtobuf
 import Synchronization
 
@@ -13,6 +14,10 @@ import Synchronization
 /// and refuses to start if it does not read back as FULL.
 package final class SQLiteStore: RecordStore {
     private let pool: DatabasePool
+    /// Where storage failures are reported, with their detail.
+    let logger: Logger
+    /// One line per kind of failure every ten seconds, however many calls hit it.
+    let failures = RateLimitedLog(interval: .seconds(10))
     /// For the store's own extensions (backup, integrity check).
     var databasePool: DatabasePool { self.pool }
     private let notifier = ChangeNotifier()
@@ -30,9 +35,15 @@ package final class SQLiteStore: RecordStore {
     ///     havend or haven-admin reaches it.
     /// - Throws: ``HavenError`` UNAVAILABLE when it cannot be opened or is not
     ///   durable; DATA_LOSS when its schema is newer than this software.
-    package init(path: String, keys: StoreKeys? = nil, auditing: Bool = true) throws {
+    package init(
+        path: String,
+        keys: StoreKeys? = nil,
+        auditing: Bool = true,
+        logger: Logger = Logger(label: "haven.store")
+    ) throws {
         self.keys = keys
         self.auditing = auditing
+        self.logger = logger
         var configuration = Configuration()
         configuration.foreignKeysEnabled = true
         configuration.busyMode = .timeout(10)
@@ -73,6 +84,16 @@ package final class SQLiteStore: RecordStore {
         }
     }
 
+    /// Caps the database's size in pages (`PRAGMA max_page_count` on the
+    /// writer; nil lifts the cap): a write that needs more space fails as on a
+    /// full disk. The storage-failure tests reproduce a full disk with it.
+    package func limitPages(_ pages: Int?) throws {
+        try self.pool.barrierWriteWithoutTransaction { db in
+            let current = try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0
+            try db.execute(sql: "PRAGMA max_page_count = \(pages.map { max($0, current) } ?? 1_073_741_823)")
+        }
+    }
+
     /// `PRAGMA journal_mode` of the database.
     package func journalMode() throws -> String {
         try self.pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" }
@@ -83,7 +104,7 @@ package final class SQLiteStore: RecordStore {
         do {
             return try await self.pool.read { db in try body(SQLiteTransaction(db, keys: keys)) }
         } catch {
-            throw Self.translate(error)
+            throw self.failed(error)
         }
     }
 
@@ -97,7 +118,7 @@ package final class SQLiteStore: RecordStore {
                 return (value, try Self.latestSequence(db))
             }
         } catch {
-            throw Self.translate(error)
+            throw self.failed(error)
         }
         self.notifier.publish(latest)
         return result
@@ -215,26 +236,74 @@ package final class SQLiteStore: RecordStore {
         UInt64(try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(sequence), 0) FROM change") ?? 0)
     }
 
-    /// Maps errors to ``HavenError`` without leaking statement arguments (which
-    /// can hold record content) into messages.
-    static func translate(_ error: any Error) -> any Error {
+    /// Maps errors to ``HavenError`` for clients: a code that says whether
+    /// retrying can help and a message without internal detail (never SQLite's
+    /// text, never statement arguments, which can hold record content). The
+    /// detail goes to the operator's log instead, through ``failed(_:)``.
+    static func translate(_ error: any Error) -> HavenError {
         switch error {
         case let error as HavenError: return error
         case is CancellationError:
             return HavenError(code: .cancelled, message: "cancelled before the transaction committed")
-        case let error as DatabaseError where Self.transient.contains(error.resultCode.primaryResultCode):
-            // The database is busy, out of space or unreadable: retrying later can succeed.
-            return HavenError(code: .unavailable, message: "storage unavailable: \(Self.describe(error))")
+        case let error as DatabaseError:
+            switch error.resultCode.primaryResultCode {
+            case .SQLITE_BUSY, .SQLITE_LOCKED, .SQLITE_PROTOCOL:
+                // Another writer holds the database for longer than the busy timeout: a retry can succeed.
+                var detail = Haven_V1_ErrorDetail()
+                detail.retry.retryAfterMs = 500
+                return HavenError(code: .unavailable, message: "storage busy: retry shortly", details: [detail])
+            case .SQLITE_FULL:
+                // Nothing was written (SQLite rolls the transaction back); retrying cannot help until space is freed.
+                return HavenError(
+                    code: .resourceExhausted,
+                    message:
+                        "the server's storage is full: nothing was written; retry only after an operator has freed space"
+                )
+            default:
+                // Read-only or unopenable files, I/O errors, corruption, or a fault of the server.
+                return HavenError(
+                    code: .internal,
+                    message:
+                        "the server cannot use its storage: an operator must act (see the server's log); a write that failed may be retried with its idempotency key once the server is healthy"
+                )
+            }
         default:
-            // Anything else is a fault of the server, not a state to retry through.
-            return HavenError(code: .internal, message: "storage error: \(Self.describe(error))")
+            return HavenError(code: .internal, message: "internal storage error (see the server's log)")
         }
     }
 
-    private static let transient: [ResultCode] = [
-        .SQLITE_BUSY, .SQLITE_LOCKED, .SQLITE_IOERR, .SQLITE_FULL, .SQLITE_CANTOPEN, .SQLITE_READONLY,
-        .SQLITE_PROTOCOL,
-    ]
+    /// Translates a failure for the client, and logs what the operator needs
+    /// (SQLite's result code and message, never statement arguments) at most
+    /// once per kind every ten seconds.
+    func failed(_ error: any Error) -> HavenError {
+        let translated = Self.translate(error)
+        if translated.code == .internal || translated.code == .resourceExhausted
+            || (translated.code == .unavailable && error is DatabaseError)
+        {
+            let kind = (error as? DatabaseError).map { Self.name(of: $0.resultCode) } ?? "\(type(of: error))"
+            self.failures.log(
+                "storage \(kind)",
+                "storage failure",
+                level: translated.code == .unavailable ? .warning : .error,
+                metadata: ["code": "\(translated.code)", "detail": "\(Self.describe(error))"],
+                to: self.logger
+            )
+        }
+        return translated
+    }
+
+    /// A short name for the log: `full`, `busy`, `read-only`, `I/O error`, ….
+    static func name(of code: ResultCode) -> String {
+        switch code.primaryResultCode {
+        case .SQLITE_FULL: "full"
+        case .SQLITE_BUSY, .SQLITE_LOCKED: "busy"
+        case .SQLITE_READONLY: "read-only"
+        case .SQLITE_IOERR: "I/O error"
+        case .SQLITE_CANTOPEN: "cannot open"
+        case .SQLITE_CORRUPT, .SQLITE_NOTADB: "corrupt"
+        default: "SQLite \(code.primaryResultCode.rawValue)"
+        }
+    }
 
     static func describe(_ error: any Error) -> String {
         if let error = error as? DatabaseError {
@@ -290,7 +359,7 @@ extension SQLiteStore {
                 try Self.audited(SQLiteTransaction(db, keys: keys, auditing: auditing), body)
             }
         } catch {
-            throw Self.translate(error)
+            throw self.failed(error)
         }
     }
 }
