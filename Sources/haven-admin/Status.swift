@@ -19,7 +19,10 @@ struct Status: AsyncParsableCommand {
                 ("Server", "\(client.configuration.serverAddress), havend \(status.version)"),
                 ("Deployment", status.development ? "DEVELOPMENT (never store real data here)" : "production"),
                 ("Up since", "\(CLI.date(status.startedAtUnixMs)) (\(Self.duration(uptime)))"),
-                ("Connections", "\(status.connections)"),
+                (
+                    "Connections",
+                    "\(status.connections) open; since the start \(status.handshakeFailures) failed TLS handshakes, \(status.connectionsRefused) refused"
+                ),
                 (
                     "Calls",
                     "\(String(format: "%.1f", status.callsPerSecond)) per second over the last minute; \(status.callsTotal) in all"

@@ -39,59 +39,120 @@ public nonisolated struct Haven_V1_GetServerStatusRequest: Sendable {
 }
 
 /// What an administrator needs at a glance.
-public nonisolated struct Haven_V1_ServerStatus: Sendable {
+public nonisolated struct Haven_V1_ServerStatus: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   /// The server's version.
-  public var version: String = String()
+  public var version: String {
+    get {_storage._version}
+    set {_uniqueStorage()._version = newValue}
+  }
 
   /// When this process started.
-  public var startedAtUnixMs: Int64 = 0
+  public var startedAtUnixMs: Int64 {
+    get {_storage._startedAtUnixMs}
+    set {_uniqueStorage()._startedAtUnixMs = newValue}
+  }
 
   /// Open connections now.
-  public var connections: UInt32 = 0
+  public var connections: UInt32 {
+    get {_storage._connections}
+    set {_uniqueStorage()._connections = newValue}
+  }
 
   /// Calls started in the last minute, per second.
-  public var callsPerSecond: Double = 0
+  public var callsPerSecond: Double {
+    get {_storage._callsPerSecond}
+    set {_uniqueStorage()._callsPerSecond = newValue}
+  }
 
   /// Calls started since the process started.
-  public var callsTotal: UInt64 = 0
+  public var callsTotal: UInt64 {
+    get {_storage._callsTotal}
+    set {_uniqueStorage()._callsTotal = newValue}
+  }
 
   /// The database's size on disk (the file and its write-ahead log).
-  public var databaseBytes: UInt64 = 0
+  public var databaseBytes: UInt64 {
+    get {_storage._databaseBytes}
+    set {_uniqueStorage()._databaseBytes = newValue}
+  }
 
   /// Entries in the audit trail.
-  public var auditEntries: UInt64 = 0
+  public var auditEntries: UInt64 {
+    get {_storage._auditEntries}
+    set {_uniqueStorage()._auditEntries = newValue}
+  }
 
   /// When the last online backup was taken (0: never, on this database).
-  public var lastBackupAtUnixMs: Int64 = 0
+  public var lastBackupAtUnixMs: Int64 {
+    get {_storage._lastBackupAtUnixMs}
+    set {_uniqueStorage()._lastBackupAtUnixMs = newValue}
+  }
 
   /// SHA-256 of that backup file, hex.
-  public var lastBackupSha256: String = String()
+  public var lastBackupSha256: String {
+    get {_storage._lastBackupSha256}
+    set {_uniqueStorage()._lastBackupSha256 = newValue}
+  }
 
   /// Accounts, and how many are enabled.
-  public var accounts: UInt32 = 0
+  public var accounts: UInt32 {
+    get {_storage._accounts}
+    set {_uniqueStorage()._accounts = newValue}
+  }
 
-  public var accountsEnabled: UInt32 = 0
+  public var accountsEnabled: UInt32 {
+    get {_storage._accountsEnabled}
+    set {_uniqueStorage()._accountsEnabled = newValue}
+  }
 
   /// Active certificates that expire within 14 days (renew them).
-  public var certificatesExpiringSoon: UInt32 = 0
+  public var certificatesExpiringSoon: UInt32 {
+    get {_storage._certificatesExpiringSoon}
+    set {_uniqueStorage()._certificatesExpiringSoon = newValue}
+  }
 
   /// When the server's own TLS certificate expires.
-  public var serverCertificateExpiresAtUnixMs: Int64 = 0
+  public var serverCertificateExpiresAtUnixMs: Int64 {
+    get {_storage._serverCertificateExpiresAtUnixMs}
+    set {_uniqueStorage()._serverCertificateExpiresAtUnixMs = newValue}
+  }
 
   /// Whether the deployment runs on a development master key.
-  public var development: Bool = false
+  public var development: Bool {
+    get {_storage._development}
+    set {_uniqueStorage()._development = newValue}
+  }
 
   /// SHA-256 of the backup recipient key, first 8 bytes hex (empty when
   /// backups are not configured: `backup_public_key` in haven.conf).
-  public var backupKeyFingerprint: String = String()
+  public var backupKeyFingerprint: String {
+    get {_storage._backupKeyFingerprint}
+    set {_uniqueStorage()._backupKeyFingerprint = newValue}
+  }
+
+  /// TLS handshakes that failed since the server started (each is logged at
+  /// most once per reason every 10 seconds, so this is the count to watch).
+  public var handshakeFailures: UInt64 {
+    get {_storage._handshakeFailures}
+    set {_uniqueStorage()._handshakeFailures = newValue}
+  }
+
+  /// Connections refused after the handshake since the server started
+  /// (unknown or disabled account, revoked certificate, too many connections).
+  public var connectionsRefused: UInt64 {
+    get {_storage._connectionsRefused}
+    set {_uniqueStorage()._connectionsRefused = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 /// Takes an online backup. Admin only.
@@ -211,99 +272,177 @@ nonisolated extension Haven_V1_GetServerStatusRequest: SwiftProtobuf.Message, Sw
 
 nonisolated extension Haven_V1_ServerStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ServerStatus"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{3}started_at_unix_ms\0\u{1}connections\0\u{3}calls_per_second\0\u{3}calls_total\0\u{3}database_bytes\0\u{3}audit_entries\0\u{3}last_backup_at_unix_ms\0\u{3}last_backup_sha256\0\u{1}accounts\0\u{3}accounts_enabled\0\u{3}certificates_expiring_soon\0\u{3}server_certificate_expires_at_unix_ms\0\u{1}development\0\u{3}backup_key_fingerprint\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{3}started_at_unix_ms\0\u{1}connections\0\u{3}calls_per_second\0\u{3}calls_total\0\u{3}database_bytes\0\u{3}audit_entries\0\u{3}last_backup_at_unix_ms\0\u{3}last_backup_sha256\0\u{1}accounts\0\u{3}accounts_enabled\0\u{3}certificates_expiring_soon\0\u{3}server_certificate_expires_at_unix_ms\0\u{1}development\0\u{3}backup_key_fingerprint\0\u{3}handshake_failures\0\u{3}connections_refused\0")
+
+  fileprivate class _StorageClass {
+    var _version: String = String()
+    var _startedAtUnixMs: Int64 = 0
+    var _connections: UInt32 = 0
+    var _callsPerSecond: Double = 0
+    var _callsTotal: UInt64 = 0
+    var _databaseBytes: UInt64 = 0
+    var _auditEntries: UInt64 = 0
+    var _lastBackupAtUnixMs: Int64 = 0
+    var _lastBackupSha256: String = String()
+    var _accounts: UInt32 = 0
+    var _accountsEnabled: UInt32 = 0
+    var _certificatesExpiringSoon: UInt32 = 0
+    var _serverCertificateExpiresAtUnixMs: Int64 = 0
+    var _development: Bool = false
+    var _backupKeyFingerprint: String = String()
+    var _handshakeFailures: UInt64 = 0
+    var _connectionsRefused: UInt64 = 0
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _version = source._version
+      _startedAtUnixMs = source._startedAtUnixMs
+      _connections = source._connections
+      _callsPerSecond = source._callsPerSecond
+      _callsTotal = source._callsTotal
+      _databaseBytes = source._databaseBytes
+      _auditEntries = source._auditEntries
+      _lastBackupAtUnixMs = source._lastBackupAtUnixMs
+      _lastBackupSha256 = source._lastBackupSha256
+      _accounts = source._accounts
+      _accountsEnabled = source._accountsEnabled
+      _certificatesExpiringSoon = source._certificatesExpiringSoon
+      _serverCertificateExpiresAtUnixMs = source._serverCertificateExpiresAtUnixMs
+      _development = source._development
+      _backupKeyFingerprint = source._backupKeyFingerprint
+      _handshakeFailures = source._handshakeFailures
+      _connectionsRefused = source._connectionsRefused
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.version) }()
-      case 2: try { try decoder.decodeSingularInt64Field(value: &self.startedAtUnixMs) }()
-      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.connections) }()
-      case 4: try { try decoder.decodeSingularDoubleField(value: &self.callsPerSecond) }()
-      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.callsTotal) }()
-      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.databaseBytes) }()
-      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.auditEntries) }()
-      case 8: try { try decoder.decodeSingularInt64Field(value: &self.lastBackupAtUnixMs) }()
-      case 9: try { try decoder.decodeSingularStringField(value: &self.lastBackupSha256) }()
-      case 10: try { try decoder.decodeSingularUInt32Field(value: &self.accounts) }()
-      case 11: try { try decoder.decodeSingularUInt32Field(value: &self.accountsEnabled) }()
-      case 12: try { try decoder.decodeSingularUInt32Field(value: &self.certificatesExpiringSoon) }()
-      case 13: try { try decoder.decodeSingularInt64Field(value: &self.serverCertificateExpiresAtUnixMs) }()
-      case 14: try { try decoder.decodeSingularBoolField(value: &self.development) }()
-      case 15: try { try decoder.decodeSingularStringField(value: &self.backupKeyFingerprint) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._version) }()
+        case 2: try { try decoder.decodeSingularInt64Field(value: &_storage._startedAtUnixMs) }()
+        case 3: try { try decoder.decodeSingularUInt32Field(value: &_storage._connections) }()
+        case 4: try { try decoder.decodeSingularDoubleField(value: &_storage._callsPerSecond) }()
+        case 5: try { try decoder.decodeSingularUInt64Field(value: &_storage._callsTotal) }()
+        case 6: try { try decoder.decodeSingularUInt64Field(value: &_storage._databaseBytes) }()
+        case 7: try { try decoder.decodeSingularUInt64Field(value: &_storage._auditEntries) }()
+        case 8: try { try decoder.decodeSingularInt64Field(value: &_storage._lastBackupAtUnixMs) }()
+        case 9: try { try decoder.decodeSingularStringField(value: &_storage._lastBackupSha256) }()
+        case 10: try { try decoder.decodeSingularUInt32Field(value: &_storage._accounts) }()
+        case 11: try { try decoder.decodeSingularUInt32Field(value: &_storage._accountsEnabled) }()
+        case 12: try { try decoder.decodeSingularUInt32Field(value: &_storage._certificatesExpiringSoon) }()
+        case 13: try { try decoder.decodeSingularInt64Field(value: &_storage._serverCertificateExpiresAtUnixMs) }()
+        case 14: try { try decoder.decodeSingularBoolField(value: &_storage._development) }()
+        case 15: try { try decoder.decodeSingularStringField(value: &_storage._backupKeyFingerprint) }()
+        case 16: try { try decoder.decodeSingularUInt64Field(value: &_storage._handshakeFailures) }()
+        case 17: try { try decoder.decodeSingularUInt64Field(value: &_storage._connectionsRefused) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if !self.version.isEmpty {
-      try visitor.visitSingularStringField(value: self.version, fieldNumber: 1)
-    }
-    if self.startedAtUnixMs != 0 {
-      try visitor.visitSingularInt64Field(value: self.startedAtUnixMs, fieldNumber: 2)
-    }
-    if self.connections != 0 {
-      try visitor.visitSingularUInt32Field(value: self.connections, fieldNumber: 3)
-    }
-    if self.callsPerSecond.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.callsPerSecond, fieldNumber: 4)
-    }
-    if self.callsTotal != 0 {
-      try visitor.visitSingularUInt64Field(value: self.callsTotal, fieldNumber: 5)
-    }
-    if self.databaseBytes != 0 {
-      try visitor.visitSingularUInt64Field(value: self.databaseBytes, fieldNumber: 6)
-    }
-    if self.auditEntries != 0 {
-      try visitor.visitSingularUInt64Field(value: self.auditEntries, fieldNumber: 7)
-    }
-    if self.lastBackupAtUnixMs != 0 {
-      try visitor.visitSingularInt64Field(value: self.lastBackupAtUnixMs, fieldNumber: 8)
-    }
-    if !self.lastBackupSha256.isEmpty {
-      try visitor.visitSingularStringField(value: self.lastBackupSha256, fieldNumber: 9)
-    }
-    if self.accounts != 0 {
-      try visitor.visitSingularUInt32Field(value: self.accounts, fieldNumber: 10)
-    }
-    if self.accountsEnabled != 0 {
-      try visitor.visitSingularUInt32Field(value: self.accountsEnabled, fieldNumber: 11)
-    }
-    if self.certificatesExpiringSoon != 0 {
-      try visitor.visitSingularUInt32Field(value: self.certificatesExpiringSoon, fieldNumber: 12)
-    }
-    if self.serverCertificateExpiresAtUnixMs != 0 {
-      try visitor.visitSingularInt64Field(value: self.serverCertificateExpiresAtUnixMs, fieldNumber: 13)
-    }
-    if self.development != false {
-      try visitor.visitSingularBoolField(value: self.development, fieldNumber: 14)
-    }
-    if !self.backupKeyFingerprint.isEmpty {
-      try visitor.visitSingularStringField(value: self.backupKeyFingerprint, fieldNumber: 15)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      if !_storage._version.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._version, fieldNumber: 1)
+      }
+      if _storage._startedAtUnixMs != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._startedAtUnixMs, fieldNumber: 2)
+      }
+      if _storage._connections != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._connections, fieldNumber: 3)
+      }
+      if _storage._callsPerSecond.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._callsPerSecond, fieldNumber: 4)
+      }
+      if _storage._callsTotal != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._callsTotal, fieldNumber: 5)
+      }
+      if _storage._databaseBytes != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._databaseBytes, fieldNumber: 6)
+      }
+      if _storage._auditEntries != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._auditEntries, fieldNumber: 7)
+      }
+      if _storage._lastBackupAtUnixMs != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._lastBackupAtUnixMs, fieldNumber: 8)
+      }
+      if !_storage._lastBackupSha256.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._lastBackupSha256, fieldNumber: 9)
+      }
+      if _storage._accounts != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._accounts, fieldNumber: 10)
+      }
+      if _storage._accountsEnabled != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._accountsEnabled, fieldNumber: 11)
+      }
+      if _storage._certificatesExpiringSoon != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._certificatesExpiringSoon, fieldNumber: 12)
+      }
+      if _storage._serverCertificateExpiresAtUnixMs != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._serverCertificateExpiresAtUnixMs, fieldNumber: 13)
+      }
+      if _storage._development != false {
+        try visitor.visitSingularBoolField(value: _storage._development, fieldNumber: 14)
+      }
+      if !_storage._backupKeyFingerprint.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._backupKeyFingerprint, fieldNumber: 15)
+      }
+      if _storage._handshakeFailures != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._handshakeFailures, fieldNumber: 16)
+      }
+      if _storage._connectionsRefused != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._connectionsRefused, fieldNumber: 17)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Haven_V1_ServerStatus, rhs: Haven_V1_ServerStatus) -> Bool {
-    if lhs.version != rhs.version {return false}
-    if lhs.startedAtUnixMs != rhs.startedAtUnixMs {return false}
-    if lhs.connections != rhs.connections {return false}
-    if lhs.callsPerSecond != rhs.callsPerSecond {return false}
-    if lhs.callsTotal != rhs.callsTotal {return false}
-    if lhs.databaseBytes != rhs.databaseBytes {return false}
-    if lhs.auditEntries != rhs.auditEntries {return false}
-    if lhs.lastBackupAtUnixMs != rhs.lastBackupAtUnixMs {return false}
-    if lhs.lastBackupSha256 != rhs.lastBackupSha256 {return false}
-    if lhs.accounts != rhs.accounts {return false}
-    if lhs.accountsEnabled != rhs.accountsEnabled {return false}
-    if lhs.certificatesExpiringSoon != rhs.certificatesExpiringSoon {return false}
-    if lhs.serverCertificateExpiresAtUnixMs != rhs.serverCertificateExpiresAtUnixMs {return false}
-    if lhs.development != rhs.development {return false}
-    if lhs.backupKeyFingerprint != rhs.backupKeyFingerprint {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._version != rhs_storage._version {return false}
+        if _storage._startedAtUnixMs != rhs_storage._startedAtUnixMs {return false}
+        if _storage._connections != rhs_storage._connections {return false}
+        if _storage._callsPerSecond != rhs_storage._callsPerSecond {return false}
+        if _storage._callsTotal != rhs_storage._callsTotal {return false}
+        if _storage._databaseBytes != rhs_storage._databaseBytes {return false}
+        if _storage._auditEntries != rhs_storage._auditEntries {return false}
+        if _storage._lastBackupAtUnixMs != rhs_storage._lastBackupAtUnixMs {return false}
+        if _storage._lastBackupSha256 != rhs_storage._lastBackupSha256 {return false}
+        if _storage._accounts != rhs_storage._accounts {return false}
+        if _storage._accountsEnabled != rhs_storage._accountsEnabled {return false}
+        if _storage._certificatesExpiringSoon != rhs_storage._certificatesExpiringSoon {return false}
+        if _storage._serverCertificateExpiresAtUnixMs != rhs_storage._serverCertificateExpiresAtUnixMs {return false}
+        if _storage._development != rhs_storage._development {return false}
+        if _storage._backupKeyFingerprint != rhs_storage._backupKeyFingerprint {return false}
+        if _storage._handshakeFailures != rhs_storage._handshakeFailures {return false}
+        if _storage._connectionsRefused != rhs_storage._connectionsRefused {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

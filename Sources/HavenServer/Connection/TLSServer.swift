@@ -36,6 +36,10 @@ package final class TLSServer: Service, Sendable {
     private let listening: EventLoopPromise<SocketAddress>
     /// Fired once the server is shutting down and its last connection has closed: ends the session watch.
     private let drained = Signal()
+    /// Failed handshakes cost a stranger nothing: one line per reason every 10 s.
+    private let handshakeLog = RateLimitedLog(interval: .seconds(10))
+    /// Refusals for too many connections, likewise.
+    private let refusalLog = RateLimitedLog(interval: .seconds(10))
 
     package init(
         configuration: ServerConfiguration,
@@ -229,7 +233,15 @@ package final class TLSServer: Service, Sendable {
         do {
             peer = try await accepted.peer.get()
         } catch {
-            logger.info("TLS handshake failed", metadata: ["reason": "\(Self.describe(error))"])
+            // Anyone can fail a handshake: counted always, logged once per reason every 10 s.
+            self.statistics.handshakeFailed()
+            self.handshakeLog.log(
+                HandshakeFailure.reason(error),
+                "TLS handshake failed",
+                level: .info,
+                metadata: ["reason": "\(HandshakeFailure.reason(error))"],
+                to: logger
+            )
             // The async wrapper must be finished, not just dropped.
             try? await accepted.asyncChannel.executeThenClose { _, _ in }
             return
@@ -242,6 +254,7 @@ package final class TLSServer: Service, Sendable {
                     principal = try await self.principal(for: peer)
                 } catch let refusal as SessionRefusal {
                     let error = refusal.error
+                    self.statistics.connectionRefused()
                     logger.notice(
                         "connection refused",
                         metadata: ["code": "\(error.code)", "reason": "\(error.message)"]
@@ -279,7 +292,14 @@ package final class TLSServer: Service, Sendable {
                     return nil
                 }
                 if let refusal = admitted {
-                    logger.notice("connection refused", metadata: ["reason": "\(refusal.message)"])
+                    self.statistics.connectionRefused()
+                    self.refusalLog.log(
+                        "too many connections",
+                        "connection refused",
+                        level: .notice,
+                        metadata: ["reason": "\(refusal.message)"],
+                        to: logger
+                    )
                     try? await outbound.write(
                         try FrameEncoder().encode(Haven_V1_ServerEnvelope.goAway(lastCallID: 0, reason: refusal))
                     )
@@ -298,7 +318,7 @@ package final class TLSServer: Service, Sendable {
                 await connection.run(inbound: inbound)
             }
         } catch {
-            logger.debug("connection closed with an error", metadata: ["error": "\(Self.describe(error))"])
+            logger.debug("connection closed with an error", metadata: ["error": "\(HandshakeFailure.reason(error))"])
         }
     }
 
@@ -376,12 +396,5 @@ package final class TLSServer: Service, Sendable {
             certificateExpiresAt: certificate.notValidAfter,
             credentialSerial: serial
         )
-    }
-
-    private static func describe(_ error: any Error) -> String {
-        if let error = error as? HavenError { return error.description }
-        if let error = error as? NIOSSLError { return "\(error)" }
-        if let error = error as? BoringSSLError { return "\(error)" }
-        return String(describing: type(of: error))
     }
 }

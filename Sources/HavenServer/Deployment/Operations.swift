@@ -10,6 +10,8 @@ package final class ServerStatistics: Sendable {
     private struct State {
         var callsTotal: UInt64 = 0
         var connections = 0
+        var handshakeFailures: UInt64 = 0
+        var connectionsRefused: UInt64 = 0
         /// Calls started in each of the last 60 seconds, by second.
         var seconds = [UInt64](repeating: 0, count: 60)
         var current: Int64 = 0
@@ -42,6 +44,13 @@ package final class ServerStatistics: Sendable {
     }
 
     package func connectionOpened() { self.state.withLock { $0.connections += 1 } }
+    package func handshakeFailed() { self.state.withLock { $0.handshakeFailures += 1 } }
+    package func connectionRefused() { self.state.withLock { $0.connectionsRefused += 1 } }
+
+    /// TLS handshakes failed and connections refused after it, since the start.
+    package var refusals: (handshakeFailures: UInt64, connectionsRefused: UInt64) {
+        self.state.withLock { ($0.handshakeFailures, $0.connectionsRefused) }
+    }
     package func connectionClosed() { self.state.withLock { $0.connections -= 1 } }
 
     /// Open connections, calls in total, and calls per second over the last minute.

@@ -34,6 +34,7 @@ struct OperationsService: OperationsServiceHandler {
         status.connections = UInt32(clamping: connections)
         status.callsPerSecond = callsPerSecond
         status.callsTotal = callsTotal
+        (status.handshakeFailures, status.connectionsRefused) = operations.statistics.refusals
         status.auditEntries = auditEntries
         status.accounts = UInt32(clamping: accounts)
         status.accountsEnabled = UInt32(clamping: enabled)

@@ -295,7 +295,7 @@ const ProtobufCMessageDescriptor haven__v1__get_server_status_request__descripto
   (ProtobufCMessageInit) haven__v1__get_server_status_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor haven__v1__server_status__field_descriptors[15] =
+static const ProtobufCFieldDescriptor haven__v1__server_status__field_descriptors[17] =
 {
   {
     "version",
@@ -477,6 +477,30 @@ static const ProtobufCFieldDescriptor haven__v1__server_status__field_descriptor
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "handshake_failures",
+    16,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__ServerStatus, handshake_failures),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "connections_refused",
+    17,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__ServerStatus, connections_refused),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned haven__v1__server_status__field_indices_by_name[] = {
   9,   /* field[9] = accounts */
@@ -487,8 +511,10 @@ static const unsigned haven__v1__server_status__field_indices_by_name[] = {
   4,   /* field[4] = calls_total */
   11,   /* field[11] = certificates_expiring_soon */
   2,   /* field[2] = connections */
+  16,   /* field[16] = connections_refused */
   5,   /* field[5] = database_bytes */
   13,   /* field[13] = development */
+  15,   /* field[15] = handshake_failures */
   7,   /* field[7] = last_backup_at_unix_ms */
   8,   /* field[8] = last_backup_sha256 */
   12,   /* field[12] = server_certificate_expires_at_unix_ms */
@@ -498,7 +524,7 @@ static const unsigned haven__v1__server_status__field_indices_by_name[] = {
 static const ProtobufCIntRange haven__v1__server_status__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 15 }
+  { 0, 17 }
 };
 const ProtobufCMessageDescriptor haven__v1__server_status__descriptor =
 {
@@ -508,7 +534,7 @@ const ProtobufCMessageDescriptor haven__v1__server_status__descriptor =
   "Haven__V1__ServerStatus",
   "haven.v1",
   sizeof(Haven__V1__ServerStatus),
-  15,
+  17,
   haven__v1__server_status__field_descriptors,
   haven__v1__server_status__field_indices_by_name,
   1,  haven__v1__server_status__number_ranges,

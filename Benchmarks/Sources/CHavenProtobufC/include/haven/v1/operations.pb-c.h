@@ -104,10 +104,20 @@ struct  Haven__V1__ServerStatus
    * backups are not configured: `backup_public_key` in haven.conf).
    */
   char *backup_key_fingerprint;
+  /*
+   * TLS handshakes that failed since the server started (each is logged at
+   * most once per reason every 10 seconds, so this is the count to watch).
+   */
+  uint64_t handshake_failures;
+  /*
+   * Connections refused after the handshake since the server started
+   * (unknown or disabled account, revoked certificate, too many connections).
+   */
+  uint64_t connections_refused;
 };
 #define HAVEN__V1__SERVER_STATUS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&haven__v1__server_status__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string, 0, 0 }
 
 
 /*
