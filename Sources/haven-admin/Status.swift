@@ -21,7 +21,7 @@ struct Status: AsyncParsableCommand {
                 ("Up since", "\(CLI.date(status.startedAtUnixMs)) (\(Self.duration(uptime)))"),
                 (
                     "Connections",
-                    "\(status.connections) open; since the start \(status.handshakeFailures) failed TLS handshakes, \(status.connectionsRefused) refused"
+                    "\(status.connections) open; since the start \(status.handshakeFailures) failed TLS handshakes, \(status.connectionsRefused) refused, \(status.writeStalls) closed for not reading"
                 ),
                 (
                     "Calls",

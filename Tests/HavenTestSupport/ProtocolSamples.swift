@@ -180,7 +180,7 @@ public enum ProtocolSamples {
         // operations.proto
         "haven.v1.GetServerStatusRequest": "",
         "haven.v1.ServerStatus":
-            #"version: "0.3.0" started_at_unix_ms: 1780000000000 connections: 12 calls_per_second: 41.5 calls_total: 90210 database_bytes: 52428800 audit_entries: 120344 last_backup_at_unix_ms: 1779990000000 last_backup_sha256: "9f2c" accounts: 40 accounts_enabled: 37 certificates_expiring_soon: 2 server_certificate_expires_at_unix_ms: 1800000000000 development: true backup_key_fingerprint: "a1b2c3d4e5f60718" handshake_failures: 310 connections_refused: 4"#,
+            #"version: "0.3.0" started_at_unix_ms: 1780000000000 connections: 12 calls_per_second: 41.5 calls_total: 90210 database_bytes: 52428800 audit_entries: 120344 last_backup_at_unix_ms: 1779990000000 last_backup_sha256: "9f2c" accounts: 40 accounts_enabled: 37 certificates_expiring_soon: 2 server_certificate_expires_at_unix_ms: 1800000000000 development: true backup_key_fingerprint: "a1b2c3d4e5f60718" handshake_failures: 310 connections_refused: 4 write_stalls: 1"#,
         "haven.v1.CreateBackupRequest": "",
         "haven.v1.BackupFile": #"path: "haven.sqlite" bytes: 52428800 sha256: "77aa""#,
         "haven.v1.BackupSummary":

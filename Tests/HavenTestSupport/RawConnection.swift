@@ -24,7 +24,8 @@ public final class RawConnection {
         serverHostname: String = "localhost",
         alpn: [String] = [HavenWire.alpnIdentifier],
         trustRootsPEM: String? = nil,
-        tlsVersion: TLSVersion = .tlsv13
+        tlsVersion: TLSVersion = .tlsv13,
+        receiveBufferBytes: Int? = nil
     ) async throws -> RawConnection {
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.minimumTLSVersion = tlsVersion
@@ -49,7 +50,16 @@ public final class RawConnection {
         )
         let channel: any Channel
         do {
-            channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            if let receiveBufferBytes {
+                // A small window: what the server sends waits in its own buffers, not the kernel's.
+                bootstrap = bootstrap.channelOption(
+                    .socketOption(.so_rcvbuf),
+                    value: SocketOptionValue(receiveBufferBytes)
+                )
+            }
+            channel =
+                try await bootstrap
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(

@@ -148,6 +148,13 @@ public nonisolated struct Haven_V1_ServerStatus: @unchecked Sendable {
     set {_uniqueStorage()._connectionsRefused = newValue}
   }
 
+  /// Connections closed because their peer stopped reading its replies for
+  /// `write_stall_timeout_ms`, since the server started.
+  public var writeStalls: UInt64 {
+    get {_storage._writeStalls}
+    set {_uniqueStorage()._writeStalls = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -272,7 +279,7 @@ nonisolated extension Haven_V1_GetServerStatusRequest: SwiftProtobuf.Message, Sw
 
 nonisolated extension Haven_V1_ServerStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ServerStatus"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{3}started_at_unix_ms\0\u{1}connections\0\u{3}calls_per_second\0\u{3}calls_total\0\u{3}database_bytes\0\u{3}audit_entries\0\u{3}last_backup_at_unix_ms\0\u{3}last_backup_sha256\0\u{1}accounts\0\u{3}accounts_enabled\0\u{3}certificates_expiring_soon\0\u{3}server_certificate_expires_at_unix_ms\0\u{1}development\0\u{3}backup_key_fingerprint\0\u{3}handshake_failures\0\u{3}connections_refused\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{3}started_at_unix_ms\0\u{1}connections\0\u{3}calls_per_second\0\u{3}calls_total\0\u{3}database_bytes\0\u{3}audit_entries\0\u{3}last_backup_at_unix_ms\0\u{3}last_backup_sha256\0\u{1}accounts\0\u{3}accounts_enabled\0\u{3}certificates_expiring_soon\0\u{3}server_certificate_expires_at_unix_ms\0\u{1}development\0\u{3}backup_key_fingerprint\0\u{3}handshake_failures\0\u{3}connections_refused\0\u{3}write_stalls\0")
 
   fileprivate class _StorageClass {
     var _version: String = String()
@@ -292,6 +299,7 @@ nonisolated extension Haven_V1_ServerStatus: SwiftProtobuf.Message, SwiftProtobu
     var _backupKeyFingerprint: String = String()
     var _handshakeFailures: UInt64 = 0
     var _connectionsRefused: UInt64 = 0
+    var _writeStalls: UInt64 = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -319,6 +327,7 @@ nonisolated extension Haven_V1_ServerStatus: SwiftProtobuf.Message, SwiftProtobu
       _backupKeyFingerprint = source._backupKeyFingerprint
       _handshakeFailures = source._handshakeFailures
       _connectionsRefused = source._connectionsRefused
+      _writeStalls = source._writeStalls
     }
   }
 
@@ -354,6 +363,7 @@ nonisolated extension Haven_V1_ServerStatus: SwiftProtobuf.Message, SwiftProtobu
         case 15: try { try decoder.decodeSingularStringField(value: &_storage._backupKeyFingerprint) }()
         case 16: try { try decoder.decodeSingularUInt64Field(value: &_storage._handshakeFailures) }()
         case 17: try { try decoder.decodeSingularUInt64Field(value: &_storage._connectionsRefused) }()
+        case 18: try { try decoder.decodeSingularUInt64Field(value: &_storage._writeStalls) }()
         default: break
         }
       }
@@ -413,6 +423,9 @@ nonisolated extension Haven_V1_ServerStatus: SwiftProtobuf.Message, SwiftProtobu
       if _storage._connectionsRefused != 0 {
         try visitor.visitSingularUInt64Field(value: _storage._connectionsRefused, fieldNumber: 17)
       }
+      if _storage._writeStalls != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._writeStalls, fieldNumber: 18)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -439,6 +452,7 @@ nonisolated extension Haven_V1_ServerStatus: SwiftProtobuf.Message, SwiftProtobu
         if _storage._backupKeyFingerprint != rhs_storage._backupKeyFingerprint {return false}
         if _storage._handshakeFailures != rhs_storage._handshakeFailures {return false}
         if _storage._connectionsRefused != rhs_storage._connectionsRefused {return false}
+        if _storage._writeStalls != rhs_storage._writeStalls {return false}
         return true
       }
       if !storagesAreEqual {return false}

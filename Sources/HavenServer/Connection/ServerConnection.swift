@@ -77,11 +77,15 @@ final class ServerConnection: Sendable {
     /// Ends the connection at once because its principal may no longer use
     /// it: a go-away carrying `reason`, every call in flight (streams
     /// included) ends with `reason`, and the connection closes.
-    func endSession(_ reason: HavenError) async {
-        guard self.state.withLock({ $0.endSession(reason) }) else { return }
+    ///
+    /// - Returns: Whether this call ended it (false when it had already ended or closed).
+    @discardableResult
+    func endSession(_ reason: HavenError) async -> Bool {
+        guard self.state.withLock({ $0.endSession(reason) }) else { return false }
         self.logger.notice("session ended", metadata: ["reason": "\(reason.message)"])
         await self.sendGoAway(reason)
         await self.close()
+        return true
     }
 
     /// Starts a graceful shutdown: go-away now, calls in flight get the grace

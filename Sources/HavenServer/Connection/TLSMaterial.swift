@@ -1,5 +1,6 @@
 import Foundation
 import HavenProtocol
+import NIOCore
 import NIOSSL
 
 /// The PEM files a server's TLS needs: its certificate chain and key, and the
@@ -43,6 +44,11 @@ package struct TLSMaterial: Sendable {
         configuration.certificateVerification = .optionalVerification
         configuration.minimumTLSVersion = .tlsv13
         configuration.applicationProtocols = [HavenWire.alpnIdentifier]
+        // Closing sends close_notify and then waits this long for the peer's
+        // before closing TCP (NIOSSL's default is 5 s). TLS 1.3 does not require
+        // the wait, and a peer that never reads would otherwise hold every
+        // connection's close, and so havend's shutdown, for 5 s.
+        configuration.shutdownTimeout = .milliseconds(250)
         return try NIOSSLContext(configuration: configuration)
     }
 }

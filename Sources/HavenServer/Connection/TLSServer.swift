@@ -75,6 +75,7 @@ package final class TLSServer: Service, Sendable {
     package func run() async throws {
         let configuration = self.configuration
         let sslContext = self.sslContext
+        let statistics = self.statistics
         let serverChannel: NIOAsyncChannel<AcceptedConnection, Never>
         do {
             serverChannel = try await ServerBootstrap(group: self.group)
@@ -86,6 +87,11 @@ package final class TLSServer: Service, Sendable {
                         let handshake = channel.eventLoop.makePromise(of: PeerIdentity.self)
                         let pipeline = channel.pipeline.syncOperations
                         try pipeline.addHandler(NIOSSLServerHandler(context: sslContext))
+                        try pipeline.addHandler(
+                            WriteStallHandler(timeout: .init(configuration.writeStallTimeout)) { [statistics] in
+                                statistics.writeStalled()
+                            }
+                        )
                         try pipeline.addHandler(
                             HandshakeHandler(timeout: .init(configuration.handshakeTimeout), promise: handshake)
                         )
@@ -194,7 +200,8 @@ package final class TLSServer: Service, Sendable {
                             inactivePartners: inactivePartners,
                             now: now
                         ) {
-                            await connection.endSession(reason)
+                            // A connection still closing from an earlier check is not ended (or audited) twice.
+                            guard await connection.endSession(reason) else { continue }
                             // An enrolling connection that ran out of time is no one's session.
                             if principal.isEnrolling { continue }
                             await self.audit(

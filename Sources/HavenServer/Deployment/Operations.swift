@@ -12,6 +12,7 @@ package final class ServerStatistics: Sendable {
         var connections = 0
         var handshakeFailures: UInt64 = 0
         var connectionsRefused: UInt64 = 0
+        var writeStalls: UInt64 = 0
         /// Calls started in each of the last 60 seconds, by second.
         var seconds = [UInt64](repeating: 0, count: 60)
         var current: Int64 = 0
@@ -46,6 +47,9 @@ package final class ServerStatistics: Sendable {
     package func connectionOpened() { self.state.withLock { $0.connections += 1 } }
     package func handshakeFailed() { self.state.withLock { $0.handshakeFailures += 1 } }
     package func connectionRefused() { self.state.withLock { $0.connectionsRefused += 1 } }
+    package func writeStalled() { self.state.withLock { $0.writeStalls += 1 } }
+    /// Connections closed because their peer stopped reading, since the start.
+    package var writeStalls: UInt64 { self.state.withLock { $0.writeStalls } }
 
     /// TLS handshakes failed and connections refused after it, since the start.
     package var refusals: (handshakeFailures: UInt64, connectionsRefused: UInt64) {

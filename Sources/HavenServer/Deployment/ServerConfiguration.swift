@@ -18,6 +18,7 @@ package struct ServerConfiguration: Sendable, Equatable {
     package var maxTimeout = Duration.seconds(300)
     package var handshakeTimeout = Duration.seconds(10)
     package var frameTimeout = Duration.seconds(30)
+    package var writeStallTimeout = Duration.seconds(30)
     package var idleTimeout = Duration.seconds(300)
     package var shutdownGrace = Duration.seconds(10)
     package var logLevel = "info"
@@ -72,6 +73,11 @@ package struct ServerConfiguration: Sendable, Equatable {
             "frame_timeout_ms",
             "Time allowed to complete a frame once its first byte arrived.",
             \.frameTimeout
+        ),
+        milliseconds(
+            "write_stall_timeout_ms",
+            "A connection whose peer reads nothing this long while replies wait is closed.",
+            \.writeStallTimeout
         ),
         milliseconds("idle_timeout_ms", "A connection with no call in flight this long is closed.", \.idleTimeout),
         milliseconds(

@@ -35,6 +35,7 @@ struct OperationsService: OperationsServiceHandler {
         status.callsPerSecond = callsPerSecond
         status.callsTotal = callsTotal
         (status.handshakeFailures, status.connectionsRefused) = operations.statistics.refusals
+        status.writeStalls = operations.statistics.writeStalls
         status.auditEntries = auditEntries
         status.accounts = UInt32(clamping: accounts)
         status.accountsEnabled = UInt32(clamping: enabled)

@@ -295,7 +295,7 @@ const ProtobufCMessageDescriptor haven__v1__get_server_status_request__descripto
   (ProtobufCMessageInit) haven__v1__get_server_status_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor haven__v1__server_status__field_descriptors[17] =
+static const ProtobufCFieldDescriptor haven__v1__server_status__field_descriptors[18] =
 {
   {
     "version",
@@ -501,6 +501,18 @@ static const ProtobufCFieldDescriptor haven__v1__server_status__field_descriptor
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "write_stalls",
+    18,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__ServerStatus, write_stalls),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned haven__v1__server_status__field_indices_by_name[] = {
   9,   /* field[9] = accounts */
@@ -520,11 +532,12 @@ static const unsigned haven__v1__server_status__field_indices_by_name[] = {
   12,   /* field[12] = server_certificate_expires_at_unix_ms */
   1,   /* field[1] = started_at_unix_ms */
   0,   /* field[0] = version */
+  17,   /* field[17] = write_stalls */
 };
 static const ProtobufCIntRange haven__v1__server_status__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 17 }
+  { 0, 18 }
 };
 const ProtobufCMessageDescriptor haven__v1__server_status__descriptor =
 {
@@ -534,7 +547,7 @@ const ProtobufCMessageDescriptor haven__v1__server_status__descriptor =
   "Haven__V1__ServerStatus",
   "haven.v1",
   sizeof(Haven__V1__ServerStatus),
-  17,
+  18,
   haven__v1__server_status__field_descriptors,
   haven__v1__server_status__field_indices_by_name,
   1,  haven__v1__server_status__number_ranges,

@@ -114,10 +114,15 @@ struct  Haven__V1__ServerStatus
    * (unknown or disabled account, revoked certificate, too many connections).
    */
   uint64_t connections_refused;
+  /*
+   * Connections closed because their peer stopped reading its replies for
+   * `write_stall_timeout_ms`, since the server started.
+   */
+  uint64_t write_stalls;
 };
 #define HAVEN__V1__SERVER_STATUS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&haven__v1__server_status__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string, 0, 0 }
+    , (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0 }
 
 
 /*
