@@ -16,43 +16,7 @@ struct AdminToolTests {
     let admin = RepositoryPaths.product("haven-admin")
     let havend = RepositoryPaths.product("havend")
 
-    /// A havend process, listening.
-    final class Server {
-        let process: Process
-        let port: Int
-        let output: Pipe
-
-        init(_ executable: URL, arguments: [String]) throws {
-            self.process = Process()
-            self.process.executableURL = executable
-            self.process.arguments = arguments
-            self.output = Pipe()
-            self.process.standardOutput = self.output
-            self.process.standardError = FileHandle.nullDevice
-            try self.process.run()
-            // "havend <version> listening on [IPv4]127.0.0.1/127.0.0.1:PORT", once it listens.
-            var text = ""
-            while !text.contains("listening on") {
-                let data = self.output.fileHandleForReading.availableData
-                if data.isEmpty { break }
-                text += String(decoding: data, as: UTF8.self)
-            }
-            guard let line = text.split(separator: "\n").first(where: { $0.contains("listening on") }),
-                let port = line.split(separator: ":").last.flatMap({ Int($0.trimmingCharacters(in: .whitespaces)) })
-            else {
-                self.process.terminate()
-                throw HavenError(code: .unavailable, message: "havend did not start: \(text)")
-            }
-            self.port = port
-        }
-
-        /// SIGTERM, and waits for the exit status.
-        func stop() -> Int32 {
-            self.process.terminate()
-            self.process.waitUntilExit()
-            return self.process.terminationStatus
-        }
-    }
+    typealias Server = HavendProcess
 
     struct Result {
         var output: String

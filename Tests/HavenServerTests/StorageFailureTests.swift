@@ -19,6 +19,7 @@ struct StorageFailureTests {
         let deployment = try TestDeployment()
         let capture = LogCapture()
         let server = try await deployment.start(logger: capture.logger(level: .warning))
+        let began = ContinuousClock.now
         do {
             let admin = try await RawConnection.connect(
                 port: server.port,
@@ -59,7 +60,9 @@ struct StorageFailureTests {
                 #expect(end.error?.retryAfterMs == nil, "no RetryInfo: retrying cannot help until an operator acts")
             }
             let lines = capture.all.filter { $0.contains("storage failure") }
-            #expect(lines.count == 1, "one line for the whole burst: \(lines)")
+            // One line per kind every 10 s: one for the burst, unless a loaded machine stretched it past 10 s.
+            let windows = Int((ContinuousClock.now - began) / .seconds(10)) + 1
+            #expect(lines.count >= 1 && lines.count <= windows, "one line for the whole burst: \(lines)")
             #expect(lines.first?.contains("storage full") == true, "the operator sees the cause: \(lines)")
             #expect(lines.first?.contains("database or disk is full") == true, "with SQLite's own words")
 

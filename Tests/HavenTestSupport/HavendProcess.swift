@@ -1,0 +1,80 @@
+import Dispatch
+import Foundation
+import HavenProtocol
+
+/// A `havend` process (the built product), listening.
+public final class HavendProcess: @unchecked Sendable {
+    public let process: Process
+    public let port: Int
+    let output: Pipe
+
+    /// Starts havend with `arguments` and waits for its "listening on" line.
+    ///
+    /// - Throws: ``HavenError`` UNAVAILABLE, with what it printed, when it does not start.
+    public init(_ executable: URL = RepositoryPaths.product("havend"), arguments: [String]) throws {
+        self.process = Process()
+        self.process.executableURL = executable
+        self.process.arguments = arguments
+        self.output = Pipe()
+        self.process.standardOutput = self.output
+        self.process.standardError = FileHandle.nullDevice
+        try self.process.run()
+        // "havend <version> listening on [IPv4]127.0.0.1/127.0.0.1:PORT", once it listens.
+        var text = ""
+        while !text.contains("listening on") {
+            let data = self.output.fileHandleForReading.availableData
+            if data.isEmpty { break }
+            text += String(decoding: data, as: UTF8.self)
+        }
+        guard let line = text.split(separator: "\n").first(where: { $0.contains("listening on") }),
+            let port = line.split(separator: ":").last.flatMap({ Int($0.trimmingCharacters(in: .whitespaces)) })
+        else {
+            self.process.terminate()
+            throw HavenError(code: .unavailable, message: "havend did not start: \(text)")
+        }
+        self.port = port
+    }
+
+    /// Starts havend off Swift's cooperative threads (waiting for it blocks a
+    /// thread, and in-process servers of other tests need them).
+    public static func start(
+        _ executable: URL = RepositoryPaths.product("havend"),
+        arguments: [String]
+    ) async throws -> HavendProcess {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result { try HavendProcess(executable, arguments: arguments) })
+            }
+        }
+    }
+
+    /// ``kill()`` off Swift's cooperative threads.
+    public func killed() async {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                self.kill()
+                continuation.resume()
+            }
+        }
+    }
+
+    /// ``stop()`` off Swift's cooperative threads.
+    public func stopped() async -> Int32 {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: self.stop()) }
+        }
+    }
+
+    /// SIGTERM, and waits for the exit status.
+    public func stop() -> Int32 {
+        self.process.terminate()
+        self.process.waitUntilExit()
+        return self.process.terminationStatus
+    }
+
+    /// SIGKILL: no shutdown, no flush beyond what was committed.
+    public func kill() {
+        Foundation.kill(self.process.processIdentifier, SIGKILL)
+        self.process.waitUntilExit()
+    }
+}
