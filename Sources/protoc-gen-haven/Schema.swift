@@ -163,8 +163,6 @@ struct Schema {
         var reachable: [Descriptor] = []
         var seen: Set<String> = []
         var pending = roots
-        var queued: Set<String> = []
-        pending = pending.filter { queued.insert($0.fullName).inserted }
         while !pending.isEmpty {
             let message = pending.removeFirst()
             guard seen.insert(message.fullName).inserted else { continue }
