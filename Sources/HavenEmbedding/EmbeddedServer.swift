@@ -88,6 +88,7 @@ public final class EmbeddedServer: Sendable {
         let report = try data.initialize(development: true)
         var configuration = ServerConfiguration()
         configuration.listenPort = 0
+        configuration.opsListenPort = 0
         configuration.maxConcurrentCalls = maxConcurrentCalls
         configuration.shutdownGrace = .milliseconds(500)
         var logger = Logger(label: "haven-embedded")

@@ -95,9 +95,16 @@ struct Havend: AsyncParsableCommand {
             throw ValidationError(error.message)
         }
 
+        let level = Logger.Level(rawValue: configuration.logLevel) ?? .info
+        let json = configuration.logFormat == "json"
         LoggingSystem.bootstrap { label in
+            if json {
+                var handler = JSONLogHandler(label: label)
+                handler.logLevel = level
+                return handler
+            }
             var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = Logger.Level(rawValue: configuration.logLevel) ?? .info
+            handler.logLevel = level
             return handler
         }
         let logger = Logger(label: "havend")
@@ -132,6 +139,9 @@ struct Havend: AsyncParsableCommand {
         try await withThrowingDiscardingTaskGroup { tasks in
             tasks.addTask { try await group.run() }
             // Said once it is true: after the bind, never before a failure to bind.
+            if let operations = try? await haven.operations.url {
+                say("operations (metrics, health) on \(operations)")
+            }
             if let address = try? await haven.server.listeningAddress {
                 say("havend \(HavenRelease.version) listening on \(address)")
             }

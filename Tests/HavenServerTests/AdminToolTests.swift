@@ -125,7 +125,10 @@ struct AdminToolTests {
         // Another deployment on a port already taken: an error, and no "listening" said first.
         let other = home.path("other")
         _ = try self.tool(["init", "--data-dir", other])
-        let taken = try run(self.havend, ["--data-dir", other, "--set", "listen_port=\(server.port)"])
+        let taken = try run(
+            self.havend,
+            ["--data-dir", other, "--set", "listen_port=\(server.port)", "--set", "ops_listen_port=0"]
+        )
         #expect(taken.status != 0)
         #expect(!String(decoding: taken.output, as: UTF8.self).contains("listening"))
         #expect(String(decoding: taken.error, as: UTF8.self).contains("cannot listen on 127.0.0.1:\(server.port)"))

@@ -6,15 +6,22 @@ import HavenProtocol
 public final class HavendProcess: @unchecked Sendable {
     public let process: Process
     public let port: Int
+    /// The operations listener's port (`/metrics`, `/health/…`).
+    public let operationsPort: Int
     let output: Pipe
 
     /// Starts havend with `arguments` and waits for its "listening on" line.
+    /// Its operations listener takes a free port (tests run several havends
+    /// at once) unless `arguments` choose one.
     ///
     /// - Throws: ``HavenError`` UNAVAILABLE, with what it printed, when it does not start.
     public init(_ executable: URL = RepositoryPaths.product("havend"), arguments: [String]) throws {
         self.process = Process()
         self.process.executableURL = executable
         self.process.arguments = arguments
+        self.process.environment = ProcessInfo.processInfo.environment.merging(["HAVEN_OPS_LISTEN_PORT": "0"]) {
+            chosen, _ in chosen
+        }
         self.output = Pipe()
         self.process.standardOutput = self.output
         self.process.standardError = FileHandle.nullDevice
@@ -33,6 +40,10 @@ public final class HavendProcess: @unchecked Sendable {
             throw HavenError(code: .unavailable, message: "havend did not start: \(text)")
         }
         self.port = port
+        // "operations (metrics, health) on http://127.0.0.1:PORT"
+        self.operationsPort =
+            text.split(separator: "\n").first(where: { $0.contains("operations (metrics, health) on") })
+            .flatMap { $0.split(separator: ":").last }.flatMap { Int($0.trimmingCharacters(in: .whitespaces)) } ?? 0
     }
 
     /// Starts havend off Swift's cooperative threads (waiting for it blocks a

@@ -3,6 +3,7 @@ import HavenProtocol
 import HavenServer
 import HavenStore
 import Logging
+import Tracing
 import NIOCore
 import NIOSSL
 
@@ -134,10 +135,12 @@ public final class TestDeployment: Sendable {
         on directory: DataDirectory? = nil,
         configure: (inout ServerConfiguration) -> Void = { _ in },
         router makeRouter: (ServiceEnvironment) -> Router = HavenServices.router,
-        logger chosenLogger: Logger? = nil
+        logger chosenLogger: Logger? = nil,
+        tracer: (any Tracer)? = nil
     ) async throws -> RunningServer {
         var configuration = ServerConfiguration()
         configuration.listenPort = 0
+        configuration.opsListenPort = 0
         // Followed feeds never finish by themselves: keep shutdowns in tests short.
         configuration.shutdownGrace = .milliseconds(200)
         configure(&configuration)
@@ -148,12 +151,22 @@ public final class TestDeployment: Sendable {
             directory ?? self.dataDirectory,
             configuration: configuration,
             logger: logger,
+            tracer: tracer ?? NoOpTracer(),
             router: makeRouter
         )
-        let (server, store) = (haven.server, haven.store)
+        let (server, store, operations) = (haven.server, haven.store, haven.operations)
         let task = Task { try await server.run() }
+        let operationsTask = Task { try await operations.run() }
         let address = try await server.listeningAddress
-        return RunningServer(server: server, task: task, port: address.port!, store: store)
+        return RunningServer(
+            server: server,
+            task: task,
+            port: address.port!,
+            store: store,
+            operations: operations,
+            operationsTask: operationsTask,
+            operationsURL: try await operations.url
+        )
     }
 }
 
@@ -163,17 +176,34 @@ public final class RunningServer: Sendable {
     let task: Task<Void, any Error>
     public let port: Int
     package let store: SQLiteStore
+    let operations: OperationsListener
+    let operationsTask: Task<Void, any Error>
+    /// The operations listener, e.g. `http://127.0.0.1:41234` (append `/metrics`).
+    public let operationsURL: String
 
-    init(server: TLSServer, task: Task<Void, any Error>, port: Int, store: SQLiteStore) {
+    init(
+        server: TLSServer,
+        task: Task<Void, any Error>,
+        port: Int,
+        store: SQLiteStore,
+        operations: OperationsListener,
+        operationsTask: Task<Void, any Error>,
+        operationsURL: String
+    ) {
         self.server = server
         self.task = task
         self.port = port
         self.store = store
+        self.operations = operations
+        self.operationsTask = operationsTask
+        self.operationsURL = operationsURL
     }
 
-    /// Shuts down gracefully and waits until it has stopped.
+    /// Shuts down gracefully and waits until it has stopped (the operations listener last).
     public func stop() async throws {
         self.server.initiateShutdown()
         try await self.task.value
+        self.operations.stop()
+        try await self.operationsTask.value
     }
 }

@@ -1342,6 +1342,7 @@ extension HavenSchema {
         Haven_V1_ConnectionLimits.self,
         Haven_V1_ServerHello.self,
         Haven_V1_CallStart.self,
+        Haven_V1_TraceHeader.self,
         Haven_V1_CallCancel.self,
         Haven_V1_StreamCredit.self,
         Haven_V1_Ping.self,

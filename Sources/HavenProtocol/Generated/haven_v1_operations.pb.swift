@@ -155,6 +155,40 @@ public nonisolated struct Haven_V1_ServerStatus: @unchecked Sendable {
     set {_uniqueStorage()._writeStalls = newValue}
   }
 
+  /// Whether the server is ready for work, as the operations listener's
+  /// `/health/ready` answers: store writable, keys loaded, listener accepting.
+  public var ready: Bool {
+    get {_storage._ready}
+    set {_uniqueStorage()._ready = newValue}
+  }
+
+  /// When not ready, each failing check as `check: problem` (fixed texts).
+  /// [max: 8 items of 200 bytes]
+  public var readinessProblems: [String] {
+    get {_storage._readinessProblems}
+    set {_uniqueStorage()._readinessProblems = newValue}
+  }
+
+  /// Calls running now, on every connection.
+  public var callsInFlight: UInt32 {
+    get {_storage._callsInFlight}
+    set {_uniqueStorage()._callsInFlight = newValue}
+  }
+
+  /// Calls that ended with a server fault (UNKNOWN, DEADLINE_EXCEEDED,
+  /// UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS) in the last minute.
+  public var callsFailedLastMinute: UInt64 {
+    get {_storage._callsFailedLastMinute}
+    set {_uniqueStorage()._callsFailedLastMinute = newValue}
+  }
+
+  /// The soonest expiry of an unrevoked, unexpired client certificate of an
+  /// enabled account (0: none).
+  public var soonestCertificateExpiresAtUnixMs: Int64 {
+    get {_storage._soonestCertificateExpiresAtUnixMs}
+    set {_uniqueStorage()._soonestCertificateExpiresAtUnixMs = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -279,7 +313,7 @@ nonisolated extension Haven_V1_GetServerStatusRequest: SwiftProtobuf.Message, Sw
 
 nonisolated extension Haven_V1_ServerStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ServerStatus"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{3}started_at_unix_ms\0\u{1}connections\0\u{3}calls_per_second\0\u{3}calls_total\0\u{3}database_bytes\0\u{3}audit_entries\0\u{3}last_backup_at_unix_ms\0\u{3}last_backup_sha256\0\u{1}accounts\0\u{3}accounts_enabled\0\u{3}certificates_expiring_soon\0\u{3}server_certificate_expires_at_unix_ms\0\u{1}development\0\u{3}backup_key_fingerprint\0\u{3}handshake_failures\0\u{3}connections_refused\0\u{3}write_stalls\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{3}started_at_unix_ms\0\u{1}connections\0\u{3}calls_per_second\0\u{3}calls_total\0\u{3}database_bytes\0\u{3}audit_entries\0\u{3}last_backup_at_unix_ms\0\u{3}last_backup_sha256\0\u{1}accounts\0\u{3}accounts_enabled\0\u{3}certificates_expiring_soon\0\u{3}server_certificate_expires_at_unix_ms\0\u{1}development\0\u{3}backup_key_fingerprint\0\u{3}handshake_failures\0\u{3}connections_refused\0\u{3}write_stalls\0\u{1}ready\0\u{3}readiness_problems\0\u{3}calls_in_flight\0\u{3}calls_failed_last_minute\0\u{3}soonest_certificate_expires_at_unix_ms\0")
 
   fileprivate class _StorageClass {
     var _version: String = String()
@@ -300,6 +334,11 @@ nonisolated extension Haven_V1_ServerStatus: SwiftProtobuf.Message, SwiftProtobu
     var _handshakeFailures: UInt64 = 0
     var _connectionsRefused: UInt64 = 0
     var _writeStalls: UInt64 = 0
+    var _ready: Bool = false
+    var _readinessProblems: [String] = []
+    var _callsInFlight: UInt32 = 0
+    var _callsFailedLastMinute: UInt64 = 0
+    var _soonestCertificateExpiresAtUnixMs: Int64 = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -328,6 +367,11 @@ nonisolated extension Haven_V1_ServerStatus: SwiftProtobuf.Message, SwiftProtobu
       _handshakeFailures = source._handshakeFailures
       _connectionsRefused = source._connectionsRefused
       _writeStalls = source._writeStalls
+      _ready = source._ready
+      _readinessProblems = source._readinessProblems
+      _callsInFlight = source._callsInFlight
+      _callsFailedLastMinute = source._callsFailedLastMinute
+      _soonestCertificateExpiresAtUnixMs = source._soonestCertificateExpiresAtUnixMs
     }
   }
 
@@ -364,6 +408,11 @@ nonisolated extension Haven_V1_ServerStatus: SwiftProtobuf.Message, SwiftProtobu
         case 16: try { try decoder.decodeSingularUInt64Field(value: &_storage._handshakeFailures) }()
         case 17: try { try decoder.decodeSingularUInt64Field(value: &_storage._connectionsRefused) }()
         case 18: try { try decoder.decodeSingularUInt64Field(value: &_storage._writeStalls) }()
+        case 19: try { try decoder.decodeSingularBoolField(value: &_storage._ready) }()
+        case 20: try { try decoder.decodeRepeatedStringField(value: &_storage._readinessProblems) }()
+        case 21: try { try decoder.decodeSingularUInt32Field(value: &_storage._callsInFlight) }()
+        case 22: try { try decoder.decodeSingularUInt64Field(value: &_storage._callsFailedLastMinute) }()
+        case 23: try { try decoder.decodeSingularInt64Field(value: &_storage._soonestCertificateExpiresAtUnixMs) }()
         default: break
         }
       }
@@ -426,6 +475,21 @@ nonisolated extension Haven_V1_ServerStatus: SwiftProtobuf.Message, SwiftProtobu
       if _storage._writeStalls != 0 {
         try visitor.visitSingularUInt64Field(value: _storage._writeStalls, fieldNumber: 18)
       }
+      if _storage._ready != false {
+        try visitor.visitSingularBoolField(value: _storage._ready, fieldNumber: 19)
+      }
+      if !_storage._readinessProblems.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._readinessProblems, fieldNumber: 20)
+      }
+      if _storage._callsInFlight != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._callsInFlight, fieldNumber: 21)
+      }
+      if _storage._callsFailedLastMinute != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._callsFailedLastMinute, fieldNumber: 22)
+      }
+      if _storage._soonestCertificateExpiresAtUnixMs != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._soonestCertificateExpiresAtUnixMs, fieldNumber: 23)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -453,6 +517,11 @@ nonisolated extension Haven_V1_ServerStatus: SwiftProtobuf.Message, SwiftProtobu
         if _storage._handshakeFailures != rhs_storage._handshakeFailures {return false}
         if _storage._connectionsRefused != rhs_storage._connectionsRefused {return false}
         if _storage._writeStalls != rhs_storage._writeStalls {return false}
+        if _storage._ready != rhs_storage._ready {return false}
+        if _storage._readinessProblems != rhs_storage._readinessProblems {return false}
+        if _storage._callsInFlight != rhs_storage._callsInFlight {return false}
+        if _storage._callsFailedLastMinute != rhs_storage._callsFailedLastMinute {return false}
+        if _storage._soonestCertificateExpiresAtUnixMs != rhs_storage._soonestCertificateExpiresAtUnixMs {return false}
         return true
       }
       if !storagesAreEqual {return false}

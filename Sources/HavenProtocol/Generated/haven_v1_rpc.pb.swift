@@ -417,6 +417,30 @@ public nonisolated struct Haven_V1_CallStart: Sendable {
   /// waits for a `StreamCredit`. 0 means 16. Ignored for unary calls.
   public var initialCredit: UInt32 = 0
 
+  /// The caller's trace context, so that the server's spans continue the
+  /// caller's trace: the headers its tracer's propagator writes (W3C Trace
+  /// Context: `traceparent` and, if any, `tracestate`). Optional; the server
+  /// ignores names it does not know, and answers INVALID_ARGUMENT for the
+  /// call when a bound is exceeded. [max: 8 items]
+  public var traceContext: [Haven_V1_TraceHeader] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// One header of a propagated trace context.
+public nonisolated struct Haven_V1_TraceHeader: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Lowercase header name, e.g. "traceparent". [max: 64 bytes]
+  public var name: String = String()
+
+  /// Its value, e.g. "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01". [max: 512 bytes]
+  public var value: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1045,7 +1069,7 @@ nonisolated extension Haven_V1_ServerHello: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Haven_V1_CallStart: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CallStart"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}method\0\u{3}timeout_ms\0\u{1}payload\0\u{3}initial_credit\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}method\0\u{3}timeout_ms\0\u{1}payload\0\u{3}initial_credit\0\u{3}trace_context\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1057,6 +1081,7 @@ nonisolated extension Haven_V1_CallStart: SwiftProtobuf.Message, SwiftProtobuf._
       case 2: try { try decoder.decodeSingularUInt64Field(value: &self.timeoutMs) }()
       case 3: try { try decoder.decodeSingularBytesField(value: &self.payload) }()
       case 4: try { try decoder.decodeSingularUInt32Field(value: &self.initialCredit) }()
+      case 5: try { try decoder.decodeRepeatedMessageField(value: &self.traceContext) }()
       default: break
       }
     }
@@ -1075,6 +1100,9 @@ nonisolated extension Haven_V1_CallStart: SwiftProtobuf.Message, SwiftProtobuf._
     if self.initialCredit != 0 {
       try visitor.visitSingularUInt32Field(value: self.initialCredit, fieldNumber: 4)
     }
+    if !self.traceContext.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.traceContext, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1083,6 +1111,42 @@ nonisolated extension Haven_V1_CallStart: SwiftProtobuf.Message, SwiftProtobuf._
     if lhs.timeoutMs != rhs.timeoutMs {return false}
     if lhs.payload != rhs.payload {return false}
     if lhs.initialCredit != rhs.initialCredit {return false}
+    if lhs.traceContext != rhs.traceContext {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haven_V1_TraceHeader: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TraceHeader"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}value\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.value) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if !self.value.isEmpty {
+      try visitor.visitSingularStringField(value: self.value, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haven_V1_TraceHeader, rhs: Haven_V1_TraceHeader) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.value != rhs.value {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

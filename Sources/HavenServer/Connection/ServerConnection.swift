@@ -3,6 +3,7 @@ import HavenProtocol
 import Logging
 import NIOCore
 import Synchronization
+import Tracing
 
 /// One client connection after its TLS handshake: reads envelopes, runs
 /// calls concurrently, enforces the connection's limits and timeouts, and goes
@@ -15,6 +16,9 @@ final class ServerConnection: Sendable {
     private let configuration: ServerConfiguration
     private let router: Router
     let logger: Logger
+    private let statistics: ServerStatistics
+    private var metrics: ServerMetrics { self.statistics.metrics }
+    private let tracer: any Tracer
     private let encoder: FrameEncoder
     /// The connection's buffer for outgoing frames, lent to one writer at a
     /// time (a concurrent writer encodes into a buffer of its own): its memory
@@ -32,8 +36,12 @@ final class ServerConnection: Sendable {
         principal: Principal,
         configuration: ServerConfiguration,
         router: Router,
-        logger: Logger
+        logger: Logger,
+        statistics: ServerStatistics = ServerStatistics(),
+        tracer: any Tracer = NoOpTracer()
     ) {
+        self.statistics = statistics
+        self.tracer = tracer
         self.channel = channel
         self.outbound = outbound
         self.principal = principal
@@ -50,6 +58,7 @@ final class ServerConnection: Sendable {
             group.addTask { await self.watchdog() }
             do {
                 for try await payload in inbound {
+                    self.metrics.frameReceived(bytes: Frame.headerLength + payload.readableBytes)
                     let envelope: Haven_V1_ClientEnvelope
                     do {
                         envelope = try Haven_V1_ClientEnvelope(decodingPayload: payload)
@@ -104,6 +113,7 @@ final class ServerConnection: Sendable {
         var payload: Data
         var timeout: Duration?
         var control: CallControl
+        var traceContext: [Haven_V1_TraceHeader]
     }
 
     private func receive(_ envelope: Haven_V1_ClientEnvelope) async throws -> AcceptedCall? {
@@ -205,6 +215,7 @@ final class ServerConnection: Sendable {
         case .ignore:
             return nil
         case .refuse(let error):
+            self.metrics.callRefused(method: start.method, code: error.code.statusCode)
             await self.send(.end(callID: callID, error: error))
             return nil
         case .start(let control):
@@ -212,6 +223,7 @@ final class ServerConnection: Sendable {
             if self.principal.isEnrolling, start.method != MethodCatalog.EnrollmentService.enroll.fullName {
                 await self.refuse(
                     callID,
+                    start.method,
                     HavenError(
                         code: .unauthenticated,
                         message:
@@ -223,10 +235,19 @@ final class ServerConnection: Sendable {
             guard let entry else {
                 await self.refuse(
                     callID,
+                    start.method,
                     HavenError(
                         code: .unimplemented,
                         message: "unknown method \(LogText.escaped(start.method, limit: 200))"
                     )
+                )
+                return nil
+            }
+            if let violation = HavenFieldLimits.violation(in: start) {
+                await self.refuse(
+                    callID,
+                    start.method,
+                    HavenError(code: .invalidArgument, message: "call_start.\(violation.field) is \(violation.problem)")
                 )
                 return nil
             }
@@ -243,7 +264,8 @@ final class ServerConnection: Sendable {
                 entry: entry,
                 payload: start.payload,
                 timeout: timeout,
-                control: control
+                control: control,
+                traceContext: start.traceContext
             )
         }
     }
@@ -262,6 +284,8 @@ final class ServerConnection: Sendable {
         var callLogger = self.logger
         callLogger[metadataKey: "call"] = "\(call.id)"
         callLogger[metadataKey: "method"] = "\(call.method)"
+        // The request id the audit trail names the call by: every line of the call carries it.
+        callLogger[metadataKey: "request"] = "\(self.logger[metadataKey: "connection"].map { "\($0)" } ?? "-")/\(call.id)"
         let logger = callLogger
         let context = CallContext(
             principal: self.principal,
@@ -272,8 +296,38 @@ final class ServerConnection: Sendable {
             control: call.control
         )
         let started = ContinuousClock.now
+        self.statistics.callStarted()
+        // The call's span continues the caller's trace when its start carried one.
+        var traceContext = ServiceContext.topLevel
+        if !call.traceContext.isEmpty {
+            self.tracer.extract(call.traceContext, into: &traceContext, using: TraceHeaderExtractor())
+        }
+        let span = self.tracer.startSpan(call.method, context: traceContext, ofKind: .server)
+        span.attributes["rpc.system"] = "haven"
+        span.attributes["rpc.method"] = call.method
+        span.attributes["haven.call_id"] = Int64(clamping: call.id)
 
-        let outcome: Outcome = await withTaskGroup(of: Outcome.self) { group in
+        let outcome: Outcome = await ServiceContext.withValue(span.context) { await self.outcome(of: call, context, logger) }
+        let end = self.end(of: call, outcome)
+        // Free the slot before the end goes out: a client that starts its next
+        // call as soon as it reads this end must find the slot free.
+        self.finish(call.id)
+        await self.send(end)
+        self.endWritten()
+        let code = StatusCode(wire: end.end.code)
+        let duration = ContinuousClock.now - started
+        self.statistics.callEnded(method: call.method, code: code, duration: duration)
+        span.attributes["rpc.haven.status_code"] = code.rawValue
+        if ServerStatistics.serverFaults.contains(code) {
+            span.setStatus(SpanStatus(code: .error, message: code.description))
+        }
+        span.end()
+        logger.debug("call ended", metadata: ["code": "\(code)", "duration": "\(duration)"])
+    }
+
+    /// Runs a call's handler against its deadline and cancellation.
+    private func outcome(of call: AcceptedCall, _ context: CallContext, _ logger: Logger) async -> Outcome {
+        await withTaskGroup(of: Outcome.self) { group in
             group.addTask {
                 do {
                     switch call.entry {
@@ -317,7 +371,10 @@ final class ServerConnection: Sendable {
             group.cancelAll()
             return first
         }
+    }
 
+    /// The envelope that ends a call with `outcome`.
+    private func end(of call: AcceptedCall, _ outcome: Outcome) -> Haven_V1_ServerEnvelope {
         let end: Haven_V1_ServerEnvelope
         switch outcome {
         case .completed(let payload?):
@@ -344,19 +401,12 @@ final class ServerConnection: Sendable {
                         : HavenError(code: .cancelled, message: "cancelled by the client"))
             )
         }
-        // Free the slot before the end goes out: a client that starts its next
-        // call as soon as it reads this end must find the slot free.
-        self.finish(call.id)
-        await self.send(end)
-        self.endWritten()
-        logger.debug(
-            "call ended",
-            metadata: ["code": "\(StatusCode(wire: end.end.code))", "duration": "\(ContinuousClock.now - started)"]
-        )
+        return end
     }
 
     /// Ends a call it started without running it.
-    private func refuse(_ callID: UInt64, _ error: HavenError) async {
+    private func refuse(_ callID: UInt64, _ method: String, _ error: HavenError) async {
+        self.metrics.callRefused(method: method, code: error.code.statusCode)
         self.finish(callID)
         defer { self.endWritten() }
         await self.send(.end(callID: callID, error: error))
@@ -448,6 +498,7 @@ final class ServerConnection: Sendable {
 
     private func sendGoAway(_ reason: HavenError) async {
         guard let lastCallID = self.state.withLock({ $0.goAway() }) else { return }
+        self.metrics.goAwaySent(code: reason.code.statusCode)
         await self.send(.goAway(lastCallID: lastCallID, reason: reason))
     }
 
@@ -485,6 +536,14 @@ final class ServerConnection: Sendable {
         let encoded = Result { () throws(HavenError) in try self.encoder.encode(envelope, into: &frame) }
         self.outgoing.withLock { if $0 == nil { $0 = frame } }
         try encoded.get()
+        self.metrics.frameSent(bytes: frame.readableBytes)
         try await self.outbound.write(frame)
+    }
+}
+
+/// Reads a propagated trace context from a call start's headers.
+struct TraceHeaderExtractor: Extractor {
+    func extract(key: String, from carrier: [Haven_V1_TraceHeader]) -> String? {
+        carrier.first { $0.name == key }?.value
     }
 }

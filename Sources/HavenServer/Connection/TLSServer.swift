@@ -8,6 +8,7 @@ import NIOSSL
 import ServiceLifecycle
 import SwiftASN1
 import Synchronization
+import Tracing
 import X509
 
 /// Haven's listener: mutual TLS 1.3 with ALPN `haven/1`, one
@@ -24,6 +25,7 @@ package final class TLSServer: Service, Sendable {
     private let logger: Logger
     private let group: any EventLoopGroup
     private let statistics: ServerStatistics
+    private let tracer: any Tracer
 
     private struct State {
         var serverChannel: (any Channel)?
@@ -48,9 +50,11 @@ package final class TLSServer: Service, Sendable {
         router: Router,
         logger: Logger,
         statistics: ServerStatistics = ServerStatistics(),
+        tracer: any Tracer = NoOpTracer(),
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) throws {
         self.statistics = statistics
+        self.tracer = tracer
         self.configuration = configuration
         self.sslContext = try tls.serverContext()
         self.store = store
@@ -73,6 +77,8 @@ package final class TLSServer: Service, Sendable {
 
     /// Listens and serves until a graceful shutdown completes.
     package func run() async throws {
+        // Whoever waits for the address is told, should the run end before the bind (no-op after it).
+        defer { self.listening.fail(HavenError(code: .unavailable, message: "the server stopped before listening")) }
         let configuration = self.configuration
         let sslContext = self.sslContext
         let statistics = self.statistics
@@ -121,6 +127,7 @@ package final class TLSServer: Service, Sendable {
             return state.shuttingDown
         }
         if shutDownAlready { serverChannel.channel.close(promise: nil) }
+        if !shutDownAlready { self.statistics.isAccepting = true }
         if let address = serverChannel.channel.localAddress {
             self.listening.succeed(address)
             self.logger.info("listening", metadata: ["address": "\(address)"])
@@ -149,6 +156,7 @@ package final class TLSServer: Service, Sendable {
             state.shuttingDown = true
             return (state.serverChannel, Array(state.connections.values))
         }
+        self.statistics.isAccepting = false
         self.logger.info("shutting down", metadata: ["connections": "\(connections.count)"])
         channel?.close(promise: nil)
         for connection in connections { connection.shutDown() }
@@ -228,6 +236,7 @@ package final class TLSServer: Service, Sendable {
     }
 
     private func serve(_ accepted: AcceptedConnection) async {
+        self.statistics.metrics.connectionAccepted()
         var logger = self.logger
         let connectionID = self.state.withLock { state in
             state.nextConnectionID += 1
@@ -241,12 +250,13 @@ package final class TLSServer: Service, Sendable {
             peer = try await accepted.peer.get()
         } catch {
             // Anyone can fail a handshake: counted always, logged once per reason every 10 s.
-            self.statistics.handshakeFailed()
+            let reason = HandshakeFailure.reason(error)
+            self.statistics.handshakeFailed(reason: reason)
             self.handshakeLog.log(
-                HandshakeFailure.reason(error),
+                reason,
                 "TLS handshake failed",
                 level: .info,
-                metadata: ["reason": "\(HandshakeFailure.reason(error))"],
+                metadata: ["reason": "\(reason)"],
                 to: logger
             )
             // The async wrapper must be finished, not just dropped.
@@ -261,7 +271,7 @@ package final class TLSServer: Service, Sendable {
                     principal = try await self.principal(for: peer)
                 } catch let refusal as SessionRefusal {
                     let error = refusal.error
-                    self.statistics.connectionRefused()
+                    self.statistics.connectionRefused(refusal.reason)
                     logger.notice(
                         "connection refused",
                         metadata: ["code": "\(error.code)", "reason": "\(error.message)"]
@@ -287,21 +297,28 @@ package final class TLSServer: Service, Sendable {
                     principal: principal,
                     configuration: self.configuration,
                     router: self.router,
-                    logger: logger
+                    logger: logger,
+                    statistics: self.statistics,
+                    tracer: self.tracer
                 )
                 let key = ObjectIdentifier(connection)
-                let admitted = self.state.withLock { state -> HavenError? in
-                    if state.shuttingDown { return HavenError(code: .unavailable, message: "server shutting down") }
+                let admitted = self.state.withLock { state -> (HavenError, RefusalReason)? in
+                    if state.shuttingDown {
+                        return (HavenError(code: .unavailable, message: "server shutting down"), .shuttingDown)
+                    }
                     if state.connections.count >= self.configuration.maxConnections {
-                        return HavenError.exhausted("too many connections; retry later", retryAfterMs: 1000)
+                        return (
+                            HavenError.exhausted("too many connections; retry later", retryAfterMs: 1000),
+                            .tooManyConnections
+                        )
                     }
                     state.connections[key] = connection
                     return nil
                 }
-                if let refusal = admitted {
-                    self.statistics.connectionRefused()
+                if let (refusal, reason) = admitted {
+                    self.statistics.connectionRefused(reason)
                     self.refusalLog.log(
-                        "too many connections",
+                        reason.rawValue,
                         "connection refused",
                         level: .notice,
                         metadata: ["reason": "\(refusal.message)"],
@@ -356,6 +373,7 @@ package final class TLSServer: Service, Sendable {
     private struct SessionRefusal: Error {
         var error: HavenError
         var principalID: String
+        var reason: RefusalReason = .unknownCertificate
     }
 
     /// The principal of a connection: for a verified client certificate, the
@@ -385,19 +403,20 @@ package final class TLSServer: Service, Sendable {
             }
             return (credential, account, partnerActive)
         }
-        func refuse(_ message: String) -> SessionRefusal {
+        func refuse(_ message: String, _ reason: RefusalReason) -> SessionRefusal {
             SessionRefusal(
                 error: HavenError(code: .unauthenticated, message: message),
-                principalID: credential?.accountID ?? "certificate:\(serial)"
+                principalID: credential?.accountID ?? "certificate:\(serial)",
+                reason: reason
             )
         }
         guard let credential, credential.publicKeySHA256 == certificate.publicKeySHA256 else {
-            throw refuse("this certificate was not issued to any account of this deployment")
+            throw refuse("this certificate was not issued to any account of this deployment", .unknownCertificate)
         }
-        guard !credential.isRevoked else { throw refuse("certificate revoked; ask your administrator") }
-        guard let account else { throw refuse("no account for this certificate") }
-        guard account.enabled else { throw refuse("account disabled") }
-        guard partnerActive else { throw refuse("partner organisation deactivated") }
+        guard !credential.isRevoked else { throw refuse("certificate revoked; ask your administrator", .revoked) }
+        guard let account else { throw refuse("no account for this certificate", .unknownCertificate) }
+        guard account.enabled else { throw refuse("account disabled", .accountDisabled) }
+        guard partnerActive else { throw refuse("partner organisation deactivated", .partnerDeactivated) }
         return Principal(
             account: account,
             certificateExpiresAt: certificate.notValidAfter,

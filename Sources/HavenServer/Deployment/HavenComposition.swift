@@ -2,7 +2,9 @@ import Foundation
 import HavenProtocol
 import HavenStore
 import Logging
+import Prometheus
 import ServiceLifecycle
+import Tracing
 
 /// The one composition root: builds a running Haven from a data directory and
 /// a configuration. `havend`, the embedded server and the tests all use it.
@@ -12,19 +14,34 @@ package struct HavenComposition: Sendable {
     package let server: TLSServer
     package let checkpoints: CheckpointService
     package let retention: RetentionService
+    /// `/metrics`, `/health/live`, `/health/ready`.
+    package let operations: OperationsListener
+    /// What `/metrics` shows.
+    package let metricsRegistry: PrometheusCollectorRegistry
 
     /// Opens the data directory's keys and database and builds the services.
     ///
     /// - Parameters:
     ///   - auditing: Only the benchmark baseline of the audit trail's cost
     ///     turns it off (through `HavenEmbedding`'s SPI).
+    ///   - tracer: Where spans go; by default the process's
+    ///     (`InstrumentationSystem.tracer`: none unless havend's embedder
+    ///     bootstrapped one, e.g. swift-otel).
     package static func open(
         _ directory: DataDirectory,
         configuration: ServerConfiguration,
         logger: Logger,
         auditing: Bool = true,
+        tracer: (any Tracer)? = nil,
         router makeRouter: (ServiceEnvironment) -> Router = HavenServices.router
     ) async throws -> HavenComposition {
+        let tracer = tracer ?? InstrumentationSystem.tracer
+        // Each server its own registry: what /metrics shows is this server's alone.
+        let registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.durationHistogramBuckets = ServerMetrics.durationBuckets
+        factory.valueHistogramBuckets = ServerMetrics.valueBuckets
+        let metrics = ServerMetrics(factory: factory)
         let custodian = try KeyCustodian.load(masterKeyFile: directory.masterKeyFile)
         if custodian.development {
             logger.warning("using a DEVELOPMENT master key: never store real survivor data in this data directory")
@@ -33,7 +50,8 @@ package struct HavenComposition: Sendable {
             path: directory.databaseFile,
             keys: custodian.keys,
             auditing: auditing,
-            logger: logger
+            logger: logger,
+            instruments: StoreInstruments(tracer: tracer, factory: factory)
         )
         try await custodian.reconcile(store)
         let signer = try CheckpointSigner.loadOrCreate(
@@ -53,7 +71,7 @@ package struct HavenComposition: Sendable {
                 "this deployment has no issuing CA: the root CA's key (tls/ca-key.pem) signs certificates and must stay on this machine; see docs/OPERATIONS.md to split it"
             )
         }
-        let statistics = ServerStatistics()
+        let statistics = ServerStatistics(metrics: metrics)
         let environment = ServiceEnvironment(
             store: store,
             keys: custodian,
@@ -74,7 +92,29 @@ package struct HavenComposition: Sendable {
             store: store,
             router: makeRouter(environment),
             logger: logger,
-            statistics: statistics
+            statistics: statistics,
+            tracer: tracer
+        )
+        let operations = OperationsListener(
+            host: configuration.opsListenHost,
+            port: configuration.opsListenPort,
+            sources: OperationsListener.Sources(
+                registry: registry,
+                metrics: metrics,
+                readiness: { await environment.readiness() },
+                facts: { ready in
+                    var facts = ServerMetrics.Facts(ready: ready, databaseBytes: Int64(clamping: store.sizeOnDisk()))
+                    if let deployment = try? await DeploymentFacts.read(environment, nowUnixMs: environment.nowUnixMs) {
+                        facts.auditEntries = deployment.auditEntries
+                        facts.serverCertificateExpiry = deployment.serverCertificateExpiry
+                        facts.soonestAccountCertificateExpiry = deployment.soonestCertificateExpiryUnixMs.map {
+                            Date(timeIntervalSince1970: Double($0) / 1000)
+                        }
+                    }
+                    return facts
+                }
+            ),
+            logger: logger
         )
         return HavenComposition(
             store: store,
@@ -91,14 +131,17 @@ package struct HavenComposition: Sendable {
                 environment: environment,
                 interval: configuration.retentionInterval,
                 logger: logger
-            )
+            ),
+            operations: operations,
+            metricsRegistry: registry
         )
     }
 
     /// The services to run, in start order: a service group stops them in
-    /// reverse, so the listener drains first and the last checkpoint covers
-    /// every call it served.
-    package var services: [any Service] { [self.checkpoints, self.retention, self.server] }
+    /// reverse, so the listener drains first (readiness already says no), the
+    /// last checkpoint covers every call it served, and the operations
+    /// listener answers until the very end.
+    package var services: [any Service] { [self.operations, self.checkpoints, self.retention, self.server] }
 }
 
 /// Applies retention policies on a schedule: a `Service` of havend's group.

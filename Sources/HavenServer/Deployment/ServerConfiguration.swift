@@ -22,6 +22,9 @@ package struct ServerConfiguration: Sendable, Equatable {
     package var idleTimeout = Duration.seconds(300)
     package var shutdownGrace = Duration.seconds(10)
     package var logLevel = "info"
+    package var logFormat = "text"
+    package var opsListenHost = "127.0.0.1"
+    package var opsListenPort = 7444
     package var storage = "sqlite"
     package var checkpointInterval = Duration.seconds(300)
     package var retentionInterval = Duration.seconds(24 * 3600)
@@ -95,20 +98,28 @@ package struct ServerConfiguration: Sendable, Equatable {
             "How often the retention job erases what offices' retention policies make due.",
             \.retentionInterval
         ),
-        Option(
-            name: "log_level",
-            help: "trace, debug, info, notice, warning, error or critical.",
-            get: { $0.logLevel },
-            set: { configuration, value throws(HavenError) in
-                let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
-                guard levels.contains(value) else {
-                    throw HavenError(
-                        code: .invalidArgument,
-                        message: "log_level must be one of \(levels.joined(separator: ", "))"
-                    )
-                }
-                configuration.logLevel = value
-            }
+        choice(
+            "log_level",
+            "The least severe log lines written (docs/OPERATIONS.md says what each level carries).",
+            \.logLevel,
+            ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+        ),
+        choice(
+            "log_format",
+            "text: one readable line per entry; json: one JSON object per line (time, level, label, message, metadata).",
+            \.logFormat,
+            ["text", "json"]
+        ),
+        text(
+            "ops_listen_host",
+            "Address of the operations listener (HTTP: /metrics, /health/live, /health/ready). Keep it on loopback or a monitoring network.",
+            \.opsListenHost
+        ),
+        integer(
+            "ops_listen_port",
+            "TCP port of the operations listener; 0 picks a free one (havend prints which).",
+            \.opsListenPort,
+            0...65535
         ),
         Option(
             name: "backup_public_key",
@@ -241,6 +252,28 @@ package struct ServerConfiguration: Sendable, Equatable {
             set: { configuration, value throws(HavenError) in
                 guard !value.isEmpty else {
                     throw HavenError(code: .invalidArgument, message: "\(name) must not be empty")
+                }
+                configuration[keyPath: path] = value
+            }
+        )
+    }
+
+    private static func choice(
+        _ name: String,
+        _ help: String,
+        _ path: any WritableKeyPath<ServerConfiguration, String> & Sendable,
+        _ values: [String]
+    ) -> Option {
+        Option(
+            name: name,
+            help: help + " One of: \(values.joined(separator: ", ")).",
+            get: { $0[keyPath: path] },
+            set: { configuration, value throws(HavenError) in
+                guard values.contains(value) else {
+                    throw HavenError(
+                        code: .invalidArgument,
+                        message: "\(name) must be one of \(values.joined(separator: ", "))"
+                    )
                 }
                 configuration[keyPath: path] = value
             }

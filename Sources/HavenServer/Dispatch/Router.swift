@@ -22,8 +22,6 @@ package struct Router: Sendable {
     /// UNAUTHENTICATED, so that the audit trail records it.
     package typealias Refusals = @Sendable (CallContext, HavenError) async -> Void
     private let refusals: Refusals?
-    /// Counts every call started, for the status.
-    private let statistics: ServerStatistics?
 
     /// The codes that count as refusals: a record hidden from the caller
     /// answers NOT_FOUND exactly like one that does not exist, so both are
@@ -31,9 +29,8 @@ package struct Router: Sendable {
     static let refusalCodes: Set<HavenError.Code> = [.permissionDenied, .notFound, .unauthenticated]
 
     /// - Parameter refusals: Told of every refused call (the audit trail).
-    package init(refusals: Refusals? = nil, statistics: ServerStatistics? = nil) {
+    package init(refusals: Refusals? = nil) {
         self.refusals = refusals
-        self.statistics = statistics
     }
 
     /// Runs a handler, reporting refusals.
@@ -58,10 +55,8 @@ package struct Router: Sendable {
         precondition(method.kind == .unary, "\(method.fullName) is not unary")
         precondition(self.entries[method.fullName] == nil, "\(method.fullName) registered twice")
         let refusals = self.refusals
-        let statistics = self.statistics
         self.entries[method.fullName] = .unary { payload, context in
-            statistics?.callStarted()
-            return try await Self.auditing(refusals, context) { () async throws -> Data in
+            try await Self.auditing(refusals, context) { () async throws -> Data in
                 let request = try Request(decodingPayload: payload)
                 try HavenFieldLimits.check(request)
                 let response = try await handler(request, context)
@@ -78,9 +73,7 @@ package struct Router: Sendable {
         precondition(method.kind == .serverStreaming, "\(method.fullName) is not server-streaming")
         precondition(self.entries[method.fullName] == nil, "\(method.fullName) registered twice")
         let refusals = self.refusals
-        let statistics = self.statistics
         self.entries[method.fullName] = .serverStreaming { payload, context, stream in
-            statistics?.callStarted()
             try await Self.auditing(refusals, context) {
                 let request = try Request(decodingPayload: payload)
                 try HavenFieldLimits.check(request)

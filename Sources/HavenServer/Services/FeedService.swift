@@ -103,6 +103,9 @@ struct FeedService: FeedServiceHandler {
         // carries any is audited before it is sent.
         let partner = self.env.policy.reach(principal, .actForPartner) == .ownPartner
         let writer = self.env.writer
+        let metrics = self.env.operations.statistics.metrics
+        if request.follow { metrics.feedSubscribed() }
+        defer { if request.follow { metrics.feedUnsubscribed() } }
         while true {
             // Deliver everything committed after `position`.
             while true {
@@ -126,6 +129,10 @@ struct FeedService: FeedServiceHandler {
                     return (items, entries.last?.sequence ?? position, entries.count == Self.batchSize)
                 }
                 for var event in batch.items {
+                    // Lag is measured for live delivery only (after the first catch-up), not for replayed history.
+                    if caughtUpAt != nil {
+                        metrics.feedDelivered(lag: .milliseconds(self.env.nowUnixMs - event.committedAtUnixMs))
+                    }
                     event.cursor = Self.cursor(event.sequence, epoch: epoch)
                     var item = Haven_V1_FeedItem()
                     item.change = event

@@ -5,8 +5,7 @@ package enum HavenServices {
     /// The router serving every method of ``MethodCatalog``.
     package static func router(_ environment: ServiceEnvironment) -> Router {
         var router = Router(
-            refusals: { context, error in await environment.writer.refused(context, error) },
-            statistics: environment.operations.statistics
+            refusals: { context, error in await environment.writer.refused(context, error) }
         )
         HavenServiceHandlers(
             accountService: AccountService(environment: environment),

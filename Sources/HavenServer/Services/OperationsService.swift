@@ -1,7 +1,6 @@
 import Foundation
 import HavenProtocol
 import HavenStore
-import X509
 
 /// `haven.v1.OperationsService`: the deployment's status and online backups, for admins.
 struct OperationsService: OperationsServiceHandler {
@@ -16,17 +15,7 @@ struct OperationsService: OperationsServiceHandler {
         try self.env.policy.check(context.principal, .administer)
         let operations = self.env.operations
         let now = self.env.nowUnixMs
-        let soon = now + 14 * 86_400_000
-        let (accounts, enabled, expiring, auditEntries) = try await self.env.store.read { tx in
-            let accounts = try tx.accounts()
-            var expiring = 0
-            for account in accounts where account.enabled {
-                expiring += try tx.credentials(accountID: account.id).filter {
-                    !$0.isRevoked && $0.notValidAfterUnixMs > now && $0.notValidAfterUnixMs <= soon
-                }.count
-            }
-            return (accounts.count, accounts.filter(\.enabled).count, expiring, try tx.auditSize())
-        }
+        let facts = try await DeploymentFacts.read(self.env, nowUnixMs: now)
         let (connections, callsTotal, callsPerSecond) = operations.statistics.snapshot()
         var status = Haven_V1_ServerStatus()
         status.version = HavenRelease.version
@@ -36,11 +25,18 @@ struct OperationsService: OperationsServiceHandler {
         status.callsTotal = callsTotal
         (status.handshakeFailures, status.connectionsRefused) = operations.statistics.refusals
         status.writeStalls = operations.statistics.writeStalls
-        status.auditEntries = auditEntries
-        status.accounts = UInt32(clamping: accounts)
-        status.accountsEnabled = UInt32(clamping: enabled)
-        status.certificatesExpiringSoon = UInt32(clamping: expiring)
+        status.auditEntries = facts.auditEntries
+        status.accounts = UInt32(clamping: facts.accounts)
+        status.accountsEnabled = UInt32(clamping: facts.accountsEnabled)
+        status.certificatesExpiringSoon = UInt32(clamping: facts.certificatesExpiringSoon)
         status.development = operations.development
+        let readiness = await self.env.readiness()
+        status.ready = readiness.isReady
+        status.readinessProblems = readiness.checks.compactMap { check in check.problem.map { "\(check.name): \($0)" } }
+        let load = operations.statistics.load()
+        status.callsInFlight = UInt32(clamping: load.inFlight)
+        status.callsFailedLastMinute = load.faultsLastMinute
+        status.soonestCertificateExpiresAtUnixMs = facts.soonestCertificateExpiryUnixMs ?? 0
         if let database = operations.database {
             status.databaseBytes = database.sizeOnDisk()
             if let last = try database.lastBackup() {
@@ -48,11 +44,8 @@ struct OperationsService: OperationsServiceHandler {
                 status.lastBackupSha256 = last.sha256
             }
         }
-        if let directory = operations.directory,
-            let text = try? String(contentsOfFile: directory.serverCertificateFile, encoding: .utf8),
-            let certificate = try? Certificate(firstPEMIn: text)
-        {
-            status.serverCertificateExpiresAtUnixMs = Int64(certificate.notValidAfter.timeIntervalSince1970 * 1000)
+        if let expiry = facts.serverCertificateExpiry {
+            status.serverCertificateExpiresAtUnixMs = Int64(expiry.timeIntervalSince1970 * 1000)
         }
         if let recipient = operations.backupRecipient {
             status.backupKeyFingerprint = BackupKey.fingerprint(recipient)

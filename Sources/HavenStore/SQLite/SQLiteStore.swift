@@ -4,6 +4,7 @@ import HavenProtocol
 import Logging
 import SwiftProtobuf
 import Synchronization
+import Tracing
 
 /// The embedded store: one SQLite file in the data directory, through GRDB.
 ///
@@ -24,6 +25,10 @@ package final class SQLiteStore: RecordStore {
     /// The master keys sealed data is opened with (nil: nothing sealed can be read or written).
     package let keys: StoreKeys?
     private let auditing: Bool
+    /// Spans, commit latency and failures.
+    let instruments: StoreInstruments
+    /// The last write that failed because the storage could not take it, until a write succeeds.
+    let lastUnwritable = Mutex<(kind: String, at: ContinuousClock.Instant)?>(nil)
 
     /// Opens (creating if needed) the database at `path` and runs migrations.
     ///
@@ -33,14 +38,17 @@ package final class SQLiteStore: RecordStore {
     ///   - auditing: Only the benchmark that measures the audit trail's cost
     ///     turns it off, through `HavenEmbedding`'s SPI; no configuration of
     ///     havend or haven-admin reaches it.
+    ///   - instruments: Where transactions are traced and measured.
     /// - Throws: ``HavenError`` UNAVAILABLE when it cannot be opened or is not
     ///   durable; DATA_LOSS when its schema is newer than this software.
     package init(
         path: String,
         keys: StoreKeys? = nil,
         auditing: Bool = true,
-        logger: Logger = Logger(label: "haven.store")
+        logger: Logger = Logger(label: "haven.store"),
+        instruments: StoreInstruments = .none
     ) throws {
+        self.instruments = instruments
         self.keys = keys
         self.auditing = auditing
         self.logger = logger
@@ -101,27 +109,35 @@ package final class SQLiteStore: RecordStore {
 
     package func read<T: Sendable>(_ body: @escaping @Sendable (any StoreReader) throws -> T) async throws -> T {
         let keys = self.keys
-        do {
-            return try await self.pool.read { db in try body(SQLiteTransaction(db, keys: keys)) }
-        } catch {
-            throw self.failed(error)
+        return try await self.instruments.tracer.withSpan("store.read", ofKind: .internal) { _ in
+            do {
+                return try await self.pool.read { db in try body(SQLiteTransaction(db, keys: keys)) }
+            } catch {
+                throw self.failed(error)
+            }
         }
     }
 
     @discardableResult
     package func write<T: Sendable>(_ body: @escaping @Sendable (any StoreWriter) throws -> T) async throws -> T {
-        let (result, latest): (T, UInt64)
         let (keys, auditing) = (self.keys, self.auditing)
-        do {
-            (result, latest) = try await self.pool.write { db in
-                let value = try Self.audited(SQLiteTransaction(db, keys: keys, auditing: auditing), body)
-                return (value, try Self.latestSequence(db))
+        return try await self.instruments.tracer.withSpan("store.write", ofKind: .internal) { _ in
+            let started = ContinuousClock.now
+            let (result, latest): (T, UInt64)
+            do {
+                (result, latest) = try await self.pool.write { db in
+                    let value = try Self.audited(SQLiteTransaction(db, keys: keys, auditing: auditing), body)
+                    return (value, try Self.latestSequence(db))
+                }
+            } catch {
+                throw self.failed(error)
             }
-        } catch {
-            throw self.failed(error)
+            // Durable now: one commit per call until writes are committed in groups.
+            self.instruments.committed(writes: 1, duration: ContinuousClock.now - started)
+            self.lastUnwritable.withLock { $0 = nil }
+            self.notifier.publish(latest)
+            return result
         }
-        self.notifier.publish(latest)
-        return result
     }
 
     package func latestChangeSequence() async throws -> UInt64 {
@@ -277,6 +293,12 @@ package final class SQLiteStore: RecordStore {
     /// once per kind every ten seconds.
     func failed(_ error: any Error) -> HavenError {
         let translated = Self.translate(error)
+        if let error = error as? DatabaseError {
+            self.instruments.failed(kind: Self.metricName(of: error.resultCode))
+            if Self.unwritable.contains(error.resultCode.primaryResultCode.rawValue) {
+                self.lastUnwritable.withLock { $0 = (Self.name(of: error.resultCode), .now) }
+            }
+        }
         if translated.code == .internal || translated.code == .resourceExhausted
             || (translated.code == .unavailable && error is DatabaseError)
         {
@@ -302,6 +324,20 @@ package final class SQLiteStore: RecordStore {
         case .SQLITE_CANTOPEN: "cannot open"
         case .SQLITE_CORRUPT, .SQLITE_NOTADB: "corrupt"
         default: "SQLite \(code.primaryResultCode.rawValue)"
+        }
+    }
+
+    /// The label of `haven_store_failures_total`: `full`, `busy`, `read_only`, `io_error`, ….
+    static func metricName(of code: ResultCode) -> String {
+        switch code.primaryResultCode {
+        case .SQLITE_FULL: "full"
+        case .SQLITE_BUSY, .SQLITE_LOCKED: "busy"
+        case .SQLITE_READONLY: "read_only"
+        case .SQLITE_IOERR: "io_error"
+        case .SQLITE_CANTOPEN: "cannot_open"
+        case .SQLITE_CORRUPT, .SQLITE_NOTADB: "corrupt"
+        case .SQLITE_CONSTRAINT: "constraint"
+        default: "other"
         }
     }
 

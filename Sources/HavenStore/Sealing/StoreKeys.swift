@@ -42,6 +42,11 @@ package final class StoreKeys: Sendable {
         self.state = Mutex(state)
     }
 
+    /// Whether a master key is loaded (without one nothing sealed opens): part of readiness.
+    package var hasMasterKey: Bool {
+        self.state.withLock { !$0.masters.isEmpty }
+    }
+
     /// Makes another master key available (the new key of a rotation).
     package func add(_ master: MasterKeyMaterial) {
         self.state.withLock { $0.masters[master.fingerprint] = master.key }

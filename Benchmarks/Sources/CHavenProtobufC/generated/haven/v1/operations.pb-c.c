@@ -295,7 +295,7 @@ const ProtobufCMessageDescriptor haven__v1__get_server_status_request__descripto
   (ProtobufCMessageInit) haven__v1__get_server_status_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor haven__v1__server_status__field_descriptors[18] =
+static const ProtobufCFieldDescriptor haven__v1__server_status__field_descriptors[23] =
 {
   {
     "version",
@@ -513,12 +513,74 @@ static const ProtobufCFieldDescriptor haven__v1__server_status__field_descriptor
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "ready",
+    19,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__ServerStatus, ready),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "readiness_problems",
+    20,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Haven__V1__ServerStatus, n_readiness_problems),
+    offsetof(Haven__V1__ServerStatus, readiness_problems),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "calls_in_flight",
+    21,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__ServerStatus, calls_in_flight),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "calls_failed_last_minute",
+    22,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__ServerStatus, calls_failed_last_minute),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "soonest_certificate_expires_at_unix_ms",
+    23,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__ServerStatus, soonest_certificate_expires_at_unix_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned haven__v1__server_status__field_indices_by_name[] = {
   9,   /* field[9] = accounts */
   10,   /* field[10] = accounts_enabled */
   6,   /* field[6] = audit_entries */
   14,   /* field[14] = backup_key_fingerprint */
+  21,   /* field[21] = calls_failed_last_minute */
+  20,   /* field[20] = calls_in_flight */
   3,   /* field[3] = calls_per_second */
   4,   /* field[4] = calls_total */
   11,   /* field[11] = certificates_expiring_soon */
@@ -529,7 +591,10 @@ static const unsigned haven__v1__server_status__field_indices_by_name[] = {
   15,   /* field[15] = handshake_failures */
   7,   /* field[7] = last_backup_at_unix_ms */
   8,   /* field[8] = last_backup_sha256 */
+  19,   /* field[19] = readiness_problems */
+  18,   /* field[18] = ready */
   12,   /* field[12] = server_certificate_expires_at_unix_ms */
+  22,   /* field[22] = soonest_certificate_expires_at_unix_ms */
   1,   /* field[1] = started_at_unix_ms */
   0,   /* field[0] = version */
   17,   /* field[17] = write_stalls */
@@ -537,7 +602,7 @@ static const unsigned haven__v1__server_status__field_indices_by_name[] = {
 static const ProtobufCIntRange haven__v1__server_status__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 18 }
+  { 0, 23 }
 };
 const ProtobufCMessageDescriptor haven__v1__server_status__descriptor =
 {
@@ -547,7 +612,7 @@ const ProtobufCMessageDescriptor haven__v1__server_status__descriptor =
   "Haven__V1__ServerStatus",
   "haven.v1",
   sizeof(Haven__V1__ServerStatus),
-  18,
+  23,
   haven__v1__server_status__field_descriptors,
   haven__v1__server_status__field_indices_by_name,
   1,  haven__v1__server_status__number_ranges,

@@ -277,6 +277,51 @@ void   haven__v1__call_start__free_unpacked
   assert(message->base.descriptor == &haven__v1__call_start__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   haven__v1__trace_header__init
+                     (Haven__V1__TraceHeader         *message)
+{
+  static const Haven__V1__TraceHeader init_value = HAVEN__V1__TRACE_HEADER__INIT;
+  *message = init_value;
+}
+size_t haven__v1__trace_header__get_packed_size
+                     (const Haven__V1__TraceHeader *message)
+{
+  assert(message->base.descriptor == &haven__v1__trace_header__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t haven__v1__trace_header__pack
+                     (const Haven__V1__TraceHeader *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &haven__v1__trace_header__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t haven__v1__trace_header__pack_to_buffer
+                     (const Haven__V1__TraceHeader *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &haven__v1__trace_header__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Haven__V1__TraceHeader *
+       haven__v1__trace_header__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Haven__V1__TraceHeader *)
+     protobuf_c_message_unpack (&haven__v1__trace_header__descriptor,
+                                allocator, len, data);
+}
+void   haven__v1__trace_header__free_unpacked
+                     (Haven__V1__TraceHeader *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &haven__v1__trace_header__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   haven__v1__call_cancel__init
                      (Haven__V1__CallCancel         *message)
 {
@@ -1228,7 +1273,7 @@ const ProtobufCMessageDescriptor haven__v1__server_hello__descriptor =
   (ProtobufCMessageInit) haven__v1__server_hello__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor haven__v1__call_start__field_descriptors[4] =
+static const ProtobufCFieldDescriptor haven__v1__call_start__field_descriptors[5] =
 {
   {
     "method",
@@ -1278,17 +1323,30 @@ static const ProtobufCFieldDescriptor haven__v1__call_start__field_descriptors[4
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "trace_context",
+    5,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Haven__V1__CallStart, n_trace_context),
+    offsetof(Haven__V1__CallStart, trace_context),
+    &haven__v1__trace_header__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned haven__v1__call_start__field_indices_by_name[] = {
   3,   /* field[3] = initial_credit */
   0,   /* field[0] = method */
   2,   /* field[2] = payload */
   1,   /* field[1] = timeout_ms */
+  4,   /* field[4] = trace_context */
 };
 static const ProtobufCIntRange haven__v1__call_start__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 0, 5 }
 };
 const ProtobufCMessageDescriptor haven__v1__call_start__descriptor =
 {
@@ -1298,11 +1356,62 @@ const ProtobufCMessageDescriptor haven__v1__call_start__descriptor =
   "Haven__V1__CallStart",
   "haven.v1",
   sizeof(Haven__V1__CallStart),
-  4,
+  5,
   haven__v1__call_start__field_descriptors,
   haven__v1__call_start__field_indices_by_name,
   1,  haven__v1__call_start__number_ranges,
   (ProtobufCMessageInit) haven__v1__call_start__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor haven__v1__trace_header__field_descriptors[2] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__TraceHeader, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "value",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__TraceHeader, value),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned haven__v1__trace_header__field_indices_by_name[] = {
+  0,   /* field[0] = name */
+  1,   /* field[1] = value */
+};
+static const ProtobufCIntRange haven__v1__trace_header__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor haven__v1__trace_header__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "haven.v1.TraceHeader",
+  "TraceHeader",
+  "Haven__V1__TraceHeader",
+  "haven.v1",
+  sizeof(Haven__V1__TraceHeader),
+  2,
+  haven__v1__trace_header__field_descriptors,
+  haven__v1__trace_header__field_indices_by_name,
+  1,  haven__v1__trace_header__number_ranges,
+  (ProtobufCMessageInit) haven__v1__trace_header__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 #define haven__v1__call_cancel__field_descriptors NULL

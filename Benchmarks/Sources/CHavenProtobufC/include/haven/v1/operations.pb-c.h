@@ -119,10 +119,35 @@ struct  Haven__V1__ServerStatus
    * `write_stall_timeout_ms`, since the server started.
    */
   uint64_t write_stalls;
+  /*
+   * Whether the server is ready for work, as the operations listener's
+   * `/health/ready` answers: store writable, keys loaded, listener accepting.
+   */
+  protobuf_c_boolean ready;
+  /*
+   * When not ready, each failing check as `check: problem` (fixed texts).
+   * [max: 8 items of 200 bytes]
+   */
+  size_t n_readiness_problems;
+  char **readiness_problems;
+  /*
+   * Calls running now, on every connection.
+   */
+  uint32_t calls_in_flight;
+  /*
+   * Calls that ended with a server fault (UNKNOWN, DEADLINE_EXCEEDED,
+   * UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS) in the last minute.
+   */
+  uint64_t calls_failed_last_minute;
+  /*
+   * The soonest expiry of an unrevoked, unexpired client certificate of an
+   * enabled account (0: none).
+   */
+  int64_t soonest_certificate_expires_at_unix_ms;
 };
 #define HAVEN__V1__SERVER_STATUS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&haven__v1__server_status__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0 }
+    , (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0,NULL, 0, 0, 0 }
 
 
 /*

@@ -21,6 +21,7 @@ typedef struct Haven__V1__Hello Haven__V1__Hello;
 typedef struct Haven__V1__ConnectionLimits Haven__V1__ConnectionLimits;
 typedef struct Haven__V1__ServerHello Haven__V1__ServerHello;
 typedef struct Haven__V1__CallStart Haven__V1__CallStart;
+typedef struct Haven__V1__TraceHeader Haven__V1__TraceHeader;
 typedef struct Haven__V1__CallCancel Haven__V1__CallCancel;
 typedef struct Haven__V1__StreamCredit Haven__V1__StreamCredit;
 typedef struct Haven__V1__Ping Haven__V1__Ping;
@@ -323,10 +324,39 @@ struct  Haven__V1__CallStart
    * waits for a `StreamCredit`. 0 means 16. Ignored for unary calls.
    */
   uint32_t initial_credit;
+  /*
+   * The caller's trace context, so that the server's spans continue the
+   * caller's trace: the headers its tracer's propagator writes (W3C Trace
+   * Context: `traceparent` and, if any, `tracestate`). Optional; the server
+   * ignores names it does not know, and answers INVALID_ARGUMENT for the
+   * call when a bound is exceeded. [max: 8 items]
+   */
+  size_t n_trace_context;
+  Haven__V1__TraceHeader **trace_context;
 };
 #define HAVEN__V1__CALL_START__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&haven__v1__call_start__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, {0,NULL}, 0 }
+    , (char *)protobuf_c_empty_string, 0, {0,NULL}, 0, 0,NULL }
+
+
+/*
+ * One header of a propagated trace context.
+ */
+struct  Haven__V1__TraceHeader
+{
+  ProtobufCMessage base;
+  /*
+   * Lowercase header name, e.g. "traceparent". [max: 64 bytes]
+   */
+  char *name;
+  /*
+   * Its value, e.g. "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01". [max: 512 bytes]
+   */
+  char *value;
+};
+#define HAVEN__V1__TRACE_HEADER__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&haven__v1__trace_header__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -682,6 +712,25 @@ Haven__V1__CallStart *
 void   haven__v1__call_start__free_unpacked
                      (Haven__V1__CallStart *message,
                       ProtobufCAllocator *allocator);
+/* Haven__V1__TraceHeader methods */
+void   haven__v1__trace_header__init
+                     (Haven__V1__TraceHeader         *message);
+size_t haven__v1__trace_header__get_packed_size
+                     (const Haven__V1__TraceHeader   *message);
+size_t haven__v1__trace_header__pack
+                     (const Haven__V1__TraceHeader   *message,
+                      uint8_t             *out);
+size_t haven__v1__trace_header__pack_to_buffer
+                     (const Haven__V1__TraceHeader   *message,
+                      ProtobufCBuffer     *buffer);
+Haven__V1__TraceHeader *
+       haven__v1__trace_header__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   haven__v1__trace_header__free_unpacked
+                     (Haven__V1__TraceHeader *message,
+                      ProtobufCAllocator *allocator);
 /* Haven__V1__CallCancel methods */
 void   haven__v1__call_cancel__init
                      (Haven__V1__CallCancel         *message);
@@ -930,6 +979,9 @@ typedef void (*Haven__V1__ServerHello_Closure)
 typedef void (*Haven__V1__CallStart_Closure)
                  (const Haven__V1__CallStart *message,
                   void *closure_data);
+typedef void (*Haven__V1__TraceHeader_Closure)
+                 (const Haven__V1__TraceHeader *message,
+                  void *closure_data);
 typedef void (*Haven__V1__CallCancel_Closure)
                  (const Haven__V1__CallCancel *message,
                   void *closure_data);
@@ -979,6 +1031,7 @@ extern const ProtobufCMessageDescriptor haven__v1__hello__descriptor;
 extern const ProtobufCMessageDescriptor haven__v1__connection_limits__descriptor;
 extern const ProtobufCMessageDescriptor haven__v1__server_hello__descriptor;
 extern const ProtobufCMessageDescriptor haven__v1__call_start__descriptor;
+extern const ProtobufCMessageDescriptor haven__v1__trace_header__descriptor;
 extern const ProtobufCMessageDescriptor haven__v1__call_cancel__descriptor;
 extern const ProtobufCMessageDescriptor haven__v1__stream_credit__descriptor;
 extern const ProtobufCMessageDescriptor haven__v1__ping__descriptor;

@@ -1,0 +1,58 @@
+import CoreMetrics
+import Synchronization
+import Tracing
+
+/// The names of the store's metrics (docs/OPERATIONS.md lists them).
+package enum StoreMetricNames {
+    package static let commitDuration = "haven_store_commit_duration_seconds"
+    package static let commitBatchSize = "haven_store_commit_batch_size"
+    package static let failures = "haven_store_failures_total"
+}
+
+/// What the store reports its work to: a span per read and write
+/// transaction (children of the call's span), commit latency and batch size,
+/// and failures by kind.
+package final class StoreInstruments: Sendable {
+    package let tracer: any Tracer
+    private let factory: any MetricsFactory
+    private let commitDuration: CoreMetrics.Timer
+    private let commitBatchSize: Recorder
+    private let failures = Mutex<[String: Counter]>([:])
+
+    /// Reports nowhere.
+    package static let none = StoreInstruments()
+
+    package init(tracer: any Tracer = NoOpTracer(), factory: any MetricsFactory = NOOPMetricsHandler.instance) {
+        self.tracer = tracer
+        self.factory = factory
+        self.commitDuration = CoreMetrics.Timer(label: StoreMetricNames.commitDuration, factory: factory)
+        self.commitBatchSize = Recorder(label: StoreMetricNames.commitBatchSize, factory: factory)
+    }
+
+    /// A write transaction committed `writes` calls' writes together, taking `duration` from start to durable.
+    func committed(writes: Int, duration: Duration) {
+        self.commitDuration.recordNanoseconds(duration.nanoseconds)
+        self.commitBatchSize.record(writes)
+    }
+
+    /// A transaction failed; `kind` is one of the store's short names (`full`, `busy`, …).
+    func failed(kind: String) {
+        let counter = self.failures.withLock { failures in
+            if let counter = failures[kind] { return counter }
+            let counter = Counter(label: StoreMetricNames.failures, dimensions: [("kind", kind)], factory: self.factory)
+            failures[kind] = counter
+            return counter
+        }
+        counter.increment()
+    }
+}
+
+extension Duration {
+    /// The whole duration in nanoseconds, saturating (for swift-metrics' timers).
+    package var nanoseconds: Int64 {
+        let (seconds, attoseconds) = self.components
+        let (product, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        if overflow { return seconds < 0 ? .min : .max }
+        return product.addingReportingOverflow(attoseconds / 1_000_000_000).partialValue
+    }
+}
