@@ -6,7 +6,13 @@ import HavenProtocol
 /// The server's status at a glance.
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Shows the server's version, uptime, connections, calls per second, database size and last backup."
+        abstract:
+            "Shows the server's readiness, version, uptime, connections, calls and failures, database size, certificate expiries and last backup.",
+        discussion: """
+            The same figures, and more, are scraped by Prometheus from the operations
+            listener's /metrics (ops_listen_host:ops_listen_port, loopback by default);
+            docs/OPERATIONS.md lists them.
+            """
     )
     @OptionGroup var server: ServerOptions
 
@@ -17,6 +23,10 @@ struct Status: AsyncParsableCommand {
             let uptime = Int(Date().timeIntervalSince1970) - Int(status.startedAtUnixMs / 1000)
             CLI.fields([
                 ("Server", "\(client.configuration.serverAddress), havend \(status.version)"),
+                (
+                    "Ready",
+                    status.ready ? "yes" : "NO: " + status.readinessProblems.joined(separator: "; ")
+                ),
                 ("Deployment", status.development ? "DEVELOPMENT (never store real data here)" : "production"),
                 ("Up since", "\(CLI.date(status.startedAtUnixMs)) (\(Self.duration(uptime)))"),
                 (
@@ -25,12 +35,18 @@ struct Status: AsyncParsableCommand {
                 ),
                 (
                     "Calls",
-                    "\(String(format: "%.1f", status.callsPerSecond)) per second over the last minute; \(status.callsTotal) in all"
+                    "\(String(format: "%.1f", status.callsPerSecond)) per second over the last minute; \(status.callsInFlight) in flight; \(status.callsTotal) in all"
                 ),
+                ("Server faults", "\(status.callsFailedLastMinute) calls in the last minute (INTERNAL, UNAVAILABLE, …)"),
                 ("Database", Self.bytes(status.databaseBytes)),
                 ("Audit trail", "\(status.auditEntries) entries"),
                 ("Accounts", "\(status.accounts) (\(status.accountsEnabled) enabled)"),
-                ("Expiring soon", "\(status.certificatesExpiringSoon) certificates within 14 days"),
+                (
+                    "Client certificates",
+                    "\(status.certificatesExpiringSoon) expire within 14 days"
+                        + (status.soonestCertificateExpiresAtUnixMs == 0
+                            ? "" : "; the soonest \(CLI.date(status.soonestCertificateExpiresAtUnixMs))")
+                ),
                 ("Server certificate", "expires \(CLI.date(status.serverCertificateExpiresAtUnixMs))"),
                 (
                     "Last backup",

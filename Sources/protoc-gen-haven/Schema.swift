@@ -59,7 +59,7 @@ struct Schema {
     let services: [Service]
     /// Every message type, by its Swift name, in file and declaration order.
     let messageTypes: [String]
-    /// Every message a request can carry (and `Hello`), with each field's bound.
+    /// Every message a request can carry (and `Hello` and `CallStart`), with each field's bound.
     let limitedMessages: [LimitedMessage]
 
     init(files: [FileDescriptor]) throws {
@@ -75,8 +75,11 @@ struct Schema {
                 }
             }
             collect(file.messages)
-            if let hello = file.messages.first(where: { $0.fullName == "haven.v1.Hello" }) {
-                roots.insert(hello, at: 0)
+            // The envelopes' bounded parts: the hello, and a call start's own fields (its trace context).
+            for envelope in ["haven.v1.Hello", "haven.v1.CallStart"].reversed() {
+                if let message = file.messages.first(where: { $0.fullName == envelope }) {
+                    roots.insert(message, at: 0)
+                }
             }
             for service in file.services {
                 let name = Service.Name(short: service.name, full: service.fullName)

@@ -723,6 +723,13 @@ extension HavenFieldLimits {
             1: HavenFieldLimit(name: "protocol_versions", maxItems: 16),
             2: HavenFieldLimit(name: "client_agent", maxBytes: 200),
         ],
+        "haven.v1.CallStart": [
+            1: HavenFieldLimit(name: "method", maxBytes: 200),
+            2: HavenFieldLimit(name: "timeout_ms"),
+            3: HavenFieldLimit(name: "payload", maxBytes: 268435456),
+            4: HavenFieldLimit(name: "initial_credit"),
+            5: HavenFieldLimit(name: "trace_context", maxItems: 8),
+        ],
         "haven.v1.CreateAccountRequest": [
             1: HavenFieldLimit(name: "account"),
             2: HavenFieldLimit(name: "enrollment_valid_hours"),
@@ -996,6 +1003,10 @@ extension HavenFieldLimits {
             1: HavenFieldLimit(name: "survivor_id", maxBytes: 64),
             2: HavenFieldLimit(name: "expected_version"),
             3: HavenFieldLimit(name: "reason", maxBytes: 500),
+        ],
+        "haven.v1.TraceHeader": [
+            1: HavenFieldLimit(name: "name", maxBytes: 64),
+            2: HavenFieldLimit(name: "value", maxBytes: 512),
         ],
         "haven.v1.Account": [
             1: HavenFieldLimit(name: "id", maxBytes: 64),

@@ -410,7 +410,9 @@ public nonisolated struct Haven_V1_CallStart: Sendable {
   /// DEADLINE_EXCEEDED when it runs out.
   public var timeoutMs: UInt64 = 0
 
-  /// The request message, serialized (the method's request type).
+  /// The request message, serialized (the method's request type). Bounded in
+  /// practice by the server's max_frame_bytes (4 MiB by default); 256 MiB is
+  /// the largest a server can be configured to take. [max: 262144 KiB]
   public var payload: Data = Data()
 
   /// Server-streaming calls: how many messages the server may send before it

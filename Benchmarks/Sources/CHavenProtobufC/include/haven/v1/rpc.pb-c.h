@@ -316,7 +316,9 @@ struct  Haven__V1__CallStart
    */
   uint64_t timeout_ms;
   /*
-   * The request message, serialized (the method's request type).
+   * The request message, serialized (the method's request type). Bounded in
+   * practice by the server's max_frame_bytes (4 MiB by default); 256 MiB is
+   * the largest a server can be configured to take. [max: 262144 KiB]
    */
   ProtobufCBinaryData payload;
   /*
