@@ -7,6 +7,7 @@ import NIOPosix
 import ServiceLifecycle
 import SwiftProtobuf
 import Synchronization
+import Tracing
 
 /// A connection to a Haven server, for partner organisations' software.
 ///
@@ -39,6 +40,7 @@ public final class HavenClient: Sendable, Service {
     /// The configuration the client was made with.
     public let configuration: HavenClientConfiguration
     private let pool: ConnectionPool
+    private let instruments: ClientInstruments
     private let closed = Mutex(false)
 
     /// When to renew the client certificate by itself (nil: never), and
@@ -59,7 +61,8 @@ public final class HavenClient: Sendable, Service {
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) {
         self.configuration = configuration
-        self.pool = ConnectionPool(configuration: configuration, group: eventLoopGroup)
+        self.instruments = ClientInstruments(configuration)
+        self.pool = ConnectionPool(configuration: configuration, group: eventLoopGroup, instruments: self.instruments)
         self.renewal = Mutex(Renewal(at: Self.renewalInstant(configuration, configuration.credentials)))
     }
 
@@ -182,33 +185,63 @@ public final class HavenClient: Sendable, Service {
         // From the schema's `idempotency_level`: reads, and creates carrying their key.
         let safeToRetry = method.idempotency.isSafeToRetry
         let payload: Data = try request.serializedPayload()
-        let deadline = ContinuousClock.now + (options.timeout ?? self.configuration.defaultTimeout)
-        var attempt = 0
-        while true {
-            attempt += 1
+        let started = ContinuousClock.now
+        let deadline = started + (options.timeout ?? self.configuration.defaultTimeout)
+        let instruments = self.instruments
+        return try await instruments.tracer.withSpan(method.fullName, ofKind: .client) { span in
+            span.attributes["rpc.system"] = "haven"
+            span.attributes["rpc.method"] = method.fullName
+            let traceContext = instruments.traceContext(of: span)
+            var attempt = 0
             do {
-                let connection = try await self.pool.connection(before: deadline)
-                let end = try await connection.unary(method: method.fullName, payload: payload, deadline: deadline)
-                if let error = end.error {
-                    if error.code == .unavailable, safeToRetry, try await self.mayRetry(attempt, deadline) { continue }
-                    throw error
+                while true {
+                    attempt += 1
+                    do {
+                        let connection = try await self.pool.connection(before: deadline)
+                        let end = try await connection.unary(
+                            method: method.fullName,
+                            payload: payload,
+                            deadline: deadline,
+                            traceContext: traceContext
+                        )
+                        if let error = end.error {
+                            if error.code == .unavailable, safeToRetry, try await self.mayRetry(method, attempt, deadline) {
+                                continue
+                            }
+                            throw error
+                        }
+                        let response = try Response(decodingPayload: end.payload)
+                        instruments.callEnded(method.fullName, .ok, .now - started)
+                        span.attributes["rpc.haven.status_code"] = 0
+                        return response
+                    } catch let failure as CallFailure {
+                        let retryable =
+                            !failure.permanent && failure.error.source == .transport
+                            && (failure.notProcessed || safeToRetry)
+                        if retryable, try await self.mayRetry(method, attempt, deadline) { continue }
+                        throw failure.error
+                    }
                 }
-                return try Response(decodingPayload: end.payload)
-            } catch let failure as CallFailure {
-                let retryable =
-                    !failure.permanent && failure.error.source == .transport && (failure.notProcessed || safeToRetry)
-                if retryable, try await self.mayRetry(attempt, deadline) { continue }
-                throw failure.error
+            } catch {
+                let code = (error as? HavenError)?.code.statusCode ?? (error is CancellationError ? .cancelled : .unknown)
+                instruments.callEnded(method.fullName, code, .now - started)
+                span.attributes["rpc.haven.status_code"] = code.rawValue
+                throw error
             }
         }
     }
 
     /// Waits the backoff before another attempt; false when no attempt is left.
-    private func mayRetry(_ attempt: Int, _ deadline: ContinuousClock.Instant) async throws -> Bool {
+    private func mayRetry<Request, Response>(
+        _ method: MethodDescriptor<Request, Response>,
+        _ attempt: Int,
+        _ deadline: ContinuousClock.Instant
+    ) async throws -> Bool {
         guard attempt < self.configuration.maximumAttempts, !self.closed.withLock({ $0 }) else { return false }
         let delay = self.pool.backoff(failures: attempt)
         guard ContinuousClock.now + delay < deadline else { return false }
         try await Task.sleep(for: delay)
+        self.instruments.retried(method.fullName)
         return true
     }
 
@@ -228,17 +261,25 @@ public final class HavenClient: Sendable, Service {
     ) async throws -> HavenResponseStream<Response> {
         let payload: Data = try request.serializedPayload()
         let deadline = ContinuousClock.now + (options.timeout ?? self.configuration.connectTimeout)
-        do {
-            let connection = try await self.pool.connection(before: deadline)
-            let (callID, messages) = try await connection.serverStreaming(
-                method: method.fullName,
-                payload: payload,
-                timeout: options.timeout,
-                initialCredit: HavenResponseStream<Response>.window
-            )
-            return HavenResponseStream(messages: messages) { connection.grantCredit(callID: callID, messages: $0) }
-        } catch let failure as CallFailure {
-            throw failure.error
+        // The span covers opening the stream; the server's span covers the whole stream.
+        return try await self.instruments.tracer.withSpan(method.fullName, ofKind: .client) { span in
+            span.attributes["rpc.system"] = "haven"
+            span.attributes["rpc.method"] = method.fullName
+            do {
+                let connection = try await self.pool.connection(before: deadline)
+                let (callID, messages) = try await connection.serverStreaming(
+                    method: method.fullName,
+                    payload: payload,
+                    timeout: options.timeout,
+                    initialCredit: HavenResponseStream<Response>.window,
+                    traceContext: self.instruments.traceContext(of: span)
+                )
+                self.instruments.streamOpened(method.fullName, .ok)
+                return HavenResponseStream(messages: messages) { connection.grantCredit(callID: callID, messages: $0) }
+            } catch let failure as CallFailure {
+                self.instruments.streamOpened(method.fullName, failure.error.code.statusCode)
+                throw failure.error
+            }
         }
     }
 

@@ -1,6 +1,8 @@
 import Foundation
 import HavenProtocol
 import Logging
+import CoreMetrics
+import Tracing
 
 /// How a ``HavenClient`` connects and behaves.
 ///
@@ -41,6 +43,17 @@ public struct HavenClientConfiguration: Sendable {
     /// Where the client logs connection failures, reconnects and renewals
     /// (never record content). Silent unless you pass one.
     public var logger = Logger(label: "haven-client", factory: { _ in SwiftLogNoOpLogHandler() })
+    /// Where the client's metrics go: calls by method and code, call latency,
+    /// streams opened, retries, reconnects and failed connection attempts
+    /// (`haven_client_*`, listed in docs/OPERATIONS.md). `nil`: the process's
+    /// `MetricsSystem` (nowhere, unless you bootstrapped a backend).
+    public var metricsFactory: (any MetricsFactory)?
+    /// Where the client's spans go: one per call (kind `client`, named after
+    /// the method), whose context the call start carries so that the
+    /// server's spans continue your trace. `nil`: the process's
+    /// `InstrumentationSystem.tracer` (none, unless you bootstrapped one,
+    /// such as swift-otel's).
+    public var tracer: (any Tracer)?
 
     /// A configuration with every option at its default.
     ///

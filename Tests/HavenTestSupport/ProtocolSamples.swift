@@ -180,7 +180,7 @@ public enum ProtocolSamples {
         // operations.proto
         "haven.v1.GetServerStatusRequest": "",
         "haven.v1.ServerStatus":
-            #"version: "0.3.0" started_at_unix_ms: 1780000000000 connections: 12 calls_per_second: 41.5 calls_total: 90210 database_bytes: 52428800 audit_entries: 120344 last_backup_at_unix_ms: 1779990000000 last_backup_sha256: "9f2c" accounts: 40 accounts_enabled: 37 certificates_expiring_soon: 2 server_certificate_expires_at_unix_ms: 1800000000000 development: true backup_key_fingerprint: "a1b2c3d4e5f60718" handshake_failures: 310 connections_refused: 4 write_stalls: 1"#,
+            #"version: "0.3.0" started_at_unix_ms: 1780000000000 connections: 12 calls_per_second: 41.5 calls_total: 90210 database_bytes: 52428800 audit_entries: 120344 last_backup_at_unix_ms: 1779990000000 last_backup_sha256: "9f2c" accounts: 40 accounts_enabled: 37 certificates_expiring_soon: 2 server_certificate_expires_at_unix_ms: 1800000000000 development: true backup_key_fingerprint: "a1b2c3d4e5f60718" handshake_failures: 310 connections_refused: 4 write_stalls: 1 ready: false readiness_problems: "store: the database reached its size limit" calls_in_flight: 3 calls_failed_last_minute: 2 soonest_certificate_expires_at_unix_ms: 1782592000000"#,
         "haven.v1.CreateBackupRequest": "",
         "haven.v1.BackupFile": #"path: "haven.sqlite" bytes: 52428800 sha256: "77aa""#,
         "haven.v1.BackupSummary":
@@ -224,7 +224,8 @@ public enum ProtocolSamples {
         "haven.v1.ServerHello":
             #"protocol_version: 1 server_agent: "havend/1.0" limits { max_frame_bytes: 4194304 max_concurrent_calls: 100 }"#,
         "haven.v1.CallStart":
-            #"method: "haven.v1.FeedService/Subscribe" timeout_ms: 60000 payload: "(\001" initial_credit: 64"#,
+            #"method: "haven.v1.FeedService/Subscribe" timeout_ms: 60000 payload: "(\001" initial_credit: 64 trace_context { name: "traceparent" value: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" }"#,
+        "haven.v1.TraceHeader": #"name: "tracestate" value: "haven=fictional""#,
         "haven.v1.CallCancel": "",
         "haven.v1.StreamCredit": "messages: 16",
         "haven.v1.Ping": "opaque: 18446744073709551615",

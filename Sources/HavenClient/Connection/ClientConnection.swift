@@ -262,7 +262,12 @@ final class ClientConnection: Sendable {
     // MARK: Calls
 
     /// Runs a unary call until its end, its deadline or the task's cancellation.
-    func unary(method: String, payload: Data, deadline: ContinuousClock.Instant) async throws -> Haven_V1_CallEnd {
+    func unary(
+        method: String,
+        payload: Data,
+        deadline: ContinuousClock.Instant,
+        traceContext: [Haven_V1_TraceHeader] = []
+    ) async throws -> Haven_V1_CallEnd {
         try await self.acquireSlot()
         let remaining = deadline - .now
         guard remaining > .zero else {
@@ -282,8 +287,14 @@ final class ClientConnection: Sendable {
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation {
                 (continuation: CheckedContinuation<Haven_V1_CallEnd, any Error>) in
-                switch self.begin(.unary(continuation), method: method, payload: payload, timeout: remaining, credit: 0)
-                {
+                switch self.begin(
+                    .unary(continuation),
+                    method: method,
+                    payload: payload,
+                    timeout: remaining,
+                    credit: 0,
+                    traceContext: traceContext
+                ) {
                 case .success(let callID):
                     started.withLock { $0 = callID }
                     if Task.isCancelled {
@@ -308,7 +319,8 @@ final class ClientConnection: Sendable {
         method: String,
         payload: Data,
         timeout: Duration?,
-        initialCredit: UInt32
+        initialCredit: UInt32,
+        traceContext: [Haven_V1_TraceHeader] = []
     ) async throws -> (callID: UInt64, messages: AsyncThrowingStream<Data, any Error>) {
         try await self.acquireSlot()
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: Data.self)
@@ -317,7 +329,8 @@ final class ClientConnection: Sendable {
             method: method,
             payload: payload,
             timeout: timeout,
-            credit: initialCredit
+            credit: initialCredit,
+            traceContext: traceContext
         ) {
         case .success(let callID):
             continuation.onTermination = { termination in
@@ -347,7 +360,8 @@ final class ClientConnection: Sendable {
         method: String,
         payload: Data,
         timeout: Duration?,
-        credit: UInt32
+        credit: UInt32,
+        traceContext: [Haven_V1_TraceHeader]
     )
         -> Result<UInt64, CallFailure>
     {
@@ -360,6 +374,7 @@ final class ClientConnection: Sendable {
             envelope.start.payload = payload
             if let timeout { envelope.start.timeoutMs = HavenWire.milliseconds(roundingUp: timeout) }
             envelope.start.initialCredit = credit
+            envelope.start.traceContext = traceContext
             do throws(HavenError) {
                 try self.encoder.encode(envelope, into: &state.outgoing)
             } catch {

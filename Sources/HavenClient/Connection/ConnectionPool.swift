@@ -9,6 +9,8 @@ final class ConnectionPool: Sendable {
         var connection: ClientConnection?
         var connecting: EventLoopFuture<ClientConnection>?
         var failures = 0
+        /// Whether the slot has had a connection before: the next one is a reconnect.
+        var connectedBefore = false
         var nextAttempt = ContinuousClock.now
         /// Why the last attempt failed: what a call that cannot wait for the next one reports.
         var lastError: HavenError?
@@ -21,12 +23,14 @@ final class ConnectionPool: Sendable {
     }
 
     private let configuration: HavenClientConfiguration
+    private let instruments: ClientInstruments
     private let group: any EventLoopGroup
     private let state: Mutex<State>
     /// The credentials new connections use (renewal replaces them).
     private let credentials: Mutex<HavenCredentials>
 
-    init(configuration: HavenClientConfiguration, group: any EventLoopGroup) {
+    init(configuration: HavenClientConfiguration, group: any EventLoopGroup, instruments: ClientInstruments) {
+        self.instruments = instruments
         self.configuration = configuration
         self.group = group
         self.state = Mutex(State(slots: Array(repeating: Slot(), count: max(1, configuration.poolSize))))
@@ -98,13 +102,15 @@ final class ConnectionPool: Sendable {
             case .await(let future, let index):
                 do {
                     let connection = try await future.get()
-                    self.state.withLock { state in
-                        if state.slots[index].connecting == future {
-                            state.slots[index].connecting = nil
-                            state.slots[index].connection = connection
-                            state.slots[index].failures = 0
-                        }
+                    let reconnected = self.state.withLock { state -> Bool in
+                        guard state.slots[index].connecting == future else { return false }
+                        state.slots[index].connecting = nil
+                        state.slots[index].connection = connection
+                        state.slots[index].failures = 0
+                        defer { state.slots[index].connectedBefore = true }
+                        return state.slots[index].connectedBefore
                     }
+                    if reconnected { self.instruments.reconnected() }
                     if self.state.withLock({ $0.closed }) {
                         connection.close()
                         continue
@@ -112,6 +118,7 @@ final class ConnectionPool: Sendable {
                     return connection
                 } catch {
                     if let failure = error as? CallFailure { lastError = failure.error }
+                    self.instruments.connectionFailed()
                     self.state.withLock { state in
                         guard state.slots[index].connecting == future else { return }
                         state.slots[index].connecting = nil
