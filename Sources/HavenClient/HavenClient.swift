@@ -31,7 +31,7 @@ import Tracing
 ///
 /// or run it as a `Service` in a `ServiceGroup`, which closes it on graceful shutdown.
 ///
-/// Errors are ``HavenError``s: ``HavenError/source`` tells a refusal by the
+/// Errors are `HavenError`s: `HavenError.source` tells a refusal by the
 /// server from a broken connection or a local deadline.
 public final class HavenClient: Sendable, Service {
     /// This library's version.
@@ -92,7 +92,7 @@ public final class HavenClient: Sendable, Service {
     /// for every connection opened from now on.
     ///
     /// - Returns: The new credentials.
-    /// - Throws: ``HavenError``; on failure nothing is written and the
+    /// - Throws: `HavenError`; on failure nothing is written and the
     ///   current credentials stay in use.
     @discardableResult
     public func renewCredentials() async throws -> HavenCredentialBundle {
@@ -173,7 +173,7 @@ public final class HavenClient: Sendable, Service {
     ///   - request: The request. A create whose `idempotency_key` is empty gets a new random one, used by every retry.
     ///   - options: The call's deadline.
     /// - Returns: The response.
-    /// - Throws: ``HavenError``.
+    /// - Throws: `HavenError`.
     public func unary<Request, Response>(
         _ method: MethodDescriptor<Request, Response>,
         _ request: Request,
@@ -252,7 +252,7 @@ public final class HavenClient: Sendable, Service {
     ///   - request: The request.
     ///   - options: A deadline for the whole stream; none when nil.
     /// - Returns: The stream of responses; it ends when the server ends the
-    ///   call, and throws ``HavenError`` if it fails. Stop iterating (or cancel
+    ///   call, and throws `HavenError` if it fails. Stop iterating (or cancel
     ///   the task) to cancel the call on the server.
     public func serverStreaming<Request, Response>(
         _ method: MethodDescriptor<Request, Response>,

@@ -69,7 +69,7 @@ public struct HavenClientConfiguration: Sendable {
 
     /// A configuration for the server `server` names: `host:port`, or `[v6]:port`.
     ///
-    /// - Throws: ``HavenError`` INVALID_ARGUMENT for an address that is not host:port.
+    /// - Throws: `HavenError` INVALID_ARGUMENT for an address that is not host:port.
     public init(server: String, credentials: HavenCredentials) throws {
         let (host, port) = try HavenServerAddress.parse(server)
         self.init(host: host, port: port, credentials: credentials)
@@ -78,7 +78,7 @@ public struct HavenClientConfiguration: Sendable {
     /// A configuration for the server the credentials bundle names (its
     /// `server` file, written at enrolment), or else `$HAVEN_SERVER`.
     ///
-    /// - Throws: ``HavenError`` INVALID_ARGUMENT when neither names one.
+    /// - Throws: `HavenError` INVALID_ARGUMENT when neither names one.
     public init(credentials: HavenCredentials) throws {
         guard
             let server = ProcessInfo.processInfo.environment["HAVEN_SERVER"].flatMap({ $0.isEmpty ? nil : $0 })

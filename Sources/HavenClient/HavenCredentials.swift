@@ -43,7 +43,7 @@ public struct HavenCredentials: Sendable {
     ///   - certificatePEM: Your client certificate, followed by the issuing
     ///     CA's (`client.pem`).
     ///   - privateKeyPEM: Its private key (`client-key.pem`).
-    /// - Throws: ``HavenError`` INVALID_ARGUMENT naming the part that is not valid PEM.
+    /// - Throws: `HavenError` INVALID_ARGUMENT naming the part that is not valid PEM.
     public init(caPEM: String, certificatePEM: String, privateKeyPEM: String) throws {
         try self.init(
             caPEM: caPEM,
@@ -107,7 +107,7 @@ public struct HavenCredentials: Sendable {
     /// `client-key.pem`, and `server` (the address, written at enrolment) if present.
     ///
     /// - Parameter bundle: The directory `haven-admin enroll` (or ``HavenEnrollment``) wrote.
-    /// - Throws: ``HavenError`` INVALID_ARGUMENT naming a missing or invalid file.
+    /// - Throws: `HavenError` INVALID_ARGUMENT naming a missing or invalid file.
     public init(bundle: URL) throws {
         func read(_ name: String) throws -> String {
             let url = bundle.appendingPathComponent(name)

@@ -10,7 +10,7 @@ import X509
 ///
 /// Your administrator creates your account and gives you an enrolment code
 /// (one-time, valid for a day by default) and the deployment's `ca.pem`.
-/// ``enroll(server:caPEM:code:)`` makes a P-256 key on this machine, sends a
+/// ``enroll(server:caPEM:code:serverHostname:)`` makes a P-256 key on this machine, sends a
 /// certificate signing request with the code over TLS (verifying the server
 /// against `ca.pem`), and returns the bundle to keep:
 ///
@@ -34,7 +34,7 @@ public enum HavenEnrollment {
     ///   - code: The enrolment code.
     ///   - serverHostname: The name the server's certificate must be valid for, when not the host dialled.
     /// - Returns: The new credentials, not yet written anywhere.
-    /// - Throws: ``HavenError``: UNAUTHENTICATED for a code that is unknown,
+    /// - Throws: `HavenError`: UNAUTHENTICATED for a code that is unknown,
     ///   spent or expired; UNAVAILABLE naming the address and cause when the
     ///   server cannot be reached.
     public static func enroll(
@@ -100,7 +100,7 @@ public struct HavenCredentialBundle: Sendable {
     /// replaced one by one, each atomically: the key last but one and the
     /// certificate last, so that a crash leaves the old pair or the new.
     ///
-    /// - Throws: ``HavenError`` INVALID_ARGUMENT (source client) naming the
+    /// - Throws: `HavenError` INVALID_ARGUMENT (source client) naming the
     ///   path that cannot be written.
     public func write(to directory: URL) throws {
         let files = FileManager.default
@@ -152,7 +152,7 @@ public struct HavenCredentialBundle: Sendable {
 public enum HavenServerAddress {
     /// Splits `host:port`, `[v6]:port` or a bare host (port 7443).
     ///
-    /// - Throws: ``HavenError`` INVALID_ARGUMENT (source client) saying what is wrong.
+    /// - Throws: `HavenError` INVALID_ARGUMENT (source client) saying what is wrong.
     public static func parse(_ text: String) throws -> (host: String, port: Int) {
         let invalid = HavenError(
             code: .invalidArgument,

@@ -23,7 +23,7 @@ extension HavenClient.Feed {
     ///     ever recorded, false to start with changes committed from now on.
     ///   - officeCodes: Only these offices; empty for every office you may see.
     ///   - subjects: Only these record types; empty for all.
-    /// - Returns: An endless sequence; it throws ``HavenError`` for failures a
+    /// - Returns: An endless sequence; it throws `HavenError` for failures a
     ///   reconnect cannot fix (an invalid cursor, no permission).
     public func follow(
         after cursor: String? = nil,
@@ -69,7 +69,7 @@ public struct HavenFeed: AsyncSequence, Sendable {
 
         /// The next item; waits for the next change when caught up.
         ///
-        /// - Throws: ``HavenError`` when resuming cannot help; `CancellationError` when the task is cancelled.
+        /// - Throws: `HavenError` when resuming cannot help; `CancellationError` when the task is cancelled.
         public mutating func next() async throws -> Haven_V1_FeedItem? {
             while true {
                 try Task.checkCancellation()

@@ -34,7 +34,7 @@ public struct HavenResponseStream<Response: SwiftProtobuf.Message>: AsyncSequenc
 
         /// The next response, nil when the call ended with OK.
         ///
-        /// - Throws: ``HavenError`` when the call failed.
+        /// - Throws: `HavenError` when the call failed.
         public mutating func next() async throws -> Response? {
             let payload: Data?
             do {

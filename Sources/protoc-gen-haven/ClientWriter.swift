@@ -72,7 +72,7 @@ struct ClientWriter: SchemaWriter {
                 out.add("        ///   - options: The call's deadline.")
                 if method.streaming {
                     out.add("        /// - Returns: The stream of responses.")
-                    out.add("        /// - Throws: ``HavenError`` if the call cannot start.")
+                    out.add("        /// - Throws: `HavenError` if the call cannot start.")
                     out.add("        public func \(name)(")
                     out.add(
                         "            _ request: \(method.requestType) = \(method.requestType)(), options: CallOptions = CallOptions()"
@@ -83,7 +83,7 @@ struct ClientWriter: SchemaWriter {
                     )
                 } else {
                     out.add("        /// - Returns: The response.")
-                    out.add("        /// - Throws: ``HavenError``.")
+                    out.add("        /// - Throws: `HavenError`.")
                     out.add("        public func \(name)(")
                     out.add(
                         "            _ request: \(method.requestType) = \(method.requestType)(), options: CallOptions = CallOptions()"

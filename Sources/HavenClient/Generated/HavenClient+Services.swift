@@ -18,7 +18,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.CreateAccountRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func create(
             _ request: Haven_V1_CreateAccountRequest = Haven_V1_CreateAccountRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_CreateAccountResponse {
@@ -34,7 +34,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.GetAccountRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func get(
             _ request: Haven_V1_GetAccountRequest = Haven_V1_GetAccountRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Account {
@@ -50,7 +50,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.ListAccountsRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func list(
             _ request: Haven_V1_ListAccountsRequest = Haven_V1_ListAccountsRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_ListAccountsResponse {
@@ -65,7 +65,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.UpdateAccountRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func update(
             _ request: Haven_V1_UpdateAccountRequest = Haven_V1_UpdateAccountRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Account {
@@ -80,7 +80,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.SetAccountEnabledRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func disable(
             _ request: Haven_V1_SetAccountEnabledRequest = Haven_V1_SetAccountEnabledRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Account {
@@ -93,7 +93,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.SetAccountEnabledRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func enable(
             _ request: Haven_V1_SetAccountEnabledRequest = Haven_V1_SetAccountEnabledRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Account {
@@ -107,7 +107,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.IssueEnrollmentRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func issueEnrollment(
             _ request: Haven_V1_IssueEnrollmentRequest = Haven_V1_IssueEnrollmentRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Enrollment {
@@ -121,7 +121,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.RevokeCredentialRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func revokeCredential(
             _ request: Haven_V1_RevokeCredentialRequest = Haven_V1_RevokeCredentialRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Credential {
@@ -150,7 +150,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.EnrollRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func enroll(
             _ request: Haven_V1_EnrollRequest = Haven_V1_EnrollRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_IssuedCredential {
@@ -165,7 +165,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.RenewCredentialRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func renewCredential(
             _ request: Haven_V1_RenewCredentialRequest = Haven_V1_RenewCredentialRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_IssuedCredential {
@@ -192,7 +192,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.ListAlertsRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func list(
             _ request: Haven_V1_ListAlertsRequest = Haven_V1_ListAlertsRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_ListAlertsResponse {
@@ -207,7 +207,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.AcknowledgeAlertRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func acknowledge(
             _ request: Haven_V1_AcknowledgeAlertRequest = Haven_V1_AcknowledgeAlertRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Alert {
@@ -234,7 +234,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.ListAuditEntriesRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func listEntries(
             _ request: Haven_V1_ListAuditEntriesRequest = Haven_V1_ListAuditEntriesRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_ListAuditEntriesResponse {
@@ -250,7 +250,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.VerifyAuditChainRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The stream of responses.
-        /// - Throws: ``HavenError`` if the call cannot start.
+        /// - Throws: `HavenError` if the call cannot start.
         public func verifyChain(
             _ request: Haven_V1_VerifyAuditChainRequest = Haven_V1_VerifyAuditChainRequest(), options: CallOptions = CallOptions()
         ) async throws -> HavenResponseStream<Haven_V1_VerifyAuditProgress> {
@@ -265,7 +265,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.ListCheckpointsRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func listCheckpoints(
             _ request: Haven_V1_ListCheckpointsRequest = Haven_V1_ListCheckpointsRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_ListCheckpointsResponse {
@@ -279,7 +279,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.SignCheckpointRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func signCheckpoint(
             _ request: Haven_V1_SignCheckpointRequest = Haven_V1_SignCheckpointRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_AuditCheckpoint {
@@ -309,7 +309,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.OpenCaseRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func open(
             _ request: Haven_V1_OpenCaseRequest = Haven_V1_OpenCaseRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Case {
@@ -324,7 +324,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.GetCaseRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func get(
             _ request: Haven_V1_GetCaseRequest = Haven_V1_GetCaseRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Case {
@@ -339,7 +339,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.ListCasesRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func list(
             _ request: Haven_V1_ListCasesRequest = Haven_V1_ListCasesRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_ListCasesResponse {
@@ -353,7 +353,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.UpdateCaseRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func update(
             _ request: Haven_V1_UpdateCaseRequest = Haven_V1_UpdateCaseRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Case {
@@ -367,7 +367,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.UpdateCaseStatusRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func updateStatus(
             _ request: Haven_V1_UpdateCaseStatusRequest = Haven_V1_UpdateCaseStatusRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Case {
@@ -385,7 +385,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.AppendCaseEventRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func appendEvent(
             _ request: Haven_V1_AppendCaseEventRequest = Haven_V1_AppendCaseEventRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Case {
@@ -402,7 +402,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.AddAccusedRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func addAccused(
             _ request: Haven_V1_AddAccusedRequest = Haven_V1_AddAccusedRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Case {
@@ -417,7 +417,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.LinkSurvivorRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func linkSurvivor(
             _ request: Haven_V1_LinkSurvivorRequest = Haven_V1_LinkSurvivorRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Case {
@@ -447,7 +447,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.SubscribeRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The stream of responses.
-        /// - Throws: ``HavenError`` if the call cannot start.
+        /// - Throws: `HavenError` if the call cannot start.
         public func subscribe(
             _ request: Haven_V1_SubscribeRequest = Haven_V1_SubscribeRequest(), options: CallOptions = CallOptions()
         ) async throws -> HavenResponseStream<Haven_V1_FeedItem> {
@@ -476,7 +476,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.CreateOfficeRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func create(
             _ request: Haven_V1_CreateOfficeRequest = Haven_V1_CreateOfficeRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Office {
@@ -491,7 +491,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.GetOfficeRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func get(
             _ request: Haven_V1_GetOfficeRequest = Haven_V1_GetOfficeRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Office {
@@ -506,7 +506,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.ListOfficesRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func list(
             _ request: Haven_V1_ListOfficesRequest = Haven_V1_ListOfficesRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_ListOfficesResponse {
@@ -520,7 +520,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.UpdateOfficeRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func update(
             _ request: Haven_V1_UpdateOfficeRequest = Haven_V1_UpdateOfficeRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Office {
@@ -534,7 +534,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.CloseOfficeRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func close(
             _ request: Haven_V1_CloseOfficeRequest = Haven_V1_CloseOfficeRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Office {
@@ -550,7 +550,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.PreviewRetentionRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func previewRetention(
             _ request: Haven_V1_PreviewRetentionRequest = Haven_V1_PreviewRetentionRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_RetentionPlan {
@@ -564,7 +564,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.RotateKeysRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func rotateKeys(
             _ request: Haven_V1_RotateKeysRequest = Haven_V1_RotateKeysRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_RotateKeysResponse {
@@ -591,7 +591,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.GetServerStatusRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func getServerStatus(
             _ request: Haven_V1_GetServerStatusRequest = Haven_V1_GetServerStatusRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_ServerStatus {
@@ -609,7 +609,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.CreateBackupRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The stream of responses.
-        /// - Throws: ``HavenError`` if the call cannot start.
+        /// - Throws: `HavenError` if the call cannot start.
         public func createBackup(
             _ request: Haven_V1_CreateBackupRequest = Haven_V1_CreateBackupRequest(), options: CallOptions = CallOptions()
         ) async throws -> HavenResponseStream<Haven_V1_BackupChunk> {
@@ -638,7 +638,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.RegisterPartnerRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func register(
             _ request: Haven_V1_RegisterPartnerRequest = Haven_V1_RegisterPartnerRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_PartnerOrganisation {
@@ -653,7 +653,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.GetPartnerRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func get(
             _ request: Haven_V1_GetPartnerRequest = Haven_V1_GetPartnerRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_PartnerOrganisation {
@@ -668,7 +668,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.ListPartnersRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func list(
             _ request: Haven_V1_ListPartnersRequest = Haven_V1_ListPartnersRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_ListPartnersResponse {
@@ -683,7 +683,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.UpdatePartnerRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func update(
             _ request: Haven_V1_UpdatePartnerRequest = Haven_V1_UpdatePartnerRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_PartnerOrganisation {
@@ -699,7 +699,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.SetPartnerActiveRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func deactivate(
             _ request: Haven_V1_SetPartnerActiveRequest = Haven_V1_SetPartnerActiveRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_PartnerOrganisation {
@@ -713,7 +713,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.SetPartnerActiveRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func reactivate(
             _ request: Haven_V1_SetPartnerActiveRequest = Haven_V1_SetPartnerActiveRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_PartnerOrganisation {
@@ -743,7 +743,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.CreateReferralRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func create(
             _ request: Haven_V1_CreateReferralRequest = Haven_V1_CreateReferralRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Referral {
@@ -758,7 +758,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.GetReferralRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func get(
             _ request: Haven_V1_GetReferralRequest = Haven_V1_GetReferralRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Referral {
@@ -773,7 +773,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.ListReferralsRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func list(
             _ request: Haven_V1_ListReferralsRequest = Haven_V1_ListReferralsRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_ListReferralsResponse {
@@ -787,7 +787,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.TransitionReferralRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func accept(
             _ request: Haven_V1_TransitionReferralRequest = Haven_V1_TransitionReferralRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Referral {
@@ -801,7 +801,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.TransitionReferralRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func decline(
             _ request: Haven_V1_TransitionReferralRequest = Haven_V1_TransitionReferralRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Referral {
@@ -816,7 +816,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.TransitionReferralRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func complete(
             _ request: Haven_V1_TransitionReferralRequest = Haven_V1_TransitionReferralRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Referral {
@@ -831,7 +831,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.TransitionReferralRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func revoke(
             _ request: Haven_V1_TransitionReferralRequest = Haven_V1_TransitionReferralRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Referral {
@@ -859,7 +859,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.GetOfficeReportRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func officeReport(
             _ request: Haven_V1_GetOfficeReportRequest = Haven_V1_GetOfficeReportRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_OfficeReport {
@@ -888,7 +888,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.WhoAmIRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func whoAmI(
             _ request: Haven_V1_WhoAmIRequest = Haven_V1_WhoAmIRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Principal {
@@ -917,7 +917,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.RegisterSurvivorRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func register(
             _ request: Haven_V1_RegisterSurvivorRequest = Haven_V1_RegisterSurvivorRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Survivor {
@@ -933,7 +933,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.GetSurvivorRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func get(
             _ request: Haven_V1_GetSurvivorRequest = Haven_V1_GetSurvivorRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Survivor {
@@ -948,7 +948,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.ListSurvivorsRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func list(
             _ request: Haven_V1_ListSurvivorsRequest = Haven_V1_ListSurvivorsRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_ListSurvivorsResponse {
@@ -962,7 +962,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.UpdateSurvivorRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func update(
             _ request: Haven_V1_UpdateSurvivorRequest = Haven_V1_UpdateSurvivorRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Survivor {
@@ -979,7 +979,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.RecordServiceRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func recordService(
             _ request: Haven_V1_RecordServiceRequest = Haven_V1_RecordServiceRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Survivor {
@@ -993,7 +993,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.SetPlacementRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func setPlacement(
             _ request: Haven_V1_SetPlacementRequest = Haven_V1_SetPlacementRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Survivor {
@@ -1007,7 +1007,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.UpdateSurvivorStatusRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func updateStatus(
             _ request: Haven_V1_UpdateSurvivorStatusRequest = Haven_V1_UpdateSurvivorStatusRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Survivor {
@@ -1021,7 +1021,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.GrantConsentRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func grantConsent(
             _ request: Haven_V1_GrantConsentRequest = Haven_V1_GrantConsentRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Survivor {
@@ -1035,7 +1035,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.WithdrawConsentRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func withdrawConsent(
             _ request: Haven_V1_WithdrawConsentRequest = Haven_V1_WithdrawConsentRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Survivor {
@@ -1050,7 +1050,7 @@ extension HavenClient {
         ///   - request: The `haven.v1.EraseSurvivorRequest`.
         ///   - options: The call's deadline.
         /// - Returns: The response.
-        /// - Throws: ``HavenError``.
+        /// - Throws: `HavenError`.
         public func erase(
             _ request: Haven_V1_EraseSurvivorRequest = Haven_V1_EraseSurvivorRequest(), options: CallOptions = CallOptions()
         ) async throws -> Haven_V1_Survivor {
