@@ -41,7 +41,11 @@ final class ClientInstruments: Sendable {
     /// A unary call ended with `code` after `duration`, retries included.
     func callEnded(_ method: String, _ code: StatusCode, _ duration: Duration) {
         self.member("calls \(method) \(code.rawValue)") {
-            Counter(label: Name.calls, dimensions: [("method", method), ("code", code.description)], factory: self.factory)
+            Counter(
+                label: Name.calls,
+                dimensions: [("method", method), ("code", code.description)],
+                factory: self.factory
+            )
         }.increment()
         self.member("duration \(method)") {
             CoreMetrics.Timer(label: Name.callDuration, dimensions: [("method", method)], factory: self.factory)

@@ -205,7 +205,9 @@ public final class HavenClient: Sendable, Service {
                             traceContext: traceContext
                         )
                         if let error = end.error {
-                            if error.code == .unavailable, safeToRetry, try await self.mayRetry(method, attempt, deadline) {
+                            if error.code == .unavailable, safeToRetry,
+                                try await self.mayRetry(method, attempt, deadline)
+                            {
                                 continue
                             }
                             throw error
@@ -223,7 +225,8 @@ public final class HavenClient: Sendable, Service {
                     }
                 }
             } catch {
-                let code = (error as? HavenError)?.code.statusCode ?? (error is CancellationError ? .cancelled : .unknown)
+                let code =
+                    (error as? HavenError)?.code.statusCode ?? (error is CancellationError ? .cancelled : .unknown)
                 instruments.callEnded(method.fullName, code, .now - started)
                 span.attributes["rpc.haven.status_code"] = code.rawValue
                 throw error

@@ -1,7 +1,7 @@
+import CoreMetrics
 import Foundation
 import HavenProtocol
 import Logging
-import CoreMetrics
 import Tracing
 
 /// How a ``HavenClient`` connects and behaves.

@@ -37,7 +37,10 @@ struct Status: AsyncParsableCommand {
                     "Calls",
                     "\(String(format: "%.1f", status.callsPerSecond)) per second over the last minute; \(status.callsInFlight) in flight; \(status.callsTotal) in all"
                 ),
-                ("Server faults", "\(status.callsFailedLastMinute) calls in the last minute (INTERNAL, UNAVAILABLE, …)"),
+                (
+                    "Server faults",
+                    "\(status.callsFailedLastMinute) calls in the last minute (INTERNAL, UNAVAILABLE, …)"
+                ),
                 ("Database", Self.bytes(status.databaseBytes)),
                 ("Audit trail", "\(status.auditEntries) entries"),
                 ("Accounts", "\(status.accounts) (\(status.accountsEnabled) enabled)"),

@@ -14,7 +14,9 @@ import Tracing
 /// HavenClient's own logger, metrics and spans, against a real server.
 @Suite("HavenClient observability")
 struct ClientObservabilityTests {
-    @Test("calls, latency, reconnects and failed connection attempts counted; the client's span continued by the server's")
+    @Test(
+        "calls, latency, reconnects and failed connection attempts counted; the client's span continued by the server's"
+    )
     func metricsAndTraces() async throws {
         let deployment = try TestDeployment()
         let serverTracer = InMemoryTracer()
@@ -52,11 +54,29 @@ struct ClientObservabilityTests {
         let create = MethodCatalog.OfficeService.createOffice.fullName
         let get = MethodCatalog.OfficeService.getOffice.fullName
         let list = MethodCatalog.OfficeService.listOffices.fullName
-        #expect(metrics.counterTotal(label: "haven_client_calls_total", dimensions: [("method", create), ("code", "OK")]) == 1)
-        #expect(metrics.counterTotal(label: "haven_client_calls_total", dimensions: [("method", get), ("code", "NOT_FOUND")]) == 1)
-        #expect(metrics.counterTotal(label: "haven_client_calls_total", dimensions: [("method", list), ("code", "OK")]) == 1)
-        #expect(metrics.counterTotal(label: "haven_client_calls_total", dimensions: [("method", list), ("code", "UNAVAILABLE")]) == 1)
-        #expect(metrics.timers(label: "haven_client_call_duration_seconds", dimensions: [("method", create)]).first?.values.count == 1)
+        #expect(
+            metrics.counterTotal(label: "haven_client_calls_total", dimensions: [("method", create), ("code", "OK")])
+                == 1
+        )
+        #expect(
+            metrics.counterTotal(
+                label: "haven_client_calls_total",
+                dimensions: [("method", get), ("code", "NOT_FOUND")]
+            ) == 1
+        )
+        #expect(
+            metrics.counterTotal(label: "haven_client_calls_total", dimensions: [("method", list), ("code", "OK")]) == 1
+        )
+        #expect(
+            metrics.counterTotal(
+                label: "haven_client_calls_total",
+                dimensions: [("method", list), ("code", "UNAVAILABLE")]
+            ) == 1
+        )
+        #expect(
+            metrics.timers(label: "haven_client_call_duration_seconds", dimensions: [("method", create)]).first?.values
+                .count == 1
+        )
         // ListOffices is a read: tried again while the server was away.
         #expect(metrics.counterTotal(label: "haven_client_retries_total", dimensions: [("method", list)]) >= 1)
         #expect(metrics.counterTotal(label: "haven_client_connection_failures_total") >= 1)
@@ -67,7 +87,10 @@ struct ClientObservabilityTests {
         #expect(clientSpan.kind == .client)
         #expect(clientSpan.spanContext.parentSpanID == partner.spanContext.spanID)
         let serverSpan = try #require(serverTracer.finishedSpans.first { $0.operationName == create })
-        #expect(serverSpan.spanContext.traceID == partner.spanContext.traceID, "one trace from the partner's work to the server")
+        #expect(
+            serverSpan.spanContext.traceID == partner.spanContext.traceID,
+            "one trace from the partner's work to the server"
+        )
         #expect(serverSpan.spanContext.parentSpanID == clientSpan.spanContext.spanID)
         // What the client logged names no record content.
         #expect(capture.all.allSatisfy { !$0.contains("field office") })

@@ -28,14 +28,19 @@ struct OperationsTests {
         }
     }
 
-    @Test("/metrics after a known sequence of calls: counters by method and code, latency histograms, connections, frames, refusals, commits; no label from what a client sent")
+    @Test(
+        "/metrics after a known sequence of calls: counters by method and code, latency histograms, connections, frames, refusals, commits; no label from what a client sent"
+    )
     func metricsAfterKnownCalls() async throws {
         let deployment = try TestDeployment()
         let server = try await deployment.start()
         defer { Task { try? await server.stop() } }
         let url = server.operationsURL
 
-        let admin = try await RawConnection.connect(port: server.port, credentials: try deployment.credentials(for: "admin"))
+        let admin = try await RawConnection.connect(
+            port: server.port,
+            credentials: try deployment.credentials(for: "admin")
+        )
         try #require(try await admin.hello() != nil)
         _ = try await admin.unary(MethodCatalog.OfficeService.createOffice, ServiceTests.officeRequest("KOL"), id: 1)
         let worker = try await RawConnection.connect(
@@ -92,7 +97,10 @@ struct OperationsTests {
             (value("haven_account_certificate_soonest_expiry_timestamp_seconds") ?? 0) > Date().timeIntervalSince1970
         )
         #expect(value(#"haven_build_info{version="\#(HavenRelease.version)"}"#) == 1)
-        #expect(!text.contains("Canary") && !text.contains("worker-kol") && !text.contains("case-"), "no label from a client")
+        #expect(
+            !text.contains("Canary") && !text.contains("worker-kol") && !text.contains("case-"),
+            "no label from a client"
+        )
 
         // A second connection closing is seen at once in the gauge.
         await admin.close()
@@ -109,7 +117,9 @@ struct OperationsTests {
         #expect(metrics.headers["content-type"]?.hasPrefix("text/plain; version=0.0.4") == true)
     }
 
-    @Test("readiness flips when the store cannot grow, stays down while the last write failed, and comes back after a write succeeds; liveness stays up; a shutting-down listener is not ready")
+    @Test(
+        "readiness flips when the store cannot grow, stays down while the last write failed, and comes back after a write succeeds; liveness stays up; a shutting-down listener is not ready"
+    )
     func readinessFollowsTheStore() async throws {
         let deployment = try TestDeployment()
         let server = try await deployment.start()
@@ -119,7 +129,10 @@ struct OperationsTests {
         #expect(ready.body.contains(#""status":"ready""#))
         #expect(ready.headers["content-type"] == "application/json")
 
-        let admin = try await RawConnection.connect(port: server.port, credentials: try deployment.credentials(for: "admin"))
+        let admin = try await RawConnection.connect(
+            port: server.port,
+            credentials: try deployment.credentials(for: "admin")
+        )
         try #require(try await admin.hello() != nil)
         _ = try await admin.unary(MethodCatalog.OfficeService.createOffice, ServiceTests.officeRequest("KOL"), id: 1)
 
@@ -172,7 +185,10 @@ struct OperationsTests {
         let deployment = try TestDeployment()
         let server = try await deployment.start(logger: logger)
         let canary = "Canary Fictional Zenobia"
-        let admin = try await RawConnection.connect(port: server.port, credentials: try deployment.credentials(for: "admin"))
+        let admin = try await RawConnection.connect(
+            port: server.port,
+            credentials: try deployment.credentials(for: "admin")
+        )
         try #require(try await admin.hello() != nil)
         _ = try await admin.unary(MethodCatalog.OfficeService.createOffice, ServiceTests.officeRequest("KOL"), id: 1)
         let worker = try await RawConnection.connect(
@@ -187,8 +203,15 @@ struct OperationsTests {
         )
         var stale = ServiceTests.registerSurvivor(name: canary + " Second")
         stale.identity.legalName = canary + String(repeating: "x", count: 300)
-        #expect(try await worker.call(MethodCatalog.SurvivorService.registerSurvivor, stale, id: 8).statusCode == .invalidArgument)
-        _ = try await worker.call(MethodCatalog.SurvivorService.getSurvivor, .with { $0.survivorID = survivor.id }, id: 9)
+        #expect(
+            try await worker.call(MethodCatalog.SurvivorService.registerSurvivor, stale, id: 8).statusCode
+                == .invalidArgument
+        )
+        _ = try await worker.call(
+            MethodCatalog.SurvivorService.getSurvivor,
+            .with { $0.survivorID = survivor.id },
+            id: 9
+        )
         await worker.close()
         await admin.close()
         try await server.stop()
@@ -215,12 +238,17 @@ struct OperationsTests {
         #expect(all.contains { $0.contains(#""request":"2/7""#) }, "the survivor's registration, by request id")
     }
 
-    @Test("a traced call: a server span continuing the caller's trace, the store's work as its children, the status on the span")
+    @Test(
+        "a traced call: a server span continuing the caller's trace, the store's work as its children, the status on the span"
+    )
     func tracedCall() async throws {
         let tracer = InMemoryTracer()
         let deployment = try TestDeployment()
         let server = try await deployment.start(tracer: tracer)
-        let admin = try await RawConnection.connect(port: server.port, credentials: try deployment.credentials(for: "admin"))
+        let admin = try await RawConnection.connect(
+            port: server.port,
+            credentials: try deployment.credentials(for: "admin")
+        )
         try #require(try await admin.hello() != nil)
 
         // The caller's context, as its tracer propagates it (the in-memory tracer's own keys).
@@ -244,8 +272,17 @@ struct OperationsTests {
         let missing = try await admin.call(MethodCatalog.OfficeService.getOffice, .with { $0.code = "ZZZ" }, id: 2)
         #expect(missing.statusCode == .notFound)
         // Over the bound: refused for the call, not the connection.
-        var tooMany = try Haven_V1_ClientEnvelope.start(callID: 3, method: MethodCatalog.OfficeService.listOffices, request: .init())
-        tooMany.start.traceContext = (0..<9).map { index in .with { $0.name = "h\(index)"; $0.value = "v" } }
+        var tooMany = try Haven_V1_ClientEnvelope.start(
+            callID: 3,
+            method: MethodCatalog.OfficeService.listOffices,
+            request: .init()
+        )
+        tooMany.start.traceContext = (0..<9).map { index in
+            .with {
+                $0.name = "h\(index)"
+                $0.value = "v"
+            }
+        }
         try await admin.send(tooMany)
         let refused = try await admin.end(of: 3)
         #expect(refused.statusCode == .invalidArgument && refused.message.contains("trace_context"))
@@ -260,14 +297,22 @@ struct OperationsTests {
         #expect(create.attributes["rpc.haven.status_code"]?.toSpanAttribute() == .int64(0))
         #expect(create.status == nil)
         let children = spans.filter { $0.spanContext.parentSpanID == create.spanContext.spanID }
-        #expect(children.contains { $0.operationName == "store.write" }, "the write is a child: \(children.map(\.operationName))")
+        #expect(
+            children.contains { $0.operationName == "store.write" },
+            "the write is a child: \(children.map(\.operationName))"
+        )
         #expect(children.allSatisfy { $0.spanContext.traceID == "trace-from-partner" })
 
         let get = try #require(spans.first { $0.operationName == MethodCatalog.OfficeService.getOffice.fullName })
         #expect(get.spanContext.traceID != "trace-from-partner", "a call without context starts its own trace")
         #expect(get.attributes["rpc.haven.status_code"]?.toSpanAttribute() == .int64(5))
         #expect(get.status == nil, "NOT_FOUND is the client's answer, not a server fault")
-        #expect(spans.contains { $0.operationName == "store.read" && $0.spanContext.parentSpanID == get.spanContext.spanID })
-        #expect(!spans.contains { $0.operationName == MethodCatalog.OfficeService.listOffices.fullName }, "a refused start runs no span")
+        #expect(
+            spans.contains { $0.operationName == "store.read" && $0.spanContext.parentSpanID == get.spanContext.spanID }
+        )
+        #expect(
+            !spans.contains { $0.operationName == MethodCatalog.OfficeService.listOffices.fullName },
+            "a refused start runs no span"
+        )
     }
 }

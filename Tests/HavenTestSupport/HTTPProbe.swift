@@ -34,7 +34,9 @@ public enum HTTPProbe {
             var headers = HTTPHeaders()
             headers.add(name: "Host", value: host)
             headers.add(name: "Connection", value: "close")
-            try await outbound.write(.head(HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)))
+            try await outbound.write(
+                .head(HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers))
+            )
             try await outbound.write(.end(nil))
             var answer = Answer(status: 0, body: "", headers: [:])
             var body = ByteBuffer()

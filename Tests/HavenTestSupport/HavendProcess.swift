@@ -20,7 +20,8 @@ public final class HavendProcess: @unchecked Sendable {
         self.process.executableURL = executable
         self.process.arguments = arguments
         self.process.environment = ProcessInfo.processInfo.environment.merging(["HAVEN_OPS_LISTEN_PORT": "0"]) {
-            chosen, _ in chosen
+            chosen,
+            _ in chosen
         }
         self.output = Pipe()
         self.process.standardOutput = self.output

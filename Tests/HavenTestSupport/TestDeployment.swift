@@ -3,9 +3,9 @@ import HavenProtocol
 import HavenServer
 import HavenStore
 import Logging
-import Tracing
 import NIOCore
 import NIOSSL
+import Tracing
 
 /// PEM credentials for a test client.
 public struct TestCredentials: Sendable {

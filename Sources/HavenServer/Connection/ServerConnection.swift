@@ -285,7 +285,8 @@ final class ServerConnection: Sendable {
         callLogger[metadataKey: "call"] = "\(call.id)"
         callLogger[metadataKey: "method"] = "\(call.method)"
         // The request id the audit trail names the call by: every line of the call carries it.
-        callLogger[metadataKey: "request"] = "\(self.logger[metadataKey: "connection"].map { "\($0)" } ?? "-")/\(call.id)"
+        callLogger[metadataKey: "request"] =
+            "\(self.logger[metadataKey: "connection"].map { "\($0)" } ?? "-")/\(call.id)"
         let logger = callLogger
         let context = CallContext(
             principal: self.principal,
@@ -307,7 +308,9 @@ final class ServerConnection: Sendable {
         span.attributes["rpc.method"] = call.method
         span.attributes["haven.call_id"] = Int64(clamping: call.id)
 
-        let outcome: Outcome = await ServiceContext.withValue(span.context) { await self.outcome(of: call, context, logger) }
+        let outcome: Outcome = await ServiceContext.withValue(span.context) {
+            await self.outcome(of: call, context, logger)
+        }
         let end = self.end(of: call, outcome)
         // Free the slot before the end goes out: a client that starts its next
         // call as soon as it reads this end must find the slot free.

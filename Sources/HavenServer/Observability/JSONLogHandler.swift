@@ -49,7 +49,9 @@ package struct JSONLogHandler: LogHandler {
 
     /// RFC 3339 in UTC with milliseconds.
     static func timestamp(_ date: Date) -> String {
-        date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
+        date.formatted(
+            .iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted)
+        )
     }
 
     /// Writes a line to standard error in one `write(2)`, so lines from several threads never interleave.

@@ -123,7 +123,11 @@ package final class ServerMetrics: Sendable {
     private func count(_ method: String, _ code: StatusCode) -> String {
         let method = Self.methodLabel(method)
         self.calls.member("\(method) \(code.rawValue)") {
-            Counter(label: Name.calls, dimensions: [("method", method), ("code", code.description)], factory: self.factory)
+            Counter(
+                label: Name.calls,
+                dimensions: [("method", method), ("code", code.description)],
+                factory: self.factory
+            )
         }.increment()
         return method
     }
