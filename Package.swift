@@ -192,11 +192,31 @@ let package = Package(
             path: "Tests/HavenTestSupport",
             swiftSettings: swiftSettings
         ),
+        // The fuzz targets: driven by libFuzzer through haven-fuzz (scripts/fuzz.sh),
+        // and replayed over their corpus by HavenProtocolTests.
+        .target(
+            name: "HavenFuzzTargets",
+            dependencies: [
+                "HavenProtocol",
+                "HavenTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            path: "Tests/HavenFuzzTargets",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "haven-fuzz",
+            dependencies: ["HavenFuzzTargets"],
+            path: "Fuzz/haven-fuzz",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "HavenProtocolTests",
             dependencies: [
                 "HavenProtocol",
                 "HavenTestSupport",
+                "HavenFuzzTargets",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),

@@ -1,0 +1,67 @@
+import Foundation
+import HavenProtocol
+import HavenTestSupport
+import SwiftProtobuf
+
+/// The seed corpus and the dictionary, made from what the suite already
+/// trusts: the golden frames (PROTOCOL.md's test vectors) and a sample of
+/// every message of the schema.
+public enum FuzzSeeds {
+    /// Writes `<directory>/<target>/<name>` for every target; returns how many.
+    public static func write(into directory: URL) throws -> Int {
+        var written = 0
+        func save(_ target: FuzzTarget, _ name: String, _ bytes: [UInt8]) throws {
+            let folder = directory.appendingPathComponent(target.rawValue, isDirectory: true)
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            try Data(bytes).write(to: folder.appendingPathComponent(name))
+            written += 1
+        }
+        let frames = try FileManager.default.contentsOfDirectory(atPath: RepositoryPaths.goldenFrames.path)
+            .filter { $0.hasSuffix(".hex") }.sorted()
+        var stream: [UInt8] = []
+        for file in frames {
+            let hex = try String(contentsOf: RepositoryPaths.goldenFrames.appendingPathComponent(file), encoding: .utf8)
+            let frame = Self.bytes(hex: hex)
+            let name = String(file.dropLast(4))
+            // Whole-stream limits: 4 KiB in chunks of 16, and 64 bytes in chunks of 1.
+            try save(.frames, name, [0x1F] + frame)
+            try save(.frames, name + "-small-limit", [0x00] + frame)
+            try save(.envelopes, name, Array(frame.dropFirst(Frame.headerLength)))
+            stream += frame
+        }
+        try save(.frames, "all-golden-frames", [0x27] + stream)
+        let types = HavenSchema.messageTypes
+        for (index, type) in types.enumerated() {
+            guard let text = ProtocolSamples.texts[type.protoMessageName] else { continue }
+            let message = try type.init(textFormatString: text)
+            try save(.messages, type.protoMessageName, [UInt8(index % 256)] + (try message.serializedBytes()))
+        }
+        return written
+    }
+
+    /// A libFuzzer dictionary: method names, the ALPN id, and common field keys.
+    public static func dictionary() -> String {
+        var lines = ["# Haven's tokens for libFuzzer (haven-fuzz dictionary)."]
+        lines.append("alpn=\"\(HavenWire.alpnIdentifier)\"")
+        for method in MethodCatalog.all {
+            lines.append("method_\(method.service.split(separator: ".").last!)_\(method.method)=\"\(method.fullName)\"")
+        }
+        // Field keys: numbers 1–24 as varint (wire type 0) and length-delimited (wire type 2).
+        for number in 1...24 {
+            for wire in [0, 2] {
+                let key = number << 3 | wire
+                lines.append(String(format: "key_%d_%d=\"\\x%02X\"", number, wire, key))
+            }
+        }
+        lines.append("frame_header=\"\\x00\\x00\\x00\\x00\\x10\"")
+        lines.append("varint_max=\"\\xFF\\xFF\\xFF\\xFF\\xFF\\xFF\\xFF\\xFF\\xFF\\x01\"")
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    static func bytes(hex: String) -> [UInt8] {
+        let digits = Array(hex.filter(\.isHexDigit).utf8)
+        return stride(from: 0, to: digits.count - 1, by: 2).map {
+            UInt8(String(decoding: digits[$0...$0 + 1], as: UTF8.self), radix: 16)!
+        }
+    }
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Fuzzes one target of haven-fuzz with libFuzzer and AddressSanitizer.
+#
+#   scripts/fuzz.sh frames|envelopes|messages [seconds=60] [jobs=1]
+#
+# Builds haven-fuzz with -sanitize=fuzzer,address into .build-fuzz (the first
+# build takes several minutes), then runs it from the checked-in seeds
+# (Fuzz/corpus/<target>) with Fuzz/haven.dict. New inputs go to
+# .build-fuzz/corpus/<target>; a crash, leak or broken invariant is written to
+# Fuzz/regressions/<target>/ — commit it: FuzzCorpusTests replays it in every
+# `swift test` from then on (fix the bug first). Prints libFuzzer's final
+# stats (number of executions).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target=${1:?usage: scripts/fuzz.sh frames|envelopes|messages [seconds] [jobs]}
+seconds=${2:-60}
+jobs=${3:-1}
+case "$target" in frames | envelopes | messages) ;; *)
+    echo "unknown target $target" >&2
+    exit 64
+    ;;
+esac
+swift build --product haven-fuzz --scratch-path .build-fuzz \
+    -Xswiftc -sanitize=fuzzer,address -Xswiftc -DHAVEN_FUZZ -Xswiftc -parse-as-library
+work=.build-fuzz/corpus/$target
+mkdir -p "$work" "Fuzz/regressions/$target"
+HAVEN_FUZZ_TARGET=$target .build-fuzz/debug/haven-fuzz \
+    -dict=Fuzz/haven.dict -max_total_time="$seconds" -jobs="$jobs" -workers="$jobs" \
+    -artifact_prefix="Fuzz/regressions/$target/" -print_final_stats=1 \
+    "$work" "Fuzz/corpus/$target"
