@@ -3,7 +3,7 @@
 #
 #   scripts/fuzz.sh frames|envelopes|messages [seconds=60] [jobs=1]
 #
-# Builds haven-fuzz with -sanitize=fuzzer,address into .build-fuzz (the first
+# Builds haven-fuzz (release, -sanitize=fuzzer,address) into .build-fuzz (the first
 # build takes several minutes), then runs it from the checked-in seeds
 # (Fuzz/corpus/<target>) with Fuzz/haven.dict. New inputs go to
 # .build-fuzz/corpus/<target>; a crash, leak or broken invariant is written to
@@ -20,11 +20,11 @@ case "$target" in frames | envelopes | messages) ;; *)
     exit 64
     ;;
 esac
-swift build --product haven-fuzz --scratch-path .build-fuzz \
+swift build -c release --product haven-fuzz --scratch-path .build-fuzz \
     -Xswiftc -sanitize=fuzzer,address -Xswiftc -DHAVEN_FUZZ -Xswiftc -parse-as-library
 work=.build-fuzz/corpus/$target
 mkdir -p "$work" "Fuzz/regressions/$target"
-HAVEN_FUZZ_TARGET=$target .build-fuzz/debug/haven-fuzz \
+HAVEN_FUZZ_TARGET=$target .build-fuzz/release/haven-fuzz \
     -dict=Fuzz/haven.dict -max_total_time="$seconds" -jobs="$jobs" -workers="$jobs" \
     -artifact_prefix="Fuzz/regressions/$target/" -print_final_stats=1 \
     "$work" "Fuzz/corpus/$target"
