@@ -24,7 +24,10 @@ swift build -c release --product haven-fuzz --scratch-path .build-fuzz \
     -Xswiftc -sanitize=fuzzer,address -Xswiftc -DHAVEN_FUZZ -Xswiftc -parse-as-library
 work=.build-fuzz/corpus/$target
 mkdir -p "$work" "Fuzz/regressions/$target"
+parallel=()
+# Several jobs: libFuzzer writes each one's output to fuzz-<n>.log here (ignored by git).
+if [ "$jobs" -gt 1 ]; then parallel=(-jobs="$jobs" -workers="$jobs"); fi
 HAVEN_FUZZ_TARGET=$target .build-fuzz/release/haven-fuzz \
-    -dict=Fuzz/haven.dict -max_total_time="$seconds" -jobs="$jobs" -workers="$jobs" \
+    -dict=Fuzz/haven.dict -max_total_time="$seconds" "${parallel[@]}" \
     -artifact_prefix="Fuzz/regressions/$target/" -print_final_stats=1 \
     "$work" "Fuzz/corpus/$target"
