@@ -160,8 +160,10 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     }
 
     /// Decodes; when that succeeds, checks the field limits, re-encodes, decodes
-    /// again and expects the same message (unknown fields included) and
-    /// the same bytes. A failure to decode must be swift-protobuf's decoding error.
+    /// again and expects the same bytes (unknown fields included). Bytes, not
+    /// `==`: a double can be NaN, which is not equal to itself (the first
+    /// finding of the fuzzer, kept in `Fuzz/regressions/messages/`). A failure
+    /// to decode must be swift-protobuf's decoding error.
     static func roundTrip(_ type: any SwiftProtobuf.Message.Type, _ bytes: [UInt8]) -> [String] {
         let message: any SwiftProtobuf.Message
         do {
@@ -175,9 +177,6 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         do {
             let encoded: [UInt8] = try message.serializedBytes()
             let again = try type.init(serializedBytes: encoded)
-            guard again.isEqualTo(message: message) else {
-                return ["\(type.protoMessageName): re-encoded message decodes to a different one"]
-            }
             let twice: [UInt8] = try again.serializedBytes()
             guard twice == encoded else {
                 return ["\(type.protoMessageName): encoding is not stable across a round trip"]
