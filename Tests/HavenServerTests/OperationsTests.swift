@@ -28,15 +28,11 @@ struct OperationsTests {
         }
     }
 
-    @Test(
-        "/metrics after a known sequence of calls: counters by method and code, latency histograms, connections, frames, refusals, commits; no label from what a client sent"
-    )
-    func metricsAfterKnownCalls() async throws {
-        let deployment = try TestDeployment()
-        let server = try await deployment.start()
-        defer { Task { try? await server.stop() } }
-        let url = server.operationsURL
-
+    /// An admin's connection that has created office KOL (its call id 1), and a KOL caseworker's; both past hello.
+    static func officeAndCaseworker(
+        _ deployment: TestDeployment,
+        _ server: RunningServer
+    ) async throws -> (admin: RawConnection, worker: RawConnection) {
         let admin = try await RawConnection.connect(
             port: server.port,
             credentials: try deployment.credentials(for: "admin")
@@ -48,6 +44,19 @@ struct OperationsTests {
             credentials: try deployment.credentials(for: "worker-kol")
         )
         try #require(try await worker.hello() != nil)
+        return (admin, worker)
+    }
+
+    @Test(
+        "/metrics after a known sequence of calls: counters by method and code, latency histograms, connections, frames, refusals, commits; no label from what a client sent"
+    )
+    func metricsAfterKnownCalls() async throws {
+        let deployment = try TestDeployment()
+        let server = try await deployment.start()
+        defer { Task { try? await server.stop() } }
+        let url = server.operationsURL
+
+        let (admin, worker) = try await Self.officeAndCaseworker(deployment, server)
         for id in 1...2 {
             _ = try await worker.unary(MethodCatalog.CaseService.openCase, ServiceTests.openCase(), id: UInt64(id))
         }
@@ -129,12 +138,7 @@ struct OperationsTests {
         #expect(ready.body.contains(#""status":"ready""#))
         #expect(ready.headers["content-type"] == "application/json")
 
-        let admin = try await RawConnection.connect(
-            port: server.port,
-            credentials: try deployment.credentials(for: "admin")
-        )
-        try #require(try await admin.hello() != nil)
-        _ = try await admin.unary(MethodCatalog.OfficeService.createOffice, ServiceTests.officeRequest("KOL"), id: 1)
+        let (admin, worker) = try await Self.officeAndCaseworker(deployment, server)
 
         try server.store.limitPages(0)
         let full = try await HTTPProbe.request(url, "/health/ready")
@@ -144,11 +148,6 @@ struct OperationsTests {
         #expect(try await HTTPProbe.request(url, "/health/live").status == 200)
 
         // A write fails on the full store; space returns, but the failure keeps readiness down until a write succeeds.
-        let worker = try await RawConnection.connect(
-            port: server.port,
-            credentials: try deployment.credentials(for: "worker-kol")
-        )
-        try #require(try await worker.hello() != nil)
         var id: UInt64 = 1
         var failed = false
         while !failed, id < 200 {
@@ -185,17 +184,7 @@ struct OperationsTests {
         let deployment = try TestDeployment()
         let server = try await deployment.start(logger: logger)
         let canary = "Canary Fictional Zenobia"
-        let admin = try await RawConnection.connect(
-            port: server.port,
-            credentials: try deployment.credentials(for: "admin")
-        )
-        try #require(try await admin.hello() != nil)
-        _ = try await admin.unary(MethodCatalog.OfficeService.createOffice, ServiceTests.officeRequest("KOL"), id: 1)
-        let worker = try await RawConnection.connect(
-            port: server.port,
-            credentials: try deployment.credentials(for: "worker-kol")
-        )
-        try #require(try await worker.hello() != nil)
+        let (admin, worker) = try await Self.officeAndCaseworker(deployment, server)
         let survivor = try await worker.unary(
             MethodCatalog.SurvivorService.registerSurvivor,
             ServiceTests.registerSurvivor(name: canary),
