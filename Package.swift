@@ -5,8 +5,9 @@
 // Dependency direction (never the other way):
 //   HavenProtocol <- HavenClient <- haven-admin
 //   HavenProtocol + HavenStore <- HavenServer <- havend
-// A partner who links HavenClient pulls in NIO, NIOSSL, SwiftProtobuf, swift-log and,
-// for enrolment (keys made on the partner's machine), swift-certificates and swift-crypto.
+// A partner who links HavenClient pulls in NIO, NIOSSL, SwiftProtobuf, swift-log, the
+// APIs of swift-metrics and swift-distributed-tracing (no backend) and, for enrolment
+// (keys made on the partner's machine), swift-certificates and swift-crypto.
 
 import PackageDescription
 
