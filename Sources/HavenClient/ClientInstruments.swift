@@ -49,7 +49,7 @@ final class ClientInstruments: Sendable {
         }.increment()
         self.member("duration \(method)") {
             CoreMetrics.Timer(label: Name.callDuration, dimensions: [("method", method)], factory: self.factory)
-        }.recordNanoseconds(duration.wholeNanoseconds)
+        }.recordNanoseconds(duration.nanoseconds)
     }
 
     /// A server-streaming call was opened (`OK`), or failed to open with `code`.
@@ -91,15 +91,5 @@ struct TraceHeaderInjector: Injector {
         header.name = key
         header.value = value
         carrier.append(header)
-    }
-}
-
-extension Duration {
-    /// Nanoseconds, saturating.
-    var wholeNanoseconds: Int64 {
-        let (seconds, attoseconds) = self.components
-        let (product, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        if overflow { return seconds < 0 ? .min : .max }
-        return product.addingReportingOverflow(attoseconds / 1_000_000_000).partialValue
     }
 }

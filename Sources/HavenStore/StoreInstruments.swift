@@ -1,4 +1,5 @@
 import CoreMetrics
+import HavenProtocol
 import Synchronization
 import Tracing
 
@@ -17,7 +18,7 @@ package final class StoreInstruments: Sendable {
     private let factory: any MetricsFactory
     private let commitDuration: CoreMetrics.Timer
     private let commitBatchSize: Recorder
-    private let failures = Mutex<[String: Counter]>([:])
+    private let failures = MetricFamily<Counter>()
 
     /// Reports nowhere.
     package static let none = StoreInstruments()
@@ -37,22 +38,27 @@ package final class StoreInstruments: Sendable {
 
     /// A transaction failed; `kind` is one of the store's short names (`full`, `busy`, …).
     func failed(kind: String) {
-        let counter = self.failures.withLock { failures in
-            if let counter = failures[kind] { return counter }
-            let counter = Counter(label: StoreMetricNames.failures, dimensions: [("kind", kind)], factory: self.factory)
-            failures[kind] = counter
-            return counter
+        let counter = self.failures.member(kind) {
+            Counter(label: StoreMetricNames.failures, dimensions: [("kind", kind)], factory: self.factory)
         }
         counter.increment()
     }
 }
 
-extension Duration {
-    /// The whole duration in nanoseconds, saturating (for swift-metrics' timers).
-    package var nanoseconds: Int64 {
-        let (seconds, attoseconds) = self.components
-        let (product, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        if overflow { return seconds < 0 ? .min : .max }
-        return product.addingReportingOverflow(attoseconds / 1_000_000_000).partialValue
+/// Metrics created once per label set and kept: creating one per event would
+/// register it anew each time. The store's and the server's labelled metrics use it.
+package final class MetricFamily<Metric: Sendable>: Sendable {
+    private let members = Mutex<[String: Metric]>([:])
+
+    package init() {}
+
+    /// The member for `key`, made by `make` the first time.
+    package func member(_ key: String, _ make: () -> Metric) -> Metric {
+        self.members.withLock { members in
+            if let existing = members[key] { return existing }
+            let made = make()
+            members[key] = made
+            return made
+        }
     }
 }

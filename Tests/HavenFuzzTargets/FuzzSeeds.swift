@@ -21,7 +21,7 @@ public enum FuzzSeeds {
         var stream: [UInt8] = []
         for file in frames {
             let hex = try String(contentsOf: RepositoryPaths.goldenFrames.appendingPathComponent(file), encoding: .utf8)
-            let frame = Self.bytes(hex: hex)
+            let frame = try bytes(fromHex: hex)
             let name = String(file.dropLast(4))
             // Whole-stream limits: 4 KiB in chunks of 16, and 64 bytes in chunks of 1.
             try save(.frames, name, [0x1F] + frame)
@@ -56,12 +56,5 @@ public enum FuzzSeeds {
         lines.append("frame_header=\"\\x00\\x00\\x00\\x00\\x10\"")
         lines.append("varint_max=\"\\xFF\\xFF\\xFF\\xFF\\xFF\\xFF\\xFF\\xFF\\xFF\\x01\"")
         return lines.joined(separator: "\n") + "\n"
-    }
-
-    static func bytes(hex: String) -> [UInt8] {
-        let digits = Array(hex.filter(\.isHexDigit).utf8)
-        return stride(from: 0, to: digits.count - 1, by: 2).map {
-            UInt8(String(decoding: digits[$0...$0 + 1], as: UTF8.self), radix: 16)!
-        }
     }
 }

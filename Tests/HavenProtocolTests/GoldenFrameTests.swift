@@ -148,16 +148,3 @@ private func innerPayload(of envelope: any SwiftProtobuf.Message) throws -> Data
     }
     throw HavenError(code: .internal, message: "fixture declares a payload but its envelope carries none")
 }
-
-func bytes(fromHex hex: String) throws -> [UInt8] {
-    let digits = Array(hex.utf8)
-    guard digits.count.isMultiple(of: 2) else {
-        throw HavenError(code: .invalidArgument, message: "odd number of hex digits")
-    }
-    return try stride(from: 0, to: digits.count, by: 2).map { index in
-        guard let byte = UInt8(String(decoding: digits[index..<index + 2], as: UTF8.self), radix: 16) else {
-            throw HavenError(code: .invalidArgument, message: "not hex at offset \(index)")
-        }
-        return byte
-    }
-}

@@ -118,6 +118,10 @@ struct AdminToolTests {
             arguments: ["--data-dir", data, "--set", "listen_port=0", "--set", "backup_public_key=\(publicKey)"]
         )
         let address = "127.0.0.1:\(server.port)"
+        // The real havend serves its operations listener where it said it would, and is ready.
+        #expect(server.operationsPort > 0)
+        let ready = try await HTTPProbe.request("http://127.0.0.1:\(server.operationsPort)", "/health/ready")
+        #expect(ready.status == 200 && ready.body.contains(#""status":"ready""#))
         let second = try run(self.havend, ["--data-dir", data, "--set", "listen_port=0"])
         #expect(
             second.status != 0 && String(decoding: second.error, as: UTF8.self).contains("in use by another process")

@@ -332,6 +332,6 @@ struct StorageFailureCodeTests {
                     && !error.message.contains("SQLite")
             )
         }
-        #expect(SQLiteStore.name(of: .SQLITE_IOERR_FSYNC) == "I/O error")
+        #expect(SQLiteStore.kind(of: .SQLITE_IOERR_FSYNC) == (log: "I/O error", label: "io_error"))
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import HavenProtocol
 
 /// Paths inside the repository, found from this file's location so tests run
 /// the same from `swift test`, an IDE, or CI's fresh clone.
@@ -85,4 +86,20 @@ public func run(
     let error = stderr.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
     return (output, error, process.terminationStatus)
+}
+
+/// The bytes a hex string spells (the golden frames' `.hex` files; surrounding whitespace ignored).
+///
+/// - Throws: ``HavenError`` INVALID_ARGUMENT for an odd number of digits or a non-hex character.
+public func bytes(fromHex hex: String) throws -> [UInt8] {
+    let digits = Array(hex.trimmingCharacters(in: .whitespacesAndNewlines).utf8)
+    guard digits.count.isMultiple(of: 2) else {
+        throw HavenError(code: .invalidArgument, message: "odd number of hex digits")
+    }
+    return try stride(from: 0, to: digits.count, by: 2).map { index in
+        guard let byte = UInt8(String(decoding: digits[index..<index + 2], as: UTF8.self), radix: 16) else {
+            throw HavenError(code: .invalidArgument, message: "not hex at offset \(index)")
+        }
+        return byte
+    }
 }

@@ -26,12 +26,12 @@ package final class ServerMetrics: Sendable {
     private let feedSubscribers: Meter
     private let feedLag: CoreMetrics.Timer
 
-    private let calls = Family<Counter>()
-    private let durations = Family<CoreMetrics.Timer>()
-    private let refusals = Family<Counter>()
-    private let handshakeFailures = Family<Counter>()
-    private let goAways = Family<Counter>()
-    private let gauges = Family<Gauge>()
+    private let calls = MetricFamily<Counter>()
+    private let durations = MetricFamily<CoreMetrics.Timer>()
+    private let refusals = MetricFamily<Counter>()
+    private let handshakeFailures = MetricFamily<Counter>()
+    private let goAways = MetricFamily<Counter>()
+    private let gauges = MetricFamily<Gauge>()
 
     /// The metric names, as docs/OPERATIONS.md lists them.
     package enum Name {
@@ -250,19 +250,4 @@ package enum RefusalReason: String, Sendable, CaseIterable {
     case revoked = "certificate_revoked"
     case accountDisabled = "account_disabled"
     case partnerDeactivated = "partner_deactivated"
-}
-
-/// Metrics created once per label set and kept: creating one per event
-/// would register it anew each time.
-private final class Family<Metric: Sendable>: Sendable {
-    private let members = Mutex<[String: Metric]>([:])
-
-    func member(_ key: String, _ make: () -> Metric) -> Metric {
-        self.members.withLock { members in
-            if let existing = members[key] { return existing }
-            let made = make()
-            members[key] = made
-            return made
-        }
-    }
 }

@@ -294,15 +294,15 @@ package final class SQLiteStore: RecordStore {
     func failed(_ error: any Error) -> HavenError {
         let translated = Self.translate(error)
         if let error = error as? DatabaseError {
-            self.instruments.failed(kind: Self.metricName(of: error.resultCode))
+            self.instruments.failed(kind: Self.kind(of: error.resultCode).label)
             if Self.unwritable.contains(error.resultCode.primaryResultCode.rawValue) {
-                self.lastUnwritable.withLock { $0 = (Self.name(of: error.resultCode), .now) }
+                self.lastUnwritable.withLock { $0 = (Self.kind(of: error.resultCode).log, .now) }
             }
         }
         if translated.code == .internal || translated.code == .resourceExhausted
             || (translated.code == .unavailable && error is DatabaseError)
         {
-            let kind = (error as? DatabaseError).map { Self.name(of: $0.resultCode) } ?? "\(type(of: error))"
+            let kind = (error as? DatabaseError).map { Self.kind(of: $0.resultCode).log } ?? "\(type(of: error))"
             self.failures.log(
                 "storage \(kind)",
                 "storage failure",
@@ -314,30 +314,18 @@ package final class SQLiteStore: RecordStore {
         return translated
     }
 
-    /// A short name for the log: `full`, `busy`, `read-only`, `I/O error`, ….
-    static func name(of code: ResultCode) -> String {
+    /// What a failure is called: in the log (`full`, `read-only`, `I/O error`, …)
+    /// and as the label of `haven_store_failures_total` (`full`, `read_only`, `io_error`, …).
+    static func kind(of code: ResultCode) -> (log: String, label: String) {
         switch code.primaryResultCode {
-        case .SQLITE_FULL: "full"
-        case .SQLITE_BUSY, .SQLITE_LOCKED: "busy"
-        case .SQLITE_READONLY: "read-only"
-        case .SQLITE_IOERR: "I/O error"
-        case .SQLITE_CANTOPEN: "cannot open"
-        case .SQLITE_CORRUPT, .SQLITE_NOTADB: "corrupt"
-        default: "SQLite \(code.primaryResultCode.rawValue)"
-        }
-    }
-
-    /// The label of `haven_store_failures_total`: `full`, `busy`, `read_only`, `io_error`, ….
-    static func metricName(of code: ResultCode) -> String {
-        switch code.primaryResultCode {
-        case .SQLITE_FULL: "full"
-        case .SQLITE_BUSY, .SQLITE_LOCKED: "busy"
-        case .SQLITE_READONLY: "read_only"
-        case .SQLITE_IOERR: "io_error"
-        case .SQLITE_CANTOPEN: "cannot_open"
-        case .SQLITE_CORRUPT, .SQLITE_NOTADB: "corrupt"
-        case .SQLITE_CONSTRAINT: "constraint"
-        default: "other"
+        case .SQLITE_FULL: ("full", "full")
+        case .SQLITE_BUSY, .SQLITE_LOCKED: ("busy", "busy")
+        case .SQLITE_READONLY: ("read-only", "read_only")
+        case .SQLITE_IOERR: ("I/O error", "io_error")
+        case .SQLITE_CANTOPEN: ("cannot open", "cannot_open")
+        case .SQLITE_CORRUPT, .SQLITE_NOTADB: ("corrupt", "corrupt")
+        case .SQLITE_CONSTRAINT: ("constraint", "constraint")
+        default: ("SQLite \(code.primaryResultCode.rawValue)", "other")
         }
     }
 
