@@ -108,6 +108,13 @@ struct Havend: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "havend")
+        let needed = FileDescriptorLimit.needed(by: configuration)
+        if let limit = FileDescriptorLimit.raise(), limit < needed {
+            logger.warning(
+                "the open-file limit is below what the connection limits need: beyond it nobody can connect; raise it (LimitNOFILE= under systemd, ulimit -n) or lower max_connections",
+                metadata: ["limit": "\(limit)", "needed": "\(needed)"]
+            )
+        }
 
         if let created, let bundle = created.adminCredentials, ![0, 7443].contains(configuration.listenPort) {
             // The bundle names the server as it will listen.

@@ -27,14 +27,25 @@ package final class TLSServer: Service, Sendable {
     private let statistics: ServerStatistics
     private let tracer: any Tracer
 
+    /// A socket whose TLS handshake is under way.
+    private struct PendingHandshake {
+        var channel: any Channel
+        var promise: EventLoopPromise<PeerIdentity>
+
+        /// Ends it: the pending handshake that waited longest makes room for a new one.
+        func evict() {
+            self.promise.fail(HavenError(code: .resourceExhausted, message: "too many pending handshakes"))
+            self.channel.close(promise: nil)
+        }
+    }
+
     private struct State {
         var serverChannel: (any Channel)?
-        var connections: [ObjectIdentifier: ServerConnection] = [:]
-        var shuttingDown = false
+        var slots: ConnectionSlots<PendingHandshake, ServerConnection>
         var nextConnectionID = 0
     }
 
-    private let state = Mutex(State())
+    private let state: Mutex<State>
     private let listening: EventLoopPromise<SocketAddress>
     /// Fired once the server is shutting down and its last connection has closed: ends the session watch.
     private let drained = Signal()
@@ -62,6 +73,15 @@ package final class TLSServer: Service, Sendable {
         self.logger = logger
         self.group = group
         self.listening = group.next().makePromise(of: SocketAddress.self)
+        self.state = Mutex(
+            State(
+                slots: ConnectionSlots(
+                    maxPending: configuration.maxPendingHandshakes,
+                    maxEnrolling: configuration.maxEnrollingConnections,
+                    maxConnections: configuration.maxConnections
+                )
+            )
+        )
     }
 
     /// The address the server listens on, once it does.
@@ -91,6 +111,13 @@ package final class TLSServer: Service, Sendable {
                 .bind(host: configuration.listenHost, port: configuration.listenPort) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         let handshake = channel.eventLoop.makePromise(of: PeerIdentity.self)
+                        let (pendingID, evicted) = self.state.withLock {
+                            $0.slots.accepted(PendingHandshake(channel: channel, promise: handshake))
+                        }
+                        evicted?.evict()
+                        handshake.futureResult.whenComplete { _ in
+                            self.state.withLock { $0.slots.handshakeEnded(pendingID) }
+                        }
                         let pipeline = channel.pipeline.syncOperations
                         try pipeline.addHandler(NIOSSLServerHandler(context: sslContext))
                         try pipeline.addHandler(
@@ -124,7 +151,7 @@ package final class TLSServer: Service, Sendable {
         }
         let shutDownAlready = self.state.withLock { state in
             state.serverChannel = serverChannel.channel
-            return state.shuttingDown
+            return state.slots.shuttingDown
         }
         if shutDownAlready { serverChannel.channel.close(promise: nil) }
         if !shutDownAlready { self.statistics.isAccepting = true }
@@ -152,13 +179,14 @@ package final class TLSServer: Service, Sendable {
     /// go-away, its calls get the grace period, then it closes. ``run()``
     /// returns when the last connection has closed.
     package func initiateShutdown() {
-        let (channel, connections) = self.state.withLock { state in
-            state.shuttingDown = true
-            return (state.serverChannel, Array(state.connections.values))
+        let (channel, drain) = self.state.withLock { state in
+            (state.serverChannel, state.slots.shutDown())
         }
+        let (connections, pending) = drain
         self.statistics.isAccepting = false
         self.logger.info("shutting down", metadata: ["connections": "\(connections.count)"])
         channel?.close(promise: nil)
+        for handshake in pending { handshake.evict() }
         for connection in connections { connection.shutDown() }
         if connections.isEmpty { self.drained.fire() }
     }
@@ -177,7 +205,7 @@ package final class TLSServer: Service, Sendable {
         // Cancellation (the server's task cancelled without a graceful
         // shutdown) ends the watch too: its sleeps would no longer wait.
         while !self.drained.hasFired, !Task.isCancelled {
-            let connections = self.state.withLock { Array($0.connections.values) }
+            let connections = self.state.withLock { $0.slots.openConnections }
             if !connections.isEmpty {
                 do {
                     let seen = revision
@@ -302,20 +330,20 @@ package final class TLSServer: Service, Sendable {
                     tracer: self.tracer
                 )
                 let key = ObjectIdentifier(connection)
-                let admitted = self.state.withLock { state -> (HavenError, RefusalReason)? in
-                    if state.shuttingDown {
-                        return (HavenError(code: .unavailable, message: "server shutting down"), .shuttingDown)
-                    }
-                    if state.connections.count >= self.configuration.maxConnections {
-                        return (
-                            HavenError.exhausted("too many connections; retry later", retryAfterMs: 1000),
-                            .tooManyConnections
-                        )
-                    }
-                    state.connections[key] = connection
-                    return nil
+                let refused = self.state.withLock {
+                    $0.slots.admit(key, connection, enrolling: principal.isEnrolling)
                 }
-                if let (refusal, reason) = admitted {
+                if let reason = refused {
+                    let refusal =
+                        switch reason {
+                        case .shuttingDown: HavenError(code: .unavailable, message: "server shutting down")
+                        case .tooManyEnrolling:
+                            HavenError.exhausted(
+                                "too many connections waiting to enrol; retry later",
+                                retryAfterMs: 1000
+                            )
+                        default: HavenError.exhausted("too many connections; retry later", retryAfterMs: 1000)
+                        }
                     self.statistics.connectionRefused(reason)
                     self.refusalLog.log(
                         reason.rawValue,
@@ -332,10 +360,7 @@ package final class TLSServer: Service, Sendable {
                 self.statistics.connectionOpened()
                 defer {
                     self.statistics.connectionClosed()
-                    let drained = self.state.withLock { state in
-                        state.connections.removeValue(forKey: key)
-                        return state.shuttingDown && state.connections.isEmpty
-                    }
+                    let drained = self.state.withLock { $0.slots.closed(key) }
                     if drained { self.drained.fire() }
                 }
                 logger.debug("connection open")

@@ -14,6 +14,8 @@ package struct ServerConfiguration: Sendable, Equatable {
     package var maxFrameBytes = Frame.defaultMaximumPayloadLength
     package var maxConcurrentCalls = 100
     package var maxConnections = 1024
+    package var maxEnrollingConnections = 32
+    package var maxPendingHandshakes = 256
     package var defaultTimeout = Duration.seconds(30)
     package var maxTimeout = Duration.seconds(300)
     package var handshakeTimeout = Duration.seconds(10)
@@ -64,7 +66,24 @@ package struct ServerConfiguration: Sendable, Equatable {
             \.maxConcurrentCalls,
             1...100_000
         ),
-        integer("max_connections", "Open connections; more are refused.", \.maxConnections, 1...1_000_000),
+        integer(
+            "max_connections",
+            "Open authenticated connections; more are refused.",
+            \.maxConnections,
+            1...1_000_000
+        ),
+        integer(
+            "max_enrolling_connections",
+            "Open connections without a client certificate (enrolling); more are refused, authenticated ones are not affected.",
+            \.maxEnrollingConnections,
+            0...100_000
+        ),
+        integer(
+            "max_pending_handshakes",
+            "Sockets whose TLS handshake is under way; the next one closes the one that has waited longest.",
+            \.maxPendingHandshakes,
+            1...100_000
+        ),
         milliseconds("default_timeout_ms", "Timeout of a call that sets none.", \.defaultTimeout),
         milliseconds("max_timeout_ms", "Longest timeout honoured for a unary call.", \.maxTimeout),
         milliseconds(

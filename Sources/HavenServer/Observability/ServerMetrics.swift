@@ -245,6 +245,7 @@ package final class ServerMetrics: Sendable {
 /// `haven_connections_refused_total`.
 package enum RefusalReason: String, Sendable, CaseIterable {
     case tooManyConnections = "too_many_connections"
+    case tooManyEnrolling = "too_many_enrolling"
     case shuttingDown = "shutting_down"
     case unknownCertificate = "unknown_certificate"
     case revoked = "certificate_revoked"
