@@ -84,6 +84,24 @@ public final class HavendProcess: @unchecked Sendable {
         return self.process.terminationStatus
     }
 
+    /// The process's open file descriptors (sockets, the database, pipes), from `/proc`.
+    public var openDescriptors: Int {
+        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(self.process.processIdentifier)/fd").count) ?? -1
+    }
+
+    /// The process's resident memory in bytes (`VmRSS` in `/proc/<pid>/status`).
+    public var residentBytes: Int {
+        guard
+            let status = try? String(contentsOfFile: "/proc/\(self.process.processIdentifier)/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+            let kib = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) })
+        else { return -1 }
+        return kib * 1024
+    }
+
+    /// Whether the process is still running.
+    public var isRunning: Bool { self.process.isRunning }
+
     /// SIGKILL: no shutdown, no flush beyond what was committed.
     public func kill() {
         Foundation.kill(self.process.processIdentifier, SIGKILL)

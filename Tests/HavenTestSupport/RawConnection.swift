@@ -9,7 +9,7 @@ import SwiftProtobuf
 /// A bare protocol client for tests: sends any bytes or envelopes over
 /// mutual TLS and reads envelopes one by one, so tests can play a broken or
 /// hostile peer as easily as a correct one.
-public final class RawConnection {
+public final class RawConnection: Sendable {
     let channel: any Channel
     private let collector: NIOLoopBound<Collector>
 
@@ -178,6 +178,14 @@ public final class RawConnection {
 
     public func close() async {
         try? await self.channel.close()
+    }
+
+    /// Drops the connection with a TCP reset: no close_notify, no FIN.
+    public func reset() async throws {
+        if let socket = self.channel as? any SocketOptionProvider {
+            try await socket.setSoLinger(linger(l_onoff: 1, l_linger: 0)).get()
+        }
+        try? await self.channel.close(mode: .all)
     }
 }
 

@@ -119,6 +119,7 @@ package final class TLSServer: Service, Sendable {
                             self.state.withLock { $0.slots.handshakeEnded(pendingID) }
                         }
                         let pipeline = channel.pipeline.syncOperations
+                        try pipeline.addHandler(WriteCompactionHandler())
                         try pipeline.addHandler(NIOSSLServerHandler(context: sslContext))
                         try pipeline.addHandler(
                             WriteStallHandler(timeout: .init(configuration.writeStallTimeout)) { [statistics] in
