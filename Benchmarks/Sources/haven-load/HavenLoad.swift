@@ -35,6 +35,21 @@ struct HavenLoad: AsyncParsableCommand {
     @Option(help: "Call mix: read, append and register weights, e.g. read=80,append=15,register=5.")
     var mix = "read=80,append=15,register=5"
     @Option(help: "Records seeded for reads.") var seed = 50
+    @Option(help: "Soak: change-feed followers, each reconnecting every 1-5 s and resuming after its cursor.")
+    var followers = 0
+    @Option(help: "Soak: clients that connect, call, and disconnect in the middle of a call, over and over.")
+    var churn = 0
+    @Option(help: "Soak: the server's process id (same machine): samples its resident memory and open descriptors.")
+    var watchPid: Int32?
+    @Option(
+        help: "Soak: with --check and --watch-pid, the most the server's resident memory may grow from warm to the end."
+    )
+    var maxResidentGrowthMib = 64
+    @Flag(
+        help:
+            "Exit 1 on any failed call, feed or churn failure, or (with --watch-pid) memory growth above the bound or server descriptors not back to idle."
+    )
+    var check = false
     @Flag(help: "Print the results as JSON.") var json = false
     @Flag(name: .customLong("i-own-the-target"), help: "Allow a target outside loopback: you own that server.")
     var ownsTarget = false
@@ -48,6 +63,14 @@ struct HavenLoad: AsyncParsableCommand {
             throw ValidationError("--rate must be 1 to 1000000")
         }
         guard (1...10_000).contains(self.seed) else { throw ValidationError("--seed must be 1 to 10000") }
+        guard (0...256).contains(self.followers) else { throw ValidationError("--followers must be 0 to 256") }
+        guard (0...256).contains(self.churn) else { throw ValidationError("--churn must be 0 to 256") }
+        guard (1...65536).contains(self.maxResidentGrowthMib) else {
+            throw ValidationError("--max-resident-growth-mib must be 1 to 65536")
+        }
+        if let pid = self.watchPid, ProcessWatch(pid: pid).sample() == nil {
+            throw ValidationError("--watch-pid \(pid): no such process readable in /proc")
+        }
         _ = try Mix(self.mix)
         if !self.ownsTarget, !self.target.isLoopback {
             throw ValidationError(
@@ -65,6 +88,9 @@ struct HavenLoad: AsyncParsableCommand {
         configuration.serverHostname = self.serverName
         configuration.clientAgent = "haven-load/\(HavenClient.version)"
         configuration.maximumAttempts = 1
+        let watch = self.watchPid.map(ProcessWatch.init)
+        var report = SoakReport()
+        report.idle = watch?.sample()
         let clients = (0..<self.connections).map { _ in HavenClient(configuration: configuration) }
         defer { for client in clients { client.close() } }
 
@@ -75,7 +101,40 @@ struct HavenLoad: AsyncParsableCommand {
         if self.warmup > 0 {
             _ = try await self.measure(clients, workload, seconds: self.warmup, label: "warm-up")
         }
-        let result = try await self.measure(clients, workload, seconds: self.duration, label: "measuring")
+        report.warm = watch?.sample()
+        let side = SideLoad(configuration: configuration, office: self.office, seeds: seeds)
+        let counts = SideLoad.Counts()
+        let end = ContinuousClock.now + .seconds(self.duration)
+        let (result, peak) = try await withThrowingTaskGroup(of: ProcessWatch.Sample?.self) { group in
+            for _ in 0..<self.followers {
+                group.addTask {
+                    await side.follow(until: end, counts: counts)
+                    return nil
+                }
+            }
+            for _ in 0..<self.churn {
+                group.addTask {
+                    await side.churn(until: end, counts: counts)
+                    return nil
+                }
+            }
+            if let watch { group.addTask { await watch.peak(until: end) } }
+            let result = try await self.measure(clients, workload, seconds: self.duration, label: "measuring")
+            var peak: ProcessWatch.Sample?
+            for try await sample in group where sample != nil { peak = sample }
+            return (result, peak)
+        }
+        report.peak = peak
+        report.followerCycles = counts.followerCycles.load(ordering: .relaxed)
+        report.feedItems = counts.feedItems.load(ordering: .relaxed)
+        report.churnCycles = counts.churnCycles.load(ordering: .relaxed)
+        report.sideErrors = counts.errors.withLock { $0 }
+        if let watch, let idle = report.idle {
+            // Every client gone: the server's descriptors must come back to where they were.
+            for client in clients { client.close() }
+            report.final = await watch.settle(socketsTo: idle.sockets)
+        }
+        let soak = self.followers > 0 || self.churn > 0 || watch != nil
         if self.json {
             say(
                 result.json(
@@ -83,7 +142,8 @@ struct HavenLoad: AsyncParsableCommand {
                     connections: self.connections,
                     concurrency: self.concurrency,
                     rate: self.rate,
-                    mix: self.mix
+                    mix: self.mix,
+                    soak: soak ? report.json : nil
                 )
             )
         } else {
@@ -95,6 +155,15 @@ struct HavenLoad: AsyncParsableCommand {
                     mix: self.mix
                 )
             )
+            if soak { say(report.text) }
+        }
+        if self.check {
+            let problems = report.problems(loadErrors: result.errors, maxResidentGrowthMiB: self.maxResidentGrowthMib)
+            guard problems.isEmpty else {
+                FileHandle.standardError.write(Data("check FAILED: \(problems.joined(separator: "; "))\n".utf8))
+                throw ExitCode(1)
+            }
+            FileHandle.standardError.write(Data("check passed\n".utf8))
         }
     }
 

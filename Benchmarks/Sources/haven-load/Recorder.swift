@@ -61,7 +61,14 @@ struct LoadResult {
             """
     }
 
-    func json(target: String, connections: Int, concurrency: Int, rate: Int?, mix: String) -> String {
+    func json(
+        target: String,
+        connections: Int,
+        concurrency: Int,
+        rate: Int?,
+        mix: String,
+        soak: [String: Any]?
+    ) -> String {
         var object: [String: Any] = [
             "target": target, "connections": connections, "concurrency": concurrency, "mix": mix,
             "seconds": self.seconds, "calls": self.calls, "callsPerSecond": self.callsPerSecond, "errors": self.errors,
@@ -71,6 +78,7 @@ struct LoadResult {
             ],
         ]
         if let rate { object["rate"] = rate }
+        if let soak { object["soak"] = soak }
         let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
         return String(decoding: data, as: UTF8.self)
     }
