@@ -199,8 +199,12 @@ let package = Package(
             name: "HavenFuzzTargets",
             dependencies: [
                 "HavenProtocol",
+                "HavenServer",
+                "HavenStore",
                 "HavenTestSupport",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             path: "Tests/HavenFuzzTargets",

@@ -1,6 +1,7 @@
 import Foundation
 import HavenProtocol
 import HavenTestSupport
+import NIOCore
 import SwiftProtobuf
 
 /// The seed corpus and the dictionary, made from what the suite already
@@ -36,6 +37,39 @@ public enum FuzzSeeds {
             let message = try type.init(textFormatString: text)
             try save(.messages, type.protoMessageName, [UInt8(index % 256)] + (try message.serializedBytes()))
         }
+        // A whole connection: a hello, then one call of every method with its sample request,
+        // as the admin (control byte 0) and as a caseworker (2), in chunks of 16 bytes (2 << 3).
+        let encoder = FrameEncoder()
+        let hello = Array(
+            try encoder.encode(Haven_V1_ClientEnvelope.hello(clientAgent: "haven-fuzz/1")).readableBytesView
+        )
+        for method in MethodCatalog.all {
+            guard let type = HavenSchema.messageType(named: method.requestType),
+                let text = ProtocolSamples.texts[method.requestType]
+            else { continue }
+            var start = Haven_V1_ClientEnvelope()
+            start.callID = 1
+            start.start.method = method.fullName
+            start.start.payload = try type.init(textFormatString: text).serializedData()
+            let call = Array(try encoder.encode(start).readableBytesView)
+            for principal: UInt8 in [0, 2] {
+                try save(
+                    .connection,
+                    "\(method.fullName.replacingOccurrences(of: "/", with: "_"))-\(principal)",
+                    [2 << 3 | principal] + hello + call
+                )
+            }
+        }
+        // No hello; a hello on the wrong call id; one byte at a time as a machine that has yet to enrol.
+        try save(
+            .connection,
+            "no-hello",
+            [0] + Array(try encoder.encode(Haven_V1_ClientEnvelope.ping(1)).readableBytesView)
+        )
+        var wrongID = Haven_V1_ClientEnvelope.hello(clientAgent: "haven-fuzz/1")
+        wrongID.callID = 9
+        try save(.connection, "hello-on-call-9", [2] + Array(try encoder.encode(wrongID).readableBytesView))
+        try save(.connection, "enrolling-bytewise", [5] + hello)
         return written
     }
 

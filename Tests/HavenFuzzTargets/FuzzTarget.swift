@@ -21,8 +21,13 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     /// Any message of the schema (chosen by the first byte), decoded,
     /// re-encoded and checked against the field limits.
     case messages
+    /// A whole server connection without TLS: the frame reader, hello, call
+    /// control and dispatch to the real handlers over a temporary store
+    /// (``ConnectionHarness``).
+    case connection
 
-    /// Runs one input.
+    /// Runs one input, from synchronous code outside Swift's cooperative
+    /// thread pool (libFuzzer's callback, `haven-fuzz replay`).
     ///
     /// - Returns: The invariants broken; empty when none.
     public func run(_ input: [UInt8]) -> [String] {
@@ -30,6 +35,17 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .frames: Self.frames(input)
         case .envelopes: Self.envelopes(input)
         case .messages: Self.messages(input)
+        case .connection: Self.connection(input)
+        }
+    }
+
+    /// Runs one input from async code (the tests).
+    ///
+    /// - Returns: The invariants broken; empty when none.
+    public func check(_ input: [UInt8]) async -> [String] {
+        switch self {
+        case .connection: await Self.connection(async: input)
+        default: self.run(input)
         }
     }
 

@@ -2,6 +2,7 @@ import Foundation
 import HavenFuzzTargets
 import HavenProtocol
 import HavenTestSupport
+import NIOCore
 import Testing
 
 /// The fuzzers' seeds and every input they ever broke something with, replayed
@@ -23,11 +24,11 @@ struct FuzzCorpusTests {
         "every seed and every saved regression input runs without breaking an invariant",
         arguments: FuzzTarget.allCases
     )
-    func replay(_ target: FuzzTarget) throws {
+    func replay(_ target: FuzzTarget) async throws {
         let seeds = try Self.inputs(target, in: "corpus")
         #expect(seeds.count >= 10, "a seed corpus for \(target) (haven-fuzz seed Fuzz/corpus)")
         for file in seeds + (try Self.inputs(target, in: "regressions")) {
-            let problems = target.run(Array(try Data(contentsOf: file)))
+            let problems = await target.check(Array(try Data(contentsOf: file)))
             #expect(problems.isEmpty, "\(file.lastPathComponent): \(problems)")
         }
     }
@@ -45,6 +46,45 @@ struct FuzzCorpusTests {
         #expect(FuzzTarget.reference([0, 0, 0, 0, 3, 1], limit: 64).error == .invalidArgument, "truncated payload")
         #expect(FuzzTarget.reference([2, 0, 0, 0, 0], limit: 64).error == .invalidArgument, "reserved flag")
         #expect(FuzzTarget.frames([0x00, 1, 0, 0, 0, 0]).isEmpty, "the compressed flag is refused by both")
+    }
+
+    @Test(
+        "the connection target reaches the handlers: a caseworker's hello and WhoAmI are answered, an over-long field refused"
+    )
+    func connectionTargetDispatches() async throws {
+        let encoder = FrameEncoder()
+        let hello = Array(
+            try encoder.encode(Haven_V1_ClientEnvelope.hello(clientAgent: "haven-fuzz/1")).readableBytesView
+        )
+        let whoAmI = Array(
+            try encoder.encode(
+                Haven_V1_ClientEnvelope.start(callID: 1, method: MethodCatalog.SessionService.whoAmI, request: .init())
+            ).readableBytesView
+        )
+        var office = Haven_V1_GetOfficeRequest()
+        office.code = String(repeating: "K", count: 10_000)
+        let tooLong = Array(
+            try encoder.encode(
+                Haven_V1_ClientEnvelope.start(callID: 2, method: MethodCatalog.OfficeService.getOffice, request: office)
+            ).readableBytesView
+        )
+        // Control byte 2: the caseworker (worker-kol), whole chunks.
+        let replies = try await ConnectionHarness.replies([7 << 3 | 2] + hello + whoAmI + tooLong)
+        guard case .hello = replies.first?.kind else {
+            Issue.record("no hello first: \(replies)")
+            return
+        }
+        let ends = Dictionary(
+            replies.compactMap { envelope -> (UInt64, Haven_V1_CallEnd)? in
+                guard case .end(let end) = envelope.kind else { return nil }
+                return (envelope.callID, end)
+            },
+            uniquingKeysWith: { first, _ in first }
+        )
+        let principal = try Haven_V1_Principal(decodingPayload: try #require(ends[1]).payload)
+        #expect(principal.id == "worker-kol")
+        #expect(ends[2]?.statusCode == .invalidArgument)
+        #expect(await FuzzTarget.connection.check([7 << 3 | 2] + hello + whoAmI + tooLong).isEmpty)
     }
 
     @Test("Fuzz/haven.dict is what haven-fuzz dictionary prints (every method of the catalog)")

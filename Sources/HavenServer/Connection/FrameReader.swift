@@ -85,3 +85,11 @@ final class FrameReader: ChannelInboundHandler, RemovableChannelHandler {
         context.fireErrorCaught(error)
     }
 }
+
+extension ServerConnection {
+    /// The frame reader a connection's pipeline has, for a pipeline built
+    /// outside this module (the connection fuzz target's, which has no TLS).
+    package static func frameReader(maximumPayloadLength: Int, frameTimeout: TimeAmount) -> any ChannelHandler {
+        FrameReader(maximumPayloadLength: maximumPayloadLength, frameTimeout: frameTimeout)
+    }
+}

@@ -8,7 +8,7 @@ import Tracing
 /// One client connection after its TLS handshake: reads envelopes, runs
 /// calls concurrently, enforces the connection's limits and timeouts, and goes
 /// away cleanly.
-final class ServerConnection: Sendable {
+package final class ServerConnection: Sendable {
     private let channel: any Channel
     private let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
     /// Who the connection serves (as authenticated at its handshake).
@@ -30,7 +30,7 @@ final class ServerConnection: Sendable {
     /// Fired once the connection is closed and every call's end is written.
     private let endsWritten = Signal()
 
-    init(
+    package init(
         channel: any Channel,
         outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
         principal: Principal,
@@ -53,7 +53,7 @@ final class ServerConnection: Sendable {
     }
 
     /// Serves the connection until it closes.
-    func run(inbound: NIOAsyncChannelInboundStream<ByteBuffer>) async {
+    package func run(inbound: NIOAsyncChannelInboundStream<ByteBuffer>) async {
         await withDiscardingTaskGroup { group in
             group.addTask { await self.watchdog() }
             do {
