@@ -27,7 +27,16 @@ mkdir -p "$work" "Fuzz/regressions/$target"
 parallel=()
 # Several jobs: libFuzzer writes each one's output to fuzz-<n>.log here (ignored by git).
 if [ "$jobs" -gt 1 ]; then parallel=(-jobs="$jobs" -workers="$jobs"); fi
-HAVEN_FUZZ_TARGET=$target .build-fuzz/release/haven-fuzz \
+leaks=()
+# The connection target runs the store, whose values (Data inside enums such as
+# GRDB's DatabaseValue) Swift keeps behind pointers with spare bits set, which
+# LeakSanitizer cannot follow: it reports them as leaked. Its memory is
+# measured instead by HostilePeerTests and the soak (scripts/soak.sh).
+if [ "$target" = connection ]; then
+    leaks=(-detect_leaks=0)
+    export ASAN_OPTIONS=detect_leaks=0
+fi
+HAVEN_FUZZ_TARGET=$target .build-fuzz/release/haven-fuzz "${leaks[@]}" \
     -dict=Fuzz/haven.dict -max_total_time="$seconds" "${parallel[@]}" \
     -artifact_prefix="Fuzz/regressions/$target/" -print_final_stats=1 \
     "$work" "Fuzz/corpus/$target"
