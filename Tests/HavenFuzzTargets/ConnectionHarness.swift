@@ -121,6 +121,7 @@ package final class ConnectionHarness: Sendable {
             )
             return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
         }
+        var sent: [ByteBuffer] = []
         try await wrapped.executeThenClose { inbound, outbound in
             let connection = ServerConnection(
                 channel: channel,
@@ -140,14 +141,49 @@ package final class ConnectionHarness: Sendable {
                     _ = try? await channel.writeInbound(ByteBuffer(bytes: stream[offset..<end]))
                     offset = end
                 }
+                // Let the calls the input started finish (closing now would cancel them all),
+                // as long as the server keeps answering.
+                var pending = Self.startedCalls(stream)
+                var idle = ContinuousClock.now
+                while !pending.isEmpty, channel.isActive, ContinuousClock.now - idle < .milliseconds(200) {
+                    guard let buffer = try? await channel.readOutbound(as: ByteBuffer.self) else {
+                        try await Task.sleep(for: .milliseconds(1))
+                        continue
+                    }
+                    idle = ContinuousClock.now
+                    sent.append(buffer)
+                    var bytes = ByteBuffer()
+                    for var part in sent { bytes.writeBuffer(&part) }
+                    var decoder = FrameDecoder(maximumPayloadLength: Frame.defaultMaximumPayloadLength)
+                    while let payload = try? decoder.decode(buffer: &bytes),
+                        let envelope = try? Haven_V1_ServerEnvelope(serializedBytes: Array(payload.readableBytesView))
+                    {
+                        if case .end = envelope.kind { pending.remove(envelope.callID) }
+                        if case .goAway = envelope.kind { pending.removeAll() }
+                    }
+                }
                 // The peer has sent everything and closes its side.
                 if channel.isActive { channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed) }
                 try await group.waitForAll()
             }
         }
-        var sent: [ByteBuffer] = []
         while let buffer = try? await channel.readOutbound(as: ByteBuffer.self) { sent.append(buffer) }
         return sent
+    }
+
+    /// The call ids of the well-formed call starts in a client's byte stream.
+    static func startedCalls(_ stream: [UInt8]) -> Set<UInt64> {
+        var bytes = ByteBuffer(bytes: stream)
+        var decoder = FrameDecoder(maximumPayloadLength: Frame.defaultMaximumPayloadLength)
+        var calls = Set<UInt64>()
+        while let payload = try? decoder.decode(buffer: &bytes) {
+            if let envelope = try? Haven_V1_ClientEnvelope(serializedBytes: Array(payload.readableBytesView)),
+                case .start = envelope.kind
+            {
+                calls.insert(envelope.callID)
+            }
+        }
+        return calls
     }
 
     /// What the server sent must be whole frames of server envelopes, one end
