@@ -80,6 +80,31 @@ struct HostilePeerTests {
         return HTTPProbe.sample(answer.body, series) ?? 0
     }
 
+    /// Opens `count` connections with `credentials`, each saying hello: returns
+    /// those admitted (still open) and how many were refused RESOURCE_EXHAUSTED.
+    static func connect(
+        _ count: Int,
+        _ credentials: TestCredentials,
+        _ server: HavendProcess
+    ) async throws -> (admitted: [RawConnection], refused: Int) {
+        var admitted: [RawConnection] = []
+        var refused = 0
+        for _ in 0..<count {
+            let connection = try await RawConnection.connect(port: server.port, credentials: credentials)
+            // A refused connection may be closed before the hello is written: the go-away is read anyway.
+            try? await connection.send(.hello(clientAgent: "haven-tests/1", versions: [1]))
+            let answer = try await connection.next()
+            if case .hello = answer?.kind {
+                admitted.append(connection)
+            } else {
+                #expect(Self.goAwayCode(answer) == .resourceExhausted)
+                refused += 1
+                await connection.close()
+            }
+        }
+        return (admitted, refused)
+    }
+
     static func goAwayCode(_ envelope: Haven_V1_ServerEnvelope?) -> StatusCode? {
         guard case .goAway(let away) = envelope?.kind else { return nil }
         return StatusCode(wire: away.code)
@@ -109,8 +134,7 @@ struct HostilePeerTests {
             // 1. Idle sockets that never start a handshake, far past every cap.
             // 15,000 in the long mode: the test process's own open-file limit is often 20,000.
             let idleCount = Self.scale == 1 ? 2_000 : 15_000
-            var idle: [PlainSocket] = []
-            for _ in 0..<idleCount { idle.append(try PlainSocket(port: server.port)) }
+            var idle = try await PlainSocket.open(idleCount, port: server.port)
             let during = try await Self.descriptors(of: server, settlingTo: baseline.descriptors + 64 + 2)
             #expect(
                 during <= baseline.descriptors + 64 + 2,
@@ -122,38 +146,11 @@ struct HostilePeerTests {
             #expect(evicted >= idleCount - 64 - 1, "\(evicted) of \(idleCount) idle sockets closed by the server")
 
             // 2. Strangers without a certificate (they may only enrol): 8 admitted, the rest refused.
-            var enrolling: [RawConnection] = []
-            var enrollingRefused = 0
-            for _ in 0..<40 {
-                let connection = try await RawConnection.connect(port: server.port, credentials: stranger)
-                // A refused connection may be closed before the hello is written: the go-away is read anyway.
-                try? await connection.send(.hello(clientAgent: "haven-tests/1", versions: [1]))
-                let answer = try await connection.next()
-                if case .hello = answer?.kind {
-                    enrolling.append(connection)
-                } else {
-                    #expect(Self.goAwayCode(answer) == .resourceExhausted)
-                    enrollingRefused += 1
-                    await connection.close()
-                }
-            }
+            let (enrolling, enrollingRefused) = try await Self.connect(40, stranger, server)
             #expect(enrolling.count == 8 && enrollingRefused == 32)
 
             // 3. Authenticated clients past max_connections (16, the bystander holds one): 15 more admitted.
-            var clients: [RawConnection] = []
-            var clientsRefused = 0
-            for _ in 0..<20 {
-                let connection = try await RawConnection.connect(port: server.port, credentials: worker)
-                try? await connection.send(.hello(clientAgent: "haven-tests/1", versions: [1]))
-                let answer = try await connection.next()
-                if case .hello = answer?.kind {
-                    clients.append(connection)
-                } else {
-                    #expect(Self.goAwayCode(answer) == .resourceExhausted)
-                    clientsRefused += 1
-                    await connection.close()
-                }
-            }
+            let (clients, clientsRefused) = try await Self.connect(20, worker, server)
             #expect(clients.count == 15 && clientsRefused == 5, "strangers took no client's slot")
             #expect(try await bystanderServed())
 
@@ -317,7 +314,7 @@ struct HostilePeerTests {
             let baseline = (descriptors: server.openDescriptors, resident: server.residentBytes)
 
             // Half-open: a TLS record header and part of a ClientHello, then nothing.
-            let halfOpen = try (0..<50).map { _ in try PlainSocket(port: server.port) }
+            let halfOpen = try await PlainSocket.open(50, port: server.port)
             for socket in halfOpen {
                 try socket.send([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xFC, 0x03, 0x03])
             }
@@ -335,10 +332,10 @@ struct HostilePeerTests {
             let ping = Array(try FrameEncoder().encode(Haven_V1_ClientEnvelope.ping(1)).readableBytesView)
             for abort in [false, true] {
                 // Before and during the TLS handshake.
-                try PlainSocket(port: server.port).close(abort: abort)
-                let partial = try PlainSocket(port: server.port)
-                try partial.send([0x16, 0x03, 0x01])
-                partial.close(abort: abort)
+                let early = try await PlainSocket.open(2, port: server.port)
+                early[0].close(abort: abort)
+                try early[1].send([0x16, 0x03, 0x01])
+                early[1].close(abort: abort)
                 // After the handshake, before the hello; after the hello; mid-frame.
                 try await Self.drop(try await RawConnection.connect(port: server.port, credentials: worker), abort)
                 let greeted = try await RawConnection.connect(port: server.port, credentials: worker)

@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 
 #if canImport(Glibc)
@@ -35,6 +36,17 @@ public final class PlainSocket {
     }
 
     deinit { self.close() }
+
+    /// Opens `count` sockets off Swift's cooperative threads: a `connect`
+    /// blocks while the server's accept queue is full (for seconds, as SYNs
+    /// are retried), and other tests' tasks need those threads meanwhile.
+    public static func open(_ count: Int, port: Int) async throws -> [PlainSocket] {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result { try (0..<count).map { _ in try PlainSocket(port: port) } })
+            }
+        }
+    }
 
     /// Sends `bytes` (all of them, blocking).
     public func send(_ bytes: [UInt8]) throws {

@@ -39,7 +39,7 @@ struct HavenLoad: AsyncParsableCommand {
     var followers = 0
     @Option(help: "Soak: clients that connect, call, and disconnect in the middle of a call, over and over.")
     var churn = 0
-    @Option(help: "Soak: the server's process id (same machine): samples its resident memory and open descriptors.")
+    @Option(help: "Soak: the server's process id (same machine): samples its resident memory, descriptors and sockets.")
     var watchPid: Int32?
     @Option(
         help: "Soak: with --check and --watch-pid, the most the server's resident memory may grow from warm to the end."
@@ -47,7 +47,7 @@ struct HavenLoad: AsyncParsableCommand {
     var maxResidentGrowthMib = 64
     @Flag(
         help:
-            "Exit 1 on any failed call, feed or churn failure, or (with --watch-pid) memory growth above the bound or server descriptors not back to idle."
+            "Exit 1 on any failed call, feed or churn failure, or (with --watch-pid) memory growth above the bound or server sockets not back to idle."
     )
     var check = false
     @Flag(help: "Print the results as JSON.") var json = false
