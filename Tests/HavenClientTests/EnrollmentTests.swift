@@ -35,105 +35,115 @@ struct EnrollmentTests {
     )
     func enrolAndRenew() async throws {
         let deployment = try TestDeployment()
-        let server = try await deployment.start()
-        defer { Task { try? await server.stop() } }
-        let created = try await withHavenClient(try Self.admin(deployment, server)) { admin in
-            let partnerID = try await Self.partner(admin)
-            var create = Haven_V1_CreateAccountRequest()
-            create.account.id = "asha-home"
-            create.account.displayName = "Asha Home (fictional)"
-            create.account.role = .partner
-            create.account.partnerID = partnerID
-            return try await admin.accounts.create(create)
-        }
-        #expect(created.account.partnerID.hasPrefix("ptn"))
+        try await deployment.serving { server in
+            let created = try await withHavenClient(try Self.admin(deployment, server)) { admin in
+                let partnerID = try await Self.partner(admin)
+                var create = Haven_V1_CreateAccountRequest()
+                create.account.id = "asha-home"
+                create.account.displayName = "Asha Home (fictional)"
+                create.account.role = .partner
+                create.account.partnerID = partnerID
+                return try await admin.accounts.create(create)
+            }
+            #expect(created.account.partnerID.hasPrefix("ptn"))
 
-        // The partner's machine: an IP address as the server (no SNI; the certificate's IP entry is checked).
-        let bundle = try await HavenEnrollment.enroll(
-            server: "127.0.0.1:\(server.port)",
-            caPEM: created.enrollment.caCertificatePem,
-            code: created.enrollment.code
-        )
-        let directory = try TemporaryDirectory("haven-bundle")
-        defer { directory.remove() }
-        let path = directory.url.appendingPathComponent("asha-home")
-        try bundle.write(to: path)
-        for name in ["ca.pem", "client.pem", "client-key.pem", "server"] {
-            let attributes = try FileManager.default.attributesOfItem(atPath: path.appendingPathComponent(name).path)
-            #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600, "\(name) is the user's only")
-        }
-
-        let credentials = try HavenCredentials(bundle: path)
-        #expect(credentials.server == "127.0.0.1:\(server.port)")
-        #expect(credentials.serial == bundle.credential.serial)
-        #expect(!credentials.isDueForRenewal(), "a new certificate is not due")
-        var configuration = try HavenClientConfiguration(credentials: credentials)
-        configuration.renewsCredentials = false
-        let renewed = try await withHavenClient(configuration) { client in
-            let principal = try await client.session.whoAmI()
-            #expect(principal.id == "asha-home")
-            return try await client.renewCredentials()
-        }
-        #expect(renewed.credential.serial != bundle.credential.serial)
-        #expect(renewed.credential.issuedBy == "renewal")
-        #expect(renewed.privateKeyPEM != bundle.privateKeyPEM, "a new key")
-        let rewritten = try HavenCredentials(bundle: path)
-        #expect(rewritten.serial == renewed.credential.serial, "the bundle holds the new pair")
-        #expect(!FileManager.default.fileExists(atPath: path.appendingPathComponent("client.pem.new").path))
-
-        // Both certificates work until the old one expires or is revoked.
-        for credentials in [try bundle.credentials(), rewritten] {
-            var again = try HavenClientConfiguration(server: "127.0.0.1:\(server.port)", credentials: credentials)
-            again.renewsCredentials = false
-            #expect(try await withHavenClient(again) { try await $0.session.whoAmI().id } == "asha-home")
-        }
-
-        // The code was spent by the first enrolment.
-        let spent = await #expect(throws: HavenError.self) {
-            try await HavenEnrollment.enroll(
+            // The partner's machine: an IP address as the server (no SNI; the certificate's IP entry is checked).
+            let bundle = try await HavenEnrollment.enroll(
                 server: "127.0.0.1:\(server.port)",
                 caPEM: created.enrollment.caCertificatePem,
                 code: created.enrollment.code
             )
+            let directory = try TemporaryDirectory("haven-bundle")
+            defer { directory.remove() }
+            let path = directory.url.appendingPathComponent("asha-home")
+            try bundle.write(to: path)
+            for name in ["ca.pem", "client.pem", "client-key.pem", "server"] {
+                let attributes = try FileManager.default.attributesOfItem(
+                    atPath: path.appendingPathComponent(name).path
+                )
+                #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600, "\(name) is the user's only")
+            }
+
+            let credentials = try HavenCredentials(bundle: path)
+            #expect(credentials.server == "127.0.0.1:\(server.port)")
+            #expect(credentials.serial == bundle.credential.serial)
+            #expect(!credentials.isDueForRenewal(), "a new certificate is not due")
+            var configuration = try HavenClientConfiguration(credentials: credentials)
+            configuration.renewsCredentials = false
+            let renewed = try await withHavenClient(configuration) { client in
+                let principal = try await client.session.whoAmI()
+                #expect(principal.id == "asha-home")
+                return try await client.renewCredentials()
+            }
+            #expect(renewed.credential.serial != bundle.credential.serial)
+            #expect(renewed.credential.issuedBy == "renewal")
+            #expect(renewed.privateKeyPEM != bundle.privateKeyPEM, "a new key")
+            let rewritten = try HavenCredentials(bundle: path)
+            #expect(rewritten.serial == renewed.credential.serial, "the bundle holds the new pair")
+            #expect(!FileManager.default.fileExists(atPath: path.appendingPathComponent("client.pem.new").path))
+
+            // Both certificates work until the old one expires or is revoked.
+            for credentials in [try bundle.credentials(), rewritten] {
+                var again = try HavenClientConfiguration(server: "127.0.0.1:\(server.port)", credentials: credentials)
+                again.renewsCredentials = false
+                #expect(try await withHavenClient(again) { try await $0.session.whoAmI().id } == "asha-home")
+            }
+
+            // The code was spent by the first enrolment.
+            let spent = await #expect(throws: HavenError.self) {
+                try await HavenEnrollment.enroll(
+                    server: "127.0.0.1:\(server.port)",
+                    caPEM: created.enrollment.caCertificatePem,
+                    code: created.enrollment.code
+                )
+            }
+            #expect(spent?.code == .unauthenticated && spent?.source == .server)
         }
-        #expect(spent?.code == .unauthenticated && spent?.source == .server)
     }
 
     @Test("in the last third of its life, the client renews its certificate by itself and rewrites the bundle")
     func automaticRenewal() async throws {
         let deployment = try TestDeployment()
-        let server = try await deployment.start()
-        defer { Task { try? await server.stop() } }
-        // Issued 3,000 s ago for an hour: 10 minutes left of 65 (the CA back-dates by five minutes).
-        let old = try deployment.credentials(for: "worker-kol", validity: 3600, now: Date().addingTimeInterval(-3000))
-        let directory = try TemporaryDirectory("haven-bundle")
-        defer { directory.remove() }
-        let path = directory.url.appendingPathComponent("worker")
-        try FileManager.default.createDirectory(at: path, withIntermediateDirectories: true)
-        try old.caPEM.write(to: path.appendingPathComponent("ca.pem"), atomically: true, encoding: .utf8)
-        try old.certificatePEM.write(to: path.appendingPathComponent("client.pem"), atomically: true, encoding: .utf8)
-        try old.privateKeyPEM.write(
-            to: path.appendingPathComponent("client-key.pem"),
-            atomically: true,
-            encoding: .utf8
-        )
-        try "127.0.0.1:\(server.port)\n".write(
-            to: path.appendingPathComponent("server"),
-            atomically: true,
-            encoding: .utf8
-        )
-        let before = try HavenCredentials(bundle: path)
-        #expect(before.isDueForRenewal())
+        try await deployment.serving { server in
+            // Issued 3,000 s ago for an hour: 10 minutes left of 65 (the CA back-dates by five minutes).
+            let old = try deployment.credentials(
+                for: "worker-kol",
+                validity: 3600,
+                now: Date().addingTimeInterval(-3000)
+            )
+            let directory = try TemporaryDirectory("haven-bundle")
+            defer { directory.remove() }
+            let path = directory.url.appendingPathComponent("worker")
+            try FileManager.default.createDirectory(at: path, withIntermediateDirectories: true)
+            try old.caPEM.write(to: path.appendingPathComponent("ca.pem"), atomically: true, encoding: .utf8)
+            try old.certificatePEM.write(
+                to: path.appendingPathComponent("client.pem"),
+                atomically: true,
+                encoding: .utf8
+            )
+            try old.privateKeyPEM.write(
+                to: path.appendingPathComponent("client-key.pem"),
+                atomically: true,
+                encoding: .utf8
+            )
+            try "127.0.0.1:\(server.port)\n".write(
+                to: path.appendingPathComponent("server"),
+                atomically: true,
+                encoding: .utf8
+            )
+            let before = try HavenCredentials(bundle: path)
+            #expect(before.isDueForRenewal())
 
-        let after = try await withHavenClient(try HavenClientConfiguration(credentials: before)) { client in
-            let principal = try await client.session.whoAmI()
-            #expect(principal.id == "worker-kol")
-            return client.credentials
+            let after = try await withHavenClient(try HavenClientConfiguration(credentials: before)) { client in
+                let principal = try await client.session.whoAmI()
+                #expect(principal.id == "worker-kol")
+                return client.credentials
+            }
+            #expect(after.serial != before.serial, "renewed before the call")
+            let written = try HavenCredentials(bundle: path)
+            #expect(written.serial == after.serial, "and written to the bundle")
+            #expect(after.isDueForRenewal() == false)
         }
-        #expect(after.serial != before.serial, "renewed before the call")
-        let written = try HavenCredentials(bundle: path)
-        #expect(written.serial == after.serial, "and written to the bundle")
-        #expect(after.isDueForRenewal() == false)
     }
 
     @Test("connection failures name the address and the cause; refusals are not retried")

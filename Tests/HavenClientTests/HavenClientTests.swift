@@ -56,30 +56,30 @@ struct HavenClientTests {
     @Test("a thousand concurrent calls on one connection, every response matched to its call")
     func thousandCalls() async throws {
         let deployment = try TestDeployment()
-        let server = try await deployment.start()
-        defer { Task { try? await server.stop() } }
-        var configuration = try self.configuration(deployment, server, as: "admin")
-        // All thousand deadlines start at once and the suite shares two cores: this checks matching, not speed.
-        configuration.defaultTimeout = .seconds(60)
-        try await withHavenClient(configuration) { client in
-            for code in ["KOL", "MUM", "MNL"] { _ = try await client.offices.create(Self.office(code)) }
-            let codes = ["KOL", "MUM", "MNL"]
-            try await withThrowingTaskGroup(of: (Int, String).self) { group in
-                for index in 0..<1000 {
-                    group.addTask {
-                        let office = try await client.offices.get(.with { $0.code = codes[index % 3] })
-                        return (index, office.code)
+        try await deployment.serving { server in
+            var configuration = try self.configuration(deployment, server, as: "admin")
+            // All thousand deadlines start at once and the suite shares two cores: this checks matching, not speed.
+            configuration.defaultTimeout = .seconds(60)
+            try await withHavenClient(configuration) { client in
+                for code in ["KOL", "MUM", "MNL"] { _ = try await client.offices.create(Self.office(code)) }
+                let codes = ["KOL", "MUM", "MNL"]
+                try await withThrowingTaskGroup(of: (Int, String).self) { group in
+                    for index in 0..<1000 {
+                        group.addTask {
+                            let office = try await client.offices.get(.with { $0.code = codes[index % 3] })
+                            return (index, office.code)
+                        }
                     }
+                    var answered = 0
+                    for try await (index, code) in group {
+                        #expect(code == codes[index % 3])
+                        answered += 1
+                    }
+                    #expect(answered == 1000)
                 }
-                var answered = 0
-                for try await (index, code) in group {
-                    #expect(code == codes[index % 3])
-                    answered += 1
-                }
-                #expect(answered == 1000)
             }
+            try await server.stop()
         }
-        try await server.stop()
     }
 
     @Test("spreads calls over a pool of connections")

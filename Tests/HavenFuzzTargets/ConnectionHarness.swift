@@ -85,14 +85,28 @@ package final class ConnectionHarness: Sendable {
             as: harness.principals[Int(control & 0x07) % harness.principals.count],
             chunk: Self.chunks[Int(control >> 3) & 0x07]
         )
+        let decoded = Self.decode(sent)
+        if let error = decoded.error { throw error }
+        return decoded.envelopes
+    }
+
+    /// The server envelopes in what the server wrote, in order; the error that
+    /// stopped decoding, if any; and the bytes left of a partial frame.
+    static func decode(
+        _ sent: [ByteBuffer]
+    ) -> (envelopes: [Haven_V1_ServerEnvelope], error: (any Error)?, leftover: Int) {
         var bytes = ByteBuffer()
         for var buffer in sent { bytes.writeBuffer(&buffer) }
         var decoder = FrameDecoder(maximumPayloadLength: Frame.defaultMaximumPayloadLength)
         var envelopes: [Haven_V1_ServerEnvelope] = []
-        while let payload = try decoder.decode(buffer: &bytes) {
-            envelopes.append(try Haven_V1_ServerEnvelope(serializedBytes: Array(payload.readableBytesView)))
+        do {
+            while let payload = try decoder.decode(buffer: &bytes) {
+                envelopes.append(try Haven_V1_ServerEnvelope(serializedBytes: Array(payload.readableBytesView)))
+            }
+        } catch {
+            return (envelopes, error, bytes.readableBytes)
         }
-        return envelopes
+        return (envelopes, nil, bytes.readableBytes)
     }
 
     /// Feeds one input to a fresh connection and checks what the server sent back.
@@ -145,6 +159,9 @@ package final class ConnectionHarness: Sendable {
                 // as long as the server keeps answering.
                 var pending = Self.startedCalls(stream)
                 var idle = ContinuousClock.now
+                // Replies are decoded as they come, each once.
+                var unread = ByteBuffer()
+                var decoder = FrameDecoder(maximumPayloadLength: Frame.defaultMaximumPayloadLength)
                 while !pending.isEmpty, channel.isActive, ContinuousClock.now - idle < .milliseconds(200) {
                     guard let buffer = try? await channel.readOutbound(as: ByteBuffer.self) else {
                         try await Task.sleep(for: .milliseconds(1))
@@ -152,10 +169,9 @@ package final class ConnectionHarness: Sendable {
                     }
                     idle = ContinuousClock.now
                     sent.append(buffer)
-                    var bytes = ByteBuffer()
-                    for var part in sent { bytes.writeBuffer(&part) }
-                    var decoder = FrameDecoder(maximumPayloadLength: Frame.defaultMaximumPayloadLength)
-                    while let payload = try? decoder.decode(buffer: &bytes),
+                    var copy = buffer
+                    unread.writeBuffer(&copy)
+                    while let payload = try? decoder.decode(buffer: &unread),
                         let envelope = try? Haven_V1_ServerEnvelope(serializedBytes: Array(payload.readableBytesView))
                     {
                         if case .end = envelope.kind { pending.remove(envelope.callID) }
@@ -190,21 +206,10 @@ package final class ConnectionHarness: Sendable {
     /// per call, the hello (or a go-away) first, and never INTERNAL: fuzzed
     /// input is the client's fault, never a server fault.
     static func check(_ sent: [ByteBuffer]) -> [String] {
-        var bytes = ByteBuffer()
-        for var buffer in sent { bytes.writeBuffer(&buffer) }
-        var decoder = FrameDecoder(maximumPayloadLength: Frame.defaultMaximumPayloadLength)
+        let (envelopes, error, leftover) = Self.decode(sent)
         var problems: [String] = []
-        var envelopes: [Haven_V1_ServerEnvelope] = []
-        do {
-            while let payload = try decoder.decode(buffer: &bytes) {
-                envelopes.append(try Haven_V1_ServerEnvelope(serializedBytes: Array(payload.readableBytesView)))
-            }
-        } catch {
-            problems.append("the server wrote a malformed frame or envelope: \(error)")
-        }
-        if bytes.readableBytes > 0 {
-            problems.append("the server wrote \(bytes.readableBytes) bytes of a partial frame")
-        }
+        if let error { problems.append("the server wrote a malformed frame or envelope: \(error)") }
+        if error == nil, leftover > 0 { problems.append("the server wrote \(leftover) bytes of a partial frame") }
         if let first = envelopes.first {
             switch first.kind {
             case .hello, .goAway: break

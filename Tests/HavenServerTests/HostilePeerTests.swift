@@ -51,6 +51,43 @@ struct HostilePeerTests {
         #expect(await server.stopped() == 0, "havend exits 0 on SIGTERM")
     }
 
+    /// The server's open descriptors and resident memory at a quiet moment.
+    struct Baseline {
+        var descriptors: Int
+        var resident: Int
+
+        init(_ server: HavendProcess) {
+            self.descriptors = server.openDescriptors
+            self.resident = server.residentBytes
+        }
+    }
+
+    /// Expects the server back at `baseline` once its peers are gone: its
+    /// descriptors at most `baseline.descriptors + descriptorChange` (waiting
+    /// up to 20 s for them to close) and its resident memory grown by less
+    /// than ``residentGrowthBound``. Returns both, for the printed figures.
+    static func expectRecovered(
+        _ server: HavendProcess,
+        _ baseline: Baseline,
+        descriptorChange: Int = 0,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws -> (descriptors: Int, grown: Int) {
+        let limit = baseline.descriptors + descriptorChange
+        let descriptors = try await Self.descriptors(of: server, settlingTo: limit)
+        #expect(
+            descriptors <= limit,
+            "descriptors back to \(limit), are \(descriptors)",
+            sourceLocation: sourceLocation
+        )
+        let grown = server.residentBytes - baseline.resident
+        #expect(
+            grown < Self.residentGrowthBound,
+            "resident memory grew by \(grown >> 20) MiB",
+            sourceLocation: sourceLocation
+        )
+        return (descriptors, grown)
+    }
+
     /// A well-behaved client: connects, says hello, makes a call.
     static func served(_ credentials: TestCredentials, _ server: HavendProcess) async throws -> Bool {
         let connection = try await RawConnection.connect(port: server.port, credentials: credentials)
@@ -129,7 +166,7 @@ struct HostilePeerTests {
                 return try await bystander.call(Self.whoAmI, .init(), id: callID).statusCode == .ok
             }
             #expect(try await Self.served(admin, server))
-            let baseline = (descriptors: server.openDescriptors, resident: server.residentBytes)
+            let baseline = Baseline(server)
 
             // 1. Idle sockets that never start a handshake, far past every cap.
             // 15,000 in the long mode: the test process's own open-file limit is often 20,000.
@@ -158,10 +195,7 @@ struct HostilePeerTests {
             for (index, socket) in idle.enumerated() { socket.close(abort: index.isMultiple(of: 2)) }
             idle.removeAll()
             for connection in enrolling + clients { await connection.close() }
-            let after = try await Self.descriptors(of: server, settlingTo: baseline.descriptors)
-            #expect(after <= baseline.descriptors, "descriptors back to \(baseline.descriptors), are \(after)")
-            let grown = server.residentBytes - baseline.resident
-            #expect(grown < Self.residentGrowthBound, "resident memory grew by \(grown >> 20) MiB")
+            let (after, grown) = try await Self.expectRecovered(server, baseline)
             #expect(try await bystanderServed())
 
             let pendingEvicted = try await Self.metric(
@@ -189,7 +223,7 @@ struct HostilePeerTests {
             let flooder = try await RawConnection.connect(port: server.port, credentials: worker)
             try #require(try await flooder.hello() != nil)
             #expect(try await Self.served(worker, server))
-            let baseline = (descriptors: server.openDescriptors, resident: server.residentBytes)
+            let baseline = Baseline(server)
 
             let calls = 20_000 * Self.scale
             let encoder = FrameEncoder()
@@ -223,10 +257,8 @@ struct HostilePeerTests {
             #expect(try await Self.served(worker, server), "a bystander is served")
             #expect(try await flooder.call(Self.whoAmI, .init(), id: UInt64(calls + 1)).statusCode == .ok)
             await flooder.close()
-            let after = try await Self.descriptors(of: server, settlingTo: baseline.descriptors - 1)
-            #expect(after <= baseline.descriptors - 1)
-            let grown = server.residentBytes - baseline.resident
-            #expect(grown < Self.residentGrowthBound, "resident memory grew by \(grown >> 20) MiB")
+            // The flooder's own connection was part of the baseline.
+            let (_, grown) = try await Self.expectRecovered(server, baseline, descriptorChange: -1)
             print(
                 "call flood: \(calls) calls, \(codes[.ok] ?? 0) OK, \(codes[.resourceExhausted] ?? 0) RESOURCE_EXHAUSTED; resident +\(grown >> 20) MiB"
             )
@@ -240,7 +272,7 @@ struct HostilePeerTests {
         try await self.withHavend(["write_stall_timeout_ms=1000"]) { deployment, server in
             let worker = try deployment.credentials(for: "worker-kol")
             #expect(try await Self.served(worker, server))
-            let baseline = (descriptors: server.openDescriptors, resident: server.residentBytes)
+            let baseline = Baseline(server)
             let ping = Array(try FrameEncoder().encode(Haven_V1_ClientEnvelope.ping(7)).readableBytesView)
             let batch = [UInt8]((0..<2_000).map { _ in ping }.joined())
             var peak = baseline.resident
@@ -280,16 +312,13 @@ struct HostilePeerTests {
                 sampler.cancel()
                 peak = max(peak, await sampler.value)
                 await greedy.close()
-                let after = try await Self.descriptors(of: server, settlingTo: baseline.descriptors)
-                #expect(after <= baseline.descriptors)
-                afterRound.append(server.residentBytes - baseline.resident)
+                afterRound.append(try await Self.expectRecovered(server, baseline).grown)
             }
             #expect(
                 peak - baseline.resident < Self.residentGrowthBound,
                 "peak +\((peak - baseline.resident) >> 20) MiB"
             )
             let grown = try #require(afterRound.last)
-            #expect(grown < Self.residentGrowthBound, "resident memory grew by \(grown >> 20) MiB")
             if afterRound.count >= 10 {
                 // Retention, not a leak: growth levels off. A leak per peer would make the second
                 // half of the peers add as much as the first half did.
@@ -311,7 +340,7 @@ struct HostilePeerTests {
             let bystander = try await RawConnection.connect(port: server.port, credentials: worker)
             try #require(try await bystander.hello() != nil)
             #expect(try await Self.served(worker, server))
-            let baseline = (descriptors: server.openDescriptors, resident: server.residentBytes)
+            let baseline = Baseline(server)
 
             // Half-open: a TLS record header and part of a ClientHello, then nothing.
             let halfOpen = try await PlainSocket.open(50, port: server.port)
@@ -363,10 +392,7 @@ struct HostilePeerTests {
                 try await Self.drop(unread, abort)
             }
             for socket in halfOpen { socket.close() }
-            let after = try await Self.descriptors(of: server, settlingTo: baseline.descriptors)
-            #expect(after <= baseline.descriptors, "descriptors back to \(baseline.descriptors), are \(after)")
-            let grown = server.residentBytes - baseline.resident
-            #expect(grown < Self.residentGrowthBound, "resident memory grew by \(grown >> 20) MiB")
+            _ = try await Self.expectRecovered(server, baseline)
             #expect(try await Self.metric(server, "haven_connections_open") == 1, "only the bystander is left")
             #expect(try await bystander.call(Self.whoAmI, .init(), id: 1).statusCode == .ok)
             await bystander.close()

@@ -52,78 +52,85 @@ struct OperationsTests {
     )
     func metricsAfterKnownCalls() async throws {
         let deployment = try TestDeployment()
-        let server = try await deployment.start()
-        defer { Task { try? await server.stop() } }
-        let url = server.operationsURL
+        try await deployment.serving { server in
+            let url = server.operationsURL
 
-        let (admin, worker) = try await Self.officeAndCaseworker(deployment, server)
-        for id in 1...2 {
-            _ = try await worker.unary(MethodCatalog.CaseService.openCase, ServiceTests.openCase(), id: UInt64(id))
+            let (admin, worker) = try await Self.officeAndCaseworker(deployment, server)
+            for id in 1...2 {
+                _ = try await worker.unary(MethodCatalog.CaseService.openCase, ServiceTests.openCase(), id: UInt64(id))
+            }
+            let missing = try await worker.call(
+                MethodCatalog.CaseService.getCase,
+                .with { $0.caseID = "case-nope" },
+                id: 3
+            )
+            #expect(missing.statusCode == .notFound)
+            // A method no catalog has, named with a canary: counted as `unknown`, its name nowhere.
+            var unknown = Haven_V1_ClientEnvelope()
+            unknown.callID = 4
+            unknown.start.method = "haven.v1.CanaryService/ZenobiaCanary"
+            try await worker.send(unknown)
+            #expect(try await worker.end(of: 4).statusCode == .unimplemented)
+            // A stranger speaking plain HTTP to the RPC port: a failed handshake, by reason.
+            try await HandshakeFailureTests.garbage("GET / HTTP/1.1\r\nHost: x\r\n\r\n", port: server.port)
+
+            let text = try await Self.scrape(
+                url,
+                until: #"haven_handshake_failures_total{reason="not_tls_plain_http"}"#,
+                reaches: 1
+            )
+            func value(_ series: String) -> Double? { HTTPProbe.sample(text, series) }
+            #expect(value(#"haven_calls_total{method="haven.v1.OfficeService/CreateOffice",code="OK"}"#) == 1)
+            #expect(value(#"haven_calls_total{method="haven.v1.CaseService/OpenCase",code="OK"}"#) == 2)
+            #expect(value(#"haven_calls_total{method="haven.v1.CaseService/GetCase",code="NOT_FOUND"}"#) == 1)
+            #expect(value(#"haven_calls_total{method="unknown",code="UNIMPLEMENTED"}"#) == 1)
+            #expect(value(#"haven_call_duration_seconds_count{method="haven.v1.CaseService/OpenCase"}"#) == 2)
+            #expect(
+                value(#"haven_call_duration_seconds_bucket{method="haven.v1.CaseService/OpenCase",le="+Inf"}"#) == 2
+            )
+            #expect(value(#"haven_call_duration_seconds_count{method="haven.v1.CaseService/GetCase"}"#) == 1)
+            #expect(value("haven_calls_in_flight") == 0)
+            #expect(value(#"haven_handshake_failures_total{reason="not_tls_plain_http"}"#) == 1)
+            #expect(value("haven_connections_accepted_total") == 3)
+            #expect(value("haven_connections_open") == 2)
+            // Frames in: 2 hellos and 5 call starts; out: 2 hellos and 5 ends.
+            #expect(value("haven_frames_received_total") == 7)
+            #expect(value("haven_frames_sent_total") == 7)
+            #expect((value("haven_bytes_received_total") ?? 0) > 7 * 5)
+            #expect((value("haven_bytes_sent_total") ?? 0) > 7 * 5)
+            // The office, two cases, and the refused read's audit entry: at least four commits, each of one write.
+            let commits = value("haven_store_commit_duration_seconds_count") ?? 0
+            #expect(commits >= 4)
+            #expect(value("haven_store_commit_batch_size_count") == commits)
+            #expect(value("haven_store_commit_batch_size_sum") == commits)
+            #expect(value("haven_ready") == 1)
+            #expect((value("haven_audit_chain_length") ?? 0) >= 4)
+            #expect((value("haven_database_bytes") ?? 0) > 0)
+            #expect((value("haven_server_certificate_expiry_timestamp_seconds") ?? 0) > Date().timeIntervalSince1970)
+            #expect(
+                (value("haven_account_certificate_soonest_expiry_timestamp_seconds") ?? 0)
+                    > Date().timeIntervalSince1970
+            )
+            #expect(value(#"haven_build_info{version="\#(HavenRelease.version)"}"#) == 1)
+            #expect(
+                !text.contains("Canary") && !text.contains("worker-kol") && !text.contains("case-"),
+                "no label from a client"
+            )
+
+            // A second connection closing is seen at once in the gauge.
+            await admin.close()
+            let after = try await Self.scrape(url, until: "haven_connections_open", reaches: 1)
+            #expect(HTTPProbe.sample(after, "haven_connections_open") == 1)
+
+            // The listener's other answers.
+            let live = try await HTTPProbe.request(url, "/health/live")
+            #expect(live.status == 200)
+            let post = try await HTTPProbe.request(url, "/metrics", method: .POST)
+            #expect(post.status == 405 && post.headers["allow"] == "GET, HEAD")
+            #expect(try await HTTPProbe.request(url, "/admin").status == 404)
+            let metrics = try await HTTPProbe.request(url, "/metrics")
+            #expect(metrics.headers["content-type"]?.hasPrefix("text/plain; version=0.0.4") == true)
         }
-        let missing = try await worker.call(MethodCatalog.CaseService.getCase, .with { $0.caseID = "case-nope" }, id: 3)
-        #expect(missing.statusCode == .notFound)
-        // A method no catalog has, named with a canary: counted as `unknown`, its name nowhere.
-        var unknown = Haven_V1_ClientEnvelope()
-        unknown.callID = 4
-        unknown.start.method = "haven.v1.CanaryService/ZenobiaCanary"
-        try await worker.send(unknown)
-        #expect(try await worker.end(of: 4).statusCode == .unimplemented)
-        // A stranger speaking plain HTTP to the RPC port: a failed handshake, by reason.
-        try await HandshakeFailureTests.garbage("GET / HTTP/1.1\r\nHost: x\r\n\r\n", port: server.port)
-
-        let text = try await Self.scrape(
-            url,
-            until: #"haven_handshake_failures_total{reason="not_tls_plain_http"}"#,
-            reaches: 1
-        )
-        func value(_ series: String) -> Double? { HTTPProbe.sample(text, series) }
-        #expect(value(#"haven_calls_total{method="haven.v1.OfficeService/CreateOffice",code="OK"}"#) == 1)
-        #expect(value(#"haven_calls_total{method="haven.v1.CaseService/OpenCase",code="OK"}"#) == 2)
-        #expect(value(#"haven_calls_total{method="haven.v1.CaseService/GetCase",code="NOT_FOUND"}"#) == 1)
-        #expect(value(#"haven_calls_total{method="unknown",code="UNIMPLEMENTED"}"#) == 1)
-        #expect(value(#"haven_call_duration_seconds_count{method="haven.v1.CaseService/OpenCase"}"#) == 2)
-        #expect(value(#"haven_call_duration_seconds_bucket{method="haven.v1.CaseService/OpenCase",le="+Inf"}"#) == 2)
-        #expect(value(#"haven_call_duration_seconds_count{method="haven.v1.CaseService/GetCase"}"#) == 1)
-        #expect(value("haven_calls_in_flight") == 0)
-        #expect(value(#"haven_handshake_failures_total{reason="not_tls_plain_http"}"#) == 1)
-        #expect(value("haven_connections_accepted_total") == 3)
-        #expect(value("haven_connections_open") == 2)
-        // Frames in: 2 hellos and 5 call starts; out: 2 hellos and 5 ends.
-        #expect(value("haven_frames_received_total") == 7)
-        #expect(value("haven_frames_sent_total") == 7)
-        #expect((value("haven_bytes_received_total") ?? 0) > 7 * 5)
-        #expect((value("haven_bytes_sent_total") ?? 0) > 7 * 5)
-        // The office, two cases, and the refused read's audit entry: at least four commits, each of one write.
-        let commits = value("haven_store_commit_duration_seconds_count") ?? 0
-        #expect(commits >= 4)
-        #expect(value("haven_store_commit_batch_size_count") == commits)
-        #expect(value("haven_store_commit_batch_size_sum") == commits)
-        #expect(value("haven_ready") == 1)
-        #expect((value("haven_audit_chain_length") ?? 0) >= 4)
-        #expect((value("haven_database_bytes") ?? 0) > 0)
-        #expect((value("haven_server_certificate_expiry_timestamp_seconds") ?? 0) > Date().timeIntervalSince1970)
-        #expect(
-            (value("haven_account_certificate_soonest_expiry_timestamp_seconds") ?? 0) > Date().timeIntervalSince1970
-        )
-        #expect(value(#"haven_build_info{version="\#(HavenRelease.version)"}"#) == 1)
-        #expect(
-            !text.contains("Canary") && !text.contains("worker-kol") && !text.contains("case-"),
-            "no label from a client"
-        )
-
-        // A second connection closing is seen at once in the gauge.
-        await admin.close()
-        let after = try await Self.scrape(url, until: "haven_connections_open", reaches: 1)
-        #expect(HTTPProbe.sample(after, "haven_connections_open") == 1)
-
-        // The listener's other answers.
-        let live = try await HTTPProbe.request(url, "/health/live")
-        #expect(live.status == 200)
-        let post = try await HTTPProbe.request(url, "/metrics", method: .POST)
-        #expect(post.status == 405 && post.headers["allow"] == "GET, HEAD")
-        #expect(try await HTTPProbe.request(url, "/admin").status == 404)
-        let metrics = try await HTTPProbe.request(url, "/metrics")
-        #expect(metrics.headers["content-type"]?.hasPrefix("text/plain; version=0.0.4") == true)
     }
 
     @Test(

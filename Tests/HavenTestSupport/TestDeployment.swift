@@ -170,6 +170,26 @@ public final class TestDeployment: Sendable {
     }
 }
 
+extension TestDeployment {
+    /// Starts a server, runs `body` with it, and stops it gracefully
+    /// afterwards, whether `body` returns or throws (no stray task left to stop it).
+    package func serving<Result>(
+        configure: (inout ServerConfiguration) -> Void = { _ in },
+        _ body: (RunningServer) async throws -> Result
+    ) async throws -> Result {
+        let server = try await self.start(configure: configure)
+        let result: Result
+        do {
+            result = try await body(server)
+        } catch {
+            try? await server.stop()
+            throw error
+        }
+        try await server.stop()
+        return result
+    }
+}
+
 /// A server started by ``TestDeployment/start(configure:)``.
 public final class RunningServer: Sendable {
     package let server: TLSServer
