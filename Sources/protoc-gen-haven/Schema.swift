@@ -56,6 +56,8 @@ struct Schema {
         let fields: [FieldLimit]
     }
 
+    /// The files read, by name, as protoc described them.
+    let files: [FileDescriptor]
     let services: [Service]
     /// Every message type, by its Swift name, in file and declaration order.
     let messageTypes: [String]
@@ -137,6 +139,7 @@ struct Schema {
                 )
             }
         }
+        self.files = files
         self.services = services
         self.messageTypes = messageTypes
         self.limitedMessages = try Self.limits(roots: roots)

@@ -5,13 +5,13 @@
 //
 // It writes, from one reading of the schema (``Schema``):
 // - HavenProtocol's method catalog, the field limits and the message types;
+// - HavenProtocol's wire codec: a specialised encoder and decoder per message;
 // - HavenServer's handler protocols, one per service (a method without a
 //   handler does not compile);
 // - HavenClient's typed sub-clients and its idempotent-request conformances;
 // - the method and limit tables of docs/PROTOCOL.md (spliced between markers).
 //
-// Each output is a ``SchemaWriter``; a later one (a specialised codec) plugs
-// in beside them.
+// Each output is a ``SchemaWriter``.
 
 import SwiftProtobufPluginLibrary
 
@@ -27,7 +27,7 @@ struct HavenGenerator: CodeGenerator {
             uniquingKeysWith: { _, last in last }
         )
         let schema = try Schema(files: files.sorted { $0.name < $1.name })
-        var writers: [any SchemaWriter] = [CatalogWriter(), HandlerWriter(), ClientWriter()]
+        var writers: [any SchemaWriter] = [CatalogWriter(), CodecWriter(), HandlerWriter(), ClientWriter()]
         if let docs = options["docs"] {
             writers.append(DocsWriter(path: docs))
         }
