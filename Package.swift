@@ -23,6 +23,8 @@ let package = Package(
     products: [
         .library(name: "HavenProtocol", targets: ["HavenProtocol"]),
         .library(name: "HavenClient", targets: ["HavenClient"]),
+        // Random encodings of every message, for differential tests of codecs (here and in the benchmarks).
+        .library(name: "HavenWireTesting", targets: ["HavenWireTesting"]),
         // An in-process development server, for the benchmarks and load tests on one machine.
         .library(name: "HavenEmbedding", targets: ["HavenEmbedding"]),
         .executable(name: "havend", targets: ["havend"]),
@@ -52,6 +54,11 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "HavenWireTesting",
+            dependencies: ["HavenProtocol"],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -202,6 +209,7 @@ let package = Package(
                 "HavenServer",
                 "HavenStore",
                 "HavenTestSupport",
+                "HavenWireTesting",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -222,6 +230,7 @@ let package = Package(
                 "HavenProtocol",
                 "HavenTestSupport",
                 "HavenFuzzTargets",
+                "HavenWireTesting",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),

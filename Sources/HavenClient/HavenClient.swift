@@ -317,7 +317,7 @@ public func withHavenClient<Result: Sendable>(
 
 /// A create request that carries an idempotency key (the generated
 /// sub-clients' file declares the conformances, from the schema).
-public protocol IdempotentRequest: SwiftProtobuf.Message {
+public protocol IdempotentRequest: HavenWireMessage {
     /// The key; the client fills an empty one with a random UUID.
     var idempotencyKey: String { get set }
 }

@@ -8,7 +8,7 @@ import SwiftProtobuf
 /// (credit): a consumer that stops reading holds the server back instead of
 /// filling memory. Breaking out of the loop, or cancelling the task, cancels
 /// the call on the server.
-public struct HavenResponseStream<Response: SwiftProtobuf.Message>: AsyncSequence, Sendable {
+public struct HavenResponseStream<Response: HavenWireMessage>: AsyncSequence, Sendable {
     public typealias Element = Response
 
     /// Messages the server may send ahead of the consumer.

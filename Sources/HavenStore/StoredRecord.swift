@@ -38,7 +38,7 @@ package struct RecordIndex: Sendable, Hashable {
 }
 
 /// A record the store keeps: a schema message with an id, a version and index columns.
-package protocol StoredRecord: SwiftProtobuf.Message, Sendable {
+package protocol StoredRecord: HavenWireMessage, Sendable {
     /// Which table of records it lives in.
     static var recordKind: RecordKind { get }
     /// Its id.

@@ -62,7 +62,7 @@ struct CatalogWriter: SchemaWriter {
         out.add()
         out.add("extension HavenSchema {")
         out.add("    /// Every message type of the schema, in file and declaration order.")
-        out.add("    public static let messageTypes: [any SwiftProtobuf.Message.Type] = [")
+        out.add("    public static let messageTypes: [any HavenWireMessage.Type] = [")
         for type in schema.messageTypes {
             out.add("        \(type).self,")
         }

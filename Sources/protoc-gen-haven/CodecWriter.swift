@@ -17,7 +17,7 @@ struct CodecWriter: SchemaWriter {
     func files(for schema: Schema) throws -> [(path: String, contents: String)] {
         try Self.refuseRecursion(schema.files)
         let namer = SwiftProtobufNamer()
-        return try schema.files.map { file in
+        var files = try schema.files.map { file in
             var out = Lines.swiftFile(importing: "Foundation")
             out.add("import SwiftProtobuf")
             func add(_ messages: [Descriptor]) throws {
@@ -31,6 +31,47 @@ struct CodecWriter: SchemaWriter {
             let name = file.name.replacingOccurrences(of: ".proto", with: "").replacingOccurrences(of: "/", with: "_")
             return ("Sources/HavenProtocol/Generated/\(name)+WireCodec.swift", out.text)
         }
+        files.append(("Sources/HavenProtocol/Generated/WireSchema.swift", Self.table(schema.files, namer: namer)))
+        return files
+    }
+
+    /// Every message's fields as data (`_WireSchema`), for the tests that
+    /// generate random values of every message and compare codecs on them.
+    static func table(_ files: [FileDescriptor], namer: SwiftProtobufNamer) -> String {
+        var out = Lines.swiftFile(importing: "SwiftProtobuf")
+        out.add()
+        out.add("extension _WireSchema {")
+        out.add("    /// Every message of the schema, in file and declaration order.")
+        out.add("    public static let messages: [Message] = [")
+        func add(_ messages: [Descriptor]) {
+            for message in messages {
+                out.add("        Message(")
+                out.add("            name: \"\(message.fullName)\",")
+                out.add("            type: \(namer.fullName(message: message)).self,")
+                out.add("            fields: [")
+                for field in message.fields.sorted(by: { $0.number < $1.number }) {
+                    let kind: String
+                    switch field.type {
+                    case .message: kind = ".message(\"\(field.messageType.fullName)\")"
+                    case .enum:
+                        let values = field.enumType.values.map { String($0.number) }.joined(separator: ", ")
+                        kind = ".enumeration([\(values)])"
+                    default: kind = ".\(field.type)"
+                    }
+                    let oneof = field.realContainingOneof.map { String($0.index) } ?? "nil"
+                    out.add(
+                        "                Field(number: \(field.number), kind: \(kind), repeated: \(field.isRepeated), packed: \(field.isPacked), oneof: \(oneof)),"
+                    )
+                }
+                out.add("            ]")
+                out.add("        ),")
+                add(message.messages)
+            }
+        }
+        for file in files { add(file.messages) }
+        out.add("    ]")
+        out.add("}")
+        return out.text
     }
 
     /// A recursive message type would need a depth budget like

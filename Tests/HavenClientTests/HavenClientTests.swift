@@ -184,7 +184,7 @@ struct HavenClientTests {
         guard case .unary(let handler) = router.entry(for: method.fullName) else {
             throw HavenError(code: .internal, message: "not routed")
         }
-        return try Response(decodingPayload: try await handler(try request.serializedPayload(), context))
+        return try Response(decodingPayload: try await handler(request.serializedPayload(), context))
     }
 
     /// A router whose WhoAmI waits until cancelled, noting that it started and

@@ -210,7 +210,7 @@ final class _WireScratch {
     /// Memory beyond this many sizes is given back after use.
     static let keptCapacity = 16 * 1024
 
-    static func withSizes<R>(_ body: (inout _WireSizes) throws -> R) rethrows -> R {
+    static func withSizes<R, E: Error>(_ body: (inout _WireSizes) throws(E) -> R) throws(E) -> R {
         let scratch = Self.current
         if scratch.inUse {
             var sizes = _WireSizes(base: .allocate(capacity: 64), capacity: 64)

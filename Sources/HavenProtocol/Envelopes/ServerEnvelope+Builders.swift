@@ -27,7 +27,7 @@ extension Haven_V1_ServerEnvelope {
     ///   - response: The message.
     /// - Returns: The envelope.
     /// - Throws: ``HavenError`` with INTERNAL if it cannot be serialized.
-    public static func message(callID: UInt64, response: some SwiftProtobuf.Message) throws(HavenError) -> Self {
+    public static func message(callID: UInt64, response: some HavenWireMessage) throws(HavenError) -> Self {
         var envelope = Self()
         envelope.callID = callID
         envelope.message.payload = try response.serializedPayload()
@@ -41,7 +41,7 @@ extension Haven_V1_ServerEnvelope {
     ///   - response: The response message.
     /// - Returns: The envelope.
     /// - Throws: ``HavenError`` with INTERNAL if it cannot be serialized.
-    public static func end(callID: UInt64, response: some SwiftProtobuf.Message) throws(HavenError) -> Self {
+    public static func end(callID: UInt64, response: some HavenWireMessage) throws(HavenError) -> Self {
         var envelope = Self()
         envelope.callID = callID
         envelope.end.code = .ok

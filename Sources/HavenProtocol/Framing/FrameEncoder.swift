@@ -103,6 +103,67 @@ public struct FrameEncoder: Sendable {
         }
     }
 
+    /// Serializes `message` into a complete frame with Haven's generated
+    /// codec (the same bytes as swift-protobuf's, sized once and written in
+    /// place).
+    ///
+    /// - Parameter message: The message (normally an envelope).
+    /// - Returns: A buffer holding the header and the payload.
+    /// - Throws: ``HavenError`` with RESOURCE_EXHAUSTED when the payload would
+    ///   exceed ``maximumPayloadLength``.
+    public func encode(_ message: some HavenWireMessage) throws(HavenError) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        try self.encode(message, into: &buffer)
+        return buffer
+    }
+
+    /// Replaces the contents of `buffer` with a complete frame of `message`,
+    /// with Haven's generated codec: the message is sized once, then written
+    /// straight into `buffer`'s memory behind the header.
+    ///
+    /// `buffer`'s memory is reused when nothing else holds it (the channel has
+    /// written the previous frame), so a connection that keeps one buffer for
+    /// its outgoing frames allocates nothing per frame. Memory beyond
+    /// ``reusableCapacity`` is not kept.
+    ///
+    /// - Parameters:
+    ///   - message: The message (normally an envelope).
+    ///   - buffer: The connection's outgoing buffer. On return it holds the
+    ///     frame; after an error it is empty.
+    /// - Throws: ``HavenError`` with RESOURCE_EXHAUSTED when the payload would
+    ///   exceed ``maximumPayloadLength``.
+    public func encode(_ message: some HavenWireMessage, into buffer: inout ByteBuffer) throws(HavenError) {
+        if buffer.capacity > Self.reusableCapacity { buffer = ByteBuffer() }
+        let limit = self.maximumPayloadLength
+        try _WireScratch.withSizes { (sizes) throws(HavenError) in
+            let size = message._wireSize(&sizes)
+            guard size <= limit else {
+                buffer = ByteBuffer()
+                throw HavenError(
+                    code: .resourceExhausted,
+                    message:
+                        "\(type(of: message).protoMessageName) of \(size) bytes exceeds the frame limit of \(limit) bytes"
+                )
+            }
+            let needed = Frame.headerLength + size
+            if buffer.capacity >= needed {
+                buffer.clear()  // reuses the memory unless the channel still holds it
+            } else if needed > Self.reusableCapacity {
+                buffer.clear(minimumCapacity: needed)
+            } else {
+                // Room to grow, so slightly larger frames later fit too.
+                buffer.clear(minimumCapacity: max(256, 1 << (Int.bitWidth - (needed - 1).leadingZeroBitCount)))
+            }
+            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: needed) { bytes in
+                bytes.storeBytes(of: UInt8(0), toByteOffset: 0, as: UInt8.self)
+                bytes.storeBytes(of: UInt32(truncatingIfNeeded: size).bigEndian, toByteOffset: 1, as: UInt32.self)
+                sizes.rewind()
+                message.writeWire(to: bytes.baseAddress! + Frame.headerLength, size: size, &sizes)
+                return needed
+            }
+        }
+    }
+
     /// Writes the header of a frame whose payload is already serialized.
     ///
     /// Write the header and the payload as two buffers (the channel gathers

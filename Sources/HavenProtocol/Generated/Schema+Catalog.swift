@@ -1243,7 +1243,7 @@ extension HavenFieldLimits {
 
 extension HavenSchema {
     /// Every message type of the schema, in file and declaration order.
-    public static let messageTypes: [any SwiftProtobuf.Message.Type] = [
+    public static let messageTypes: [any HavenWireMessage.Type] = [
         Haven_V1_Credential.self,
         Haven_V1_Account.self,
         Haven_V1_Enrollment.self,

@@ -36,7 +36,7 @@ public enum MethodIdempotency: String, Hashable, Sendable {
 /// let open = MethodCatalog.CaseService.openCase
 /// print(open.fullName)   // haven.v1.CaseService/OpenCase
 /// ```
-public struct MethodDescriptor<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>: Hashable, Sendable {
+public struct MethodDescriptor<Request: HavenWireMessage, Response: HavenWireMessage>: Hashable, Sendable {
     /// The fully qualified service, e.g. `haven.v1.CaseService`.
     public let service: String
     /// The method within the service, e.g. `OpenCase`.
