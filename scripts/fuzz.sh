@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes one target of haven-fuzz with libFuzzer and AddressSanitizer.
 #
-#   scripts/fuzz.sh frames|envelopes|messages|connection [seconds=60] [jobs=1]
+#   scripts/fuzz.sh frames|envelopes|messages|connection|wire [seconds=60] [jobs=1]
 #
 # Builds haven-fuzz (release, -sanitize=fuzzer,address) into .build-fuzz (the first
 # build takes several minutes), then runs it from the checked-in seeds
@@ -12,10 +12,10 @@
 # stats (number of executions).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-target=${1:?usage: scripts/fuzz.sh frames|envelopes|messages|connection [seconds] [jobs]}
+target=${1:?usage: scripts/fuzz.sh frames|envelopes|messages|connection|wire [seconds] [jobs]}
 seconds=${2:-60}
 jobs=${3:-1}
-case "$target" in frames | envelopes | messages | connection) ;; *)
+case "$target" in frames | envelopes | messages | connection | wire) ;; *)
     echo "unknown target $target" >&2
     exit 64
     ;;

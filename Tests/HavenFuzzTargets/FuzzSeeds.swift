@@ -1,6 +1,7 @@
 import Foundation
 import HavenProtocol
 import HavenTestSupport
+import HavenWireTesting
 import NIOCore
 import SwiftProtobuf
 
@@ -36,6 +37,18 @@ public enum FuzzSeeds {
             guard let text = ProtocolSamples.texts[type.protoMessageName] else { continue }
             let message = try type.init(textFormatString: text)
             try save(.messages, type.protoMessageName, [UInt8(index % 256)] + (try message.serializedBytes()))
+        }
+        // The wire codec: every sample, and noisy encodings (any order, repeats, unknown fields).
+        var random = RandomMessages(seed: 13, unknownFields: true)
+        for (index, message) in _WireSchema.messages.enumerated() {
+            if let text = ProtocolSamples.texts[message.name] {
+                let sample = try message.type.init(textFormatString: text)
+                try save(.wire, message.name, [UInt8(index % 256)] + (try sample.serializedBytes()))
+            }
+            for variant in 0..<2 {
+                let bytes = random.encoding(of: message.name, style: .noisy)
+                try save(.wire, "\(message.name)-noisy-\(variant)", [UInt8(index % 256)] + bytes)
+            }
         }
         // A whole connection: a hello, then one call of every method with its sample request,
         // as the admin (control byte 0) and as a caseworker (2), in chunks of 16 bytes (2 << 3).

@@ -25,6 +25,11 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     /// control and dispatch to the real handlers over a temporary store
     /// (``ConnectionHarness``).
     case connection
+    /// Any message of the schema (chosen by the first byte), decoded by the
+    /// generated decoder alone and by swift-protobuf: whatever the generated
+    /// decoder accepts, swift-protobuf accepts as the same value, and both
+    /// encoders write the same bytes for it.
+    case wire
 
     /// Runs one input, from synchronous code outside Swift's cooperative
     /// thread pool (libFuzzer's callback, `haven-fuzz replay`).
@@ -36,6 +41,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .envelopes: Self.envelopes(input)
         case .messages: Self.messages(input)
         case .connection: Self.connection(input)
+        case .wire: Self.wire(input)
         }
     }
 
@@ -175,6 +181,55 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         return Self.roundTrip(types[Int(selector) % types.count], Array(input.dropFirst()))
     }
 
+    static func wire(_ input: [UInt8]) -> [String] {
+        guard let selector = input.first else { return [] }
+        let messages = _WireSchema.messages
+        return messages[Int(selector) % messages.count].type.differential(Array(input.dropFirst()))
+    }
+}
+
+extension HavenWireMessage {
+
+    /// The generated decoder (without its fallback) against swift-protobuf,
+    /// and, on what both accept, the generated encoder against swift-protobuf's.
+    static func differential(_ bytes: [UInt8]) -> [String] {
+        typealias M = Self
+        let name = M.protoMessageName
+        let reference = Result { try M(serializedBytes: bytes) }
+        let generated = bytes.withUnsafeBytes { raw in Result { () throws(_WireFallback) in try M(_generatedOnly: raw) }
+        }
+        let combined = Result { try M(wireBytes: bytes) }
+        var problems: [String] = []
+        switch (reference, combined) {
+        case (.success, .failure): problems.append("\(name): swift-protobuf accepts what init(wireBytes:) refuses")
+        case (.failure, .success): problems.append("\(name): init(wireBytes:) accepts what swift-protobuf refuses")
+        case (.failure(let error), .failure(let other)):
+            if "\(error)" != "\(other)" {
+                problems.append("\(name): refused with \(other), swift-protobuf with \(error)")
+            }
+        case (.success, .success): break
+        }
+        guard case .success(let value) = generated else { return problems }
+        guard case .success(let expected) = reference else {
+            return problems + ["\(name): the generated decoder accepts what swift-protobuf refuses"]
+        }
+        do {
+            // Values compared as swift-protobuf's bytes: a double can be NaN.
+            let expectedBytes: [UInt8] = try expected.serializedBytes()
+            if try value.serializedBytes() != expectedBytes {
+                problems.append("\(name): the generated decoder's value differs from swift-protobuf's")
+            }
+            if value.wireBytes() != expectedBytes || value.wireSize != expectedBytes.count {
+                problems.append("\(name): the generated encoder's bytes differ from swift-protobuf's")
+            }
+        } catch {
+            problems.append("\(name): swift-protobuf cannot encode a decoded value: \(error)")
+        }
+        return problems
+    }
+}
+
+extension FuzzTarget {
     /// Decodes; when that succeeds, checks the field limits, re-encodes, decodes
     /// again and expects the same bytes (unknown fields included). Bytes, not
     /// `==`: a double can be NaN, which is not equal to itself (the first

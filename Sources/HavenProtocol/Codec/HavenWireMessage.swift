@@ -106,15 +106,24 @@ extension HavenWireMessage {
     /// - Throws: swift-protobuf's `BinaryDecodingError` for input that
     ///   swift-protobuf rejects (and only for such input).
     public init(wireBytes bytes: UnsafeRawBufferPointer) throws {
-        self.init()
-        guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
-        var reader = _WireReader(base, count: bytes.count)
         do {
-            try self._wireMerge(&reader)
+            try self.init(_generatedOnly: bytes)
         } catch {
             // The reference decides everything the generated decoder does not handle itself.
             self = try Self(serializedBytes: [UInt8](bytes))
         }
+    }
+
+    /// Decodes with the generated decoder alone, without swift-protobuf's
+    /// fallback: for the differential fuzzer, which holds what it accepts to
+    /// what swift-protobuf makes of the same bytes.
+    ///
+    /// - Throws: ``_WireFallback`` for input the generated decoder leaves to swift-protobuf.
+    public init(_generatedOnly bytes: UnsafeRawBufferPointer) throws(_WireFallback) {
+        self.init()
+        guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
+        var reader = _WireReader(base, count: bytes.count)
+        try self._wireMerge(&reader)
     }
 
     /// Decodes a message from a buffer's readable bytes, in place.

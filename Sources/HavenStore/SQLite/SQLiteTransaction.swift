@@ -215,12 +215,7 @@ struct SQLiteTransaction: StoreWriter {
         var stripped = record
         let fields = FieldSealing.take(&stripped)
         let index = record.index
-        let body: Data
-        do {
-            body = try stripped.serializedBytes()
-        } catch {
-            throw HavenError(code: .internal, message: "could not serialize a \(R.recordKind.rawValue)")
-        }
+        let body: Data = stripped.serializedPayload()
         // What a read returns: the body with its sealed fields put back.
         let size = body.count + fields.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count }
         guard size <= HavenLimits.maxRecordBytes else {
@@ -261,7 +256,7 @@ struct SQLiteTransaction: StoreWriter {
     func decode<R: StoredRecord>(_ row: RecordRow) throws -> R {
         var record: R
         do {
-            record = try R(serializedBytes: row.body)
+            record = try R(wireBytes: row.body)
         } catch {
             throw HavenError(code: .dataLoss, message: "stored \(row.kind) \(row.id) cannot be decoded")
         }
@@ -305,12 +300,7 @@ struct SQLiteTransaction: StoreWriter {
     func appendChange(_ entry: NewChange) throws -> UInt64 {
         var event = entry.event
         let subject = FieldSealing.take(from: &event)
-        let body: Data
-        do {
-            body = try event.serializedBytes()
-        } catch {
-            throw HavenError(code: .internal, message: "could not serialize a change")
-        }
+        let body: Data = event.serializedPayload()
         let sealed = try subject.flatMap { kind, id, office, version, fields -> [UInt8]? in
             // The record's row was just written with these very fields: the same box serves.
             if let last = self.journal.lastSealed, last.key == "\(kind.rawValue)/\(id)/\(version)" {
@@ -375,7 +365,7 @@ struct SQLiteTransaction: StoreWriter {
             let sequence = UInt64(row["sequence"] as Int64)
             var event: Haven_V1_ChangeEvent
             do {
-                event = try Haven_V1_ChangeEvent(serializedBytes: row["body"] as Data)
+                event = try Haven_V1_ChangeEvent(wireBytes: row["body"] as Data)
             } catch {
                 throw HavenError(code: .dataLoss, message: "change \(sequence) cannot be decoded")
             }
