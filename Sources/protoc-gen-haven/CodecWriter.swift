@@ -109,14 +109,32 @@ struct CodecWriter: SchemaWriter {
 
         out.add("    public func _wireSize(_ sizes: inout _WireSizes) -> Int {")
         out.add("        var n = 0")
-        for field in fields { field.size(to: &out) }
+        for run in Self.runs(fields) {
+            if run.count == 1 {
+                run[0].size(to: &out)
+            } else {
+                out.add("        switch self.\(run[0].name) {")
+                for field in run { field.sizeCase(to: &out) }
+                out.add("        default: break")
+                out.add("        }")
+            }
+        }
         out.add("        n &+= self.unknownFields.data.count")
         out.add("        return n")
         out.add("    }")
         out.add()
 
         out.add("    public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {")
-        for field in fields { field.write(to: &out) }
+        for run in Self.runs(fields) {
+            if run.count == 1 {
+                run[0].write(to: &out)
+            } else {
+                out.add("        switch self.\(run[0].name) {")
+                for field in run { field.writeCase(to: &out) }
+                out.add("        default: break")
+                out.add("        }")
+            }
+        }
         out.add("        if !self.unknownFields.data.isEmpty { w.raw(self.unknownFields.data) }")
         out.add("    }")
         out.add()
@@ -141,6 +159,23 @@ struct CodecWriter: SchemaWriter {
         }
         out.add("    }")
         out.add("}")
+    }
+
+    /// Fields in number order, with each run of consecutive members of one
+    /// oneof together: at most one of them is set, so a run is one `switch`
+    /// on the oneof (read once) rather than a test per member.
+    static func runs(_ fields: [Field]) -> [[Field]] {
+        var runs: [[Field]] = []
+        for field in fields {
+            if let oneof = field.descriptor.realContainingOneof, let last = runs.last?.last,
+                last.descriptor.realContainingOneof === oneof
+            {
+                runs[runs.count - 1].append(field)
+            } else {
+                runs.append([field])
+            }
+        }
+        return runs
     }
 
     // MARK: One field
@@ -393,9 +428,12 @@ struct CodecWriter: SchemaWriter {
                     }
                     out.add("        }")
                 } else {
-                    out.add("        for v in \(property) {")
-                    let size = self.valueSize("v", into: &out, indent: "            ")
-                    out.add("            n &+= \(tagSize) &+ \(size)")
+                    // Elements borrowed in place: `for v in array` would copy (retain) each.
+                    out.add("        \(property).withUnsafeBufferPointer { values in")
+                    out.add("            for i in values.indices {")
+                    let size = self.valueSize("values[i]", into: &out, indent: "                ")
+                    out.add("                n &+= \(tagSize) &+ \(size)")
+                    out.add("            }")
                     out.add("        }")
                 }
             } else if let oneofCase {
@@ -413,7 +451,21 @@ struct CodecWriter: SchemaWriter {
             }
         }
 
+        /// A oneof member's `case` in its run's sizing `switch`.
+        func sizeCase(to out: inout Lines) {
+            out.add("        case \(self.oneofCase!)(let v)?:")
+            let size = self.valueSize("v", into: &out, indent: "            ")
+            out.add("            n &+= \(self.tagSize(wireType: self.kind.wireType)) &+ \(size)")
+        }
+
         // MARK: Writing
+
+        /// A oneof member's `case` in its run's writing `switch`.
+        func writeCase(to out: inout Lines) {
+            out.add("        case \(self.oneofCase!)(let v)?:")
+            out.add("            \(self.writeTag(wireType: self.kind.wireType))")
+            self.writeValue("v", to: &out, indent: "            ")
+        }
 
         func writeValue(_ v: String, to out: inout Lines, indent: String) {
             switch self.kind {
@@ -447,9 +499,11 @@ struct CodecWriter: SchemaWriter {
                     out.add("            }")
                     out.add("        }")
                 } else {
-                    out.add("        for v in \(property) {")
-                    out.add("            \(tag)")
-                    self.writeValue("v", to: &out, indent: "            ")
+                    out.add("        \(property).withUnsafeBufferPointer { values in")
+                    out.add("            for i in values.indices {")
+                    out.add("                \(tag)")
+                    self.writeValue("values[i]", to: &out, indent: "                ")
+                    out.add("            }")
                     out.add("        }")
                 }
             } else if let oneofCase {

@@ -41,8 +41,8 @@ let benchmarks: @Sendable () -> Void = {
     }
 }
 
-func register(_ name: String, _ message: any SwiftProtobuf.Message) {
-    func typed<M: SwiftProtobuf.Message>(_ message: M) {
+func register(_ name: String, _ message: any HavenWireMessage) {
+    func typed<M: HavenWireMessage>(_ message: M) {
         let encoder = FrameEncoder(maximumPayloadLength: 64 << 20)
         let bytes: [UInt8] = try! message.serializedBytes()
         let payload = try! encoder.encode(message).getSlice(at: Frame.headerLength, length: bytes.count)!

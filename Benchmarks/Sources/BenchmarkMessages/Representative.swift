@@ -8,7 +8,7 @@ public enum Representative {
     /// (ordo-one/benchmark#301, #373).
     public struct Sample: Sendable {
         public let name: String
-        public let message: any SwiftProtobuf.Message
+        public let message: any HavenWireMessage
     }
 
     static func date(_ year: Int32, _ month: Int32, _ day: Int32) -> Haven_V1_CivilDate {

@@ -96,10 +96,12 @@ public struct _WireReader {
     public mutating func string() throws(_WireFallback) -> String {
         let count = try self.length()
         guard count > 0 else { return String() }
+        guard _UTF8.isValid(self.p, count) else { throw _WireFallback() }
         let utf8 = UnsafeBufferPointer(start: self.p.assumingMemoryBound(to: UInt8.self), count: count)
-        guard let string = String(validating: utf8, as: UTF8.self) else { throw _WireFallback() }
         self.p += count
-        return string
+        // Valid, so nothing is repaired; this initializer is specialized here,
+        // where `String(validating:as:)` is generic and looks up metadata per call.
+        return String(decoding: utf8, as: UTF8.self)
     }
 
     /// A bytes field's value.
@@ -169,5 +171,57 @@ public enum _ZigZag {
 
     @inlinable public static func decoded(_ value: UInt64) -> Int64 {
         Int64(bitPattern: (value >> 1) ^ (0 &- (value & 1)))
+    }
+}
+
+/// UTF-8 validation as the Unicode standard defines well-formed UTF-8 (its
+/// table 3-7): no overlong forms, no surrogates, nothing above U+10FFFF.
+/// Non-generic, with eight ASCII bytes checked at a time.
+public enum _UTF8 {
+    /// Whether `count` bytes at `start` are well-formed UTF-8.
+    @inlinable
+    public static func isValid(_ start: UnsafeRawPointer, _ count: Int) -> Bool {
+        var p = start
+        let end = start + count
+        while p < end {
+            if end - p >= 8, p.loadUnaligned(as: UInt64.self) & 0x8080_8080_8080_8080 == 0 {
+                p += 8
+                continue
+            }
+            if p.load(as: UInt8.self) < 0x80 {
+                p += 1
+                continue
+            }
+            let length = Self.sequenceLength(p, end)
+            guard length > 0 else { return false }
+            p += length
+        }
+        return true
+    }
+
+    /// The length of the well-formed multi-byte sequence at `p`, or 0.
+    @usableFromInline
+    static func sequenceLength(_ p: UnsafeRawPointer, _ end: UnsafeRawPointer) -> Int {
+        func byte(_ offset: Int) -> UInt8 { (p + offset).load(as: UInt8.self) }
+        let lead = byte(0)
+        let remaining = end - p
+        switch lead {
+        case 0xC2...0xDF:
+            return remaining >= 2 && byte(1) & 0xC0 == 0x80 ? 2 : 0
+        case 0xE0...0xEF:
+            guard remaining >= 3 else { return 0 }
+            let second = byte(1)
+            let low: UInt8 = lead == 0xE0 ? 0xA0 : 0x80  // E0: no overlong forms
+            let high: UInt8 = lead == 0xED ? 0x9F : 0xBF  // ED: no surrogates
+            return second >= low && second <= high && byte(2) & 0xC0 == 0x80 ? 3 : 0
+        case 0xF0...0xF4:
+            guard remaining >= 4 else { return 0 }
+            let second = byte(1)
+            let low: UInt8 = lead == 0xF0 ? 0x90 : 0x80  // F0: no overlong forms
+            let high: UInt8 = lead == 0xF4 ? 0x8F : 0xBF  // F4: nothing above U+10FFFF
+            return second >= low && second <= high && byte(2) & 0xC0 == 0x80 && byte(3) & 0xC0 == 0x80 ? 4 : 0
+        default:
+            return 0  // a continuation byte first, C0 and C1 (overlong), F5 and above
+        }
     }
 }

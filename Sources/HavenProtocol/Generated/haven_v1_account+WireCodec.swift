@@ -139,8 +139,10 @@ extension Haven_V1_Account: HavenWireMessage {
             let v = self.role
             n &+= 1 &+ _WireSize.int64(Int64(v.rawValue))
         }
-        for v in self.officeCodes {
-            n &+= 1 &+ _WireSize.delimited(v.utf8.count)
+        self.officeCodes.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            }
         }
         if !self.partnerID.isEmpty {
             let v = self.partnerID
@@ -154,11 +156,13 @@ extension Haven_V1_Account: HavenWireMessage {
             let v = self.createdAtUnixMs
             n &+= 1 &+ _WireSize.int64(v)
         }
-        for v in self.credentials {
-            let slot = sizes.reserve()
-            let size = v._wireSize(&sizes)
-            sizes.set(slot, size)
-            n &+= 1 &+ _WireSize.delimited(size)
+        self.credentials.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                let slot = sizes.reserve()
+                let size = values[i]._wireSize(&sizes)
+                sizes.set(slot, size)
+                n &+= 1 &+ _WireSize.delimited(size)
+            }
         }
         n &+= self.unknownFields.data.count
         return n
@@ -177,9 +181,11 @@ extension Haven_V1_Account: HavenWireMessage {
             w.byte(24)
             w.int64(Int64(self.role.rawValue))
         }
-        for v in self.officeCodes {
-            w.byte(34)
-            w.string(v)
+        self.officeCodes.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(34)
+                w.string(values[i])
+            }
         }
         if !self.partnerID.isEmpty {
             w.byte(42)
@@ -193,10 +199,12 @@ extension Haven_V1_Account: HavenWireMessage {
             w.byte(56)
             w.int64(self.createdAtUnixMs)
         }
-        for v in self.credentials {
-            w.byte(66)
-            w.length(sizes.next())
-            v._wireWrite(&w, &sizes)
+        self.credentials.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(66)
+                w.length(sizes.next())
+                values[i]._wireWrite(&w, &sizes)
+            }
         }
         if !self.unknownFields.data.isEmpty { w.raw(self.unknownFields.data) }
     }
@@ -488,11 +496,13 @@ extension Haven_V1_ListAccountsRequest: HavenWireMessage {
 extension Haven_V1_ListAccountsResponse: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
-        for v in self.accounts {
-            let slot = sizes.reserve()
-            let size = v._wireSize(&sizes)
-            sizes.set(slot, size)
-            n &+= 1 &+ _WireSize.delimited(size)
+        self.accounts.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                let slot = sizes.reserve()
+                let size = values[i]._wireSize(&sizes)
+                sizes.set(slot, size)
+                n &+= 1 &+ _WireSize.delimited(size)
+            }
         }
         if self.hasPage {
             let v = self.page
@@ -506,10 +516,12 @@ extension Haven_V1_ListAccountsResponse: HavenWireMessage {
     }
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
-        for v in self.accounts {
-            w.byte(10)
-            w.length(sizes.next())
-            v._wireWrite(&w, &sizes)
+        self.accounts.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(10)
+                w.length(sizes.next())
+                values[i]._wireWrite(&w, &sizes)
+            }
         }
         if self.hasPage {
             w.byte(18)
@@ -561,8 +573,10 @@ extension Haven_V1_UpdateAccountRequest: HavenWireMessage {
             let v = self.changeOffices
             n &+= 1 &+ 1
         }
-        for v in self.officeCodes {
-            n &+= 1 &+ _WireSize.delimited(v.utf8.count)
+        self.officeCodes.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            }
         }
         if self.changePartner {
             let v = self.changePartner
@@ -593,9 +607,11 @@ extension Haven_V1_UpdateAccountRequest: HavenWireMessage {
             w.byte(32)
             w.byte(self.changeOffices ? 1 : 0)
         }
-        for v in self.officeCodes {
-            w.byte(42)
-            w.string(v)
+        self.officeCodes.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(42)
+                w.string(values[i])
+            }
         }
         if self.changePartner {
             w.byte(48)

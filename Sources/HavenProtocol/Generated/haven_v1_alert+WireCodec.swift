@@ -35,8 +35,10 @@ extension Haven_V1_Alert: HavenWireMessage {
             let v = self.eventID
             n &+= 1 &+ _WireSize.delimited(v.utf8.count)
         }
-        for v in self.flaggedSurvivorIds {
-            n &+= 1 &+ _WireSize.delimited(v.utf8.count)
+        self.flaggedSurvivorIds.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            }
         }
         if self.raisedAtUnixMs != 0 {
             let v = self.raisedAtUnixMs
@@ -94,9 +96,11 @@ extension Haven_V1_Alert: HavenWireMessage {
             w.byte(58)
             w.string(self.eventID)
         }
-        for v in self.flaggedSurvivorIds {
-            w.byte(66)
-            w.string(v)
+        self.flaggedSurvivorIds.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(66)
+                w.string(values[i])
+            }
         }
         if self.raisedAtUnixMs != 0 {
             w.byte(72)
@@ -174,8 +178,10 @@ extension Haven_V1_ListAlertsRequest: HavenWireMessage {
             sizes.set(slot, size)
             n &+= 1 &+ _WireSize.delimited(size)
         }
-        for v in self.officeCodes {
-            n &+= 1 &+ _WireSize.delimited(v.utf8.count)
+        self.officeCodes.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            }
         }
         if self.openOnly {
             let v = self.openOnly
@@ -191,9 +197,11 @@ extension Haven_V1_ListAlertsRequest: HavenWireMessage {
             w.length(sizes.next())
             self.page._wireWrite(&w, &sizes)
         }
-        for v in self.officeCodes {
-            w.byte(18)
-            w.string(v)
+        self.officeCodes.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(18)
+                w.string(values[i])
+            }
         }
         if self.openOnly {
             w.byte(24)
@@ -227,11 +235,13 @@ extension Haven_V1_ListAlertsRequest: HavenWireMessage {
 extension Haven_V1_ListAlertsResponse: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
-        for v in self.alerts {
-            let slot = sizes.reserve()
-            let size = v._wireSize(&sizes)
-            sizes.set(slot, size)
-            n &+= 1 &+ _WireSize.delimited(size)
+        self.alerts.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                let slot = sizes.reserve()
+                let size = values[i]._wireSize(&sizes)
+                sizes.set(slot, size)
+                n &+= 1 &+ _WireSize.delimited(size)
+            }
         }
         if self.hasPage {
             let v = self.page
@@ -245,10 +255,12 @@ extension Haven_V1_ListAlertsResponse: HavenWireMessage {
     }
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
-        for v in self.alerts {
-            w.byte(10)
-            w.length(sizes.next())
-            v._wireWrite(&w, &sizes)
+        self.alerts.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(10)
+                w.length(sizes.next())
+                values[i]._wireWrite(&w, &sizes)
+            }
         }
         if self.hasPage {
             w.byte(18)

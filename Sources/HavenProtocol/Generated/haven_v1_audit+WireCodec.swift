@@ -147,11 +147,13 @@ extension Haven_V1_AuditEntry: HavenWireMessage {
             let v = self.action
             n &+= 1 &+ _WireSize.delimited(v.utf8.count)
         }
-        for v in self.resources {
-            let slot = sizes.reserve()
-            let size = v._wireSize(&sizes)
-            sizes.set(slot, size)
-            n &+= 1 &+ _WireSize.delimited(size)
+        self.resources.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                let slot = sizes.reserve()
+                let size = values[i]._wireSize(&sizes)
+                sizes.set(slot, size)
+                n &+= 1 &+ _WireSize.delimited(size)
+            }
         }
         if self.outcome.rawValue != 0 {
             let v = self.outcome
@@ -161,11 +163,13 @@ extension Haven_V1_AuditEntry: HavenWireMessage {
             let v = self.requestID
             n &+= 1 &+ _WireSize.delimited(v.utf8.count)
         }
-        for v in self.changes {
-            let slot = sizes.reserve()
-            let size = v._wireSize(&sizes)
-            sizes.set(slot, size)
-            n &+= 1 &+ _WireSize.delimited(size)
+        self.changes.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                let slot = sizes.reserve()
+                let size = values[i]._wireSize(&sizes)
+                sizes.set(slot, size)
+                n &+= 1 &+ _WireSize.delimited(size)
+            }
         }
         if !self.detail.isEmpty {
             let v = self.detail
@@ -204,10 +208,12 @@ extension Haven_V1_AuditEntry: HavenWireMessage {
             w.byte(42)
             w.string(self.action)
         }
-        for v in self.resources {
-            w.byte(50)
-            w.length(sizes.next())
-            v._wireWrite(&w, &sizes)
+        self.resources.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(50)
+                w.length(sizes.next())
+                values[i]._wireWrite(&w, &sizes)
+            }
         }
         if self.outcome.rawValue != 0 {
             w.byte(56)
@@ -217,10 +223,12 @@ extension Haven_V1_AuditEntry: HavenWireMessage {
             w.byte(66)
             w.string(self.requestID)
         }
-        for v in self.changes {
-            w.byte(74)
-            w.length(sizes.next())
-            v._wireWrite(&w, &sizes)
+        self.changes.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(74)
+                w.length(sizes.next())
+                values[i]._wireWrite(&w, &sizes)
+            }
         }
         if !self.detail.isEmpty {
             w.byte(82)
@@ -498,11 +506,13 @@ extension Haven_V1_ListAuditEntriesRequest: HavenWireMessage {
 extension Haven_V1_ListAuditEntriesResponse: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
-        for v in self.entries {
-            let slot = sizes.reserve()
-            let size = v._wireSize(&sizes)
-            sizes.set(slot, size)
-            n &+= 1 &+ _WireSize.delimited(size)
+        self.entries.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                let slot = sizes.reserve()
+                let size = values[i]._wireSize(&sizes)
+                sizes.set(slot, size)
+                n &+= 1 &+ _WireSize.delimited(size)
+            }
         }
         if self.hasPage {
             let v = self.page
@@ -520,10 +530,12 @@ extension Haven_V1_ListAuditEntriesResponse: HavenWireMessage {
     }
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
-        for v in self.entries {
-            w.byte(10)
-            w.length(sizes.next())
-            v._wireWrite(&w, &sizes)
+        self.entries.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(10)
+                w.length(sizes.next())
+                values[i]._wireWrite(&w, &sizes)
+            }
         }
         if self.hasPage {
             w.byte(18)
@@ -565,21 +577,25 @@ extension Haven_V1_ListAuditEntriesResponse: HavenWireMessage {
 extension Haven_V1_VerifyAuditChainRequest: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
-        for v in self.trustedCheckpoints {
-            let slot = sizes.reserve()
-            let size = v._wireSize(&sizes)
-            sizes.set(slot, size)
-            n &+= 1 &+ _WireSize.delimited(size)
+        self.trustedCheckpoints.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                let slot = sizes.reserve()
+                let size = values[i]._wireSize(&sizes)
+                sizes.set(slot, size)
+                n &+= 1 &+ _WireSize.delimited(size)
+            }
         }
         n &+= self.unknownFields.data.count
         return n
     }
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
-        for v in self.trustedCheckpoints {
-            w.byte(10)
-            w.length(sizes.next())
-            v._wireWrite(&w, &sizes)
+        self.trustedCheckpoints.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(10)
+                w.length(sizes.next())
+                values[i]._wireWrite(&w, &sizes)
+            }
         }
         if !self.unknownFields.data.isEmpty { w.raw(self.unknownFields.data) }
     }
@@ -789,11 +805,13 @@ extension Haven_V1_ListCheckpointsRequest: HavenWireMessage {
 extension Haven_V1_ListCheckpointsResponse: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
-        for v in self.checkpoints {
-            let slot = sizes.reserve()
-            let size = v._wireSize(&sizes)
-            sizes.set(slot, size)
-            n &+= 1 &+ _WireSize.delimited(size)
+        self.checkpoints.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                let slot = sizes.reserve()
+                let size = values[i]._wireSize(&sizes)
+                sizes.set(slot, size)
+                n &+= 1 &+ _WireSize.delimited(size)
+            }
         }
         if self.hasPage {
             let v = self.page
@@ -807,10 +825,12 @@ extension Haven_V1_ListCheckpointsResponse: HavenWireMessage {
     }
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
-        for v in self.checkpoints {
-            w.byte(10)
-            w.length(sizes.next())
-            v._wireWrite(&w, &sizes)
+        self.checkpoints.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(10)
+                w.length(sizes.next())
+                values[i]._wireWrite(&w, &sizes)
+            }
         }
         if self.hasPage {
             w.byte(18)

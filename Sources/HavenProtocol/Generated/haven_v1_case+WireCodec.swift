@@ -72,8 +72,10 @@ extension Haven_V1_Accused: HavenWireMessage {
             let v = self.name
             n &+= 1 &+ _WireSize.delimited(v.utf8.count)
         }
-        for v in self.aliases {
-            n &+= 1 &+ _WireSize.delimited(v.utf8.count)
+        self.aliases.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            }
         }
         if self.role.rawValue != 0 {
             let v = self.role
@@ -83,11 +85,13 @@ extension Haven_V1_Accused: HavenWireMessage {
             let v = self.legalStatus
             n &+= 1 &+ _WireSize.int64(Int64(v.rawValue))
         }
-        for v in self.history {
-            let slot = sizes.reserve()
-            let size = v._wireSize(&sizes)
-            sizes.set(slot, size)
-            n &+= 1 &+ _WireSize.delimited(size)
+        self.history.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                let slot = sizes.reserve()
+                let size = values[i]._wireSize(&sizes)
+                sizes.set(slot, size)
+                n &+= 1 &+ _WireSize.delimited(size)
+            }
         }
         n &+= self.unknownFields.data.count
         return n
@@ -102,9 +106,11 @@ extension Haven_V1_Accused: HavenWireMessage {
             w.byte(18)
             w.string(self.name)
         }
-        for v in self.aliases {
-            w.byte(26)
-            w.string(v)
+        self.aliases.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(26)
+                w.string(values[i])
+            }
         }
         if self.role.rawValue != 0 {
             w.byte(32)
@@ -114,10 +120,12 @@ extension Haven_V1_Accused: HavenWireMessage {
             w.byte(40)
             w.int64(Int64(self.legalStatus.rawValue))
         }
-        for v in self.history {
-            w.byte(50)
-            w.length(sizes.next())
-            v._wireWrite(&w, &sizes)
+        self.history.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(50)
+                w.length(sizes.next())
+                values[i]._wireWrite(&w, &sizes)
+            }
         }
         if !self.unknownFields.data.isEmpty { w.raw(self.unknownFields.data) }
     }
@@ -217,8 +225,10 @@ extension Haven_V1_RescueOperation: HavenWireMessage {
 extension Haven_V1_Arrest: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
-        for v in self.accusedIds {
-            n &+= 1 &+ _WireSize.delimited(v.utf8.count)
+        self.accusedIds.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            }
         }
         if !self.agency.isEmpty {
             let v = self.agency
@@ -233,9 +243,11 @@ extension Haven_V1_Arrest: HavenWireMessage {
     }
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
-        for v in self.accusedIds {
-            w.byte(10)
-            w.string(v)
+        self.accusedIds.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(10)
+                w.string(values[i])
+            }
         }
         if !self.agency.isEmpty {
             w.byte(18)
@@ -270,8 +282,10 @@ extension Haven_V1_Arrest: HavenWireMessage {
 extension Haven_V1_ChargeSheet: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
-        for v in self.accusedIds {
-            n &+= 1 &+ _WireSize.delimited(v.utf8.count)
+        self.accusedIds.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            }
         }
         if !self.charges.isEmpty {
             let v = self.charges
@@ -290,9 +304,11 @@ extension Haven_V1_ChargeSheet: HavenWireMessage {
     }
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
-        for v in self.accusedIds {
-            w.byte(10)
-            w.string(v)
+        self.accusedIds.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(10)
+                w.string(values[i])
+            }
         }
         if !self.charges.isEmpty {
             w.byte(18)
@@ -390,8 +406,10 @@ extension Haven_V1_Hearing: HavenWireMessage {
 extension Haven_V1_Conviction: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
-        for v in self.accusedIds {
-            n &+= 1 &+ _WireSize.delimited(v.utf8.count)
+        self.accusedIds.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            }
         }
         if !self.court.isEmpty {
             let v = self.court
@@ -418,9 +436,11 @@ extension Haven_V1_Conviction: HavenWireMessage {
     }
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
-        for v in self.accusedIds {
-            w.byte(10)
-            w.string(v)
+        self.accusedIds.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(10)
+                w.string(values[i])
+            }
         }
         if !self.court.isEmpty {
             w.byte(18)
@@ -473,8 +493,10 @@ extension Haven_V1_Conviction: HavenWireMessage {
 extension Haven_V1_Acquittal: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
-        for v in self.accusedIds {
-            n &+= 1 &+ _WireSize.delimited(v.utf8.count)
+        self.accusedIds.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            }
         }
         if !self.court.isEmpty {
             let v = self.court
@@ -489,9 +511,11 @@ extension Haven_V1_Acquittal: HavenWireMessage {
     }
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
-        for v in self.accusedIds {
-            w.byte(10)
-            w.string(v)
+        self.accusedIds.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(10)
+                w.string(values[i])
+            }
         }
         if !self.court.isEmpty {
             w.byte(18)
@@ -526,8 +550,10 @@ extension Haven_V1_Acquittal: HavenWireMessage {
 extension Haven_V1_BailGranted: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
-        for v in self.accusedIds {
-            n &+= 1 &+ _WireSize.delimited(v.utf8.count)
+        self.accusedIds.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            }
         }
         if !self.court.isEmpty {
             let v = self.court
@@ -542,9 +568,11 @@ extension Haven_V1_BailGranted: HavenWireMessage {
     }
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
-        for v in self.accusedIds {
-            w.byte(10)
-            w.string(v)
+        self.accusedIds.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(10)
+                w.string(values[i])
+            }
         }
         if !self.court.isEmpty {
             w.byte(18)
@@ -579,8 +607,10 @@ extension Haven_V1_BailGranted: HavenWireMessage {
 extension Haven_V1_AppealFiled: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
-        for v in self.accusedIds {
-            n &+= 1 &+ _WireSize.delimited(v.utf8.count)
+        self.accusedIds.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            }
         }
         if self.filedBy.rawValue != 0 {
             let v = self.filedBy
@@ -595,9 +625,11 @@ extension Haven_V1_AppealFiled: HavenWireMessage {
     }
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
-        for v in self.accusedIds {
-            w.byte(10)
-            w.string(v)
+        self.accusedIds.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(10)
+                w.string(values[i])
+            }
         }
         if self.filedBy.rawValue != 0 {
             w.byte(16)
@@ -632,8 +664,10 @@ extension Haven_V1_AppealFiled: HavenWireMessage {
 extension Haven_V1_AppealDecided: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
-        for v in self.accusedIds {
-            n &+= 1 &+ _WireSize.delimited(v.utf8.count)
+        self.accusedIds.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            }
         }
         if !self.court.isEmpty {
             let v = self.court
@@ -648,9 +682,11 @@ extension Haven_V1_AppealDecided: HavenWireMessage {
     }
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
-        for v in self.accusedIds {
-            w.byte(10)
-            w.string(v)
+        self.accusedIds.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(10)
+                w.string(values[i])
+            }
         }
         if !self.court.isEmpty {
             w.byte(18)
@@ -685,8 +721,10 @@ extension Haven_V1_AppealDecided: HavenWireMessage {
 extension Haven_V1_ReArrest: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
-        for v in self.accusedIds {
-            n &+= 1 &+ _WireSize.delimited(v.utf8.count)
+        self.accusedIds.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            }
         }
         if !self.reason.isEmpty {
             let v = self.reason
@@ -701,9 +739,11 @@ extension Haven_V1_ReArrest: HavenWireMessage {
     }
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
-        for v in self.accusedIds {
-            w.byte(10)
-            w.string(v)
+        self.accusedIds.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(10)
+                w.string(values[i])
+            }
         }
         if !self.reason.isEmpty {
             w.byte(18)
@@ -738,8 +778,10 @@ extension Haven_V1_ReArrest: HavenWireMessage {
 extension Haven_V1_Release: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
-        for v in self.accusedIds {
-            n &+= 1 &+ _WireSize.delimited(v.utf8.count)
+        self.accusedIds.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            }
         }
         if self.reason.rawValue != 0 {
             let v = self.reason
@@ -750,9 +792,11 @@ extension Haven_V1_Release: HavenWireMessage {
     }
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
-        for v in self.accusedIds {
-            w.byte(10)
-            w.string(v)
+        self.accusedIds.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(10)
+                w.string(values[i])
+            }
         }
         if self.reason.rawValue != 0 {
             w.byte(16)
@@ -781,17 +825,21 @@ extension Haven_V1_Release: HavenWireMessage {
 extension Haven_V1_Absconded: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
-        for v in self.accusedIds {
-            n &+= 1 &+ _WireSize.delimited(v.utf8.count)
+        self.accusedIds.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            }
         }
         n &+= self.unknownFields.data.count
         return n
     }
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
-        for v in self.accusedIds {
-            w.byte(10)
-            w.string(v)
+        self.accusedIds.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(10)
+                w.string(values[i])
+            }
         }
         if !self.unknownFields.data.isEmpty { w.raw(self.unknownFields.data) }
     }
@@ -920,89 +968,78 @@ extension Haven_V1_CaseEvent: HavenWireMessage {
             sizes.set(slot, size)
             n &+= 1 &+ _WireSize.delimited(size)
         }
-        if case .rescueOperation(let v)? = self.detail {
+        switch self.detail {
+        case .rescueOperation(let v)?:
             let slot = sizes.reserve()
             let size = v._wireSize(&sizes)
             sizes.set(slot, size)
             n &+= 1 &+ _WireSize.delimited(size)
-        }
-        if case .arrest(let v)? = self.detail {
+        case .arrest(let v)?:
             let slot = sizes.reserve()
             let size = v._wireSize(&sizes)
             sizes.set(slot, size)
             n &+= 1 &+ _WireSize.delimited(size)
-        }
-        if case .chargeSheet(let v)? = self.detail {
+        case .chargeSheet(let v)?:
             let slot = sizes.reserve()
             let size = v._wireSize(&sizes)
             sizes.set(slot, size)
             n &+= 1 &+ _WireSize.delimited(size)
-        }
-        if case .hearing(let v)? = self.detail {
+        case .hearing(let v)?:
             let slot = sizes.reserve()
             let size = v._wireSize(&sizes)
             sizes.set(slot, size)
             n &+= 1 &+ _WireSize.delimited(size)
-        }
-        if case .conviction(let v)? = self.detail {
+        case .conviction(let v)?:
             let slot = sizes.reserve()
             let size = v._wireSize(&sizes)
             sizes.set(slot, size)
             n &+= 1 &+ _WireSize.delimited(size)
-        }
-        if case .acquittal(let v)? = self.detail {
+        case .acquittal(let v)?:
             let slot = sizes.reserve()
             let size = v._wireSize(&sizes)
             sizes.set(slot, size)
             n &+= 1 &+ _WireSize.delimited(size)
-        }
-        if case .bailGranted(let v)? = self.detail {
+        case .bailGranted(let v)?:
             let slot = sizes.reserve()
             let size = v._wireSize(&sizes)
             sizes.set(slot, size)
             n &+= 2 &+ _WireSize.delimited(size)
-        }
-        if case .appealFiled(let v)? = self.detail {
+        case .appealFiled(let v)?:
             let slot = sizes.reserve()
             let size = v._wireSize(&sizes)
             sizes.set(slot, size)
             n &+= 2 &+ _WireSize.delimited(size)
-        }
-        if case .appealDecided(let v)? = self.detail {
+        case .appealDecided(let v)?:
             let slot = sizes.reserve()
             let size = v._wireSize(&sizes)
             sizes.set(slot, size)
             n &+= 2 &+ _WireSize.delimited(size)
-        }
-        if case .reArrest(let v)? = self.detail {
+        case .reArrest(let v)?:
             let slot = sizes.reserve()
             let size = v._wireSize(&sizes)
             sizes.set(slot, size)
             n &+= 2 &+ _WireSize.delimited(size)
-        }
-        if case .release(let v)? = self.detail {
+        case .release(let v)?:
             let slot = sizes.reserve()
             let size = v._wireSize(&sizes)
             sizes.set(slot, size)
             n &+= 2 &+ _WireSize.delimited(size)
-        }
-        if case .absconded(let v)? = self.detail {
+        case .absconded(let v)?:
             let slot = sizes.reserve()
             let size = v._wireSize(&sizes)
             sizes.set(slot, size)
             n &+= 2 &+ _WireSize.delimited(size)
-        }
-        if case .note(let v)? = self.detail {
+        case .note(let v)?:
             let slot = sizes.reserve()
             let size = v._wireSize(&sizes)
             sizes.set(slot, size)
             n &+= 2 &+ _WireSize.delimited(size)
-        }
-        if case .statusChanged(let v)? = self.detail {
+        case .statusChanged(let v)?:
             let slot = sizes.reserve()
             let size = v._wireSize(&sizes)
             sizes.set(slot, size)
             n &+= 2 &+ _WireSize.delimited(size)
+        default: break
         }
         n &+= self.unknownFields.data.count
         return n
@@ -1031,75 +1068,64 @@ extension Haven_V1_CaseEvent: HavenWireMessage {
             w.length(sizes.next())
             self.recordedBy._wireWrite(&w, &sizes)
         }
-        if case .rescueOperation(let v)? = self.detail {
+        switch self.detail {
+        case .rescueOperation(let v)?:
             w.byte(82)
             w.length(sizes.next())
             v._wireWrite(&w, &sizes)
-        }
-        if case .arrest(let v)? = self.detail {
+        case .arrest(let v)?:
             w.byte(90)
             w.length(sizes.next())
             v._wireWrite(&w, &sizes)
-        }
-        if case .chargeSheet(let v)? = self.detail {
+        case .chargeSheet(let v)?:
             w.byte(98)
             w.length(sizes.next())
             v._wireWrite(&w, &sizes)
-        }
-        if case .hearing(let v)? = self.detail {
+        case .hearing(let v)?:
             w.byte(106)
             w.length(sizes.next())
             v._wireWrite(&w, &sizes)
-        }
-        if case .conviction(let v)? = self.detail {
+        case .conviction(let v)?:
             w.byte(114)
             w.length(sizes.next())
             v._wireWrite(&w, &sizes)
-        }
-        if case .acquittal(let v)? = self.detail {
+        case .acquittal(let v)?:
             w.byte(122)
             w.length(sizes.next())
             v._wireWrite(&w, &sizes)
-        }
-        if case .bailGranted(let v)? = self.detail {
+        case .bailGranted(let v)?:
             w.tag(130, 1)
             w.length(sizes.next())
             v._wireWrite(&w, &sizes)
-        }
-        if case .appealFiled(let v)? = self.detail {
+        case .appealFiled(let v)?:
             w.tag(138, 1)
             w.length(sizes.next())
             v._wireWrite(&w, &sizes)
-        }
-        if case .appealDecided(let v)? = self.detail {
+        case .appealDecided(let v)?:
             w.tag(146, 1)
             w.length(sizes.next())
             v._wireWrite(&w, &sizes)
-        }
-        if case .reArrest(let v)? = self.detail {
+        case .reArrest(let v)?:
             w.tag(154, 1)
             w.length(sizes.next())
             v._wireWrite(&w, &sizes)
-        }
-        if case .release(let v)? = self.detail {
+        case .release(let v)?:
             w.tag(162, 1)
             w.length(sizes.next())
             v._wireWrite(&w, &sizes)
-        }
-        if case .absconded(let v)? = self.detail {
+        case .absconded(let v)?:
             w.tag(170, 1)
             w.length(sizes.next())
             v._wireWrite(&w, &sizes)
-        }
-        if case .note(let v)? = self.detail {
+        case .note(let v)?:
             w.tag(178, 1)
             w.length(sizes.next())
             v._wireWrite(&w, &sizes)
-        }
-        if case .statusChanged(let v)? = self.detail {
+        case .statusChanged(let v)?:
             w.tag(186, 1)
             w.length(sizes.next())
             v._wireWrite(&w, &sizes)
+        default: break
         }
         if !self.unknownFields.data.isEmpty { w.raw(self.unknownFields.data) }
     }
@@ -1267,20 +1293,26 @@ extension Haven_V1_Case: HavenWireMessage {
             sizes.set(slot, size)
             n &+= 1 &+ _WireSize.delimited(size)
         }
-        for v in self.events {
-            let slot = sizes.reserve()
-            let size = v._wireSize(&sizes)
-            sizes.set(slot, size)
-            n &+= 1 &+ _WireSize.delimited(size)
+        self.events.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                let slot = sizes.reserve()
+                let size = values[i]._wireSize(&sizes)
+                sizes.set(slot, size)
+                n &+= 1 &+ _WireSize.delimited(size)
+            }
         }
-        for v in self.accused {
-            let slot = sizes.reserve()
-            let size = v._wireSize(&sizes)
-            sizes.set(slot, size)
-            n &+= 1 &+ _WireSize.delimited(size)
+        self.accused.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                let slot = sizes.reserve()
+                let size = values[i]._wireSize(&sizes)
+                sizes.set(slot, size)
+                n &+= 1 &+ _WireSize.delimited(size)
+            }
         }
-        for v in self.survivorIds {
-            n &+= 1 &+ _WireSize.delimited(v.utf8.count)
+        self.survivorIds.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            }
         }
         if self.eventCount != 0 {
             let v = self.eventCount
@@ -1347,19 +1379,25 @@ extension Haven_V1_Case: HavenWireMessage {
             w.length(sizes.next())
             self.openedBy._wireWrite(&w, &sizes)
         }
-        for v in self.events {
-            w.byte(106)
-            w.length(sizes.next())
-            v._wireWrite(&w, &sizes)
+        self.events.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(106)
+                w.length(sizes.next())
+                values[i]._wireWrite(&w, &sizes)
+            }
         }
-        for v in self.accused {
-            w.byte(114)
-            w.length(sizes.next())
-            v._wireWrite(&w, &sizes)
+        self.accused.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(114)
+                w.length(sizes.next())
+                values[i]._wireWrite(&w, &sizes)
+            }
         }
-        for v in self.survivorIds {
-            w.byte(122)
-            w.string(v)
+        self.survivorIds.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(122)
+                w.string(values[i])
+            }
         }
         if self.eventCount != 0 {
             w.tag(128, 1)
@@ -1523,24 +1561,26 @@ extension Haven_V1_OpenCaseRequest: HavenWireMessage {
 extension Haven_V1_GetCaseRequest: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
-        if case .caseID(let v)? = self.key {
+        switch self.key {
+        case .caseID(let v)?:
             n &+= 1 &+ _WireSize.delimited(v.utf8.count)
-        }
-        if case .reference(let v)? = self.key {
+        case .reference(let v)?:
             n &+= 1 &+ _WireSize.delimited(v.utf8.count)
+        default: break
         }
         n &+= self.unknownFields.data.count
         return n
     }
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
-        if case .caseID(let v)? = self.key {
+        switch self.key {
+        case .caseID(let v)?:
             w.byte(10)
             w.string(v)
-        }
-        if case .reference(let v)? = self.key {
+        case .reference(let v)?:
             w.byte(18)
             w.string(v)
+        default: break
         }
         if !self.unknownFields.data.isEmpty { w.raw(self.unknownFields.data) }
     }
@@ -1568,8 +1608,10 @@ extension Haven_V1_ListCasesRequest: HavenWireMessage {
             sizes.set(slot, size)
             n &+= 1 &+ _WireSize.delimited(size)
         }
-        for v in self.officeCodes {
-            n &+= 1 &+ _WireSize.delimited(v.utf8.count)
+        self.officeCodes.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            }
         }
         if !self.statuses.isEmpty {
             let slot = sizes.reserve()
@@ -1610,9 +1652,11 @@ extension Haven_V1_ListCasesRequest: HavenWireMessage {
             w.length(sizes.next())
             self.page._wireWrite(&w, &sizes)
         }
-        for v in self.officeCodes {
-            w.byte(18)
-            w.string(v)
+        self.officeCodes.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(18)
+                w.string(values[i])
+            }
         }
         if !self.statuses.isEmpty {
             w.byte(26)
@@ -1696,11 +1740,13 @@ extension Haven_V1_ListCasesRequest: HavenWireMessage {
 extension Haven_V1_ListCasesResponse: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
-        for v in self.cases {
-            let slot = sizes.reserve()
-            let size = v._wireSize(&sizes)
-            sizes.set(slot, size)
-            n &+= 1 &+ _WireSize.delimited(size)
+        self.cases.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                let slot = sizes.reserve()
+                let size = values[i]._wireSize(&sizes)
+                sizes.set(slot, size)
+                n &+= 1 &+ _WireSize.delimited(size)
+            }
         }
         if self.hasPage {
             let v = self.page
@@ -1714,10 +1760,12 @@ extension Haven_V1_ListCasesResponse: HavenWireMessage {
     }
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
-        for v in self.cases {
-            w.byte(10)
-            w.length(sizes.next())
-            v._wireWrite(&w, &sizes)
+        self.cases.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(10)
+                w.length(sizes.next())
+                values[i]._wireWrite(&w, &sizes)
+            }
         }
         if self.hasPage {
             w.byte(18)

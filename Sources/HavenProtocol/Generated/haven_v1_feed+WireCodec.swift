@@ -27,41 +27,38 @@ extension Haven_V1_ChangeEvent: HavenWireMessage {
             let v = self.officeCode
             n &+= 1 &+ _WireSize.delimited(v.utf8.count)
         }
-        if case .office(let v)? = self.subject {
+        switch self.subject {
+        case .office(let v)?:
             let slot = sizes.reserve()
             let size = v._wireSize(&sizes)
             sizes.set(slot, size)
             n &+= 1 &+ _WireSize.delimited(size)
-        }
-        if case .caseRecord(let v)? = self.subject {
+        case .caseRecord(let v)?:
             let slot = sizes.reserve()
             let size = v._wireSize(&sizes)
             sizes.set(slot, size)
             n &+= 1 &+ _WireSize.delimited(size)
-        }
-        if case .survivor(let v)? = self.subject {
+        case .survivor(let v)?:
             let slot = sizes.reserve()
             let size = v._wireSize(&sizes)
             sizes.set(slot, size)
             n &+= 1 &+ _WireSize.delimited(size)
-        }
-        if case .partner(let v)? = self.subject {
+        case .partner(let v)?:
             let slot = sizes.reserve()
             let size = v._wireSize(&sizes)
             sizes.set(slot, size)
             n &+= 1 &+ _WireSize.delimited(size)
-        }
-        if case .referral(let v)? = self.subject {
+        case .referral(let v)?:
             let slot = sizes.reserve()
             let size = v._wireSize(&sizes)
             sizes.set(slot, size)
             n &+= 1 &+ _WireSize.delimited(size)
-        }
-        if case .alert(let v)? = self.subject {
+        case .alert(let v)?:
             let slot = sizes.reserve()
             let size = v._wireSize(&sizes)
             sizes.set(slot, size)
             n &+= 1 &+ _WireSize.delimited(size)
+        default: break
         }
         n &+= self.unknownFields.data.count
         return n
@@ -88,35 +85,32 @@ extension Haven_V1_ChangeEvent: HavenWireMessage {
             w.byte(42)
             w.string(self.officeCode)
         }
-        if case .office(let v)? = self.subject {
+        switch self.subject {
+        case .office(let v)?:
             w.byte(82)
             w.length(sizes.next())
             v._wireWrite(&w, &sizes)
-        }
-        if case .caseRecord(let v)? = self.subject {
+        case .caseRecord(let v)?:
             w.byte(90)
             w.length(sizes.next())
             v._wireWrite(&w, &sizes)
-        }
-        if case .survivor(let v)? = self.subject {
+        case .survivor(let v)?:
             w.byte(98)
             w.length(sizes.next())
             v._wireWrite(&w, &sizes)
-        }
-        if case .partner(let v)? = self.subject {
+        case .partner(let v)?:
             w.byte(106)
             w.length(sizes.next())
             v._wireWrite(&w, &sizes)
-        }
-        if case .referral(let v)? = self.subject {
+        case .referral(let v)?:
             w.byte(114)
             w.length(sizes.next())
             v._wireWrite(&w, &sizes)
-        }
-        if case .alert(let v)? = self.subject {
+        case .alert(let v)?:
             w.byte(122)
             w.length(sizes.next())
             v._wireWrite(&w, &sizes)
+        default: break
         }
         if !self.unknownFields.data.isEmpty { w.raw(self.unknownFields.data) }
     }
@@ -209,32 +203,34 @@ extension Haven_V1_CaughtUp: HavenWireMessage {
 extension Haven_V1_FeedItem: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
-        if case .change(let v)? = self.item {
+        switch self.item {
+        case .change(let v)?:
             let slot = sizes.reserve()
             let size = v._wireSize(&sizes)
             sizes.set(slot, size)
             n &+= 1 &+ _WireSize.delimited(size)
-        }
-        if case .caughtUp(let v)? = self.item {
+        case .caughtUp(let v)?:
             let slot = sizes.reserve()
             let size = v._wireSize(&sizes)
             sizes.set(slot, size)
             n &+= 1 &+ _WireSize.delimited(size)
+        default: break
         }
         n &+= self.unknownFields.data.count
         return n
     }
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
-        if case .change(let v)? = self.item {
+        switch self.item {
+        case .change(let v)?:
             w.byte(10)
             w.length(sizes.next())
             v._wireWrite(&w, &sizes)
-        }
-        if case .caughtUp(let v)? = self.item {
+        case .caughtUp(let v)?:
             w.byte(18)
             w.length(sizes.next())
             v._wireWrite(&w, &sizes)
+        default: break
         }
         if !self.unknownFields.data.isEmpty { w.raw(self.unknownFields.data) }
     }
@@ -271,8 +267,10 @@ extension Haven_V1_SubscribeRequest: HavenWireMessage {
             let v = self.cursor
             n &+= 1 &+ _WireSize.delimited(v.utf8.count)
         }
-        for v in self.officeCodes {
-            n &+= 1 &+ _WireSize.delimited(v.utf8.count)
+        self.officeCodes.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            }
         }
         if !self.subjects.isEmpty {
             let slot = sizes.reserve()
@@ -298,9 +296,11 @@ extension Haven_V1_SubscribeRequest: HavenWireMessage {
             w.byte(18)
             w.string(self.cursor)
         }
-        for v in self.officeCodes {
-            w.byte(26)
-            w.string(v)
+        self.officeCodes.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(26)
+                w.string(values[i])
+            }
         }
         if !self.subjects.isEmpty {
             w.byte(34)

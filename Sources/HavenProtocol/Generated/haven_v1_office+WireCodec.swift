@@ -294,11 +294,13 @@ extension Haven_V1_PreviewRetentionRequest: HavenWireMessage {
 extension Haven_V1_RetentionPlan: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
-        for v in self.items {
-            let slot = sizes.reserve()
-            let size = v._wireSize(&sizes)
-            sizes.set(slot, size)
-            n &+= 1 &+ _WireSize.delimited(size)
+        self.items.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                let slot = sizes.reserve()
+                let size = values[i]._wireSize(&sizes)
+                sizes.set(slot, size)
+                n &+= 1 &+ _WireSize.delimited(size)
+            }
         }
         if self.asOfUnixMs != 0 {
             let v = self.asOfUnixMs
@@ -309,10 +311,12 @@ extension Haven_V1_RetentionPlan: HavenWireMessage {
     }
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
-        for v in self.items {
-            w.byte(10)
-            w.length(sizes.next())
-            v._wireWrite(&w, &sizes)
+        self.items.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(10)
+                w.length(sizes.next())
+                values[i]._wireWrite(&w, &sizes)
+            }
         }
         if self.asOfUnixMs != 0 {
             w.byte(16)
@@ -344,17 +348,21 @@ extension Haven_V1_RetentionPlan: HavenWireMessage {
 extension Haven_V1_RotateKeysRequest: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
-        for v in self.officeCodes {
-            n &+= 1 &+ _WireSize.delimited(v.utf8.count)
+        self.officeCodes.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            }
         }
         n &+= self.unknownFields.data.count
         return n
     }
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
-        for v in self.officeCodes {
-            w.byte(10)
-            w.string(v)
+        self.officeCodes.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(10)
+                w.string(values[i])
+            }
         }
         if !self.unknownFields.data.isEmpty { w.raw(self.unknownFields.data) }
     }
@@ -551,11 +559,13 @@ extension Haven_V1_ListOfficesRequest: HavenWireMessage {
 extension Haven_V1_ListOfficesResponse: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
-        for v in self.offices {
-            let slot = sizes.reserve()
-            let size = v._wireSize(&sizes)
-            sizes.set(slot, size)
-            n &+= 1 &+ _WireSize.delimited(size)
+        self.offices.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                let slot = sizes.reserve()
+                let size = values[i]._wireSize(&sizes)
+                sizes.set(slot, size)
+                n &+= 1 &+ _WireSize.delimited(size)
+            }
         }
         if self.hasPage {
             let v = self.page
@@ -569,10 +579,12 @@ extension Haven_V1_ListOfficesResponse: HavenWireMessage {
     }
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
-        for v in self.offices {
-            w.byte(10)
-            w.length(sizes.next())
-            v._wireWrite(&w, &sizes)
+        self.offices.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(10)
+                w.length(sizes.next())
+                values[i]._wireWrite(&w, &sizes)
+            }
         }
         if self.hasPage {
             w.byte(18)

@@ -103,8 +103,10 @@ extension Haven_V1_ServerStatus: HavenWireMessage {
             let v = self.ready
             n &+= 2 &+ 1
         }
-        for v in self.readinessProblems {
-            n &+= 2 &+ _WireSize.delimited(v.utf8.count)
+        self.readinessProblems.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                n &+= 2 &+ _WireSize.delimited(values[i].utf8.count)
+            }
         }
         if self.callsInFlight != 0 {
             let v = self.callsInFlight
@@ -199,9 +201,11 @@ extension Haven_V1_ServerStatus: HavenWireMessage {
             w.tag(152, 1)
             w.byte(self.ready ? 1 : 0)
         }
-        for v in self.readinessProblems {
-            w.tag(162, 1)
-            w.string(v)
+        self.readinessProblems.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.tag(162, 1)
+                w.string(values[i])
+            }
         }
         if self.callsInFlight != 0 {
             w.tag(168, 1)
@@ -370,14 +374,18 @@ extension Haven_V1_BackupSummary: HavenWireMessage {
             let v = self.auditHeadSha256
             n &+= 1 &+ _WireSize.delimited(v.utf8.count)
         }
-        for v in self.files {
-            let slot = sizes.reserve()
-            let size = v._wireSize(&sizes)
-            sizes.set(slot, size)
-            n &+= 1 &+ _WireSize.delimited(size)
+        self.files.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                let slot = sizes.reserve()
+                let size = values[i]._wireSize(&sizes)
+                sizes.set(slot, size)
+                n &+= 1 &+ _WireSize.delimited(size)
+            }
         }
-        for v in self.notIncluded {
-            n &+= 1 &+ _WireSize.delimited(v.utf8.count)
+        self.notIncluded.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            }
         }
         if !self.backupKeyFingerprint.isEmpty {
             let v = self.backupKeyFingerprint
@@ -408,14 +416,18 @@ extension Haven_V1_BackupSummary: HavenWireMessage {
             w.byte(42)
             w.string(self.auditHeadSha256)
         }
-        for v in self.files {
-            w.byte(50)
-            w.length(sizes.next())
-            v._wireWrite(&w, &sizes)
+        self.files.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(50)
+                w.length(sizes.next())
+                values[i]._wireWrite(&w, &sizes)
+            }
         }
-        for v in self.notIncluded {
-            w.byte(58)
-            w.string(v)
+        self.notIncluded.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(58)
+                w.string(values[i])
+            }
         }
         if !self.backupKeyFingerprint.isEmpty {
             w.byte(66)

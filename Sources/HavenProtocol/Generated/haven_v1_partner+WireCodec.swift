@@ -19,8 +19,10 @@ extension Haven_V1_PartnerOrganisation: HavenWireMessage {
             let v = self.kind
             n &+= 1 &+ _WireSize.int64(Int64(v.rawValue))
         }
-        for v in self.officeCodes {
-            n &+= 1 &+ _WireSize.delimited(v.utf8.count)
+        self.officeCodes.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            }
         }
         if !self.services.isEmpty {
             let slot = sizes.reserve()
@@ -62,9 +64,11 @@ extension Haven_V1_PartnerOrganisation: HavenWireMessage {
             w.byte(24)
             w.int64(Int64(self.kind.rawValue))
         }
-        for v in self.officeCodes {
-            w.byte(34)
-            w.string(v)
+        self.officeCodes.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(34)
+                w.string(values[i])
+            }
         }
         if !self.services.isEmpty {
             w.byte(42)
@@ -218,8 +222,10 @@ extension Haven_V1_ListPartnersRequest: HavenWireMessage {
             sizes.set(slot, size)
             n &+= 1 &+ _WireSize.delimited(size)
         }
-        for v in self.officeCodes {
-            n &+= 1 &+ _WireSize.delimited(v.utf8.count)
+        self.officeCodes.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            }
         }
         if self.kind.rawValue != 0 {
             let v = self.kind
@@ -239,9 +245,11 @@ extension Haven_V1_ListPartnersRequest: HavenWireMessage {
             w.length(sizes.next())
             self.page._wireWrite(&w, &sizes)
         }
-        for v in self.officeCodes {
-            w.byte(18)
-            w.string(v)
+        self.officeCodes.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(18)
+                w.string(values[i])
+            }
         }
         if self.kind.rawValue != 0 {
             w.byte(24)
@@ -281,11 +289,13 @@ extension Haven_V1_ListPartnersRequest: HavenWireMessage {
 extension Haven_V1_ListPartnersResponse: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
-        for v in self.partners {
-            let slot = sizes.reserve()
-            let size = v._wireSize(&sizes)
-            sizes.set(slot, size)
-            n &+= 1 &+ _WireSize.delimited(size)
+        self.partners.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                let slot = sizes.reserve()
+                let size = values[i]._wireSize(&sizes)
+                sizes.set(slot, size)
+                n &+= 1 &+ _WireSize.delimited(size)
+            }
         }
         if self.hasPage {
             let v = self.page
@@ -299,10 +309,12 @@ extension Haven_V1_ListPartnersResponse: HavenWireMessage {
     }
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
-        for v in self.partners {
-            w.byte(10)
-            w.length(sizes.next())
-            v._wireWrite(&w, &sizes)
+        self.partners.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(10)
+                w.length(sizes.next())
+                values[i]._wireWrite(&w, &sizes)
+            }
         }
         if self.hasPage {
             w.byte(18)
@@ -686,11 +698,13 @@ extension Haven_V1_ListReferralsRequest: HavenWireMessage {
 extension Haven_V1_ListReferralsResponse: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
-        for v in self.referrals {
-            let slot = sizes.reserve()
-            let size = v._wireSize(&sizes)
-            sizes.set(slot, size)
-            n &+= 1 &+ _WireSize.delimited(size)
+        self.referrals.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                let slot = sizes.reserve()
+                let size = values[i]._wireSize(&sizes)
+                sizes.set(slot, size)
+                n &+= 1 &+ _WireSize.delimited(size)
+            }
         }
         if self.hasPage {
             let v = self.page
@@ -704,10 +718,12 @@ extension Haven_V1_ListReferralsResponse: HavenWireMessage {
     }
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
-        for v in self.referrals {
-            w.byte(10)
-            w.length(sizes.next())
-            v._wireWrite(&w, &sizes)
+        self.referrals.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(10)
+                w.length(sizes.next())
+                values[i]._wireWrite(&w, &sizes)
+            }
         }
         if self.hasPage {
             w.byte(18)
@@ -813,8 +829,10 @@ extension Haven_V1_UpdatePartnerRequest: HavenWireMessage {
             let v = self.changeOffices
             n &+= 1 &+ 1
         }
-        for v in self.officeCodes {
-            n &+= 1 &+ _WireSize.delimited(v.utf8.count)
+        self.officeCodes.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            }
         }
         if self.changeServices {
             let v = self.changeServices
@@ -852,9 +870,11 @@ extension Haven_V1_UpdatePartnerRequest: HavenWireMessage {
             w.byte(40)
             w.byte(self.changeOffices ? 1 : 0)
         }
-        for v in self.officeCodes {
-            w.byte(50)
-            w.string(v)
+        self.officeCodes.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(50)
+                w.string(values[i])
+            }
         }
         if self.changeServices {
             w.byte(56)

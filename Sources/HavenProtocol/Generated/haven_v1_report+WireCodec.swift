@@ -116,11 +116,13 @@ extension Haven_V1_OfficeReport: HavenWireMessage {
             let v = self.casesClosed
             n &+= 1 &+ _WireSize.varint(UInt64(v))
         }
-        for v in self.casesByStatus {
-            let slot = sizes.reserve()
-            let size = v._wireSize(&sizes)
-            sizes.set(slot, size)
-            n &+= 1 &+ _WireSize.delimited(size)
+        self.casesByStatus.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                let slot = sizes.reserve()
+                let size = values[i]._wireSize(&sizes)
+                sizes.set(slot, size)
+                n &+= 1 &+ _WireSize.delimited(size)
+            }
         }
         if self.rescueOperations != 0 {
             let v = self.rescueOperations
@@ -154,11 +156,13 @@ extension Haven_V1_OfficeReport: HavenWireMessage {
             let v = self.survivorsRegistered
             n &+= 1 &+ _WireSize.varint(UInt64(v))
         }
-        for v in self.servicesDelivered {
-            let slot = sizes.reserve()
-            let size = v._wireSize(&sizes)
-            sizes.set(slot, size)
-            n &+= 1 &+ _WireSize.delimited(size)
+        self.servicesDelivered.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                let slot = sizes.reserve()
+                let size = values[i]._wireSize(&sizes)
+                sizes.set(slot, size)
+                n &+= 1 &+ _WireSize.delimited(size)
+            }
         }
         if self.generatedAtUnixMs != 0 {
             let v = self.generatedAtUnixMs
@@ -186,10 +190,12 @@ extension Haven_V1_OfficeReport: HavenWireMessage {
             w.byte(32)
             w.varint(UInt64(self.casesClosed))
         }
-        for v in self.casesByStatus {
-            w.byte(42)
-            w.length(sizes.next())
-            v._wireWrite(&w, &sizes)
+        self.casesByStatus.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(42)
+                w.length(sizes.next())
+                values[i]._wireWrite(&w, &sizes)
+            }
         }
         if self.rescueOperations != 0 {
             w.byte(48)
@@ -223,10 +229,12 @@ extension Haven_V1_OfficeReport: HavenWireMessage {
             w.byte(104)
             w.varint(UInt64(self.survivorsRegistered))
         }
-        for v in self.servicesDelivered {
-            w.byte(114)
-            w.length(sizes.next())
-            v._wireWrite(&w, &sizes)
+        self.servicesDelivered.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(114)
+                w.length(sizes.next())
+                values[i]._wireWrite(&w, &sizes)
+            }
         }
         if self.generatedAtUnixMs != 0 {
             w.byte(120)

@@ -11,35 +11,33 @@ extension Haven_V1_ClientEnvelope: HavenWireMessage {
             let v = self.callID
             n &+= 1 &+ _WireSize.varint(v)
         }
-        if case .hello(let v)? = self.kind {
+        switch self.kind {
+        case .hello(let v)?:
             let slot = sizes.reserve()
             let size = v._wireSize(&sizes)
             sizes.set(slot, size)
             n &+= 1 &+ _WireSize.delimited(size)
-        }
-        if case .start(let v)? = self.kind {
+        case .start(let v)?:
             let slot = sizes.reserve()
             let size = v._wireSize(&sizes)
             sizes.set(slot, size)
             n &+= 1 &+ _WireSize.delimited(size)
-        }
-        if case .cancel(let v)? = self.kind {
+        case .cancel(let v)?:
             let slot = sizes.reserve()
             let size = v._wireSize(&sizes)
             sizes.set(slot, size)
             n &+= 1 &+ _WireSize.delimited(size)
-        }
-        if case .credit(let v)? = self.kind {
+        case .credit(let v)?:
             let slot = sizes.reserve()
             let size = v._wireSize(&sizes)
             sizes.set(slot, size)
             n &+= 1 &+ _WireSize.delimited(size)
-        }
-        if case .ping(let v)? = self.kind {
+        case .ping(let v)?:
             let slot = sizes.reserve()
             let size = v._wireSize(&sizes)
             sizes.set(slot, size)
             n &+= 1 &+ _WireSize.delimited(size)
+        default: break
         }
         n &+= self.unknownFields.data.count
         return n
@@ -50,30 +48,28 @@ extension Haven_V1_ClientEnvelope: HavenWireMessage {
             w.byte(8)
             w.varint(self.callID)
         }
-        if case .hello(let v)? = self.kind {
+        switch self.kind {
+        case .hello(let v)?:
             w.byte(18)
             w.length(sizes.next())
             v._wireWrite(&w, &sizes)
-        }
-        if case .start(let v)? = self.kind {
+        case .start(let v)?:
             w.byte(26)
             w.length(sizes.next())
             v._wireWrite(&w, &sizes)
-        }
-        if case .cancel(let v)? = self.kind {
+        case .cancel(let v)?:
             w.byte(34)
             w.length(sizes.next())
             v._wireWrite(&w, &sizes)
-        }
-        if case .credit(let v)? = self.kind {
+        case .credit(let v)?:
             w.byte(42)
             w.length(sizes.next())
             v._wireWrite(&w, &sizes)
-        }
-        if case .ping(let v)? = self.kind {
+        case .ping(let v)?:
             w.byte(50)
             w.length(sizes.next())
             v._wireWrite(&w, &sizes)
+        default: break
         }
         if !self.unknownFields.data.isEmpty { w.raw(self.unknownFields.data) }
     }
@@ -126,35 +122,33 @@ extension Haven_V1_ServerEnvelope: HavenWireMessage {
             let v = self.callID
             n &+= 1 &+ _WireSize.varint(v)
         }
-        if case .hello(let v)? = self.kind {
+        switch self.kind {
+        case .hello(let v)?:
             let slot = sizes.reserve()
             let size = v._wireSize(&sizes)
             sizes.set(slot, size)
             n &+= 1 &+ _WireSize.delimited(size)
-        }
-        if case .message(let v)? = self.kind {
+        case .message(let v)?:
             let slot = sizes.reserve()
             let size = v._wireSize(&sizes)
             sizes.set(slot, size)
             n &+= 1 &+ _WireSize.delimited(size)
-        }
-        if case .end(let v)? = self.kind {
+        case .end(let v)?:
             let slot = sizes.reserve()
             let size = v._wireSize(&sizes)
             sizes.set(slot, size)
             n &+= 1 &+ _WireSize.delimited(size)
-        }
-        if case .pong(let v)? = self.kind {
+        case .pong(let v)?:
             let slot = sizes.reserve()
             let size = v._wireSize(&sizes)
             sizes.set(slot, size)
             n &+= 1 &+ _WireSize.delimited(size)
-        }
-        if case .goAway(let v)? = self.kind {
+        case .goAway(let v)?:
             let slot = sizes.reserve()
             let size = v._wireSize(&sizes)
             sizes.set(slot, size)
             n &+= 1 &+ _WireSize.delimited(size)
+        default: break
         }
         n &+= self.unknownFields.data.count
         return n
@@ -165,30 +159,28 @@ extension Haven_V1_ServerEnvelope: HavenWireMessage {
             w.byte(8)
             w.varint(self.callID)
         }
-        if case .hello(let v)? = self.kind {
+        switch self.kind {
+        case .hello(let v)?:
             w.byte(18)
             w.length(sizes.next())
             v._wireWrite(&w, &sizes)
-        }
-        if case .message(let v)? = self.kind {
+        case .message(let v)?:
             w.byte(26)
             w.length(sizes.next())
             v._wireWrite(&w, &sizes)
-        }
-        if case .end(let v)? = self.kind {
+        case .end(let v)?:
             w.byte(34)
             w.length(sizes.next())
             v._wireWrite(&w, &sizes)
-        }
-        if case .pong(let v)? = self.kind {
+        case .pong(let v)?:
             w.byte(42)
             w.length(sizes.next())
             v._wireWrite(&w, &sizes)
-        }
-        if case .goAway(let v)? = self.kind {
+        case .goAway(let v)?:
             w.byte(50)
             w.length(sizes.next())
             v._wireWrite(&w, &sizes)
+        default: break
         }
         if !self.unknownFields.data.isEmpty { w.raw(self.unknownFields.data) }
     }
@@ -434,11 +426,13 @@ extension Haven_V1_CallStart: HavenWireMessage {
             let v = self.initialCredit
             n &+= 1 &+ _WireSize.varint(UInt64(v))
         }
-        for v in self.traceContext {
-            let slot = sizes.reserve()
-            let size = v._wireSize(&sizes)
-            sizes.set(slot, size)
-            n &+= 1 &+ _WireSize.delimited(size)
+        self.traceContext.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                let slot = sizes.reserve()
+                let size = values[i]._wireSize(&sizes)
+                sizes.set(slot, size)
+                n &+= 1 &+ _WireSize.delimited(size)
+            }
         }
         n &+= self.unknownFields.data.count
         return n
@@ -461,10 +455,12 @@ extension Haven_V1_CallStart: HavenWireMessage {
             w.byte(32)
             w.varint(UInt64(self.initialCredit))
         }
-        for v in self.traceContext {
-            w.byte(42)
-            w.length(sizes.next())
-            v._wireWrite(&w, &sizes)
+        self.traceContext.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(42)
+                w.length(sizes.next())
+                values[i]._wireWrite(&w, &sizes)
+            }
         }
         if !self.unknownFields.data.isEmpty { w.raw(self.unknownFields.data) }
     }
@@ -778,54 +774,52 @@ extension Haven_V1_FeedReset: HavenWireMessage {
 extension Haven_V1_ErrorDetail: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
-        if case .versionConflict(let v)? = self.detail {
+        switch self.detail {
+        case .versionConflict(let v)?:
             let slot = sizes.reserve()
             let size = v._wireSize(&sizes)
             sizes.set(slot, size)
             n &+= 1 &+ _WireSize.delimited(size)
-        }
-        if case .fieldViolation(let v)? = self.detail {
+        case .fieldViolation(let v)?:
             let slot = sizes.reserve()
             let size = v._wireSize(&sizes)
             sizes.set(slot, size)
             n &+= 1 &+ _WireSize.delimited(size)
-        }
-        if case .retry(let v)? = self.detail {
+        case .retry(let v)?:
             let slot = sizes.reserve()
             let size = v._wireSize(&sizes)
             sizes.set(slot, size)
             n &+= 1 &+ _WireSize.delimited(size)
-        }
-        if case .feedReset(let v)? = self.detail {
+        case .feedReset(let v)?:
             let slot = sizes.reserve()
             let size = v._wireSize(&sizes)
             sizes.set(slot, size)
             n &+= 1 &+ _WireSize.delimited(size)
+        default: break
         }
         n &+= self.unknownFields.data.count
         return n
     }
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
-        if case .versionConflict(let v)? = self.detail {
+        switch self.detail {
+        case .versionConflict(let v)?:
             w.byte(10)
             w.length(sizes.next())
             v._wireWrite(&w, &sizes)
-        }
-        if case .fieldViolation(let v)? = self.detail {
+        case .fieldViolation(let v)?:
             w.byte(18)
             w.length(sizes.next())
             v._wireWrite(&w, &sizes)
-        }
-        if case .retry(let v)? = self.detail {
+        case .retry(let v)?:
             w.byte(26)
             w.length(sizes.next())
             v._wireWrite(&w, &sizes)
-        }
-        if case .feedReset(let v)? = self.detail {
+        case .feedReset(let v)?:
             w.byte(34)
             w.length(sizes.next())
             v._wireWrite(&w, &sizes)
+        default: break
         }
         if !self.unknownFields.data.isEmpty { w.raw(self.unknownFields.data) }
     }
@@ -878,11 +872,13 @@ extension Haven_V1_CallEnd: HavenWireMessage {
             let v = self.payload
             n &+= 1 &+ _WireSize.delimited(v.count)
         }
-        for v in self.details {
-            let slot = sizes.reserve()
-            let size = v._wireSize(&sizes)
-            sizes.set(slot, size)
-            n &+= 1 &+ _WireSize.delimited(size)
+        self.details.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                let slot = sizes.reserve()
+                let size = values[i]._wireSize(&sizes)
+                sizes.set(slot, size)
+                n &+= 1 &+ _WireSize.delimited(size)
+            }
         }
         n &+= self.unknownFields.data.count
         return n
@@ -901,10 +897,12 @@ extension Haven_V1_CallEnd: HavenWireMessage {
             w.byte(26)
             w.bytes(self.payload)
         }
-        for v in self.details {
-            w.byte(34)
-            w.length(sizes.next())
-            v._wireWrite(&w, &sizes)
+        self.details.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(34)
+                w.length(sizes.next())
+                values[i]._wireWrite(&w, &sizes)
+            }
         }
         if !self.unknownFields.data.isEmpty { w.raw(self.unknownFields.data) }
     }

@@ -19,8 +19,10 @@ extension Haven_V1_Principal: HavenWireMessage {
             let v = self.role
             n &+= 1 &+ _WireSize.int64(Int64(v.rawValue))
         }
-        for v in self.officeCodes {
-            n &+= 1 &+ _WireSize.delimited(v.utf8.count)
+        self.officeCodes.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            }
         }
         if !self.partnerID.isEmpty {
             let v = self.partnerID
@@ -47,9 +49,11 @@ extension Haven_V1_Principal: HavenWireMessage {
             w.byte(24)
             w.int64(Int64(self.role.rawValue))
         }
-        for v in self.officeCodes {
-            w.byte(34)
-            w.string(v)
+        self.officeCodes.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(34)
+                w.string(values[i])
+            }
         }
         if !self.partnerID.isEmpty {
             w.byte(42)

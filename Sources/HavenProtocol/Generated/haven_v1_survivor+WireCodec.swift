@@ -7,8 +7,10 @@ import SwiftProtobuf
 extension Haven_V1_Address: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
-        for v in self.lines {
-            n &+= 1 &+ _WireSize.delimited(v.utf8.count)
+        self.lines.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            }
         }
         if !self.city.isEmpty {
             let v = self.city
@@ -31,9 +33,11 @@ extension Haven_V1_Address: HavenWireMessage {
     }
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
-        for v in self.lines {
-            w.byte(10)
-            w.string(v)
+        self.lines.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(10)
+                w.string(values[i])
+            }
         }
         if !self.city.isEmpty {
             w.byte(18)
@@ -124,8 +128,10 @@ extension Haven_V1_SurvivorIdentity: HavenWireMessage {
             let v = self.legalName
             n &+= 1 &+ _WireSize.delimited(v.utf8.count)
         }
-        for v in self.otherNames {
-            n &+= 1 &+ _WireSize.delimited(v.utf8.count)
+        self.otherNames.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            }
         }
         if self.hasDateOfBirth {
             let v = self.dateOfBirth
@@ -142,14 +148,18 @@ extension Haven_V1_SurvivorIdentity: HavenWireMessage {
             let v = self.nationality
             n &+= 1 &+ _WireSize.delimited(v.utf8.count)
         }
-        for v in self.languages {
-            n &+= 1 &+ _WireSize.delimited(v.utf8.count)
+        self.languages.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            }
         }
-        for v in self.contacts {
-            let slot = sizes.reserve()
-            let size = v._wireSize(&sizes)
-            sizes.set(slot, size)
-            n &+= 1 &+ _WireSize.delimited(size)
+        self.contacts.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                let slot = sizes.reserve()
+                let size = values[i]._wireSize(&sizes)
+                sizes.set(slot, size)
+                n &+= 1 &+ _WireSize.delimited(size)
+            }
         }
         if self.hasHomeAddress {
             let v = self.homeAddress
@@ -178,9 +188,11 @@ extension Haven_V1_SurvivorIdentity: HavenWireMessage {
             w.byte(10)
             w.string(self.legalName)
         }
-        for v in self.otherNames {
-            w.byte(18)
-            w.string(v)
+        self.otherNames.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(18)
+                w.string(values[i])
+            }
         }
         if self.hasDateOfBirth {
             w.byte(26)
@@ -195,14 +207,18 @@ extension Haven_V1_SurvivorIdentity: HavenWireMessage {
             w.byte(42)
             w.string(self.nationality)
         }
-        for v in self.languages {
-            w.byte(50)
-            w.string(v)
+        self.languages.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(50)
+                w.string(values[i])
+            }
         }
-        for v in self.contacts {
-            w.byte(58)
-            w.length(sizes.next())
-            v._wireWrite(&w, &sizes)
+        self.contacts.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(58)
+                w.length(sizes.next())
+                values[i]._wireWrite(&w, &sizes)
+            }
         }
         if self.hasHomeAddress {
             w.byte(66)
@@ -708,32 +724,42 @@ extension Haven_V1_Survivor: HavenWireMessage {
             let v = self.status
             n &+= 1 &+ _WireSize.int64(Int64(v.rawValue))
         }
-        for v in self.placements {
-            let slot = sizes.reserve()
-            let size = v._wireSize(&sizes)
-            sizes.set(slot, size)
-            n &+= 1 &+ _WireSize.delimited(size)
+        self.placements.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                let slot = sizes.reserve()
+                let size = values[i]._wireSize(&sizes)
+                sizes.set(slot, size)
+                n &+= 1 &+ _WireSize.delimited(size)
+            }
         }
-        for v in self.services {
-            let slot = sizes.reserve()
-            let size = v._wireSize(&sizes)
-            sizes.set(slot, size)
-            n &+= 1 &+ _WireSize.delimited(size)
+        self.services.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                let slot = sizes.reserve()
+                let size = values[i]._wireSize(&sizes)
+                sizes.set(slot, size)
+                n &+= 1 &+ _WireSize.delimited(size)
+            }
         }
-        for v in self.consents {
-            let slot = sizes.reserve()
-            let size = v._wireSize(&sizes)
-            sizes.set(slot, size)
-            n &+= 1 &+ _WireSize.delimited(size)
+        self.consents.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                let slot = sizes.reserve()
+                let size = values[i]._wireSize(&sizes)
+                sizes.set(slot, size)
+                n &+= 1 &+ _WireSize.delimited(size)
+            }
         }
-        for v in self.caseIds {
-            n &+= 1 &+ _WireSize.delimited(v.utf8.count)
+        self.caseIds.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            }
         }
-        for v in self.flags {
-            let slot = sizes.reserve()
-            let size = v._wireSize(&sizes)
-            sizes.set(slot, size)
-            n &+= 1 &+ _WireSize.delimited(size)
+        self.flags.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                let slot = sizes.reserve()
+                let size = values[i]._wireSize(&sizes)
+                sizes.set(slot, size)
+                n &+= 1 &+ _WireSize.delimited(size)
+            }
         }
         if self.hasIdentity {
             let v = self.identity
@@ -742,8 +768,10 @@ extension Haven_V1_Survivor: HavenWireMessage {
             sizes.set(slot, size)
             n &+= 1 &+ _WireSize.delimited(size)
         }
-        for v in self.withheldIdentityFields {
-            n &+= 1 &+ _WireSize.delimited(v.utf8.count)
+        self.withheldIdentityFields.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            }
         }
         if self.createdAtUnixMs != 0 {
             let v = self.createdAtUnixMs
@@ -795,38 +823,50 @@ extension Haven_V1_Survivor: HavenWireMessage {
             w.byte(64)
             w.int64(Int64(self.status.rawValue))
         }
-        for v in self.placements {
-            w.byte(74)
-            w.length(sizes.next())
-            v._wireWrite(&w, &sizes)
+        self.placements.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(74)
+                w.length(sizes.next())
+                values[i]._wireWrite(&w, &sizes)
+            }
         }
-        for v in self.services {
-            w.byte(82)
-            w.length(sizes.next())
-            v._wireWrite(&w, &sizes)
+        self.services.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(82)
+                w.length(sizes.next())
+                values[i]._wireWrite(&w, &sizes)
+            }
         }
-        for v in self.consents {
-            w.byte(90)
-            w.length(sizes.next())
-            v._wireWrite(&w, &sizes)
+        self.consents.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(90)
+                w.length(sizes.next())
+                values[i]._wireWrite(&w, &sizes)
+            }
         }
-        for v in self.caseIds {
-            w.byte(98)
-            w.string(v)
+        self.caseIds.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(98)
+                w.string(values[i])
+            }
         }
-        for v in self.flags {
-            w.byte(106)
-            w.length(sizes.next())
-            v._wireWrite(&w, &sizes)
+        self.flags.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(106)
+                w.length(sizes.next())
+                values[i]._wireWrite(&w, &sizes)
+            }
         }
         if self.hasIdentity {
             w.byte(114)
             w.length(sizes.next())
             self.identity._wireWrite(&w, &sizes)
         }
-        for v in self.withheldIdentityFields {
-            w.byte(122)
-            w.string(v)
+        self.withheldIdentityFields.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(122)
+                w.string(values[i])
+            }
         }
         if self.createdAtUnixMs != 0 {
             w.tag(128, 1)
@@ -1027,11 +1067,12 @@ extension Haven_V1_RegisterSurvivorRequest: HavenWireMessage {
 extension Haven_V1_GetSurvivorRequest: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
-        if case .survivorID(let v)? = self.key {
+        switch self.key {
+        case .survivorID(let v)?:
             n &+= 1 &+ _WireSize.delimited(v.utf8.count)
-        }
-        if case .code(let v)? = self.key {
+        case .code(let v)?:
             n &+= 1 &+ _WireSize.delimited(v.utf8.count)
+        default: break
         }
         if self.includeIdentity {
             let v = self.includeIdentity
@@ -1042,13 +1083,14 @@ extension Haven_V1_GetSurvivorRequest: HavenWireMessage {
     }
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
-        if case .survivorID(let v)? = self.key {
+        switch self.key {
+        case .survivorID(let v)?:
             w.byte(10)
             w.string(v)
-        }
-        if case .code(let v)? = self.key {
+        case .code(let v)?:
             w.byte(18)
             w.string(v)
+        default: break
         }
         if self.includeIdentity {
             w.byte(24)
@@ -1082,8 +1124,10 @@ extension Haven_V1_ListSurvivorsRequest: HavenWireMessage {
             sizes.set(slot, size)
             n &+= 1 &+ _WireSize.delimited(size)
         }
-        for v in self.officeCodes {
-            n &+= 1 &+ _WireSize.delimited(v.utf8.count)
+        self.officeCodes.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            }
         }
         if !self.statuses.isEmpty {
             let slot = sizes.reserve()
@@ -1121,9 +1165,11 @@ extension Haven_V1_ListSurvivorsRequest: HavenWireMessage {
             w.length(sizes.next())
             self.page._wireWrite(&w, &sizes)
         }
-        for v in self.officeCodes {
-            w.byte(18)
-            w.string(v)
+        self.officeCodes.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(18)
+                w.string(values[i])
+            }
         }
         if !self.statuses.isEmpty {
             w.byte(26)
@@ -1196,11 +1242,13 @@ extension Haven_V1_ListSurvivorsRequest: HavenWireMessage {
 extension Haven_V1_ListSurvivorsResponse: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
-        for v in self.survivors {
-            let slot = sizes.reserve()
-            let size = v._wireSize(&sizes)
-            sizes.set(slot, size)
-            n &+= 1 &+ _WireSize.delimited(size)
+        self.survivors.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                let slot = sizes.reserve()
+                let size = values[i]._wireSize(&sizes)
+                sizes.set(slot, size)
+                n &+= 1 &+ _WireSize.delimited(size)
+            }
         }
         if self.hasPage {
             let v = self.page
@@ -1214,10 +1262,12 @@ extension Haven_V1_ListSurvivorsResponse: HavenWireMessage {
     }
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
-        for v in self.survivors {
-            w.byte(10)
-            w.length(sizes.next())
-            v._wireWrite(&w, &sizes)
+        self.survivors.withUnsafeBufferPointer { values in
+            for i in values.indices {
+                w.byte(10)
+                w.length(sizes.next())
+                values[i]._wireWrite(&w, &sizes)
+            }
         }
         if self.hasPage {
             w.byte(18)
