@@ -104,6 +104,7 @@ let package = Package(
                 "BenchmarkMessages",
                 "CHavenProtobufC",
                 .product(name: "HavenProtocol", package: "Haven"),
+                .product(name: "HavenWireTesting", package: "Haven"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],

@@ -31,6 +31,10 @@ public struct RandomMessages {
     public var unknownFields: Bool
     /// How deep nested messages go before they are left empty.
     public var maximumDepth = 4
+    /// Whether doubles and floats may be −0.0. protoc's C++ and swift-protobuf
+    /// write a −0.0 (its bits are not zero); protobuf-c 1.4 omits it as if it
+    /// were +0.0, so a comparison with protobuf-c leaves it out.
+    public var negativeZero = true
 
     /// - Parameters:
     ///   - seed: The same seed gives the same sequence of encodings.
@@ -229,9 +233,10 @@ public struct RandomMessages {
         let edges: [Double] = [
             0, -0.0, 1.5, -2.25, .infinity, -.infinity, .leastNonzeroMagnitude, .greatestFiniteMagnitude, 1e-300,
         ]
-        if self.next(2) == 0 { return edges[self.next(edges.count)] }
-        let value = Double(bitPattern: self.rng.next())
-        return value.isNaN ? 3.0 : value
+        var value = self.next(2) == 0 ? edges[self.next(edges.count)] : Double(bitPattern: self.rng.next())
+        if value.isNaN { value = 3.0 }
+        if value == 0, !self.negativeZero { value = 0 }
+        return value
     }
 
     /// Empty, ASCII, and text in the scripts Haven's offices write (Bengali,

@@ -3,20 +3,14 @@
 #include "CHavenProtobufC.h"
 #include <string.h>
 
-static const ProtobufCMessageDescriptor *const descriptors[] = {
-    &haven__v1__office__descriptor,
-    &haven__v1__case__descriptor,
-    &haven__v1__list_cases_response__descriptor,
-    &haven__v1__survivor__descriptor,
-    &haven__v1__client_envelope__descriptor,
-    &haven__v1__server_envelope__descriptor,
-    &haven__v1__open_case_request__descriptor,
-};
+// Every message of the schema (generated/descriptors.c).
+extern const ProtobufCMessageDescriptor *const haven_pbc_descriptors[];
+extern const unsigned long haven_pbc_descriptor_count;
 
 const ProtobufCMessageDescriptor *haven_pbc_descriptor(const char *full_name) {
-    for (size_t i = 0; i < sizeof(descriptors) / sizeof(descriptors[0]); i++) {
-        if (strcmp(descriptors[i]->name, full_name) == 0) {
-            return descriptors[i];
+    for (unsigned long i = 0; i < haven_pbc_descriptor_count; i++) {
+        if (strcmp(haven_pbc_descriptors[i]->name, full_name) == 0) {
+            return haven_pbc_descriptors[i];
         }
     }
     return NULL;

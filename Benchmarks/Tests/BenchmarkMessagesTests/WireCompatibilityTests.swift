@@ -11,7 +11,7 @@ struct WireCompatibilityTests {
     @Test("protobuf-c reads Haven's frames and writes the same bytes back", arguments: Representative.all.map(\.name))
     func cReadsSwift(name: String) throws {
         let sample = try #require(Representative.all.first { $0.name == name })
-        func check<M: SwiftProtobuf.Message>(_ message: M) throws {
+        func check<M: HavenWireMessage>(_ message: M) throws {
             let frame = try FrameEncoder(maximumPayloadLength: 64 << 20).encode(message)
             let payload = Array(frame.readableBytesView.dropFirst(Frame.headerLength))
             let codec = try #require(ProtobufCCodec(messageName: M.protoMessageName))

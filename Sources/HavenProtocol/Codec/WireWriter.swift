@@ -86,10 +86,17 @@ public struct _WireWriter {
     /// A string's length and UTF-8 bytes.
     @inlinable
     public mutating func string(_ value: String) {
-        var value = value
-        value.withUTF8 { utf8 in
-            self.length(utf8.count)
-            self.copy(UnsafeRawBufferPointer(utf8))
+        let utf8 = value.utf8
+        self.length(utf8.count)
+        // In place for native strings (small ones from the stack); the
+        // element-wise path only for strings bridged from elsewhere.
+        let copied: Void? = utf8.withContiguousStorageIfAvailable { self.copy(UnsafeRawBufferPointer($0)) }
+        if copied == nil {
+            precondition(self.end - self.p >= utf8.count, "a generated encoder wrote past its size")
+            for byte in utf8 {
+                self.p.storeBytes(of: byte, as: UInt8.self)
+                self.p += 1
+            }
         }
     }
 
