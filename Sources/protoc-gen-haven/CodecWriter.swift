@@ -429,9 +429,11 @@ struct CodecWriter: SchemaWriter {
                     out.add("        }")
                 } else {
                     // Elements borrowed in place: `for v in array` would copy (retain) each.
+                    // (UnsafeBufferPointer's subscript returns a copy; UnsafePointer's borrows.)
                     out.add("        \(property).withUnsafeBufferPointer { values in")
-                    out.add("            for i in values.indices {")
-                    let size = self.valueSize("values[i]", into: &out, indent: "                ")
+                    out.add("            guard let base = values.baseAddress else { return }")
+                    out.add("            for i in 0..<values.count {")
+                    let size = self.valueSize("base[i]", into: &out, indent: "                ")
                     out.add("                n &+= \(tagSize) &+ \(size)")
                     out.add("            }")
                     out.add("        }")
@@ -500,9 +502,10 @@ struct CodecWriter: SchemaWriter {
                     out.add("        }")
                 } else {
                     out.add("        \(property).withUnsafeBufferPointer { values in")
-                    out.add("            for i in values.indices {")
+                    out.add("            guard let base = values.baseAddress else { return }")
+                    out.add("            for i in 0..<values.count {")
                     out.add("                \(tag)")
-                    self.writeValue("values[i]", to: &out, indent: "                ")
+                    self.writeValue("base[i]", to: &out, indent: "                ")
                     out.add("            }")
                     out.add("        }")
                 }

@@ -140,8 +140,9 @@ extension Haven_V1_Account: HavenWireMessage {
             n &+= 1 &+ _WireSize.int64(Int64(v.rawValue))
         }
         self.officeCodes.withUnsafeBufferPointer { values in
-            for i in values.indices {
-                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
+                n &+= 1 &+ _WireSize.delimited(base[i].utf8.count)
             }
         }
         if !self.partnerID.isEmpty {
@@ -157,9 +158,10 @@ extension Haven_V1_Account: HavenWireMessage {
             n &+= 1 &+ _WireSize.int64(v)
         }
         self.credentials.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 let slot = sizes.reserve()
-                let size = values[i]._wireSize(&sizes)
+                let size = base[i]._wireSize(&sizes)
                 sizes.set(slot, size)
                 n &+= 1 &+ _WireSize.delimited(size)
             }
@@ -182,9 +184,10 @@ extension Haven_V1_Account: HavenWireMessage {
             w.int64(Int64(self.role.rawValue))
         }
         self.officeCodes.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(34)
-                w.string(values[i])
+                w.string(base[i])
             }
         }
         if !self.partnerID.isEmpty {
@@ -200,10 +203,11 @@ extension Haven_V1_Account: HavenWireMessage {
             w.int64(self.createdAtUnixMs)
         }
         self.credentials.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(66)
                 w.length(sizes.next())
-                values[i]._wireWrite(&w, &sizes)
+                base[i]._wireWrite(&w, &sizes)
             }
         }
         if !self.unknownFields.data.isEmpty { w.raw(self.unknownFields.data) }
@@ -497,9 +501,10 @@ extension Haven_V1_ListAccountsResponse: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
         self.accounts.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 let slot = sizes.reserve()
-                let size = values[i]._wireSize(&sizes)
+                let size = base[i]._wireSize(&sizes)
                 sizes.set(slot, size)
                 n &+= 1 &+ _WireSize.delimited(size)
             }
@@ -517,10 +522,11 @@ extension Haven_V1_ListAccountsResponse: HavenWireMessage {
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
         self.accounts.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(10)
                 w.length(sizes.next())
-                values[i]._wireWrite(&w, &sizes)
+                base[i]._wireWrite(&w, &sizes)
             }
         }
         if self.hasPage {
@@ -574,8 +580,9 @@ extension Haven_V1_UpdateAccountRequest: HavenWireMessage {
             n &+= 1 &+ 1
         }
         self.officeCodes.withUnsafeBufferPointer { values in
-            for i in values.indices {
-                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
+                n &+= 1 &+ _WireSize.delimited(base[i].utf8.count)
             }
         }
         if self.changePartner {
@@ -608,9 +615,10 @@ extension Haven_V1_UpdateAccountRequest: HavenWireMessage {
             w.byte(self.changeOffices ? 1 : 0)
         }
         self.officeCodes.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(42)
-                w.string(values[i])
+                w.string(base[i])
             }
         }
         if self.changePartner {

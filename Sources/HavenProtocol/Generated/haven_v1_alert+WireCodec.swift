@@ -36,8 +36,9 @@ extension Haven_V1_Alert: HavenWireMessage {
             n &+= 1 &+ _WireSize.delimited(v.utf8.count)
         }
         self.flaggedSurvivorIds.withUnsafeBufferPointer { values in
-            for i in values.indices {
-                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
+                n &+= 1 &+ _WireSize.delimited(base[i].utf8.count)
             }
         }
         if self.raisedAtUnixMs != 0 {
@@ -97,9 +98,10 @@ extension Haven_V1_Alert: HavenWireMessage {
             w.string(self.eventID)
         }
         self.flaggedSurvivorIds.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(66)
-                w.string(values[i])
+                w.string(base[i])
             }
         }
         if self.raisedAtUnixMs != 0 {
@@ -179,8 +181,9 @@ extension Haven_V1_ListAlertsRequest: HavenWireMessage {
             n &+= 1 &+ _WireSize.delimited(size)
         }
         self.officeCodes.withUnsafeBufferPointer { values in
-            for i in values.indices {
-                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
+                n &+= 1 &+ _WireSize.delimited(base[i].utf8.count)
             }
         }
         if self.openOnly {
@@ -198,9 +201,10 @@ extension Haven_V1_ListAlertsRequest: HavenWireMessage {
             self.page._wireWrite(&w, &sizes)
         }
         self.officeCodes.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(18)
-                w.string(values[i])
+                w.string(base[i])
             }
         }
         if self.openOnly {
@@ -236,9 +240,10 @@ extension Haven_V1_ListAlertsResponse: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
         self.alerts.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 let slot = sizes.reserve()
-                let size = values[i]._wireSize(&sizes)
+                let size = base[i]._wireSize(&sizes)
                 sizes.set(slot, size)
                 n &+= 1 &+ _WireSize.delimited(size)
             }
@@ -256,10 +261,11 @@ extension Haven_V1_ListAlertsResponse: HavenWireMessage {
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
         self.alerts.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(10)
                 w.length(sizes.next())
-                values[i]._wireWrite(&w, &sizes)
+                base[i]._wireWrite(&w, &sizes)
             }
         }
         if self.hasPage {

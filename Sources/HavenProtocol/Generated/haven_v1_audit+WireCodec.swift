@@ -148,9 +148,10 @@ extension Haven_V1_AuditEntry: HavenWireMessage {
             n &+= 1 &+ _WireSize.delimited(v.utf8.count)
         }
         self.resources.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 let slot = sizes.reserve()
-                let size = values[i]._wireSize(&sizes)
+                let size = base[i]._wireSize(&sizes)
                 sizes.set(slot, size)
                 n &+= 1 &+ _WireSize.delimited(size)
             }
@@ -164,9 +165,10 @@ extension Haven_V1_AuditEntry: HavenWireMessage {
             n &+= 1 &+ _WireSize.delimited(v.utf8.count)
         }
         self.changes.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 let slot = sizes.reserve()
-                let size = values[i]._wireSize(&sizes)
+                let size = base[i]._wireSize(&sizes)
                 sizes.set(slot, size)
                 n &+= 1 &+ _WireSize.delimited(size)
             }
@@ -209,10 +211,11 @@ extension Haven_V1_AuditEntry: HavenWireMessage {
             w.string(self.action)
         }
         self.resources.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(50)
                 w.length(sizes.next())
-                values[i]._wireWrite(&w, &sizes)
+                base[i]._wireWrite(&w, &sizes)
             }
         }
         if self.outcome.rawValue != 0 {
@@ -224,10 +227,11 @@ extension Haven_V1_AuditEntry: HavenWireMessage {
             w.string(self.requestID)
         }
         self.changes.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(74)
                 w.length(sizes.next())
-                values[i]._wireWrite(&w, &sizes)
+                base[i]._wireWrite(&w, &sizes)
             }
         }
         if !self.detail.isEmpty {
@@ -507,9 +511,10 @@ extension Haven_V1_ListAuditEntriesResponse: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
         self.entries.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 let slot = sizes.reserve()
-                let size = values[i]._wireSize(&sizes)
+                let size = base[i]._wireSize(&sizes)
                 sizes.set(slot, size)
                 n &+= 1 &+ _WireSize.delimited(size)
             }
@@ -531,10 +536,11 @@ extension Haven_V1_ListAuditEntriesResponse: HavenWireMessage {
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
         self.entries.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(10)
                 w.length(sizes.next())
-                values[i]._wireWrite(&w, &sizes)
+                base[i]._wireWrite(&w, &sizes)
             }
         }
         if self.hasPage {
@@ -578,9 +584,10 @@ extension Haven_V1_VerifyAuditChainRequest: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
         self.trustedCheckpoints.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 let slot = sizes.reserve()
-                let size = values[i]._wireSize(&sizes)
+                let size = base[i]._wireSize(&sizes)
                 sizes.set(slot, size)
                 n &+= 1 &+ _WireSize.delimited(size)
             }
@@ -591,10 +598,11 @@ extension Haven_V1_VerifyAuditChainRequest: HavenWireMessage {
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
         self.trustedCheckpoints.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(10)
                 w.length(sizes.next())
-                values[i]._wireWrite(&w, &sizes)
+                base[i]._wireWrite(&w, &sizes)
             }
         }
         if !self.unknownFields.data.isEmpty { w.raw(self.unknownFields.data) }
@@ -806,9 +814,10 @@ extension Haven_V1_ListCheckpointsResponse: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
         self.checkpoints.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 let slot = sizes.reserve()
-                let size = values[i]._wireSize(&sizes)
+                let size = base[i]._wireSize(&sizes)
                 sizes.set(slot, size)
                 n &+= 1 &+ _WireSize.delimited(size)
             }
@@ -826,10 +835,11 @@ extension Haven_V1_ListCheckpointsResponse: HavenWireMessage {
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
         self.checkpoints.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(10)
                 w.length(sizes.next())
-                values[i]._wireWrite(&w, &sizes)
+                base[i]._wireWrite(&w, &sizes)
             }
         }
         if self.hasPage {

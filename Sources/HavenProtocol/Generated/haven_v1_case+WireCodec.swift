@@ -73,8 +73,9 @@ extension Haven_V1_Accused: HavenWireMessage {
             n &+= 1 &+ _WireSize.delimited(v.utf8.count)
         }
         self.aliases.withUnsafeBufferPointer { values in
-            for i in values.indices {
-                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
+                n &+= 1 &+ _WireSize.delimited(base[i].utf8.count)
             }
         }
         if self.role.rawValue != 0 {
@@ -86,9 +87,10 @@ extension Haven_V1_Accused: HavenWireMessage {
             n &+= 1 &+ _WireSize.int64(Int64(v.rawValue))
         }
         self.history.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 let slot = sizes.reserve()
-                let size = values[i]._wireSize(&sizes)
+                let size = base[i]._wireSize(&sizes)
                 sizes.set(slot, size)
                 n &+= 1 &+ _WireSize.delimited(size)
             }
@@ -107,9 +109,10 @@ extension Haven_V1_Accused: HavenWireMessage {
             w.string(self.name)
         }
         self.aliases.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(26)
-                w.string(values[i])
+                w.string(base[i])
             }
         }
         if self.role.rawValue != 0 {
@@ -121,10 +124,11 @@ extension Haven_V1_Accused: HavenWireMessage {
             w.int64(Int64(self.legalStatus.rawValue))
         }
         self.history.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(50)
                 w.length(sizes.next())
-                values[i]._wireWrite(&w, &sizes)
+                base[i]._wireWrite(&w, &sizes)
             }
         }
         if !self.unknownFields.data.isEmpty { w.raw(self.unknownFields.data) }
@@ -226,8 +230,9 @@ extension Haven_V1_Arrest: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
         self.accusedIds.withUnsafeBufferPointer { values in
-            for i in values.indices {
-                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
+                n &+= 1 &+ _WireSize.delimited(base[i].utf8.count)
             }
         }
         if !self.agency.isEmpty {
@@ -244,9 +249,10 @@ extension Haven_V1_Arrest: HavenWireMessage {
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
         self.accusedIds.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(10)
-                w.string(values[i])
+                w.string(base[i])
             }
         }
         if !self.agency.isEmpty {
@@ -283,8 +289,9 @@ extension Haven_V1_ChargeSheet: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
         self.accusedIds.withUnsafeBufferPointer { values in
-            for i in values.indices {
-                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
+                n &+= 1 &+ _WireSize.delimited(base[i].utf8.count)
             }
         }
         if !self.charges.isEmpty {
@@ -305,9 +312,10 @@ extension Haven_V1_ChargeSheet: HavenWireMessage {
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
         self.accusedIds.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(10)
-                w.string(values[i])
+                w.string(base[i])
             }
         }
         if !self.charges.isEmpty {
@@ -407,8 +415,9 @@ extension Haven_V1_Conviction: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
         self.accusedIds.withUnsafeBufferPointer { values in
-            for i in values.indices {
-                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
+                n &+= 1 &+ _WireSize.delimited(base[i].utf8.count)
             }
         }
         if !self.court.isEmpty {
@@ -437,9 +446,10 @@ extension Haven_V1_Conviction: HavenWireMessage {
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
         self.accusedIds.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(10)
-                w.string(values[i])
+                w.string(base[i])
             }
         }
         if !self.court.isEmpty {
@@ -494,8 +504,9 @@ extension Haven_V1_Acquittal: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
         self.accusedIds.withUnsafeBufferPointer { values in
-            for i in values.indices {
-                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
+                n &+= 1 &+ _WireSize.delimited(base[i].utf8.count)
             }
         }
         if !self.court.isEmpty {
@@ -512,9 +523,10 @@ extension Haven_V1_Acquittal: HavenWireMessage {
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
         self.accusedIds.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(10)
-                w.string(values[i])
+                w.string(base[i])
             }
         }
         if !self.court.isEmpty {
@@ -551,8 +563,9 @@ extension Haven_V1_BailGranted: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
         self.accusedIds.withUnsafeBufferPointer { values in
-            for i in values.indices {
-                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
+                n &+= 1 &+ _WireSize.delimited(base[i].utf8.count)
             }
         }
         if !self.court.isEmpty {
@@ -569,9 +582,10 @@ extension Haven_V1_BailGranted: HavenWireMessage {
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
         self.accusedIds.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(10)
-                w.string(values[i])
+                w.string(base[i])
             }
         }
         if !self.court.isEmpty {
@@ -608,8 +622,9 @@ extension Haven_V1_AppealFiled: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
         self.accusedIds.withUnsafeBufferPointer { values in
-            for i in values.indices {
-                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
+                n &+= 1 &+ _WireSize.delimited(base[i].utf8.count)
             }
         }
         if self.filedBy.rawValue != 0 {
@@ -626,9 +641,10 @@ extension Haven_V1_AppealFiled: HavenWireMessage {
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
         self.accusedIds.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(10)
-                w.string(values[i])
+                w.string(base[i])
             }
         }
         if self.filedBy.rawValue != 0 {
@@ -665,8 +681,9 @@ extension Haven_V1_AppealDecided: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
         self.accusedIds.withUnsafeBufferPointer { values in
-            for i in values.indices {
-                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
+                n &+= 1 &+ _WireSize.delimited(base[i].utf8.count)
             }
         }
         if !self.court.isEmpty {
@@ -683,9 +700,10 @@ extension Haven_V1_AppealDecided: HavenWireMessage {
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
         self.accusedIds.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(10)
-                w.string(values[i])
+                w.string(base[i])
             }
         }
         if !self.court.isEmpty {
@@ -722,8 +740,9 @@ extension Haven_V1_ReArrest: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
         self.accusedIds.withUnsafeBufferPointer { values in
-            for i in values.indices {
-                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
+                n &+= 1 &+ _WireSize.delimited(base[i].utf8.count)
             }
         }
         if !self.reason.isEmpty {
@@ -740,9 +759,10 @@ extension Haven_V1_ReArrest: HavenWireMessage {
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
         self.accusedIds.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(10)
-                w.string(values[i])
+                w.string(base[i])
             }
         }
         if !self.reason.isEmpty {
@@ -779,8 +799,9 @@ extension Haven_V1_Release: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
         self.accusedIds.withUnsafeBufferPointer { values in
-            for i in values.indices {
-                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
+                n &+= 1 &+ _WireSize.delimited(base[i].utf8.count)
             }
         }
         if self.reason.rawValue != 0 {
@@ -793,9 +814,10 @@ extension Haven_V1_Release: HavenWireMessage {
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
         self.accusedIds.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(10)
-                w.string(values[i])
+                w.string(base[i])
             }
         }
         if self.reason.rawValue != 0 {
@@ -826,8 +848,9 @@ extension Haven_V1_Absconded: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
         self.accusedIds.withUnsafeBufferPointer { values in
-            for i in values.indices {
-                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
+                n &+= 1 &+ _WireSize.delimited(base[i].utf8.count)
             }
         }
         n &+= self.unknownFields.data.count
@@ -836,9 +859,10 @@ extension Haven_V1_Absconded: HavenWireMessage {
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
         self.accusedIds.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(10)
-                w.string(values[i])
+                w.string(base[i])
             }
         }
         if !self.unknownFields.data.isEmpty { w.raw(self.unknownFields.data) }
@@ -1294,24 +1318,27 @@ extension Haven_V1_Case: HavenWireMessage {
             n &+= 1 &+ _WireSize.delimited(size)
         }
         self.events.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 let slot = sizes.reserve()
-                let size = values[i]._wireSize(&sizes)
+                let size = base[i]._wireSize(&sizes)
                 sizes.set(slot, size)
                 n &+= 1 &+ _WireSize.delimited(size)
             }
         }
         self.accused.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 let slot = sizes.reserve()
-                let size = values[i]._wireSize(&sizes)
+                let size = base[i]._wireSize(&sizes)
                 sizes.set(slot, size)
                 n &+= 1 &+ _WireSize.delimited(size)
             }
         }
         self.survivorIds.withUnsafeBufferPointer { values in
-            for i in values.indices {
-                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
+                n &+= 1 &+ _WireSize.delimited(base[i].utf8.count)
             }
         }
         if self.eventCount != 0 {
@@ -1380,23 +1407,26 @@ extension Haven_V1_Case: HavenWireMessage {
             self.openedBy._wireWrite(&w, &sizes)
         }
         self.events.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(106)
                 w.length(sizes.next())
-                values[i]._wireWrite(&w, &sizes)
+                base[i]._wireWrite(&w, &sizes)
             }
         }
         self.accused.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(114)
                 w.length(sizes.next())
-                values[i]._wireWrite(&w, &sizes)
+                base[i]._wireWrite(&w, &sizes)
             }
         }
         self.survivorIds.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(122)
-                w.string(values[i])
+                w.string(base[i])
             }
         }
         if self.eventCount != 0 {
@@ -1609,8 +1639,9 @@ extension Haven_V1_ListCasesRequest: HavenWireMessage {
             n &+= 1 &+ _WireSize.delimited(size)
         }
         self.officeCodes.withUnsafeBufferPointer { values in
-            for i in values.indices {
-                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
+                n &+= 1 &+ _WireSize.delimited(base[i].utf8.count)
             }
         }
         if !self.statuses.isEmpty {
@@ -1653,9 +1684,10 @@ extension Haven_V1_ListCasesRequest: HavenWireMessage {
             self.page._wireWrite(&w, &sizes)
         }
         self.officeCodes.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(18)
-                w.string(values[i])
+                w.string(base[i])
             }
         }
         if !self.statuses.isEmpty {
@@ -1741,9 +1773,10 @@ extension Haven_V1_ListCasesResponse: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
         self.cases.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 let slot = sizes.reserve()
-                let size = values[i]._wireSize(&sizes)
+                let size = base[i]._wireSize(&sizes)
                 sizes.set(slot, size)
                 n &+= 1 &+ _WireSize.delimited(size)
             }
@@ -1761,10 +1794,11 @@ extension Haven_V1_ListCasesResponse: HavenWireMessage {
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
         self.cases.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(10)
                 w.length(sizes.next())
-                values[i]._wireWrite(&w, &sizes)
+                base[i]._wireWrite(&w, &sizes)
             }
         }
         if self.hasPage {

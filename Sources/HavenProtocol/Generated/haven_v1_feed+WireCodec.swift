@@ -268,8 +268,9 @@ extension Haven_V1_SubscribeRequest: HavenWireMessage {
             n &+= 1 &+ _WireSize.delimited(v.utf8.count)
         }
         self.officeCodes.withUnsafeBufferPointer { values in
-            for i in values.indices {
-                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
+                n &+= 1 &+ _WireSize.delimited(base[i].utf8.count)
             }
         }
         if !self.subjects.isEmpty {
@@ -297,9 +298,10 @@ extension Haven_V1_SubscribeRequest: HavenWireMessage {
             w.string(self.cursor)
         }
         self.officeCodes.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(26)
-                w.string(values[i])
+                w.string(base[i])
             }
         }
         if !self.subjects.isEmpty {

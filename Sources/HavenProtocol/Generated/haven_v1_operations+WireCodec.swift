@@ -104,8 +104,9 @@ extension Haven_V1_ServerStatus: HavenWireMessage {
             n &+= 2 &+ 1
         }
         self.readinessProblems.withUnsafeBufferPointer { values in
-            for i in values.indices {
-                n &+= 2 &+ _WireSize.delimited(values[i].utf8.count)
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
+                n &+= 2 &+ _WireSize.delimited(base[i].utf8.count)
             }
         }
         if self.callsInFlight != 0 {
@@ -202,9 +203,10 @@ extension Haven_V1_ServerStatus: HavenWireMessage {
             w.byte(self.ready ? 1 : 0)
         }
         self.readinessProblems.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.tag(162, 1)
-                w.string(values[i])
+                w.string(base[i])
             }
         }
         if self.callsInFlight != 0 {
@@ -375,16 +377,18 @@ extension Haven_V1_BackupSummary: HavenWireMessage {
             n &+= 1 &+ _WireSize.delimited(v.utf8.count)
         }
         self.files.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 let slot = sizes.reserve()
-                let size = values[i]._wireSize(&sizes)
+                let size = base[i]._wireSize(&sizes)
                 sizes.set(slot, size)
                 n &+= 1 &+ _WireSize.delimited(size)
             }
         }
         self.notIncluded.withUnsafeBufferPointer { values in
-            for i in values.indices {
-                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
+                n &+= 1 &+ _WireSize.delimited(base[i].utf8.count)
             }
         }
         if !self.backupKeyFingerprint.isEmpty {
@@ -417,16 +421,18 @@ extension Haven_V1_BackupSummary: HavenWireMessage {
             w.string(self.auditHeadSha256)
         }
         self.files.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(50)
                 w.length(sizes.next())
-                values[i]._wireWrite(&w, &sizes)
+                base[i]._wireWrite(&w, &sizes)
             }
         }
         self.notIncluded.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(58)
-                w.string(values[i])
+                w.string(base[i])
             }
         }
         if !self.backupKeyFingerprint.isEmpty {

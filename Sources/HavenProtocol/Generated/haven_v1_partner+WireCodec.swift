@@ -20,8 +20,9 @@ extension Haven_V1_PartnerOrganisation: HavenWireMessage {
             n &+= 1 &+ _WireSize.int64(Int64(v.rawValue))
         }
         self.officeCodes.withUnsafeBufferPointer { values in
-            for i in values.indices {
-                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
+                n &+= 1 &+ _WireSize.delimited(base[i].utf8.count)
             }
         }
         if !self.services.isEmpty {
@@ -65,9 +66,10 @@ extension Haven_V1_PartnerOrganisation: HavenWireMessage {
             w.int64(Int64(self.kind.rawValue))
         }
         self.officeCodes.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(34)
-                w.string(values[i])
+                w.string(base[i])
             }
         }
         if !self.services.isEmpty {
@@ -223,8 +225,9 @@ extension Haven_V1_ListPartnersRequest: HavenWireMessage {
             n &+= 1 &+ _WireSize.delimited(size)
         }
         self.officeCodes.withUnsafeBufferPointer { values in
-            for i in values.indices {
-                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
+                n &+= 1 &+ _WireSize.delimited(base[i].utf8.count)
             }
         }
         if self.kind.rawValue != 0 {
@@ -246,9 +249,10 @@ extension Haven_V1_ListPartnersRequest: HavenWireMessage {
             self.page._wireWrite(&w, &sizes)
         }
         self.officeCodes.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(18)
-                w.string(values[i])
+                w.string(base[i])
             }
         }
         if self.kind.rawValue != 0 {
@@ -290,9 +294,10 @@ extension Haven_V1_ListPartnersResponse: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
         self.partners.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 let slot = sizes.reserve()
-                let size = values[i]._wireSize(&sizes)
+                let size = base[i]._wireSize(&sizes)
                 sizes.set(slot, size)
                 n &+= 1 &+ _WireSize.delimited(size)
             }
@@ -310,10 +315,11 @@ extension Haven_V1_ListPartnersResponse: HavenWireMessage {
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
         self.partners.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(10)
                 w.length(sizes.next())
-                values[i]._wireWrite(&w, &sizes)
+                base[i]._wireWrite(&w, &sizes)
             }
         }
         if self.hasPage {
@@ -699,9 +705,10 @@ extension Haven_V1_ListReferralsResponse: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
         self.referrals.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 let slot = sizes.reserve()
-                let size = values[i]._wireSize(&sizes)
+                let size = base[i]._wireSize(&sizes)
                 sizes.set(slot, size)
                 n &+= 1 &+ _WireSize.delimited(size)
             }
@@ -719,10 +726,11 @@ extension Haven_V1_ListReferralsResponse: HavenWireMessage {
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
         self.referrals.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(10)
                 w.length(sizes.next())
-                values[i]._wireWrite(&w, &sizes)
+                base[i]._wireWrite(&w, &sizes)
             }
         }
         if self.hasPage {
@@ -830,8 +838,9 @@ extension Haven_V1_UpdatePartnerRequest: HavenWireMessage {
             n &+= 1 &+ 1
         }
         self.officeCodes.withUnsafeBufferPointer { values in
-            for i in values.indices {
-                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
+                n &+= 1 &+ _WireSize.delimited(base[i].utf8.count)
             }
         }
         if self.changeServices {
@@ -871,9 +880,10 @@ extension Haven_V1_UpdatePartnerRequest: HavenWireMessage {
             w.byte(self.changeOffices ? 1 : 0)
         }
         self.officeCodes.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(50)
-                w.string(values[i])
+                w.string(base[i])
             }
         }
         if self.changeServices {

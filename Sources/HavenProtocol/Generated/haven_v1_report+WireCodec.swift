@@ -117,9 +117,10 @@ extension Haven_V1_OfficeReport: HavenWireMessage {
             n &+= 1 &+ _WireSize.varint(UInt64(v))
         }
         self.casesByStatus.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 let slot = sizes.reserve()
-                let size = values[i]._wireSize(&sizes)
+                let size = base[i]._wireSize(&sizes)
                 sizes.set(slot, size)
                 n &+= 1 &+ _WireSize.delimited(size)
             }
@@ -157,9 +158,10 @@ extension Haven_V1_OfficeReport: HavenWireMessage {
             n &+= 1 &+ _WireSize.varint(UInt64(v))
         }
         self.servicesDelivered.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 let slot = sizes.reserve()
-                let size = values[i]._wireSize(&sizes)
+                let size = base[i]._wireSize(&sizes)
                 sizes.set(slot, size)
                 n &+= 1 &+ _WireSize.delimited(size)
             }
@@ -191,10 +193,11 @@ extension Haven_V1_OfficeReport: HavenWireMessage {
             w.varint(UInt64(self.casesClosed))
         }
         self.casesByStatus.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(42)
                 w.length(sizes.next())
-                values[i]._wireWrite(&w, &sizes)
+                base[i]._wireWrite(&w, &sizes)
             }
         }
         if self.rescueOperations != 0 {
@@ -230,10 +233,11 @@ extension Haven_V1_OfficeReport: HavenWireMessage {
             w.varint(UInt64(self.survivorsRegistered))
         }
         self.servicesDelivered.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(114)
                 w.length(sizes.next())
-                values[i]._wireWrite(&w, &sizes)
+                base[i]._wireWrite(&w, &sizes)
             }
         }
         if self.generatedAtUnixMs != 0 {

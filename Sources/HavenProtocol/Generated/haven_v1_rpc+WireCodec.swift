@@ -427,9 +427,10 @@ extension Haven_V1_CallStart: HavenWireMessage {
             n &+= 1 &+ _WireSize.varint(UInt64(v))
         }
         self.traceContext.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 let slot = sizes.reserve()
-                let size = values[i]._wireSize(&sizes)
+                let size = base[i]._wireSize(&sizes)
                 sizes.set(slot, size)
                 n &+= 1 &+ _WireSize.delimited(size)
             }
@@ -456,10 +457,11 @@ extension Haven_V1_CallStart: HavenWireMessage {
             w.varint(UInt64(self.initialCredit))
         }
         self.traceContext.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(42)
                 w.length(sizes.next())
-                values[i]._wireWrite(&w, &sizes)
+                base[i]._wireWrite(&w, &sizes)
             }
         }
         if !self.unknownFields.data.isEmpty { w.raw(self.unknownFields.data) }
@@ -873,9 +875,10 @@ extension Haven_V1_CallEnd: HavenWireMessage {
             n &+= 1 &+ _WireSize.delimited(v.count)
         }
         self.details.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 let slot = sizes.reserve()
-                let size = values[i]._wireSize(&sizes)
+                let size = base[i]._wireSize(&sizes)
                 sizes.set(slot, size)
                 n &+= 1 &+ _WireSize.delimited(size)
             }
@@ -898,10 +901,11 @@ extension Haven_V1_CallEnd: HavenWireMessage {
             w.bytes(self.payload)
         }
         self.details.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(34)
                 w.length(sizes.next())
-                values[i]._wireWrite(&w, &sizes)
+                base[i]._wireWrite(&w, &sizes)
             }
         }
         if !self.unknownFields.data.isEmpty { w.raw(self.unknownFields.data) }

@@ -20,8 +20,9 @@ extension Haven_V1_Principal: HavenWireMessage {
             n &+= 1 &+ _WireSize.int64(Int64(v.rawValue))
         }
         self.officeCodes.withUnsafeBufferPointer { values in
-            for i in values.indices {
-                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
+                n &+= 1 &+ _WireSize.delimited(base[i].utf8.count)
             }
         }
         if !self.partnerID.isEmpty {
@@ -50,9 +51,10 @@ extension Haven_V1_Principal: HavenWireMessage {
             w.int64(Int64(self.role.rawValue))
         }
         self.officeCodes.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(34)
-                w.string(values[i])
+                w.string(base[i])
             }
         }
         if !self.partnerID.isEmpty {

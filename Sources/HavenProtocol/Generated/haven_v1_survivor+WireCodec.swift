@@ -8,8 +8,9 @@ extension Haven_V1_Address: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
         self.lines.withUnsafeBufferPointer { values in
-            for i in values.indices {
-                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
+                n &+= 1 &+ _WireSize.delimited(base[i].utf8.count)
             }
         }
         if !self.city.isEmpty {
@@ -34,9 +35,10 @@ extension Haven_V1_Address: HavenWireMessage {
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
         self.lines.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(10)
-                w.string(values[i])
+                w.string(base[i])
             }
         }
         if !self.city.isEmpty {
@@ -129,8 +131,9 @@ extension Haven_V1_SurvivorIdentity: HavenWireMessage {
             n &+= 1 &+ _WireSize.delimited(v.utf8.count)
         }
         self.otherNames.withUnsafeBufferPointer { values in
-            for i in values.indices {
-                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
+                n &+= 1 &+ _WireSize.delimited(base[i].utf8.count)
             }
         }
         if self.hasDateOfBirth {
@@ -149,14 +152,16 @@ extension Haven_V1_SurvivorIdentity: HavenWireMessage {
             n &+= 1 &+ _WireSize.delimited(v.utf8.count)
         }
         self.languages.withUnsafeBufferPointer { values in
-            for i in values.indices {
-                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
+                n &+= 1 &+ _WireSize.delimited(base[i].utf8.count)
             }
         }
         self.contacts.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 let slot = sizes.reserve()
-                let size = values[i]._wireSize(&sizes)
+                let size = base[i]._wireSize(&sizes)
                 sizes.set(slot, size)
                 n &+= 1 &+ _WireSize.delimited(size)
             }
@@ -189,9 +194,10 @@ extension Haven_V1_SurvivorIdentity: HavenWireMessage {
             w.string(self.legalName)
         }
         self.otherNames.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(18)
-                w.string(values[i])
+                w.string(base[i])
             }
         }
         if self.hasDateOfBirth {
@@ -208,16 +214,18 @@ extension Haven_V1_SurvivorIdentity: HavenWireMessage {
             w.string(self.nationality)
         }
         self.languages.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(50)
-                w.string(values[i])
+                w.string(base[i])
             }
         }
         self.contacts.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(58)
                 w.length(sizes.next())
-                values[i]._wireWrite(&w, &sizes)
+                base[i]._wireWrite(&w, &sizes)
             }
         }
         if self.hasHomeAddress {
@@ -725,38 +733,43 @@ extension Haven_V1_Survivor: HavenWireMessage {
             n &+= 1 &+ _WireSize.int64(Int64(v.rawValue))
         }
         self.placements.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 let slot = sizes.reserve()
-                let size = values[i]._wireSize(&sizes)
+                let size = base[i]._wireSize(&sizes)
                 sizes.set(slot, size)
                 n &+= 1 &+ _WireSize.delimited(size)
             }
         }
         self.services.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 let slot = sizes.reserve()
-                let size = values[i]._wireSize(&sizes)
+                let size = base[i]._wireSize(&sizes)
                 sizes.set(slot, size)
                 n &+= 1 &+ _WireSize.delimited(size)
             }
         }
         self.consents.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 let slot = sizes.reserve()
-                let size = values[i]._wireSize(&sizes)
+                let size = base[i]._wireSize(&sizes)
                 sizes.set(slot, size)
                 n &+= 1 &+ _WireSize.delimited(size)
             }
         }
         self.caseIds.withUnsafeBufferPointer { values in
-            for i in values.indices {
-                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
+                n &+= 1 &+ _WireSize.delimited(base[i].utf8.count)
             }
         }
         self.flags.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 let slot = sizes.reserve()
-                let size = values[i]._wireSize(&sizes)
+                let size = base[i]._wireSize(&sizes)
                 sizes.set(slot, size)
                 n &+= 1 &+ _WireSize.delimited(size)
             }
@@ -769,8 +782,9 @@ extension Haven_V1_Survivor: HavenWireMessage {
             n &+= 1 &+ _WireSize.delimited(size)
         }
         self.withheldIdentityFields.withUnsafeBufferPointer { values in
-            for i in values.indices {
-                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
+                n &+= 1 &+ _WireSize.delimited(base[i].utf8.count)
             }
         }
         if self.createdAtUnixMs != 0 {
@@ -824,37 +838,42 @@ extension Haven_V1_Survivor: HavenWireMessage {
             w.int64(Int64(self.status.rawValue))
         }
         self.placements.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(74)
                 w.length(sizes.next())
-                values[i]._wireWrite(&w, &sizes)
+                base[i]._wireWrite(&w, &sizes)
             }
         }
         self.services.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(82)
                 w.length(sizes.next())
-                values[i]._wireWrite(&w, &sizes)
+                base[i]._wireWrite(&w, &sizes)
             }
         }
         self.consents.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(90)
                 w.length(sizes.next())
-                values[i]._wireWrite(&w, &sizes)
+                base[i]._wireWrite(&w, &sizes)
             }
         }
         self.caseIds.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(98)
-                w.string(values[i])
+                w.string(base[i])
             }
         }
         self.flags.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(106)
                 w.length(sizes.next())
-                values[i]._wireWrite(&w, &sizes)
+                base[i]._wireWrite(&w, &sizes)
             }
         }
         if self.hasIdentity {
@@ -863,9 +882,10 @@ extension Haven_V1_Survivor: HavenWireMessage {
             self.identity._wireWrite(&w, &sizes)
         }
         self.withheldIdentityFields.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(122)
-                w.string(values[i])
+                w.string(base[i])
             }
         }
         if self.createdAtUnixMs != 0 {
@@ -1125,8 +1145,9 @@ extension Haven_V1_ListSurvivorsRequest: HavenWireMessage {
             n &+= 1 &+ _WireSize.delimited(size)
         }
         self.officeCodes.withUnsafeBufferPointer { values in
-            for i in values.indices {
-                n &+= 1 &+ _WireSize.delimited(values[i].utf8.count)
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
+                n &+= 1 &+ _WireSize.delimited(base[i].utf8.count)
             }
         }
         if !self.statuses.isEmpty {
@@ -1166,9 +1187,10 @@ extension Haven_V1_ListSurvivorsRequest: HavenWireMessage {
             self.page._wireWrite(&w, &sizes)
         }
         self.officeCodes.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(18)
-                w.string(values[i])
+                w.string(base[i])
             }
         }
         if !self.statuses.isEmpty {
@@ -1243,9 +1265,10 @@ extension Haven_V1_ListSurvivorsResponse: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
         self.survivors.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 let slot = sizes.reserve()
-                let size = values[i]._wireSize(&sizes)
+                let size = base[i]._wireSize(&sizes)
                 sizes.set(slot, size)
                 n &+= 1 &+ _WireSize.delimited(size)
             }
@@ -1263,10 +1286,11 @@ extension Haven_V1_ListSurvivorsResponse: HavenWireMessage {
 
     public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
         self.survivors.withUnsafeBufferPointer { values in
-            for i in values.indices {
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
                 w.byte(10)
                 w.length(sizes.next())
-                values[i]._wireWrite(&w, &sizes)
+                base[i]._wireWrite(&w, &sizes)
             }
         }
         if self.hasPage {
