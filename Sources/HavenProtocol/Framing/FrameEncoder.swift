@@ -72,7 +72,7 @@ public struct FrameEncoder: Sendable {
         return framed
     }
 
-    /// Frames whose buffer is kept for reuse by ``encode(_:into:)``; a larger
+    /// Frames whose buffer is kept for reuse by `encode(_:into:)`; a larger
     /// frame's memory is given back rather than held by an idle connection.
     public static let reusableCapacity = 64 * 1024
 
@@ -82,7 +82,7 @@ public struct FrameEncoder: Sendable {
     /// else holds it (the channel has written the previous frame), so a
     /// connection that keeps one buffer for its outgoing frames allocates
     /// nothing per frame; otherwise `buffer` gets fresh memory, as
-    /// ``encode(_:)`` would. Memory beyond ``reusableCapacity`` is not kept.
+    /// `encode(_:)` would. Memory beyond ``reusableCapacity`` is not kept.
     ///
     /// - Parameters:
     ///   - message: The message (normally an envelope).
