@@ -146,14 +146,7 @@ public struct FrameEncoder: Sendable {
                 )
             }
             let needed = Frame.headerLength + size
-            if buffer.capacity >= needed {
-                buffer.clear()  // reuses the memory unless the channel still holds it
-            } else if needed > Self.reusableCapacity {
-                buffer.clear(minimumCapacity: needed)
-            } else {
-                // Room to grow, so slightly larger frames later fit too.
-                buffer.clear(minimumCapacity: max(256, 1 << (Int.bitWidth - (needed - 1).leadingZeroBitCount)))
-            }
+            Self.clear(&buffer, forFrameOf: needed)
             buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: needed) { bytes in
                 bytes.storeBytes(of: UInt8(0), toByteOffset: 0, as: UInt8.self)
                 bytes.storeBytes(of: UInt32(truncatingIfNeeded: size).bigEndian, toByteOffset: 1, as: UInt32.self)
@@ -161,6 +154,20 @@ public struct FrameEncoder: Sendable {
                 message.writeWire(to: bytes.baseAddress! + Frame.headerLength, size: size, &sizes)
                 return needed
             }
+        }
+    }
+
+    /// Empties a connection's outgoing buffer for a frame of `needed` bytes:
+    /// its memory is reused when it is large enough and nothing else holds
+    /// it (the channel has written the previous frame); a small buffer grows
+    /// to the next power of two, so slightly larger frames later fit too.
+    static func clear(_ buffer: inout ByteBuffer, forFrameOf needed: Int) {
+        if buffer.capacity >= needed {
+            buffer.clear()
+        } else if needed > Self.reusableCapacity {
+            buffer.clear(minimumCapacity: needed)
+        } else {
+            buffer.clear(minimumCapacity: max(256, 1 << (Int.bitWidth - (needed - 1).leadingZeroBitCount)))
         }
     }
 
@@ -202,14 +209,7 @@ private struct FramedBytes: SwiftProtobufContiguousBytes {
     init(repeating byte: UInt8, count: Int) {
         let needed = Frame.headerLength + count
         if var lent = FrameLender.existing?.buffer.take() {
-            if lent.capacity >= needed {
-                lent.clear()  // reuses the memory unless the channel still holds it
-            } else if needed > FrameEncoder.reusableCapacity {
-                lent.clear(minimumCapacity: needed)
-            } else {
-                // Room to grow, so slightly larger frames later fit too.
-                lent.clear(minimumCapacity: max(256, 1 << (Int.bitWidth - (needed - 1).leadingZeroBitCount)))
-            }
+            FrameEncoder.clear(&lent, forFrameOf: needed)
             self.buffer = lent
         } else {
             self.buffer = ByteBufferAllocator().buffer(capacity: needed)
