@@ -32,7 +32,7 @@ struct WireCodecTests {
     func samples() throws {
         for (name, text) in ProtocolSamples.texts.sorted(by: { $0.key < $1.key }) + ProtocolSamples.variants {
             let type = try #require(_WireSchema.byName[name]?.type, "\(name) has no generated codec")
-            try Self.expectAgreement(type, reference: try type.init(textFormatString: text), context: name)
+            try Self.expectAgreement(reference: try type.init(textFormatString: text), context: name)
         }
     }
 
@@ -43,7 +43,7 @@ struct WireCodecTests {
         for index in 0..<Self.valuesPerType {
             let input = random.encoding(of: subject.name, style: .canonical)
             let reference = try type.init(serializedBytes: input)
-            try Self.expectAgreement(type, reference: reference, context: "\(subject.name) #\(index)")
+            try Self.expectAgreement(reference: reference, context: "\(subject.name) #\(index)")
         }
     }
 
@@ -132,11 +132,7 @@ struct WireCodecTests {
 
     /// The generated codec and swift-protobuf encode `reference` to the same
     /// bytes, and each decodes the other's bytes to `reference`.
-    static func expectAgreement(
-        _ type: any HavenWireMessage.Type,
-        reference: any HavenWireMessage,
-        context: String
-    ) throws {
+    static func expectAgreement(reference: any HavenWireMessage, context: String) throws {
         func check<M: HavenWireMessage>(_ value: M) throws {
             let expected: [UInt8] = try value.serializedBytes()
             let generated = value.wireBytes()

@@ -30,7 +30,8 @@ extension Haven_V1_ClientEnvelope {
     ///   - initialCredit: Streaming calls: messages the server may send before
     ///     the first ``credit(callID:messages:)``; 0 for the default of 16.
     /// - Returns: The envelope.
-    /// - Throws: ``HavenError`` with INTERNAL if the request cannot be serialized.
+    /// - Throws: Nothing any more: the generated codec cannot fail (the
+    ///   signature keeps `throws` so that callers need no change).
     public static func start<Request, Response>(
         callID: UInt64,
         method: MethodDescriptor<Request, Response>,
@@ -41,7 +42,7 @@ extension Haven_V1_ClientEnvelope {
         var envelope = Self()
         envelope.callID = callID
         envelope.start.method = method.fullName
-        envelope.start.payload = try request.serializedPayload()
+        envelope.start.payload = request.serializedPayload()
         if let timeout {
             envelope.start.timeoutMs = HavenWire.milliseconds(roundingUp: timeout)
         }

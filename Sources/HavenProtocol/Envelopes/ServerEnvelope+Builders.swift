@@ -26,11 +26,12 @@ extension Haven_V1_ServerEnvelope {
     ///   - callID: The call.
     ///   - response: The message.
     /// - Returns: The envelope.
-    /// - Throws: ``HavenError`` with INTERNAL if it cannot be serialized.
+    /// - Throws: Nothing any more: the generated codec cannot fail (the
+    ///   signature keeps `throws` so that callers need no change).
     public static func message(callID: UInt64, response: some HavenWireMessage) throws(HavenError) -> Self {
         var envelope = Self()
         envelope.callID = callID
-        envelope.message.payload = try response.serializedPayload()
+        envelope.message.payload = response.serializedPayload()
         return envelope
     }
 
@@ -40,12 +41,13 @@ extension Haven_V1_ServerEnvelope {
     ///   - callID: The call.
     ///   - response: The response message.
     /// - Returns: The envelope.
-    /// - Throws: ``HavenError`` with INTERNAL if it cannot be serialized.
+    /// - Throws: Nothing any more: the generated codec cannot fail (the
+    ///   signature keeps `throws` so that callers need no change).
     public static func end(callID: UInt64, response: some HavenWireMessage) throws(HavenError) -> Self {
         var envelope = Self()
         envelope.callID = callID
         envelope.end.code = .ok
-        envelope.end.payload = try response.serializedPayload()
+        envelope.end.payload = response.serializedPayload()
         return envelope
     }
 

@@ -15,7 +15,7 @@ extension RecordPage where R: StoredRecord {
     package func bounded(order: RecordQuery.Order) -> RecordPage<R> {
         var total = 0
         for (position, record) in self.records.enumerated() {
-            total += (try? record.serializedBytes() as [UInt8])?.count ?? HavenLimits.maxRecordBytes
+            total += record.wireSize  // counted, not encoded
             if total > HavenLimits.maxPageBytes && position > 0 {
                 let last = self.records[position - 1]
                 let index = last.index
