@@ -24,6 +24,8 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", from: "2.9.2"),
         .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", from: "2.4.1"),
+        // The raw-SQLite durability baseline of the write benchmarks.
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
         // protobuf-c code generated from Protos/ (scripts/generate-protos.sh); needs libprotobuf-c-dev.
@@ -68,6 +70,7 @@ let package = Package(
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "GRDB", package: "GRDB.swift"),
             ],
             path: "Benchmarks/EndToEndBenchmarks",
             swiftSettings: [.swiftLanguageMode(.v6)],

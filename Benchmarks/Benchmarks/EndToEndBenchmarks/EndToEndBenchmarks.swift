@@ -1,5 +1,6 @@
 import Benchmark
 import Foundation
+import GRDB
 import HavenClient
 @_spi(AuditCostBaseline) import HavenEmbedding
 import HavenProtocol
@@ -93,6 +94,20 @@ let benchmarks: @Sendable () -> Void = {
                 try await audited.stop()
                 try await unaudited.stop()
             }
+        )
+    }
+    // The durability baseline for writes: raw single-row SQLite commits
+    // (WAL, synchronous = FULL) on the same disk, in the same run.
+    for inFlight in [1, 16, 256] {
+        let baseline = RawSQLiteCommits()
+        Benchmark(
+            "SQLite.raw-commit.\(inFlight)-in-flight",
+            configuration: configuration,
+            closure: { benchmark in
+                record(await baseline.run(commits: benchmark.scaledIterations.count, inFlight: inFlight), in: benchmark)
+            },
+            setup: { try baseline.start() },
+            teardown: { try baseline.stop() }
         )
     }
     for kind in ["read", "write"] {
@@ -274,6 +289,74 @@ final class Fixture: Sendable {
         await peer?.stop()
         for client in clients { client.close() }
         try await server?.stop()
+        if let directory { try? FileManager.default.removeItem(at: directory) }
+    }
+}
+
+/// The durability baseline Haven's writes are compared with: single-row SQLite
+/// commits, each its own transaction, WAL with `synchronous = FULL`, on the
+/// same disk (the same temporary directory as the servers' data), with
+/// `inFlight` tasks committing at once. SQLite commits one transaction at a
+/// time, so concurrency adds nothing here; a Haven write batched into a
+/// group commit shares its fsync.
+final class RawSQLiteCommits: Sendable {
+    private let state = Mutex<(pool: DatabasePool?, directory: URL?)>((nil, nil))
+    private static let body = Data((0..<256).map { UInt8(truncatingIfNeeded: $0 &* 31) })
+
+    func start() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "haven-bench-sqlite-\(UUID().uuidString)"
+        )
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var configuration = Configuration()
+        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        let pool = try DatabasePool(
+            path: directory.appendingPathComponent("raw.sqlite").path,
+            configuration: configuration
+        )
+        try pool.barrierWriteWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            guard try Int.fetchOne(db, sql: "PRAGMA synchronous") == 2 else {
+                fatalError("the baseline must commit with synchronous = FULL")
+            }
+        }
+        try pool.write { db in
+            try db.execute(sql: "CREATE TABLE row (id INTEGER PRIMARY KEY, body BLOB NOT NULL)")
+        }
+        self.state.withLock { $0 = (pool, directory) }
+    }
+
+    /// `commits` single-row commits with `inFlight` outstanding; each one's time.
+    func run(commits: Int, inFlight: Int) async -> [Duration] {
+        let pool = self.state.withLock { $0.pool }!
+        return await withTaskGroup(of: [Duration].self) { group in
+            for worker in 0..<min(inFlight, commits) {
+                group.addTask {
+                    var latencies: [Duration] = []
+                    let clock = ContinuousClock()
+                    for _ in stride(from: worker, to: commits, by: inFlight) {
+                        let start = clock.now
+                        do {
+                            try await pool.write { db in
+                                try db.execute(sql: "INSERT INTO row (body) VALUES (?)", arguments: [Self.body])
+                            }
+                        } catch {
+                            fatalError("baseline commit failed: \(error)")
+                        }
+                        latencies.append(clock.now - start)
+                    }
+                    return latencies
+                }
+            }
+            var all: [Duration] = []
+            for await latencies in group { all += latencies }
+            return all
+        }
+    }
+
+    func stop() throws {
+        let (pool, directory) = self.state.withLock { ($0.pool, $0.directory) }
+        try pool?.close()
         if let directory { try? FileManager.default.removeItem(at: directory) }
     }
 }

@@ -60,7 +60,7 @@ package struct Router: Sendable {
                 let request = try Request(decodingPayload: payload)
                 try HavenFieldLimits.check(request)
                 let response = try await handler(request, context)
-                return try response.serializedPayload()
+                return response.serializedPayload()
             }
         }
     }
@@ -80,7 +80,7 @@ package struct Router: Sendable {
                 try await handler(
                     request,
                     context,
-                    ResponseStream { try await stream.send(try $0.serializedPayload()) }
+                    ResponseStream { try await stream.send($0.serializedPayload()) }
                 )
             }
         }

@@ -29,6 +29,8 @@ package final class SQLiteStore: RecordStore {
     let instruments: StoreInstruments
     /// The last write that failed because the storage could not take it, until a write succeeds.
     let lastUnwritable = Mutex<(kind: String, at: ContinuousClock.Instant)?>(nil)
+    /// Writes waiting for the writer (group commit).
+    private let waiting = Mutex(GroupCommitQueue<PendingWrite<SQLiteConnection>>())
 
     /// Opens (creating if needed) the database at `path` and runs migrations.
     ///
@@ -118,26 +120,53 @@ package final class SQLiteStore: RecordStore {
         }
     }
 
+    /// Runs `body` in the next group commit (``GroupCommit``): with the writes
+    /// that arrive while the writer is busy, in one transaction and one fsync,
+    /// each in its own savepoint. Returns once the commit covering it is durable.
+    ///
+    /// The write is not bound to the calling task's cancellation: once
+    /// submitted it runs and commits (or fails) with its group, and the caller
+    /// learns which. Cancelling one caller must not interrupt the others'
+    /// transaction.
     @discardableResult
     package func write<T: Sendable>(_ body: @escaping @Sendable (any StoreWriter) throws -> T) async throws -> T {
         let (keys, auditing) = (self.keys, self.auditing)
         return try await self.instruments.tracer.withSpan("store.write", ofKind: .internal) { _ in
-            let started = ContinuousClock.now
-            let (result, latest): (T, UInt64)
-            do {
-                (result, latest) = try await self.pool.write { db in
-                    let value = try Self.audited(SQLiteTransaction(db, keys: keys, auditing: auditing), body)
-                    return (value, try Self.latestSequence(db))
-                }
-            } catch {
-                throw self.failed(error)
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+                let write = PendingWrite<SQLiteConnection>(
+                    run: { connection in
+                        let value = try Self.audited(
+                            SQLiteTransaction(connection.db, keys: keys, auditing: auditing),
+                            body
+                        )
+                        return { continuation.resume(returning: value) }
+                    },
+                    fail: { error in continuation.resume(throwing: self.failed(error)) }
+                )
+                self.waiting.withLock { $0.enqueue(write) }
+                self.pool.asyncWriteWithoutTransaction { db in self.commitWaiting(db) }
             }
-            // Durable now: one commit per call until writes are committed in groups.
-            self.instruments.committed(writes: 1, duration: ContinuousClock.now - started)
-            self.lastUnwritable.withLock { $0 = nil }
-            self.notifier.publish(latest)
-            return result
         }
+    }
+
+    /// Writes submitted and not yet taken into a group (for tests that line
+    /// writes up behind a busy writer).
+    package var waitingWrites: Int { self.waiting.withLock { $0.count } }
+
+    /// On the writer: runs the writes waiting (if an earlier request has not
+    /// taken them already) as one group, publishes the new changes, then
+    /// acknowledges each committed write.
+    private func commitWaiting(_ db: Database) {
+        let group = self.waiting.withLock { $0.takeGroup() }
+        guard !group.isEmpty else { return }
+        let started = ContinuousClock.now
+        let outcome = GroupCommit.run(group, on: SQLiteConnection(db: db))
+        if outcome.committed > 0 {
+            self.instruments.committed(writes: outcome.committed, duration: ContinuousClock.now - started)
+            self.lastUnwritable.withLock { $0 = nil }
+            if let latest = try? Self.latestSequence(db) { self.notifier.publish(latest) }
+        }
+        for acknowledge in outcome.acknowledgements { acknowledge() }
     }
 
     package func latestChangeSequence() async throws -> UInt64 {
@@ -336,6 +365,22 @@ package final class SQLiteStore: RecordStore {
         }
         return String(describing: type(of: error))
     }
+}
+
+/// The writer connection, as group commit drives it.
+struct SQLiteConnection: GroupCommitConnection {
+    let db: Database
+
+    func begin() throws { try self.db.beginTransaction(.immediate) }
+    func savepoint() throws { try self.db.execute(sql: "SAVEPOINT haven_write") }
+    func releaseSavepoint() throws { try self.db.execute(sql: "RELEASE SAVEPOINT haven_write") }
+    func rollbackToSavepoint() throws {
+        try self.db.execute(sql: "ROLLBACK TO SAVEPOINT haven_write")
+        try self.db.execute(sql: "RELEASE SAVEPOINT haven_write")
+    }
+    var isInsideTransaction: Bool { self.db.isInsideTransaction }
+    func commit() throws { try self.db.commit() }
+    func rollback() { try? self.db.rollback() }
 }
 
 /// Fans "a change committed" out to the feed streams.

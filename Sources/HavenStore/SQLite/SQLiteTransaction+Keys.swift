@@ -63,7 +63,10 @@ extension SQLiteTransaction {
         -> SymmetricKey
     {
         let keys = try self.requiredKeys
-        let cacheName = "\(office)#\(generation)#\(master)"
+        // Keyed by the wrapped bytes too: a key unwrapped inside a write that
+        // was then rolled back (a savepoint of a group commit) must never be
+        // taken for a later, different key of the same generation.
+        let cacheName = "\(office)#\(generation)#\(master)#\(Data(wrapped).base64EncodedString())"
         if let cached = keys.cachedOfficeKey(cacheName) { return cached }
         let candidates = master.isEmpty ? Array(keys.fingerprints) : [master]
         for fingerprint in candidates {

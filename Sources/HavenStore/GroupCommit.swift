@@ -1,0 +1,182 @@
+/// Group commit: writes that arrive while the writer is busy share one
+/// transaction, and so one fsync, and each is acknowledged only after the
+/// commit that makes it durable.
+///
+/// Each write runs inside its own savepoint of the shared transaction, in
+/// arrival order, so it sees everything the writes before it wrote (the
+/// transactions stay serialisable, as if run one after another). A write whose
+/// body throws is rolled back to its savepoint alone: the others in the group
+/// are unaffected. When the database itself aborts the transaction (SQLite
+/// rolls the whole transaction back on some I/O and full-disk errors), the
+/// writes of the group so far fail with that error — none of them was
+/// acknowledged — and the remaining writes start a new transaction. When the
+/// commit fails, every write of the group fails. No write is acknowledged
+/// before its commit returned.
+///
+/// The store decides *when* a group runs (``GroupCommitQueue``); this type
+/// decides what happens to each write of a group, and is tested directly
+/// against a scripted connection.
+package enum GroupCommit {
+    /// How many writes one transaction takes at most: a bound on how long one
+    /// transaction holds the writer and on what one failed commit takes down.
+    package static let maxGroupSize = 128
+
+    /// Runs `group` in as few transactions as its failures allow.
+    ///
+    /// - Returns: What to do once the commits are published: acknowledge each
+    ///   write that committed, in order. Writes that failed have already been
+    ///   told (through their `fail`).
+    package static func run<Connection: GroupCommitConnection>(
+        _ group: [PendingWrite<Connection>],
+        on connection: Connection
+    ) -> GroupCommitOutcome {
+        var outcome = GroupCommitOutcome()
+        // Writes that succeeded inside the open transaction, awaiting its commit.
+        var uncommitted: [(write: PendingWrite<Connection>, acknowledge: @Sendable () -> Void)] = []
+        var open = false
+
+        func abandon(_ error: any Error) {
+            connection.rollback()
+            for pending in uncommitted { pending.write.fail(error) }
+            outcome.failed += uncommitted.count
+            uncommitted.removeAll()
+            open = false
+        }
+
+        for write in group {
+            if !open {
+                do {
+                    try connection.begin()
+                    open = true
+                } catch {
+                    connection.rollback()
+                    write.fail(error)
+                    outcome.failed += 1
+                    continue
+                }
+            }
+            do {
+                try connection.savepoint()
+                let acknowledge = try write.run(connection)
+                try connection.releaseSavepoint()
+                uncommitted.append((write, acknowledge))
+            } catch {
+                // Roll this write back alone when the transaction survived its failure.
+                var survived = connection.isInsideTransaction
+                if survived {
+                    do {
+                        try connection.rollbackToSavepoint()
+                    } catch {
+                        survived = false
+                    }
+                }
+                write.fail(error)
+                outcome.failed += 1
+                if !survived { abandon(error) }
+            }
+        }
+        if open {
+            do {
+                try connection.commit()
+                outcome.transactions += 1
+                outcome.committed += uncommitted.count
+                outcome.acknowledgements = uncommitted.map(\.acknowledge)
+            } catch {
+                abandon(error)
+            }
+        }
+        return outcome
+    }
+}
+
+/// What ``GroupCommit/run(_:on:)`` did with a group.
+package struct GroupCommitOutcome: Sendable {
+    /// Transactions committed (0 or 1 unless the database aborted one).
+    package var transactions = 0
+    /// Writes committed: durable, to be acknowledged.
+    package var committed = 0
+    /// Writes that failed (each told through its `fail`).
+    package var failed = 0
+    /// One per committed write, in arrival order: acknowledges it.
+    package var acknowledgements: [@Sendable () -> Void] = []
+
+    package init() {}
+}
+
+/// One write waiting for the writer.
+package struct PendingWrite<Connection>: Sendable {
+    /// Runs the write's body inside its savepoint; returns how to acknowledge
+    /// it once it is durable (resuming its caller with the body's result).
+    package let run: @Sendable (Connection) throws -> @Sendable () -> Void
+    /// Tells the caller its write failed and nothing of it was kept.
+    package let fail: @Sendable (any Error) -> Void
+
+    package init(
+        run: @escaping @Sendable (Connection) throws -> @Sendable () -> Void,
+        fail: @escaping @Sendable (any Error) -> Void
+    ) {
+        self.run = run
+        self.fail = fail
+    }
+}
+
+/// What group commit needs of a database connection.
+package protocol GroupCommitConnection {
+    /// Begins a write transaction (taking the database's write lock).
+    func begin() throws
+    /// Opens a savepoint for one write.
+    func savepoint() throws
+    /// Keeps what the write did since its savepoint.
+    func releaseSavepoint() throws
+    /// Undoes what the write did since its savepoint, and closes it.
+    func rollbackToSavepoint() throws
+    /// Whether a transaction is open (false once the database aborted it).
+    var isInsideTransaction: Bool { get }
+    /// Commits: durable when it returns.
+    func commit() throws
+    /// Rolls back whatever is open (nothing when nothing is).
+    func rollback()
+}
+
+/// The writes waiting for the writer, first come first served.
+///
+/// Each caller enqueues its write and then asks the writer (a serial queue)
+/// to run whatever is waiting. Whichever of those requests runs first takes
+/// up to ``GroupCommit/maxGroupSize`` waiting writes as one group; the
+/// requests of writes already taken find nothing, or a later group. Because
+/// a caller's request is queued after its write and the writer runs requests
+/// in order, every write is taken by its own request or an earlier one.
+package struct GroupCommitQueue<Write> {
+    private var waiting: [Write] = []
+    private var head = 0
+    private let maxGroupSize: Int
+
+    package init(maxGroupSize: Int = GroupCommit.maxGroupSize) {
+        precondition(maxGroupSize > 0)
+        self.maxGroupSize = maxGroupSize
+    }
+
+    /// Writes enqueued and not yet taken.
+    package var count: Int { self.waiting.count - self.head }
+
+    /// Adds a write behind those waiting.
+    package mutating func enqueue(_ write: Write) {
+        self.waiting.append(write)
+    }
+
+    /// The next group: the oldest waiting writes, at most the group size
+    /// (empty when an earlier request took them all).
+    package mutating func takeGroup() -> [Write] {
+        let end = min(self.waiting.count, self.head + self.maxGroupSize)
+        let group = Array(self.waiting[self.head..<end])
+        self.head = end
+        if self.head == self.waiting.count {
+            self.waiting.removeAll(keepingCapacity: true)
+            self.head = 0
+        } else if self.head >= 1024 {
+            self.waiting.removeFirst(self.head)
+            self.head = 0
+        }
+        return group
+    }
+}

@@ -1,0 +1,225 @@
+import Dispatch
+import Foundation
+import HavenProtocol
+import HavenServer
+import HavenStore
+import HavenTestSupport
+import MetricsTestKit
+import Synchronization
+import Testing
+
+/// Group commit in the SQLite store, end to end below the server: writes
+/// lined up behind a busy writer commit together, each audited, each
+/// acknowledged with its own outcome.
+@Suite("SQLite group commit")
+struct StoreGroupCommitTests {
+    static func office(_ code: String) -> Haven_V1_Office {
+        var office = Haven_V1_Office()
+        office.code = code
+        office.name = "\(code) field office"
+        office.status = .active
+        office.version = 1
+        office.createdAtUnixMs = 1
+        office.updatedAtUnixMs = 1
+        return office
+    }
+
+    /// What each caller was told.
+    final class Told<Key: Hashable & Sendable>: Sendable {
+        let values = Mutex<[Key: String]>([:])
+        func record(_ key: Key, _ outcome: String) { self.values.withLock { $0[key] = outcome } }
+        var all: [Key: String] { self.values.withLock { $0 } }
+    }
+
+    struct Fixture {
+        let store: SQLiteStore
+        let metrics: TestMetrics
+        let directory: TemporaryDirectory
+
+        /// Commits recorded so far, each as the number of writes it committed.
+        func groups() throws -> [Double] {
+            try self.metrics.expectRecorder(StoreMetricNames.commitBatchSize).values
+        }
+
+        func verdict() async throws -> Haven_V1_AuditVerdict {
+            try await AuditVerifier(store: self.store, publicKey: .init()).verify()
+        }
+    }
+
+    func withStore(_ body: (Fixture) async throws -> Void) async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let metrics = TestMetrics()
+        let store = try SQLiteStore(
+            path: directory.path("haven.sqlite"),
+            keys: freshStoreKeys(),
+            instruments: StoreInstruments(factory: metrics)
+        )
+        defer { try? store.close() }
+        try await body(Fixture(store: store, metrics: metrics, directory: directory))
+    }
+
+    /// Holds the writer with a write of its own until `release` is signalled,
+    /// so that the writes submitted meanwhile wait together.
+    func holdingTheWriter(
+        _ store: SQLiteStore,
+        _ body: (_ release: @Sendable () -> Void) async throws -> Void
+    ) async throws {
+        let started = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
+        // It writes nothing of its own: it only occupies the writer.
+        async let held: Void = store.write { _ in
+            started.signal()
+            release.wait()
+        }
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                started.wait()
+                continuation.resume()
+            }
+        }
+        try await body { release.signal() }
+        try await held
+    }
+
+    /// Waits until `count` writes are queued behind the writer.
+    func untilWaiting(_ store: SQLiteStore, _ count: Int) async throws {
+        while store.waitingWrites < count { try await Task.sleep(for: .milliseconds(2)) }
+    }
+
+    @Test("writes that wait together commit together, each durable and in the audit chain")
+    func writesShareCommits() async throws {
+        try await self.withStore { fixture in
+            let store = fixture.store
+            try await self.holdingTheWriter(store) { release in
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for index in 0..<200 {
+                        group.addTask { try await store.audited { tx in try tx.insert(Self.office("O\(index)")) } }
+                    }
+                    try await self.untilWaiting(store, 200)
+                    release()
+                    try await group.waitForAll()
+                }
+            }
+            // The held write alone, then the 200 in groups of at most 128.
+            #expect(try fixture.groups() == [1, 128, 72])
+            let stored = try await store.read { tx in
+                (0..<200).compactMap { try? tx.load(Haven_V1_Office.self, id: "O\($0)") }
+            }
+            #expect(stored.count == 200)
+            #expect(try await store.read { try $0.auditSize() } == 200)
+            let verdict = try await fixture.verdict()
+            #expect(verdict.intact, "\(verdict.problem)")
+            #expect(verdict.entries == 200)
+
+            // Reopened, everything acknowledged is there.
+            try store.close()
+            let reopened = try SQLiteStore(path: fixture.directory.path("haven.sqlite"), keys: store.keys)
+            defer { try? reopened.close() }
+            #expect(try await reopened.read { try $0.auditSize() } == 200)
+        }
+    }
+
+    @Test("a write that fails in a group is rolled back alone; the others commit and say so")
+    func failureStaysWithItsWrite() async throws {
+        try await self.withStore { fixture in
+            let store = fixture.store
+            let results = Told<Int>()
+            try await self.holdingTheWriter(store) { release in
+                await withTaskGroup(of: Void.self) { group in
+                    for index in 0..<10 {
+                        group.addTask {
+                            do {
+                                try await store.audited { tx in
+                                    try tx.insert(Self.office("F\(index)"))
+                                    if index % 2 == 1 {
+                                        throw HavenError(code: .failedPrecondition, message: "refused \(index)")
+                                    }
+                                }
+                                results.record(index, "ok")
+                            } catch let error as HavenError {
+                                results.record(index, error.message)
+                            } catch {
+                                results.record(index, "\(error)")
+                            }
+                        }
+                    }
+                    try? await self.untilWaiting(store, 10)
+                    release()
+                }
+            }
+            let told = results.all
+            for index in 0..<10 {
+                #expect(told[index] == (index % 2 == 0 ? "ok" : "refused \(index)"))
+            }
+            let stored = try await store.read { tx in
+                try (0..<10).filter { try tx.load(Haven_V1_Office.self, id: "F\($0)") != nil }
+            }
+            #expect(stored == [0, 2, 4, 6, 8])
+            #expect(try fixture.groups() == [1, 5])
+            let verdict = try await fixture.verdict()
+            #expect(verdict.intact, "\(verdict.problem)")
+            #expect(verdict.entries == 5)
+        }
+    }
+
+    @Test("a caller cancelled while its write waits still learns the truth: the write committed with its group")
+    func cancellationDoesNotInterruptTheGroup() async throws {
+        try await self.withStore { fixture in
+            let store = fixture.store
+            try await self.holdingTheWriter(store) { release in
+                let cancelled = Task { try await store.audited { tx in try tx.insert(Self.office("C1")) } }
+                let other = Task { try await store.audited { tx in try tx.insert(Self.office("C2")) } }
+                try await self.untilWaiting(store, 2)
+                cancelled.cancel()
+                release()
+                try await cancelled.value
+                try await other.value
+            }
+            let stored = try await store.read { tx in
+                (try tx.load(Haven_V1_Office.self, id: "C1"), try tx.load(Haven_V1_Office.self, id: "C2"))
+            }
+            #expect(stored.0 != nil && stored.1 != nil)
+            #expect(try fixture.groups() == [1, 2])
+        }
+    }
+
+    @Test("a full disk fails the writes it reaches with RESOURCE_EXHAUSTED, and the store writes again once freed")
+    func fullDiskInAGroup() async throws {
+        try await self.withStore { fixture in
+            let store = fixture.store
+            try await store.audited { tx in try tx.insert(Self.office("KOL")) }
+            try store.limitPages(0)
+            let padding = String(repeating: "x", count: 64 * 1024)
+            let outcomes = Told<Int>()
+            try await self.holdingTheWriter(store) { release in
+                await withTaskGroup(of: Void.self) { group in
+                    for index in 0..<4 {
+                        group.addTask {
+                            do {
+                                try await store.audited { tx in
+                                    var office = Self.office("D\(index)")
+                                    office.name = padding
+                                    try tx.insert(office)
+                                }
+                                outcomes.record(index, "ok")
+                            } catch let error as HavenError {
+                                outcomes.record(index, "\(error.code)")
+                            } catch {
+                                outcomes.record(index, "\(error)")
+                            }
+                        }
+                    }
+                    try? await self.untilWaiting(store, 4)
+                    release()
+                }
+            }
+            #expect(outcomes.all.count == 4)
+            #expect(outcomes.all.values.allSatisfy { $0 == "\(HavenError.Code.resourceExhausted)" }, "\(outcomes.all)")
+            try store.limitPages(nil)
+            try await store.audited { tx in try tx.insert(Self.office("AFTER")) }
+            let verdict = try await fixture.verdict()
+            #expect(verdict.intact, "\(verdict.problem)")
+        }
+    }
+}

@@ -1,0 +1,197 @@
+import Synchronization
+import Testing
+
+@testable import HavenStore
+
+/// ``GroupCommit`` against a scripted connection: what each write of a group
+/// comes to when writes fail, the database aborts, or the commit fails.
+@Suite("Group commit")
+struct GroupCommitTests {
+    struct Failure: Error, Equatable {
+        var reason: String
+    }
+
+    /// A database in miniature: committed rows, the open transaction's rows,
+    /// one savepoint mark, and failures on cue.
+    final class ScriptedConnection: GroupCommitConnection, @unchecked Sendable {
+        var committed: [String] = []
+        var transaction: [String]?
+        var mark: Int?
+        var failBegins = 0
+        var failCommit = false
+        var log: [String] = []
+
+        func begin() throws {
+            #expect(self.transaction == nil, "no transaction left open")
+            if self.failBegins > 0 {
+                self.failBegins -= 1
+                throw Failure(reason: "busy")
+            }
+            self.transaction = []
+            self.log.append("begin")
+        }
+        func savepoint() throws { self.mark = self.transaction!.count }
+        func releaseSavepoint() throws { self.mark = nil }
+        func rollbackToSavepoint() throws {
+            self.transaction!.removeSubrange(self.mark!...)
+            self.mark = nil
+        }
+        var isInsideTransaction: Bool { self.transaction != nil }
+        func commit() throws {
+            if self.failCommit { throw Failure(reason: "I/O error at commit") }
+            self.committed += self.transaction!
+            self.transaction = nil
+            self.log.append("commit")
+        }
+        func rollback() {
+            if self.transaction != nil { self.log.append("rollback") }
+            self.transaction = nil
+        }
+    }
+
+    enum Script {
+        case succeeds(String)
+        /// Writes, then its body throws (a business rule): the transaction survives.
+        case `throws`(String)
+        /// Writes, then the database aborts the whole transaction (a full disk).
+        case aborts(String)
+    }
+
+    /// What each write's caller was told, by name.
+    final class Outcomes: Sendable {
+        let told = Mutex<[String: String]>([:])
+        subscript(_ name: String) -> String? { self.told.withLock { $0[name] } }
+    }
+
+    func group(_ script: [Script], _ outcomes: Outcomes) -> [PendingWrite<ScriptedConnection>] {
+        script.map { step in
+            let name: String
+            switch step {
+            case .succeeds(let n), .throws(let n), .aborts(let n): name = n
+            }
+            return PendingWrite<ScriptedConnection>(
+                run: { connection in
+                    connection.transaction!.append(name)
+                    switch step {
+                    case .succeeds: break
+                    case .throws: throw Failure(reason: "rule broken by \(name)")
+                    case .aborts:
+                        connection.transaction = nil
+                        throw Failure(reason: "disk full under \(name)")
+                    }
+                    return { outcomes.told.withLock { $0[name] = "acknowledged" } }
+                },
+                fail: { error in outcomes.told.withLock { $0[name] = "failed: \((error as! Failure).reason)" } }
+            )
+        }
+    }
+
+    @Test("writes that arrive together commit in one transaction, and are acknowledged only after it")
+    func oneTransaction() {
+        let connection = ScriptedConnection()
+        let outcomes = Outcomes()
+        let outcome = GroupCommit.run(
+            self.group([.succeeds("a"), .succeeds("b"), .succeeds("c")], outcomes),
+            on: connection
+        )
+        #expect(connection.log == ["begin", "commit"])
+        #expect(connection.committed == ["a", "b", "c"])
+        #expect(outcome.transactions == 1 && outcome.committed == 3 && outcome.failed == 0)
+        // Nothing is acknowledged inside run: the store publishes the changes first.
+        #expect(outcomes["a"] == nil && outcomes["c"] == nil)
+        for acknowledge in outcome.acknowledgements { acknowledge() }
+        #expect(["a", "b", "c"].allSatisfy { outcomes[$0] == "acknowledged" })
+    }
+
+    @Test("a write whose body throws is rolled back alone; the rest of its group commits")
+    func failedBodyAlone() {
+        let connection = ScriptedConnection()
+        let outcomes = Outcomes()
+        let outcome = GroupCommit.run(
+            self.group([.succeeds("a"), .throws("b"), .succeeds("c")], outcomes),
+            on: connection
+        )
+        #expect(connection.committed == ["a", "c"])
+        #expect(connection.log == ["begin", "commit"])
+        #expect(outcomes["b"] == "failed: rule broken by b")
+        #expect(outcome.committed == 2 && outcome.failed == 1)
+        for acknowledge in outcome.acknowledgements { acknowledge() }
+        #expect(outcomes["a"] == "acknowledged" && outcomes["c"] == "acknowledged")
+    }
+
+    @Test("when the database aborts the transaction, the group's writes so far fail with it and the rest start anew")
+    func abortedTransaction() {
+        let connection = ScriptedConnection()
+        let outcomes = Outcomes()
+        let outcome = GroupCommit.run(
+            self.group([.succeeds("a"), .succeeds("b"), .aborts("c"), .succeeds("d")], outcomes),
+            on: connection
+        )
+        #expect(connection.committed == ["d"])
+        #expect(connection.log == ["begin", "begin", "commit"])
+        #expect(outcomes["a"] == "failed: disk full under c")
+        #expect(outcomes["b"] == "failed: disk full under c")
+        #expect(outcomes["c"] == "failed: disk full under c")
+        #expect(outcome.transactions == 1 && outcome.committed == 1 && outcome.failed == 3)
+        for acknowledge in outcome.acknowledgements { acknowledge() }
+        #expect(outcomes["d"] == "acknowledged")
+    }
+
+    @Test("when the commit fails, every write of the group fails and nothing is left open")
+    func failedCommit() {
+        let connection = ScriptedConnection()
+        connection.failCommit = true
+        let outcomes = Outcomes()
+        let outcome = GroupCommit.run(
+            self.group([.succeeds("a"), .throws("b"), .succeeds("c")], outcomes),
+            on: connection
+        )
+        #expect(connection.committed.isEmpty)
+        #expect(!connection.isInsideTransaction)
+        #expect(connection.log == ["begin", "rollback"])
+        #expect(outcome.acknowledgements.isEmpty && outcome.committed == 0 && outcome.failed == 3)
+        #expect(outcomes["a"] == "failed: I/O error at commit")
+        #expect(outcomes["b"] == "failed: rule broken by b")
+        #expect(outcomes["c"] == "failed: I/O error at commit")
+    }
+
+    @Test("a write that cannot begin a transaction fails alone; the next begins again")
+    func failedBegin() {
+        let connection = ScriptedConnection()
+        connection.failBegins = 1
+        let outcomes = Outcomes()
+        let outcome = GroupCommit.run(self.group([.succeeds("a"), .succeeds("b")], outcomes), on: connection)
+        #expect(outcomes["a"] == "failed: busy")
+        #expect(connection.committed == ["b"])
+        #expect(outcome.committed == 1 && outcome.failed == 1)
+    }
+
+    @Test("an empty group touches nothing")
+    func emptyGroup() {
+        let connection = ScriptedConnection()
+        let outcome = GroupCommit.run([], on: connection)
+        #expect(connection.log.isEmpty && outcome.transactions == 0)
+    }
+
+    @Test("the queue hands out the oldest writes first, at most a group at a time, each once")
+    func queue() {
+        var queue = GroupCommitQueue<Int>(maxGroupSize: 3)
+        #expect(queue.takeGroup().isEmpty)
+        for write in 1...7 { queue.enqueue(write) }
+        #expect(queue.count == 7)
+        #expect(queue.takeGroup() == [1, 2, 3])
+        queue.enqueue(8)
+        #expect(queue.takeGroup() == [4, 5, 6])
+        #expect(queue.takeGroup() == [7, 8])
+        #expect(queue.takeGroup().isEmpty)
+        #expect(queue.count == 0)
+        // Long runs of partial takes keep the order and lose nothing.
+        var taken: [Int] = []
+        for write in 1...5_000 {
+            queue.enqueue(write)
+            if write % 4 == 0 { taken += queue.takeGroup() }
+        }
+        while queue.count > 0 { taken += queue.takeGroup() }
+        #expect(taken == Array(1...5_000))
+    }
+}
