@@ -14,6 +14,11 @@ package protocol StoreReader {
     /// One page of records matching `query`.
     func page<R: StoredRecord>(_ type: R.Type, _ query: RecordQuery) throws -> RecordPage<R>
 
+    /// Timeline events matching `query`, their notes opened. A case's own
+    /// record holds `event_count`, never its events: a case read with its
+    /// timeline is its record plus the events asked for here.
+    func caseEvents(_ query: CaseEventQuery) throws -> [StoredCaseEvent]
+
     /// Counts records matching `query` (ignoring its cursor and limit).
     func count<R: StoredRecord>(_ type: R.Type, _ query: RecordQuery) throws -> Int
 
@@ -70,8 +75,9 @@ package protocol StoreReader {
     /// Audit entries as stored, from `sequence` on, for verification.
     func storedAuditEntries(from sequence: UInt64, limit: Int) throws -> [StoredAuditEntry]
 
-    /// Every record's, account's, certificate's and enrolment code's stored
-    /// hash, keyed `kind/id`.
+    /// Every record's, timeline event's, account's, certificate's and
+    /// enrolment code's stored hash, keyed `kind/id` (an event's id is
+    /// `<case id>/<sequence>`).
     func storedHashes() throws -> [String: [UInt8]]
 
     /// Change-log entries' stored hashes, from `sequence` on.
@@ -93,11 +99,15 @@ package protocol StoreReader {
 package protocol StoreWriter: StoreReader {
     /// Inserts a new record, sealing its sealed fields (and `identity`, for a
     /// survivor) under a new key of its own. Throws ALREADY_EXISTS when its id
-    /// or alias is taken.
+    /// or alias is taken. A case's `events` are stored as its first timeline
+    /// events (see ``update(_:expectedVersion:sealed:)``).
     func insert<R: StoredRecord>(_ record: R, identity: Haven_V1_SurvivorIdentity?) throws
 
     /// Replaces a record whose stored version is `expectedVersion`; the record
-    /// passed carries the new version. Everything sealed is sealed again for
+    /// passed carries the new version. A case carries in `events` only the
+    /// events this change appends: they are stored as rows of their own after
+    /// those stored (numbered on, `event_count` the last), and its record is
+    /// stored without them. Everything sealed is sealed again for
     /// the new version (a rolled-back box does not open). Throws
     /// FAILED_PRECONDITION with the current version when the stored one
     /// differs, NOT_FOUND when absent.

@@ -232,6 +232,12 @@ struct MethodProbes: Sendable {
                 .with { $0.officeCodes = ["KOL"] },
                 as: principal
             )
+        case "haven.v1.CaseService/ListCaseEvents":
+            return await haven.code(
+                MethodCatalog.CaseService.listCaseEvents,
+                .with { $0.caseID = self.grid.kolCaseID },
+                as: principal
+            )
         case "haven.v1.CaseService/UpdateCase":
             let record = try await self.freshCase()
             var update = Haven_V1_UpdateCaseRequest()

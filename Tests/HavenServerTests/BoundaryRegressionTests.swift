@@ -242,6 +242,9 @@ struct BoundaryRegressionTests {
                     event.occurredOn = ServiceTests.date(2026, 3, 2)
                     event.rescueOperation.place = "Fictional lane"
                     event.rescueOperation.peopleRescued = 4_000_000_000
+                    // Appended as the store appends: numbered on from the count.
+                    record.eventCount += 1
+                    event.sequence = record.eventCount
                     record.events.append(event)
                 }
                 record.version += 1
@@ -260,7 +263,7 @@ struct BoundaryRegressionTests {
     }
 
     @Test(
-        "7. no event can make a case unreadable: fields are bounded, a case stops at 1 MiB, and a refused write changes nothing"
+        "7. no event can make a case unreadable: fields are bounded, and a timeline grows past 1 MiB while every read fits a frame"
     )
     func casesCannotOutgrowAFrame() async throws {
         try await withSession { session in
@@ -274,41 +277,55 @@ struct BoundaryRegressionTests {
             #expect(huge.code == .invalidArgument)
             #expect(huge.fieldViolations.map(\.field) == ["event.rescue_operation.place"])
 
-            // Fill the case with the largest notes allowed until the record limit refuses one.
+            // The largest notes allowed, 100 of them: 1.6 MB of timeline, past
+            // the 1 MiB a record may hold. Events are stored on their own, so
+            // every append is taken, and each response carries its event only.
             var note = Haven_V1_AppendCaseEventRequest()
             note.caseID = opened.id
             note.event.occurredOn = ServiceTests.date(2026, 3, 2)
             note.event.note.text = String(repeating: "n", count: 16 * 1024)
-            var refusal: HavenError?
-            var appended = 0
-            for index in 0..<100 {
+            let appended = 100
+            for index in 0..<appended {
                 note.idempotencyKey = "note-\(index)"
-                let end = try await session.connection("worker-kol").call(
-                    MethodCatalog.CaseService.appendCaseEvent,
-                    note,
-                    id: session.newID()
-                )
-                if let error = end.error {
-                    refusal = error
-                    break
-                }
-                appended += 1
+                let response = try await session.call("worker-kol", MethodCatalog.CaseService.appendCaseEvent, note)
+                #expect(response.events.map(\.sequence) == [UInt32(index + 1)])
             }
-            #expect(refusal?.code == .failedPrecondition, "the record limit refuses the append that would cross 1 MiB")
-            #expect(appended > 50)
             let stored = try await session.call(
                 "worker-kol",
                 MethodCatalog.CaseService.getCase,
                 .with { $0.caseID = opened.id }
             )
-            #expect(stored.events.count == appended, "the refused append changed nothing")
+            #expect(stored.eventCount == UInt32(appended))
             #expect(stored.version == UInt64(appended) + 1)
+            // A read carries the latest events that fit in 512 KiB, oldest first, ending with the last.
+            #expect(stored.events.count > 20 && stored.events.count < appended)
+            #expect(stored.events.last?.sequence == UInt32(appended))
+            #expect(stored.events.map(\.sequence) == Array((appended - stored.events.count + 1)...appended).map(UInt32.init))
+            #expect(stored.events.reduce(0) { $0 + $1.wireSize } <= HavenLimits.caseEventsInlineBytes)
+            #expect(stored.events.allSatisfy { $0.note.text.count == 16 * 1024 }, "notes opened")
+
+            // ListCaseEvents pages through the whole timeline, once each, in order, within a page's bytes.
+            var request = Haven_V1_ListCaseEventsRequest()
+            request.caseID = opened.id
+            request.page.pageSize = 500
+            var sequences: [UInt32] = []
+            while true {
+                let page = try await session.call("worker-kol", MethodCatalog.CaseService.listCaseEvents, request)
+                #expect(page.eventCount == UInt32(appended))
+                #expect(!page.events.isEmpty)
+                #expect(page.events.reduce(0) { $0 + $1.wireSize } <= HavenLimits.maxPageBytes)
+                sequences += page.events.map(\.sequence)
+                guard !page.page.nextPageToken.isEmpty else { break }
+                request.page.pageToken = page.page.nextPageToken
+            }
+            #expect(sequences == Array(1...UInt32(appended)))
+
             var full = Haven_V1_ListCasesRequest()
             full.view = .full
             let listed = try await session.call("worker-kol", MethodCatalog.CaseService.listCases, full)
-            #expect(listed.cases.contains { $0.id == opened.id })
+            #expect(listed.cases.contains { $0.id == opened.id && $0.events.last?.sequence == UInt32(appended) })
             let feed = try await Self.replayFeed(session, as: "director-kol")
-            #expect(feed.last?.caughtUp.cursor.isEmpty == false, "the feed reads past the full case to the present")
+            #expect(feed.last?.caughtUp.cursor.isEmpty == false, "the feed reads past the long case to the present")
         }
     }
 

@@ -87,11 +87,15 @@ struct UpgradeTests {
         let store = try SQLiteStore(path: path, keys: StoreKeys([MasterKeyMaterial(key: master)]))
         // Everything still reads, the same.
         #expect(try await store.read { try $0.identity(survivorID: "srv_1") }?.legalName == "LEGACY-NAME")
+        // The timeline moved out of the case's record into a row per event.
         let upgraded = try await store.read { try $0.load(Haven_V1_Case.self, id: "case_1") }
-        #expect(
-            upgraded?.events.first.map { if case .note(let note) = $0.detail { note.text } else { "" } }
-                == "LEGACY-NOTE"
-        )
+        #expect(upgraded?.events.isEmpty == true)
+        #expect(upgraded?.eventCount == 1)
+        #expect(upgraded?.version == 3, "moving the timeline is not a change of the case")
+        let timeline = try await store.read { try $0.caseEvents(.timeline("case_1", limit: 10)) }
+        #expect(timeline.map(\.event.id) == ["evt_1"])
+        #expect(timeline.first?.event.sequence == 1)
+        #expect(timeline.first?.event.note.text == "LEGACY-NOTE")
         let history = try await store.read { try $0.changes(after: 0, limit: 10) }
         #expect(history.first?.event.caseRecord.events.first?.note.text == "LEGACY-NOTE")
         // … but nothing of it is plain on disk any more.
@@ -104,9 +108,12 @@ struct UpgradeTests {
         }
         #expect(secret?.first == SealBox.format, "the identity is under its own key now, bound to its version")
 
-        // Every record, account and change is covered by an adoption entry.
+        // Every record, account and change is covered by an adoption entry,
+        // and the moved timeline by the migration's.
         let entries = try await store.read { try $0.auditEntries(AuditQuery(limit: 100)) }
-        #expect(entries.allSatisfy { $0.action == "store.adopt" && $0.principalID == "havend" })
+        #expect(entries.map(\.action) == ["store.adopt", "store.migrate"])
+        #expect(entries.allSatisfy { $0.principalID == "havend" })
+        #expect(entries.last?.resources.map { "\($0.kind)/\($0.id)" } == ["case/case_1", "caseEvent/case_1/1"])
         let covered = Set(entries.flatMap(\.resources).map { "\($0.kind)/\($0.id)" })
         let hashes = try await store.read { try $0.storedHashes() }
         #expect(covered == Set(hashes.keys))

@@ -90,6 +90,9 @@ public enum ProtocolSamples {
         "haven.v1.ListCasesRequest":
             "page { page_size: 20 } office_codes: \"KOL\" statuses: CASE_STATUS_PROSECUTION categories: CASE_CATEGORY_FORCED_LABOUR opened { first_day { \(date) } } updated_since_unix_ms: 1767225600000 view: CASE_VIEW_FULL",
         "haven.v1.ListCasesResponse": "cases { \(fullCase) } page { next_page_token: \"Y2FzZS0y\" }",
+        "haven.v1.ListCaseEventsRequest":
+            #"case_id: "case-1" page { page_size: 100 page_token: "ZXZ0LTI" } after_sequence: 20"#,
+        "haven.v1.ListCaseEventsResponse": "events { \(caseEvent) } page { next_page_token: \"ZXZ0LTM\" } event_count: 140",
         "haven.v1.UpdateCaseRequest":
             #"case_id: "case-1" expected_version: 4 category: CASE_CATEGORY_CHILD_LABOUR title: "Factory raid" police_reference: "FIR 9/2026""#,
         "haven.v1.UpdateCaseStatusRequest":

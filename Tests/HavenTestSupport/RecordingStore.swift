@@ -60,6 +60,10 @@ struct RecordingReader: StoreReader {
         self.store.record("count \(R.recordKind.rawValue)")
         return try self.base.count(type, query)
     }
+    func caseEvents(_ query: CaseEventQuery) throws -> [StoredCaseEvent] {
+        self.store.record("case events")
+        return try self.base.caseEvents(query)
+    }
     func identity(survivorID: String) throws -> Haven_V1_SurvivorIdentity? {
         self.store.record("identity")
         return try self.base.identity(survivorID: survivorID)
@@ -123,6 +127,9 @@ struct RecordingWriter: StoreWriter {
     }
     func count<R: StoredRecord>(_ type: R.Type, _ query: RecordQuery) throws -> Int {
         try self.reader.count(type, query)
+    }
+    func caseEvents(_ query: CaseEventQuery) throws -> [StoredCaseEvent] {
+        try self.reader.caseEvents(query)
     }
     func identity(survivorID: String) throws -> Haven_V1_SurvivorIdentity? {
         try self.reader.identity(survivorID: survivorID)

@@ -346,6 +346,22 @@ extension HavenClient {
             try await self.client.unary(MethodCatalog.CaseService.listCases, request, options: options)
         }
 
+        /// Pages through a case's timeline, oldest first. Errors: INVALID_ARGUMENT,
+        /// NOT_FOUND, PERMISSION_DENIED.
+        ///
+        /// A read: retried after a lost connection.
+        ///
+        /// - Parameters:
+        ///   - request: The `haven.v1.ListCaseEventsRequest`.
+        ///   - options: The call's deadline.
+        /// - Returns: The response.
+        /// - Throws: `HavenError`.
+        public func listEvents(
+            _ request: Haven_V1_ListCaseEventsRequest = Haven_V1_ListCaseEventsRequest(), options: CallOptions = CallOptions()
+        ) async throws -> Haven_V1_ListCaseEventsResponse {
+            try await self.client.unary(MethodCatalog.CaseService.listCaseEvents, request, options: options)
+        }
+
         /// Edits descriptive fields. Errors: INVALID_ARGUMENT, NOT_FOUND,
         /// FAILED_PRECONDITION (stale version, case closed), PERMISSION_DENIED.
         ///

@@ -215,6 +215,15 @@ extension MethodCatalog {
             idempotency: .noSideEffects
         )
 
+        /// Pages through a case's timeline, oldest first. Errors: INVALID_ARGUMENT,
+        /// NOT_FOUND, PERMISSION_DENIED.
+        public static let listCaseEvents = MethodDescriptor<Haven_V1_ListCaseEventsRequest, Haven_V1_ListCaseEventsResponse>(
+            service: name,
+            method: "ListCaseEvents",
+            kind: .unary,
+            idempotency: .noSideEffects
+        )
+
         /// Edits descriptive fields. Errors: INVALID_ARGUMENT, NOT_FOUND,
         /// FAILED_PRECONDITION (stale version, case closed), PERMISSION_DENIED.
         public static let updateCase = MethodDescriptor<Haven_V1_UpdateCaseRequest, Haven_V1_Case>(
@@ -671,6 +680,7 @@ extension MethodCatalog {
         CaseService.openCase.info,
         CaseService.getCase.info,
         CaseService.listCases.info,
+        CaseService.listCaseEvents.info,
         CaseService.updateCase.info,
         CaseService.updateCaseStatus.info,
         CaseService.appendCaseEvent.info,
@@ -819,6 +829,11 @@ extension HavenFieldLimits {
             5: HavenFieldLimit(name: "opened"),
             6: HavenFieldLimit(name: "updated_since_unix_ms"),
             7: HavenFieldLimit(name: "view"),
+        ],
+        "haven.v1.ListCaseEventsRequest": [
+            1: HavenFieldLimit(name: "case_id", maxBytes: 64),
+            2: HavenFieldLimit(name: "page"),
+            3: HavenFieldLimit(name: "after_sequence"),
         ],
         "haven.v1.UpdateCaseRequest": [
             1: HavenFieldLimit(name: "case_id", maxBytes: 64),
@@ -1299,6 +1314,8 @@ extension HavenSchema {
         Haven_V1_ListCasesResponse.self,
         Haven_V1_UpdateCaseRequest.self,
         Haven_V1_UpdateCaseStatusRequest.self,
+        Haven_V1_ListCaseEventsRequest.self,
+        Haven_V1_ListCaseEventsResponse.self,
         Haven_V1_AppendCaseEventRequest.self,
         Haven_V1_AddAccusedRequest.self,
         Haven_V1_LinkSurvivorRequest.self,

@@ -574,6 +574,24 @@ extension _WireSchema {
             ]
         ),
         Message(
+            name: "haven.v1.ListCaseEventsRequest",
+            type: Haven_V1_ListCaseEventsRequest.self,
+            fields: [
+                Field(number: 1, kind: .string, repeated: false, packed: false, oneof: nil),
+                Field(number: 2, kind: .message("haven.v1.PageRequest"), repeated: false, packed: false, oneof: nil),
+                Field(number: 3, kind: .uint32, repeated: false, packed: false, oneof: nil),
+            ]
+        ),
+        Message(
+            name: "haven.v1.ListCaseEventsResponse",
+            type: Haven_V1_ListCaseEventsResponse.self,
+            fields: [
+                Field(number: 1, kind: .message("haven.v1.CaseEvent"), repeated: true, packed: false, oneof: nil),
+                Field(number: 2, kind: .message("haven.v1.PageInfo"), repeated: false, packed: false, oneof: nil),
+                Field(number: 3, kind: .uint32, repeated: false, packed: false, oneof: nil),
+            ]
+        ),
+        Message(
             name: "haven.v1.AppendCaseEventRequest",
             type: Haven_V1_AppendCaseEventRequest.self,
             fields: [

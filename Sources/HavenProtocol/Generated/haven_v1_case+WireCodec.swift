@@ -1962,6 +1962,136 @@ extension Haven_V1_UpdateCaseStatusRequest: HavenWireMessage {
     }
 }
 
+extension Haven_V1_ListCaseEventsRequest: HavenWireMessage {
+    public func _wireSize(_ sizes: inout _WireSizes) -> Int {
+        var n = 0
+        if !self.caseID.isEmpty {
+            let v = self.caseID
+            n &+= 1 &+ _WireSize.delimited(v.utf8.count)
+        }
+        if self.hasPage {
+            let v = self.page
+            let slot = sizes.reserve()
+            let size = v._wireSize(&sizes)
+            sizes.set(slot, size)
+            n &+= 1 &+ _WireSize.delimited(size)
+        }
+        if self.afterSequence != 0 {
+            let v = self.afterSequence
+            n &+= 1 &+ _WireSize.varint(UInt64(v))
+        }
+        n &+= self.unknownFields.data.count
+        return n
+    }
+
+    public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
+        if !self.caseID.isEmpty {
+            w.byte(10)
+            w.string(self.caseID)
+        }
+        if self.hasPage {
+            w.byte(18)
+            w.length(sizes.next())
+            self.page._wireWrite(&w, &sizes)
+        }
+        if self.afterSequence != 0 {
+            w.byte(24)
+            w.varint(UInt64(self.afterSequence))
+        }
+        if !self.unknownFields.data.isEmpty { w.raw(self.unknownFields.data) }
+    }
+
+    public mutating func _wireMerge(_ r: inout _WireReader) throws(_WireFallback) {
+        while !r.isAtEnd {
+            switch try r.tag() {
+            case 10:
+                self.caseID = try r.string()
+            case 18:
+                var body = try r.delimited()
+                var v = self.page
+                try v._wireMerge(&body)
+                self.page = v
+            case 24:
+                self.afterSequence = UInt32(truncatingIfNeeded: try r.varint())
+            default: throw _WireFallback()
+            }
+        }
+    }
+}
+
+extension Haven_V1_ListCaseEventsResponse: HavenWireMessage {
+    public func _wireSize(_ sizes: inout _WireSizes) -> Int {
+        var n = 0
+        self.events.withUnsafeBufferPointer { values in
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
+                let slot = sizes.reserve()
+                let size = base[i]._wireSize(&sizes)
+                sizes.set(slot, size)
+                n &+= 1 &+ _WireSize.delimited(size)
+            }
+        }
+        if self.hasPage {
+            let v = self.page
+            let slot = sizes.reserve()
+            let size = v._wireSize(&sizes)
+            sizes.set(slot, size)
+            n &+= 1 &+ _WireSize.delimited(size)
+        }
+        if self.eventCount != 0 {
+            let v = self.eventCount
+            n &+= 1 &+ _WireSize.varint(UInt64(v))
+        }
+        n &+= self.unknownFields.data.count
+        return n
+    }
+
+    public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
+        self.events.withUnsafeBufferPointer { values in
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
+                w.byte(10)
+                w.length(sizes.next())
+                base[i]._wireWrite(&w, &sizes)
+            }
+        }
+        if self.hasPage {
+            w.byte(18)
+            w.length(sizes.next())
+            self.page._wireWrite(&w, &sizes)
+        }
+        if self.eventCount != 0 {
+            w.byte(24)
+            w.varint(UInt64(self.eventCount))
+        }
+        if !self.unknownFields.data.isEmpty { w.raw(self.unknownFields.data) }
+    }
+
+    public mutating func _wireMerge(_ r: inout _WireReader) throws(_WireFallback) {
+        var _events: [Haven_V1_CaseEvent] = []
+        while !r.isAtEnd {
+            switch try r.tag() {
+            case 10:
+                var body = try r.delimited()
+                var v = Haven_V1_CaseEvent()
+                try v._wireMerge(&body)
+                _events.append(v)
+            case 18:
+                var body = try r.delimited()
+                var v = self.page
+                try v._wireMerge(&body)
+                self.page = v
+            case 24:
+                self.eventCount = UInt32(truncatingIfNeeded: try r.varint())
+            default: throw _WireFallback()
+            }
+        }
+        if !_events.isEmpty {
+            if self.events.isEmpty { self.events = _events } else { self.events.append(contentsOf: _events) }
+        }
+    }
+}
+
 extension Haven_V1_AppendCaseEventRequest: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0

@@ -1119,7 +1119,12 @@ public nonisolated struct Haven_V1_Case: @unchecked Sendable {
   /// Clears the value of `openedBy`. Subsequent reads from it will return its default value.
   public mutating func clearOpenedBy() {_uniqueStorage()._openedBy = nil}
 
-  /// The timeline, oldest first. Omitted in lists unless `CASE_VIEW_FULL`.
+  /// Timeline events, oldest first — not always the whole timeline: a read
+  /// (`GetCase`, `ListCases` with `CASE_VIEW_FULL`) returns the latest events,
+  /// at most 100 and 512 KiB of them (`event_count` says how many there are;
+  /// `ListCaseEvents` pages through all of them); a write's response and a
+  /// change-feed item carry the events that change appended, and no others.
+  /// Omitted in lists unless `CASE_VIEW_FULL`.
   public var events: [Haven_V1_CaseEvent] {
     get {_storage._events}
     set {_uniqueStorage()._events = newValue}
@@ -1352,6 +1357,64 @@ public nonisolated struct Haven_V1_UpdateCaseStatusRequest: Sendable {
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+}
+
+/// Pages through a case's timeline, oldest first.
+public nonisolated struct Haven_V1_ListCaseEventsRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The case.
+  public var caseID: String = String()
+
+  /// Paging (events per page, at most 500).
+  public var page: Haven_V1_PageRequest {
+    get {_page ?? Haven_V1_PageRequest()}
+    set {_page = newValue}
+  }
+  /// Returns true if `page` has been explicitly set.
+  public var hasPage: Bool {self._page != nil}
+  /// Clears the value of `page`. Subsequent reads from it will return its default value.
+  public mutating func clearPage() {self._page = nil}
+
+  /// Only events after this position in the timeline; 0 means from the first.
+  public var afterSequence: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _page: Haven_V1_PageRequest? = nil
+}
+
+/// A page of a case's timeline.
+public nonisolated struct Haven_V1_ListCaseEventsResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The events of this page, oldest first.
+  public var events: [Haven_V1_CaseEvent] = []
+
+  /// Paging.
+  public var page: Haven_V1_PageInfo {
+    get {_page ?? Haven_V1_PageInfo()}
+    set {_page = newValue}
+  }
+  /// Returns true if `page` has been explicitly set.
+  public var hasPage: Bool {self._page != nil}
+  /// Clears the value of `page`. Subsequent reads from it will return its default value.
+  public mutating func clearPage() {self._page = nil}
+
+  /// How many events the case's timeline holds.
+  public var eventCount: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _page: Haven_V1_PageInfo? = nil
 }
 
 /// Appends an event to a case's timeline.
@@ -2935,6 +2998,94 @@ nonisolated extension Haven_V1_UpdateCaseStatusRequest: SwiftProtobuf.Message, S
     if lhs.expectedVersion != rhs.expectedVersion {return false}
     if lhs.status != rhs.status {return false}
     if lhs.reason != rhs.reason {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haven_V1_ListCaseEventsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListCaseEventsRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}case_id\0\u{1}page\0\u{3}after_sequence\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.caseID) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._page) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.afterSequence) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.caseID.isEmpty {
+      try visitor.visitSingularStringField(value: self.caseID, fieldNumber: 1)
+    }
+    try { if let v = self._page {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    if self.afterSequence != 0 {
+      try visitor.visitSingularUInt32Field(value: self.afterSequence, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haven_V1_ListCaseEventsRequest, rhs: Haven_V1_ListCaseEventsRequest) -> Bool {
+    if lhs.caseID != rhs.caseID {return false}
+    if lhs._page != rhs._page {return false}
+    if lhs.afterSequence != rhs.afterSequence {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haven_V1_ListCaseEventsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListCaseEventsResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}events\0\u{1}page\0\u{3}event_count\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.events) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._page) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.eventCount) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.events.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.events, fieldNumber: 1)
+    }
+    try { if let v = self._page {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    if self.eventCount != 0 {
+      try visitor.visitSingularUInt32Field(value: self.eventCount, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haven_V1_ListCaseEventsResponse, rhs: Haven_V1_ListCaseEventsResponse) -> Bool {
+    if lhs.events != rhs.events {return false}
+    if lhs._page != rhs._page {return false}
+    if lhs.eventCount != rhs.eventCount {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

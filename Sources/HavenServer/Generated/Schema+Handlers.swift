@@ -204,6 +204,13 @@ package protocol CaseServiceHandler: Sendable {
         _ context: CallContext
     ) async throws -> Haven_V1_ListCasesResponse
 
+    /// Pages through a case's timeline, oldest first. Errors: INVALID_ARGUMENT,
+    /// NOT_FOUND, PERMISSION_DENIED.
+    func listCaseEvents(
+        _ request: Haven_V1_ListCaseEventsRequest,
+        _ context: CallContext
+    ) async throws -> Haven_V1_ListCaseEventsResponse
+
     /// Edits descriptive fields. Errors: INVALID_ARGUMENT, NOT_FOUND,
     /// FAILED_PRECONDITION (stale version, case closed), PERMISSION_DENIED.
     func updateCase(
@@ -248,6 +255,7 @@ extension CaseServiceHandler {
         router.register(MethodCatalog.CaseService.openCase, self.openCase)
         router.register(MethodCatalog.CaseService.getCase, self.getCase)
         router.register(MethodCatalog.CaseService.listCases, self.listCases)
+        router.register(MethodCatalog.CaseService.listCaseEvents, self.listCaseEvents)
         router.register(MethodCatalog.CaseService.updateCase, self.updateCase)
         router.register(MethodCatalog.CaseService.updateCaseStatus, self.updateCaseStatus)
         router.register(MethodCatalog.CaseService.appendCaseEvent, self.appendCaseEvent)

@@ -66,8 +66,61 @@ struct CaseService: CaseServiceHandler {
             guard let view = env.policy.caseRecord(found, for: context.principal) else {
                 throw AccessPolicy.notFound("case")
             }
-            return view
+            return try Self.withLatestEvents(view, tx)
         }
+    }
+
+    /// A case as a read returns it: its record and the latest events of its
+    /// timeline, at most ``HavenLimits/caseEventsInline`` of them and
+    /// ``HavenLimits/caseEventsInlineBytes`` (always the last one), oldest first.
+    static func withLatestEvents(_ record: Haven_V1_Case, _ tx: any StoreReader) throws -> Haven_V1_Case {
+        guard record.eventCount > 0 else { return record }
+        var query = CaseEventQuery.timeline(record.id, limit: HavenLimits.caseEventsInline)
+        query.newestFirst = true
+        var latest: [Haven_V1_CaseEvent] = []
+        var bytes = 0
+        for stored in try tx.caseEvents(query) {
+            bytes += stored.event.wireSize
+            if !latest.isEmpty && bytes > HavenLimits.caseEventsInlineBytes { break }
+            latest.append(stored.event)
+        }
+        var assembled = record
+        assembled.events = latest.reversed()
+        return assembled
+    }
+
+    func listCaseEvents(
+        _ request: Haven_V1_ListCaseEventsRequest,
+        _ context: CallContext
+    ) async throws -> Haven_V1_ListCaseEventsResponse {
+        try Validate.require(!request.caseID.isEmpty, "case_id", "required")
+        var filters = request
+        filters.clearPage()
+        let size = PageToken.size(request.page)
+        let cursor = try PageToken.cursor(request.page, filters: filters)
+        let after = max(request.afterSequence, cursor.map { UInt32(clamping: $0.sortKey) } ?? 0)
+        let env = self.env
+        let (record, events) = try await env.store.read { tx in
+            guard let view = env.policy.caseRecord(try tx.load(Haven_V1_Case.self, id: request.caseID), for: context.principal)
+            else {
+                throw AccessPolicy.notFound("case")
+            }
+            return (view, try tx.caseEvents(.timeline(view.id, after: after, limit: size + 1)).map(\.event))
+        }
+        // At most `size` events and a page's bytes, always at least one.
+        var page: [Haven_V1_CaseEvent] = []
+        var bytes = 0
+        for event in events.prefix(size) {
+            bytes += event.wireSize
+            if !page.isEmpty && bytes > HavenLimits.maxPageBytes { break }
+            page.append(event)
+        }
+        var response = Haven_V1_ListCaseEventsResponse()
+        response.events = page
+        response.eventCount = record.eventCount
+        let next = page.count < events.count ? page.last.map { PageCursor(sortKey: Int64($0.sequence), alias: "", id: "") } : nil
+        response.page = try PageToken.token(after: next, filters: filters)
+        return response
     }
 
     func listCases(
@@ -90,15 +143,17 @@ struct CaseService: CaseServiceHandler {
             query.dayTo = dayString(request.opened.lastDay)
         }
         if request.updatedSinceUnixMs > 0 { query.updatedSince = request.updatedSinceUnixMs }
-        let page = try await self.env.store.read { [query] in try $0.page(Haven_V1_Case.self, query) }
-            .map { record in
-                guard request.view != .full else { return record }
-                var basic = record
-                basic.events = []
-                basic.accused = []
-                return basic
+        let page = try await self.env.store.read { [query] tx in
+            try tx.page(Haven_V1_Case.self, query).map { record in
+                guard request.view == .full else {
+                    var basic = record
+                    basic.accused = []
+                    return basic
+                }
+                return try Self.withLatestEvents(record, tx)
             }
-            .bounded(order: query.order)
+        }
+        .bounded(order: query.order)
         var response = Haven_V1_ListCasesResponse()
         response.cases = page.records
         response.page = try PageToken.token(after: page.next, filters: filters)
@@ -279,10 +334,12 @@ struct CaseService: CaseServiceHandler {
     ) {
         var event = event
         event.id = id
-        event.sequence = UInt32(record.events.count + 1)
+        // The record holds the events this change appends (the store keeps
+        // the timeline as rows of its own); `event_count` counts them all.
+        event.sequence = record.eventCount + 1
         event.recordedAtUnixMs = now
         event.recordedBy = actor
         record.events.append(event)
-        record.eventCount = UInt32(record.events.count)
+        record.eventCount = event.sequence
     }
 }

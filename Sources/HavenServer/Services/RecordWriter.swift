@@ -14,6 +14,12 @@ package protocol WritableRecord: StoredRecord {
     mutating func stamp(version: UInt64, at now: Int64)
     /// Puts the record in a change event's subject.
     func attach(to event: inout Haven_V1_ChangeEvent)
+    /// The record as a read returns it (a case with its latest events).
+    func asRead(_ tx: any StoreReader) throws -> Self
+}
+
+extension WritableRecord {
+    package func asRead(_ tx: any StoreReader) throws -> Self { self }
 }
 
 /// Who may make a change, asked of the policy by the writer.
@@ -213,7 +219,8 @@ package struct RecordWriter: Sendable {
 
     /// Runs an idempotent create: the first request with a key creates (and
     /// remembers the result); a retry returns that record *as the principal
-    /// may see it now* (NOT_FOUND when it no longer may); the same key with a
+    /// may see it now*, as a read returns it (NOT_FOUND when it no longer
+    /// may); the same key with a
     /// different request fails with ALREADY_EXISTS.
     package func idempotent<R: WritableRecord>(
         _ context: CallContext,
@@ -238,7 +245,8 @@ package struct RecordWriter: Sendable {
             else {
                 throw AccessPolicy.notFound(R.noun)
             }
-            return view
+            // As a read returns it now (a case with its latest events).
+            return try view.asRead(tx)
         }
         let record = try create()
         try tx.recordIdempotency(

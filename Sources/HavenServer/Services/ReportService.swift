@@ -22,13 +22,26 @@ struct ReportService: ReportServiceHandler {
         try Validate.require(CivilDates.onOrBefore(first, last), "period", "first_day is after last_day")
         try Validate.require(Self.days(from: first, to: last) <= 3660, "period", "longer than 3660 days")
 
-        let (office, cases, survivors) = try await self.environment.store.read { tx in
+        let (office, cases, survivors, statusChanges, inPeriod) = try await self.environment.store.read { tx in
             guard let office = try tx.load(Haven_V1_Office.self, id: request.officeCode) else {
                 throw HavenError(code: .notFound, message: "no office with that code")
             }
+            // Timeline events by query, not by loading every timeline: every
+            // status change (to replay each case's status at the period's
+            // end), and the events that happened in the period and count.
+            var changes = CaseEventQuery(limit: Int.max)
+            changes.officeCode = office.code
+            changes.kinds = [.statusChanged]
+            var period = CaseEventQuery(limit: Int.max)
+            period.officeCode = office.code
+            period.occurredFrom = dayString(first)
+            period.occurredThrough = dayString(last)
+            period.kinds = [.statusChanged, .rescueOperation, .conviction, .acquittal, .appealDecided]
             return (
                 office, try Self.all(Haven_V1_Case.self, office: office.code, tx),
-                try Self.all(Haven_V1_Survivor.self, office: office.code, tx)
+                try Self.all(Haven_V1_Survivor.self, office: office.code, tx),
+                Dictionary(grouping: try tx.caseEvents(changes), by: \.caseID),
+                try tx.caseEvents(period).map(\.event)
             )
         }
         func within(_ date: Haven_V1_CivilDate) -> Bool {
@@ -40,38 +53,39 @@ struct ReportService: ReportServiceHandler {
         var byStatus: [Haven_V1_CaseStatus: UInt64] = [:]
         for record in cases {
             if within(record.openedOn) { tally.casesOpened.add(1) }
-            let changes = record.events.compactMap { event -> (Haven_V1_CivilDate, Haven_V1_CaseStatusChanged)? in
-                guard case .statusChanged(let change) = event.detail else { return nil }
-                return (event.occurredOn, change)
+            let changes = (statusChanges[record.id] ?? []).compactMap {
+                stored -> (Haven_V1_CivilDate, Haven_V1_CaseStatusChanged)? in
+                guard case .statusChanged(let change) = stored.event.detail else { return nil }
+                return (stored.event.occurredOn, change)
             }
             if CivilDates.onOrBefore(record.openedOn, last) {
                 var status = changes.first?.1.previousStatus ?? record.status
                 for (date, change) in changes where CivilDates.onOrBefore(date, last) { status = change.newStatus }
                 byStatus[status, default: 0].add(1)
             }
-            for event in record.events where within(event.occurredOn) {
-                switch event.detail {
-                case .statusChanged(let change) where change.newStatus == .closed:
-                    tally.casesClosed.add(1)
-                case .rescueOperation(let operation):
-                    tally.rescueOperations.add(1)
-                    tally.peopleRescued.add(UInt64(operation.peopleRescued))
-                    tally.minorsRescued.add(UInt64(operation.minorsRescued))
-                case .conviction(let conviction):
-                    tally.convictions.add(UInt64(conviction.accusedIds.count))
-                case .appealDecided(let appeal) where appeal.outcome == .acquittalOverturned:
-                    tally.convictions.add(UInt64(appeal.accusedIds.count))
-                case .acquittal(let acquittal):
-                    tally.acquittals.add(UInt64(acquittal.accusedIds.count))
-                case .appealDecided(let appeal) where appeal.outcome == .convictionOverturned:
-                    tally.acquittals.add(UInt64(appeal.accusedIds.count))
-                default:
-                    break
-                }
-            }
             for accused in record.accused {
                 let status = accused.history.last { CivilDates.onOrBefore($0.effectiveOn, last) }?.status
                 if status == .onBail { tally.accusedOnBail.add(1) }
+            }
+        }
+        for event in inPeriod where within(event.occurredOn) {
+            switch event.detail {
+            case .statusChanged(let change) where change.newStatus == .closed:
+                tally.casesClosed.add(1)
+            case .rescueOperation(let operation):
+                tally.rescueOperations.add(1)
+                tally.peopleRescued.add(UInt64(operation.peopleRescued))
+                tally.minorsRescued.add(UInt64(operation.minorsRescued))
+            case .conviction(let conviction):
+                tally.convictions.add(UInt64(conviction.accusedIds.count))
+            case .appealDecided(let appeal) where appeal.outcome == .acquittalOverturned:
+                tally.convictions.add(UInt64(appeal.accusedIds.count))
+            case .acquittal(let acquittal):
+                tally.acquittals.add(UInt64(acquittal.accusedIds.count))
+            case .appealDecided(let appeal) where appeal.outcome == .convictionOverturned:
+                tally.acquittals.add(UInt64(appeal.accusedIds.count))
+            default:
+                break
             }
         }
         var services: [Haven_V1_ServiceKind: (count: UInt64, survivors: Set<String>)] = [:]

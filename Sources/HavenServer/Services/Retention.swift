@@ -9,10 +9,12 @@ package enum LegalHold {
     static let openStatuses: Set<Haven_V1_AccusedLegalStatus> = [.atLarge, .inCustody, .onBail, .absconding]
 
     /// Whether a case has an accused whose prosecution or appeal is open.
-    package static func isOpen(_ record: Haven_V1_Case) -> Bool {
+    package static func isOpen(_ record: Haven_V1_Case, _ tx: any StoreReader) throws -> Bool {
         if record.accused.contains(where: { Self.openStatuses.contains($0.legalStatus) }) { return true }
+        var appeals = CaseEventQuery.timeline(record.id, limit: Int.max)
+        appeals.kinds = [.appealFiled, .appealDecided]
         var appealed = Set<String>()
-        for event in record.events {
+        for event in try tx.caseEvents(appeals).map(\.event) {
             switch event.detail {
             case .appealFiled(let appeal): appealed.formUnion(appeal.accusedIds)
             case .appealDecided(let decision): appealed.subtract(decision.accusedIds)
@@ -24,7 +26,7 @@ package enum LegalHold {
 
     /// The reference of a case that holds `survivor`, or nil.
     package static func hold(for survivor: Haven_V1_Survivor, _ tx: any StoreReader) throws -> String? {
-        try tx.load(Haven_V1_Case.self, ids: survivor.caseIds).first(where: Self.isOpen)?.reference
+        try tx.load(Haven_V1_Case.self, ids: survivor.caseIds).first(where: { try Self.isOpen($0, tx) })?.reference
     }
 }
 
@@ -65,7 +67,7 @@ package enum Retention {
                 item.recordID = survivor.id
                 item.code = survivor.code
                 item.dueAtUnixMs = due
-                if let hold = cases.first(where: LegalHold.isOpen) {
+                if let hold = try cases.first(where: { try LegalHold.isOpen($0, tx) }) {
                     item.held = true
                     item.hold = hold.reference
                 }
@@ -82,7 +84,7 @@ package enum Retention {
                 item.recordID = record.id
                 item.code = record.reference
                 item.dueAtUnixMs = due
-                if LegalHold.isOpen(record) {
+                if try LegalHold.isOpen(record, tx) {
                     item.held = true
                     item.hold = record.reference
                 }

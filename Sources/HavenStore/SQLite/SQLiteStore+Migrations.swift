@@ -1,4 +1,6 @@
+import Foundation
 import GRDB
+import HavenProtocol
 
 extension SQLiteStore {
     /// The schema, as named steps. A step that has shipped is never edited:
@@ -159,6 +161,86 @@ extension SQLiteStore {
                     """
             )
         }
+        migrator.registerMigration("v4-case-timelines") { db in
+            try db.execute(
+                sql: """
+                    -- A case's timeline, one row per event: an append costs the event,
+                    -- not the case. Cases written before keep their events in their
+                    -- record until the store, opened with its keys, moves them here
+                    -- (SQLiteStore.moveTimelines, audited as store.migrate).
+                    CREATE TABLE caseEvent (
+                        caseID TEXT NOT NULL,
+                        sequence INTEGER NOT NULL,
+                        id TEXT NOT NULL,
+                        officeCode TEXT NOT NULL,
+                        occurredOn TEXT,
+                        kind INTEGER NOT NULL,
+                        body BLOB NOT NULL,
+                        sealed BLOB,
+                        PRIMARY KEY (caseID, sequence)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX caseEvent_office_day ON caseEvent(officeCode, occurredOn);
+
+                    INSERT INTO meta (name, value)
+                        SELECT 'case-timelines', 'in-records' WHERE EXISTS (SELECT 1 FROM record WHERE kind = 'case');
+                    """
+            )
+        }
         return migrator
     }()
+}
+
+extension SQLiteStore {
+    /// Moves the timelines of cases written before events had rows of their
+    /// own out of their records, once, when the store is first opened with
+    /// its keys after the `v4-case-timelines` migration: each event becomes
+    /// a row (its note sealed anew, bound to its place in the timeline), each
+    /// case is stored again without its events (same version), and entries
+    /// `store.migrate` by `havend` commit to every row written. One
+    /// transaction: a failure leaves the database as it was.
+    static func moveTimelines(_ tx: SQLiteTransaction) throws {
+        guard tx.keys != nil,
+            try String.fetchOne(tx.db, sql: "SELECT value FROM meta WHERE name = 'case-timelines'") == "in-records"
+        else { return }
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        var pending = 0
+        func audit(_ force: Bool) throws {
+            guard pending > 0, force || pending >= 500 else { return }
+            try tx.appendAudit(
+                NewAuditEntry(
+                    atUnixMs: now,
+                    principalID: "havend",
+                    action: "store.migrate",
+                    detail: "case timelines moved out of their records into rows of their own"
+                )
+            )
+            pending = 0
+        }
+        let ids = try String.fetchAll(tx.db, sql: "SELECT id FROM record WHERE kind = 'case' ORDER BY id")
+        for id in ids {
+            guard let row = try RecordRow.fetchOne(tx.db, key: ["kind": "case", "id": id]) else { continue }
+            var record: Haven_V1_Case = try tx.decode(row)
+            guard !record.events.isEmpty else { continue }
+            // The order of the record's timeline is its order; `sequence`
+            // restates it (1-based, gap-free) and is set from it.
+            var events = record.takeAppendedEvents()
+            for index in events.indices { events[index].sequence = UInt32(index + 1) }
+            record.eventCount = UInt32(events.count)
+            var head = try tx.row(record, sealedIdentity: row.secret)
+            head.secret = row.secret
+            try head.update(tx.db)
+            tx.journal.wrote(
+                kind: head.kind,
+                id: head.id,
+                office: head.officeCode,
+                version: record.recordVersion,
+                hash: SQLiteTransaction.storedHash(head)
+            )
+            try tx.appendEvents(events, to: record)
+            pending += 1 + events.count
+            try audit(false)
+        }
+        try audit(true)
+        try tx.db.execute(sql: "UPDATE meta SET value = 'rows' WHERE name = 'case-timelines'")
+    }
 }

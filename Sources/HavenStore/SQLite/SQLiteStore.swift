@@ -76,7 +76,9 @@ package final class SQLiteStore: RecordStore {
             }
             try Self.migrator.migrate(self.pool)
             try self.pool.write { db in
-                try Self.adoptExisting(SQLiteTransaction(db, keys: keys, auditing: auditing))
+                let tx = SQLiteTransaction(db, keys: keys, auditing: auditing)
+                try Self.adoptExisting(tx)
+                try Self.moveTimelines(tx)
             }
         } catch let error as HavenError {
             throw error

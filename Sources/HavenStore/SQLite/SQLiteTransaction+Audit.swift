@@ -140,6 +140,7 @@ extension SQLiteTransaction {
         while let row = try rows.next() {
             hashes["\(row.kind)/\(row.id)"] = Self.storedHash(row)
         }
+        try self.caseEventHashes(into: &hashes)
         for account in try self.accounts() {
             hashes["account/\(account.id)"] = Self.accountHash(account)
         }

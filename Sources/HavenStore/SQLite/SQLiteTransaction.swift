@@ -129,6 +129,7 @@ struct SQLiteTransaction: StoreWriter {
     }
 
     func insert<R: StoredRecord>(_ record: R, identity: Haven_V1_SurvivorIdentity?) throws {
+        let (record, appended) = Self.splitTimeline(record)
         var row = try self.row(record, sealedIdentity: nil)
         if let identity {
             row.secret = Data(try self.sealIdentity(identity, of: record))
@@ -154,9 +155,11 @@ struct SQLiteTransaction: StoreWriter {
             version: record.recordVersion,
             hash: Self.storedHash(row)
         )
+        if let head = record as? Haven_V1_Case { try self.appendEvents(appended, to: head) }
     }
 
     func update<R: StoredRecord>(_ record: R, expectedVersion: UInt64, sealed: SealedChange) throws {
+        let (record, appended) = Self.splitTimeline(record)
         guard
             let current = try Row.fetchOne(
                 self.db,
@@ -174,6 +177,7 @@ struct SQLiteTransaction: StoreWriter {
         if case .erase = sealed {
             erasing = true
             try self.eraseRecordKey(kind: R.recordKind, id: record.recordID)
+            if R.recordKind == .caseRecord { try self.eraseEventNotes(caseID: record.recordID) }
         }
         var row = try self.row(record, sealedIdentity: nil, sealing: !erasing)
         switch sealed {
@@ -203,6 +207,7 @@ struct SQLiteTransaction: StoreWriter {
             version: record.recordVersion,
             hash: Self.storedHash(row)
         )
+        if let head = record as? Haven_V1_Case { try self.appendEvents(appended, to: head) }
     }
 
     /// The row of a record: index columns, the body without its sealed

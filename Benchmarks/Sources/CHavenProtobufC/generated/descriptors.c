@@ -69,6 +69,8 @@ const ProtobufCMessageDescriptor *const haven_pbc_descriptors[] = {
     &haven__v1__list_cases_response__descriptor,
     &haven__v1__update_case_request__descriptor,
     &haven__v1__update_case_status_request__descriptor,
+    &haven__v1__list_case_events_request__descriptor,
+    &haven__v1__list_case_events_response__descriptor,
     &haven__v1__append_case_event_request__descriptor,
     &haven__v1__add_accused_request__descriptor,
     &haven__v1__link_survivor_request__descriptor,

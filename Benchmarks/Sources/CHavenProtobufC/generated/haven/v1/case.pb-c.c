@@ -1087,6 +1087,96 @@ void   haven__v1__update_case_status_request__free_unpacked
   assert(message->base.descriptor == &haven__v1__update_case_status_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   haven__v1__list_case_events_request__init
+                     (Haven__V1__ListCaseEventsRequest         *message)
+{
+  static const Haven__V1__ListCaseEventsRequest init_value = HAVEN__V1__LIST_CASE_EVENTS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t haven__v1__list_case_events_request__get_packed_size
+                     (const Haven__V1__ListCaseEventsRequest *message)
+{
+  assert(message->base.descriptor == &haven__v1__list_case_events_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t haven__v1__list_case_events_request__pack
+                     (const Haven__V1__ListCaseEventsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &haven__v1__list_case_events_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t haven__v1__list_case_events_request__pack_to_buffer
+                     (const Haven__V1__ListCaseEventsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &haven__v1__list_case_events_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Haven__V1__ListCaseEventsRequest *
+       haven__v1__list_case_events_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Haven__V1__ListCaseEventsRequest *)
+     protobuf_c_message_unpack (&haven__v1__list_case_events_request__descriptor,
+                                allocator, len, data);
+}
+void   haven__v1__list_case_events_request__free_unpacked
+                     (Haven__V1__ListCaseEventsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &haven__v1__list_case_events_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   haven__v1__list_case_events_response__init
+                     (Haven__V1__ListCaseEventsResponse         *message)
+{
+  static const Haven__V1__ListCaseEventsResponse init_value = HAVEN__V1__LIST_CASE_EVENTS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t haven__v1__list_case_events_response__get_packed_size
+                     (const Haven__V1__ListCaseEventsResponse *message)
+{
+  assert(message->base.descriptor == &haven__v1__list_case_events_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t haven__v1__list_case_events_response__pack
+                     (const Haven__V1__ListCaseEventsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &haven__v1__list_case_events_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t haven__v1__list_case_events_response__pack_to_buffer
+                     (const Haven__V1__ListCaseEventsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &haven__v1__list_case_events_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Haven__V1__ListCaseEventsResponse *
+       haven__v1__list_case_events_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Haven__V1__ListCaseEventsResponse *)
+     protobuf_c_message_unpack (&haven__v1__list_case_events_response__descriptor,
+                                allocator, len, data);
+}
+void   haven__v1__list_case_events_response__free_unpacked
+                     (Haven__V1__ListCaseEventsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &haven__v1__list_case_events_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   haven__v1__append_case_event_request__init
                      (Haven__V1__AppendCaseEventRequest         *message)
 {
@@ -3292,6 +3382,134 @@ const ProtobufCMessageDescriptor haven__v1__update_case_status_request__descript
   (ProtobufCMessageInit) haven__v1__update_case_status_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor haven__v1__list_case_events_request__field_descriptors[3] =
+{
+  {
+    "case_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__ListCaseEventsRequest, case_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__ListCaseEventsRequest, page),
+    &haven__v1__page_request__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "after_sequence",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__ListCaseEventsRequest, after_sequence),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned haven__v1__list_case_events_request__field_indices_by_name[] = {
+  2,   /* field[2] = after_sequence */
+  0,   /* field[0] = case_id */
+  1,   /* field[1] = page */
+};
+static const ProtobufCIntRange haven__v1__list_case_events_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor haven__v1__list_case_events_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "haven.v1.ListCaseEventsRequest",
+  "ListCaseEventsRequest",
+  "Haven__V1__ListCaseEventsRequest",
+  "haven.v1",
+  sizeof(Haven__V1__ListCaseEventsRequest),
+  3,
+  haven__v1__list_case_events_request__field_descriptors,
+  haven__v1__list_case_events_request__field_indices_by_name,
+  1,  haven__v1__list_case_events_request__number_ranges,
+  (ProtobufCMessageInit) haven__v1__list_case_events_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor haven__v1__list_case_events_response__field_descriptors[3] =
+{
+  {
+    "events",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Haven__V1__ListCaseEventsResponse, n_events),
+    offsetof(Haven__V1__ListCaseEventsResponse, events),
+    &haven__v1__case_event__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__ListCaseEventsResponse, page),
+    &haven__v1__page_info__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "event_count",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__ListCaseEventsResponse, event_count),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned haven__v1__list_case_events_response__field_indices_by_name[] = {
+  2,   /* field[2] = event_count */
+  0,   /* field[0] = events */
+  1,   /* field[1] = page */
+};
+static const ProtobufCIntRange haven__v1__list_case_events_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor haven__v1__list_case_events_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "haven.v1.ListCaseEventsResponse",
+  "ListCaseEventsResponse",
+  "Haven__V1__ListCaseEventsResponse",
+  "haven.v1",
+  sizeof(Haven__V1__ListCaseEventsResponse),
+  3,
+  haven__v1__list_case_events_response__field_descriptors,
+  haven__v1__list_case_events_response__field_indices_by_name,
+  1,  haven__v1__list_case_events_response__number_ranges,
+  (ProtobufCMessageInit) haven__v1__list_case_events_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor haven__v1__append_case_event_request__field_descriptors[4] =
 {
   {
@@ -3802,11 +4020,12 @@ const ProtobufCEnumDescriptor haven__v1__case_view__descriptor =
   haven__v1__case_view__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor haven__v1__case_service__method_descriptors[8] =
+static const ProtobufCMethodDescriptor haven__v1__case_service__method_descriptors[9] =
 {
   { "OpenCase", &haven__v1__open_case_request__descriptor, &haven__v1__case__descriptor },
   { "GetCase", &haven__v1__get_case_request__descriptor, &haven__v1__case__descriptor },
   { "ListCases", &haven__v1__list_cases_request__descriptor, &haven__v1__list_cases_response__descriptor },
+  { "ListCaseEvents", &haven__v1__list_case_events_request__descriptor, &haven__v1__list_case_events_response__descriptor },
   { "UpdateCase", &haven__v1__update_case_request__descriptor, &haven__v1__case__descriptor },
   { "UpdateCaseStatus", &haven__v1__update_case_status_request__descriptor, &haven__v1__case__descriptor },
   { "AppendCaseEvent", &haven__v1__append_case_event_request__descriptor, &haven__v1__case__descriptor },
@@ -3814,14 +4033,15 @@ static const ProtobufCMethodDescriptor haven__v1__case_service__method_descripto
   { "LinkSurvivor", &haven__v1__link_survivor_request__descriptor, &haven__v1__case__descriptor },
 };
 const unsigned haven__v1__case_service__method_indices_by_name[] = {
-  6,        /* AddAccused */
-  5,        /* AppendCaseEvent */
+  7,        /* AddAccused */
+  6,        /* AppendCaseEvent */
   1,        /* GetCase */
-  7,        /* LinkSurvivor */
+  8,        /* LinkSurvivor */
+  3,        /* ListCaseEvents */
   2,        /* ListCases */
   0,        /* OpenCase */
-  3,        /* UpdateCase */
-  4         /* UpdateCaseStatus */
+  4,        /* UpdateCase */
+  5         /* UpdateCaseStatus */
 };
 const ProtobufCServiceDescriptor haven__v1__case_service__descriptor =
 {
@@ -3830,7 +4050,7 @@ const ProtobufCServiceDescriptor haven__v1__case_service__descriptor =
   "CaseService",
   "Haven__V1__CaseService",
   "haven.v1",
-  8,
+  9,
   haven__v1__case_service__method_descriptors,
   haven__v1__case_service__method_indices_by_name
 };
@@ -3858,13 +4078,21 @@ void haven__v1__case_service__list_cases(ProtobufCService *service,
   assert(service->descriptor == &haven__v1__case_service__descriptor);
   service->invoke(service, 2, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
+void haven__v1__case_service__list_case_events(ProtobufCService *service,
+                                               const Haven__V1__ListCaseEventsRequest *input,
+                                               Haven__V1__ListCaseEventsResponse_Closure closure,
+                                               void *closure_data)
+{
+  assert(service->descriptor == &haven__v1__case_service__descriptor);
+  service->invoke(service, 3, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
 void haven__v1__case_service__update_case(ProtobufCService *service,
                                           const Haven__V1__UpdateCaseRequest *input,
                                           Haven__V1__Case_Closure closure,
                                           void *closure_data)
 {
   assert(service->descriptor == &haven__v1__case_service__descriptor);
-  service->invoke(service, 3, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 4, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void haven__v1__case_service__update_case_status(ProtobufCService *service,
                                                  const Haven__V1__UpdateCaseStatusRequest *input,
@@ -3872,7 +4100,7 @@ void haven__v1__case_service__update_case_status(ProtobufCService *service,
                                                  void *closure_data)
 {
   assert(service->descriptor == &haven__v1__case_service__descriptor);
-  service->invoke(service, 4, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 5, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void haven__v1__case_service__append_case_event(ProtobufCService *service,
                                                 const Haven__V1__AppendCaseEventRequest *input,
@@ -3880,7 +4108,7 @@ void haven__v1__case_service__append_case_event(ProtobufCService *service,
                                                 void *closure_data)
 {
   assert(service->descriptor == &haven__v1__case_service__descriptor);
-  service->invoke(service, 5, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 6, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void haven__v1__case_service__add_accused(ProtobufCService *service,
                                           const Haven__V1__AddAccusedRequest *input,
@@ -3888,7 +4116,7 @@ void haven__v1__case_service__add_accused(ProtobufCService *service,
                                           void *closure_data)
 {
   assert(service->descriptor == &haven__v1__case_service__descriptor);
-  service->invoke(service, 6, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 7, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void haven__v1__case_service__link_survivor(ProtobufCService *service,
                                             const Haven__V1__LinkSurvivorRequest *input,
@@ -3896,7 +4124,7 @@ void haven__v1__case_service__link_survivor(ProtobufCService *service,
                                             void *closure_data)
 {
   assert(service->descriptor == &haven__v1__case_service__descriptor);
-  service->invoke(service, 7, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 8, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void haven__v1__case_service__init (Haven__V1__CaseService_Service *service,
                                     Haven__V1__CaseService_ServiceDestroy destroy)

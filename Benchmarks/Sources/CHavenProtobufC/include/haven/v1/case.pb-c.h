@@ -40,6 +40,8 @@ typedef struct Haven__V1__ListCasesRequest Haven__V1__ListCasesRequest;
 typedef struct Haven__V1__ListCasesResponse Haven__V1__ListCasesResponse;
 typedef struct Haven__V1__UpdateCaseRequest Haven__V1__UpdateCaseRequest;
 typedef struct Haven__V1__UpdateCaseStatusRequest Haven__V1__UpdateCaseStatusRequest;
+typedef struct Haven__V1__ListCaseEventsRequest Haven__V1__ListCaseEventsRequest;
+typedef struct Haven__V1__ListCaseEventsResponse Haven__V1__ListCaseEventsResponse;
 typedef struct Haven__V1__AppendCaseEventRequest Haven__V1__AppendCaseEventRequest;
 typedef struct Haven__V1__AddAccusedRequest Haven__V1__AddAccusedRequest;
 typedef struct Haven__V1__LinkSurvivorRequest Haven__V1__LinkSurvivorRequest;
@@ -777,7 +779,12 @@ struct  Haven__V1__Case
    */
   Haven__V1__Actor *opened_by;
   /*
-   * The timeline, oldest first. Omitted in lists unless `CASE_VIEW_FULL`.
+   * Timeline events, oldest first — not always the whole timeline: a read
+   * (`GetCase`, `ListCases` with `CASE_VIEW_FULL`) returns the latest events,
+   * at most 100 and 512 KiB of them (`event_count` says how many there are;
+   * `ListCaseEvents` pages through all of them); a write's response and a
+   * change-feed item carry the events that change appended, and no others.
+   * Omitted in lists unless `CASE_VIEW_FULL`.
    */
   size_t n_events;
   Haven__V1__CaseEvent **events;
@@ -993,6 +1000,55 @@ struct  Haven__V1__UpdateCaseStatusRequest
 #define HAVEN__V1__UPDATE_CASE_STATUS_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&haven__v1__update_case_status_request__descriptor) \
     , (char *)protobuf_c_empty_string, 0, HAVEN__V1__CASE_STATUS__CASE_STATUS_UNSPECIFIED, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Pages through a case's timeline, oldest first.
+ */
+struct  Haven__V1__ListCaseEventsRequest
+{
+  ProtobufCMessage base;
+  /*
+   * The case.
+   */
+  char *case_id;
+  /*
+   * Paging (events per page, at most 500).
+   */
+  Haven__V1__PageRequest *page;
+  /*
+   * Only events after this position in the timeline; 0 means from the first.
+   */
+  uint32_t after_sequence;
+};
+#define HAVEN__V1__LIST_CASE_EVENTS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&haven__v1__list_case_events_request__descriptor) \
+    , (char *)protobuf_c_empty_string, NULL, 0 }
+
+
+/*
+ * A page of a case's timeline.
+ */
+struct  Haven__V1__ListCaseEventsResponse
+{
+  ProtobufCMessage base;
+  /*
+   * The events of this page, oldest first.
+   */
+  size_t n_events;
+  Haven__V1__CaseEvent **events;
+  /*
+   * Paging.
+   */
+  Haven__V1__PageInfo *page;
+  /*
+   * How many events the case's timeline holds.
+   */
+  uint32_t event_count;
+};
+#define HAVEN__V1__LIST_CASE_EVENTS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&haven__v1__list_case_events_response__descriptor) \
+    , 0,NULL, NULL, 0 }
 
 
 /*
@@ -1537,6 +1593,44 @@ Haven__V1__UpdateCaseStatusRequest *
 void   haven__v1__update_case_status_request__free_unpacked
                      (Haven__V1__UpdateCaseStatusRequest *message,
                       ProtobufCAllocator *allocator);
+/* Haven__V1__ListCaseEventsRequest methods */
+void   haven__v1__list_case_events_request__init
+                     (Haven__V1__ListCaseEventsRequest         *message);
+size_t haven__v1__list_case_events_request__get_packed_size
+                     (const Haven__V1__ListCaseEventsRequest   *message);
+size_t haven__v1__list_case_events_request__pack
+                     (const Haven__V1__ListCaseEventsRequest   *message,
+                      uint8_t             *out);
+size_t haven__v1__list_case_events_request__pack_to_buffer
+                     (const Haven__V1__ListCaseEventsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Haven__V1__ListCaseEventsRequest *
+       haven__v1__list_case_events_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   haven__v1__list_case_events_request__free_unpacked
+                     (Haven__V1__ListCaseEventsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Haven__V1__ListCaseEventsResponse methods */
+void   haven__v1__list_case_events_response__init
+                     (Haven__V1__ListCaseEventsResponse         *message);
+size_t haven__v1__list_case_events_response__get_packed_size
+                     (const Haven__V1__ListCaseEventsResponse   *message);
+size_t haven__v1__list_case_events_response__pack
+                     (const Haven__V1__ListCaseEventsResponse   *message,
+                      uint8_t             *out);
+size_t haven__v1__list_case_events_response__pack_to_buffer
+                     (const Haven__V1__ListCaseEventsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Haven__V1__ListCaseEventsResponse *
+       haven__v1__list_case_events_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   haven__v1__list_case_events_response__free_unpacked
+                     (Haven__V1__ListCaseEventsResponse *message,
+                      ProtobufCAllocator *allocator);
 /* Haven__V1__AppendCaseEventRequest methods */
 void   haven__v1__append_case_event_request__init
                      (Haven__V1__AppendCaseEventRequest         *message);
@@ -1668,6 +1762,12 @@ typedef void (*Haven__V1__UpdateCaseRequest_Closure)
 typedef void (*Haven__V1__UpdateCaseStatusRequest_Closure)
                  (const Haven__V1__UpdateCaseStatusRequest *message,
                   void *closure_data);
+typedef void (*Haven__V1__ListCaseEventsRequest_Closure)
+                 (const Haven__V1__ListCaseEventsRequest *message,
+                  void *closure_data);
+typedef void (*Haven__V1__ListCaseEventsResponse_Closure)
+                 (const Haven__V1__ListCaseEventsResponse *message,
+                  void *closure_data);
 typedef void (*Haven__V1__AppendCaseEventRequest_Closure)
                  (const Haven__V1__AppendCaseEventRequest *message,
                   void *closure_data);
@@ -1696,6 +1796,10 @@ struct Haven__V1__CaseService_Service
                      const Haven__V1__ListCasesRequest *input,
                      Haven__V1__ListCasesResponse_Closure closure,
                      void *closure_data);
+  void (*list_case_events)(Haven__V1__CaseService_Service *service,
+                           const Haven__V1__ListCaseEventsRequest *input,
+                           Haven__V1__ListCaseEventsResponse_Closure closure,
+                           void *closure_data);
   void (*update_case)(Haven__V1__CaseService_Service *service,
                       const Haven__V1__UpdateCaseRequest *input,
                       Haven__V1__Case_Closure closure,
@@ -1727,6 +1831,7 @@ void haven__v1__case_service__init (Haven__V1__CaseService_Service *service,
       function_prefix__ ## open_case,\
       function_prefix__ ## get_case,\
       function_prefix__ ## list_cases,\
+      function_prefix__ ## list_case_events,\
       function_prefix__ ## update_case,\
       function_prefix__ ## update_case_status,\
       function_prefix__ ## append_case_event,\
@@ -1744,6 +1849,10 @@ void haven__v1__case_service__list_cases(ProtobufCService *service,
                                          const Haven__V1__ListCasesRequest *input,
                                          Haven__V1__ListCasesResponse_Closure closure,
                                          void *closure_data);
+void haven__v1__case_service__list_case_events(ProtobufCService *service,
+                                               const Haven__V1__ListCaseEventsRequest *input,
+                                               Haven__V1__ListCaseEventsResponse_Closure closure,
+                                               void *closure_data);
 void haven__v1__case_service__update_case(ProtobufCService *service,
                                           const Haven__V1__UpdateCaseRequest *input,
                                           Haven__V1__Case_Closure closure,
@@ -1799,6 +1908,8 @@ extern const ProtobufCMessageDescriptor haven__v1__list_cases_request__descripto
 extern const ProtobufCMessageDescriptor haven__v1__list_cases_response__descriptor;
 extern const ProtobufCMessageDescriptor haven__v1__update_case_request__descriptor;
 extern const ProtobufCMessageDescriptor haven__v1__update_case_status_request__descriptor;
+extern const ProtobufCMessageDescriptor haven__v1__list_case_events_request__descriptor;
+extern const ProtobufCMessageDescriptor haven__v1__list_case_events_response__descriptor;
 extern const ProtobufCMessageDescriptor haven__v1__append_case_event_request__descriptor;
 extern const ProtobufCMessageDescriptor haven__v1__add_accused_request__descriptor;
 extern const ProtobufCMessageDescriptor haven__v1__link_survivor_request__descriptor;

@@ -1,0 +1,227 @@
+import Foundation
+import GRDB
+import HavenProtocol
+
+/// A row of the `caseEvent` table: one event of a case's timeline.
+///
+/// Events are append-only: a row is written once, when its event is
+/// appended, and changed only by an erasure (which drops its sealed note).
+struct CaseEventRow: Codable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "caseEvent"
+
+    var caseID: String
+    var sequence: Int64
+    var id: String
+    var officeCode: String
+    /// `YYYY-MM-DD`: when it happened (reports select by it).
+    var occurredOn: String?
+    /// ``CaseEventKind``: the field number of its detail.
+    var kind: Int
+    /// The event without its note's text.
+    var body: Data
+    /// The note's text, sealed under the case's key.
+    var sealed: Data?
+
+    /// The audit trail's name for it: `caseEvent/<case id>/<sequence>`.
+    var resourceID: String { "\(self.caseID)/\(self.sequence)" }
+}
+
+extension SQLiteTransaction {
+    static let caseEventKind = "caseEvent"
+
+    /// Stores the events a case change appended, after those stored: each
+    /// must continue the timeline (sequence one past the last), and the case's
+    /// `event_count` must then equal the last. Notes are sealed under the
+    /// case's own key, bound to the event's place in the timeline.
+    func appendEvents(_ events: [Haven_V1_CaseEvent], to head: Haven_V1_Case) throws {
+        guard !events.isEmpty else { return }
+        var last = UInt32(
+            clamping: try Int64.fetchOne(
+                try self.db.cachedStatement(sql: "SELECT COALESCE(MAX(sequence), 0) FROM caseEvent WHERE caseID = ?"),
+                arguments: [head.id]
+            ) ?? 0
+        )
+        for var event in events {
+            guard event.sequence == last + 1 else {
+                throw HavenError(
+                    code: .internal,
+                    message: "a timeline event of case \(head.id) out of sequence (\(event.sequence) after \(last))"
+                )
+            }
+            last = event.sequence
+            var sealed: Data?
+            if case .note(var note) = event.detail, !note.text.isEmpty {
+                sealed = Data(try self.sealNote(note.text, caseID: head.id, sequence: last, office: head.officeCode))
+                note.text = ""
+                event.detail = .note(note)
+            }
+            let row = CaseEventRow(
+                caseID: head.id,
+                sequence: Int64(last),
+                id: event.id,
+                officeCode: head.officeCode,
+                occurredOn: dayString(event.occurredOn),
+                kind: CaseEventKind(event.detail)?.rawValue ?? 0,
+                body: event.serializedPayload(),
+                sealed: sealed
+            )
+            try row.insert(self.db)
+            self.journal.wrote(
+                kind: Self.caseEventKind,
+                id: row.resourceID,
+                office: row.officeCode,
+                version: 1,
+                hash: Self.storedHash(row)
+            )
+        }
+        guard head.eventCount == last else {
+            throw HavenError(
+                code: .internal,
+                message: "case \(head.id) counts \(head.eventCount) events, its timeline ends at \(last)"
+            )
+        }
+    }
+
+    /// Drops the sealed notes of a case's events (an erasure: the case's key
+    /// is gone, and so is every box it sealed).
+    func eraseEventNotes(caseID: String) throws {
+        let rows = try CaseEventRow.filter(sql: "caseID = ? AND sealed IS NOT NULL", arguments: [caseID])
+            .fetchAll(self.db)
+        for var row in rows {
+            row.sealed = nil
+            try row.update(self.db)
+            self.journal.wrote(
+                kind: Self.caseEventKind,
+                id: row.resourceID,
+                office: row.officeCode,
+                version: 1,
+                hash: Self.storedHash(row)
+            )
+        }
+    }
+
+    func caseEvents(_ query: CaseEventQuery) throws -> [StoredCaseEvent] {
+        var conditions: [String] = []
+        var arguments: StatementArguments = []
+        if let caseID = query.caseID {
+            conditions.append("caseID = ? AND sequence > ?")
+            arguments += [caseID, Int64(query.afterSequence)]
+        }
+        if let office = query.officeCode {
+            conditions.append("officeCode = ?")
+            arguments += [office]
+        }
+        if let from = query.occurredFrom {
+            conditions.append("occurredOn >= ?")
+            arguments += [from]
+        }
+        if let through = query.occurredThrough {
+            conditions.append("occurredOn <= ?")
+            arguments += [through]
+        }
+        if let kinds = query.kinds {
+            guard !kinds.isEmpty else { return [] }
+            conditions.append("kind IN (\(kinds.map { String($0.rawValue) }.joined(separator: ", ")))")
+        }
+        let direction = query.newestFirst ? "DESC" : "ASC"
+        let order = query.caseID != nil ? "sequence \(direction)" : "caseID, sequence \(direction)"
+        let sql = """
+            SELECT * FROM caseEvent
+            \(conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND "))
+            ORDER BY \(order) LIMIT ?
+            """
+        arguments += [max(0, query.limit)]
+        return try CaseEventRow.fetchAll(self.db, sql: sql, arguments: arguments).map { row in
+            StoredCaseEvent(caseID: row.caseID, event: try self.decode(row))
+        }
+    }
+
+    func decode(_ row: CaseEventRow) throws -> Haven_V1_CaseEvent {
+        var event: Haven_V1_CaseEvent
+        do {
+            event = try Haven_V1_CaseEvent(wireBytes: row.body)
+        } catch {
+            throw HavenError(code: .dataLoss, message: "stored event \(row.resourceID) cannot be decoded")
+        }
+        if let sealed = row.sealed, case .note(var note) = event.detail {
+            note.text = try self.openNote(
+                Array(sealed),
+                caseID: row.caseID,
+                sequence: UInt32(clamping: row.sequence),
+                office: row.officeCode
+            )
+            event.detail = .note(note)
+        }
+        return event
+    }
+
+    private static func noteContext(_ caseID: String, _ sequence: UInt32, _ office: String) -> String {
+        SealBox.fieldsContext(Self.caseEventKind, "\(caseID)/\(sequence)", office, version: 1)
+    }
+
+    private func sealNote(_ text: String, caseID: String, sequence: UInt32, office: String) throws -> [UInt8] {
+        guard
+            let key = try self.recordKey(
+                kind: RecordKind.caseRecord.rawValue,
+                id: caseID,
+                office: office,
+                create: true
+            )
+        else {
+            throw HavenError(code: .failedPrecondition, message: "the store holds no keys to seal a case note with")
+        }
+        return try SealBox.seal(Array(text.utf8), key: key, context: Self.noteContext(caseID, sequence, office))
+    }
+
+    private func openNote(_ sealed: [UInt8], caseID: String, sequence: UInt32, office: String) throws -> String {
+        guard
+            let key = try self.recordKey(
+                kind: RecordKind.caseRecord.rawValue,
+                id: caseID,
+                office: office,
+                create: false
+            )
+        else {
+            throw HavenError(code: .dataLoss, message: "a sealed note of case \(caseID) has no key")
+        }
+        do {
+            let plaintext = try SealBox.open(sealed, key: key, context: Self.noteContext(caseID, sequence, office))
+            return String(decoding: plaintext, as: UTF8.self)
+        } catch {
+            throw HavenError(
+                code: .dataLoss,
+                message: "the sealed note of event \(sequence) of case \(caseID) does not open (moved?)"
+            )
+        }
+    }
+
+    /// What the audit trail commits to for an event: every column.
+    static func storedHash(_ row: CaseEventRow) -> [UInt8] {
+        var hasher = StoredHasher("haven.v1 case event")
+        hasher.add(row.caseID)
+        hasher.add(row.sequence)
+        hasher.add(row.id)
+        hasher.add(row.officeCode)
+        hasher.add(row.occurredOn)
+        hasher.add(Int64(row.kind))
+        hasher.add(row.body)
+        hasher.add(row.sealed)
+        return hasher.finalize()
+    }
+
+    /// Every event's stored hash, keyed `caseEvent/<case id>/<sequence>`.
+    func caseEventHashes(into hashes: inout [String: [UInt8]]) throws {
+        let rows = try CaseEventRow.fetchCursor(self.db)
+        while let row = try rows.next() {
+            hashes["\(Self.caseEventKind)/\(row.resourceID)"] = Self.storedHash(row)
+        }
+    }
+
+    /// A case as given, split: its record without the events, and the events
+    /// it carries (those its change appended). Other records pass unchanged.
+    static func splitTimeline<R: StoredRecord>(_ record: R) -> (R, [Haven_V1_CaseEvent]) {
+        guard var head = record as? Haven_V1_Case, !head.events.isEmpty else { return (record, []) }
+        let events = head.takeAppendedEvents()
+        return (head as! R, events)
+    }
+}
