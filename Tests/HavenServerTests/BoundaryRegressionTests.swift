@@ -300,7 +300,9 @@ struct BoundaryRegressionTests {
             // A read carries the latest events that fit in 512 KiB, oldest first, ending with the last.
             #expect(stored.events.count > 20 && stored.events.count < appended)
             #expect(stored.events.last?.sequence == UInt32(appended))
-            #expect(stored.events.map(\.sequence) == Array((appended - stored.events.count + 1)...appended).map(UInt32.init))
+            #expect(
+                stored.events.map(\.sequence) == Array((appended - stored.events.count + 1)...appended).map(UInt32.init)
+            )
             #expect(stored.events.reduce(0) { $0 + $1.wireSize } <= HavenLimits.caseEventsInlineBytes)
             #expect(stored.events.allSatisfy { $0.note.text.count == 16 * 1024 }, "notes opened")
 

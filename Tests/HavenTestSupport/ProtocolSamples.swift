@@ -92,7 +92,8 @@ public enum ProtocolSamples {
         "haven.v1.ListCasesResponse": "cases { \(fullCase) } page { next_page_token: \"Y2FzZS0y\" }",
         "haven.v1.ListCaseEventsRequest":
             #"case_id: "case-1" page { page_size: 100 page_token: "ZXZ0LTI" } after_sequence: 20"#,
-        "haven.v1.ListCaseEventsResponse": "events { \(caseEvent) } page { next_page_token: \"ZXZ0LTM\" } event_count: 140",
+        "haven.v1.ListCaseEventsResponse":
+            "events { \(caseEvent) } page { next_page_token: \"ZXZ0LTM\" } event_count: 140",
         "haven.v1.UpdateCaseRequest":
             #"case_id: "case-1" expected_version: 4 category: CASE_CATEGORY_CHILD_LABOUR title: "Factory raid" police_reference: "FIR 9/2026""#,
         "haven.v1.UpdateCaseStatusRequest":

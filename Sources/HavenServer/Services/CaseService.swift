@@ -101,7 +101,11 @@ struct CaseService: CaseServiceHandler {
         let after = max(request.afterSequence, cursor.map { UInt32(clamping: $0.sortKey) } ?? 0)
         let env = self.env
         let (record, events) = try await env.store.read { tx in
-            guard let view = env.policy.caseRecord(try tx.load(Haven_V1_Case.self, id: request.caseID), for: context.principal)
+            guard
+                let view = env.policy.caseRecord(
+                    try tx.load(Haven_V1_Case.self, id: request.caseID),
+                    for: context.principal
+                )
             else {
                 throw AccessPolicy.notFound("case")
             }
@@ -118,7 +122,9 @@ struct CaseService: CaseServiceHandler {
         var response = Haven_V1_ListCaseEventsResponse()
         response.events = page
         response.eventCount = record.eventCount
-        let next = page.count < events.count ? page.last.map { PageCursor(sortKey: Int64($0.sequence), alias: "", id: "") } : nil
+        let next =
+            page.count < events.count
+            ? page.last.map { PageCursor(sortKey: Int64($0.sequence), alias: "", id: "") } : nil
         response.page = try PageToken.token(after: next, filters: filters)
         return response
     }
