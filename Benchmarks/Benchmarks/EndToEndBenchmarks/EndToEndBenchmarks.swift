@@ -96,6 +96,44 @@ let benchmarks: @Sendable () -> Void = {
             }
         )
     }
+    // An append to a case with a long timeline against one to a new case,
+    // in alternating blocks within every iteration: events are stored as
+    // rows of their own, so the two should cost the same.
+    let timelineCost = Benchmark.Configuration(
+        metrics: [newCaseLatency, longCaseLatency],
+        warmupIterations: smoke ? 0 : 1,
+        scalingFactor: .kilo,
+        maxDuration: smoke ? .milliseconds(10) : .seconds(30),
+        maxIterations: smoke ? 1 : 10,
+        thresholds: [
+            newCaseLatency: .init(relative: [.p50: 50, .p90: 50]),
+            longCaseLatency: .init(relative: [.p50: 50, .p90: 50]),
+        ]
+    )
+    let longEvents = smoke ? 200 : 10_000
+    let timelines = Fixture()
+    Benchmark(
+        "Haven.write.long-timeline.1-in-flight.1-connections",
+        configuration: timelineCost,
+        closure: { benchmark in
+            let block = max(1, benchmark.scaledIterations.count / 20)
+            var toNew: [Duration] = []
+            var toLong: [Duration] = []
+            for _ in 0..<10 {
+                toNew += await timelines.run(kind: "write", calls: block, inFlight: 1, caseIndex: 0)
+                toLong += await timelines.run(kind: "write", calls: block, inFlight: 1, caseIndex: 1)
+            }
+            benchmark.stopMeasurement()
+            for latency in toNew { benchmark.measurement(newCaseLatency, microseconds(latency)) }
+            for latency in toLong { benchmark.measurement(longCaseLatency, microseconds(latency)) }
+        },
+        setup: {
+            try await timelines.start(connections: 1, cases: 2)
+            // The long case: `longEvents` events appended before the measurement.
+            _ = await timelines.run(kind: "write", calls: longEvents, inFlight: 16, caseIndex: 1)
+        },
+        teardown: { try await timelines.stop() }
+    )
     // The durability baseline for writes: raw single-row SQLite commits
     // (WAL, synchronous = FULL) on the same disk, in the same run.
     for inFlight in [1, 16, 256] {
@@ -136,6 +174,19 @@ let benchmarks: @Sendable () -> Void = {
 /// Each call's round-trip time in microseconds, from just before the request is
 /// handed to the client library to just after the response is decoded.
 let callLatency = BenchmarkMetric.custom("Call latency (µs)", polarity: .prefersSmaller, useScalingFactor: false)
+
+/// Append latency to a case opened for the benchmark (long-timeline benchmark).
+let newCaseLatency = BenchmarkMetric.custom(
+    "Append latency, new case (µs)",
+    polarity: .prefersSmaller,
+    useScalingFactor: false
+)
+/// Append latency to a case with 10,000 events (long-timeline benchmark).
+let longCaseLatency = BenchmarkMetric.custom(
+    "Append latency, 10,000-event case (µs)",
+    polarity: .prefersSmaller,
+    useScalingFactor: false
+)
 
 /// Write latency against the server with the audit trail (audit-cost benchmark).
 let auditedLatency = BenchmarkMetric.custom(
@@ -178,9 +229,7 @@ final class Fixture: Sendable {
     private let state = Mutex(State())
 
     /// Starts a server with `cases` cases in one office and `connections`
-    /// clients. Writes go round-robin over the cases, so each case's timeline
-    /// stays at a realistic length (a case body holds its timeline, and a
-    /// single case appended to 20,000 times would measure that instead).
+    /// clients. Writes go round-robin over the cases unless one is named.
     func start(connections: Int, cases: Int = 1, peer usePeer: Bool = false, auditing: Bool = true) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "haven-bench-\(UUID().uuidString)"
@@ -241,7 +290,7 @@ final class Fixture: Sendable {
 
     /// Makes `calls` calls with `inFlight` of them outstanding at any time, and
     /// returns each call's round-trip time.
-    func run(kind: String, calls: Int, inFlight: Int) async -> [Duration] {
+    func run(kind: String, calls: Int, inFlight: Int, caseIndex: Int? = nil) async -> [Duration] {
         let (clients, caseIDs, peer) = self.state.withLock { ($0.clients, $0.caseIDs, $0.peer) }
         return await withTaskGroup(of: [Duration].self) { group in
             for worker in 0..<min(inFlight, calls) {
@@ -251,7 +300,7 @@ final class Fixture: Sendable {
                     let clock = ContinuousClock()
                     for call in stride(from: worker, to: calls, by: inFlight) {
                         let client = clients[call % clients.count]
-                        let caseID = caseIDs[call % caseIDs.count]
+                        let caseID = caseIDs[caseIndex ?? call % caseIDs.count]
                         let start = clock.now
                         do {
                             if let peer, kind == "grpc read" {
