@@ -88,6 +88,17 @@ let package = Package(
             ],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        // Unary calls against a server in the same process, for whole-call profiles.
+        .executableTarget(
+            name: "profile-calls",
+            dependencies: [
+                .product(name: "HavenClient", package: "Haven"),
+                .product(name: "HavenEmbedding", package: "Haven"),
+                .product(name: "HavenProtocol", package: "Haven"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
         // The load generator operators point at a deployment (loopback by default).
         .executableTarget(
             name: "haven-load",

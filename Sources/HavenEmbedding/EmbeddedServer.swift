@@ -57,7 +57,9 @@ public final class EmbeddedServer: Sendable {
     /// - Parameter id: The case id.
     /// - Returns: The case, or nil when there is none.
     public func readCase(id: String) async throws -> Haven_V1_Case? {
-        try await self.store.read { try $0.load(Haven_V1_Case.self, id: id) }
+        try await self.store.read { tx in
+            try tx.load(Haven_V1_Case.self, id: id).map { try CaseReads.withLatestEvents($0, tx) }
+        }
     }
 
     /// Creates a development data directory in `directory` (which must be

@@ -66,27 +66,8 @@ struct CaseService: CaseServiceHandler {
             guard let view = env.policy.caseRecord(found, for: context.principal) else {
                 throw AccessPolicy.notFound("case")
             }
-            return try Self.withLatestEvents(view, tx)
+            return try CaseReads.withLatestEvents(view, tx)
         }
-    }
-
-    /// A case as a read returns it: its record and the latest events of its
-    /// timeline, at most ``HavenLimits/caseEventsInline`` of them and
-    /// ``HavenLimits/caseEventsInlineBytes`` (always the last one), oldest first.
-    static func withLatestEvents(_ record: Haven_V1_Case, _ tx: any StoreReader) throws -> Haven_V1_Case {
-        guard record.eventCount > 0 else { return record }
-        var query = CaseEventQuery.timeline(record.id, limit: HavenLimits.caseEventsInline)
-        query.newestFirst = true
-        var latest: [Haven_V1_CaseEvent] = []
-        var bytes = 0
-        for stored in try tx.caseEvents(query) {
-            bytes += stored.event.wireSize
-            if !latest.isEmpty && bytes > HavenLimits.caseEventsInlineBytes { break }
-            latest.append(stored.event)
-        }
-        var assembled = record
-        assembled.events = latest.reversed()
-        return assembled
     }
 
     func listCaseEvents(
@@ -156,7 +137,7 @@ struct CaseService: CaseServiceHandler {
                     basic.accused = []
                     return basic
                 }
-                return try Self.withLatestEvents(record, tx)
+                return try CaseReads.withLatestEvents(record, tx)
             }
         }
         .bounded(order: query.order)
@@ -347,5 +328,28 @@ struct CaseService: CaseServiceHandler {
         event.recordedBy = actor
         record.events.append(event)
         record.eventCount = event.sequence
+    }
+}
+
+/// How a case is read: the one assembly of a case and its timeline, for
+/// the services and for anything that serves the same read.
+package enum CaseReads {
+    /// A case as a read returns it: its record and the latest events of its
+    /// timeline, at most ``HavenLimits/caseEventsInline`` of them and
+    /// ``HavenLimits/caseEventsInlineBytes`` (always the last one), oldest first.
+    package static func withLatestEvents(_ record: Haven_V1_Case, _ tx: any StoreReader) throws -> Haven_V1_Case {
+        guard record.eventCount > 0 else { return record }
+        var query = CaseEventQuery.timeline(record.id, limit: HavenLimits.caseEventsInline)
+        query.newestFirst = true
+        var latest: [Haven_V1_CaseEvent] = []
+        var bytes = 0
+        for stored in try tx.caseEvents(query) {
+            bytes += stored.event.wireSize
+            if !latest.isEmpty && bytes > HavenLimits.caseEventsInlineBytes { break }
+            latest.append(stored.event)
+        }
+        var assembled = record
+        assembled.events = latest.reversed()
+        return assembled
     }
 }

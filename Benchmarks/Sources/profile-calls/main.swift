@@ -1,0 +1,101 @@
+// Runs unary calls against a server in this process (client and server over
+// mutual TLS on loopback, a fresh development data directory), for profiles
+// of a whole call — client, TLS, server, store — with perf or callgrind:
+//
+//   swift build --package-path Benchmarks -c release --product profile-calls
+//   perf record -F 999 -g Benchmarks/.build/release/profile-calls write 20000 16
+//   perf report --no-children --sort symbol | head -60
+//
+// It prints the calls per second it made (wall clock, after a warm-up of
+// 1,000 calls), which under a profiler is only a rough figure.
+import Foundation
+import HavenClient
+import HavenEmbedding
+import HavenProtocol
+import SwiftProtobuf
+
+let arguments = CommandLine.arguments
+guard arguments.count == 4, ["read", "write"].contains(arguments[1]), let calls = Int(arguments[2]),
+    let inFlight = Int(arguments[3]), calls > 0, inFlight > 0
+else {
+    print("usage: profile-calls read|write CALLS IN-FLIGHT")
+    exit(64)
+}
+let kind = arguments[1]
+let directory = FileManager.default.temporaryDirectory.appendingPathComponent("haven-profile-\(UUID().uuidString)")
+defer { try? FileManager.default.removeItem(at: directory) }
+let server = try await EmbeddedServer.start(in: directory)
+func configuration(_ bundle: URL) throws -> HavenClientConfiguration {
+    var configuration = HavenClientConfiguration(
+        host: "127.0.0.1",
+        port: server.port,
+        credentials: try HavenCredentials(bundle: bundle)
+    )
+    configuration.serverHostname = "localhost"
+    return configuration
+}
+let admin = HavenClient(configuration: try configuration(server.adminCredentials))
+_ = try await admin.offices.create(
+    .with {
+        $0.office.code = "KOL"
+        $0.office.name = "Kolkata field office"
+        $0.office.city = "Kolkata"
+        $0.office.country = "IN"
+        $0.office.timeZone = "Asia/Kolkata"
+    }
+)
+admin.close()
+let client = HavenClient(
+    configuration: try configuration(try server.addAccount(id: "profile", role: .caseworker, offices: ["KOL"]))
+)
+var caseIDs: [String] = []
+for number in 0..<16 {
+    caseIDs.append(
+        try await client.cases.open(
+            .with {
+                $0.officeCode = "KOL"
+                $0.category = .forcedLabour
+                $0.title = "Profiled case \(number) (fictional)"
+            }
+        ).id
+    )
+}
+let cases = caseIDs
+
+@Sendable func call(_ index: Int) async throws {
+    let caseID = cases[index % cases.count]
+    if kind == "read" {
+        _ = try await client.cases.get(.with { $0.caseID = caseID })
+    } else {
+        var append = Haven_V1_AppendCaseEventRequest()
+        append.caseID = caseID
+        append.event.occurredOn = .with {
+            $0.year = 2026
+            $0.month = 4
+            $0.day = 2
+        }
+        append.event.note.text = "profiled note (fictional)"
+        _ = try await client.cases.appendEvent(append)
+    }
+}
+
+func run(_ count: Int) async throws -> Duration {
+    let clock = ContinuousClock()
+    let start = clock.now
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for worker in 0..<min(inFlight, count) {
+            group.addTask {
+                for index in stride(from: worker, to: count, by: inFlight) { try await call(index) }
+            }
+        }
+        try await group.waitForAll()
+    }
+    return clock.now - start
+}
+
+_ = try await run(1_000)
+let elapsed = try await run(calls)
+let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+print("\(kind): \(calls) calls, \(inFlight) in flight: \(Int(Double(calls) / seconds)) calls/s")
+client.close()
+try await server.stop()

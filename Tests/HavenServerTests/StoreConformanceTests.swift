@@ -1,0 +1,537 @@
+import Foundation
+import HavenProtocol
+import HavenServer
+import HavenStore
+import HavenTestSupport
+import SwiftProtobuf
+import Synchronization
+import Testing
+
+/// A store the conformance suite runs against. Every implementation of
+/// ``RecordStore`` is listed here and passes every test of the suite: no
+/// behaviour exists in one store only.
+enum StoreUnderTest: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case sqlite
+
+    var testDescription: String { self.rawValue }
+
+    /// A fresh, empty store, and what removes it.
+    func make() throws -> (any RecordStore, @Sendable () -> Void) {
+        switch self {
+        case .sqlite:
+            let directory = try TemporaryDirectory("haven-conformance")
+            let store = try SQLiteStore(path: directory.path("haven.sqlite"), keys: freshStoreKeys())
+            return (
+                store,
+                {
+                    try? store.close()
+                    directory.remove()
+                }
+            )
+        }
+    }
+}
+
+/// The storage protocol's contract, in terms of ``RecordStore`` alone: the
+/// single write path (audited or refused), compare-and-set, idempotency
+/// keys, counters, cursor pagination, the change log, sealed identities and
+/// notes, case timelines, and one linear audit chain under concurrent writes.
+@Suite("Storage conformance")
+struct StoreConformanceTests {
+    static func office(_ code: String, createdAt: Int64 = 1) -> Haven_V1_Office {
+        var office = Haven_V1_Office()
+        office.code = code
+        office.name = "\(code) field office"
+        office.status = .active
+        office.version = 1
+        office.createdAtUnixMs = createdAt
+        office.updatedAtUnixMs = createdAt
+        return office
+    }
+
+    static func caseRecord(_ id: String, reference: String, office: String = "KOL", openedAt: Int64) -> Haven_V1_Case {
+        var record = Haven_V1_Case()
+        record.id = id
+        record.reference = reference
+        record.officeCode = office
+        record.status = .intake
+        record.version = 1
+        record.openedAtUnixMs = openedAt
+        record.updatedAtUnixMs = openedAt
+        return record
+    }
+
+    static func note(_ text: String, on day: Int32) -> Haven_V1_CaseEvent {
+        var event = Haven_V1_CaseEvent()
+        event.id = "evt_" + text.split(separator: " ").joined(separator: "_")
+        event.occurredOn = .with {
+            $0.year = 2026
+            $0.month = 3
+            $0.day = day
+        }
+        event.note.text = text
+        return event
+    }
+
+    func withStore(_ kind: StoreUnderTest, _ body: (any RecordStore) async throws -> Void) async throws {
+        let (store, remove) = try kind.make()
+        defer { remove() }
+        try await body(store)
+    }
+
+    /// The audit chain, verified from the store's own rows.
+    func verdict(_ store: any RecordStore) async throws -> Haven_V1_AuditVerdict {
+        try await AuditVerifier(store: store, publicKey: Data()).verify()
+    }
+
+    @Test(
+        "refuses to commit a write that no audit entry covers, and commits it with one",
+        arguments: StoreUnderTest.allCases
+    )
+    func auditedOrNothing(_ kind: StoreUnderTest) async throws {
+        try await self.withStore(kind) { store in
+            let refused = await #expect(throws: HavenError.self) {
+                try await store.write { tx in try tx.insert(Self.office("KOL")) }
+            }
+            #expect(refused?.code == .internal)
+            let value1 = try await store.read { try $0.load(Haven_V1_Office.self, id: "KOL") }
+            #expect(value1 == nil)
+            // Written after its entry: refused as well.
+            let late = await #expect(throws: HavenError.self) {
+                try await store.write { tx in
+                    try tx.appendAudit(NewAuditEntry(atUnixMs: 1, principalID: "test", action: "test"))
+                    try tx.insert(Self.office("KOL"))
+                }
+            }
+            #expect(late?.code == .internal)
+            let value2 = try await store.read { try $0.auditSize() }
+            #expect(value2 == 0)
+            try await store.audited { tx in try tx.insert(Self.office("KOL")) }
+            let entry = try #require(try await store.read { try $0.auditEntries(AuditQuery(limit: 10)) }.first)
+            #expect(entry.resources.map(\.id) == ["KOL"])
+            #expect(entry.resources.first?.storedHash.count == 32)
+            #expect(entry.sequence == 1)
+            #expect(entry.previousHash == Data(count: 32))
+        }
+    }
+
+    @Test("inserts, loads by id, alias and ids, and refuses duplicates", arguments: StoreUnderTest.allCases)
+    func insertAndLoad(_ kind: StoreUnderTest) async throws {
+        try await self.withStore(kind) { store in
+            try await store.audited { tx in
+                try tx.insert(Self.office("KOL"))
+                try tx.insert(Self.caseRecord("c1", reference: "KOL-2026-0001", openedAt: 10))
+                try tx.insert(Self.caseRecord("c2", reference: "KOL-2026-0002", openedAt: 11))
+            }
+            let office = try await store.read { try $0.load(Haven_V1_Office.self, id: "KOL") }
+            #expect(office?.name == "KOL field office")
+            let byAlias = try await store.read { try $0.load(Haven_V1_Case.self, alias: "KOL-2026-0001") }
+            #expect(byAlias?.id == "c1")
+            let byIDs = try await store.read { try $0.load(Haven_V1_Case.self, ids: ["c2", "missing", "c1"]) }
+            #expect(byIDs.map(\.id) == ["c2", "c1"], "in the order asked, missing ones skipped")
+
+            let duplicateID = await #expect(throws: HavenError.self) {
+                try await store.audited { tx in try tx.insert(Self.office("KOL")) }
+            }
+            #expect(duplicateID?.code == .alreadyExists)
+            let duplicateAlias = await #expect(throws: HavenError.self) {
+                try await store.audited { tx in
+                    try tx.insert(Self.caseRecord("c3", reference: "KOL-2026-0001", openedAt: 11))
+                }
+            }
+            #expect(duplicateAlias?.code == .alreadyExists)
+        }
+    }
+
+    @Test("updates only from the current version, naming it when stale", arguments: StoreUnderTest.allCases)
+    func compareAndSet(_ kind: StoreUnderTest) async throws {
+        try await self.withStore(kind) { store in
+            try await store.audited { tx in try tx.insert(Self.office("MNL")) }
+            var changed = Self.office("MNL")
+            changed.name = "Manila"
+            changed.version = 2
+            try await store.audited { [changed] tx in try tx.update(changed, expectedVersion: 1) }
+
+            var stale = Self.office("MNL")
+            stale.name = "Lost update"
+            stale.version = 2
+            let error = await #expect(throws: HavenError.self) {
+                try await store.audited { [stale] tx in try tx.update(stale, expectedVersion: 1) }
+            }
+            #expect(error?.code == .failedPrecondition)
+            #expect(error?.currentVersion == 2)
+            let value3 = try await store.read { try $0.load(Haven_V1_Office.self, id: "MNL") }
+            #expect(value3?.name == "Manila")
+
+            let missing = await #expect(throws: HavenError.self) {
+                try await store.audited { tx in try tx.update(Self.office("ZZZ"), expectedVersion: 1) }
+            }
+            #expect(missing?.code == .notFound)
+        }
+    }
+
+    @Test(
+        "of writers racing from one version, exactly one wins; the rest learn the current one",
+        arguments: StoreUnderTest.allCases
+    )
+    func racingWriters(_ kind: StoreUnderTest) async throws {
+        try await self.withStore(kind) { store in
+            try await store.audited { tx in try tx.insert(Self.office("KOL")) }
+            let outcomes = try await withThrowingTaskGroup(of: String.self) { group in
+                for index in 0..<8 {
+                    group.addTask {
+                        var office = Self.office("KOL")
+                        office.name = "Writer \(index)"
+                        office.version = 2
+                        do {
+                            try await store.audited { [office] tx in try tx.update(office, expectedVersion: 1) }
+                            return "won"
+                        } catch let error as HavenError {
+                            return "\(error.code) \(error.currentVersion ?? 0)"
+                        }
+                    }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(outcomes.filter { $0 == "won" }.count == 1)
+            #expect(outcomes.filter { $0 == "\(HavenError.Code.failedPrecondition) 2" }.count == 7)
+        }
+    }
+
+    @Test("rolls back everything a failed transaction wrote", arguments: StoreUnderTest.allCases)
+    func rollback(_ kind: StoreUnderTest) async throws {
+        try await self.withStore(kind) { store in
+            await #expect(throws: HavenError.self) {
+                try await store.audited { tx in
+                    try tx.insert(Self.office("MUM"))
+                    try tx.insert(Self.caseRecord("c1", reference: "MUM-2026-0001", office: "MUM", openedAt: 1))
+                    try tx.appendChange(NewChange(event: Haven_V1_ChangeEvent(), officeCode: "MUM"))
+                    _ = try tx.nextCounterValue("case:MUM:2026")
+                    throw HavenError(code: .invalidArgument, message: "rejected after writing")
+                }
+            }
+            let value4 = try await store.read { try $0.load(Haven_V1_Office.self, id: "MUM") }
+            #expect(value4 == nil)
+            let value5 = try await store.read { try $0.caseEvents(.timeline("c1", limit: 10)) }
+            #expect(value5.isEmpty)
+            let value6 = try await store.latestChangeSequence()
+            #expect(value6 == 0)
+            let value7 = try await store.read { try $0.auditSize() }
+            #expect(value7 == 0)
+            let value8 = try await store.audited { try $0.nextCounterValue("case:MUM:2026") }
+            #expect(value8 == 1)
+        }
+    }
+
+    @Test("counters count without gaps or repeats under concurrent writes", arguments: StoreUnderTest.allCases)
+    func counters(_ kind: StoreUnderTest) async throws {
+        try await self.withStore(kind) { store in
+            let values = try await withThrowingTaskGroup(of: UInt64.self) { group in
+                for _ in 0..<50 {
+                    group.addTask { try await store.audited { try $0.nextCounterValue("case:KOL:2026") } }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(values.sorted() == Array(1...50))
+            let value9 = try await store.audited { try $0.nextCounterValue("case:MNL:2026") }
+            #expect(value9 == 1, "counters are per name")
+        }
+    }
+
+    @Test("keeps idempotency records and accounts, and counts account changes", arguments: StoreUnderTest.allCases)
+    func idempotencyAndAccounts(_ kind: StoreUnderTest) async throws {
+        try await self.withStore(kind) { store in
+            let before = try await store.read { try $0.accountRevision() }
+            try await store.audited { tx in
+                try tx.recordIdempotency(
+                    IdempotencyRecord(
+                        principalID: "u1",
+                        key: "k1",
+                        method: "m",
+                        requestDigest: [9],
+                        resultID: "KOL",
+                        createdAtUnixMs: 5
+                    )
+                )
+                try tx.saveAccount(
+                    Account(
+                        id: "u1",
+                        displayName: "Admin",
+                        role: .admin,
+                        officeCodes: ["KOL", "MUM"],
+                        createdAtUnixMs: 1
+                    )
+                )
+            }
+            let idempotency = try await store.read { try $0.idempotencyRecord(principalID: "u1", key: "k1") }
+            #expect(idempotency?.resultID == "KOL" && idempotency?.requestDigest == [9] && idempotency?.method == "m")
+            let value10 = try await store.read { try $0.idempotencyRecord(principalID: "u2", key: "k1") }
+            #expect(value10 == nil)
+            let account = try await store.read { try $0.account(id: "u1") }
+            #expect(account?.officeCodes == ["KOL", "MUM"] && account?.role == .admin)
+            let value11 = try await store.read { try $0.accountRevision() }
+            #expect(value11 > before)
+        }
+    }
+
+    @Test(
+        "refuses to store a survivor's identity in the record body; seals and opens it beside",
+        arguments: StoreUnderTest.allCases
+    )
+    func identityNeverInBody(_ kind: StoreUnderTest) async throws {
+        try await self.withStore(kind) { store in
+            var survivor = Haven_V1_Survivor()
+            survivor.id = "s1"
+            survivor.code = "KOL-S-0001"
+            survivor.identity.legalName = "Fictional Name"
+            let error = await #expect(throws: HavenError.self) {
+                try await store.audited { [survivor] tx in try tx.insert(survivor) }
+            }
+            #expect(error?.code == .internal)
+            #expect(error?.message.contains("Fictional") == false)
+
+            survivor.clearIdentity()
+            survivor.officeCode = "KOL"
+            survivor.version = 1
+            var identity = Haven_V1_SurvivorIdentity()
+            identity.legalName = "Fictional Name"
+            try await store.audited { [survivor, identity] tx in try tx.insert(survivor, identity: identity) }
+            let value12 = try await store.read { try $0.identity(survivorID: "s1") }
+            #expect(value12?.legalName == "Fictional Name")
+            survivor.version = 2
+            try await store.audited { [survivor] tx in try tx.update(survivor, expectedVersion: 1) }
+            let value13 = try await store.read { try $0.identity(survivorID: "s1") }
+            #expect(value13?.legalName == "Fictional Name")
+            // Erased: the identity is gone, the record stays.
+            survivor.version = 3
+            try await store.audited { [survivor] tx in try tx.update(survivor, expectedVersion: 2, sealed: .erase) }
+            let value14 = try await store.read { try $0.identity(survivorID: "s1") }
+            #expect(value14 == nil)
+            let value15 = try await store.read { try $0.hasRecordKey(kind: .survivor, id: "s1") }
+            #expect(value15 == false)
+        }
+    }
+
+    @Test("refuses a record over 1 MiB and changes nothing", arguments: StoreUnderTest.allCases)
+    func recordLimit(_ kind: StoreUnderTest) async throws {
+        try await self.withStore(kind) { store in
+            var office = Self.office("KOL")
+            office.name = String(repeating: "x", count: HavenLimits.maxRecordBytes + 1)
+            let error = await #expect(throws: HavenError.self) {
+                try await store.audited { [office] tx in try tx.insert(office) }
+            }
+            #expect(error?.code == .failedPrecondition)
+            let value16 = try await store.read { try $0.load(Haven_V1_Office.self, id: "KOL") }
+            #expect(value16 == nil)
+        }
+    }
+
+    @Test(
+        "pages newest first without skipping or repeating while records are inserted",
+        arguments: StoreUnderTest.allCases
+    )
+    func stablePages(_ kind: StoreUnderTest) async throws {
+        try await self.withStore(kind) { store in
+            try await store.audited { tx in
+                for index in 1...7 {
+                    try tx.insert(
+                        Self.caseRecord("c\(index)", reference: "KOL-2026-000\(index)", openedAt: Int64(index / 2))
+                    )
+                }
+            }
+            var seen: [String] = []
+            var query = RecordQuery(order: .newestFirst, limit: 3)
+            var inserted = 100
+            repeat {
+                let page = try await store.read { [query] in try $0.page(Haven_V1_Case.self, query) }
+                seen += page.records.map(\.id)
+                query.after = page.next
+                // A newer case arrives between pages: it belongs before the
+                // cursor, so it must not appear in later pages.
+                inserted += 1
+                try await store.audited { [inserted] tx in
+                    try tx.insert(Self.caseRecord("n\(inserted)", reference: "KOL-2026-\(inserted)", openedAt: 1_000))
+                }
+            } while query.after != nil
+            #expect(seen == ["c7", "c6", "c5", "c4", "c3", "c2", "c1"])
+        }
+    }
+
+    @Test("filters by office, status and update time, and counts", arguments: StoreUnderTest.allCases)
+    func filters(_ kind: StoreUnderTest) async throws {
+        try await self.withStore(kind) { store in
+            try await store.audited { tx in
+                try tx.insert(Self.caseRecord("a", reference: "KOL-1", office: "KOL", openedAt: 1))
+                var closed = Self.caseRecord("b", reference: "MUM-1", office: "MUM", openedAt: 2)
+                closed.status = .closed
+                closed.updatedAtUnixMs = 50
+                try tx.insert(closed)
+                try tx.insert(Self.caseRecord("c", reference: "MUM-2", office: "MUM", openedAt: 3))
+            }
+            var query = RecordQuery(order: .newestFirst)
+            query.officeCodes = ["MUM"]
+            let value17 = try await store.read { [query] in try $0.page(Haven_V1_Case.self, query) }
+            #expect(value17.records.map(\.id) == ["c", "b"])
+            query.statuses = [Haven_V1_CaseStatus.closed.rawValue]
+            let value18 = try await store.read { [query] in try $0.count(Haven_V1_Case.self, query) }
+            #expect(value18 == 1)
+            var recent = RecordQuery(order: .newestFirst)
+            recent.updatedSince = 10
+            let value19 = try await store.read { [recent] in try $0.page(Haven_V1_Case.self, recent) }
+            #expect(value19.records.map(\.id) == ["b"])
+        }
+    }
+
+    @Test("numbers changes without gaps in commit order and notifies subscribers", arguments: StoreUnderTest.allCases)
+    func changeLog(_ kind: StoreUnderTest) async throws {
+        try await self.withStore(kind) { store in
+            let notifications = store.changeNotifications()
+            var iterator = notifications.makeAsyncIterator()
+            #expect(await iterator.next() == 0)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for index in 0..<20 {
+                    group.addTask {
+                        try await store.audited { tx in
+                            var event = Haven_V1_ChangeEvent()
+                            event.officeCode = "KOL"
+                            event.committedAtUnixMs = Int64(index)
+                            try tx.appendChange(NewChange(event: event, officeCode: "KOL"))
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let entries = try await store.read { try $0.changes(after: 0, limit: 100) }
+            #expect(entries.map(\.sequence) == Array(1...20))
+            #expect(entries.allSatisfy { $0.event.sequence == $0.sequence })
+            let value20 = try await store.read { try $0.changes(after: 15, limit: 2) }
+            #expect(value20.map(\.sequence) == [16, 17])
+            var last: UInt64 = 0
+            while last < 20, let next = await iterator.next() { last = next }
+            #expect(last == 20)
+        }
+    }
+
+    @Test(
+        "keeps a case's timeline as its own rows: numbered on, notes sealed and opened, queried by case, office, day and kind",
+        arguments: StoreUnderTest.allCases
+    )
+    func timelines(_ kind: StoreUnderTest) async throws {
+        try await self.withStore(kind) { store in
+            var record = Self.caseRecord("c1", reference: "KOL-2026-0001", openedAt: 1)
+            try await store.audited { [record] tx in
+                try tx.insert(record)
+                try tx.insert(Self.caseRecord("m1", reference: "MNL-2026-0001", office: "MNL", openedAt: 1))
+            }
+            // Three appends, each carrying only its own event.
+            for (index, text) in ["Fictional first note", "Fictional second note", "Fictional third note"].enumerated()
+            {
+                var event = Self.note(text, on: Int32(index + 1))
+                record.eventCount += 1
+                event.sequence = record.eventCount
+                record.events = [event]
+                record.version += 1
+                try await store.audited { [record] tx in try tx.update(record, expectedVersion: record.version - 1) }
+            }
+            var rescue = Haven_V1_CaseEvent()
+            rescue.id = "evt_rescue"
+            rescue.occurredOn = .with {
+                $0.year = 2026
+                $0.month = 4
+                $0.day = 1
+            }
+            rescue.rescueOperation.peopleRescued = 3
+            record.eventCount += 1
+            rescue.sequence = record.eventCount
+            record.events = [rescue]
+            record.version += 1
+            try await store.audited { [record] tx in try tx.update(record, expectedVersion: record.version - 1) }
+
+            let head = try #require(try await store.read { try $0.load(Haven_V1_Case.self, id: "c1") })
+            #expect(head.events.isEmpty && head.eventCount == 4 && head.version == 5)
+            let all = try await store.read { try $0.caseEvents(.timeline("c1", limit: 100)) }.map(\.event)
+            #expect(all.map(\.sequence) == [1, 2, 3, 4])
+            #expect(
+                all.prefix(3).map(\.note.text) == [
+                    "Fictional first note", "Fictional second note", "Fictional third note",
+                ]
+            )
+            let value21 = try await store.read { try $0.caseEvents(.timeline("c1", after: 2, limit: 1)) }
+            #expect(value21.map(\.event.sequence) == [3])
+            var latest = CaseEventQuery.timeline("c1", limit: 2)
+            latest.newestFirst = true
+            let value22 = try await store.read { [latest] in try $0.caseEvents(latest) }
+            #expect(value22.map(\.event.sequence) == [4, 3])
+            var office = CaseEventQuery(limit: 100)
+            office.officeCode = "KOL"
+            office.occurredFrom = "2026-03-02"
+            office.occurredThrough = "2026-03-31"
+            let value23 = try await store.read { [office] in try $0.caseEvents(office) }
+            #expect(value23.map(\.event.sequence) == [2, 3])
+            office.occurredFrom = nil
+            office.occurredThrough = nil
+            office.kinds = [.rescueOperation]
+            let rescues = try await store.read { [office] in try $0.caseEvents(office) }
+            #expect(rescues.map(\.caseID) == ["c1"] && rescues.first?.event.rescueOperation.peopleRescued == 3)
+            office.officeCode = "MNL"
+            let value24 = try await store.read { [office] in try $0.caseEvents(office) }
+            #expect(value24.isEmpty)
+
+            // An event that does not continue the timeline, or a count that does not match it, is refused.
+            var gap = Self.note("Fictional gap", on: 9)
+            gap.sequence = 6
+            var skipping = head
+            skipping.events = [gap]
+            skipping.eventCount = 6
+            skipping.version = 6
+            let refused = await #expect(throws: HavenError.self) {
+                try await store.audited { [skipping] tx in try tx.update(skipping, expectedVersion: 5) }
+            }
+            #expect(refused?.code == .internal)
+            var miscounted = head
+            var next = Self.note("Fictional miscounted", on: 9)
+            next.sequence = 5
+            miscounted.events = [next]
+            miscounted.version = 6
+            await #expect(throws: HavenError.self) {
+                try await store.audited { [miscounted] tx in try tx.update(miscounted, expectedVersion: 5) }
+            }
+            let value25 = try await store.read { try $0.caseEvents(.timeline("c1", limit: 100)) }
+            #expect(value25.count == 4)
+
+            // Erasing the case's sealed data drops its notes' text; the events stay.
+            var erased = head
+            erased.version = 6
+            try await store.audited { [erased] tx in try tx.update(erased, expectedVersion: 5, sealed: .erase) }
+            let after = try await store.read { try $0.caseEvents(.timeline("c1", limit: 100)) }.map(\.event)
+            #expect(after.map(\.sequence) == [1, 2, 3, 4])
+            #expect(after.prefix(3).allSatisfy { $0.note.text.isEmpty })
+
+            let verdict = try await self.verdict(store)
+            #expect(verdict.intact, "\(verdict.problem)")
+        }
+    }
+
+    @Test("concurrent writes leave one linear audit chain that verifies", arguments: StoreUnderTest.allCases)
+    func oneChain(_ kind: StoreUnderTest) async throws {
+        try await self.withStore(kind) { store in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for index in 0..<64 {
+                    group.addTask {
+                        try await store.audited { tx in
+                            try tx.insert(Self.office("O\(index)"))
+                            try tx.appendChange(NewChange(event: Haven_V1_ChangeEvent(), officeCode: "O\(index)"))
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let entries = try await store.read { try $0.auditEntries(AuditQuery(limit: 100)) }
+            #expect(entries.map(\.sequence) == Array(1...64))
+            let verdict = try await self.verdict(store)
+            #expect(verdict.intact, "\(verdict.problem)")
+            #expect(verdict.entries == 64)
+            #expect(verdict.recordsChecked >= 128)
+        }
+    }
+}
