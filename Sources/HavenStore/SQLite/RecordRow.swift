@@ -43,3 +43,36 @@ struct RecordRow: Codable, FetchableRecord, PersistableRecord {
     /// The free-text fields taken out of `body`, sealed (see ``SealedFields``).
     var sealed: Data?
 }
+
+extension RecordRow {
+    private static let columns = [
+        "kind", "id", "alias", "officeCode", "partnerID", "subjectID", "status", "category", "day", "createdAt",
+        "updatedAt", "flagged", "version", "body", "secret", "sealed",
+    ]
+
+    /// The columns' values, in ``columns``' order.
+    private var values: [(any DatabaseValueConvertible)?] {
+        [
+            self.kind, self.id, self.alias, self.officeCode, self.partnerID, self.subjectID, self.status,
+            self.category, self.day, self.createdAt, self.updatedAt, self.flagged, self.version, self.body,
+            self.secret, self.sealed,
+        ]
+    }
+
+    /// Inserts the row through a statement prepared once per connection.
+    func insert(into db: Database) throws {
+        try db.cachedStatement(
+            sql:
+                "INSERT INTO record (\(Self.columns.joined(separator: ", "))) VALUES (\(Self.columns.map { _ in "?" }.joined(separator: ", ")))"
+        ).execute(arguments: StatementArguments(self.values))
+    }
+
+    /// Replaces the row of the same kind and id, through a statement prepared once per connection.
+    func update(in db: Database) throws {
+        let assignments = Self.columns.dropFirst(2).map { "\($0) = ?" }.joined(separator: ", ")
+        let arguments = StatementArguments(Array(self.values.dropFirst(2)) + [self.kind, self.id])
+        try db.cachedStatement(sql: "UPDATE record SET \(assignments) WHERE kind = ? AND id = ?").execute(
+            arguments: arguments
+        )
+    }
+}

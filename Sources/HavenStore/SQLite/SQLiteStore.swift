@@ -92,7 +92,7 @@ package final class SQLiteStore: RecordStore {
     /// `PRAGMA synchronous` as the writer connection reads it (2 = FULL).
     package func synchronousMode() throws -> Int {
         try self.pool.writeWithoutTransaction { db in
-            try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1
+            try Int.fetchOne(try db.cachedStatement(sql: "PRAGMA synchronous")) ?? -1
         }
     }
 
@@ -101,14 +101,14 @@ package final class SQLiteStore: RecordStore {
     /// full disk. The storage-failure tests reproduce a full disk with it.
     package func limitPages(_ pages: Int?) throws {
         try self.pool.barrierWriteWithoutTransaction { db in
-            let current = try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0
+            let current = try Int.fetchOne(try db.cachedStatement(sql: "PRAGMA page_count")) ?? 0
             try db.execute(sql: "PRAGMA max_page_count = \(pages.map { max($0, current) } ?? 1_073_741_823)")
         }
     }
 
     /// `PRAGMA journal_mode` of the database.
     package func journalMode() throws -> String {
-        try self.pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" }
+        try self.pool.read { db in try String.fetchOne(try db.cachedStatement(sql: "PRAGMA journal_mode")) ?? "" }
     }
 
     package func read<T: Sendable>(_ body: @escaping @Sendable (any StoreReader) throws -> T) async throws -> T {
@@ -215,16 +215,18 @@ package final class SQLiteStore: RecordStore {
             try Self.sealLegacy(Haven_V1_Case.self, tx)
             try Self.sealLegacy(Haven_V1_Survivor.self, tx)
             try Self.sealLegacy(Haven_V1_Referral.self, tx)
-            for row in try Row.fetchAll(db, sql: "SELECT sequence, body FROM change WHERE recordKind IS NULL") {
+            for row in try Row.fetchAll(
+                try db.cachedStatement(sql: "SELECT sequence, body FROM change WHERE recordKind IS NULL")
+            ) {
                 var event = try Haven_V1_ChangeEvent(serializedBytes: row["body"] as Data)
                 guard let (kind, id, office, version, fields) = FieldSealing.take(from: &event) else { continue }
                 let sealed = try tx.sealFields(fields, kind: kind, id: id, office: office, version: version)
-                try db.execute(
-                    sql: "UPDATE change SET body = ?, recordKind = ?, recordID = ?, sealed = ? WHERE sequence = ?",
-                    arguments: [
-                        try event.serializedBytes() as Data, kind.rawValue, id, sealed.map { Data($0) },
-                        row["sequence"] as Int64,
-                    ]
+                try db.cachedStatement(
+                    sql: "UPDATE change SET body = ?, recordKind = ?, recordID = ?, sealed = ? WHERE sequence = ?"
+                ).execute(arguments: [
+                    try event.serializedBytes() as Data, kind.rawValue, id, sealed.map { Data($0) },
+                    row["sequence"] as Int64,
+                ]
                 )
             }
         }
@@ -237,8 +239,7 @@ package final class SQLiteStore: RecordStore {
             resource.storedHash = Data(hash)
             if parts[0] != "account",
                 let version = try Int64.fetchOne(
-                    db,
-                    sql: "SELECT version FROM record WHERE kind = ? AND id = ?",
+                    try db.cachedStatement(sql: "SELECT version FROM record WHERE kind = ? AND id = ?"),
                     arguments: [parts[0], parts[1]]
                 )
             {
@@ -280,7 +281,7 @@ package final class SQLiteStore: RecordStore {
     }
 
     static func latestSequence(_ db: Database) throws -> UInt64 {
-        UInt64(try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(sequence), 0) FROM change") ?? 0)
+        UInt64(try Int64.fetchOne(try db.cachedStatement(sql: "SELECT COALESCE(MAX(sequence), 0) FROM change")) ?? 0)
     }
 
     /// Maps errors to ``HavenError`` for clients: a code that says whether

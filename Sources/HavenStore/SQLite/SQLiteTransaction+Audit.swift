@@ -54,7 +54,9 @@ extension SQLiteTransaction {
     var pendingAudit: Bool { self.journal.unaudited }
 
     func auditSize() throws -> UInt64 {
-        UInt64(try Int64.fetchOne(self.db, sql: "SELECT COALESCE(MAX(sequence), 0) FROM audit") ?? 0)
+        UInt64(
+            try Int64.fetchOne(try self.db.cachedStatement(sql: "SELECT COALESCE(MAX(sequence), 0) FROM audit")) ?? 0
+        )
     }
 
     func auditEntries(_ query: AuditQuery) throws -> [Haven_V1_AuditEntry] {
@@ -122,8 +124,9 @@ extension SQLiteTransaction {
 
     func storedAuditEntries(from sequence: UInt64, limit: Int) throws -> [StoredAuditEntry] {
         try Row.fetchAll(
-            self.db,
-            sql: "SELECT sequence, body, hash FROM audit WHERE sequence >= ? ORDER BY sequence LIMIT ?",
+            try self.db.cachedStatement(
+                sql: "SELECT sequence, body, hash FROM audit WHERE sequence >= ? ORDER BY sequence LIMIT ?"
+            ),
             arguments: [Int64(clamping: sequence), limit]
         ).map { row in
             StoredAuditEntry(
@@ -155,11 +158,12 @@ extension SQLiteTransaction {
 
     func changeHashes(from sequence: UInt64, limit: Int) throws -> [(UInt64, [UInt8])] {
         try Row.fetchAll(
-            self.db,
-            sql: """
-                SELECT sequence, committedAt, officeCode, partnerID, survivorID, body FROM change
-                WHERE sequence >= ? ORDER BY sequence LIMIT ?
-                """,
+            try self.db.cachedStatement(
+                sql: """
+                    SELECT sequence, committedAt, officeCode, partnerID, survivorID, body FROM change
+                    WHERE sequence >= ? ORDER BY sequence LIMIT ?
+                    """
+            ),
             arguments: [Int64(clamping: sequence), limit]
         ).map { row in
             let sequence = row["sequence"] as Int64
@@ -178,16 +182,15 @@ extension SQLiteTransaction {
     }
 
     func saveCheckpoint(_ checkpoint: Haven_V1_AuditCheckpoint) throws {
-        try self.db.execute(
-            sql: "INSERT OR REPLACE INTO checkpoint (size, body) VALUES (?, ?)",
-            arguments: [Int64(clamping: checkpoint.size), Data(try checkpoint.serializedBytes() as [UInt8])]
+        try self.db.cachedStatement(
+            sql: "INSERT OR REPLACE INTO checkpoint (size, body) VALUES (?, ?)"
+        ).execute(arguments: [Int64(clamping: checkpoint.size), Data(try checkpoint.serializedBytes() as [UInt8])]
         )
     }
 
     func checkpoints(below size: UInt64?, limit: Int) throws -> [Haven_V1_AuditCheckpoint] {
         try Data.fetchAll(
-            self.db,
-            sql: "SELECT body FROM checkpoint WHERE size < ? ORDER BY size DESC LIMIT ?",
+            try self.db.cachedStatement(sql: "SELECT body FROM checkpoint WHERE size < ? ORDER BY size DESC LIMIT ?"),
             arguments: [size.map { Int64(clamping: $0) } ?? Int64.max, limit]
         ).map { body in
             do {

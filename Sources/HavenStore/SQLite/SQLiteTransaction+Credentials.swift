@@ -6,18 +6,22 @@ import GRDB
 /// the audit entry of its transaction).
 extension SQLiteTransaction {
     func feedEpoch() throws -> String {
-        try String.fetchOne(self.db, sql: "SELECT value FROM meta WHERE name = 'feed-epoch'") ?? ""
+        try String.fetchOne(try self.db.cachedStatement(sql: "SELECT value FROM meta WHERE name = 'feed-epoch'")) ?? ""
     }
 
     func credential(serial: String) throws -> StoredCredential? {
-        try Row.fetchOne(self.db, sql: "SELECT * FROM credential WHERE serial = ?", arguments: [serial])
-            .map(Self.credential)
+        try Row.fetchOne(
+            try self.db.cachedStatement(sql: "SELECT * FROM credential WHERE serial = ?"),
+            arguments: [serial]
+        )
+        .map(Self.credential)
     }
 
     func credentials(accountID: String) throws -> [StoredCredential] {
         try Row.fetchAll(
-            self.db,
-            sql: "SELECT * FROM credential WHERE accountID = ? ORDER BY issuedAt DESC, serial",
+            try self.db.cachedStatement(
+                sql: "SELECT * FROM credential WHERE accountID = ? ORDER BY issuedAt DESC, serial"
+            ),
             arguments: [accountID]
         ).map(Self.credential)
     }
@@ -25,15 +29,18 @@ extension SQLiteTransaction {
     func revokedSerials(notExpiredAt now: Int64) throws -> Set<String> {
         Set(
             try String.fetchAll(
-                self.db,
-                sql: "SELECT serial FROM credential WHERE revokedAt != 0 AND notValidAfter > ?",
+                try self.db.cachedStatement(
+                    sql: "SELECT serial FROM credential WHERE revokedAt != 0 AND notValidAfter > ?"
+                ),
                 arguments: [now]
             )
         )
     }
 
     func allCredentials() throws -> [StoredCredential] {
-        try Row.fetchAll(self.db, sql: "SELECT * FROM credential ORDER BY serial").map(Self.credential)
+        try Row.fetchAll(try self.db.cachedStatement(sql: "SELECT * FROM credential ORDER BY serial")).map(
+            Self.credential
+        )
     }
 
     static func credential(_ row: Row) -> StoredCredential {
@@ -60,19 +67,19 @@ extension SQLiteTransaction {
             version: 0,
             hash: Self.credentialHash(credential)
         )
-        try self.db.execute(
+        try self.db.cachedStatement(
             sql: """
                 INSERT INTO credential (serial, accountID, publicKeySHA256, issuedAt, notValidAfter, issuedBy,
                     revokedAt, revokedBy, revokedReason)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(serial) DO UPDATE SET revokedAt = excluded.revokedAt, revokedBy = excluded.revokedBy,
                     revokedReason = excluded.revokedReason
-                """,
-            arguments: [
-                credential.serial, credential.accountID, credential.publicKeySHA256, credential.issuedAtUnixMs,
-                credential.notValidAfterUnixMs, credential.issuedBy, credential.revokedAtUnixMs,
-                credential.revokedBy, credential.revokedReason,
-            ]
+                """
+        ).execute(arguments: [
+            credential.serial, credential.accountID, credential.publicKeySHA256, credential.issuedAtUnixMs,
+            credential.notValidAfterUnixMs, credential.issuedBy, credential.revokedAtUnixMs,
+            credential.revokedBy, credential.revokedReason,
+        ]
         )
     }
 
@@ -92,20 +99,24 @@ extension SQLiteTransaction {
     }
 
     func enrollment(codeHash: [UInt8]) throws -> StoredEnrollment? {
-        try Row.fetchOne(self.db, sql: "SELECT * FROM enrollment WHERE codeHash = ?", arguments: [Data(codeHash)])
-            .map(Self.enrollment)
+        try Row.fetchOne(
+            try self.db.cachedStatement(sql: "SELECT * FROM enrollment WHERE codeHash = ?"),
+            arguments: [Data(codeHash)]
+        )
+        .map(Self.enrollment)
     }
 
     func usableEnrollments(accountID: String, at now: Int64) throws -> [StoredEnrollment] {
         try Row.fetchAll(
-            self.db,
-            sql: "SELECT * FROM enrollment WHERE accountID = ? AND spentAt = 0 AND expiresAt > ? ORDER BY id",
+            try self.db.cachedStatement(
+                sql: "SELECT * FROM enrollment WHERE accountID = ? AND spentAt = 0 AND expiresAt > ? ORDER BY id"
+            ),
             arguments: [accountID, now]
         ).map(Self.enrollment)
     }
 
     func allEnrollments() throws -> [StoredEnrollment] {
-        try Row.fetchAll(self.db, sql: "SELECT * FROM enrollment ORDER BY id").map(Self.enrollment)
+        try Row.fetchAll(try self.db.cachedStatement(sql: "SELECT * FROM enrollment ORDER BY id")).map(Self.enrollment)
     }
 
     static func enrollment(_ row: Row) -> StoredEnrollment {
@@ -131,16 +142,16 @@ extension SQLiteTransaction {
             version: 0,
             hash: Self.enrollmentHash(enrollment)
         )
-        try self.db.execute(
+        try self.db.cachedStatement(
             sql: """
                 INSERT INTO enrollment (id, codeHash, accountID, createdAt, expiresAt, certificateValidDays, spentAt)
                 VALUES (?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(id) DO UPDATE SET spentAt = excluded.spentAt
-                """,
-            arguments: [
-                enrollment.id, Data(enrollment.codeHash), enrollment.accountID, enrollment.createdAtUnixMs,
-                enrollment.expiresAtUnixMs, enrollment.certificateValidDays, enrollment.spentAtUnixMs,
-            ]
+                """
+        ).execute(arguments: [
+            enrollment.id, Data(enrollment.codeHash), enrollment.accountID, enrollment.createdAtUnixMs,
+            enrollment.expiresAtUnixMs, enrollment.certificateValidDays, enrollment.spentAtUnixMs,
+        ]
         )
     }
 

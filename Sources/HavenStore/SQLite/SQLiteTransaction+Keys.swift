@@ -13,13 +13,16 @@ extension SQLiteTransaction {
     private static let masterKeyMeta = "master-key"
 
     func masterKeyFingerprint() throws -> String? {
-        try String.fetchOne(self.db, sql: "SELECT value FROM meta WHERE name = ?", arguments: [Self.masterKeyMeta])
+        try String.fetchOne(
+            try self.db.cachedStatement(sql: "SELECT value FROM meta WHERE name = ?"),
+            arguments: [Self.masterKeyMeta]
+        )
     }
 
     private func setMasterKeyFingerprint(_ fingerprint: String) throws {
-        try self.db.execute(
-            sql: "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-            arguments: [Self.masterKeyMeta, fingerprint]
+        try self.db.cachedStatement(
+            sql: "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value"
+        ).execute(arguments: [Self.masterKeyMeta, fingerprint]
         )
     }
 
@@ -110,9 +113,9 @@ extension SQLiteTransaction {
         let wrapped = try key.withUnsafeBytes { bytes in
             try SealBox.seal(Array(bytes), key: master.key, context: SealBox.officeKeyContext(office, generation: 1))
         }
-        try self.db.execute(
-            sql: "INSERT INTO officeKey (officeCode, wrappedKey, generation, masterKey) VALUES (?, ?, 1, ?)",
-            arguments: [office, Data(wrapped), master.fingerprint]
+        try self.db.cachedStatement(
+            sql: "INSERT INTO officeKey (officeCode, wrappedKey, generation, masterKey) VALUES (?, ?, 1, ?)"
+        ).execute(arguments: [office, Data(wrapped), master.fingerprint]
         )
         return (1, key)
     }
@@ -164,17 +167,16 @@ extension SQLiteTransaction {
                 context: SealBox.recordKeyContext(kind, id, office, generation: generation)
             )
         }
-        try self.db.execute(
-            sql: "INSERT INTO recordKey (kind, id, officeCode, generation, wrappedKey) VALUES (?, ?, ?, ?, ?)",
-            arguments: [kind, id, office, generation, Data(wrapped)]
+        try self.db.cachedStatement(
+            sql: "INSERT INTO recordKey (kind, id, officeCode, generation, wrappedKey) VALUES (?, ?, ?, ?, ?)"
+        ).execute(arguments: [kind, id, office, generation, Data(wrapped)]
         )
         return key
     }
 
     func hasRecordKey(kind: RecordKind, id: String) throws -> Bool {
         try Bool.fetchOne(
-            self.db,
-            sql: "SELECT EXISTS (SELECT 1 FROM recordKey WHERE kind = ? AND id = ?)",
+            try self.db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM recordKey WHERE kind = ? AND id = ?)"),
             arguments: [kind.rawValue, id]
         ) ?? false
     }
@@ -296,10 +298,12 @@ extension SQLiteTransaction {
     /// log's history (`secure_delete` overwrites the freed bytes).
     func eraseRecordKey(kind: RecordKind, id: String) throws {
         self.journal.recordKeys["\(kind.rawValue)/\(id)"] = nil
-        try self.db.execute(sql: "DELETE FROM recordKey WHERE kind = ? AND id = ?", arguments: [kind.rawValue, id])
-        try self.db.execute(
-            sql: "UPDATE change SET sealed = NULL WHERE recordKind = ? AND recordID = ? AND sealed IS NOT NULL",
-            arguments: [kind.rawValue, id]
+        try self.db.cachedStatement(
+            sql: "DELETE FROM recordKey WHERE kind = ? AND id = ?"
+        ).execute(arguments: [kind.rawValue, id])
+        try self.db.cachedStatement(
+            sql: "UPDATE change SET sealed = NULL WHERE recordKind = ? AND recordID = ? AND sealed IS NOT NULL"
+        ).execute(arguments: [kind.rawValue, id]
         )
     }
 
@@ -311,7 +315,9 @@ extension SQLiteTransaction {
         let target = try newMaster ?? self.currentMaster()
         var officesRotated = 0
         var rewrapped = 0
-        let rows = try Row.fetchAll(self.db, sql: "SELECT officeCode, wrappedKey, generation, masterKey FROM officeKey")
+        let rows = try Row.fetchAll(
+            try self.db.cachedStatement(sql: "SELECT officeCode, wrappedKey, generation, masterKey FROM officeKey")
+        )
         for row in rows {
             let office: String = row["officeCode"]
             let generation: Int64 = row["generation"]
@@ -328,8 +334,9 @@ extension SQLiteTransaction {
                 newGeneration = generation + 1
                 officesRotated += 1
                 let recordKeys = try Row.fetchAll(
-                    self.db,
-                    sql: "SELECT kind, id, wrappedKey FROM recordKey WHERE officeCode = ? AND generation = ?",
+                    try self.db.cachedStatement(
+                        sql: "SELECT kind, id, wrappedKey FROM recordKey WHERE officeCode = ? AND generation = ?"
+                    ),
                     arguments: [office, generation]
                 )
                 for recordKey in recordKeys {
@@ -345,9 +352,9 @@ extension SQLiteTransaction {
                         key: officeKey,
                         context: SealBox.recordKeyContext(kind, id, office, generation: newGeneration)
                     )
-                    try self.db.execute(
-                        sql: "UPDATE recordKey SET wrappedKey = ?, generation = ? WHERE kind = ? AND id = ?",
-                        arguments: [Data(wrapped), newGeneration, kind, id]
+                    try self.db.cachedStatement(
+                        sql: "UPDATE recordKey SET wrappedKey = ?, generation = ? WHERE kind = ? AND id = ?"
+                    ).execute(arguments: [Data(wrapped), newGeneration, kind, id]
                     )
                     rewrapped += 1
                 }
@@ -359,9 +366,9 @@ extension SQLiteTransaction {
                     context: SealBox.officeKeyContext(office, generation: newGeneration)
                 )
             }
-            try self.db.execute(
-                sql: "UPDATE officeKey SET wrappedKey = ?, generation = ?, masterKey = ? WHERE officeCode = ?",
-                arguments: [Data(wrapped), newGeneration, target.fingerprint, office]
+            try self.db.cachedStatement(
+                sql: "UPDATE officeKey SET wrappedKey = ?, generation = ?, masterKey = ? WHERE officeCode = ?"
+            ).execute(arguments: [Data(wrapped), newGeneration, target.fingerprint, office]
             )
         }
         try self.setMasterKeyFingerprint(target.fingerprint)

@@ -65,7 +65,16 @@ extension SQLiteTransaction {
                 body: event.serializedPayload(),
                 sealed: sealed
             )
-            try row.insert(self.db)
+            try self.db.cachedStatement(
+                sql: """
+                    INSERT INTO caseEvent (caseID, sequence, id, officeCode, occurredOn, kind, body, sealed)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """
+            ).execute(
+                arguments: [
+                    row.caseID, row.sequence, row.id, row.officeCode, row.occurredOn, row.kind, row.body, row.sealed,
+                ]
+            )
             self.journal.wrote(
                 kind: Self.caseEventKind,
                 id: row.resourceID,

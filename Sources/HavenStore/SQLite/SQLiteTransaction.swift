@@ -23,14 +23,21 @@ struct SQLiteTransaction: StoreWriter {
 
     // MARK: Records
 
+    // Statements every call makes are prepared once per connection and kept
+    // (GRDB's statement cache): preparing one costs more than running it.
+
     func load<R: StoredRecord>(_ type: R.Type, id: String) throws -> R? {
-        try RecordRow.filter(RecordRow.Columns.kind == R.recordKind.rawValue && RecordRow.Columns.id == id)
-            .fetchOne(self.db).map(self.decode)
+        try RecordRow.fetchOne(
+            try self.db.cachedStatement(sql: "SELECT * FROM record WHERE kind = ? AND id = ?"),
+            arguments: [R.recordKind.rawValue, id]
+        ).map(self.decode)
     }
 
     func load<R: StoredRecord>(_ type: R.Type, alias: String) throws -> R? {
-        try RecordRow.filter(RecordRow.Columns.kind == R.recordKind.rawValue && RecordRow.Columns.alias == alias)
-            .fetchOne(self.db).map(self.decode)
+        try RecordRow.fetchOne(
+            try self.db.cachedStatement(sql: "SELECT * FROM record WHERE kind = ? AND alias = ?"),
+            arguments: [R.recordKind.rawValue, alias]
+        ).map(self.decode)
     }
 
     func load<R: StoredRecord>(_ type: R.Type, ids: [String]) throws -> [R] {
@@ -112,8 +119,9 @@ struct SQLiteTransaction: StoreWriter {
     func identity(survivorID: String) throws -> Haven_V1_SurvivorIdentity? {
         guard
             let row = try Row.fetchOne(
-                self.db,
-                sql: "SELECT officeCode, version, secret FROM record WHERE kind = 'survivor' AND id = ?",
+                try self.db.cachedStatement(
+                    sql: "SELECT officeCode, version, secret FROM record WHERE kind = 'survivor' AND id = ?"
+                ),
                 arguments: [survivorID]
             ),
             let secret = (row["secret"] as Data?).map(Array.init)
@@ -134,20 +142,24 @@ struct SQLiteTransaction: StoreWriter {
         if let identity {
             row.secret = Data(try self.sealIdentity(identity, of: record))
         }
-        if try RecordRow.exists(self.db, key: ["kind": row.kind, "id": row.id]) {
+        if try Bool.fetchOne(
+            try self.db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM record WHERE kind = ? AND id = ?)"),
+            arguments: [row.kind, row.id]
+        ) == true {
             throw HavenError(code: .alreadyExists, message: "a \(R.recordKind.rawValue) with that id already exists")
         }
         if let alias = row.alias,
-            try RecordRow.filter(RecordRow.Columns.kind == row.kind && RecordRow.Columns.alias == alias).fetchCount(
-                self.db
-            ) > 0
+            try Bool.fetchOne(
+                try self.db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM record WHERE kind = ? AND alias = ?)"),
+                arguments: [row.kind, alias]
+            ) == true
         {
             throw HavenError(
                 code: .alreadyExists,
                 message: "a \(R.recordKind.rawValue) with that reference already exists"
             )
         }
-        try row.insert(self.db)
+        try row.insert(into: self.db)
         self.journal.wrote(
             kind: row.kind,
             id: row.id,
@@ -162,8 +174,7 @@ struct SQLiteTransaction: StoreWriter {
         let (record, appended) = Self.splitTimeline(record)
         guard
             let current = try Row.fetchOne(
-                self.db,
-                sql: "SELECT version, secret FROM record WHERE kind = ? AND id = ?",
+                try self.db.cachedStatement(sql: "SELECT version, secret FROM record WHERE kind = ? AND id = ?"),
                 arguments: [R.recordKind.rawValue, record.recordID]
             )
         else {
@@ -199,7 +210,7 @@ struct SQLiteTransaction: StoreWriter {
         case .erase:
             row.secret = nil
         }
-        try row.update(self.db)
+        try row.update(in: self.db)
         self.journal.wrote(
             kind: row.kind,
             id: row.id,
@@ -313,15 +324,15 @@ struct SQLiteTransaction: StoreWriter {
             }
             return try self.sealFields(fields, kind: kind, id: id, office: office, version: version)
         }
-        try self.db.execute(
+        try self.db.cachedStatement(
             sql: """
                 INSERT INTO change (committedAt, officeCode, partnerID, survivorID, body, recordKind, recordID, sealed)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-            arguments: [
-                entry.event.committedAtUnixMs, entry.officeCode, entry.partnerID, entry.survivorID, body,
-                subject?.0.rawValue, subject?.1, sealed.map { Data($0) },
-            ]
+                """
+        ).execute(arguments: [
+            entry.event.committedAtUnixMs, entry.officeCode, entry.partnerID, entry.survivorID, body,
+            subject?.0.rawValue, subject?.1, sealed.map { Data($0) },
+        ]
         )
         let sequence = UInt64(self.db.lastInsertedRowID)
         self.journal.appended(
@@ -360,11 +371,12 @@ struct SQLiteTransaction: StoreWriter {
 
     func changes(after sequence: UInt64, limit: Int) throws -> [ChangeEntry] {
         try Row.fetchAll(
-            self.db,
-            sql: """
-                SELECT sequence, officeCode, partnerID, survivorID, body, sealed FROM change
-                WHERE sequence > ? ORDER BY sequence LIMIT ?
-                """,
+            try self.db.cachedStatement(
+                sql: """
+                    SELECT sequence, officeCode, partnerID, survivorID, body, sealed FROM change
+                    WHERE sequence > ? ORDER BY sequence LIMIT ?
+                    """
+            ),
             arguments: [Int64(clamping: sequence), limit]
         ).map { row in
             let sequence = UInt64(row["sequence"] as Int64)
@@ -405,17 +417,21 @@ struct SQLiteTransaction: StoreWriter {
     // MARK: Counters, idempotency
 
     func nextCounterValue(_ name: String) throws -> UInt64 {
-        try self.db.execute(
-            sql: "INSERT INTO counter (name, value) VALUES (?, 1) ON CONFLICT(name) DO UPDATE SET value = value + 1",
-            arguments: [name]
+        try self.db.cachedStatement(
+            sql: "INSERT INTO counter (name, value) VALUES (?, 1) ON CONFLICT(name) DO UPDATE SET value = value + 1"
+        ).execute(arguments: [name]
         )
-        return UInt64(try Int64.fetchOne(self.db, sql: "SELECT value FROM counter WHERE name = ?", arguments: [name])!)
+        return UInt64(
+            try Int64.fetchOne(
+                try self.db.cachedStatement(sql: "SELECT value FROM counter WHERE name = ?"),
+                arguments: [name]
+            )!
+        )
     }
 
     func idempotencyRecord(principalID: String, key: String) throws -> IdempotencyRecord? {
         try Row.fetchOne(
-            self.db,
-            sql: "SELECT * FROM idempotency WHERE principalID = ? AND key = ?",
+            try self.db.cachedStatement(sql: "SELECT * FROM idempotency WHERE principalID = ? AND key = ?"),
             arguments: [principalID, key]
         ).map { row in
             IdempotencyRecord(
@@ -430,26 +446,28 @@ struct SQLiteTransaction: StoreWriter {
     }
 
     func recordIdempotency(_ record: IdempotencyRecord) throws {
-        try self.db.execute(
+        try self.db.cachedStatement(
             sql: """
                 INSERT INTO idempotency (principalID, key, method, requestDigest, resultID, createdAt)
                 VALUES (?, ?, ?, ?, ?, ?)
-                """,
-            arguments: [
-                record.principalID, record.key, record.method, Data(record.requestDigest), record.resultID,
-                record.createdAtUnixMs,
-            ]
+                """
+        ).execute(arguments: [
+            record.principalID, record.key, record.method, Data(record.requestDigest), record.resultID,
+            record.createdAtUnixMs,
+        ]
         )
     }
 
     // MARK: Accounts, office keys
 
     func account(id: String) throws -> Account? {
-        try Row.fetchOne(self.db, sql: "SELECT * FROM account WHERE id = ?", arguments: [id]).map(Self.account)
+        try Row.fetchOne(try self.db.cachedStatement(sql: "SELECT * FROM account WHERE id = ?"), arguments: [id]).map(
+            Self.account
+        )
     }
 
     func accounts() throws -> [Account] {
-        try Row.fetchAll(self.db, sql: "SELECT * FROM account ORDER BY id").map(Self.account)
+        try Row.fetchAll(try self.db.cachedStatement(sql: "SELECT * FROM account ORDER BY id")).map(Self.account)
     }
 
     static func account(_ row: Row) -> Account {
@@ -468,8 +486,7 @@ struct SQLiteTransaction: StoreWriter {
     func accountRevision() throws -> UInt64 {
         UInt64(
             try Int64.fetchOne(
-                self.db,
-                sql: "SELECT value FROM counter WHERE name = ?",
+                try self.db.cachedStatement(sql: "SELECT value FROM counter WHERE name = ?"),
                 arguments: [Self.accountRevisionCounter]
             )
                 ?? 0
@@ -481,17 +498,17 @@ struct SQLiteTransaction: StoreWriter {
     func saveAccount(_ account: Account) throws {
         _ = try self.nextCounterValue(Self.accountRevisionCounter)
         self.journal.wrote(kind: "account", id: account.id, office: nil, version: 0, hash: Self.accountHash(account))
-        try self.db.execute(
+        try self.db.cachedStatement(
             sql: """
                 INSERT INTO account (id, displayName, role, officeCodes, partnerID, enabled, createdAt)
                 VALUES (?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(id) DO UPDATE SET displayName = excluded.displayName, role = excluded.role,
                     officeCodes = excluded.officeCodes, partnerID = excluded.partnerID, enabled = excluded.enabled
-                """,
-            arguments: [
-                account.id, account.displayName, account.role.rawValue, account.officeCodes.joined(separator: ","),
-                account.partnerID, account.enabled, account.createdAtUnixMs,
-            ]
+                """
+        ).execute(arguments: [
+            account.id, account.displayName, account.role.rawValue, account.officeCodes.joined(separator: ","),
+            account.partnerID, account.enabled, account.createdAtUnixMs,
+        ]
         )
     }
 
