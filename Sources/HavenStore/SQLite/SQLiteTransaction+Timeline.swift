@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import GRDB
 import HavenProtocol
@@ -168,29 +169,20 @@ extension SQLiteTransaction {
         SealBox.fieldsContext(Self.caseEventKind, "\(caseID)/\(sequence)", office, version: 1)
     }
 
+    /// The case's own key, which seals its events' notes.
+    private func caseKey(_ caseID: String, office: String, create: Bool) throws -> SymmetricKey? {
+        try self.recordKey(kind: RecordKind.caseRecord.rawValue, id: caseID, office: office, create: create)
+    }
+
     private func sealNote(_ text: String, caseID: String, sequence: UInt32, office: String) throws -> [UInt8] {
-        guard
-            let key = try self.recordKey(
-                kind: RecordKind.caseRecord.rawValue,
-                id: caseID,
-                office: office,
-                create: true
-            )
-        else {
+        guard let key = try self.caseKey(caseID, office: office, create: true) else {
             throw HavenError(code: .failedPrecondition, message: "the store holds no keys to seal a case note with")
         }
         return try SealBox.seal(Array(text.utf8), key: key, context: Self.noteContext(caseID, sequence, office))
     }
 
     private func openNote(_ sealed: [UInt8], caseID: String, sequence: UInt32, office: String) throws -> String {
-        guard
-            let key = try self.recordKey(
-                kind: RecordKind.caseRecord.rawValue,
-                id: caseID,
-                office: office,
-                create: false
-            )
-        else {
+        guard let key = try self.caseKey(caseID, office: office, create: false) else {
             throw HavenError(code: .dataLoss, message: "a sealed note of case \(caseID) has no key")
         }
         do {
