@@ -294,7 +294,9 @@ public final class HavenClient: Sendable, Service {
     /// Gives an idempotent create a key if it has none.
     static func ensureIdempotencyKey<Request>(_ request: inout Request) {
         guard var keyed = request as? any IdempotentRequest, keyed.idempotencyKey.isEmpty else { return }
-        keyed.idempotencyKey = UUID().uuidString.lowercased()
+        // From the system's generator (getrandom): `UUID()` opens /dev/urandom for each one.
+        var generator = SystemRandomNumberGenerator()
+        keyed.idempotencyKey = UUID.random(using: &generator).uuidString.lowercased()
         request = keyed as! Request
     }
 }

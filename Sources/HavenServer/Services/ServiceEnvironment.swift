@@ -47,6 +47,9 @@ package struct ServiceEnvironment: Sendable {
 
     /// A new record id: a prefix and 128 random bits.
     package func newID(_ prefix: String) -> String {
-        prefix + "_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        // From the system's generator (getrandom): `UUID()` opens /dev/urandom for each one.
+        var generator = SystemRandomNumberGenerator()
+        return prefix + "_"
+            + UUID.random(using: &generator).uuidString.lowercased().replacingOccurrences(of: "-", with: "")
     }
 }

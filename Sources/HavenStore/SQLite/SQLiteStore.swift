@@ -61,6 +61,11 @@ package final class SQLiteStore: RecordStore {
             try db.execute(sql: "PRAGMA synchronous = FULL")
             // Freed pages (an erased key, a replaced sealed box) are overwritten with zeros.
             try db.execute(sql: "PRAGMA secure_delete = ON")
+            // Temporary files in memory: above all the sub-journal of each
+            // write's savepoint (group commit), which SQLite otherwise writes to
+            // a temporary file, page by page — 57 pwrite calls per write, with
+            // pages of records in them, on the disk of /tmp.
+            try db.execute(sql: "PRAGMA temp_store = MEMORY")
         }
         do {
             self.pool = try DatabasePool(path: path, configuration: configuration)
