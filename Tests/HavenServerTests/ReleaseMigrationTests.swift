@@ -13,7 +13,7 @@ import Testing
 /// 104 events of every kind the fixture appends, sealed notes among them, a
 /// bail alert, a status change). Fictional data under a development key made
 /// for that directory only.
-@Suite("Migrating a database written by the previous release")
+@Suite("Migrating a database written by the previous release", .serialized)
 struct ReleaseMigrationTests {
     static let fixture = RepositoryPaths.root.appendingPathComponent("Tests/HavenServerTests/Fixtures/release-163ff1b")
 

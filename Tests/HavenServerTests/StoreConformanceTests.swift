@@ -36,7 +36,10 @@ enum StoreUnderTest: String, CaseIterable, Sendable, CustomTestStringConvertible
 /// single write path (audited or refused), compare-and-set, idempotency
 /// keys, counters, cursor pagination, the change log, sealed identities and
 /// notes, case timelines, and one linear audit chain under concurrent writes.
-@Suite("Storage conformance")
+/// Its tests run one at a time: at the start of `swift test` every suite
+/// starts at once on CI's two cores, and the suites that time a session's
+/// cut-off within a second need the CPU then.
+@Suite("Storage conformance", .serialized)
 struct StoreConformanceTests {
     static func office(_ code: String, createdAt: Int64 = 1) -> Haven_V1_Office {
         var office = Haven_V1_Office()

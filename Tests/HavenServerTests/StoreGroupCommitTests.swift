@@ -11,7 +11,7 @@ import Testing
 /// Group commit in the SQLite store, end to end below the server: writes
 /// lined up behind a busy writer commit together, each audited, each
 /// acknowledged with its own outcome.
-@Suite("SQLite group commit")
+@Suite("SQLite group commit", .serialized)
 struct StoreGroupCommitTests {
     static func office(_ code: String) -> Haven_V1_Office {
         var office = Haven_V1_Office()
