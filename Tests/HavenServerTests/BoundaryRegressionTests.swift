@@ -321,6 +321,31 @@ struct BoundaryRegressionTests {
                 request.page.pageToken = page.page.nextPageToken
             }
             #expect(sequences == Array(1...UInt32(appended)))
+            // after_sequence starts after a known event; a token is valid only with the filters it was issued for.
+            var tail = Haven_V1_ListCaseEventsRequest()
+            tail.caseID = opened.id
+            tail.afterSequence = UInt32(appended - 2)
+            let last = try await session.call("worker-kol", MethodCatalog.CaseService.listCaseEvents, tail)
+            #expect(last.events.map(\.sequence) == [UInt32(appended - 1), UInt32(appended)])
+            #expect(last.page.nextPageToken.isEmpty)
+            var first = Haven_V1_ListCaseEventsRequest()
+            first.caseID = opened.id
+            first.page.pageSize = 10
+            let firstPage = try await session.call("worker-kol", MethodCatalog.CaseService.listCaseEvents, first)
+            var mismatched = tail
+            mismatched.page.pageToken = firstPage.page.nextPageToken
+            let refusedToken = try await session.failure(
+                "worker-kol",
+                MethodCatalog.CaseService.listCaseEvents,
+                mismatched
+            )
+            #expect(refusedToken.code == .invalidArgument)
+            let noCase = try await session.failure(
+                "worker-kol",
+                MethodCatalog.CaseService.listCaseEvents,
+                Haven_V1_ListCaseEventsRequest()
+            )
+            #expect(noCase.code == .invalidArgument)
 
             var full = Haven_V1_ListCasesRequest()
             full.view = .full
