@@ -37,10 +37,10 @@ struct SQLiteStoreTests {
             #expect(synchronous == 2)
             #expect(journal == "wal")
             let readerSecureDelete = try await store.read { tx in
-                try Int.fetchOne((tx as! SQLiteTransaction).db, sql: "PRAGMA secure_delete")
+                try Int.fetchOne((tx as! SQLTransaction).sqliteDatabase!, sql: "PRAGMA secure_delete")
             }
             let writerSecureDelete = try await store.write { tx in
-                try Int.fetchOne((tx as! SQLiteTransaction).db, sql: "PRAGMA secure_delete")
+                try Int.fetchOne((tx as! SQLTransaction).sqliteDatabase!, sql: "PRAGMA secure_delete")
             }
             #expect(readerSecureDelete == 1)
             #expect(writerSecureDelete == 1)

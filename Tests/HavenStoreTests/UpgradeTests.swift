@@ -104,7 +104,10 @@ struct UpgradeTests {
         try checkpoint.close()
         #expect(try Data(contentsOf: URL(fileURLWithPath: path)).range(of: Data("LEGACY-NOTE".utf8)) == nil)
         let secret = try await store.read { tx in
-            try Data.fetchOne((tx as! SQLiteTransaction).db, sql: "SELECT secret FROM record WHERE id = 'srv_1'")
+            try Data.fetchOne(
+                (tx as! SQLTransaction).sqliteDatabase!,
+                sql: "SELECT secret FROM record WHERE id = 'srv_1'"
+            )
         }
         #expect(secret?.first == SealBox.format, "the identity is under its own key now, bound to its version")
 

@@ -56,10 +56,8 @@ extension SQLiteStore {
     /// an audit entry saying what was restored.
     package func beginNewLineage(principalID: String, detail: String, at: Int64) throws {
         try self.writeSynchronously { tx in
-            guard let sqlite = tx as? SQLiteTransaction else { return }
-            try sqlite.db.execute(
-                sql: "UPDATE meta SET value = lower(hex(randomblob(8))) WHERE name = 'feed-epoch'"
-            )
+            guard let sql = tx as? SQLTransaction else { return }
+            try sql.beginNewFeedEpoch()
             try tx.appendAudit(
                 NewAuditEntry(atUnixMs: at, principalID: principalID, action: "store.restore", detail: detail)
             )

@@ -198,9 +198,9 @@ extension SQLiteStore {
     /// case is stored again without its events (same version), and entries
     /// `store.migrate` by `havend` commit to every row written. One
     /// transaction: a failure leaves the database as it was.
-    static func moveTimelines(_ tx: SQLiteTransaction) throws {
+    static func moveTimelines(_ tx: SQLTransaction) throws {
         guard tx.keys != nil,
-            try String.fetchOne(tx.db, sql: "SELECT value FROM meta WHERE name = 'case-timelines'") == "in-records"
+            try tx.sql.value(String.self, "SELECT value FROM meta WHERE name = 'case-timelines'") == "in-records"
         else { return }
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         var pending = 0
@@ -216,9 +216,11 @@ extension SQLiteStore {
             )
             pending = 0
         }
-        let ids = try String.fetchAll(tx.db, sql: "SELECT id FROM record WHERE kind = 'case' ORDER BY id")
+        let ids = try tx.sql.values(String.self, "SELECT id FROM record WHERE kind = 'case' ORDER BY id")
         for id in ids {
-            guard let row = try RecordRow.fetchOne(tx.db, key: ["kind": "case", "id": id]) else { continue }
+            guard
+                let row = try tx.sql.row("\(RecordRow.select) WHERE kind = 'case' AND id = ?", [id]).map(RecordRow.init)
+            else { continue }
             var record: Haven_V1_Case = try tx.decode(row)
             guard !record.events.isEmpty else { continue }
             // The order of the record's timeline is its order; `sequence`
@@ -228,19 +230,19 @@ extension SQLiteStore {
             record.eventCount = UInt32(events.count)
             var head = try tx.row(record, sealedIdentity: row.secret)
             head.secret = row.secret
-            try head.update(tx.db)
+            try head.update(in: tx.sql)
             tx.journal.wrote(
                 kind: head.kind,
                 id: head.id,
                 office: head.officeCode,
                 version: record.recordVersion,
-                hash: SQLiteTransaction.storedHash(head)
+                hash: SQLTransaction.storedHash(head)
             )
             try tx.appendEvents(events, to: record)
             pending += 1 + events.count
             try audit(false)
         }
         try audit(true)
-        try tx.db.execute(sql: "UPDATE meta SET value = 'rows' WHERE name = 'case-timelines'")
+        try tx.sql.execute("UPDATE meta SET value = 'rows' WHERE name = 'case-timelines'")
     }
 }

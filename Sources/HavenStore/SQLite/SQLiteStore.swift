@@ -81,7 +81,7 @@ package final class SQLiteStore: RecordStore {
             }
             try Self.migrator.migrate(self.pool)
             try self.pool.write { db in
-                let tx = SQLiteTransaction(db, keys: keys, auditing: auditing)
+                let tx = SQLTransaction(GRDBConnection(db: db), keys: keys, auditing: auditing)
                 try Self.adoptExisting(tx)
                 try Self.moveTimelines(tx)
             }
@@ -120,7 +120,7 @@ package final class SQLiteStore: RecordStore {
         let keys = self.keys
         return try await self.instruments.tracer.withSpan("store.read", ofKind: .internal) { _ in
             do {
-                return try await self.pool.read { db in try body(SQLiteTransaction(db, keys: keys)) }
+                return try await self.pool.read { db in try body(SQLTransaction(GRDBConnection(db: db), keys: keys)) }
             } catch {
                 throw self.failed(error)
             }
@@ -143,7 +143,7 @@ package final class SQLiteStore: RecordStore {
                 let write = PendingWrite<SQLiteConnection>(
                     run: { connection in
                         let value = try Self.audited(
-                            SQLiteTransaction(connection.db, keys: keys, auditing: auditing),
+                            SQLTransaction(GRDBConnection(db: connection.db), keys: keys, auditing: auditing),
                             body
                         )
                         return { continuation.resume(returning: value) }
@@ -186,7 +186,7 @@ package final class SQLiteStore: RecordStore {
 
     /// Runs a write transaction's body and refuses to commit it when it wrote
     /// something its last audit entry does not cover.
-    private static func audited<T>(_ tx: SQLiteTransaction, _ body: (any StoreWriter) throws -> T) throws -> T {
+    static func audited<T>(_ tx: SQLTransaction, _ body: (any StoreWriter) throws -> T) throws -> T {
         let value = try body(tx)
         guard !tx.journal.unaudited || !tx.auditing else {
             throw HavenError(code: .internal, message: "a write transaction ended without its audit entry")
@@ -198,12 +198,13 @@ package final class SQLiteStore: RecordStore {
     /// sealed in the old format are sealed again under their own keys, and
     /// entries (`store.adopt`, by `havend`) commit to every record, account
     /// and change that exists. Runs once, when the trail is empty.
-    private static func adoptExisting(_ tx: SQLiteTransaction) throws {
+    private static func adoptExisting(_ tx: SQLTransaction) throws {
         guard tx.auditing, try tx.auditSize() == 0 else { return }
-        let db = tx.db
+        let sql = tx.sql
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         if tx.keys != nil {
-            let legacy = try RecordRow.filter(sql: "kind = 'survivor' AND substr(secret, 1, 1) = x'01'").fetchAll(db)
+            let legacy = try sql.rows("\(RecordRow.select) WHERE kind = 'survivor' AND substr(secret, 1, 1) = x'01'")
+                .map(RecordRow.init)
             for var row in legacy {
                 let plaintext = try tx.openIdentity(
                     Array(row.secret!),
@@ -214,24 +215,22 @@ package final class SQLiteStore: RecordStore {
                 var survivor: Haven_V1_Survivor = try tx.decode(row)
                 survivor.version = UInt64(row.version)
                 row.secret = Data(try tx.sealIdentityBytes(plaintext, of: survivor))
-                try row.update(db)
+                try row.update(in: sql)
             }
             // Free text stored before it was sealed: sealed now, in records and in history.
             try Self.sealLegacy(Haven_V1_Case.self, tx)
             try Self.sealLegacy(Haven_V1_Survivor.self, tx)
             try Self.sealLegacy(Haven_V1_Referral.self, tx)
-            for row in try Row.fetchAll(
-                try db.cachedStatement(sql: "SELECT sequence, body FROM change WHERE recordKind IS NULL")
-            ) {
-                var event = try Haven_V1_ChangeEvent(serializedBytes: row["body"] as Data)
+            for row in try sql.rows("SELECT sequence, body FROM change WHERE recordKind IS NULL") {
+                var event = try Haven_V1_ChangeEvent(serializedBytes: try row["body"] as Data)
                 guard let (kind, id, office, version, fields) = FieldSealing.take(from: &event) else { continue }
                 let sealed = try tx.sealFields(fields, kind: kind, id: id, office: office, version: version)
-                try db.cachedStatement(
-                    sql: "UPDATE change SET body = ?, recordKind = ?, recordID = ?, sealed = ? WHERE sequence = ?"
-                ).execute(arguments: [
-                    try event.serializedBytes() as Data, kind.rawValue, id, sealed.map { Data($0) },
-                    row["sequence"] as Int64,
-                ]
+                try sql.execute(
+                    "UPDATE change SET body = ?, recordKind = ?, recordID = ?, sealed = ? WHERE sequence = ?",
+                    [
+                        try event.serializedBytes() as Data, kind.rawValue, id, sealed.map { Data($0) },
+                        try row["sequence"] as Int64,
+                    ]
                 )
             }
         }
@@ -243,9 +242,10 @@ package final class SQLiteStore: RecordStore {
             resource.id = parts[1]
             resource.storedHash = Data(hash)
             if parts[0] != "account",
-                let version = try Int64.fetchOne(
-                    try db.cachedStatement(sql: "SELECT version FROM record WHERE kind = ? AND id = ?"),
-                    arguments: [parts[0], parts[1]]
+                let version = try sql.value(
+                    Int64.self,
+                    "SELECT version FROM record WHERE kind = ? AND id = ?",
+                    [parts[0], parts[1]]
                 )
             {
                 resource.version = UInt64(version)
@@ -273,15 +273,15 @@ package final class SQLiteStore: RecordStore {
 
     /// Re-stores every record of a kind whose body still holds sealable free
     /// text, with that text sealed beside it (same version, same identity).
-    private static func sealLegacy<R: StoredRecord>(_ type: R.Type, _ tx: SQLiteTransaction) throws {
-        let rows = try RecordRow.filter(sql: "kind = ? AND sealed IS NULL", arguments: [R.recordKind.rawValue])
-            .fetchAll(tx.db)
+    private static func sealLegacy<R: StoredRecord>(_ type: R.Type, _ tx: SQLTransaction) throws {
+        let rows = try tx.sql.rows("\(RecordRow.select) WHERE kind = ? AND sealed IS NULL", [R.recordKind.rawValue])
+            .map(RecordRow.init)
         for row in rows {
             var record: R = try tx.decode(row)
             guard !FieldSealing.take(&record).isEmpty else { continue }
             var sealed = try tx.row(try tx.decode(row) as R, sealedIdentity: row.secret)
             sealed.secret = row.secret
-            try sealed.update(tx.db)
+            try sealed.update(in: tx.sql)
         }
     }
 
@@ -433,7 +433,7 @@ extension SQLiteStore {
         let (keys, auditing) = (self.keys, self.auditing)
         do {
             return try self.pool.write { db in
-                try Self.audited(SQLiteTransaction(db, keys: keys, auditing: auditing), body)
+                try Self.audited(SQLTransaction(GRDBConnection(db: db), keys: keys, auditing: auditing), body)
             }
         } catch {
             throw self.failed(error)

@@ -1,15 +1,12 @@
 import Crypto
 import Foundation
-import GRDB
 import HavenProtocol
 
 /// A row of the `caseEvent` table: one event of a case's timeline.
 ///
 /// Events are append-only: a row is written once, when its event is
 /// appended, and changed only by an erasure (which drops its sealed note).
-struct CaseEventRow: Codable, FetchableRecord, PersistableRecord {
-    static let databaseTableName = "caseEvent"
-
+struct CaseEventRow {
     var caseID: String
     var sequence: Int64
     var id: String
@@ -25,9 +22,46 @@ struct CaseEventRow: Codable, FetchableRecord, PersistableRecord {
 
     /// The audit trail's name for it: `caseEvent/<case id>/<sequence>`.
     var resourceID: String { "\(self.caseID)/\(self.sequence)" }
+
+    /// `SELECT` of every column, in the order ``init(_:)`` reads them.
+    static let select = "SELECT caseID, sequence, id, officeCode, occurredOn, kind, body, sealed FROM caseEvent"
+
+    /// Reads a row selected by ``select``.
+    init(_ row: SQLRow) throws {
+        self.init(
+            caseID: try row[0],
+            sequence: try row[1],
+            id: try row[2],
+            officeCode: try row[3],
+            occurredOn: try row[4],
+            kind: try row[5],
+            body: try row[6],
+            sealed: try row[7]
+        )
+    }
+
+    init(
+        caseID: String,
+        sequence: Int64,
+        id: String,
+        officeCode: String,
+        occurredOn: String?,
+        kind: Int,
+        body: Data,
+        sealed: Data?
+    ) {
+        self.caseID = caseID
+        self.sequence = sequence
+        self.id = id
+        self.officeCode = officeCode
+        self.occurredOn = occurredOn
+        self.kind = kind
+        self.body = body
+        self.sealed = sealed
+    }
 }
 
-extension SQLiteTransaction {
+extension SQLTransaction {
     static let caseEventKind = "caseEvent"
 
     /// Stores the events a case change appended, after those stored: each
@@ -37,9 +71,10 @@ extension SQLiteTransaction {
     func appendEvents(_ events: [Haven_V1_CaseEvent], to head: Haven_V1_Case) throws {
         guard !events.isEmpty else { return }
         var last = UInt32(
-            clamping: try Int64.fetchOne(
-                try self.db.cachedStatement(sql: "SELECT COALESCE(MAX(sequence), 0) FROM caseEvent WHERE caseID = ?"),
-                arguments: [head.id]
+            clamping: try self.sql.value(
+                Int64.self,
+                "SELECT COALESCE(MAX(sequence), 0) FROM caseEvent WHERE caseID = ?",
+                [head.id]
             ) ?? 0
         )
         for var event in events {
@@ -66,15 +101,12 @@ extension SQLiteTransaction {
                 body: event.serializedPayload(),
                 sealed: sealed
             )
-            try self.db.cachedStatement(
-                sql: """
-                    INSERT INTO caseEvent (caseID, sequence, id, officeCode, occurredOn, kind, body, sealed)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                    """
-            ).execute(
-                arguments: [
-                    row.caseID, row.sequence, row.id, row.officeCode, row.occurredOn, row.kind, row.body, row.sealed,
-                ]
+            try self.sql.execute(
+                """
+                INSERT INTO caseEvent (caseID, sequence, id, officeCode, occurredOn, kind, body, sealed)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                [row.caseID, row.sequence, row.id, row.officeCode, row.occurredOn, row.kind, row.body, row.sealed]
             )
             self.journal.wrote(
                 kind: Self.caseEventKind,
@@ -95,11 +127,16 @@ extension SQLiteTransaction {
     /// Drops the sealed notes of a case's events (an erasure: the case's key
     /// is gone, and so is every box it sealed).
     func eraseEventNotes(caseID: String) throws {
-        let rows = try CaseEventRow.filter(sql: "caseID = ? AND sealed IS NOT NULL", arguments: [caseID])
-            .fetchAll(self.db)
+        let rows = try self.sql.rows(
+            "\(CaseEventRow.select) WHERE caseID = ? AND sealed IS NOT NULL ORDER BY sequence",
+            [caseID]
+        ).map(CaseEventRow.init)
         for var row in rows {
             row.sealed = nil
-            try row.update(self.db)
+            try self.sql.execute(
+                "UPDATE caseEvent SET sealed = NULL WHERE caseID = ? AND sequence = ?",
+                [row.caseID, row.sequence]
+            )
             self.journal.wrote(
                 kind: Self.caseEventKind,
                 id: row.resourceID,
@@ -112,22 +149,22 @@ extension SQLiteTransaction {
 
     func caseEvents(_ query: CaseEventQuery) throws -> [StoredCaseEvent] {
         var conditions: [String] = []
-        var arguments: StatementArguments = []
+        var arguments: [any SQLBindable] = []
         if let caseID = query.caseID {
             conditions.append("caseID = ? AND sequence > ?")
-            arguments += [caseID, Int64(query.afterSequence)]
+            arguments += [caseID, Int64(query.afterSequence)] as [any SQLBindable]
         }
         if let office = query.officeCode {
             conditions.append("officeCode = ?")
-            arguments += [office]
+            arguments.append(office)
         }
         if let from = query.occurredFrom {
             conditions.append("occurredOn >= ?")
-            arguments += [from]
+            arguments.append(from)
         }
         if let through = query.occurredThrough {
             conditions.append("occurredOn <= ?")
-            arguments += [through]
+            arguments.append(through)
         }
         if let kinds = query.kinds {
             guard !kinds.isEmpty else { return [] }
@@ -136,13 +173,14 @@ extension SQLiteTransaction {
         let direction = query.newestFirst ? "DESC" : "ASC"
         let order = query.caseID != nil ? "sequence \(direction)" : "caseID, sequence \(direction)"
         let sql = """
-            SELECT * FROM caseEvent
+            \(CaseEventRow.select)
             \(conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND "))
             ORDER BY \(order) LIMIT ?
             """
-        arguments += [max(0, query.limit)]
-        return try CaseEventRow.fetchAll(self.db, sql: sql, arguments: arguments).map { row in
-            StoredCaseEvent(caseID: row.caseID, event: try self.decode(row))
+        arguments.append(max(0, query.limit))
+        return try self.sql.rows(sql, arguments).map { selected in
+            let row = try CaseEventRow(selected)
+            return StoredCaseEvent(caseID: row.caseID, event: try self.decode(row))
         }
     }
 
@@ -212,8 +250,8 @@ extension SQLiteTransaction {
 
     /// Every event's stored hash, keyed `caseEvent/<case id>/<sequence>`.
     func caseEventHashes(into hashes: inout [String: [UInt8]]) throws {
-        let rows = try CaseEventRow.fetchCursor(self.db)
-        while let row = try rows.next() {
+        try self.sql.forEachRow(CaseEventRow.select, []) { selected in
+            let row = try CaseEventRow(selected)
             hashes["\(Self.caseEventKind)/\(row.resourceID)"] = Self.storedHash(row)
         }
     }

@@ -1,28 +1,24 @@
 import Crypto
 import Foundation
-import GRDB
 import HavenProtocol
 import SwiftProtobuf
 
-/// The key hierarchy, as SQLite keeps it: master key (a file, outside the
+/// The key hierarchy, as both stores keep it: master key (a file, outside the
 /// database) → one key per office (`officeKey`, wrapped by the master key) →
 /// one key per record that has anything sealed (`recordKey`, wrapped by its
 /// office's key) → the record's sealed identity and sealed fields. Erasing a
 /// record destroys its key; rotating re-wraps a level under a new key.
-extension SQLiteTransaction {
+extension SQLTransaction {
     private static let masterKeyMeta = "master-key"
 
     func masterKeyFingerprint() throws -> String? {
-        try String.fetchOne(
-            try self.db.cachedStatement(sql: "SELECT value FROM meta WHERE name = ?"),
-            arguments: [Self.masterKeyMeta]
-        )
+        try self.sql.value(String.self, "SELECT value FROM meta WHERE name = ?", [Self.masterKeyMeta])
     }
 
     private func setMasterKeyFingerprint(_ fingerprint: String) throws {
-        try self.db.cachedStatement(
-            sql: "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value"
-        ).execute(arguments: [Self.masterKeyMeta, fingerprint]
+        try self.sql.execute(
+            "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+            [Self.masterKeyMeta, fingerprint]
         )
     }
 
@@ -92,18 +88,16 @@ extension SQLiteTransaction {
 
     /// An office's key and generation, created (wrapped by the current master key) if asked.
     func officeKey(_ office: String, create: Bool) throws -> (generation: Int64, key: SymmetricKey)? {
-        if let row = try Row.fetchOne(
-            try self.db.cachedStatement(
-                sql: "SELECT wrappedKey, generation, masterKey FROM officeKey WHERE officeCode = ?"
-            ),
-            arguments: [office]
+        if let row = try self.sql.row(
+            "SELECT wrappedKey, generation, masterKey FROM officeKey WHERE officeCode = ?",
+            [office]
         ) {
-            let generation: Int64 = row["generation"]
+            let generation: Int64 = try row["generation"]
             let key = try self.unwrapOfficeKey(
                 office,
-                wrapped: Array(row["wrappedKey"] as Data),
+                wrapped: Array(try row["wrappedKey"] as Data),
                 generation: generation,
-                master: row["masterKey"]
+                master: try row["masterKey"]
             )
             return (generation, key)
         }
@@ -113,9 +107,9 @@ extension SQLiteTransaction {
         let wrapped = try key.withUnsafeBytes { bytes in
             try SealBox.seal(Array(bytes), key: master.key, context: SealBox.officeKeyContext(office, generation: 1))
         }
-        try self.db.cachedStatement(
-            sql: "INSERT INTO officeKey (officeCode, wrappedKey, generation, masterKey) VALUES (?, ?, 1, ?)"
-        ).execute(arguments: [office, Data(wrapped), master.fingerprint]
+        try self.sql.execute(
+            "INSERT INTO officeKey (officeCode, wrappedKey, generation, masterKey) VALUES (?, ?, 1, ?)",
+            [office, Data(wrapped), master.fingerprint]
         )
         return (1, key)
     }
@@ -129,14 +123,12 @@ extension SQLiteTransaction {
     }
 
     private func fetchRecordKey(kind: String, id: String, office: String, create: Bool) throws -> SymmetricKey? {
-        if let row = try Row.fetchOne(
-            try self.db.cachedStatement(
-                sql: "SELECT officeCode, generation, wrappedKey FROM recordKey WHERE kind = ? AND id = ?"
-            ),
-            arguments: [kind, id]
+        if let row = try self.sql.row(
+            "SELECT officeCode, generation, wrappedKey FROM recordKey WHERE kind = ? AND id = ?",
+            [kind, id]
         ) {
-            let keyOffice: String = row["officeCode"]
-            let generation: Int64 = row["generation"]
+            let keyOffice: String = try row["officeCode"]
+            let generation: Int64 = try row["generation"]
             guard let (officeGeneration, officeKey) = try self.officeKey(keyOffice, create: false),
                 officeGeneration == generation
             else {
@@ -145,7 +137,7 @@ extension SQLiteTransaction {
             do {
                 return SymmetricKey(
                     data: try SealBox.open(
-                        Array(row["wrappedKey"] as Data),
+                        Array(try row["wrappedKey"] as Data),
                         key: officeKey,
                         context: SealBox.recordKeyContext(kind, id, keyOffice, generation: generation)
                     )
@@ -167,18 +159,15 @@ extension SQLiteTransaction {
                 context: SealBox.recordKeyContext(kind, id, office, generation: generation)
             )
         }
-        try self.db.cachedStatement(
-            sql: "INSERT INTO recordKey (kind, id, officeCode, generation, wrappedKey) VALUES (?, ?, ?, ?, ?)"
-        ).execute(arguments: [kind, id, office, generation, Data(wrapped)]
+        try self.sql.execute(
+            "INSERT INTO recordKey (kind, id, officeCode, generation, wrappedKey) VALUES (?, ?, ?, ?, ?)",
+            [kind, id, office, generation, Data(wrapped)]
         )
         return key
     }
 
     func hasRecordKey(kind: RecordKind, id: String) throws -> Bool {
-        try Bool.fetchOne(
-            try self.db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM recordKey WHERE kind = ? AND id = ?)"),
-            arguments: [kind.rawValue, id]
-        ) ?? false
+        try self.sql.row("SELECT 1 FROM recordKey WHERE kind = ? AND id = ?", [kind.rawValue, id]) != nil
     }
 
     // MARK: Sealed fields
@@ -298,12 +287,10 @@ extension SQLiteTransaction {
     /// log's history (`secure_delete` overwrites the freed bytes).
     func eraseRecordKey(kind: RecordKind, id: String) throws {
         self.journal.recordKeys["\(kind.rawValue)/\(id)"] = nil
-        try self.db.cachedStatement(
-            sql: "DELETE FROM recordKey WHERE kind = ? AND id = ?"
-        ).execute(arguments: [kind.rawValue, id])
-        try self.db.cachedStatement(
-            sql: "UPDATE change SET sealed = NULL WHERE recordKind = ? AND recordID = ? AND sealed IS NOT NULL"
-        ).execute(arguments: [kind.rawValue, id]
+        try self.sql.execute("DELETE FROM recordKey WHERE kind = ? AND id = ?", [kind.rawValue, id])
+        try self.sql.execute(
+            "UPDATE change SET sealed = NULL WHERE recordKind = ? AND recordID = ? AND sealed IS NOT NULL",
+            [kind.rawValue, id]
         )
     }
 
@@ -315,17 +302,17 @@ extension SQLiteTransaction {
         let target = try newMaster ?? self.currentMaster()
         var officesRotated = 0
         var rewrapped = 0
-        let rows = try Row.fetchAll(
-            try self.db.cachedStatement(sql: "SELECT officeCode, wrappedKey, generation, masterKey FROM officeKey")
+        let rows = try self.sql.rows(
+            "SELECT officeCode, wrappedKey, generation, masterKey FROM officeKey ORDER BY officeCode"
         )
         for row in rows {
-            let office: String = row["officeCode"]
-            let generation: Int64 = row["generation"]
+            let office: String = try row["officeCode"]
+            let generation: Int64 = try row["generation"]
             let oldKey = try self.unwrapOfficeKey(
                 office,
-                wrapped: Array(row["wrappedKey"] as Data),
+                wrapped: Array(try row["wrappedKey"] as Data),
                 generation: generation,
-                master: row["masterKey"]
+                master: try row["masterKey"]
             )
             var officeKey = oldKey
             var newGeneration = generation
@@ -333,17 +320,15 @@ extension SQLiteTransaction {
                 officeKey = SymmetricKey(size: .bits256)
                 newGeneration = generation + 1
                 officesRotated += 1
-                let recordKeys = try Row.fetchAll(
-                    try self.db.cachedStatement(
-                        sql: "SELECT kind, id, wrappedKey FROM recordKey WHERE officeCode = ? AND generation = ?"
-                    ),
-                    arguments: [office, generation]
+                let recordKeys = try self.sql.rows(
+                    "SELECT kind, id, wrappedKey FROM recordKey WHERE officeCode = ? AND generation = ?",
+                    [office, generation]
                 )
                 for recordKey in recordKeys {
-                    let kind: String = recordKey["kind"]
-                    let id: String = recordKey["id"]
+                    let kind: String = try recordKey["kind"]
+                    let id: String = try recordKey["id"]
                     let bytes = try SealBox.open(
-                        Array(recordKey["wrappedKey"] as Data),
+                        Array(try recordKey["wrappedKey"] as Data),
                         key: oldKey,
                         context: SealBox.recordKeyContext(kind, id, office, generation: generation)
                     )
@@ -352,9 +337,9 @@ extension SQLiteTransaction {
                         key: officeKey,
                         context: SealBox.recordKeyContext(kind, id, office, generation: newGeneration)
                     )
-                    try self.db.cachedStatement(
-                        sql: "UPDATE recordKey SET wrappedKey = ?, generation = ? WHERE kind = ? AND id = ?"
-                    ).execute(arguments: [Data(wrapped), newGeneration, kind, id]
+                    try self.sql.execute(
+                        "UPDATE recordKey SET wrappedKey = ?, generation = ? WHERE kind = ? AND id = ?",
+                        [Data(wrapped), newGeneration, kind, id]
                     )
                     rewrapped += 1
                 }
@@ -366,9 +351,9 @@ extension SQLiteTransaction {
                     context: SealBox.officeKeyContext(office, generation: newGeneration)
                 )
             }
-            try self.db.cachedStatement(
-                sql: "UPDATE officeKey SET wrappedKey = ?, generation = ?, masterKey = ? WHERE officeCode = ?"
-            ).execute(arguments: [Data(wrapped), newGeneration, target.fingerprint, office]
+            try self.sql.execute(
+                "UPDATE officeKey SET wrappedKey = ?, generation = ?, masterKey = ? WHERE officeCode = ?",
+                [Data(wrapped), newGeneration, target.fingerprint, office]
             )
         }
         try self.setMasterKeyFingerprint(target.fingerprint)

@@ -1,11 +1,12 @@
 import Foundation
-import GRDB
 import HavenProtocol
 import SwiftProtobuf
 
-/// The reads and writes of one GRDB transaction.
-struct SQLiteTransaction: StoreWriter {
-    let db: Database
+/// The reads and writes of one transaction of a SQL store: written once, in
+/// the SQL that SQLite and PostgreSQL both accept, and run by both stores
+/// through their ``SQLConnection``. No behaviour exists in one store only.
+struct SQLTransaction: StoreWriter {
+    let sql: any SQLConnection
     /// The master keys (nil for a store opened without them: it can read and
     /// write what is not sealed, and refuses what is).
     let keys: StoreKeys?
@@ -14,8 +15,13 @@ struct SQLiteTransaction: StoreWriter {
     /// False only for the benchmark baseline of the audit's cost.
     let auditing: Bool
 
-    init(_ db: Database, keys: StoreKeys?, journal: TransactionJournal = TransactionJournal(), auditing: Bool = true) {
-        self.db = db
+    init(
+        _ sql: any SQLConnection,
+        keys: StoreKeys?,
+        journal: TransactionJournal = TransactionJournal(),
+        auditing: Bool = true
+    ) {
+        self.sql = sql
         self.keys = keys
         self.journal = journal
         self.auditing = auditing
@@ -23,58 +29,53 @@ struct SQLiteTransaction: StoreWriter {
 
     // MARK: Records
 
-    // Statements every call makes are prepared once per connection and kept
-    // (GRDB's statement cache): preparing one costs more than running it.
-
     func load<R: StoredRecord>(_ type: R.Type, id: String) throws -> R? {
-        try RecordRow.fetchOne(
-            try self.db.cachedStatement(sql: "SELECT * FROM record WHERE kind = ? AND id = ?"),
-            arguments: [R.recordKind.rawValue, id]
-        ).map(self.decode)
+        try self.sql.row("\(RecordRow.select) WHERE kind = ? AND id = ?", [R.recordKind.rawValue, id])
+            .map { try self.decode(RecordRow($0)) }
     }
 
     func load<R: StoredRecord>(_ type: R.Type, alias: String) throws -> R? {
-        try RecordRow.fetchOne(
-            try self.db.cachedStatement(sql: "SELECT * FROM record WHERE kind = ? AND alias = ?"),
-            arguments: [R.recordKind.rawValue, alias]
-        ).map(self.decode)
+        try self.sql.row("\(RecordRow.select) WHERE kind = ? AND alias = ?", [R.recordKind.rawValue, alias])
+            .map { try self.decode(RecordRow($0)) }
     }
 
     func load<R: StoredRecord>(_ type: R.Type, ids: [String]) throws -> [R] {
         guard !ids.isEmpty else { return [] }
-        let rows = try RecordRow.filter(
-            RecordRow.Columns.kind == R.recordKind.rawValue && ids.contains(RecordRow.Columns.id)
-        )
-        .fetchAll(self.db)
+        let rows = try self.sql.rows(
+            "\(RecordRow.select) WHERE kind = ? AND id IN (\(Self.placeholders(ids.count)))",
+            [R.recordKind.rawValue] + ids
+        ).map(RecordRow.init)
         let byID = Dictionary(rows.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         return try ids.compactMap { try byID[$0].map(self.decode) }
     }
 
     func page<R: StoredRecord>(_ type: R.Type, _ query: RecordQuery) throws -> RecordPage<R> {
-        var request = self.filtered(R.recordKind, query)
+        var (conditions, arguments) = Self.conditions(R.recordKind, query)
         if let after = query.after {
             switch query.order {
             case .idAscending:
-                request = request.filter(RecordRow.Columns.id > after.id)
+                conditions.append("id > ?")
+                arguments.append(after.id)
             case .aliasAscending:
-                request = request.filter(
-                    RecordRow.Columns.alias > after.alias
-                        || (RecordRow.Columns.alias == after.alias && RecordRow.Columns.id > after.id)
-                )
+                conditions.append("(alias > ? OR (alias = ? AND id > ?))")
+                arguments += [after.alias, after.alias, after.id]
             case .newestFirst:
-                request = request.filter(
-                    RecordRow.Columns.createdAt < after.sortKey
-                        || (RecordRow.Columns.createdAt == after.sortKey && RecordRow.Columns.id < after.id)
-                )
+                conditions.append("(createdAt < ? OR (createdAt = ? AND id < ?))")
+                arguments += [after.sortKey, after.sortKey, after.id]
             }
         }
-        switch query.order {
-        case .idAscending: request = request.order(RecordRow.Columns.id.asc)
-        case .aliasAscending: request = request.order(RecordRow.Columns.alias.asc, RecordRow.Columns.id.asc)
-        case .newestFirst: request = request.order(RecordRow.Columns.createdAt.desc, RecordRow.Columns.id.desc)
-        }
+        let order =
+            switch query.order {
+            case .idAscending: "id ASC"
+            case .aliasAscending: "alias ASC, id ASC"
+            case .newestFirst: "createdAt DESC, id DESC"
+            }
         // One more than asked tells whether another page exists.
-        let rows = try request.limit(query.limit + 1).fetchAll(self.db)
+        arguments.append(query.limit + 1)
+        let rows = try self.sql.rows(
+            "\(RecordRow.select) WHERE \(conditions.joined(separator: " AND ")) ORDER BY \(order) LIMIT ?",
+            arguments
+        ).map(RecordRow.init)
         let records = try rows.prefix(query.limit).map { try self.decode($0) as R }
         var next: PageCursor?
         if rows.count > query.limit, let last = rows.prefix(query.limit).last {
@@ -84,50 +85,68 @@ struct SQLiteTransaction: StoreWriter {
     }
 
     func count<R: StoredRecord>(_ type: R.Type, _ query: RecordQuery) throws -> Int {
-        try self.filtered(R.recordKind, query).fetchCount(self.db)
+        let (conditions, arguments) = Self.conditions(R.recordKind, query)
+        return try self.sql.value(
+            Int.self,
+            "SELECT COUNT(*) FROM record WHERE \(conditions.joined(separator: " AND "))",
+            arguments
+        ) ?? 0
     }
 
-    private func filtered(_ kind: RecordKind, _ query: RecordQuery) -> QueryInterfaceRequest<RecordRow> {
-        var request = RecordRow.filter(RecordRow.Columns.kind == kind.rawValue)
-        if let codes = query.officeCodes { request = request.filter(codes.contains(RecordRow.Columns.officeCode)) }
-        if let statuses = query.statuses { request = request.filter(statuses.contains(RecordRow.Columns.status)) }
-        if let categories = query.categories {
-            request = request.filter(categories.contains(RecordRow.Columns.category))
+    /// `?, ?, …`: `count` placeholders.
+    static func placeholders(_ count: Int) -> String {
+        Array(repeating: "?", count: count).joined(separator: ", ")
+    }
+
+    /// The conditions of a query on records, and their arguments.
+    private static func conditions(_ kind: RecordKind, _ query: RecordQuery) -> ([String], [any SQLBindable]) {
+        var conditions = ["kind = ?"]
+        var arguments: [any SQLBindable] = [kind.rawValue]
+        func among(_ column: String, _ values: [any SQLBindable]) {
+            // An empty set matches nothing, as SQL's `IN ()` would if it parsed.
+            guard !values.isEmpty else { return conditions.append("1 = 0") }
+            conditions.append("\(column) IN (\(placeholders(values.count)))")
+            arguments += values
         }
-        if let from = query.dayFrom { request = request.filter(RecordRow.Columns.day >= from) }
-        if let to = query.dayTo { request = request.filter(RecordRow.Columns.day <= to) }
-        if let from = query.createdFrom { request = request.filter(RecordRow.Columns.createdAt >= from) }
-        if let to = query.createdTo { request = request.filter(RecordRow.Columns.createdAt <= to) }
-        if let since = query.updatedSince { request = request.filter(RecordRow.Columns.updatedAt >= since) }
-        if let partner = query.partnerID { request = request.filter(RecordRow.Columns.partnerID == partner) }
-        if let subject = query.subjectID { request = request.filter(RecordRow.Columns.subjectID == subject) }
-        if let flagged = query.flagged { request = request.filter(RecordRow.Columns.flagged == flagged) }
-        if let ids = query.ids { request = request.filter(ids.contains(RecordRow.Columns.id)) }
+        func compare(_ column: String, _ op: String, _ value: any SQLBindable) {
+            conditions.append("\(column) \(op) ?")
+            arguments.append(value)
+        }
+        if let codes = query.officeCodes { among("officeCode", codes) }
+        if let statuses = query.statuses { among("status", statuses) }
+        if let categories = query.categories { among("category", categories) }
+        if let from = query.dayFrom { compare("day", ">=", from) }
+        if let to = query.dayTo { compare("day", "<=", to) }
+        if let from = query.createdFrom { compare("createdAt", ">=", from) }
+        if let to = query.createdTo { compare("createdAt", "<=", to) }
+        if let since = query.updatedSince { compare("updatedAt", ">=", since) }
+        if let partner = query.partnerID { compare("partnerID", "=", partner) }
+        if let subject = query.subjectID { compare("subjectID", "=", subject) }
+        if let flagged = query.flagged { compare("flagged", "=", flagged) }
+        if let ids = query.ids { among("id", ids) }
         if let referral = query.referredBy {
             let statuses = referral.statuses.map(String.init).joined(separator: ",")
-            request = request.filter(
-                sql: """
-                    id IN (SELECT subjectID FROM record AS referral WHERE referral.kind = 'referral'
-                        AND referral.partnerID = ? AND referral.status IN (\(statuses)))
-                    """,
-                arguments: [referral.partnerID]
+            conditions.append(
+                """
+                id IN (SELECT subjectID FROM record AS referral WHERE referral.kind = 'referral'
+                    AND referral.partnerID = ? AND referral.status IN (\(statuses)))
+                """
             )
+            arguments.append(referral.partnerID)
         }
-        return request
+        return (conditions, arguments)
     }
 
     func identity(survivorID: String) throws -> Haven_V1_SurvivorIdentity? {
         guard
-            let row = try Row.fetchOne(
-                try self.db.cachedStatement(
-                    sql: "SELECT officeCode, version, secret FROM record WHERE kind = 'survivor' AND id = ?"
-                ),
-                arguments: [survivorID]
+            let row = try self.sql.row(
+                "SELECT officeCode, version, secret FROM record WHERE kind = 'survivor' AND id = ?",
+                [survivorID]
             ),
-            let secret = (row["secret"] as Data?).map(Array.init)
+            let secret = (try row["secret"] as Data?).map(Array.init)
         else { return nil }
-        let office: String = row["officeCode"] ?? ""
-        let version = UInt64(row["version"] as Int64)
+        let office: String = try row["officeCode"] as String? ?? ""
+        let version = UInt64(try row["version"] as Int64)
         let plaintext = try self.openIdentity(secret, survivorID: survivorID, office: office, version: version)
         do {
             return try Haven_V1_SurvivorIdentity(serializedBytes: plaintext)
@@ -142,24 +161,18 @@ struct SQLiteTransaction: StoreWriter {
         if let identity {
             row.secret = Data(try self.sealIdentity(identity, of: record))
         }
-        if try Bool.fetchOne(
-            try self.db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM record WHERE kind = ? AND id = ?)"),
-            arguments: [row.kind, row.id]
-        ) == true {
+        if try self.sql.row("SELECT 1 FROM record WHERE kind = ? AND id = ?", [row.kind, row.id]) != nil {
             throw HavenError(code: .alreadyExists, message: "a \(R.recordKind.rawValue) with that id already exists")
         }
         if let alias = row.alias,
-            try Bool.fetchOne(
-                try self.db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM record WHERE kind = ? AND alias = ?)"),
-                arguments: [row.kind, alias]
-            ) == true
+            try self.sql.row("SELECT 1 FROM record WHERE kind = ? AND alias = ?", [row.kind, alias]) != nil
         {
             throw HavenError(
                 code: .alreadyExists,
                 message: "a \(R.recordKind.rawValue) with that reference already exists"
             )
         }
-        try row.insert(into: self.db)
+        try row.insert(into: self.sql)
         self.journal.wrote(
             kind: row.kind,
             id: row.id,
@@ -173,14 +186,14 @@ struct SQLiteTransaction: StoreWriter {
     func update<R: StoredRecord>(_ record: R, expectedVersion: UInt64, sealed: SealedChange) throws {
         let (record, appended) = Self.splitTimeline(record)
         guard
-            let current = try Row.fetchOne(
-                try self.db.cachedStatement(sql: "SELECT version, secret FROM record WHERE kind = ? AND id = ?"),
-                arguments: [R.recordKind.rawValue, record.recordID]
+            let current = try self.sql.row(
+                "SELECT version, secret FROM record WHERE kind = ? AND id = ?",
+                [R.recordKind.rawValue, record.recordID]
             )
         else {
             throw HavenError(code: .notFound, message: "no \(R.recordKind.rawValue) with that id")
         }
-        let currentVersion = UInt64(current["version"] as Int64)
+        let currentVersion = UInt64(try current["version"] as Int64)
         guard currentVersion == expectedVersion else {
             throw HavenError.staleVersion(expected: expectedVersion, current: currentVersion)
         }
@@ -193,7 +206,7 @@ struct SQLiteTransaction: StoreWriter {
         var row = try self.row(record, sealedIdentity: nil, sealing: !erasing)
         switch sealed {
         case .keep:
-            if let secret = (current["secret"] as Data?).map(Array.init) {
+            if let secret = (try current["secret"] as Data?).map(Array.init) {
                 // Sealed again for the new version: the old box stops matching.
                 let plaintext = try self.openIdentity(
                     secret,
@@ -210,7 +223,7 @@ struct SQLiteTransaction: StoreWriter {
         case .erase:
             row.secret = nil
         }
-        try row.update(in: self.db)
+        try row.update(in: self.sql)
         self.journal.wrote(
             kind: row.kind,
             id: row.id,
@@ -324,17 +337,22 @@ struct SQLiteTransaction: StoreWriter {
             }
             return try self.sealFields(fields, kind: kind, id: id, office: office, version: version)
         }
-        try self.db.cachedStatement(
-            sql: """
-                INSERT INTO change (committedAt, officeCode, partnerID, survivorID, body, recordKind, recordID, sealed)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+        guard
+            let inserted = try self.sql.value(
+                Int64.self,
                 """
-        ).execute(arguments: [
-            entry.event.committedAtUnixMs, entry.officeCode, entry.partnerID, entry.survivorID, body,
-            subject?.0.rawValue, subject?.1, sealed.map { Data($0) },
-        ]
-        )
-        let sequence = UInt64(self.db.lastInsertedRowID)
+                INSERT INTO change (committedAt, officeCode, partnerID, survivorID, body, recordKind, recordID, sealed)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING sequence
+                """,
+                [
+                    entry.event.committedAtUnixMs, entry.officeCode, entry.partnerID, entry.survivorID, body,
+                    subject?.0.rawValue, subject?.1, sealed.map { Data($0) },
+                ]
+            )
+        else {
+            throw HavenError(code: .internal, message: "the change log returned no sequence")
+        }
+        let sequence = UInt64(inserted)
         self.journal.appended(
             change: sequence,
             hash: Self.changeHash(
@@ -370,23 +388,21 @@ struct SQLiteTransaction: StoreWriter {
     }
 
     func changes(after sequence: UInt64, limit: Int) throws -> [ChangeEntry] {
-        try Row.fetchAll(
-            try self.db.cachedStatement(
-                sql: """
-                    SELECT sequence, officeCode, partnerID, survivorID, body, sealed FROM change
-                    WHERE sequence > ? ORDER BY sequence LIMIT ?
-                    """
-            ),
-            arguments: [Int64(clamping: sequence), limit]
+        try self.sql.rows(
+            """
+            SELECT sequence, officeCode, partnerID, survivorID, body, sealed FROM change
+            WHERE sequence > ? ORDER BY sequence LIMIT ?
+            """,
+            [Int64(clamping: sequence), limit]
         ).map { row in
-            let sequence = UInt64(row["sequence"] as Int64)
+            let sequence = UInt64(try row["sequence"] as Int64)
             var event: Haven_V1_ChangeEvent
             do {
-                event = try Haven_V1_ChangeEvent(wireBytes: row["body"] as Data)
+                event = try Haven_V1_ChangeEvent(wireBytes: try row["body"] as Data)
             } catch {
                 throw HavenError(code: .dataLoss, message: "change \(sequence) cannot be decoded")
             }
-            if let sealed = (row["sealed"] as Data?).map(Array.init) {
+            if let sealed = (try row["sealed"] as Data?).map(Array.init) {
                 var copy = event
                 if let (kind, id, office, version, _) = FieldSealing.take(from: &copy) {
                     let fields = try self.openFields(
@@ -403,92 +419,96 @@ struct SQLiteTransaction: StoreWriter {
             return ChangeEntry(
                 sequence: sequence,
                 event: event,
-                officeCode: row["officeCode"],
-                partnerID: row["partnerID"],
-                survivorID: row["survivorID"]
+                officeCode: try row["officeCode"],
+                partnerID: try row["partnerID"],
+                survivorID: try row["survivorID"]
             )
         }
     }
 
     func latestChangeSequence() throws -> UInt64 {
-        try SQLiteStore.latestSequence(self.db)
+        UInt64(try self.sql.value(Int64.self, "SELECT COALESCE(MAX(sequence), 0) FROM change") ?? 0)
     }
 
     // MARK: Counters, idempotency
 
     func nextCounterValue(_ name: String) throws -> UInt64 {
-        try self.db.cachedStatement(
-            sql: "INSERT INTO counter (name, value) VALUES (?, 1) ON CONFLICT(name) DO UPDATE SET value = value + 1"
-        ).execute(arguments: [name]
-        )
-        return UInt64(
-            try Int64.fetchOne(
-                try self.db.cachedStatement(sql: "SELECT value FROM counter WHERE name = ?"),
-                arguments: [name]
-            )!
-        )
+        guard
+            let value = try self.sql.value(
+                Int64.self,
+                """
+                INSERT INTO counter (name, value) VALUES (?, 1)
+                ON CONFLICT(name) DO UPDATE SET value = counter.value + 1 RETURNING value
+                """,
+                [name]
+            )
+        else {
+            throw HavenError(code: .internal, message: "counter \(name) returned no value")
+        }
+        return UInt64(value)
     }
 
     func idempotencyRecord(principalID: String, key: String) throws -> IdempotencyRecord? {
-        try Row.fetchOne(
-            try self.db.cachedStatement(sql: "SELECT * FROM idempotency WHERE principalID = ? AND key = ?"),
-            arguments: [principalID, key]
+        try self.sql.row(
+            """
+            SELECT principalID, key, method, requestDigest, resultID, createdAt FROM idempotency
+            WHERE principalID = ? AND key = ?
+            """,
+            [principalID, key]
         ).map { row in
             IdempotencyRecord(
-                principalID: row["principalID"],
-                key: row["key"],
-                method: row["method"],
-                requestDigest: Array(row["requestDigest"] as Data),
-                resultID: row["resultID"],
-                createdAtUnixMs: row["createdAt"]
+                principalID: try row["principalID"],
+                key: try row["key"],
+                method: try row["method"],
+                requestDigest: Array(try row["requestDigest"] as Data),
+                resultID: try row["resultID"],
+                createdAtUnixMs: try row["createdAt"]
             )
         }
     }
 
     func recordIdempotency(_ record: IdempotencyRecord) throws {
-        try self.db.cachedStatement(
-            sql: """
-                INSERT INTO idempotency (principalID, key, method, requestDigest, resultID, createdAt)
-                VALUES (?, ?, ?, ?, ?, ?)
-                """
-        ).execute(arguments: [
-            record.principalID, record.key, record.method, Data(record.requestDigest), record.resultID,
-            record.createdAtUnixMs,
-        ]
+        try self.sql.execute(
+            """
+            INSERT INTO idempotency (principalID, key, method, requestDigest, resultID, createdAt)
+            VALUES (?, ?, ?, ?, ?, ?)
+            """,
+            [
+                record.principalID, record.key, record.method, Data(record.requestDigest), record.resultID,
+                record.createdAtUnixMs,
+            ]
         )
     }
 
     // MARK: Accounts, office keys
 
     func account(id: String) throws -> Account? {
-        try Row.fetchOne(try self.db.cachedStatement(sql: "SELECT * FROM account WHERE id = ?"), arguments: [id]).map(
-            Self.account
-        )
+        try self.sql.row("\(Self.accountColumns) WHERE id = ?", [id]).map(Self.account)
     }
 
     func accounts() throws -> [Account] {
-        try Row.fetchAll(try self.db.cachedStatement(sql: "SELECT * FROM account ORDER BY id")).map(Self.account)
+        try self.sql.rows("\(Self.accountColumns) ORDER BY id").map(Self.account)
     }
 
-    static func account(_ row: Row) -> Account {
-        let codes: String = row["officeCodes"]
+    private static let accountColumns =
+        "SELECT id, displayName, role, officeCodes, partnerID, enabled, createdAt FROM account"
+
+    static func account(_ row: SQLRow) throws -> Account {
+        let codes: String = try row["officeCodes"]
         return Account(
-            id: row["id"],
-            displayName: row["displayName"],
-            role: Haven_V1_Role(rawValue: row["role"]) ?? .unspecified,
+            id: try row["id"],
+            displayName: try row["displayName"],
+            role: Haven_V1_Role(rawValue: try row["role"]) ?? .unspecified,
             officeCodes: codes.split(separator: ",").map(String.init),
-            partnerID: row["partnerID"],
-            enabled: row["enabled"],
-            createdAtUnixMs: row["createdAt"]
+            partnerID: try row["partnerID"],
+            enabled: try row["enabled"],
+            createdAtUnixMs: try row["createdAt"]
         )
     }
 
     func accountRevision() throws -> UInt64 {
         UInt64(
-            try Int64.fetchOne(
-                try self.db.cachedStatement(sql: "SELECT value FROM counter WHERE name = ?"),
-                arguments: [Self.accountRevisionCounter]
-            )
+            try self.sql.value(Int64.self, "SELECT value FROM counter WHERE name = ?", [Self.accountRevisionCounter])
                 ?? 0
         )
     }
@@ -498,17 +518,17 @@ struct SQLiteTransaction: StoreWriter {
     func saveAccount(_ account: Account) throws {
         _ = try self.nextCounterValue(Self.accountRevisionCounter)
         self.journal.wrote(kind: "account", id: account.id, office: nil, version: 0, hash: Self.accountHash(account))
-        try self.db.cachedStatement(
-            sql: """
-                INSERT INTO account (id, displayName, role, officeCodes, partnerID, enabled, createdAt)
-                VALUES (?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT(id) DO UPDATE SET displayName = excluded.displayName, role = excluded.role,
-                    officeCodes = excluded.officeCodes, partnerID = excluded.partnerID, enabled = excluded.enabled
-                """
-        ).execute(arguments: [
-            account.id, account.displayName, account.role.rawValue, account.officeCodes.joined(separator: ","),
-            account.partnerID, account.enabled, account.createdAtUnixMs,
-        ]
+        try self.sql.execute(
+            """
+            INSERT INTO account (id, displayName, role, officeCodes, partnerID, enabled, createdAt)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT(id) DO UPDATE SET displayName = excluded.displayName, role = excluded.role,
+                officeCodes = excluded.officeCodes, partnerID = excluded.partnerID, enabled = excluded.enabled
+            """,
+            [
+                account.id, account.displayName, account.role.rawValue, account.officeCodes.joined(separator: ","),
+                account.partnerID, account.enabled, account.createdAtUnixMs,
+            ]
         )
     }
 

@@ -1,0 +1,64 @@
+import Foundation
+import GRDB
+
+/// SQLite through GRDB, as ``SQLTransaction`` uses it. Every statement goes
+/// through GRDB's per-connection statement cache: preparing one costs more
+/// than running it.
+struct GRDBConnection: SQLConnection {
+    let db: Database
+
+    func execute(_ sql: String, _ arguments: [any SQLBindable]) throws {
+        try self.db.cachedStatement(sql: sql).execute(arguments: Self.arguments(arguments))
+    }
+
+    func rows(_ sql: String, _ arguments: [any SQLBindable]) throws -> [SQLRow] {
+        var rows: [SQLRow] = []
+        try self.forEachRow(sql, arguments) { rows.append($0) }
+        return rows
+    }
+
+    func forEachRow(_ sql: String, _ arguments: [any SQLBindable], _ body: (SQLRow) throws -> Void) throws {
+        let statement = try self.db.cachedStatement(sql: sql)
+        let names = statement.columnNames
+        let cursor = try Row.fetchCursor(statement, arguments: Self.arguments(arguments))
+        while let row = try cursor.next() {
+            var values: [SQLValue] = []
+            values.reserveCapacity(names.count)
+            for index in 0..<names.count {
+                values.append(Self.value(row[index] as DatabaseValue))
+            }
+            try body(SQLRow(names: names, values: values))
+        }
+    }
+
+    static func arguments(_ arguments: [any SQLBindable]) -> StatementArguments {
+        StatementArguments(
+            arguments.map { argument -> DatabaseValue in
+                switch argument.sqlValue {
+                case .null: .null
+                case .integer(let value): value.databaseValue
+                case .real(let value): value.databaseValue
+                case .text(let value): value.databaseValue
+                case .blob(let value): value.databaseValue
+                case .bool(let value): value.databaseValue
+                }
+            }
+        )
+    }
+
+    static func value(_ value: DatabaseValue) -> SQLValue {
+        switch value.storage {
+        case .null: .null
+        case .int64(let integer): .integer(integer)
+        case .double(let double): .real(double)
+        case .string(let string): .text(string)
+        case .blob(let data): .blob(data)
+        }
+    }
+}
+
+extension SQLTransaction {
+    /// The GRDB database under a transaction of the SQLite store (for its
+    /// own pragmas and tests; nil in another store).
+    package var sqliteDatabase: Database? { (self.sql as? GRDBConnection)?.db }
+}
