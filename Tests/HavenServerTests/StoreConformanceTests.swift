@@ -10,24 +10,29 @@ import Testing
 /// A store the conformance suite runs against. Every implementation of
 /// ``RecordStore`` is listed here and passes every test of the suite: no
 /// behaviour exists in one store only.
-enum StoreUnderTest: String, CaseIterable, Sendable, CustomTestStringConvertible {
+enum StoreUnderTest: String, Sendable, CustomTestStringConvertible {
     case sqlite
+    /// On the cluster of `HAVEN_TEST_POSTGRES_URL` (skipped without one, except in CI).
+    case postgres
 
     var testDescription: String { self.rawValue }
 
-    /// A fresh, empty store, and what removes it.
-    func make() throws -> (any RecordStore, @Sendable () -> Void) {
+    /// The stores the conformance suite runs against here: PostgreSQL only
+    /// with a cluster, or in CI (see ``TestPostgres``; its own suites report
+    /// the skip and its reason).
+    static var allCases: [StoreUnderTest] { TestPostgres.isEnabled ? [.sqlite, .postgres] : [.sqlite] }
+
+    /// Runs `body` with a fresh, empty store of this kind, then removes it.
+    func withStore(_ body: (any RecordStore) async throws -> Void) async throws {
         switch self {
         case .sqlite:
             let directory = try TemporaryDirectory("haven-conformance")
+            defer { directory.remove() }
             let store = try SQLiteStore(path: directory.path("haven.sqlite"), keys: freshStoreKeys())
-            return (
-                store,
-                {
-                    try? store.close()
-                    directory.remove()
-                }
-            )
+            defer { try? store.close() }
+            try await body(store)
+        case .postgres:
+            try await TestPostgres.withStore(keys: try freshStoreKeys()) { store, _ in try await body(store) }
         }
     }
 }
@@ -77,9 +82,7 @@ struct StoreConformanceTests {
     }
 
     func withStore(_ kind: StoreUnderTest, _ body: (any RecordStore) async throws -> Void) async throws {
-        let (store, remove) = try kind.make()
-        defer { remove() }
-        try await body(store)
+        try await kind.withStore(body)
     }
 
     /// The audit chain, verified from the store's own rows.

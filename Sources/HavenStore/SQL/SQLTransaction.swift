@@ -27,6 +27,16 @@ struct SQLTransaction: StoreWriter {
         self.auditing = auditing
     }
 
+    /// Runs a write transaction's body and refuses to commit it when it wrote
+    /// something its last audit entry does not cover.
+    static func audited<T>(_ tx: SQLTransaction, _ body: (any StoreWriter) throws -> T) throws -> T {
+        let value = try body(tx)
+        guard !tx.journal.unaudited || !tx.auditing else {
+            throw HavenError(code: .internal, message: "a write transaction ended without its audit entry")
+        }
+        return value
+    }
+
     // MARK: Records
 
     func load<R: StoredRecord>(_ type: R.Type, id: String) throws -> R? {

@@ -142,7 +142,7 @@ package final class SQLiteStore: RecordStore {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
                 let write = PendingWrite<SQLiteConnection>(
                     run: { connection in
-                        let value = try Self.audited(
+                        let value = try SQLTransaction.audited(
                             SQLTransaction(GRDBConnection(db: connection.db), keys: keys, auditing: auditing),
                             body
                         )
@@ -182,16 +182,6 @@ package final class SQLiteStore: RecordStore {
 
     package func changeNotifications() -> AsyncStream<UInt64> {
         self.notifier.subscribe()
-    }
-
-    /// Runs a write transaction's body and refuses to commit it when it wrote
-    /// something its last audit entry does not cover.
-    static func audited<T>(_ tx: SQLTransaction, _ body: (any StoreWriter) throws -> T) throws -> T {
-        let value = try body(tx)
-        guard !tx.journal.unaudited || !tx.auditing else {
-            throw HavenError(code: .internal, message: "a write transaction ended without its audit entry")
-        }
-        return value
     }
 
     /// Brings a database written before the audit trail under it: identities
@@ -433,7 +423,7 @@ extension SQLiteStore {
         let (keys, auditing) = (self.keys, self.auditing)
         do {
             return try self.pool.write { db in
-                try Self.audited(SQLTransaction(GRDBConnection(db: db), keys: keys, auditing: auditing), body)
+                try SQLTransaction.audited(SQLTransaction(GRDBConnection(db: db), keys: keys, auditing: auditing), body)
             }
         } catch {
             throw self.failed(error)

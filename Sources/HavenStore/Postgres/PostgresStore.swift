@@ -1,0 +1,486 @@
+import Dispatch
+import Foundation
+import HavenProtocol
+import Logging
+import NIOCore
+import NIOPosix
+import PostgresNIO
+import ServiceLifecycle
+import Synchronization
+import Tracing
+
+/// The store on PostgreSQL, for deployments that outgrow one machine: several
+/// havend instances on one database.
+///
+/// It runs the same transaction logic as the SQLite store (``SQLTransaction``)
+/// against the same schema in PostgreSQL's dialect, so every guarantee of the
+/// storage protocol holds in both (one conformance suite checks it):
+///
+/// - **Writes** go through group commit (``GroupCommit``) on one writer
+///   connection per instance: the writes waiting share a transaction, each in
+///   its own savepoint, acknowledged after the COMMIT (`synchronous_commit`
+///   on: durable, and on a synchronous standby if the cluster has one).
+///   Every write transaction first takes one transaction-level advisory lock
+///   (`pg_advisory_xact_lock`), so the write transactions of *all* instances
+///   run one after another: compare-and-set versions, gap-free counters and the
+///   audit trail's one linear hash chain hold across instances exactly as
+///   they do for SQLite's single writer, and change-log sequences commit in
+///   order (a feed never skips a change committed late).
+/// - **Reads** run in `REPEATABLE READ READ ONLY` snapshots on connections
+///   of a `PostgresClient` pool (run as a `Service` by ``run()``), never
+///   waiting for the writer.
+/// - **Change notifications** reach every instance: each group's COMMIT
+///   carries a `NOTIFY haven_change` with the latest sequence, which every
+///   instance's listener (in ``run()``) publishes to its feed subscribers.
+///
+/// The shared logic is synchronous; its statements wait for their results on
+/// the store's own threads (the writer queue and a pool of blocking threads),
+/// never on an event loop or the cooperative pool.
+package final class PostgresStore: RecordStore, Service {
+    package let location: PostgresLocation
+    /// The master keys sealed data is opened with (nil: nothing sealed can be read or written).
+    package let keys: StoreKeys?
+    private let auditing: Bool
+    let logger: Logger
+    let instruments: StoreInstruments
+    let failures = RateLimitedLog(interval: .seconds(10))
+    private let client: PostgresClient
+    private let eventLoopGroup: any EventLoopGroup
+    /// Threads on which reads' bodies wait for their statements.
+    private let blocking: NIOThreadPool
+    /// The writer: one serial queue and its connection (touched only on the queue).
+    private let writerQueue = DispatchQueue(label: "haven.store.postgres.writer")
+    private let writer = Mutex<PostgresConnection?>(nil)
+    private let waiting = Mutex(GroupCommitQueue<PendingWrite<PostgresGroupWriter>>())
+    private let notifier = ChangeNotifier()
+    private let connectionIDs = Atomic<Int>(1)
+
+    /// The advisory lock every write transaction of every instance takes first.
+    static let writeLock: Int64 = 0x4861_7665_6E57_7269  // "HavenWri"
+    /// The channel commits are announced on.
+    static let changeChannel = "haven_change"
+
+    private init(
+        location: PostgresLocation,
+        keys: StoreKeys?,
+        auditing: Bool,
+        logger: Logger,
+        instruments: StoreInstruments,
+        readConnections: Int
+    ) throws {
+        self.location = location
+        self.keys = keys
+        self.auditing = auditing
+        self.logger = logger
+        self.instruments = instruments
+        self.eventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        self.client = PostgresClient(
+            configuration: try location.clientConfiguration(maximumConnections: readConnections),
+            eventLoopGroup: self.eventLoopGroup,
+            backgroundLogger: logger
+        )
+        self.blocking = NIOThreadPool(numberOfThreads: readConnections)
+        self.blocking.start()
+    }
+
+    /// Connects, brings the schema up to date (under the write lock, so
+    /// instances starting together migrate once) and returns the store. Reads
+    /// need ``run()`` running; writes work before it.
+    ///
+    /// - Throws: ``HavenError`` UNAVAILABLE when the database cannot be
+    ///   reached; DATA_LOSS when its schema is newer than this software.
+    package static func open(
+        _ location: PostgresLocation,
+        keys: StoreKeys? = nil,
+        auditing: Bool = true,
+        logger: Logger = Logger(label: "haven.store"),
+        instruments: StoreInstruments = .none,
+        readConnections: Int = 16
+    ) async throws -> PostgresStore {
+        let store = try PostgresStore(
+            location: location,
+            keys: keys,
+            auditing: auditing,
+            logger: logger,
+            instruments: instruments,
+            readConnections: readConnections
+        )
+        do {
+            let latest = try await store.onWriter { sql in
+                try Self.migrate(sql)
+                return UInt64(try sql.value(Int64.self, "SELECT COALESCE(MAX(sequence), 0) FROM change") ?? 0)
+            }
+            store.notifier.publish(latest)
+        } catch {
+            await store.closeWriter()
+            try? await store.blocking.shutdownGracefully()
+            throw store.failed(error)
+        }
+        return store
+    }
+
+    /// Runs the read pool and the change listener until cancelled (or the
+    /// service group shuts down), then closes every connection.
+    package func run() async throws {
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.client.run() }
+            group.addTask { await self.listenForChanges() }
+            // In a service group the store is registered before the server,
+            // so it shuts down after the server has drained.
+            try? await gracefulShutdown()
+            group.cancelAll()
+        }
+        await self.closeWriter()
+        try? await self.blocking.shutdownGracefully()
+    }
+
+    /// Closes the writer's connection once the writes queued before have run.
+    private func closeWriter() async {
+        let connection = await withCheckedContinuation { continuation in
+            self.writerQueue.async {
+                continuation.resume(
+                    returning: self.writer.withLock { connection in
+                        defer { connection = nil }
+                        return connection
+                    }
+                )
+            }
+        }
+        try? await connection?.close()
+    }
+
+    // MARK: Reads
+
+    package func read<T: Sendable>(_ body: @escaping @Sendable (any StoreReader) throws -> T) async throws -> T {
+        let (keys, logger, blocking) = (self.keys, self.logger, self.blocking)
+        return try await self.instruments.tracer.withSpan("store.read", ofKind: .internal) { _ in
+            do {
+                return try await self.client.withConnection { connection in
+                    try await blocking.runIfActive {
+                        let sql = PostgresSQLConnection(connection: connection, logger: logger)
+                        try sql.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                        do {
+                            let value = try body(SQLTransaction(sql, keys: keys))
+                            try sql.execute("COMMIT")
+                            return value
+                        } catch {
+                            try? sql.execute("ROLLBACK")
+                            throw error
+                        }
+                    }
+                }
+            } catch {
+                throw self.failed(error)
+            }
+        }
+    }
+
+    package func latestChangeSequence() async throws -> UInt64 {
+        try await self.read { try $0.latestChangeSequence() }
+    }
+
+    package func changeNotifications() -> AsyncStream<UInt64> {
+        self.notifier.subscribe()
+    }
+
+    // MARK: Writes
+
+    /// Runs `body` in the next group commit of this instance's writer, under
+    /// the write lock all instances share. Returns once the COMMIT covering it
+    /// has returned. Like SQLite's, the write is not bound to the caller's
+    /// cancellation: cancelling one caller must not abort the others'
+    /// transaction.
+    @discardableResult
+    package func write<T: Sendable>(_ body: @escaping @Sendable (any StoreWriter) throws -> T) async throws -> T {
+        let (keys, auditing) = (self.keys, self.auditing)
+        return try await self.instruments.tracer.withSpan("store.write", ofKind: .internal) { _ in
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+                let write = PendingWrite<PostgresGroupWriter>(
+                    run: { writer in
+                        let value = try SQLTransaction.audited(
+                            SQLTransaction(writer.sql, keys: keys, auditing: auditing),
+                            body
+                        )
+                        return { continuation.resume(returning: value) }
+                    },
+                    fail: { error in continuation.resume(throwing: self.failed(error)) }
+                )
+                self.waiting.withLock { $0.enqueue(write) }
+                self.writerQueue.async { self.commitWaiting() }
+            }
+        }
+    }
+
+    /// Writes submitted and not yet taken into a group.
+    package var waitingWrites: Int { self.waiting.withLock { $0.count } }
+
+    /// On the writer queue: runs the writes waiting as one group, publishes
+    /// the new changes, then acknowledges each committed write.
+    private func commitWaiting() {
+        let group = self.waiting.withLock { $0.takeGroup() }
+        guard !group.isEmpty else { return }
+        let writer: PostgresGroupWriter
+        do {
+            writer = PostgresGroupWriter(
+                sql: PostgresSQLConnection(connection: try self.writerConnection(), logger: self.logger)
+            )
+        } catch {
+            for write in group { write.fail(error) }
+            return
+        }
+        let started = ContinuousClock.now
+        let outcome = GroupCommit.run(group, on: writer)
+        if writer.sql.connection.isClosed { self.writer.withLock { $0 = nil } }
+        if outcome.committed > 0 {
+            self.instruments.committed(writes: outcome.committed, duration: ContinuousClock.now - started)
+            if let latest = writer.committedSequence { self.notifier.publish(latest) }
+        }
+        for acknowledge in outcome.acknowledgements { acknowledge() }
+    }
+
+    /// The writer's connection, connected (again) if it is not open. On the writer queue only.
+    private func writerConnection() throws -> PostgresConnection {
+        if let connection = self.writer.withLock({ $0 }), !connection.isClosed { return connection }
+        let connection: PostgresConnection
+        do {
+            connection = try PostgresConnection.connect(
+                on: self.eventLoopGroup.any(),
+                configuration: try self.location.connectionConfiguration(),
+                id: self.connectionIDs.wrappingAdd(1, ordering: .relaxed).oldValue,
+                logger: self.logger
+            ).wait()
+        } catch {
+            throw Self.unreachable(error)
+        }
+        self.writer.withLock { $0 = connection }
+        return connection
+    }
+
+    /// Runs `body` on the writer queue, in a transaction under the write lock
+    /// (start-up work: migrations).
+    private func onWriter<T: Sendable>(
+        _ body: @escaping @Sendable (PostgresSQLConnection) throws -> T
+    ) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            self.writerQueue.async {
+                continuation.resume(
+                    with: Result {
+                        let sql = PostgresSQLConnection(connection: try self.writerConnection(), logger: self.logger)
+                        try sql.execute("BEGIN")
+                        do {
+                            try sql.execute("SELECT pg_advisory_xact_lock(?)", [Self.writeLock])
+                            let value = try body(sql)
+                            try sql.execute("COMMIT")
+                            return value
+                        } catch {
+                            try? sql.execute("ROLLBACK")
+                            throw error
+                        }
+                    }
+                )
+            }
+        }
+    }
+
+    /// Applies the migrations this database has not had, in order.
+    private static func migrate(_ sql: PostgresSQLConnection) throws {
+        try sql.execute("CREATE TABLE IF NOT EXISTS havenMigration (name TEXT PRIMARY KEY, appliedAt BIGINT NOT NULL)")
+        let applied = Set(try sql.values(String.self, "SELECT name FROM havenMigration"))
+        let known = Set(Self.migrations.map(\.name))
+        if let unknown = applied.subtracting(known).sorted().first {
+            throw HavenError(
+                code: .dataLoss,
+                message: "the database's schema is newer than this software (it has migration \(unknown))"
+            )
+        }
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        for migration in Self.migrations where !applied.contains(migration.name) {
+            for statement in Self.statements(migration.sql) { try sql.execute(statement) }
+            try sql.execute("INSERT INTO havenMigration (name, appliedAt) VALUES (?, ?)", [migration.name, now])
+        }
+    }
+
+    /// A migration's statements, one by one (the extended protocol takes one at a time).
+    static func statements(_ script: String) -> [String] {
+        script.components(separatedBy: ";\n").compactMap { chunk in
+            let lines = chunk.split(separator: "\n").filter {
+                !$0.trimmingCharacters(in: .whitespaces).hasPrefix("--")
+            }
+            let statement = lines.joined(separator: "\n").trimmingCharacters(in: .whitespacesAndNewlines)
+            let trimmed = statement.hasSuffix(";") ? String(statement.dropLast()) : statement
+            return trimmed.isEmpty ? nil : trimmed
+        }
+    }
+
+    // MARK: Change notifications across instances
+
+    /// Listens for the commits of every instance (this one's included) and
+    /// publishes them to this instance's feed subscribers. After each
+    /// (re)connection it publishes the latest sequence first, so nothing
+    /// committed while it was not listening is missed.
+    private func listenForChanges() async {
+        while !Task.isCancelled {
+            do {
+                let connection = try await PostgresConnection.connect(
+                    on: self.eventLoopGroup.any(),
+                    configuration: try self.location.connectionConfiguration(),
+                    id: self.connectionIDs.wrappingAdd(1, ordering: .relaxed).oldValue,
+                    logger: self.logger
+                )
+                do {
+                    try await connection.listen(on: Self.changeChannel) { notifications in
+                        self.notifier.publish(try await self.latestChangeSequence())
+                        for try await notification in notifications {
+                            if let latest = UInt64(notification.payload) { self.notifier.publish(latest) }
+                        }
+                    }
+                } catch {
+                    try? await connection.close()
+                    throw error
+                }
+                try? await connection.close()
+            } catch {
+                if Task.isCancelled { return }
+                self.failures.log(
+                    "postgres listen",
+                    "change listener lost its connection; reconnecting",
+                    level: .warning,
+                    metadata: ["detail": "\(Self.describe(error))"],
+                    to: self.logger
+                )
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+    }
+
+    // MARK: Failures
+
+    static func unreachable(_ error: any Error) -> HavenError {
+        if let error = error as? HavenError { return error }
+        var detail = Haven_V1_ErrorDetail()
+        detail.retry.retryAfterMs = 1000
+        return HavenError(
+            code: .unavailable,
+            message: "the database cannot be reached: retry shortly",
+            details: [detail]
+        )
+    }
+
+    /// Maps errors to ``HavenError`` for clients, never with PostgreSQL's
+    /// text or a statement's arguments (the detail goes to the log).
+    static func translate(_ error: any Error) -> HavenError {
+        switch error {
+        case let error as HavenError: return error
+        case is CancellationError:
+            return HavenError(code: .cancelled, message: "cancelled before the transaction committed")
+        case let error as PSQLError:
+            if error.code == .server, let state = error.serverInfo?[.sqlState] {
+                switch state {
+                case "53100":  // disk_full
+                    return HavenError(
+                        code: .resourceExhausted,
+                        message:
+                            "the server's storage is full: nothing was written; retry only after an operator has freed space"
+                    )
+                case "40001", "40P01", "55P03", "57014":  // serialization, deadlock, lock wait, cancelled statement
+                    return Self.unreachable(error)
+                case _ where state.hasPrefix("08") || state.hasPrefix("57P") || state.hasPrefix("53"):
+                    return Self.unreachable(error)
+                default:
+                    return HavenError(
+                        code: .internal,
+                        message:
+                            "the server cannot use its storage: an operator must act (see the server's log); a write that failed may be retried with its idempotency key once the server is healthy"
+                    )
+                }
+            }
+            return Self.unreachable(error)
+        case is ChannelError, is IOError, is PostgresStatementError:
+            return Self.unreachable(error)
+        case _ where Self.isPoolError(error):
+            // The read pool shut down, or cannot connect (its circuit breaker).
+            return Self.unreachable(error)
+        default:
+            return HavenError(code: .internal, message: "internal storage error (see the server's log)")
+        }
+    }
+
+    /// Translates a failure for the client and logs what the operator needs
+    /// (PostgreSQL's SQLSTATE and message, never arguments), at most once per
+    /// kind every ten seconds.
+    func failed(_ error: any Error) -> HavenError {
+        let translated = Self.translate(error)
+        if !(error is HavenError) {
+            self.instruments.failed(kind: translated.code == .unavailable ? "unavailable" : "other")
+            self.failures.log(
+                "storage \(translated.code)",
+                "storage failure",
+                level: translated.code == .unavailable ? .warning : .error,
+                metadata: ["code": "\(translated.code)", "detail": "\(Self.describe(error))"],
+                to: self.logger
+            )
+        }
+        return translated
+    }
+
+    /// postgres-nio's pool reports in a type of a module it does not promise
+    /// (`_ConnectionPoolModule`): recognised by name, not imported.
+    static func isPoolError(_ error: any Error) -> Bool {
+        String(describing: type(of: error)) == "ConnectionPoolError"
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? PSQLError {
+            let state = error.serverInfo?[.sqlState] ?? "-"
+            let message = error.serverInfo?[.message] ?? ""
+            return "PostgreSQL \(error.code) \(state) \(message)"
+        }
+        if Self.isPoolError(error) { return "connection pool: \(error)" }
+        return String(describing: type(of: error))
+    }
+}
+
+/// The writer connection, as group commit drives it: BEGIN takes the write
+/// lock all instances share; COMMIT announces the latest change sequence.
+final class PostgresGroupWriter: GroupCommitConnection, @unchecked Sendable {
+    // Used on the writer queue only.
+    let sql: PostgresSQLConnection
+    private var open = false
+    /// The change log's last sequence as of the last COMMIT.
+    private(set) var committedSequence: UInt64?
+
+    init(sql: PostgresSQLConnection) { self.sql = sql }
+
+    func begin() throws {
+        try self.sql.execute("BEGIN")
+        self.open = true
+        try self.sql.execute("SELECT pg_advisory_xact_lock(?)", [PostgresStore.writeLock])
+    }
+
+    func savepoint() throws { try self.sql.execute("SAVEPOINT haven_write") }
+    func releaseSavepoint() throws { try self.sql.execute("RELEASE SAVEPOINT haven_write") }
+    func rollbackToSavepoint() throws {
+        try self.sql.execute("ROLLBACK TO SAVEPOINT haven_write")
+        try self.sql.execute("RELEASE SAVEPOINT haven_write")
+    }
+
+    var isInsideTransaction: Bool { self.open && !self.sql.connection.isClosed }
+
+    func commit() throws {
+        // Under the write lock the last sequence is what this commit makes visible.
+        let latest = UInt64(try self.sql.value(Int64.self, "SELECT COALESCE(MAX(sequence), 0) FROM change") ?? 0)
+        try self.sql.execute("SELECT pg_notify(?, ?)", [PostgresStore.changeChannel, String(latest)])
+        let tag = try self.sql.command("COMMIT")
+        self.open = false
+        // PostgreSQL answers COMMIT of an aborted transaction with ROLLBACK, not an error.
+        guard tag == "COMMIT" else {
+            throw HavenError(code: .internal, message: "the database rolled the transaction back at commit")
+        }
+        self.committedSequence = latest
+    }
+
+    func rollback() {
+        if self.open, !self.sql.connection.isClosed { try? self.sql.execute("ROLLBACK") }
+        self.open = false
+    }
+}

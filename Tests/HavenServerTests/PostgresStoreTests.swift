@@ -1,0 +1,228 @@
+import Foundation
+import HavenProtocol
+import HavenServer
+import HavenStore
+import HavenTestSupport
+import SwiftProtobuf
+import Testing
+
+/// What only a PostgreSQL store can do or suffer: several instances on one
+/// database, its connections killed, its URL. (What every store does is the
+/// conformance suite's, which runs its PostgreSQL cases under the same
+/// condition.)
+@Suite("PostgreSQL store", .serialized, .enabled(if: TestPostgres.isEnabled, TestPostgres.skipped))
+struct PostgresStoreTests {
+    /// Two stores (two havend instances' worth) on one fresh database.
+    func withTwoInstances(_ body: (PostgresStore, PostgresStore, PostgresLocation) async throws -> Void) async throws {
+        let keys = freshStoreKeys()
+        try await TestPostgres.withStore(keys: keys) { first, location in
+            let second = try await PostgresStore.open(location, keys: keys)
+            try await withThrowingTaskGroup { group in
+                group.addTask { try await second.run() }
+                do {
+                    try await body(first, second, location)
+                } catch {
+                    group.cancelAll()
+                    throw error
+                }
+                group.cancelAll()
+            }
+        }
+    }
+
+    @Test(
+        "a write through one instance is read through the other; of two updates from one version through different instances, one wins and the other learns the current version"
+    )
+    func twoInstances() async throws {
+        try await self.withTwoInstances { first, second, _ in
+            try await first.audited { tx in try tx.insert(StoreConformanceTests.office("KOL")) }
+            let seen = try await second.read { try $0.load(Haven_V1_Office.self, id: "KOL") }
+            #expect(seen?.name == "KOL field office")
+
+            var one = StoreConformanceTests.office("KOL")
+            one.name = "through the first"
+            one.version = 2
+            var other = one
+            other.name = "through the second"
+            async let a: String = Self.outcome {
+                try await first.audited { [one] tx in try tx.update(one, expectedVersion: 1) }
+            }
+            async let b: String = Self.outcome {
+                try await second.audited { [other] tx in try tx.update(other, expectedVersion: 1) }
+            }
+            let outcomes = [try await a, try await b].sorted()
+            #expect(outcomes == ["\(HavenError.Code.failedPrecondition) 2", "won"])
+            let stored = try await first.read { try $0.load(Haven_V1_Office.self, id: "KOL") }
+            #expect(stored?.version == 2)
+        }
+    }
+
+    static func outcome(_ write: () async throws -> Void) async throws -> String {
+        do {
+            try await write()
+            return "won"
+        } catch let error as HavenError {
+            return "\(error.code) \(error.currentVersion ?? 0)"
+        }
+    }
+
+    @Test("concurrent writes through both instances leave one linear audit chain that verifies, and gap-free counters")
+    func oneChain() async throws {
+        try await self.withTwoInstances { first, second, _ in
+            let values = try await withThrowingTaskGroup(of: UInt64.self) { group in
+                for index in 0..<80 {
+                    let store = index.isMultiple(of: 2) ? first : second
+                    group.addTask {
+                        try await store.audited { tx in
+                            try tx.insert(StoreConformanceTests.office("O\(index)"))
+                            return try tx.nextCounterValue("shared")
+                        }
+                    }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(values.sorted() == Array(1...80))
+            let verdict = try await AuditVerifier(store: second, publicKey: Data()).verify()
+            #expect(verdict.intact, "\(verdict.problem)")
+            let size = try await first.read { try $0.auditSize() }
+            #expect(size == 80)
+        }
+    }
+
+    @Test(
+        "a feed subscriber on one instance learns of changes committed through the other, and reads them without gap or duplicate"
+    )
+    func feedAcrossInstances() async throws {
+        try await self.withTwoInstances { first, second, _ in
+            var notifications = first.changeNotifications().makeAsyncIterator()
+            _ = await notifications.next()  // what was committed when it subscribed
+            for index in 1...5 {
+                try await second.audited { tx in
+                    try tx.appendChange(
+                        NewChange(
+                            event: Haven_V1_ChangeEvent.with { $0.committedAtUnixMs = Int64(index) },
+                            officeCode: "KOL"
+                        )
+                    )
+                }
+            }
+            var latest: UInt64 = 0
+            let deadline = ContinuousClock.now + .seconds(5)
+            while latest < 5, ContinuousClock.now < deadline {
+                latest = await notifications.next() ?? latest
+            }
+            #expect(latest == 5)
+            let changes = try await first.read { try $0.changes(after: 0, limit: 100) }
+            #expect(changes.map(\.sequence) == [1, 2, 3, 4, 5])
+        }
+    }
+
+    @Test(
+        "with its connections killed under load, calls fail UNAVAILABLE, nothing acknowledged is lost, and the store recovers"
+    )
+    func connectionsKilled() async throws {
+        try await TestPostgres.withStore(keys: freshStoreKeys()) { store, location in
+            let base = try PostgresLocation(url: try #require(TestPostgres.url))
+            // Each writer: the ids acknowledged, and the codes of the calls that failed.
+            let outcomes = try await withThrowingTaskGroup(of: ([String], [HavenError.Code]).self) { group in
+                for writer in 0..<8 {
+                    group.addTask {
+                        var acknowledged: [String] = []
+                        var failed: [HavenError.Code] = []
+                        for index in 0..<40 {
+                            let id = "W\(writer)-\(index)"
+                            do {
+                                try await store.audited { tx in try tx.insert(StoreConformanceTests.office(id)) }
+                                acknowledged.append(id)
+                            } catch let error as HavenError {
+                                failed.append(error.code)
+                            }
+                        }
+                        return (acknowledged, failed)
+                    }
+                }
+                group.addTask {
+                    for _ in 0..<4 {
+                        try await Task.sleep(for: .milliseconds(60))
+                        try await TestPostgres.onServer(
+                            base,
+                            """
+                            SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                            WHERE datname = '\(location.database)' AND pid <> pg_backend_pid()
+                            """
+                        )
+                    }
+                    return ([], [])
+                }
+                return try await group.reduce(into: [([String], [HavenError.Code])]()) { $0.append($1) }
+            }
+            let acknowledged = outcomes.flatMap(\.0)
+            let failed = outcomes.flatMap(\.1)
+            #expect(!failed.isEmpty, "the kills interrupted no call")
+            #expect(failed.allSatisfy { $0 == .unavailable }, "\(failed)")
+            // Recovered: a write and a read succeed again.
+            try await store.audited { tx in try tx.insert(StoreConformanceTests.office("AFTER")) }
+            let stored = Set(
+                try await store.read {
+                    try $0.page(Haven_V1_Office.self, RecordQuery(order: .idAscending, limit: 1000)).records.map(\.code)
+                }
+            )
+            let lost = acknowledged.filter { !stored.contains($0) }
+            #expect(lost.isEmpty, "acknowledged and lost: \(lost)")
+            #expect(stored.contains("AFTER"))
+            let verdict = try await AuditVerifier(store: store, publicKey: Data()).verify()
+            #expect(verdict.intact, "\(verdict.problem)")
+        }
+    }
+
+    @Test("instances starting together migrate once; a schema newer than the software is refused as DATA_LOSS")
+    func migrations() async throws {
+        let (location, drop) = try await TestPostgres.freshDatabase()
+        do {
+            async let a = PostgresStore.open(location)
+            async let b = PostgresStore.open(location)
+            let stores = [try await a, try await b]
+            try await withThrowingTaskGroup { group in
+                for store in stores { group.addTask { try await store.run() } }
+                group.cancelAll()
+            }
+            let applied = try await TestPostgres.count(location, "SELECT COUNT(*) FROM havenMigration")
+            #expect(applied == Int64(PostgresStore.migrations.count))
+            let epochs = try await TestPostgres.count(location, "SELECT COUNT(*) FROM meta WHERE name = 'feed-epoch'")
+            #expect(epochs == 1)
+            try await TestPostgres.onServer(
+                location,
+                "INSERT INTO havenMigration (name, appliedAt) VALUES ('v99-from-the-future', 0)"
+            )
+            let refused = await #expect(throws: HavenError.self) { _ = try await PostgresStore.open(location) }
+            #expect(refused?.code == .dataLoss)
+        } catch {
+            await drop()
+            throw error
+        }
+        await drop()
+    }
+
+    @Test("its URL: TLS verified by default off loopback, no plaintext to a remote host, the password never repeated")
+    func location() throws {
+        let local = try PostgresLocation(url: "postgres://haven:s3cret@127.0.0.1:5433/haven")
+        #expect(local.tls == .disable)
+        #expect(local.port == 5433)
+        #expect(!local.redacted.contains("s3cret"))
+        let remote = try PostgresLocation(url: "postgres://haven:s3cret@db.example.org/haven")
+        #expect(remote.tls == .verifyFull)
+        #expect(remote.port == 5432)
+        let plaintext = #expect(throws: HavenError.self) {
+            try PostgresLocation(url: "postgres://haven:s3cret@db.example.org/haven?sslmode=disable")
+        }
+        #expect(plaintext?.code == .invalidArgument)
+        #expect(plaintext?.message.contains("s3cret") == false)
+        for bad in [
+            "mysql://haven@h/db", "postgres://h/db", "postgres://u@h/", "postgres://u@h/db?sslmode=prefer",
+            "postgres://u@h/db?x=1",
+        ] {
+            let error = #expect(throws: HavenError.self) { try PostgresLocation(url: bad) }
+            #expect(error?.code == .invalidArgument)
+        }
+    }
+}
