@@ -101,6 +101,10 @@ public final class EmbeddedServer: Sendable {
             logger: logger,
             auditing: auditing
         )
+        // Its configuration keeps the default storage: the data directory's SQLite file.
+        guard let store = haven.backend.sqlite else {
+            throw HavenError(code: .internal, message: "the embedded server keeps its records in SQLite")
+        }
         let group = ServiceGroup(configuration: .init(services: haven.services, logger: logger))
         let task = Task { try await group.run() }
         let address = try await haven.server.listeningAddress
@@ -110,7 +114,7 @@ public final class EmbeddedServer: Sendable {
             directory: data,
             group: group,
             task: task,
-            store: haven.store
+            store: store
         )
     }
 

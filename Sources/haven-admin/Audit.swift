@@ -197,11 +197,14 @@ struct Audit: AsyncParsableCommand {
                         throw CLIError.local("\(directory.root.path) holds no deployment (haven.conf is missing)")
                     }
                     let custodian = try KeyCustodian.load(masterKeyFile: directory.masterKeyFile)
-                    let store = try SQLiteStore(path: directory.databaseFile, keys: custodian.keys)
                     let signer = try CheckpointSigner.loadExisting(at: directory.auditSigningKeyFile)
-                    local = try await AuditVerifier(store: store, publicKey: signer.publicKey).verify(trusted: trusted)
-                    {
-                        progress.show($0, $1)
+                    // The store haven.conf names: SQLite's file, or the PostgreSQL database.
+                    try await withDataDirectoryStore(directory, keys: custodian.keys) { store in
+                        local = try await AuditVerifier(store: store, publicKey: signer.publicKey).verify(
+                            trusted: trusted
+                        ) {
+                            progress.show($0, $1)
+                        }
                     }
                 }
                 verdict = local

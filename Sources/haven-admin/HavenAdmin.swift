@@ -27,7 +27,7 @@ struct HavenAdmin: AsyncParsableCommand {
         subcommands: [
             Init.self, Enroll.self, Credentials.self, Certs.self, Accounts.self, Offices.self, Partners.self,
             Status.self, Reports.self, Demo.self, Backup.self, Restore.self, Audit.self, Keys.self,
-            RetentionCommand.self,
+            RetentionCommand.self, StorageCommand.self,
             WhoAmI.self,
             Methods.self,
         ]

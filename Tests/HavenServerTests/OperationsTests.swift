@@ -147,7 +147,7 @@ struct OperationsTests {
 
         let (admin, worker) = try await Self.officeAndCaseworker(deployment, server)
 
-        try server.store.limitPages(0)
+        try server.sqlite.limitPages(0)
         let full = try await HTTPProbe.request(url, "/health/ready")
         #expect(full.status == 503)
         #expect(full.body.contains(#""store":"the database reached its size limit""#), "\(full.body)")
@@ -163,7 +163,7 @@ struct OperationsTests {
             id += 1
         }
         try #require(failed, "the capped store filled up")
-        try server.store.limitPages(nil)
+        try server.sqlite.limitPages(nil)
         let recovering = try await HTTPProbe.request(url, "/health/ready")
         #expect(recovering.status == 503)
         #expect(recovering.body.contains("the last write failed: storage full"), "\(recovering.body)")

@@ -37,7 +37,7 @@ struct StorageFailureTests {
             )
             try #require(try await worker.hello() != nil)
 
-            try server.store.limitPages(0)  // no page beyond what the file holds now
+            try server.sqlite.limitPages(0)  // no page beyond what the file holds now
             var acknowledged: [String] = []
             var refusals: [Haven_V1_CallEnd] = []
             for id in 1...60 {
@@ -67,7 +67,7 @@ struct StorageFailureTests {
             #expect(lines.first?.contains("database or disk is full") == true, "with SQLite's own words")
 
             // Space returns: the next write succeeds, no restart, and every acknowledged write is there.
-            try server.store.limitPages(nil)
+            try server.sqlite.limitPages(nil)
             let after = try await worker.call(MethodCatalog.CaseService.openCase, ServiceTests.openCase(), id: 100)
             #expect(after.statusCode == .ok)
             let listed = try await worker.unary(

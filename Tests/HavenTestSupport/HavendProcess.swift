@@ -89,6 +89,17 @@ public final class HavendProcess: @unchecked Sendable {
         (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(self.process.processIdentifier)/fd").count) ?? -1
     }
 
+    /// The process's open sockets (descriptors that are sockets): what peers'
+    /// connections hold.
+    public var openSockets: Int {
+        let directory = "/proc/\(self.process.processIdentifier)/fd"
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return -1 }
+        return entries.filter {
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: directory + "/" + $0))?.hasPrefix("socket:")
+                == true
+        }.count
+    }
+
     /// The process's resident memory in bytes (`VmRSS` in `/proc/<pid>/status`).
     public var residentBytes: Int {
         guard

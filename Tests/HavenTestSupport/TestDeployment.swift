@@ -154,7 +154,10 @@ public final class TestDeployment: Sendable {
             tracer: tracer ?? NoOpTracer(),
             router: makeRouter
         )
-        let (server, store, operations) = (haven.server, haven.store, haven.operations)
+        let (server, backend, operations) = (haven.server, haven.backend, haven.operations)
+        // PostgreSQL's pool and change listener run beside the server (a
+        // service group would start them first and stop them last).
+        let storeTask = backend.postgres.map { store in Task { try await store.run() } }
         let task = Task { try await server.run() }
         let operationsTask = Task { try await operations.run() }
         let address = try await server.listeningAddress
@@ -162,7 +165,8 @@ public final class TestDeployment: Sendable {
             server: server,
             task: task,
             port: address.port!,
-            store: store,
+            backend: backend,
+            storeTask: storeTask,
             operations: operations,
             operationsTask: operationsTask,
             operationsURL: try await operations.url
@@ -195,7 +199,8 @@ public final class RunningServer: Sendable {
     package let server: TLSServer
     let task: Task<Void, any Error>
     public let port: Int
-    package let store: SQLiteStore
+    package let backend: StoreBackend
+    let storeTask: Task<Void, any Error>?
     let operations: OperationsListener
     let operationsTask: Task<Void, any Error>
     /// The operations listener, e.g. `http://127.0.0.1:41234` (append `/metrics`).
@@ -205,7 +210,8 @@ public final class RunningServer: Sendable {
         server: TLSServer,
         task: Task<Void, any Error>,
         port: Int,
-        store: SQLiteStore,
+        backend: StoreBackend,
+        storeTask: Task<Void, any Error>?,
         operations: OperationsListener,
         operationsTask: Task<Void, any Error>,
         operationsURL: String
@@ -213,7 +219,8 @@ public final class RunningServer: Sendable {
         self.server = server
         self.task = task
         self.port = port
-        self.store = store
+        self.backend = backend
+        self.storeTask = storeTask
         self.operations = operations
         self.operationsTask = operationsTask
         self.operationsURL = operationsURL
@@ -225,5 +232,20 @@ public final class RunningServer: Sendable {
         try await self.task.value
         self.operations.stop()
         try await self.operationsTask.value
+        self.storeTask?.cancel()
+        try? await self.storeTask?.value
+    }
+
+    /// The store the server runs on.
+    package var store: any RecordStore { self.backend.store }
+
+    /// The embedded store (every server but those started on PostgreSQL).
+    package var sqlite: SQLiteStore {
+        get throws {
+            guard let store = self.backend.sqlite else {
+                throw HavenError(code: .failedPrecondition, message: "this server keeps its records in PostgreSQL")
+            }
+            return store
+        }
     }
 }

@@ -9,7 +9,10 @@ import Tracing
 /// The one composition root: builds a running Haven from a data directory and
 /// a configuration. `havend`, the embedded server and the tests all use it.
 package struct HavenComposition: Sendable {
-    package let store: SQLiteStore
+    /// The store, whichever `storage` chose.
+    package let store: any RecordStore
+    /// The same store, as itself (for what only one kind of store does).
+    package let backend: StoreBackend
     package let environment: ServiceEnvironment
     package let server: TLSServer
     package let checkpoints: CheckpointService
@@ -46,19 +49,52 @@ package struct HavenComposition: Sendable {
         if custodian.development {
             logger.warning("using a DEVELOPMENT master key: never store real survivor data in this data directory")
         }
-        let store = try SQLiteStore(
-            path: directory.databaseFile,
+        let backend = try await StoreBackend.open(
+            configuration,
+            databaseFile: directory.databaseFile,
             keys: custodian.keys,
             auditing: auditing,
             logger: logger,
             instruments: StoreInstruments(tracer: tracer, factory: factory)
         )
+        do {
+            return try await Self.build(
+                directory,
+                configuration: configuration,
+                logger: logger,
+                backend: backend,
+                custodian: custodian,
+                registry: registry,
+                metrics: metrics,
+                tracer: tracer,
+                router: makeRouter
+            )
+        } catch {
+            // A PostgreSQL store that will not run closes its connection now.
+            await backend.postgres?.close()
+            throw error
+        }
+    }
+
+    private static func build(
+        _ directory: DataDirectory,
+        configuration: ServerConfiguration,
+        logger: Logger,
+        backend: StoreBackend,
+        custodian: KeyCustodian,
+        registry: PrometheusCollectorRegistry,
+        metrics: ServerMetrics,
+        tracer: any Tracer,
+        router makeRouter: (ServiceEnvironment) -> Router
+    ) async throws -> HavenComposition {
+        let store = backend.store
         try await custodian.reconcile(store)
         let signer = try CheckpointSigner.loadOrCreate(
             at: directory.auditSigningKeyFile,
             development: custodian.development
         )
-        let adopted = try directory.adoptLegacyCredentials(store: store)
+        // Certificates of releases before credentials were stored: only ever in a SQLite database.
+        let adopted = try backend.sqlite.map { try directory.adoptLegacyCredentials(store: $0) } ?? 0
         if adopted > 0 {
             logger.notice(
                 "bound certificates issued before this version to their accounts",
@@ -79,7 +115,8 @@ package struct HavenComposition: Sendable {
             authority: authority,
             operations: Operations(
                 directory: directory,
-                database: store,
+                database: backend.sqlite,
+                postgres: backend.postgres,
                 backupRecipient: configuration.backupPublicKey.isEmpty
                     ? nil : try BackupKey.publicKey(base64: configuration.backupPublicKey),
                 statistics: statistics,
@@ -103,7 +140,10 @@ package struct HavenComposition: Sendable {
                 metrics: metrics,
                 readiness: { await environment.readiness() },
                 facts: { ready in
-                    var facts = ServerMetrics.Facts(ready: ready, databaseBytes: Int64(clamping: store.sizeOnDisk()))
+                    var facts = ServerMetrics.Facts(
+                        ready: ready,
+                        databaseBytes: Int64(clamping: backend.sqlite?.sizeOnDisk() ?? 0)
+                    )
                     if let deployment = try? await DeploymentFacts.read(environment, nowUnixMs: environment.nowUnixMs) {
                         facts.auditEntries = deployment.auditEntries
                         facts.serverCertificateExpiry = deployment.serverCertificateExpiry
@@ -118,6 +158,7 @@ package struct HavenComposition: Sendable {
         )
         return HavenComposition(
             store: store,
+            backend: backend,
             environment: environment,
             server: server,
             checkpoints: CheckpointService(
@@ -138,10 +179,13 @@ package struct HavenComposition: Sendable {
     }
 
     /// The services to run, in start order: a service group stops them in
-    /// reverse, so the listener drains first (readiness already says no), the
+    /// reverse, so the listener drains first, the store (PostgreSQL's pool)
+    /// stops after everything that uses it (readiness already says no), the
     /// last checkpoint covers every call it served, and the operations
     /// listener answers until the very end.
-    package var services: [any Service] { [self.operations, self.checkpoints, self.retention, self.server] }
+    package var services: [any Service] {
+        self.backend.services + [self.operations, self.checkpoints, self.retention, self.server]
+    }
 }
 
 /// Applies retention policies on a schedule: a `Service` of havend's group.

@@ -1,5 +1,6 @@
 import Foundation
 import HavenProtocol
+import HavenStore
 
 /// Every option of a Haven server, with its default.
 ///
@@ -152,11 +153,18 @@ package struct ServerConfiguration: Sendable, Equatable {
         ),
         Option(
             name: "storage",
-            help: "Where records are kept: sqlite (haven.sqlite in the data directory).",
+            help:
+                "Where records are kept: sqlite (haven.sqlite in the data directory), or a PostgreSQL database, postgres://user:password@host:port/database, which several havend instances may share (TLS with the server's certificate verified unless the host is loopback; ?sslrootcert=/path/ca.pem names the CA). See docs/OPERATIONS.md.",
             get: { $0.storage },
             set: { configuration, value throws(HavenError) in
-                guard value == "sqlite" else {
-                    throw HavenError(code: .invalidArgument, message: "storage must be sqlite")
+                if value != "sqlite" {
+                    do {
+                        _ = try PostgresLocation(url: value)
+                    } catch let error as HavenError {
+                        throw error
+                    } catch {
+                        throw HavenError(code: .invalidArgument, message: "storage: not sqlite or a postgres:// URL")
+                    }
                 }
                 configuration.storage = value
             }
@@ -246,6 +254,11 @@ package struct ServerConfiguration: Sendable, Equatable {
         return options.map { option in
             "  \(option.name) (default \(option.get(defaults)); env \(option.environmentVariable))\n      \(option.help)"
         }.joined(separator: "\n")
+    }
+
+    /// The PostgreSQL database of `storage`, or nil for the embedded SQLite store.
+    package var postgres: PostgresLocation? {
+        self.storage == "sqlite" ? nil : try? PostgresLocation(url: self.storage)
     }
 
     /// The limits announced to clients in `ServerHello`.

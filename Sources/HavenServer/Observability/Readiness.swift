@@ -28,11 +28,16 @@ package struct Readiness: Sendable {
     /// Runs every check.
     package static func check(
         store: SQLiteStore?,
+        postgres: PostgresStore? = nil,
         keys: StoreKeys?,
         listenerAccepting: Bool
     ) async -> Readiness {
         var storeProblem: String? = "no store"
-        if let store { storeProblem = await store.unwritableReason() }
+        if let store {
+            storeProblem = await store.unwritableReason()
+        } else if let postgres {
+            storeProblem = await postgres.unwritableReason()
+        }
         return Readiness(checks: [
             Check(name: "store", problem: storeProblem),
             Check(name: "keys", problem: keys?.hasMasterKey == true ? nil : "no master key loaded"),
@@ -92,6 +97,7 @@ extension ServiceEnvironment {
     package func readiness() async -> Readiness {
         await Readiness.check(
             store: self.operations.database,
+            postgres: self.operations.postgres,
             keys: self.keys.keys,
             listenerAccepting: self.operations.statistics.isAccepting
         )

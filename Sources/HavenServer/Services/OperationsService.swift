@@ -70,6 +70,13 @@ struct OperationsService: OperationsServiceHandler {
                     "online backups are off: set backup_public_key in haven.conf (haven-admin backup keygen) and restart havend"
             )
         }
+        if operations.postgres != nil {
+            throw HavenError(
+                code: .failedPrecondition,
+                message:
+                    "this server keeps its records in PostgreSQL: back the database up with PostgreSQL's own tools, and the data directory's keys beside it (docs/OPERATIONS.md)"
+            )
+        }
         guard let directory = operations.directory, let database = operations.database else {
             throw HavenError(code: .failedPrecondition, message: "this server has no data directory to back up")
         }

@@ -71,6 +71,21 @@ package struct PostgresLocation: Sendable, Equatable {
         self.tls = mode
     }
 
+    /// The URL, password included: for a configuration, never for a log.
+    package var url: String {
+        var components = URLComponents()
+        components.scheme = "postgres"
+        components.user = self.username
+        components.password = self.password
+        components.host = self.host
+        components.port = self.port
+        components.path = "/" + self.database
+        var query = [URLQueryItem(name: "sslmode", value: self.tls.rawValue)]
+        if let root = self.rootCertificate { query.append(URLQueryItem(name: "sslrootcert", value: root)) }
+        components.queryItems = query
+        return components.string ?? ""
+    }
+
     /// The URL without its password, for logs and status.
     package var redacted: String {
         "postgres://\(self.username)@\(self.host):\(self.port)/\(self.database)?sslmode=\(self.tls.rawValue)"

@@ -54,6 +54,13 @@ package final class PostgresStore: RecordStore, Service {
     private let waiting = Mutex(GroupCommitQueue<PendingWrite<PostgresGroupWriter>>())
     private let notifier = ChangeNotifier()
     private let connectionIDs = Atomic<Int>(1)
+    /// Whether ``run()`` runs the read pool: before it does (start-up), reads
+    /// go through the writer's connection instead.
+    private let poolRunning = Atomic<Bool>(false)
+    /// Set once the store has closed: nothing connects again.
+    private let shutDown = Atomic<Bool>(false)
+    /// The last write that failed because the database could not take it, until a write succeeds.
+    private let lastUnwritable = Mutex<(kind: String, at: ContinuousClock.Instant)?>(nil)
 
     /// The advisory lock every write transaction of every instance takes first.
     static let writeLock: Int64 = 0x4861_7665_6E57_7269  // "HavenWri"
@@ -84,8 +91,9 @@ package final class PostgresStore: RecordStore, Service {
     }
 
     /// Connects, brings the schema up to date (under the write lock, so
-    /// instances starting together migrate once) and returns the store. Reads
-    /// need ``run()`` running; writes work before it.
+    /// instances starting together migrate once) and returns the store.
+    /// Until ``run()`` runs the read pool, reads go through the writer's
+    /// connection (start-up: a composition reads before its services run).
     ///
     /// - Throws: ``HavenError`` UNAVAILABLE when the database cannot be
     ///   reached; DATA_LOSS when its schema is newer than this software.
@@ -112,8 +120,7 @@ package final class PostgresStore: RecordStore, Service {
             }
             store.notifier.publish(latest)
         } catch {
-            await store.closeWriter()
-            try? await store.blocking.shutdownGracefully()
+            await store.close()
             throw store.failed(error)
         }
         return store
@@ -122,6 +129,8 @@ package final class PostgresStore: RecordStore, Service {
     /// Runs the read pool and the change listener until cancelled (or the
     /// service group shuts down), then closes every connection.
     package func run() async throws {
+        self.poolRunning.store(true, ordering: .releasing)
+        defer { self.poolRunning.store(false, ordering: .releasing) }
         await withDiscardingTaskGroup { group in
             group.addTask { await self.client.run() }
             group.addTask { await self.listenForChanges() }
@@ -130,6 +139,12 @@ package final class PostgresStore: RecordStore, Service {
             try? await gracefulShutdown()
             group.cancelAll()
         }
+        await self.close()
+    }
+
+    /// Closes the writer's connection and stops the blocking threads: for a
+    /// store that will not run (``run()`` closes its own on return).
+    package func close() async {
         await self.closeWriter()
         try? await self.blocking.shutdownGracefully()
     }
@@ -138,6 +153,7 @@ package final class PostgresStore: RecordStore, Service {
     private func closeWriter() async {
         let connection = await withCheckedContinuation { continuation in
             self.writerQueue.async {
+                self.shutDown.store(true, ordering: .releasing)
                 continuation.resume(
                     returning: self.writer.withLock { connection in
                         defer { connection = nil }
@@ -153,6 +169,14 @@ package final class PostgresStore: RecordStore, Service {
 
     package func read<T: Sendable>(_ body: @escaping @Sendable (any StoreReader) throws -> T) async throws -> T {
         let (keys, logger, blocking) = (self.keys, self.logger, self.blocking)
+        guard self.poolRunning.load(ordering: .acquiring) else {
+            // Start-up (the composition reads before its services run): on the writer's connection.
+            do {
+                return try await self.onWriter(readOnly: true) { sql in try body(SQLTransaction(sql, keys: keys)) }
+            } catch {
+                throw self.failed(error)
+            }
+        }
         return try await self.instruments.tracer.withSpan("store.read", ofKind: .internal) { _ in
             do {
                 return try await self.client.withConnection { connection in
@@ -233,6 +257,7 @@ package final class PostgresStore: RecordStore, Service {
         if writer.sql.connection.isClosed { self.writer.withLock { $0 = nil } }
         if outcome.committed > 0 {
             self.instruments.committed(writes: outcome.committed, duration: ContinuousClock.now - started)
+            self.lastUnwritable.withLock { $0 = nil }
             if let latest = writer.committedSequence { self.notifier.publish(latest) }
         }
         for acknowledge in outcome.acknowledgements { acknowledge() }
@@ -241,6 +266,9 @@ package final class PostgresStore: RecordStore, Service {
     /// The writer's connection, connected (again) if it is not open. On the writer queue only.
     private func writerConnection() throws -> PostgresConnection {
         if let connection = self.writer.withLock({ $0 }), !connection.isClosed { return connection }
+        guard !self.shutDown.load(ordering: .acquiring) else {
+            throw HavenError(code: .unavailable, message: "the server is shutting down: retry on another instance")
+        }
         let connection: PostgresConnection
         do {
             connection = try PostgresConnection.connect(
@@ -256,9 +284,10 @@ package final class PostgresStore: RecordStore, Service {
         return connection
     }
 
-    /// Runs `body` on the writer queue, in a transaction under the write lock
-    /// (start-up work: migrations).
-    private func onWriter<T: Sendable>(
+    /// Runs `body` on the writer queue: in a transaction under the write lock
+    /// (start-up work: migrations; a copy), or in a read-only snapshot.
+    func onWriter<T: Sendable>(
+        readOnly: Bool = false,
         _ body: @escaping @Sendable (PostgresSQLConnection) throws -> T
     ) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
@@ -266,9 +295,9 @@ package final class PostgresStore: RecordStore, Service {
                 continuation.resume(
                     with: Result {
                         let sql = PostgresSQLConnection(connection: try self.writerConnection(), logger: self.logger)
-                        try sql.execute("BEGIN")
+                        try sql.execute(readOnly ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" : "BEGIN")
                         do {
-                            try sql.execute("SELECT pg_advisory_xact_lock(?)", [Self.writeLock])
+                            if !readOnly { try sql.execute("SELECT pg_advisory_xact_lock(?)", [Self.writeLock]) }
                             let value = try body(sql)
                             try sql.execute("COMMIT")
                             return value
@@ -353,6 +382,24 @@ package final class PostgresStore: RecordStore, Service {
         }
     }
 
+    // MARK: Health
+
+    /// Why the store cannot take writes now, or nil when it can: the database
+    /// could not be reached (or was full) for a write in the last 30 seconds
+    /// and no write has succeeded since, or it cannot be read now. Readiness
+    /// (`/health/ready`) asks this: a load balancer sends calls elsewhere.
+    package func unwritableReason(now: ContinuousClock.Instant = .now) async -> String? {
+        if let (kind, at) = self.lastUnwritable.withLock({ $0 }), now - at < .seconds(30) {
+            return "the last write failed: database \(kind)"
+        }
+        do {
+            _ = try await self.read { try $0.latestChangeSequence() }
+        } catch {
+            return "the database cannot be read"
+        }
+        return nil
+    }
+
     // MARK: Failures
 
     static func unreachable(_ error: any Error) -> HavenError {
@@ -412,6 +459,11 @@ package final class PostgresStore: RecordStore, Service {
         let translated = Self.translate(error)
         if !(error is HavenError) {
             self.instruments.failed(kind: translated.code == .unavailable ? "unavailable" : "other")
+            if translated.code == .unavailable || translated.code == .resourceExhausted {
+                self.lastUnwritable.withLock {
+                    $0 = (translated.code == .unavailable ? "unreachable" : "full", .now)
+                }
+            }
             self.failures.log(
                 "storage \(translated.code)",
                 "storage failure",

@@ -62,3 +62,15 @@ extension SQLTransaction {
     /// own pragmas and tests; nil in another store).
     package var sqliteDatabase: Database? { (self.sql as? GRDBConnection)?.db }
 }
+
+extension SQLiteStore {
+    /// Runs `body` in a read snapshot on the calling thread, through the
+    /// shared SQL (copying the store elsewhere).
+    func readSQL<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
+        do {
+            return try self.databasePool.read { db in try body(GRDBConnection(db: db)) }
+        } catch {
+            throw self.failed(error)
+        }
+    }
+}

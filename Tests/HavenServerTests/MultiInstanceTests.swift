@@ -1,0 +1,147 @@
+import Foundation
+import HavenProtocol
+import HavenServer
+import HavenStore
+import HavenTestSupport
+import SwiftProtobuf
+import Testing
+
+/// Two havend instances (two compositions, each with its own listener) on one
+/// PostgreSQL database, as behind a TCP load balancer: the deployment's
+/// SQLite database copied into PostgreSQL first (`haven-admin storage copy`).
+@Suite(
+    "Several havend instances on one PostgreSQL database",
+    .serialized,
+    .enabled(if: TestPostgres.isEnabled, TestPostgres.skipped)
+)
+struct MultiInstanceTests {
+    @Test(
+        "a write through one instance is read through the other, a stale update through either is refused with the current version, a feed on one sees changes made through the other, a disabled account's connection to the other ends within a second, and the audit chain verifies"
+    )
+    func twoInstances() async throws {
+        let deployment = try TestDeployment()
+        let credentials = try Dictionary(
+            uniqueKeysWithValues: ["admin", "worker-kol", "director-kol"].map {
+                ($0, try deployment.credentials(for: $0))
+            }
+        )
+        let (location, drop) = try await TestPostgres.freshDatabase()
+        do {
+            // The data directory's records, accounts and certificates, copied into PostgreSQL.
+            let custodian = try KeyCustodian.load(masterKeyFile: deployment.dataDirectory.masterKeyFile)
+            let source = try SQLiteStore(path: deployment.dataDirectory.databaseFile, keys: custodian.keys)
+            let sourceSize = try await source.read { try $0.auditSize() }
+            let target = try await PostgresStore.open(location, keys: custodian.keys)
+            let report = try await target.copy(from: source, principalID: "test", atUnixMs: 2)
+            await target.close()
+            try source.close()
+            #expect(report.rows["account"] == 7)
+            #expect(report.rows["audit"] == Int(sourceSize))
+
+            let a = try await deployment.start { $0.storage = location.url }
+            let b = try await deployment.start { $0.storage = location.url }
+            do {
+                try await Self.exercise(a, b, credentials)
+            } catch {
+                try? await a.stop()
+                try? await b.stop()
+                throw error
+            }
+            try await a.stop()
+            try await b.stop()
+        } catch {
+            await drop()
+            throw error
+        }
+        await drop()
+    }
+
+    static func exercise(_ a: RunningServer, _ b: RunningServer, _ credentials: [String: TestCredentials]) async throws
+    {
+        var nextID: UInt64 = 0
+        func id() -> UInt64 {
+            nextID += 1
+            return nextID
+        }
+        func connect(_ server: RunningServer, _ account: String) async throws -> RawConnection {
+            let connection = try await RawConnection.connect(
+                port: server.port,
+                credentials: try #require(credentials[account])
+            )
+            try await connection.hello()
+            return connection
+        }
+        let adminA = try await connect(a, "admin")
+        let adminB = try await connect(b, "admin")
+        let workerB = try await connect(b, "worker-kol")
+        let directorA = try await connect(a, "director-kol")
+
+        // Written through A, read and used through B.
+        _ = try await adminA.unary(
+            MethodCatalog.OfficeService.createOffice,
+            ServiceTests.officeRequest("KOL"),
+            id: id()
+        )
+        let opened = try await workerB.unary(MethodCatalog.CaseService.openCase, ServiceTests.openCase(), id: id())
+        var get = Haven_V1_GetCaseRequest()
+        get.caseID = opened.id
+        let seen = try await directorA.unary(MethodCatalog.CaseService.getCase, get, id: id())
+        #expect(seen.reference == opened.reference)
+
+        // One update from version 1 through each instance: the second learns the current version.
+        var rename = Haven_V1_UpdateOfficeRequest()
+        rename.code = "KOL"
+        rename.expectedVersion = 1
+        rename.name = "Kolkata North"
+        let renamed = try await adminA.unary(MethodCatalog.OfficeService.updateOffice, rename, id: id())
+        #expect(renamed.version == 2)
+        rename.name = "Lost update"
+        let stale = try #require(
+            try await adminB.call(MethodCatalog.OfficeService.updateOffice, rename, id: id()).error
+        )
+        #expect(stale.code == .failedPrecondition)
+        #expect(stale.currentVersion == 2)
+
+        // A feed followed on A sees a case opened through B.
+        var follow = Haven_V1_SubscribeRequest()
+        follow.start = .now
+        follow.follow = true
+        let feedID = id()
+        try await directorA.send(.start(callID: feedID, method: MethodCatalog.FeedService.subscribe, request: follow))
+        #expect(try await directorA.next()?.callID == feedID)  // caught up
+        let later = try await workerB.unary(
+            MethodCatalog.CaseService.openCase,
+            ServiceTests.openCase(key: "later"),
+            id: id()
+        )
+        let arrived = try #require(try await directorA.next())
+        let item = try Haven_V1_FeedItem(decodingPayload: arrived.message.payload)
+        #expect(item.change.caseRecord.id == later.id)
+
+        // Disabled through A: the worker's open connection to B ends within a second (and a bit).
+        var disable = Haven_V1_SetAccountEnabledRequest()
+        disable.accountID = "worker-kol"
+        disable.reason = "left the organisation (fictional)"
+        _ = try await adminA.unary(MethodCatalog.AccountService.disableAccount, disable, id: id())
+        let disabledAt = ContinuousClock.now
+        var ended = false
+        while ContinuousClock.now - disabledAt < .seconds(3) {
+            do {
+                guard let envelope = try await workerB.next() else {
+                    ended = true
+                    break
+                }
+                if case .end = envelope.kind { continue }
+            } catch {
+                ended = true
+                break
+            }
+        }
+        #expect(ended, "the disabled account's connection to the other instance stayed open")
+        #expect(ContinuousClock.now - disabledAt < .milliseconds(1500))
+
+        for connection in [adminA, adminB, workerB, directorA] { await connection.close() }
+        let verdict = try await AuditVerifier(store: b.store, publicKey: Data()).verify()
+        #expect(verdict.intact, "\(verdict.problem)")
+    }
+}
