@@ -39,12 +39,44 @@ struct DeploymentTests {
             ("just words", "haven.conf:1: expected 'name = value'"),
             ("log_level = chatty", "haven.conf:1: log_level must be one of"),
             ("frame_timeout_ms = 0", "haven.conf:1: frame_timeout_ms must be 1 to 86400000 milliseconds"),
+            ("storage = mysql://haven@db/haven", "haven.conf:1: storage: not a postgres:// URL"),
+            (
+                "storage = postgres://haven:pw@db.example.org/haven?sslmode=disable",
+                "haven.conf:1: storage: sslmode=disable is only accepted for a loopback host",
+            ),
         ]
     )
     func badOptions(line: String, message: String) {
         let error = #expect(throws: HavenError.self) { try ServerConfiguration.load(fileText: line) }
         #expect(error?.code == .invalidArgument)
         #expect(error?.message.hasPrefix(message) == true, "\(error?.message ?? "")")
+    }
+
+    @Test(
+        "storage: sqlite by default; a postgres:// URL from the file, the environment or --set, its password never in an error"
+    )
+    func storage() throws {
+        #expect(try ServerConfiguration.load(fileText: nil).postgres == nil)
+        let configured = try ServerConfiguration.load(
+            fileText: "storage = sqlite",
+            environment: [
+                "HAVEN_STORAGE": "postgres://haven:s3cret@10.0.0.5:5433/haven?sslrootcert=/etc/haven/pg-ca.pem"
+            ]
+        )
+        let location = try #require(configured.postgres)
+        #expect(location.host == "10.0.0.5" && location.port == 5433 && location.database == "haven")
+        #expect(location.tls == .verifyFull)
+        #expect(location.rootCertificate == "/etc/haven/pg-ca.pem")
+        #expect(!location.redacted.contains("s3cret"))
+        #expect(try PostgresLocation(url: location.url) == location, "its URL reads back as itself")
+        let bad = #expect(throws: HavenError.self) {
+            try ServerConfiguration.load(
+                fileText: nil,
+                overrides: ["storage=postgres://haven:s3cret@db.example.org/haven?sslmode=prefer"]
+            )
+        }
+        #expect(bad?.message.contains("s3cret") == false)
+        #expect(bad?.message.hasPrefix("--set storage:") == true, "\(bad?.message ?? "")")
     }
 
     @Test("a bad --set or environment value names its source")

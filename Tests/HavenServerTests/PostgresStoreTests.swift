@@ -175,6 +175,85 @@ struct PostgresStoreTests {
         }
     }
 
+    @Test(
+        "a SQLite store copied into a new database: the same records, sealed notes and identities, change sequences, and an audit chain that verifies across the move; a second copy is refused"
+    )
+    func copyFromSQLite() async throws {
+        let directory = try TemporaryDirectory("haven-copy")
+        defer { directory.remove() }
+        let keys = freshStoreKeys()
+        let source = try SQLiteStore(path: directory.path("haven.sqlite"), keys: keys)
+        defer { try? source.close() }
+        var head = StoreConformanceTests.caseRecord("c1", reference: "KOL-2026-0001", openedAt: 5)
+        head.events = [
+            StoreConformanceTests.note("raid fictional lane", on: 2),
+            StoreConformanceTests.note("statement taken", on: 3),
+        ]
+        for (index, _) in head.events.enumerated() { head.events[index].sequence = UInt32(index + 1) }
+        head.eventCount = 2
+        var survivor = Haven_V1_Survivor()
+        survivor.id = "s1"
+        survivor.code = "KOL-S-0001"
+        survivor.officeCode = "KOL"
+        survivor.version = 1
+        var identity = Haven_V1_SurvivorIdentity()
+        identity.legalName = "Fictional Name"
+        try await source.audited { [head, survivor, identity] tx in
+            try tx.insert(StoreConformanceTests.office("KOL"))
+            try tx.insert(head)
+            try tx.insert(survivor, identity: identity)
+            try tx.appendChange(
+                NewChange(event: Haven_V1_ChangeEvent.with { $0.committedAtUnixMs = 5 }, officeCode: "KOL")
+            )
+            try tx.saveAccount(
+                Account(
+                    id: "worker-kol",
+                    displayName: "Caseworker (fictional)",
+                    role: .caseworker,
+                    officeCodes: ["KOL"],
+                    createdAtUnixMs: 1
+                )
+            )
+        }
+        let sourceAudit = try await source.read { try $0.auditSize() }
+
+        try await TestPostgres.withStore(keys: keys) { target, _ in
+            let report = try await target.copy(from: source, principalID: "test", atUnixMs: 9)
+            #expect(report.rows["record"] == 3)
+            #expect(report.rows["caseEvent"] == 2)
+            #expect(report.rows["audit"] == Int(sourceAudit))
+            let copied = try await target.read { try $0.load(Haven_V1_Case.self, id: "c1") }
+            #expect(copied?.reference == "KOL-2026-0001")
+            let notes = try await target.read { try $0.caseEvents(.timeline("c1", limit: 10)) }.map(\.event.note.text)
+            #expect(notes == ["raid fictional lane", "statement taken"])
+            let opened = try await target.read { try $0.identity(survivorID: "s1") }
+            #expect(opened?.legalName == "Fictional Name")
+            let account = try await target.read { try $0.account(id: "worker-kol") }
+            #expect(account?.enabled == true)
+            let verdict = try await AuditVerifier(store: target, publicKey: Data()).verify()
+            #expect(verdict.intact, "\(verdict.problem)")
+            let size = try await target.read { try $0.auditSize() }
+            #expect(size == sourceAudit + 1)
+            var newest = AuditQuery(limit: 1)
+            newest.newestFirst = true
+            let last = try await target.read { [newest] in try $0.auditEntries(newest) }.first
+            #expect(last?.action == "store.copy")
+            // The change log goes on after the copied sequences.
+            let next = try await target.audited { tx in
+                try tx.appendChange(
+                    NewChange(event: Haven_V1_ChangeEvent.with { $0.committedAtUnixMs = 6 }, officeCode: "KOL")
+                )
+            }
+            #expect(next == 2)
+            let again = await #expect(throws: HavenError.self) {
+                try await target.copy(from: source, principalID: "test", atUnixMs: 10)
+            }
+            #expect(again?.code == .failedPrecondition)
+            let unchanged = try await target.read { try $0.auditSize() }
+            #expect(unchanged == sourceAudit + 2)
+        }
+    }
+
     @Test("instances starting together migrate once; a schema newer than the software is refused as DATA_LOSS")
     func migrations() async throws {
         let (location, drop) = try await TestPostgres.freshDatabase()

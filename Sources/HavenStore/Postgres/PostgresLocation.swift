@@ -113,7 +113,7 @@ package struct PostgresLocation: Sendable, Equatable {
             tls: tls
         )
         configuration.options.maximumConnections = maximumConnections
-        configuration.options.connectTimeout = .seconds(5)
+        configuration.options.connectTimeout = .seconds(10)
         return configuration
     }
 
@@ -128,7 +128,7 @@ package struct PostgresLocation: Sendable, Equatable {
             database: self.database,
             tls: tls
         )
-        configuration.options.connectTimeout = .seconds(5)
+        configuration.options.connectTimeout = .seconds(10)
         return configuration
     }
 }

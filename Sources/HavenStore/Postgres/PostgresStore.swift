@@ -278,6 +278,15 @@ package final class PostgresStore: RecordStore, Service {
                 logger: self.logger
             ).wait()
         } catch {
+            // Logged (without the URL's password) and reported by readiness until a write succeeds.
+            self.lastUnwritable.withLock { $0 = ("unreachable", .now) }
+            self.failures.log(
+                "postgres connect",
+                "cannot connect to the database",
+                level: .error,
+                metadata: ["database": "\(self.location.redacted)", "detail": "\(Self.describe(error))"],
+                to: self.logger
+            )
             throw Self.unreachable(error)
         }
         self.writer.withLock { $0 = connection }
