@@ -222,7 +222,7 @@ struct HostilePeerTests {
                 try await Self.metric(server, #"haven_connections_refused_total{reason="too_many_connections"}"#) == 5
             )
             print(
-                "idle flood: \(idleCount) idle sockets, \(evicted) closed by the server; 32 strangers and 5 clients refused; descriptors \(baseline.descriptors) → sockets \(baseline.sockets) → \(during) → descriptors \(after); resident +\(grown >> 20) MiB"
+                "idle flood: \(idleCount) idle sockets, \(evicted) closed by the server; 32 strangers and 5 clients refused; sockets \(baseline.sockets) → \(during) during the flood; descriptors \(baseline.descriptors) → \(after); resident +\(grown >> 20) MiB"
             )
             await bystander.close()
         }
