@@ -98,14 +98,5 @@ func withDataDirectoryStore(
         return try await body(store)
     }
     let store = try await PostgresStore.open(location, keys: keys)
-    try await withThrowingTaskGroup { group in
-        group.addTask { try await store.run() }
-        do {
-            try await body(store)
-        } catch {
-            group.cancelAll()
-            throw error
-        }
-        group.cancelAll()
-    }
+    try await store.whileRunning { try await body(store) }
 }

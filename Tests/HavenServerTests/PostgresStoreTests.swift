@@ -17,16 +17,7 @@ struct PostgresStoreTests {
         let keys = freshStoreKeys()
         try await TestPostgres.withStore(keys: keys) { first, location in
             let second = try await PostgresStore.open(location, keys: keys)
-            try await withThrowingTaskGroup { group in
-                group.addTask { try await second.run() }
-                do {
-                    try await body(first, second, location)
-                } catch {
-                    group.cancelAll()
-                    throw error
-                }
-                group.cancelAll()
-            }
+            try await second.whileRunning { try await body(first, second, location) }
         }
     }
 

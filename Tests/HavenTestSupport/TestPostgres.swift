@@ -97,16 +97,7 @@ package enum TestPostgres {
         let (location, drop) = try await Self.freshDatabase()
         do {
             let store = try await PostgresStore.open(location, keys: keys)
-            try await withThrowingTaskGroup { group in
-                group.addTask { try await store.run() }
-                do {
-                    try await body(store, location)
-                } catch {
-                    group.cancelAll()
-                    throw error
-                }
-                group.cancelAll()
-            }
+            try await store.whileRunning { try await body(store, location) }
         } catch {
             await drop()
             throw error

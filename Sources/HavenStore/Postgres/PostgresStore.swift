@@ -142,6 +142,21 @@ package final class PostgresStore: RecordStore, Service {
         await self.close()
     }
 
+    /// Runs the store (``run()``) around `body`, then stops it: for tools and
+    /// tests that use a store outside a service group.
+    package func whileRunning(_ body: () async throws -> Void) async throws {
+        try await withThrowingTaskGroup { group in
+            group.addTask { try await self.run() }
+            do {
+                try await body()
+            } catch {
+                group.cancelAll()
+                throw error
+            }
+            group.cancelAll()
+        }
+    }
+
     /// Closes the writer's connection and stops the blocking threads: for a
     /// store that will not run (``run()`` closes its own on return).
     package func close() async {

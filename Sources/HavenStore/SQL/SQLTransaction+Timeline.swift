@@ -108,13 +108,7 @@ extension SQLTransaction {
                 """,
                 [row.caseID, row.sequence, row.id, row.officeCode, row.occurredOn, row.kind, row.body, row.sealed]
             )
-            self.journal.wrote(
-                kind: Self.caseEventKind,
-                id: row.resourceID,
-                office: row.officeCode,
-                version: 1,
-                hash: Self.storedHash(row)
-            )
+            self.journaled(row)
         }
         guard head.eventCount == last else {
             throw HavenError(
@@ -137,13 +131,7 @@ extension SQLTransaction {
                 "UPDATE caseEvent SET sealed = NULL WHERE caseID = ? AND sequence = ?",
                 [row.caseID, row.sequence]
             )
-            self.journal.wrote(
-                kind: Self.caseEventKind,
-                id: row.resourceID,
-                office: row.officeCode,
-                version: 1,
-                hash: Self.storedHash(row)
-            )
+            self.journaled(row)
         }
     }
 
@@ -232,6 +220,18 @@ extension SQLTransaction {
                 message: "the sealed note of event \(sequence) of case \(caseID) does not open (moved?)"
             )
         }
+    }
+
+    /// Notes an event row written, for the transaction's audit entry
+    /// (`caseEvent/<case>/<sequence>`; events have no versions of their own).
+    func journaled(_ row: CaseEventRow) {
+        self.journal.wrote(
+            kind: Self.caseEventKind,
+            id: row.resourceID,
+            office: row.officeCode,
+            version: 1,
+            hash: Self.storedHash(row)
+        )
     }
 
     /// What the audit trail commits to for an event: every column.

@@ -183,13 +183,7 @@ struct SQLTransaction: StoreWriter {
             )
         }
         try row.insert(into: self.sql)
-        self.journal.wrote(
-            kind: row.kind,
-            id: row.id,
-            office: row.officeCode,
-            version: record.recordVersion,
-            hash: Self.storedHash(row)
-        )
+        self.journaled(row, version: record.recordVersion)
         if let head = record as? Haven_V1_Case { try self.appendEvents(appended, to: head) }
     }
 
@@ -234,13 +228,7 @@ struct SQLTransaction: StoreWriter {
             row.secret = nil
         }
         try row.update(in: self.sql)
-        self.journal.wrote(
-            kind: row.kind,
-            id: row.id,
-            office: row.officeCode,
-            version: record.recordVersion,
-            hash: Self.storedHash(row)
-        )
+        self.journaled(row, version: record.recordVersion)
         if let head = record as? Haven_V1_Case { try self.appendEvents(appended, to: head) }
     }
 
@@ -310,6 +298,17 @@ struct SQLTransaction: StoreWriter {
             FieldSealing.put(fields, into: &record)
         }
         return record
+    }
+
+    /// Notes a record row written, for the transaction's audit entry.
+    func journaled(_ row: RecordRow, version: UInt64) {
+        self.journal.wrote(
+            kind: row.kind,
+            id: row.id,
+            office: row.officeCode,
+            version: version,
+            hash: Self.storedHash(row)
+        )
     }
 
     /// What the audit trail commits to for a record version: every column.

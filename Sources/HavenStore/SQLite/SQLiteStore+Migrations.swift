@@ -231,13 +231,7 @@ extension SQLiteStore {
             var head = try tx.row(record, sealedIdentity: row.secret)
             head.secret = row.secret
             try head.update(in: tx.sql)
-            tx.journal.wrote(
-                kind: head.kind,
-                id: head.id,
-                office: head.officeCode,
-                version: record.recordVersion,
-                hash: SQLTransaction.storedHash(head)
-            )
+            tx.journaled(head, version: record.recordVersion)
             try tx.appendEvents(events, to: record)
             pending += 1 + events.count
             try audit(false)
