@@ -47,6 +47,11 @@ package protocol StoreReader {
     /// Every account, by id.
     func accounts() throws -> [Account]
 
+    /// One page of accounts by id: those after `after`, of `role` when given
+    /// (a filter the caller asked for, not an access decision: the access
+    /// policy has already decided who may list accounts).
+    func accounts(after: String, role: Haven_V1_Role?, limit: Int) throws -> [Account]
+
     /// A number that grows with every change to any account (so a server can
     /// notice changes made by another process, such as `haven-admin`).
     func accountRevision() throws -> UInt64

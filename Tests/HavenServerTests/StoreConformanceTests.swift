@@ -277,6 +277,19 @@ struct StoreConformanceTests {
             #expect(account?.officeCodes == ["KOL", "MUM"] && account?.role == .admin)
             let value11 = try await store.read { try $0.accountRevision() }
             #expect(value11 > before)
+
+            // Pages of accounts by id, optionally of one role.
+            try await store.audited { tx in
+                for (id, role) in [("u2", Haven_V1_Role.caseworker), ("u3", .auditor), ("u4", .caseworker)] {
+                    try tx.saveAccount(Account(id: id, displayName: id, role: role, createdAtUnixMs: 1))
+                }
+            }
+            let firstPage = try await store.read { try $0.accounts(after: "", role: nil, limit: 2) }
+            #expect(firstPage.map(\.id) == ["u1", "u2"])
+            let nextPage = try await store.read { try $0.accounts(after: "u2", role: nil, limit: 2) }
+            #expect(nextPage.map(\.id) == ["u3", "u4"])
+            let caseworkers = try await store.read { try $0.accounts(after: "u2", role: .caseworker, limit: 10) }
+            #expect(caseworkers.map(\.id) == ["u4"])
         }
     }
 

@@ -83,6 +83,9 @@ struct RecordingReader: StoreReader {
         return try self.base.account(id: id)
     }
     func accounts() throws -> [Account] { try self.base.accounts() }
+    func accounts(after: String, role: Haven_V1_Role?, limit: Int) throws -> [Account] {
+        try self.base.accounts(after: after, role: role, limit: limit)
+    }
     func accountRevision() throws -> UInt64 { try self.base.accountRevision() }
     func credential(serial: String) throws -> StoredCredential? { try self.base.credential(serial: serial) }
     func credentials(accountID: String) throws -> [StoredCredential] { try self.base.credentials(accountID: accountID) }
@@ -144,6 +147,9 @@ struct RecordingWriter: StoreWriter {
     }
     func account(id: String) throws -> Account? { try self.reader.account(id: id) }
     func accounts() throws -> [Account] { try self.base.accounts() }
+    func accounts(after: String, role: Haven_V1_Role?, limit: Int) throws -> [Account] {
+        try self.base.accounts(after: after, role: role, limit: limit)
+    }
     func accountRevision() throws -> UInt64 { try self.base.accountRevision() }
     func credential(serial: String) throws -> StoredCredential? { try self.base.credential(serial: serial) }
     func credentials(accountID: String) throws -> [StoredCredential] { try self.base.credentials(accountID: accountID) }

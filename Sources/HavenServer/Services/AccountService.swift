@@ -93,8 +93,10 @@ struct AccountService: AccountServiceHandler {
         let after = try PageToken.cursor(request.page, filters: filters)?.id ?? ""
         let size = PageToken.size(request.page)
         let now = self.env.nowUnixMs
+        // The role is a filter the admin asked for; the policy decided above who may list.
+        let role = request.role == .unspecified ? nil : request.role
         let accounts = try await self.env.store.read { tx in
-            try tx.accounts().filter { $0.id > after && (request.role == .unspecified || $0.role == request.role) }
+            try tx.accounts(after: after, role: role, limit: size + 1)
         }
         var response = Haven_V1_ListAccountsResponse()
         response.accounts = accounts.prefix(size).map { $0.wire(credentials: nil, now: now) }

@@ -499,6 +499,16 @@ struct SQLTransaction: StoreWriter {
         try self.sql.rows("\(Self.accountColumns) ORDER BY id").map(Self.account)
     }
 
+    func accounts(after: String, role: Haven_V1_Role?, limit: Int) throws -> [Account] {
+        var arguments: [any SQLBindable] = [after]
+        if let role { arguments.append(role.rawValue) }
+        arguments.append(limit)
+        return try self.sql.rows(
+            "\(Self.accountColumns) WHERE id > ?\(role == nil ? "" : " AND role = ?") ORDER BY id LIMIT ?",
+            arguments
+        ).map(Self.account)
+    }
+
     private static let accountColumns =
         "SELECT id, displayName, role, officeCodes, partnerID, enabled, createdAt FROM account"
 
