@@ -477,6 +477,12 @@ struct AccountServiceTests {
             as: try haven.principal("other-admin")
         )
         #expect(rest.accounts.map(\.id) == ["other-admin"] && rest.page.nextPageToken.isEmpty)
+        let admins = try await haven.call(
+            MethodCatalog.AccountService.listAccounts,
+            .with { $0.role = .admin },
+            as: try haven.principal("other-admin")
+        )
+        #expect(admins.accounts.map(\.id) == ["admin", "other-admin"], "the role filter, in the store's query")
     }
 
     @Test(
