@@ -194,3 +194,31 @@ extension Optional: SQLDecodable where Wrapped: SQLDecodable {
         return Wrapped.decode(value).map { .some($0) }
     }
 }
+
+/// The `WHERE` of a query built from optional filters: each condition with
+/// its arguments, in placeholder order.
+struct SQLConditions {
+    private(set) var clauses: [String] = []
+    private(set) var arguments: [any SQLBindable] = []
+
+    /// Adds a condition whose `?`s take `values`, in order.
+    mutating func add(_ clause: String, _ values: any SQLBindable...) {
+        self.add(clause, arguments: values)
+    }
+
+    /// Adds a condition whose `?`s take `arguments`, in order.
+    mutating func add(_ clause: String, arguments: [any SQLBindable]) {
+        self.clauses.append(clause)
+        self.arguments += arguments
+    }
+
+    /// Adds `column IN (?, …)`; an empty set matches nothing (`IN ()` does not parse).
+    mutating func among(_ column: String, _ values: [any SQLBindable]) {
+        guard !values.isEmpty else { return self.clauses.append("1 = 0") }
+        self.clauses.append("\(column) IN (\(SQLTransaction.placeholders(values.count)))")
+        self.arguments += values
+    }
+
+    /// `WHERE a AND b …`, or nothing when there is no condition.
+    var sql: String { self.clauses.isEmpty ? "" : "WHERE " + self.clauses.joined(separator: " AND ") }
+}

@@ -55,54 +55,27 @@ extension SQLTransaction {
     }
 
     func auditEntries(_ query: AuditQuery) throws -> [Haven_V1_AuditEntry] {
-        var conditions = ["sequence > ?"]
-        var arguments: [any SQLBindable] = [Int64(clamping: query.afterSequence)]
-        if let before = query.beforeSequence {
-            conditions.append("sequence < ?")
-            arguments.append(Int64(clamping: before))
-        }
-        if let principal = query.principalID {
-            conditions.append("principalID = ?")
-            arguments.append(principal)
-        }
-        if let action = query.action {
-            conditions.append("action = ?")
-            arguments.append(action)
-        }
-        if let from = query.fromUnixMs {
-            conditions.append("at >= ?")
-            arguments.append(from)
-        }
-        if let to = query.toUnixMs {
-            conditions.append("at < ?")
-            arguments.append(to)
-        }
-        if let outcomes = query.outcomes, !outcomes.isEmpty {
-            conditions.append("outcome IN (\(outcomes.map { _ in "?" }.joined(separator: ",")))")
-            for outcome in outcomes { arguments.append(outcome) }
-        }
+        var conditions = SQLConditions()
+        conditions.add("sequence > ?", Int64(clamping: query.afterSequence))
+        if let before = query.beforeSequence { conditions.add("sequence < ?", Int64(clamping: before)) }
+        if let principal = query.principalID { conditions.add("principalID = ?", principal) }
+        if let action = query.action { conditions.add("action = ?", action) }
+        if let from = query.fromUnixMs { conditions.add("at >= ?", from) }
+        if let to = query.toUnixMs { conditions.add("at < ?", to) }
+        if let outcomes = query.outcomes, !outcomes.isEmpty { conditions.among("outcome", outcomes) }
         if query.resourceKind != nil || query.resourceID != nil {
-            var inner: [String] = []
-            if let kind = query.resourceKind {
-                inner.append("kind = ?")
-                arguments.append(kind)
-            }
-            if let id = query.resourceID {
-                inner.append("id = ?")
-                arguments.append(id)
-            }
-            conditions.append(
-                "sequence IN (SELECT sequence FROM auditResource WHERE \(inner.joined(separator: " AND ")))"
+            var resource = SQLConditions()
+            if let kind = query.resourceKind { resource.add("kind = ?", kind) }
+            if let id = query.resourceID { resource.add("id = ?", id) }
+            conditions.add(
+                "sequence IN (SELECT sequence FROM auditResource \(resource.sql))",
+                arguments: resource.arguments
             )
         }
-        arguments.append(query.limit)
         let order = query.newestFirst ? "DESC" : "ASC"
         return try self.sql.rows(
-            """
-            SELECT sequence, body, hash FROM audit WHERE \(conditions.joined(separator: " AND "))
-            ORDER BY sequence \(order) LIMIT ?
-            """,
-            arguments
+            "SELECT sequence, body, hash FROM audit \(conditions.sql) ORDER BY sequence \(order) LIMIT ?",
+            conditions.arguments + [query.limit]
         ).map { row in
             let sequence = try row["sequence"] as Int64
             var entry: Haven_V1_AuditEntry

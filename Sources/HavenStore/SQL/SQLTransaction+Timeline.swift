@@ -136,36 +136,18 @@ extension SQLTransaction {
     }
 
     func caseEvents(_ query: CaseEventQuery) throws -> [StoredCaseEvent] {
-        var conditions: [String] = []
-        var arguments: [any SQLBindable] = []
+        var conditions = SQLConditions()
         if let caseID = query.caseID {
-            conditions.append("caseID = ? AND sequence > ?")
-            arguments += [caseID, Int64(query.afterSequence)] as [any SQLBindable]
+            conditions.add("caseID = ? AND sequence > ?", caseID, Int64(query.afterSequence))
         }
-        if let office = query.officeCode {
-            conditions.append("officeCode = ?")
-            arguments.append(office)
-        }
-        if let from = query.occurredFrom {
-            conditions.append("occurredOn >= ?")
-            arguments.append(from)
-        }
-        if let through = query.occurredThrough {
-            conditions.append("occurredOn <= ?")
-            arguments.append(through)
-        }
-        if let kinds = query.kinds {
-            guard !kinds.isEmpty else { return [] }
-            conditions.append("kind IN (\(kinds.map { String($0.rawValue) }.joined(separator: ", ")))")
-        }
+        if let office = query.officeCode { conditions.add("officeCode = ?", office) }
+        if let from = query.occurredFrom { conditions.add("occurredOn >= ?", from) }
+        if let through = query.occurredThrough { conditions.add("occurredOn <= ?", through) }
+        if let kinds = query.kinds { conditions.among("kind", kinds.map(\.rawValue)) }
         let direction = query.newestFirst ? "DESC" : "ASC"
         let order = query.caseID != nil ? "sequence \(direction)" : "caseID, sequence \(direction)"
-        let sql = """
-            \(CaseEventRow.select)
-            \(conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND "))
-            ORDER BY \(order) LIMIT ?
-            """
-        arguments.append(max(0, query.limit))
+        let sql = "\(CaseEventRow.select) \(conditions.sql) ORDER BY \(order) LIMIT ?"
+        let arguments = conditions.arguments + [max(0, query.limit)]
         return try self.sql.rows(sql, arguments).map { selected in
             let row = try CaseEventRow(selected)
             return StoredCaseEvent(caseID: row.caseID, event: try self.decode(row))

@@ -60,18 +60,15 @@ struct SQLTransaction: StoreWriter {
     }
 
     func page<R: StoredRecord>(_ type: R.Type, _ query: RecordQuery) throws -> RecordPage<R> {
-        var (conditions, arguments) = Self.conditions(R.recordKind, query)
+        var conditions = Self.conditions(R.recordKind, query)
         if let after = query.after {
             switch query.order {
             case .idAscending:
-                conditions.append("id > ?")
-                arguments.append(after.id)
+                conditions.add("id > ?", after.id)
             case .aliasAscending:
-                conditions.append("(alias > ? OR (alias = ? AND id > ?))")
-                arguments += [after.alias, after.alias, after.id]
+                conditions.add("(alias > ? OR (alias = ? AND id > ?))", after.alias, after.alias, after.id)
             case .newestFirst:
-                conditions.append("(createdAt < ? OR (createdAt = ? AND id < ?))")
-                arguments += [after.sortKey, after.sortKey, after.id]
+                conditions.add("(createdAt < ? OR (createdAt = ? AND id < ?))", after.sortKey, after.sortKey, after.id)
             }
         }
         let order =
@@ -81,10 +78,9 @@ struct SQLTransaction: StoreWriter {
             case .newestFirst: "createdAt DESC, id DESC"
             }
         // One more than asked tells whether another page exists.
-        arguments.append(query.limit + 1)
         let rows = try self.sql.rows(
-            "\(RecordRow.select) WHERE \(conditions.joined(separator: " AND ")) ORDER BY \(order) LIMIT ?",
-            arguments
+            "\(RecordRow.select) \(conditions.sql) ORDER BY \(order) LIMIT ?",
+            conditions.arguments + [query.limit + 1]
         ).map(RecordRow.init)
         let records = try rows.prefix(query.limit).map { try self.decode($0) as R }
         var next: PageCursor?
@@ -95,12 +91,8 @@ struct SQLTransaction: StoreWriter {
     }
 
     func count<R: StoredRecord>(_ type: R.Type, _ query: RecordQuery) throws -> Int {
-        let (conditions, arguments) = Self.conditions(R.recordKind, query)
-        return try self.sql.value(
-            Int.self,
-            "SELECT COUNT(*) FROM record WHERE \(conditions.joined(separator: " AND "))",
-            arguments
-        ) ?? 0
+        let conditions = Self.conditions(R.recordKind, query)
+        return try self.sql.value(Int.self, "SELECT COUNT(*) FROM record \(conditions.sql)", conditions.arguments) ?? 0
     }
 
     /// `?, ?, …`: `count` placeholders.
@@ -108,43 +100,33 @@ struct SQLTransaction: StoreWriter {
         Array(repeating: "?", count: count).joined(separator: ", ")
     }
 
-    /// The conditions of a query on records, and their arguments.
-    private static func conditions(_ kind: RecordKind, _ query: RecordQuery) -> ([String], [any SQLBindable]) {
-        var conditions = ["kind = ?"]
-        var arguments: [any SQLBindable] = [kind.rawValue]
-        func among(_ column: String, _ values: [any SQLBindable]) {
-            // An empty set matches nothing, as SQL's `IN ()` would if it parsed.
-            guard !values.isEmpty else { return conditions.append("1 = 0") }
-            conditions.append("\(column) IN (\(placeholders(values.count)))")
-            arguments += values
-        }
-        func compare(_ column: String, _ op: String, _ value: any SQLBindable) {
-            conditions.append("\(column) \(op) ?")
-            arguments.append(value)
-        }
-        if let codes = query.officeCodes { among("officeCode", codes) }
-        if let statuses = query.statuses { among("status", statuses) }
-        if let categories = query.categories { among("category", categories) }
-        if let from = query.dayFrom { compare("day", ">=", from) }
-        if let to = query.dayTo { compare("day", "<=", to) }
-        if let from = query.createdFrom { compare("createdAt", ">=", from) }
-        if let to = query.createdTo { compare("createdAt", "<=", to) }
-        if let since = query.updatedSince { compare("updatedAt", ">=", since) }
-        if let partner = query.partnerID { compare("partnerID", "=", partner) }
-        if let subject = query.subjectID { compare("subjectID", "=", subject) }
-        if let flagged = query.flagged { compare("flagged", "=", flagged) }
-        if let ids = query.ids { among("id", ids) }
+    /// The conditions of a query on records.
+    private static func conditions(_ kind: RecordKind, _ query: RecordQuery) -> SQLConditions {
+        var conditions = SQLConditions()
+        conditions.add("kind = ?", kind.rawValue)
+        if let codes = query.officeCodes { conditions.among("officeCode", codes) }
+        if let statuses = query.statuses { conditions.among("status", statuses) }
+        if let categories = query.categories { conditions.among("category", categories) }
+        if let from = query.dayFrom { conditions.add("day >= ?", from) }
+        if let to = query.dayTo { conditions.add("day <= ?", to) }
+        if let from = query.createdFrom { conditions.add("createdAt >= ?", from) }
+        if let to = query.createdTo { conditions.add("createdAt <= ?", to) }
+        if let since = query.updatedSince { conditions.add("updatedAt >= ?", since) }
+        if let partner = query.partnerID { conditions.add("partnerID = ?", partner) }
+        if let subject = query.subjectID { conditions.add("subjectID = ?", subject) }
+        if let flagged = query.flagged { conditions.add("flagged = ?", flagged) }
+        if let ids = query.ids { conditions.among("id", ids) }
         if let referral = query.referredBy {
-            let statuses = referral.statuses.map(String.init).joined(separator: ",")
-            conditions.append(
-                """
-                id IN (SELECT subjectID FROM record AS referral WHERE referral.kind = 'referral'
-                    AND referral.partnerID = ? AND referral.status IN (\(statuses)))
-                """
+            var referrals = SQLConditions()
+            referrals.add("referral.kind = 'referral'")
+            referrals.add("referral.partnerID = ?", referral.partnerID)
+            referrals.among("referral.status", referral.statuses)
+            conditions.add(
+                "id IN (SELECT subjectID FROM record AS referral \(referrals.sql))",
+                arguments: referrals.arguments
             )
-            arguments.append(referral.partnerID)
         }
-        return (conditions, arguments)
+        return conditions
     }
 
     func identity(survivorID: String) throws -> Haven_V1_SurvivorIdentity? {
