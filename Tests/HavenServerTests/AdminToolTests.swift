@@ -69,7 +69,8 @@ struct AdminToolTests {
     }
 
     @Test(
-        "from nothing to a production deployment with an enrolled partner on any port; revoke, renew, back up and restore; every documented error"
+        "from nothing to a production deployment with an enrolled partner on any port; revoke, renew, back up and restore; every documented error",
+        .timed
     )
     func newAdministrator() async throws {
         guard FileManager.default.isExecutableFile(atPath: self.admin.path),

@@ -634,7 +634,10 @@ struct ConformanceTests {
         )
     }
 
-    @Test("R-5.12: when the account is disabled, GoAway UNAUTHENTICATED within a second; calls in flight end the same")
+    @Test(
+        "R-5.12: when the account is disabled, GoAway UNAUTHENTICATED within a second; calls in flight end the same",
+        .timed
+    )
     func r5_12() async throws {
         try await self.withServer { deployment, server in
             let connection = try await self.open(deployment, server)

@@ -183,7 +183,8 @@ struct CredentialTests {
     }
 
     @Test(
-        "revoking a certificate ends its live connection within a second and refuses it from then on; the account's other certificates go on"
+        "revoking a certificate ends its live connection within a second and refuses it from then on; the account's other certificates go on",
+        .timed
     )
     func revocation() async throws {
         let deployment = try TestDeployment()
@@ -247,7 +248,8 @@ struct CredentialTests {
 
 extension CredentialTests {
     @Test(
-        "deactivating a partner organisation ends its accounts' live connections within a second and refuses them until it is reactivated"
+        "deactivating a partner organisation ends its accounts' live connections within a second and refuses them until it is reactivated",
+        .timed
     )
     func partnerDeactivation() async throws {
         let deployment = try TestDeployment()

@@ -13,6 +13,7 @@ import Testing
 @Suite(
     "Several havend instances on one PostgreSQL database",
     .serialized,
+    .heavy,
     .enabled(if: TestPostgres.isEnabled, TestPostgres.skipped)
 )
 struct MultiInstanceTests {

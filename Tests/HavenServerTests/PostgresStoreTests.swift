@@ -10,7 +10,7 @@ import Testing
 /// database, its connections killed, its URL. (What every store does is the
 /// conformance suite's, which runs its PostgreSQL cases under the same
 /// condition.)
-@Suite("PostgreSQL store", .serialized, .enabled(if: TestPostgres.isEnabled, TestPostgres.skipped))
+@Suite("PostgreSQL store", .serialized, .heavy, .enabled(if: TestPostgres.isEnabled, TestPostgres.skipped))
 struct PostgresStoreTests {
     /// Two stores (two havend instances' worth) on one fresh database.
     func withTwoInstances(_ body: (PostgresStore, PostgresStore, PostgresLocation) async throws -> Void) async throws {

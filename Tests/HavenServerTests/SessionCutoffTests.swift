@@ -13,7 +13,7 @@ import X509
 /// connection gets a go-away, its followed feed ends, and it is gone within a
 /// second — over real TLS, with the change made on the database as
 /// `haven-admin` makes it.
-@Suite("Sessions end when their account changes")
+@Suite("Sessions end when their account changes", .timed)
 struct SessionCutoffTests {
     /// The watch checks four times a second, so a session ends within a second
     /// of the change; the suite runs on two cores shared with every other test,

@@ -7,7 +7,7 @@ import Testing
 
 /// Shutdown does not wait on peers: common supervisors stop a service after
 /// 10 seconds, so havend must be gone well before that whatever its clients do.
-@Suite("Shutdown", .serialized)
+@Suite("Shutdown", .serialized, .timed)
 struct ShutdownTests {
     @Test("peers that never read (and so never answer close_notify) do not hold the shutdown")
     func silentPeers() async throws {

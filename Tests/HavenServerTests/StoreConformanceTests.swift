@@ -44,7 +44,7 @@ enum StoreUnderTest: String, Sendable, CustomTestStringConvertible {
 /// Its tests run one at a time: at the start of `swift test` every suite
 /// starts at once on CI's two cores, and the suites that time a session's
 /// cut-off within a second need the CPU then.
-@Suite("Storage conformance", .serialized)
+@Suite("Storage conformance", .serialized, .heavy)
 struct StoreConformanceTests {
     static func office(_ code: String, createdAt: Int64 = 1) -> Haven_V1_Office {
         var office = Haven_V1_Office()
