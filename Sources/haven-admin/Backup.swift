@@ -12,7 +12,7 @@ struct Backup: AsyncParsableCommand {
         abstract: "Makes the operator's backup key, and takes online backups of the running server.",
         discussion: """
             A backup is one file: the database (a consistent snapshot, taken while the server
-            runs), master.key, audit-signing.key, haven.conf and the TLS files — everything
+            runs; on PostgreSQL, one snapshot of every table written in SQLite's format), master.key, audit-signing.key, haven.conf and the TLS files — everything
             a restore needs except the root CA's key, which stays offline. It is encrypted
             to the operator's backup key: `backup keygen` makes it; its public half goes in
             haven.conf (backup_public_key); its private half stays with the operator, away
@@ -134,7 +134,10 @@ struct Restore: AsyncParsableCommand {
             into place. The restored database starts a new feed lineage: partners' feed
             cursors from before are answered OUT_OF_RANGE with a FeedReset detail telling
             them where to resubscribe. With --replace, the existing data directory (whose
-            server must be stopped) is moved aside, never deleted.
+            server must be stopped) is moved aside, never deleted. When the restored haven.conf
+            (or HAVEN_STORAGE) names a PostgreSQL database, the verified records are copied into
+            it — it must be new — and its audit chain verified there; a backup of either store
+            restores into either.
             """
     )
     @Option(help: ArgumentHelp("The backup file.", valueName: "file")) var from: String
@@ -187,6 +190,7 @@ struct Restore: AsyncParsableCommand {
             say(
                 "Verified: \(report.manifest.files.count) files, database integrity, audit chain of \(report.verdict.entries) entries."
             )
+            say("Records restored into \(report.database).")
             if let previous = report.previous { say("The previous data directory is at \(previous).") }
             for missing in report.manifest.notIncluded { say("Not included: \(missing)") }
             say("Start the server: havend --data-dir \(target.root.path)")

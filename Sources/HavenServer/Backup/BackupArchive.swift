@@ -36,13 +36,14 @@ package enum BackupArchive {
     static let notIncluded = ["tls/ca-key.pem (the root CA's key: keep it offline, apart from backups)"]
     static let readSize = 1 << 20
 
-    /// Writes a backup of a running deployment to `output`.
-    ///
-    /// - Parameters:
-    ///   - progress: Told of the plaintext bytes written so far and the total.
+    /// Writes a backup of a running deployment to `output`. The database is
+    /// the store's snapshot as a SQLite file, `haven.sqlite`, whichever store
+    /// the deployment runs on (``StoreMaintenance/snapshot(to:)``): a
+    /// PostgreSQL deployment's backup restores like a SQLite one's, into
+    /// either store.
     package static func create(
         directory: DataDirectory,
-        store: SQLiteStore,
+        store: any StoreMaintenance,
         recipient: Curve25519.KeyAgreement.PublicKey,
         output: String,
         now: Int64

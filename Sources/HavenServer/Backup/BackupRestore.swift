@@ -12,6 +12,9 @@ package enum BackupRestore {
         package var verdict: Haven_V1_AuditVerdict
         /// Where the directory it replaced was moved, if it replaced one.
         package var previous: String?
+        /// Where the records went: the data directory's `haven.sqlite`, or
+        /// the PostgreSQL database (its URL without the password).
+        package var database: String
     }
 
     /// Restores `file` into `target`.
@@ -27,11 +30,19 @@ package enum BackupRestore {
     ///    entries the manifest says.
     /// 4. The restored database becomes a new lineage (feed cursors issued
     ///    before are answered with a FeedReset), with an audit entry saying so.
-    /// 5. Only then is the staging directory renamed into place.
+    /// 5. When the restored configuration (`haven.conf`, then `environment`'s
+    ///    `HAVEN_STORAGE`, as havend will read them) keeps records in
+    ///    PostgreSQL, the verified database is copied into that database,
+    ///    which must be new (one transaction: all or nothing), its audit chain
+    ///    verified there, and the SQLite file removed from the staging
+    ///    directory. Whichever store a backup was taken from, it restores into
+    ///    either.
+    /// 6. Only then is the staging directory renamed into place.
     ///
     /// - Throws: ``HavenError``: FAILED_PRECONDITION for a target in use or
-    ///   not empty; DATA_LOSS for a backup that does not verify. Nothing is
-    ///   left behind on failure.
+    ///   not empty, or a PostgreSQL database that is not new; DATA_LOSS for a
+    ///   backup that does not verify; UNAVAILABLE for a PostgreSQL database
+    ///   that cannot be reached. Nothing is left behind on failure.
     package static func restore(
         file: String,
         key: BackupKey,
@@ -39,6 +50,7 @@ package enum BackupRestore {
         replace: Bool,
         operatorID: String,
         now: Int64,
+        environment: [String: String] = ProcessInfo.processInfo.environment,
         progress: @escaping @Sendable (String, UInt64, UInt64) -> Void = { _, _, _ in }
     ) async throws -> Report {
         let files = FileManager.default
@@ -102,6 +114,25 @@ package enum BackupRestore {
             at: now
         )
         try store.close()
+        let configuration = try ServerConfiguration.load(
+            fileText: try? String(contentsOfFile: restored.configurationFile, encoding: .utf8),
+            fileName: target.configurationFile,
+            environment: environment
+        )
+        var database = "haven.sqlite"
+        if let location = configuration.postgres {
+            try await Self.restore(
+                restored,
+                keys: custodian.keys,
+                into: location,
+                publicKey: signer.publicKey,
+                entries: verdict.entries,
+                operatorID: operatorID,
+                now: now,
+                progress: progress
+            )
+            database = location.redacted
+        }
 
         var previous: String?
         if !existing.isEmpty {
@@ -120,6 +151,67 @@ package enum BackupRestore {
             )
         }
         placed = true
-        return Report(manifest: manifest, verdict: verdict, previous: previous)
+        return Report(manifest: manifest, verdict: verdict, previous: previous, database: database)
+    }
+
+    /// Copies the staged, verified database into a new PostgreSQL database,
+    /// verifies the chain there, and removes the staged SQLite file.
+    private static func restore(
+        _ restored: DataDirectory,
+        keys: StoreKeys,
+        into location: PostgresLocation,
+        publicKey: Data,
+        entries: UInt64,
+        operatorID: String,
+        now: Int64,
+        progress: @escaping @Sendable (String, UInt64, UInt64) -> Void
+    ) async throws {
+        let source = try SQLiteStore(path: restored.databaseFile, keys: keys)
+        let target: PostgresStore
+        do {
+            target = try await PostgresStore.open(location, keys: keys)
+        } catch {
+            try? source.close()
+            throw error
+        }
+        do {
+            progress("copy", 0, 1)
+            do {
+                _ = try await target.copy(from: source, principalID: operatorID, atUnixMs: now)
+            } catch let error as HavenError where error.code == .failedPrecondition {
+                throw HavenError(
+                    code: .failedPrecondition,
+                    message:
+                        "\(error.message) (\(location.redacted)): a restore fills a new database; create one and name it in storage (haven.conf or HAVEN_STORAGE)"
+                )
+            }
+            progress("copy", 1, 1)
+            let verdict = try await AuditVerifier(store: target, publicKey: publicKey).verify { checked, total in
+                progress("verify in PostgreSQL", checked, total)
+            }
+            // The staged trail, its store.restore entry and the copy's store.copy entry.
+            guard verdict.intact else {
+                throw HavenError(
+                    code: .dataLoss,
+                    message:
+                        "the audit chain copied into PostgreSQL does not verify: entry \(verdict.firstBadSequence): \(verdict.problem)"
+                )
+            }
+            guard verdict.entries == entries + 2 else {
+                throw HavenError(
+                    code: .dataLoss,
+                    message: "PostgreSQL holds \(verdict.entries) audit entries after the copy, not \(entries + 2)"
+                )
+            }
+        } catch {
+            await target.close()
+            try? source.close()
+            throw error
+        }
+        await target.close()
+        try source.close()
+        for suffix in ["", "-wal", "-shm"] {
+            try? FileManager.default.removeItem(atPath: restored.databaseFile + suffix)
+        }
     }
 }

@@ -115,8 +115,7 @@ package struct HavenComposition: Sendable {
             authority: authority,
             operations: Operations(
                 directory: directory,
-                database: backend.sqlite,
-                postgres: backend.postgres,
+                database: backend.maintenance,
                 backupRecipient: configuration.backupPublicKey.isEmpty
                     ? nil : try BackupKey.publicKey(base64: configuration.backupPublicKey),
                 statistics: statistics,
@@ -142,7 +141,7 @@ package struct HavenComposition: Sendable {
                 facts: { ready in
                     var facts = ServerMetrics.Facts(
                         ready: ready,
-                        databaseBytes: Int64(clamping: backend.sqlite?.sizeOnDisk() ?? 0)
+                        databaseBytes: Int64(clamping: await backend.maintenance.databaseBytes())
                     )
                     if let deployment = try? await DeploymentFacts.read(environment, nowUnixMs: environment.nowUnixMs) {
                         facts.auditEntries = deployment.auditEntries

@@ -137,10 +137,8 @@ package final class ServerStatistics: Sendable {
 package struct Operations: Sendable {
     /// The data directory (nil in process, where there is none).
     package var directory: DataDirectory?
-    /// The live database, for snapshots and its size (nil on PostgreSQL).
-    package var database: SQLiteStore?
-    /// The PostgreSQL store, when records are kept there.
-    package var postgres: PostgresStore?
+    /// The live database, for snapshots and its size.
+    package var database: (any StoreMaintenance)?
     /// The operator's backup key (`backup_public_key`); nil: backups are off.
     package var backupRecipient: Curve25519.KeyAgreement.PublicKey?
     package var statistics: ServerStatistics
@@ -148,15 +146,13 @@ package struct Operations: Sendable {
 
     package init(
         directory: DataDirectory? = nil,
-        database: SQLiteStore? = nil,
-        postgres: PostgresStore? = nil,
+        database: (any StoreMaintenance)? = nil,
         backupRecipient: Curve25519.KeyAgreement.PublicKey? = nil,
         statistics: ServerStatistics = ServerStatistics(),
         development: Bool = false
     ) {
         self.directory = directory
         self.database = database
-        self.postgres = postgres
         self.backupRecipient = backupRecipient
         self.statistics = statistics
         self.development = development

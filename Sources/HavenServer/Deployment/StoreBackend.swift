@@ -49,6 +49,14 @@ package enum StoreBackend: Sendable {
         }
     }
 
+    /// Snapshots for backups, the last backup, the database's size.
+    package var maintenance: any StoreMaintenance {
+        switch self {
+        case .sqlite(let store): store
+        case .postgres(let store): store
+        }
+    }
+
     /// The embedded store, when it is the one.
     package var sqlite: SQLiteStore? {
         if case .sqlite(let store) = self { return store }
@@ -70,11 +78,4 @@ package enum StoreBackend: Sendable {
         }
     }
 
-    /// Why the store cannot take writes now, or nil when it can (readiness).
-    func unwritableReason() async -> String? {
-        switch self {
-        case .sqlite(let store): await store.unwritableReason()
-        case .postgres(let store): await store.unwritableReason()
-        }
-    }
 }

@@ -27,17 +27,12 @@ package struct Readiness: Sendable {
 
     /// Runs every check.
     package static func check(
-        store: SQLiteStore?,
-        postgres: PostgresStore? = nil,
+        store: (any StoreMaintenance)?,
         keys: StoreKeys?,
         listenerAccepting: Bool
     ) async -> Readiness {
         var storeProblem: String? = "no store"
-        if let store {
-            storeProblem = await store.unwritableReason()
-        } else if let postgres {
-            storeProblem = await postgres.unwritableReason()
-        }
+        if let store { storeProblem = await store.unwritableReason(now: .now) }
         return Readiness(checks: [
             Check(name: "store", problem: storeProblem),
             Check(name: "keys", problem: keys?.hasMasterKey == true ? nil : "no master key loaded"),
@@ -97,7 +92,6 @@ extension ServiceEnvironment {
     package func readiness() async -> Readiness {
         await Readiness.check(
             store: self.operations.database,
-            postgres: self.operations.postgres,
             keys: self.keys.keys,
             listenerAccepting: self.operations.statistics.isAccepting
         )

@@ -38,8 +38,8 @@ struct OperationsService: OperationsServiceHandler {
         status.callsFailedLastMinute = load.faultsLastMinute
         status.soonestCertificateExpiresAtUnixMs = facts.soonestCertificateExpiryUnixMs ?? 0
         if let database = operations.database {
-            status.databaseBytes = database.sizeOnDisk()
-            if let last = try database.lastBackup() {
+            status.databaseBytes = await database.databaseBytes()
+            if let last = try await database.lastBackup() {
                 status.lastBackupAtUnixMs = last.atUnixMs
                 status.lastBackupSha256 = last.sha256
             }
@@ -70,13 +70,6 @@ struct OperationsService: OperationsServiceHandler {
                     "online backups are off: set backup_public_key in haven.conf (haven-admin backup keygen) and restart havend"
             )
         }
-        if operations.postgres != nil {
-            throw HavenError(
-                code: .failedPrecondition,
-                message:
-                    "this server keeps its records in PostgreSQL: back the database up with PostgreSQL's own tools, and the data directory's keys beside it (docs/OPERATIONS.md)"
-            )
-        }
         guard let directory = operations.directory, let database = operations.database else {
             throw HavenError(code: .failedPrecondition, message: "this server has no data directory to back up")
         }
@@ -100,7 +93,7 @@ struct OperationsService: OperationsServiceHandler {
             try await stream.send(chunk)
         }
         // Recorded once the whole file has been handed over.
-        try database.recordBackup(atUnixMs: now, sha256: summary.sha256)
+        try await database.recordBackup(atUnixMs: now, sha256: summary.sha256)
         try await self.env.store.write { tx in
             try tx.appendAudit(
                 self.env.writer.entry(

@@ -2,12 +2,6 @@ import Foundation
 import HavenProtocol
 
 extension PostgresStore {
-    /// Every table of the schema, in the order a copy fills them.
-    static let copiedTables = [
-        "meta", "counter", "officeKey", "recordKey", "record", "caseEvent", "change", "idempotency", "account",
-        "credential", "enrollment", "audit", "auditResource", "checkpoint",
-    ]
-
     /// What ``copy(from:principalID:atUnixMs:)`` copied: rows per table.
     package struct CopyReport: Sendable {
         package var rows: [String: Int] = [:]
@@ -39,8 +33,13 @@ extension PostgresStore {
                 }
                 var report = CopyReport()
                 try source.readSQL { sqlite in
-                    for table in Self.copiedTables {
-                        report.rows[table] = try Self.copyTable(table, from: sqlite, to: target)
+                    for table in SQLCopy.tables {
+                        report.rows[table] = try SQLCopy.copy(
+                            table,
+                            from: sqlite,
+                            to: target,
+                            booleanColumns: try Self.booleanColumns(of: table, in: target)
+                        )
                     }
                 }
                 // The change log's identity continues after the copied sequences.
@@ -65,38 +64,74 @@ extension PostgresStore {
         }
     }
 
-    /// Copies one table's rows as stored; SQLite's 0/1 flags become BOOLEAN.
-    private static func copyTable(
-        _ table: String,
-        from source: any SQLConnection,
-        to target: PostgresSQLConnection
-    ) throws -> Int {
-        let types = Dictionary(
-            try target.rows(
+    /// The BOOLEAN columns of one of the schema's tables (SQLite keeps them as 0/1).
+    private static func booleanColumns(of table: String, in target: PostgresSQLConnection) throws -> Set<String> {
+        Set(
+            try target.values(
+                String.self,
                 """
-                SELECT column_name, data_type FROM information_schema.columns
-                WHERE table_schema = current_schema() AND table_name = ?
+                SELECT column_name FROM information_schema.columns
+                WHERE table_schema = current_schema() AND table_name = ? AND data_type = 'boolean'
                 """,
                 [table.lowercased()]
-            ).map { (try $0[0] as String, try $0[1] as String) },
-            uniquingKeysWith: { first, _ in first }
-        )
-        // The migrations wrote meta rows of their own (the lineage, the timeline layout): the copy's win.
-        let conflict = table == "meta" ? " ON CONFLICT (name) DO UPDATE SET value = excluded.value" : ""
-        var count = 0
-        try source.forEachRow("SELECT * FROM \(table)", []) { row in
-            let values: [any SQLBindable] = zip(row.names, row.values).map { name, value in
-                if types[name.lowercased()] == "boolean", case .integer(let flag) = value {
-                    return SQLValue.bool(flag != 0)
-                }
-                return value
-            }
-            try target.execute(
-                "INSERT INTO \(table) (\(row.names.joined(separator: ", "))) VALUES (\(SQLTransaction.placeholders(values.count)))\(conflict)",
-                values
             )
-            count += 1
+        )
+    }
+
+    // MARK: Backups
+
+    /// Writes a consistent copy of the whole database to a new SQLite file at
+    /// `path`, in the embedded store's schema: every table read in one
+    /// `REPEATABLE READ` snapshot on a connection of the read pool, while
+    /// writes go on. The backup archive carries it as it carries a SQLite
+    /// deployment's snapshot, so one backup format, one restore and one
+    /// verification serve both stores; records and notes stay sealed under
+    /// the same keys.
+    package func snapshot(to path: String) async throws -> SnapshotInfo {
+        let keys = self.keys
+        do {
+            let copy = try SQLiteStore(path: path, keys: keys, logger: self.logger)
+            do {
+                try await self.readSQL { source in
+                    try copy.writeSQL { target in
+                        for table in SQLCopy.tables { _ = try SQLCopy.copy(table, from: source, to: target) }
+                    }
+                }
+            } catch {
+                try? copy.close()
+                throw error
+            }
+            // One file: the archive carries haven.sqlite, not its write-ahead log.
+            try copy.closeIntoOneFile()
+        } catch {
+            throw self.failed(error)
         }
-        return count
+        return try SQLiteStore.auditHead(ofCopy: path)
+    }
+
+    /// The last backup taken, as the status shows it (any instance's).
+    package func lastBackup() async throws -> (atUnixMs: Int64, sha256: String)? {
+        try await self.readSQL { sql in
+            LastBackup.parse(try sql.value(String.self, "SELECT value FROM meta WHERE name = ?", [LastBackup.name]))
+        }
+    }
+
+    /// Records a backup taken (not a record; its audit entry says the same).
+    package func recordBackup(atUnixMs: Int64, sha256: String) async throws {
+        do {
+            try await self.onWriter { sql in
+                try sql.execute(LastBackup.upsert, [LastBackup.value(atUnixMs: atUnixMs, sha256: sha256)])
+            }
+        } catch {
+            throw self.failed(error)
+        }
+    }
+
+    /// The database's size as PostgreSQL counts it (`pg_database_size`).
+    package func databaseBytes() async -> UInt64 {
+        let bytes = try? await self.readSQL { sql in
+            try sql.value(Int64.self, "SELECT pg_database_size(current_database())")
+        }
+        return UInt64(max(0, (bytes ?? nil) ?? 0))
     }
 }

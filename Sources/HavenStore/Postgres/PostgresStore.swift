@@ -183,34 +183,42 @@ package final class PostgresStore: RecordStore, Service {
     // MARK: Reads
 
     package func read<T: Sendable>(_ body: @escaping @Sendable (any StoreReader) throws -> T) async throws -> T {
-        let (keys, logger, blocking) = (self.keys, self.logger, self.blocking)
+        let keys = self.keys
+        return try await self.instruments.tracer.withSpan("store.read", ofKind: .internal) { _ in
+            try await self.readSQL { sql in try body(SQLTransaction(sql, keys: keys)) }
+        }
+    }
+
+    /// Runs `body` in a `REPEATABLE READ READ ONLY` snapshot on a connection
+    /// of the read pool, on one of the store's blocking threads (before
+    /// ``run()`` runs the pool: on the writer's connection).
+    func readSQL<T: Sendable>(_ body: @escaping @Sendable (PostgresSQLConnection) throws -> T) async throws -> T {
+        let (logger, blocking) = (self.logger, self.blocking)
         guard self.poolRunning.load(ordering: .acquiring) else {
             // Start-up (the composition reads before its services run): on the writer's connection.
             do {
-                return try await self.onWriter(readOnly: true) { sql in try body(SQLTransaction(sql, keys: keys)) }
+                return try await self.onWriter(readOnly: true, body)
             } catch {
                 throw self.failed(error)
             }
         }
-        return try await self.instruments.tracer.withSpan("store.read", ofKind: .internal) { _ in
-            do {
-                return try await self.client.withConnection { connection in
-                    try await blocking.runIfActive {
-                        let sql = PostgresSQLConnection(connection: connection, logger: logger)
-                        try sql.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                        do {
-                            let value = try body(SQLTransaction(sql, keys: keys))
-                            try sql.execute("COMMIT")
-                            return value
-                        } catch {
-                            try? sql.execute("ROLLBACK")
-                            throw error
-                        }
+        do {
+            return try await self.client.withConnection { connection in
+                try await blocking.runIfActive {
+                    let sql = PostgresSQLConnection(connection: connection, logger: logger)
+                    try sql.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    do {
+                        let value = try body(sql)
+                        try sql.execute("COMMIT")
+                        return value
+                    } catch {
+                        try? sql.execute("ROLLBACK")
+                        throw error
                     }
                 }
-            } catch {
-                throw self.failed(error)
             }
+        } catch {
+            throw self.failed(error)
         }
     }
 

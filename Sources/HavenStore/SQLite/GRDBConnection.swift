@@ -73,4 +73,15 @@ extension SQLiteStore {
             throw self.failed(error)
         }
     }
+
+    /// Runs `body` in one write transaction on the calling thread, through
+    /// the shared SQL, outside group commit and the audit trail: only for
+    /// filling a new database (a snapshot of PostgreSQL for a backup).
+    func writeSQL<T>(_ body: (any SQLConnection) throws -> T) throws -> T {
+        do {
+            return try self.databasePool.write { db in try body(GRDBConnection(db: db)) }
+        } catch {
+            throw self.failed(error)
+        }
+    }
 }

@@ -2,13 +2,6 @@ import Foundation
 import GRDB
 import HavenProtocol
 
-/// What a snapshot of the database holds of the audit trail.
-package struct SnapshotInfo: Sendable {
-    package var auditEntries: UInt64
-    /// SHA-256 hash of the last audit entry, hex (empty for an empty trail).
-    package var auditHead: String
-}
-
 extension SQLiteStore {
     /// Writes a consistent copy of the live database to `path` (`VACUUM
     /// INTO`, from a reader: writes go on meanwhile, the copy is one
@@ -25,7 +18,7 @@ extension SQLiteStore {
     }
 
     /// The audit trail's length and head in a database copy.
-    private static func auditHead(ofCopy path: String) throws -> SnapshotInfo {
+    static func auditHead(ofCopy path: String) throws -> SnapshotInfo {
         let copy = try DatabaseQueue(path: path, configuration: Self.readOnly)
         defer { try? copy.close() }
         return try copy.read { db in
@@ -67,12 +60,9 @@ extension SQLiteStore {
     /// Last backup taken, as the status shows it.
     package func lastBackup() throws -> (atUnixMs: Int64, sha256: String)? {
         try self.databasePool.read { db in
-            guard let text = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE name = 'last-backup'") else {
-                return nil
-            }
-            let parts = text.split(separator: " ")
-            guard parts.count == 2, let at = Int64(parts[0]) else { return nil }
-            return (at, String(parts[1]))
+            LastBackup.parse(
+                try String.fetchOne(db, sql: "SELECT value FROM meta WHERE name = ?", arguments: [LastBackup.name])
+            )
         }
     }
 
@@ -80,16 +70,12 @@ extension SQLiteStore {
     /// backup's own audit entry says the same).
     package func recordBackup(atUnixMs: Int64, sha256: String) throws {
         try self.databasePool.writeWithoutTransaction { db in
-            try db.execute(
-                sql:
-                    "INSERT INTO meta (name, value) VALUES ('last-backup', ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-                arguments: ["\(atUnixMs) \(sha256)"]
-            )
+            try db.execute(sql: LastBackup.upsert, arguments: [LastBackup.value(atUnixMs: atUnixMs, sha256: sha256)])
         }
     }
 
     /// The database's size on disk: the file and its write-ahead log.
-    package func sizeOnDisk() -> UInt64 {
+    package func databaseBytes() -> UInt64 {
         let path = self.databasePool.path
         return [path, path + "-wal"].reduce(0) { total, file in
             total + ((try? FileManager.default.attributesOfItem(atPath: file)[.size] as? NSNumber)?.uint64Value ?? 0)
@@ -101,5 +87,16 @@ extension SQLiteStore {
     /// Closes the database (the store cannot be used afterwards).
     package func close() throws {
         try self.databasePool.close()
+    }
+
+    /// Moves everything in the write-ahead log into the database file, then
+    /// closes it: the file alone holds every committed row.
+    package func closeIntoOneFile() throws {
+        do {
+            try self.databasePool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
+            try self.databasePool.close()
+        } catch {
+            throw self.failed(error)
+        }
     }
 }

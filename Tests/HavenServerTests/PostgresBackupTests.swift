@@ -1,0 +1,171 @@
+import Foundation
+import HavenProtocol
+import HavenServer
+import HavenStore
+import HavenTestSupport
+import NIOCore
+import SwiftProtobuf
+import Testing
+
+/// Online backups of a deployment on PostgreSQL: one snapshot of every table,
+/// carried in the backup as the SQLite deployment's database is, restored
+/// into a new PostgreSQL database or into SQLite.
+@Suite(
+    "Backup and restore on PostgreSQL",
+    .serialized,
+    .heavy,
+    .enabled(if: TestPostgres.isEnabled, TestPostgres.skipped)
+)
+struct PostgresBackupTests {
+    @Test(
+        "an online backup of a server on PostgreSQL restores into a new PostgreSQL database (records as at the backup, chain verified there, no SQLite file left) and into SQLite; a database that is not new is refused and nothing is written"
+    )
+    func roundTrip() async throws {
+        let key = BackupKey()
+        let deployment = try TestDeployment()
+        // Issued (and registered) before the copy: the restored servers know them too.
+        let admin = try deployment.credentials(for: "admin")
+        let (original, dropOriginal) = try await TestPostgres.freshDatabase()
+        let (restoredDatabase, dropRestored) = try await TestPostgres.freshDatabase()
+        let machine = try TemporaryDirectory("haven-pg-restore")
+        defer { machine.remove() }
+        do {
+            try await Self.copy(deployment, into: original)
+            let server = try await deployment.start {
+                $0.storage = original.url
+                $0.backupPublicKey = key.publicKeyBase64
+            }
+            let (file, summary): ([UInt8], Haven_V1_BackupSummary)
+            do {
+                let connection = try await RawConnection.connect(port: server.port, credentials: admin)
+                try await connection.hello()
+                try await CredentialTests.office("KOL", on: connection, callID: 1)
+                _ = try await CredentialTests.createCaseworker("field-worker", on: connection, callID: 3)
+                (file, summary) = try await BackupTests.backup(connection, id: 5)
+                _ = try await CredentialTests.createCaseworker("later-worker", on: connection, callID: 7)
+                let status = try await connection.unary(MethodCatalog.OperationsService.getServerStatus, .init(), id: 9)
+                #expect(status.lastBackupSha256 == summary.sha256 && status.lastBackupAtUnixMs > 0)
+                #expect(status.databaseBytes > 0, "pg_database_size")
+                await connection.close()
+            } catch {
+                try? await server.stop()
+                throw error
+            }
+            try await server.stop()
+            #expect(summary.files.contains { $0.path == "haven.sqlite" && $0.bytes > 0 })
+            let backupFile = machine.path("haven.hvbk")
+            try Data(file).write(to: URL(fileURLWithPath: backupFile))
+            let originalEntries = try await TestPostgres.count(original, "SELECT COUNT(*) FROM audit")
+
+            // Into the database the backup was taken from (not new): refused, nothing written or placed.
+            let used = DataDirectory(machine.url.appendingPathComponent("used"))
+            let refused = await #expect(throws: HavenError.self) {
+                try await BackupRestore.restore(
+                    file: backupFile,
+                    key: key,
+                    target: used,
+                    replace: false,
+                    operatorID: "test",
+                    now: 2,
+                    environment: ["HAVEN_STORAGE": original.url]
+                )
+            }
+            #expect(refused?.code == .failedPrecondition)
+            #expect(refused?.message.contains("new database") == true)
+            #expect(refused.map { "\($0)".contains(original.password ?? "\u{0}") } == false, "no password in the error")
+            #expect(!FileManager.default.fileExists(atPath: used.root.path))
+            #expect(try await TestPostgres.count(original, "SELECT COUNT(*) FROM audit") == originalEntries)
+
+            // Into a new PostgreSQL database, as HAVEN_STORAGE names it.
+            let target = DataDirectory(machine.url.appendingPathComponent("data"))
+            let report = try await BackupRestore.restore(
+                file: backupFile,
+                key: key,
+                target: target,
+                replace: false,
+                operatorID: "test",
+                now: 3,
+                environment: ["HAVEN_STORAGE": restoredDatabase.url]
+            )
+            #expect(report.verdict.intact && report.verdict.entries == summary.auditEntries)
+            #expect(report.database == restoredDatabase.redacted)
+            #expect(!FileManager.default.fileExists(atPath: target.databaseFile), "the records live in PostgreSQL only")
+            #expect(FileManager.default.fileExists(atPath: target.masterKeyFile))
+            #expect(
+                try await TestPostgres.count(restoredDatabase, "SELECT COUNT(*) FROM audit")
+                    == Int64(summary.auditEntries) + 2,
+                "the backup's trail, store.restore and store.copy"
+            )
+            let restored = try await deployment.start(on: target) { $0.storage = restoredDatabase.url }
+            do {
+                let connection = try await RawConnection.connect(port: restored.port, credentials: admin)
+                try await connection.hello()
+                let accounts = try await connection.unary(MethodCatalog.AccountService.listAccounts, .init(), id: 1)
+                #expect(accounts.accounts.contains { $0.id == "field-worker" })
+                #expect(!accounts.accounts.contains { $0.id == "later-worker" }, "as at the backup")
+                let office = try await connection.unary(
+                    MethodCatalog.OfficeService.getOffice,
+                    .with { $0.code = "KOL" },
+                    id: 3
+                )
+                #expect(office.name == "Fictional KOL")
+                let verdict = try await AuditVerifier(
+                    store: restored.store,
+                    publicKey: try CheckpointSigner.loadExisting(at: target.auditSigningKeyFile).publicKey
+                ).verify()
+                #expect(verdict.intact, "\(verdict.problem)")
+                let actions = try await restored.store.read { tx in
+                    var query = AuditQuery(limit: 2)
+                    query.newestFirst = true
+                    return try tx.auditEntries(query).map(\.action)
+                }
+                #expect(actions == ["store.copy", "store.restore"])
+                await connection.close()
+            } catch {
+                try? await restored.stop()
+                throw error
+            }
+            try await restored.stop()
+
+            // The same backup into SQLite, as the backed-up haven.conf says.
+            let embedded = DataDirectory(machine.url.appendingPathComponent("embedded"))
+            let sqliteReport = try await BackupRestore.restore(
+                file: backupFile,
+                key: key,
+                target: embedded,
+                replace: false,
+                operatorID: "test",
+                now: 4,
+                environment: [:]
+            )
+            #expect(sqliteReport.database == "haven.sqlite")
+            let custodian = try KeyCustodian.load(masterKeyFile: embedded.masterKeyFile)
+            let store = try SQLiteStore(path: embedded.databaseFile, keys: custodian.keys)
+            let ids = try await store.read { tx in try tx.accounts(after: "", role: nil, limit: 100).map(\.id) }
+            #expect(ids.contains("field-worker") && !ids.contains("later-worker"))
+            #expect(try store.integrityCheck() == "ok")
+            try store.close()
+        } catch {
+            await dropOriginal()
+            await dropRestored()
+            throw error
+        }
+        await dropOriginal()
+        await dropRestored()
+    }
+
+    /// The deployment's SQLite database copied into a new PostgreSQL database.
+    static func copy(_ deployment: TestDeployment, into location: PostgresLocation) async throws {
+        let custodian = try KeyCustodian.load(masterKeyFile: deployment.dataDirectory.masterKeyFile)
+        let source = try SQLiteStore(path: deployment.dataDirectory.databaseFile, keys: custodian.keys)
+        defer { try? source.close() }
+        let target = try await PostgresStore.open(location, keys: custodian.keys)
+        do {
+            _ = try await target.copy(from: source, principalID: "test", atUnixMs: 1)
+        } catch {
+            await target.close()
+            throw error
+        }
+        await target.close()
+    }
+}
