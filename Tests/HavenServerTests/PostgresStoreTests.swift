@@ -245,6 +245,61 @@ struct PostgresStoreTests {
         }
     }
 
+    @Test(
+        "a snapshot for a backup: every table in one SQLite file of the embedded schema, more rows than one scan batch, sealed fields opening with the same keys, the chain verifying there; a write racing it is either wholly in it or not at all"
+    )
+    func snapshot() async throws {
+        let directory = try TemporaryDirectory("haven-pg-snapshot")
+        defer { directory.remove() }
+        let keys = freshStoreKeys()
+        try await TestPostgres.withStore(keys: keys) { store, _ in
+            var survivor = Haven_V1_Survivor()
+            survivor.id = "s1"
+            survivor.code = "KOL-S-0001"
+            survivor.officeCode = "KOL"
+            survivor.version = 1
+            var identity = Haven_V1_SurvivorIdentity()
+            identity.legalName = "Fictional Name"
+            try await store.audited { [survivor, identity] tx in
+                try tx.insert(StoreConformanceTests.office("KOL"))
+                try tx.insert(survivor, identity: identity)
+            }
+            // More than one scan batch of offices, each with its audit entry.
+            let offices = 1_250  // scans fetch 1,000 rows at a time
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for index in 0..<offices {
+                    group.addTask {
+                        try await store.audited { tx in try tx.insert(StoreConformanceTests.office("P\(index)")) }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            // One more write racing the snapshot.
+            async let racing: Void = store.audited { tx in try tx.insert(StoreConformanceTests.office("RACE")) }
+            let path = directory.path("snapshot.sqlite")
+            let info = try await store.snapshot(to: path)
+            try await racing
+            #expect(
+                !FileManager.default.fileExists(atPath: path + "-wal")
+                    || (try? Data(contentsOf: URL(fileURLWithPath: path + "-wal")))?.isEmpty == true,
+                "one file"
+            )
+
+            let copy = try SQLiteStore(path: path, keys: keys)
+            defer { try? copy.close() }
+            let size = try await copy.read { try $0.auditSize() }
+            #expect(info.auditEntries == size)
+            #expect(size == UInt64(offices + 1) || size == UInt64(offices + 2))
+            let racedIn = try await copy.read { try $0.load(Haven_V1_Office.self, id: "RACE") } != nil
+            #expect(racedIn == (size == UInt64(offices + 2)), "the racing write with its audit entry, or neither")
+            let opened = try await copy.read { try $0.identity(survivorID: "s1") }
+            #expect(opened?.legalName == "Fictional Name")
+            let verdict = try await AuditVerifier(store: copy, publicKey: Data()).verify()
+            #expect(verdict.intact, "\(verdict.problem)")
+            #expect(try copy.integrityCheck() == "ok")
+        }
+    }
+
     @Test("instances starting together migrate once; a schema newer than the software is refused as DATA_LOSS")
     func migrations() async throws {
         let (location, drop) = try await TestPostgres.freshDatabase()

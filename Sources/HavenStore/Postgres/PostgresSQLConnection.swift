@@ -35,9 +35,28 @@ struct PostgresSQLConnection: SQLConnection {
         return rows
     }
 
+    /// Through a cursor of the transaction, a batch at a time: whole-table
+    /// scans (a snapshot for a backup, a migration) never hold a table in
+    /// memory, and no one statement runs long.
     func forEachRow(_ sql: String, _ arguments: [any SQLBindable], _ body: (SQLRow) throws -> Void) throws {
-        for row in try self.rows(sql, arguments) { try body(row) }
+        let cursor = "haven_scan_\(Self.cursorIDs.wrappingAdd(1, ordering: .relaxed).oldValue)"
+        try self.execute("DECLARE \(cursor) NO SCROLL CURSOR FOR \(sql)", arguments)
+        do {
+            while true {
+                let batch = try self.rows("FETCH FORWARD \(Self.scanBatch) FROM \(cursor)", [])
+                for row in batch { try body(row) }
+                guard batch.count == Self.scanBatch else { break }
+            }
+        } catch {
+            try? self.execute("CLOSE \(cursor)")
+            throw error
+        }
+        try self.execute("CLOSE \(cursor)")
     }
+
+    /// Rows a scan fetches at a time.
+    static let scanBatch = 1000
+    private static let cursorIDs = Atomic<Int>(0)
 
     /// Runs a statement and returns its command tag (`COMMIT`, `ROLLBACK`, …).
     func command(_ sql: String) throws -> String {
