@@ -26,6 +26,9 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", from: "2.4.1"),
         // The raw-SQLite durability baseline of the write benchmarks.
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        // A new database per PostgreSQL benchmark.
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
         // protobuf-c code generated from Protos/ (scripts/generate-protos.sh); needs libprotobuf-c-dev.
@@ -71,6 +74,8 @@ let package = Package(
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/EndToEndBenchmarks",
             swiftSettings: [.swiftLanguageMode(.v6)],

@@ -10,11 +10,14 @@ import ServiceLifecycle
 ///
 /// For benchmarks and load tests on one machine: it listens on 127.0.0.1 and
 /// a free port, with its own CA, master key and accounts, none of them shared
-/// with any deployment. Not for real data.
+/// with any deployment. Not for real data. Its records are kept in the data
+/// directory's SQLite file, or in a new PostgreSQL database (`storage`), which
+/// further instances can share (``startInstance()``), as several havend
+/// instances behind a load balancer do.
 ///
 /// ```swift
 /// let server = try await EmbeddedServer.start(in: temporaryDirectory)
-/// let bundle = try server.addAccount(id: "load", role: .caseworker, offices: ["KOL"])
+/// let bundle = try await server.addAccount(id: "load", role: .caseworker, offices: ["KOL"])
 /// …
 /// try await server.stop()
 /// ```
@@ -24,21 +27,27 @@ public final class EmbeddedServer: Sendable {
     /// The credentials bundle of the development admin account.
     public let adminCredentials: URL
     private let directory: DataDirectory
+    private let configuration: ServerConfiguration
+    private let auditing: Bool
     private let group: ServiceGroup
     private let task: Task<Void, any Error>
-    private let store: SQLiteStore
+    private let store: any RecordStore
 
     private init(
         port: Int,
         adminCredentials: URL,
         directory: DataDirectory,
+        configuration: ServerConfiguration,
+        auditing: Bool,
         group: ServiceGroup,
         task: Task<Void, any Error>,
-        store: SQLiteStore
+        store: any RecordStore
     ) {
         self.port = port
         self.adminCredentials = adminCredentials
         self.directory = directory
+        self.configuration = configuration
+        self.auditing = auditing
         self.group = group
         self.task = task
         self.store = store
@@ -68,10 +77,19 @@ public final class EmbeddedServer: Sendable {
     /// - Parameters:
     ///   - directory: Where the data directory goes.
     ///   - maxConcurrentCalls: Calls in flight allowed per connection.
+    ///   - storage: Where records are kept: nil for the data directory's
+    ///     SQLite file, or a new PostgreSQL database
+    ///     (`postgres://user:password@host:port/database`, as havend's
+    ///     `storage`), into which the new deployment is copied first.
     /// - Returns: The running server.
-    /// - Throws: ``HavenError`` when the directory cannot be created or the server cannot listen.
-    public static func start(in directory: URL, maxConcurrentCalls: Int = 1024) async throws -> EmbeddedServer {
-        try await self.start(in: directory, maxConcurrentCalls: maxConcurrentCalls, auditing: true)
+    /// - Throws: ``HavenError`` when the directory cannot be created, the
+    ///   database is not new or cannot be reached, or the server cannot listen.
+    public static func start(
+        in directory: URL,
+        maxConcurrentCalls: Int = 1024,
+        storage: String? = nil
+    ) async throws -> EmbeddedServer {
+        try await self.start(in: directory, maxConcurrentCalls: maxConcurrentCalls, auditing: true, storage: storage)
     }
 
     /// Starts a server whose store keeps **no audit trail**: only for the
@@ -82,7 +100,8 @@ public final class EmbeddedServer: Sendable {
     public static func start(
         in directory: URL,
         maxConcurrentCalls: Int = 1024,
-        auditing: Bool
+        auditing: Bool,
+        storage: String? = nil
     ) async throws
         -> EmbeddedServer
     {
@@ -93,6 +112,60 @@ public final class EmbeddedServer: Sendable {
         configuration.opsListenPort = 0
         configuration.maxConcurrentCalls = maxConcurrentCalls
         configuration.shutdownGrace = .milliseconds(500)
+        if let storage {
+            let location = try PostgresLocation(url: storage)
+            let custodian = try KeyCustodian.load(masterKeyFile: data.masterKeyFile)
+            let source = try SQLiteStore(path: data.databaseFile, keys: custodian.keys)
+            defer { try? source.close() }
+            let target = try await PostgresStore.open(location, keys: custodian.keys)
+            do {
+                _ = try await target.copy(
+                    from: source,
+                    principalID: DataDirectory.localOperator,
+                    atUnixMs: Int64(Date().timeIntervalSince1970 * 1000)
+                )
+            } catch {
+                await target.close()
+                throw error
+            }
+            await target.close()
+            configuration.storage = location.url
+        }
+        return try await Self.run(
+            data,
+            configuration: configuration,
+            auditing: auditing,
+            adminCredentials: URL(fileURLWithPath: report.adminCredentials ?? data.credentialsDirectory("admin"))
+        )
+    }
+
+    /// Starts another server on the same data directory (keys, TLS files)
+    /// and the same PostgreSQL database, listening on a port of its own: a
+    /// second havend instance, as behind a load balancer. Stop it on its own.
+    ///
+    /// - Throws: ``HavenError`` FAILED_PRECONDITION when this server keeps
+    ///   its records in SQLite, which one instance alone may open.
+    public func startInstance() async throws -> EmbeddedServer {
+        guard self.configuration.postgres != nil else {
+            throw HavenError(
+                code: .failedPrecondition,
+                message: "only a server on PostgreSQL has further instances; start it with storage"
+            )
+        }
+        return try await Self.run(
+            self.directory,
+            configuration: self.configuration,
+            auditing: self.auditing,
+            adminCredentials: self.adminCredentials
+        )
+    }
+
+    private static func run(
+        _ data: DataDirectory,
+        configuration: ServerConfiguration,
+        auditing: Bool,
+        adminCredentials: URL
+    ) async throws -> EmbeddedServer {
         var logger = Logger(label: "haven-embedded")
         logger.logLevel = .warning
         let haven = try await HavenComposition.open(
@@ -101,20 +174,18 @@ public final class EmbeddedServer: Sendable {
             logger: logger,
             auditing: auditing
         )
-        // Its configuration keeps the default storage: the data directory's SQLite file.
-        guard let store = haven.backend.sqlite else {
-            throw HavenError(code: .internal, message: "the embedded server keeps its records in SQLite")
-        }
         let group = ServiceGroup(configuration: .init(services: haven.services, logger: logger))
         let task = Task { try await group.run() }
         let address = try await haven.server.listeningAddress
         return EmbeddedServer(
             port: address.port ?? 0,
-            adminCredentials: URL(fileURLWithPath: report.adminCredentials ?? data.credentialsDirectory("admin")),
+            adminCredentials: adminCredentials,
             directory: data,
+            configuration: configuration,
+            auditing: auditing,
             group: group,
             task: task,
-            store: store
+            store: haven.store
         )
     }
 
@@ -125,24 +196,24 @@ public final class EmbeddedServer: Sendable {
     ///   - role: Its role.
     ///   - offices: Offices it works in (directors, caseworkers).
     /// - Returns: The bundle directory.
-    public func addAccount(id: String, role: Haven_V1_Role, offices: [String] = []) throws -> URL {
-        let now = Int64(Date().timeIntervalSince1970 * 1000)
-        try self.store.writeSynchronously { tx in
+    public func addAccount(id: String, role: Haven_V1_Role, offices: [String] = []) async throws -> URL {
+        let now = Date()
+        let at = Int64(now.timeIntervalSince1970 * 1000)
+        let (directory, credential) = try self.directory.writeLocalCredentials(
+            for: id,
+            validity: 24 * 3600,
+            now: now
+        )
+        try await self.store.write { tx in
             try tx.saveAccount(
-                Account(id: id, displayName: id, role: role, officeCodes: offices, createdAtUnixMs: now),
+                Account(id: id, displayName: id, role: role, officeCodes: offices, createdAtUnixMs: at),
                 auditedAs: DataDirectory.localOperator,
                 action: "accounts.add",
-                at: now
+                at: at
             )
+            try DataDirectory.register(credential, auditedAs: DataDirectory.localOperator, in: tx)
         }
-        return URL(
-            fileURLWithPath: try self.directory.issueLocalCredentials(
-                for: id,
-                store: self.store,
-                validity: 24 * 3600,
-                auditedAs: DataDirectory.localOperator
-            )
-        )
+        return URL(fileURLWithPath: directory)
     }
 
     /// Shuts down gracefully and waits until it has stopped.

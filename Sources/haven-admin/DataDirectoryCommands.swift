@@ -27,6 +27,12 @@ struct Init: AsyncParsableCommand {
             and the first admin account 'admin' with a one-time enrolment code (valid 7
             days). Nothing is shared with any other deployment.
 
+            With --storage (or HAVEN_STORAGE) naming a new PostgreSQL database, the records
+            are kept there from the start: the first ones are written into it, the data
+            directory holds no database, and --storage is written into haven.conf
+            (HAVEN_STORAGE is not: set it for havend too). Several havend instances may
+            then share the database, each with a copy of the data directory.
+
             Then start havend on the data directory, and on the administrator's machine:
               haven-admin enroll --server HOST:PORT --ca ca.pem --code CODE --out DIR
             Back up master.key separately from the database.
@@ -44,19 +50,46 @@ struct Init: AsyncParsableCommand {
         help: ArgumentHelp("An IP address for the server certificate (repeatable).", valueName: "address")
     )
     var addresses: [String] = []
+    @Option(
+        help: ArgumentHelp(
+            "Keep the records in this new PostgreSQL database (postgres://user:password@host:port/database); written into haven.conf.",
+            valueName: "url"
+        )
+    )
+    var storage: String?
     @Flag(help: "Print JSON for scripts.") var json = false
 
     func validate() throws {
         _ = try Certs.parse(hostnames: self.hostnames, addresses: self.addresses)
+        _ = try CLI.usage { try self.postgres() }
+    }
+
+    /// The database --storage, else HAVEN_STORAGE, names (nil: SQLite).
+    private func postgres() throws -> (location: PostgresLocation, fromOption: Bool)? {
+        if let storage = self.storage { return (try PostgresLocation(url: storage), true) }
+        let environment = ProcessInfo.processInfo.environment["HAVEN_STORAGE"] ?? "sqlite"
+        guard environment != "sqlite", !environment.isEmpty else { return nil }
+        return (try PostgresLocation(url: environment), false)
     }
 
     func run() async throws {
         try await CLI.run(json: self.json) {
             let (hostnames, addresses) = try Certs.parse(hostnames: self.hostnames, addresses: self.addresses)
             let directory = self.data.directory
+            let postgres = try CLI.usage { try self.postgres() }
+            umask(0o077)
             let report: DataDirectory.Report
             do {
-                report = try directory.initialize(development: false, hostnames: hostnames, ipAddresses: addresses)
+                if let (location, fromOption) = postgres {
+                    report = try await directory.initialize(
+                        storage: location,
+                        recordInConfiguration: fromOption,
+                        hostnames: hostnames,
+                        ipAddresses: addresses
+                    )
+                } else {
+                    report = try directory.initialize(development: false, hostnames: hostnames, ipAddresses: addresses)
+                }
             } catch let error as HavenError {
                 throw CLIError.local(error.message)
             }
@@ -74,6 +107,7 @@ struct Init: AsyncParsableCommand {
             CLI.fields([
                 ("Root CA", directory.caCertificateFile),
                 ("Root CA SHA-256", report.rootFingerprint),
+                ("Records", report.database),
                 ("Admin account", report.adminAccountID),
                 ("Enrolment code", enrollment.code),
                 ("Code expires", CLI.date(enrollment.expiresAtUnixMs)),
@@ -83,7 +117,7 @@ struct Init: AsyncParsableCommand {
 
                 Next:
                   1. Move \(directory.caKeyFile) to offline storage (it is needed only to renew the issuing CA).
-                  2. Start the server:  havend --data-dir \(directory.root.path)
+                  2. Start the server:  havend --data-dir \(directory.root.path)\(postgres?.fromOption == false ? "  (with HAVEN_STORAGE set as for this command)" : "")
                   3. On the administrator's machine, with a copy of \(directory.caCertificateFile):
                      haven-admin enroll --server HOST:PORT --ca ca.pem --code \(enrollment.code) --out ~/haven-admin
                 """

@@ -7,16 +7,77 @@ import NIOCore
 import SwiftProtobuf
 import Testing
 
-/// Online backups of a deployment on PostgreSQL: one snapshot of every table,
-/// carried in the backup as the SQLite deployment's database is, restored
-/// into a new PostgreSQL database or into SQLite.
+/// A deployment on PostgreSQL from its first day (`haven-admin init
+/// --storage`), and its online backups: one snapshot of every table, carried
+/// in the backup as the SQLite deployment's database is, restored into a new
+/// PostgreSQL database or into SQLite.
 @Suite(
-    "Backup and restore on PostgreSQL",
+    "Deployments on PostgreSQL: init, backup and restore",
     .serialized,
     .heavy,
     .enabled(if: TestPostgres.isEnabled, TestPostgres.skipped)
 )
 struct PostgresBackupTests {
+    @Test(
+        "init straight into a new PostgreSQL database: the first admin and its enrolment code there, the chain verifying, haven.conf naming it, no SQLite file; a database that is not new is refused and leaves no directory"
+    )
+    func initialize() async throws {
+        let machine = try TemporaryDirectory("haven-pg-init")
+        defer { machine.remove() }
+        let (location, drop) = try await TestPostgres.freshDatabase()
+        do {
+            let directory = DataDirectory(machine.url.appendingPathComponent("data"))
+            let report = try await directory.initialize(storage: location, recordInConfiguration: true)
+            #expect(report.database == location.redacted)
+            #expect(!FileManager.default.fileExists(atPath: directory.databaseFile))
+            #expect(FileManager.default.fileExists(atPath: directory.masterKeyFile))
+            let text = try String(contentsOfFile: directory.configurationFile, encoding: .utf8)
+            let configuration = try ServerConfiguration.load(fileText: text)
+            #expect(configuration.postgres?.redacted == location.redacted)
+            let mode = try FileManager.default.attributesOfItem(atPath: directory.configurationFile)[.posixPermissions]
+            #expect((mode as? NSNumber)?.intValue == 0o600, "the password is in it")
+            #expect(
+                try FileManager.default.contentsOfDirectory(atPath: machine.path("")).filter { $0.contains(".init-") }
+                    .isEmpty
+            )
+
+            let code = try #require(report.adminEnrollment?.code)
+            let custodian = try KeyCustodian.load(masterKeyFile: directory.masterKeyFile)
+            let store = try await PostgresStore.open(location, keys: custodian.keys)
+            try await store.whileRunning {
+                let admin = try await store.read { try $0.account(id: "admin") }
+                #expect(admin?.role == .admin)
+                let enrollment = try await store.read { try $0.enrollment(codeHash: EnrollmentCode.hash(code)) }
+                #expect(enrollment?.accountID == "admin")
+                let verdict = try await AuditVerifier(
+                    store: store,
+                    publicKey: try CheckpointSigner.loadExisting(at: directory.auditSigningKeyFile).publicKey
+                ).verify()
+                #expect(verdict.intact && verdict.entries >= 2, "\(verdict.problem)")
+            }
+
+            // The same database again: not new. Nothing placed, nothing written.
+            let entries = try await TestPostgres.count(location, "SELECT COUNT(*) FROM audit")
+            let second = DataDirectory(machine.url.appendingPathComponent("second"))
+            let refused = await #expect(throws: HavenError.self) {
+                try await second.initialize(storage: location, recordInConfiguration: false)
+            }
+            #expect(refused?.code == .failedPrecondition)
+            #expect(refused?.message.contains("new database") == true)
+            #expect(!FileManager.default.fileExists(atPath: second.root.path))
+            #expect(try await TestPostgres.count(location, "SELECT COUNT(*) FROM audit") == entries)
+            // A directory that is not empty: refused before anything is made.
+            let used = await #expect(throws: HavenError.self) {
+                try await directory.initialize(storage: location, recordInConfiguration: false)
+            }
+            #expect(used?.code == .failedPrecondition)
+        } catch {
+            await drop()
+            throw error
+        }
+        await drop()
+    }
+
     @Test(
         "an online backup of a server on PostgreSQL restores into a new PostgreSQL database (records as at the backup, chain verified there, no SQLite file left) and into SQLite; a database that is not new is refused and nothing is written"
     )

@@ -17,6 +17,11 @@ import Synchronization
 /// also served by grpc-swift-2 (see `GRPCPeer`), for comparison in one run.
 /// `Haven.write.audit-cost…` measures what the audit trail costs a write: the
 /// same write with and without it, interleaved in one run.
+/// `Haven.postgres…` run the same reads and writes against a server on
+/// PostgreSQL, and `Haven.postgres-2-instances…` against two servers on one
+/// database with the connections split between them, when
+/// `HAVEN_BENCHMARK_POSTGRES_URL` names a loopback cluster (each fixture gets
+/// a new database).
 let benchmarks: @Sendable () -> Void = {
     let smoke = ProcessInfo.processInfo.environment["HAVEN_BENCHMARK_SMOKE"] != nil
     let configuration = Benchmark.Configuration(
@@ -148,6 +153,37 @@ let benchmarks: @Sendable () -> Void = {
             teardown: { try baseline.stop() }
         )
     }
+    if let cluster = BenchmarkDatabase.clusterURL {
+        for kind in ["read", "write"] {
+            for (instances, connections) in [(1, 1), (1, 8), (2, 8)] {
+                for inFlight in [16, 256] {
+                    let fixture = Fixture()
+                    let store = instances == 1 ? "postgres" : "postgres-\(instances)-instances"
+                    Benchmark(
+                        "Haven.\(store).\(kind).\(inFlight)-in-flight.\(connections)-connections",
+                        configuration: configuration,
+                        closure: { benchmark in
+                            let latencies = await fixture.run(
+                                kind: kind,
+                                calls: benchmark.scaledIterations.count,
+                                inFlight: inFlight
+                            )
+                            record(latencies, in: benchmark)
+                        },
+                        setup: {
+                            try await fixture.start(
+                                connections: connections,
+                                cases: kind == "write" ? 100 : 1,
+                                postgres: cluster,
+                                instances: instances
+                            )
+                        },
+                        teardown: { try await fixture.stop() }
+                    )
+                }
+            }
+        }
+    }
     for kind in ["read", "write"] {
         for connections in [1, 8] {
             for inFlight in [1, 16, 256] {
@@ -220,6 +256,9 @@ func record(_ latencies: [Duration], in benchmark: Benchmark) {
 final class Fixture: Sendable {
     private struct State {
         var server: EmbeddedServer?
+        /// Further instances on the same PostgreSQL database.
+        var instances: [EmbeddedServer] = []
+        var database: BenchmarkDatabase?
         var directory: URL?
         var clients: [HavenClient] = []
         var caseIDs: [String] = []
@@ -230,12 +269,35 @@ final class Fixture: Sendable {
 
     /// Starts a server with `cases` cases in one office and `connections`
     /// clients. Writes go round-robin over the cases unless one is named.
-    func start(connections: Int, cases: Int = 1, peer usePeer: Bool = false, auditing: Bool = true) async throws {
+    /// With `postgres` (a cluster's URL), the server keeps its records in a
+    /// new database there, and `instances` servers share it, the clients
+    /// spread over them in turn.
+    func start(
+        connections: Int,
+        cases: Int = 1,
+        peer usePeer: Bool = false,
+        auditing: Bool = true,
+        postgres cluster: String? = nil,
+        instances: Int = 1
+    ) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "haven-bench-\(UUID().uuidString)"
         )
-        let server = try await EmbeddedServer.start(in: directory, auditing: auditing)
-        let bundle = try server.addAccount(id: "bench", role: .caseworker, offices: ["KOL"])
+        var database: BenchmarkDatabase?
+        if let cluster { database = try await BenchmarkDatabase.create(on: cluster) }
+        self.state.withLock { $0.database = database }
+        let server = try await EmbeddedServer.start(in: directory, auditing: auditing, storage: database?.url)
+        self.state.withLock {
+            $0.server = server
+            $0.directory = directory
+        }
+        var servers = [server]
+        for _ in 1..<max(1, instances) {
+            let instance = try await server.startInstance()
+            self.state.withLock { $0.instances.append(instance) }
+            servers.append(instance)
+        }
+        let bundle = try await server.addAccount(id: "bench", role: .caseworker, offices: ["KOL"])
         let admin = HavenClient(configuration: try Self.configuration(server, server.adminCredentials))
         _ = try await admin.offices.create(
             .with {
@@ -247,8 +309,8 @@ final class Fixture: Sendable {
             }
         )
         admin.close()
-        let clients = try (0..<connections).map { _ in
-            HavenClient(configuration: try Self.configuration(server, bundle))
+        let clients = try (0..<connections).map { index in
+            HavenClient(configuration: try Self.configuration(servers[index % servers.count], bundle))
         }
         var caseIDs: [String] = []
         for number in 0..<cases {
@@ -270,8 +332,6 @@ final class Fixture: Sendable {
             peer = grpc
         }
         self.state.withLock { state in
-            state.server = server
-            state.directory = directory
             state.clients = clients
             state.caseIDs = caseIDs
             state.peer = peer
@@ -334,10 +394,15 @@ final class Fixture: Sendable {
     }
 
     func stop() async throws {
-        let (server, directory, clients, peer) = self.state.withLock { ($0.server, $0.directory, $0.clients, $0.peer) }
+        let (server, instances, database, directory, clients, peer) = self.state.withLock { state in
+            defer { state = State() }
+            return (state.server, state.instances, state.database, state.directory, state.clients, state.peer)
+        }
         await peer?.stop()
         for client in clients { client.close() }
+        for instance in instances { try await instance.stop() }
         try await server?.stop()
+        await database?.drop()
         if let directory { try? FileManager.default.removeItem(at: directory) }
     }
 }

@@ -46,7 +46,7 @@ _ = try await admin.offices.create(
 )
 admin.close()
 let client = HavenClient(
-    configuration: try configuration(try server.addAccount(id: "profile", role: .caseworker, offices: ["KOL"]))
+    configuration: try configuration(try await server.addAccount(id: "profile", role: .caseworker, offices: ["KOL"]))
 )
 var caseIDs: [String] = []
 for number in 0..<16 {

@@ -60,6 +60,8 @@ package struct DataDirectory: Sendable {
         /// SHA-256 of the root CA certificate (DER), hex: what an enrolling
         /// machine can compare with the `ca.pem` it was given.
         package var rootFingerprint: String
+        /// Where the records are: `haven.sqlite`, or the PostgreSQL database (its URL without the password).
+        package var database = "haven.sqlite"
     }
 
     /// The account id of the first administrator.
@@ -200,6 +202,29 @@ package struct DataDirectory: Sendable {
         server: String = "localhost:7443",
         now: Date = Date()
     ) throws -> String {
+        let (directory, stored) = try self.writeLocalCredentials(
+            for: accountID,
+            issuing: issuing,
+            validity: validity,
+            server: server,
+            now: now
+        )
+        try store.writeSynchronously { tx in try Self.register(stored, auditedAs: operatorID, in: tx) }
+        return directory
+    }
+
+    /// Issues a client certificate for an account and writes its bundle to
+    /// `credentials/<account>/`; the caller registers the returned
+    /// credential in its store (``register(_:auditedAs:in:)``).
+    ///
+    /// - Returns: The bundle's directory, and the credential to register.
+    package func writeLocalCredentials(
+        for accountID: String,
+        issuing: CertificateAuthority? = nil,
+        validity: TimeInterval,
+        server: String = "localhost:7443",
+        now: Date = Date()
+    ) throws -> (directory: String, credential: StoredCredential) {
         let issuing = try issuing ?? self.issuingAuthority()
         let directory = self.credentialsDirectory(accountID)
         try FileManager.default.createDirectory(
@@ -208,17 +233,6 @@ package struct DataDirectory: Sendable {
             attributes: [.posixPermissions: 0o700]
         )
         let credential = try issuing.issueClientCertificate(accountID: accountID, validity: validity, now: now)
-        let stored = StoredCredential(credential.certificate, accountID: accountID, issuedBy: "init", now: now)
-        try store.writeSynchronously { tx in
-            try tx.saveCredential(stored)
-            try tx.appendAudit(
-                NewAuditEntry(
-                    atUnixMs: Int64(now.timeIntervalSince1970 * 1000),
-                    principalID: operatorID,
-                    action: "credentials.issue"
-                )
-            )
-        }
         try writeSecretFile(
             try String(contentsOfFile: self.caCertificateFile, encoding: .utf8),
             to: directory + "/ca.pem"
@@ -227,7 +241,23 @@ package struct DataDirectory: Sendable {
         try writeSecretFile(credential.privateKeyPEM, to: directory + "/client-key.pem")
         // The server the bundle is for, as enrolment writes it (HAVEN_SERVER or --server override it).
         try writeSecretFile(server + "\n", to: directory + "/server")
-        return directory
+        return (directory, StoredCredential(credential.certificate, accountID: accountID, issuedBy: "init", now: now))
+    }
+
+    /// Binds a locally issued credential to its account, with its audit entry.
+    package static func register(
+        _ credential: StoredCredential,
+        auditedAs operatorID: String,
+        in tx: any StoreWriter
+    ) throws {
+        try tx.saveCredential(credential)
+        try tx.appendAudit(
+            NewAuditEntry(
+                atUnixMs: credential.issuedAtUnixMs,
+                principalID: operatorID,
+                action: "credentials.issue"
+            )
+        )
     }
 
     /// Issues a new server certificate for `hostnames` and `ipAddresses`
@@ -424,5 +454,92 @@ package struct DataDirectory: Sendable {
     /// Reads the configuration file (nil when there is none).
     package func configurationText() -> String? {
         try? String(contentsOfFile: self.configurationFile, encoding: .utf8)
+    }
+}
+
+extension DataDirectory {
+    /// Creates a new production deployment whose records live in a new
+    /// PostgreSQL database: the data directory (keys, TLS files,
+    /// configuration) is made in a staging directory beside this one, its
+    /// first records (the admin account and its enrolment code, the audit
+    /// trail's first entries) are copied into the database — which must be
+    /// new — and only then is it renamed into place, without a SQLite file.
+    ///
+    /// - Parameter recordInConfiguration: Whether `haven.conf` names the
+    ///   database (`storage = …`, its password in a file of mode 0600), or the
+    ///   operator keeps it in `HAVEN_STORAGE`.
+    /// - Throws: ``HavenError`` FAILED_PRECONDITION for a directory that is
+    ///   not empty or a database that is not new; UNAVAILABLE when the
+    ///   database cannot be reached. Nothing is left behind in the directory.
+    package func initialize(
+        storage location: PostgresLocation,
+        recordInConfiguration: Bool,
+        hostnames: [String] = [],
+        ipAddresses: [[UInt8]] = [],
+        now: Date = Date()
+    ) async throws -> Report {
+        let files = FileManager.default
+        let existing = try? files.contentsOfDirectory(atPath: self.root.path)
+        if let existing, !existing.isEmpty {
+            throw HavenError(
+                code: .failedPrecondition,
+                message: "\(self.root.path) is not empty; refusing to initialize over existing files"
+            )
+        }
+        let staging = DataDirectory(URL(fileURLWithPath: self.root.path + ".init-\(getpid())", isDirectory: true))
+        try? files.removeItem(at: staging.root)
+        do {
+            var report = try staging.initialize(
+                development: false,
+                hostnames: hostnames,
+                ipAddresses: ipAddresses,
+                now: now
+            )
+            let custodian = try KeyCustodian.load(masterKeyFile: staging.masterKeyFile)
+            let source = try SQLiteStore(path: staging.databaseFile, keys: custodian.keys)
+            defer { try? source.close() }
+            let target = try await PostgresStore.open(location, keys: custodian.keys)
+            do {
+                _ = try await target.copy(
+                    from: source,
+                    principalID: Self.localOperator,
+                    atUnixMs: Int64(now.timeIntervalSince1970 * 1000)
+                )
+            } catch let error as HavenError where error.code == .failedPrecondition {
+                await target.close()
+                throw HavenError(
+                    code: .failedPrecondition,
+                    message:
+                        "\(error.message) (\(location.redacted)): a new deployment needs a new database; create one and name it"
+                )
+            } catch {
+                await target.close()
+                throw error
+            }
+            await target.close()
+            try source.close()
+            for suffix in ["", "-wal", "-shm"] { try? files.removeItem(atPath: staging.databaseFile + suffix) }
+            if recordInConfiguration {
+                let text = try String(contentsOfFile: staging.configurationFile, encoding: .utf8)
+                try writeSecretFile(
+                    text
+                        + "\n# Records are kept in this PostgreSQL database (haven-admin init).\nstorage = \(location.url)\n",
+                    to: staging.configurationFile
+                )
+            }
+            if existing != nil { _ = rmdir(self.root.path) }
+            guard rename(staging.root.path, self.root.path) == 0 else {
+                throw HavenError(
+                    code: .unavailable,
+                    message:
+                        "cannot move the new deployment into \(self.root.path) (errno \(errno)); its records are already in \(location.redacted): drop that database before trying again"
+                )
+            }
+            report.database = location.redacted
+            return report
+        } catch {
+            try? files.removeItem(at: staging.root)
+            throw error
+        }
     }
 }

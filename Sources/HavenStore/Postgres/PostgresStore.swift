@@ -129,10 +129,13 @@ package final class PostgresStore: RecordStore, Service {
     /// Runs the read pool and the change listener until cancelled (or the
     /// service group shuts down), then closes every connection.
     package func run() async throws {
-        self.poolRunning.store(true, ordering: .releasing)
         defer { self.poolRunning.store(false, ordering: .releasing) }
         await withDiscardingTaskGroup { group in
-            group.addTask { await self.client.run() }
+            group.addTask {
+                // Reads move to the pool as it starts running (leased before, they would wait and warn).
+                self.poolRunning.store(true, ordering: .releasing)
+                await self.client.run()
+            }
             group.addTask { await self.listenForChanges() }
             // In a service group the store is registered before the server,
             // so it shuts down after the server has drained.
