@@ -553,4 +553,73 @@ struct StoreConformanceTests {
             #expect(verdict.recordsChecked >= 128)
         }
     }
+
+    @Test(
+        "writes of one group that fail after their audit entry leave no trace in the chain; the next ones chain onto the last that committed",
+        arguments: StoreUnderTest.allCases
+    )
+    func failuresInAGroup(_ kind: StoreUnderTest) async throws {
+        try await self.withStore(kind) { store in
+            let committed = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for index in 0..<60 {
+                    group.addTask {
+                        do {
+                            try await store.write { tx in
+                                try tx.insert(Self.office("F\(index)"))
+                                try tx.appendAudit(
+                                    NewAuditEntry(atUnixMs: 1, principalID: "test", action: "office.create")
+                                )
+                                if index.isMultiple(of: 3) {
+                                    throw HavenError(code: .invalidArgument, message: "refused after its audit entry")
+                                }
+                            }
+                            return true
+                        } catch let error as HavenError where error.code == .invalidArgument {
+                            return false
+                        }
+                    }
+                }
+                return try await group.reduce(into: 0) { $0 += $1 ? 1 : 0 }
+            }
+            #expect(committed == 40)
+            let entries = try await store.read { try $0.auditEntries(AuditQuery(limit: 100)) }
+            #expect(entries.map(\.sequence) == Array(1...40))
+            let verdict = try await self.verdict(store)
+            #expect(verdict.intact && verdict.entries == 40, "\(verdict.problem)")
+            let refused = try await store.read { try $0.load(Haven_V1_Office.self, id: "F3") }
+            #expect(refused == nil)
+        }
+    }
+
+    @Test(
+        "a record loaded and updated twice in one write moves version by version; a later write from a stale version is refused with the current one",
+        arguments: StoreUnderTest.allCases
+    )
+    func updatesWithinOneWrite(_ kind: StoreUnderTest) async throws {
+        try await self.withStore(kind) { store in
+            try await store.audited { tx in try tx.insert(Self.office("MNL")) }
+            try await store.audited { tx in
+                guard var office = try tx.load(Haven_V1_Office.self, id: "MNL") else { return }
+                office.name = "Manila"
+                office.version = 2
+                try tx.update(office, expectedVersion: 1)
+                office.name = "Manila field office"
+                office.version = 3
+                try tx.update(office, expectedVersion: 2)
+                // From the version it held before the first update: stale within the write, too.
+                office.version = 4
+                #expect(throws: HavenError.self) { try tx.update(office, expectedVersion: 2) }
+            }
+            let stored = try await store.read { try $0.load(Haven_V1_Office.self, id: "MNL") }
+            #expect(stored?.version == 3 && stored?.name == "Manila field office")
+            let stale = await #expect(throws: HavenError.self) {
+                try await store.audited { tx in
+                    guard var office = try tx.load(Haven_V1_Office.self, id: "MNL") else { return }
+                    office.version = 4
+                    try tx.update(office, expectedVersion: 2)
+                }
+            }
+            #expect(stale?.code == .failedPrecondition && stale?.currentVersion == 3)
+        }
+    }
 }

@@ -248,7 +248,7 @@ package final class PostgresStore: RecordStore, Service {
                 let write = PendingWrite<PostgresGroupWriter>(
                     run: { writer in
                         let value = try SQLTransaction.audited(
-                            SQLTransaction(writer.sql, keys: keys, auditing: auditing),
+                            SQLTransaction(writer.sql, keys: keys, auditing: auditing, group: writer.state),
                             body
                         )
                         return { continuation.resume(returning: value) }
@@ -532,6 +532,7 @@ package final class PostgresStore: RecordStore, Service {
 final class PostgresGroupWriter: GroupCommitConnection, @unchecked Sendable {
     // Used on the writer queue only.
     let sql: PostgresSQLConnection
+    let state = GroupTransactionState()
     private var open = false
     /// The change log's last sequence as of the last COMMIT.
     private(set) var committedSequence: UInt64?
@@ -539,6 +540,7 @@ final class PostgresGroupWriter: GroupCommitConnection, @unchecked Sendable {
     init(sql: PostgresSQLConnection) { self.sql = sql }
 
     func begin() throws {
+        self.state.forget()
         try self.sql.execute("BEGIN")
         self.open = true
         try self.sql.execute("SELECT pg_advisory_xact_lock(?)", [PostgresStore.writeLock])
@@ -547,6 +549,7 @@ final class PostgresGroupWriter: GroupCommitConnection, @unchecked Sendable {
     func savepoint() throws { try self.sql.execute("SAVEPOINT haven_write") }
     func releaseSavepoint() throws { try self.sql.execute("RELEASE SAVEPOINT haven_write") }
     func rollbackToSavepoint() throws {
+        self.state.forget()
         try self.sql.execute("ROLLBACK TO SAVEPOINT haven_write")
         try self.sql.execute("RELEASE SAVEPOINT haven_write")
     }
@@ -554,9 +557,20 @@ final class PostgresGroupWriter: GroupCommitConnection, @unchecked Sendable {
     var isInsideTransaction: Bool { self.open && !self.sql.connection.isClosed }
 
     func commit() throws {
-        // Under the write lock the last sequence is what this commit makes visible.
-        let latest = UInt64(try self.sql.value(Int64.self, "SELECT COALESCE(MAX(sequence), 0) FROM change") ?? 0)
-        try self.sql.execute("SELECT pg_notify(?, ?)", [PostgresStore.changeChannel, String(latest)])
+        self.state.forget()
+        // Under the write lock the last sequence is what this commit makes
+        // visible: announced (delivered at COMMIT) and read in one statement.
+        let latest = UInt64(
+            try self.sql.value(
+                Int64.self,
+                """
+                WITH head AS (SELECT COALESCE(MAX(sequence), 0) AS latest FROM change),
+                sent AS (SELECT pg_notify(?, latest::text) FROM head)
+                SELECT latest FROM head, sent
+                """,
+                [PostgresStore.changeChannel]
+            ) ?? 0
+        )
         let tag = try self.sql.command("COMMIT")
         self.open = false
         // PostgreSQL answers COMMIT of an aborted transaction with ROLLBACK, not an error.
@@ -567,6 +581,7 @@ final class PostgresGroupWriter: GroupCommitConnection, @unchecked Sendable {
     }
 
     func rollback() {
+        self.state.forget()
         if self.open, !self.sql.connection.isClosed { try? self.sql.execute("ROLLBACK") }
         self.open = false
     }

@@ -20,9 +20,16 @@ extension SQLTransaction {
         entry.resources = written + new.resources
         entry.changes = changes
         guard self.auditing else { return entry }
-        let last = try self.sql.row("SELECT sequence, hash FROM audit ORDER BY sequence DESC LIMIT 1")
-        entry.sequence = UInt64(try last.map { try $0["sequence"] as Int64 } ?? 0) + 1
-        entry.previousHash = try last.map { try $0["hash"] as Data } ?? Data(AuditChain.zeroHash)
+        let head: (sequence: Int64, hash: Data)
+        if let known = self.group?.auditHead {
+            head = known
+        } else if let last = try self.sql.row("SELECT sequence, hash FROM audit ORDER BY sequence DESC LIMIT 1") {
+            head = (try last["sequence"], try last["hash"])
+        } else {
+            head = (0, Data(AuditChain.zeroHash))
+        }
+        entry.sequence = UInt64(head.sequence) + 1
+        entry.previousHash = head.hash
         let canonical: [UInt8]
         do {
             canonical = try AuditChain.canonicalBytes(entry)
@@ -38,12 +45,19 @@ extension SQLTransaction {
             ]
         )
         var named = Set<String>()
-        for resource in entry.resources where named.insert("\(resource.kind)/\(resource.id)").inserted {
+        let rows = entry.resources.filter { named.insert("\($0.kind)/\($0.id)").inserted }
+        // One statement for the resources an entry names (a few hundred rows a statement at most).
+        for start in stride(from: 0, to: rows.count, by: 300) {
+            let chunk = rows[start..<min(rows.count, start + 300)]
             try self.sql.execute(
-                "INSERT INTO auditResource (kind, id, sequence) VALUES (?, ?, ?)",
-                [resource.kind, resource.id, Int64(entry.sequence)]
+                "INSERT INTO auditResource (kind, id, sequence) VALUES "
+                    + Array(repeating: "(?, ?, ?)", count: chunk.count).joined(separator: ", "),
+                chunk.flatMap { resource -> [any SQLBindable] in
+                    [resource.kind, resource.id, Int64(entry.sequence)]
+                }
             )
         }
+        self.group?.auditHead = (Int64(entry.sequence), Data(hash))
         entry.entryHash = Data(hash)
         return entry
     }

@@ -14,17 +14,22 @@ struct SQLTransaction: StoreWriter {
     let journal: TransactionJournal
     /// False only for the benchmark baseline of the audit's cost.
     let auditing: Bool
+    /// What the writes before this one in its group transaction wrote (nil
+    /// outside group commit: everything is read back).
+    let group: GroupTransactionState?
 
     init(
         _ sql: any SQLConnection,
         keys: StoreKeys?,
         journal: TransactionJournal = TransactionJournal(),
-        auditing: Bool = true
+        auditing: Bool = true,
+        group: GroupTransactionState? = nil
     ) {
         self.sql = sql
         self.keys = keys
         self.journal = journal
         self.auditing = auditing
+        self.group = group
     }
 
     /// Runs a write transaction's body and refuses to commit it when it wrote
@@ -41,12 +46,22 @@ struct SQLTransaction: StoreWriter {
 
     func load<R: StoredRecord>(_ type: R.Type, id: String) throws -> R? {
         try self.sql.row("\(RecordRow.select) WHERE kind = ? AND id = ?", [R.recordKind.rawValue, id])
-            .map { try self.decode(RecordRow($0)) }
+            .map { try self.decode(self.remembered(RecordRow($0))) }
     }
 
     func load<R: StoredRecord>(_ type: R.Type, alias: String) throws -> R? {
         try self.sql.row("\(RecordRow.select) WHERE kind = ? AND alias = ?", [R.recordKind.rawValue, alias])
-            .map { try self.decode(RecordRow($0)) }
+            .map { try self.decode(self.remembered(RecordRow($0))) }
+    }
+
+    /// Notes a loaded row's version and sealed identity: an update of the
+    /// same record later in this transaction checks its version against them
+    /// instead of reading them again. Every change of a record in a
+    /// transaction goes through ``update(_:expectedVersion:sealed:)``, which
+    /// notes the new ones.
+    private func remembered(_ row: RecordRow) -> RecordRow {
+        self.journal.loaded["\(row.kind)/\(row.id)"] = (row.version, row.secret)
+        return row
     }
 
     func load<R: StoredRecord>(_ type: R.Type, ids: [String]) throws -> [R] {
@@ -171,15 +186,22 @@ struct SQLTransaction: StoreWriter {
 
     func update<R: StoredRecord>(_ record: R, expectedVersion: UInt64, sealed: SealedChange) throws {
         let (record, appended) = Self.splitTimeline(record)
-        guard
-            let current = try self.sql.row(
-                "SELECT version, secret FROM record WHERE kind = ? AND id = ?",
-                [R.recordKind.rawValue, record.recordID]
-            )
-        else {
-            throw HavenError(code: .notFound, message: "no \(R.recordKind.rawValue) with that id")
+        let loadedKey = "\(R.recordKind.rawValue)/\(record.recordID)"
+        let current: (version: Int64, secret: Data?)
+        if let loaded = self.journal.loaded[loadedKey] {
+            current = loaded
+        } else {
+            guard
+                let row = try self.sql.row(
+                    "SELECT version, secret FROM record WHERE kind = ? AND id = ?",
+                    [R.recordKind.rawValue, record.recordID]
+                )
+            else {
+                throw HavenError(code: .notFound, message: "no \(R.recordKind.rawValue) with that id")
+            }
+            current = (try row["version"], try row["secret"])
         }
-        let currentVersion = UInt64(try current["version"] as Int64)
+        let currentVersion = UInt64(current.version)
         guard currentVersion == expectedVersion else {
             throw HavenError.staleVersion(expected: expectedVersion, current: currentVersion)
         }
@@ -192,7 +214,7 @@ struct SQLTransaction: StoreWriter {
         var row = try self.row(record, sealedIdentity: nil, sealing: !erasing)
         switch sealed {
         case .keep:
-            if let secret = (try current["secret"] as Data?).map(Array.init) {
+            if let secret = current.secret.map(Array.init) {
                 // Sealed again for the new version: the old box stops matching.
                 let plaintext = try self.openIdentity(
                     secret,
@@ -210,6 +232,7 @@ struct SQLTransaction: StoreWriter {
             row.secret = nil
         }
         try row.update(in: self.sql)
+        self.journal.loaded[loadedKey] = (row.version, row.secret)
         self.journaled(row, version: record.recordVersion)
         if let head = record as? Haven_V1_Case { try self.appendEvents(appended, to: head) }
     }

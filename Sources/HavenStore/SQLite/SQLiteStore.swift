@@ -143,7 +143,12 @@ package final class SQLiteStore: RecordStore {
                 let write = PendingWrite<SQLiteConnection>(
                     run: { connection in
                         let value = try SQLTransaction.audited(
-                            SQLTransaction(GRDBConnection(db: connection.db), keys: keys, auditing: auditing),
+                            SQLTransaction(
+                                GRDBConnection(db: connection.db),
+                                keys: keys,
+                                auditing: auditing,
+                                group: connection.state
+                            ),
                             body
                         )
                         return { continuation.resume(returning: value) }
@@ -368,17 +373,28 @@ package final class SQLiteStore: RecordStore {
 /// The writer connection, as group commit drives it.
 struct SQLiteConnection: GroupCommitConnection {
     let db: Database
+    let state = GroupTransactionState()
 
-    func begin() throws { try self.db.beginTransaction(.immediate) }
+    func begin() throws {
+        self.state.forget()
+        try self.db.beginTransaction(.immediate)
+    }
     func savepoint() throws { try self.db.execute(sql: "SAVEPOINT haven_write") }
     func releaseSavepoint() throws { try self.db.execute(sql: "RELEASE SAVEPOINT haven_write") }
     func rollbackToSavepoint() throws {
+        self.state.forget()
         try self.db.execute(sql: "ROLLBACK TO SAVEPOINT haven_write")
         try self.db.execute(sql: "RELEASE SAVEPOINT haven_write")
     }
     var isInsideTransaction: Bool { self.db.isInsideTransaction }
-    func commit() throws { try self.db.commit() }
-    func rollback() { try? self.db.rollback() }
+    func commit() throws {
+        self.state.forget()
+        try self.db.commit()
+    }
+    func rollback() {
+        self.state.forget()
+        try? self.db.rollback()
+    }
 }
 
 /// Fans "a change committed" out to the feed streams.
