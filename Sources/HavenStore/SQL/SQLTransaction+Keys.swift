@@ -123,21 +123,32 @@ extension SQLTransaction {
     }
 
     private func fetchRecordKey(kind: String, id: String, office: String, create: Bool) throws -> SymmetricKey? {
+        // The record's key with its office's, in one statement (a round trip to PostgreSQL).
         if let row = try self.sql.row(
-            "SELECT officeCode, generation, wrappedKey FROM recordKey WHERE kind = ? AND id = ?",
+            """
+            SELECT r.officeCode, r.generation, r.wrappedKey, o.wrappedKey, o.generation, o.masterKey
+            FROM recordKey r LEFT JOIN officeKey o ON o.officeCode = r.officeCode
+            WHERE r.kind = ? AND r.id = ?
+            """,
             [kind, id]
         ) {
-            let keyOffice: String = try row["officeCode"]
-            let generation: Int64 = try row["generation"]
-            guard let (officeGeneration, officeKey) = try self.officeKey(keyOffice, create: false),
-                officeGeneration == generation
-            else {
+            let keyOffice: String = try row[0]
+            let generation: Int64 = try row[1]
+            let officeWrapped: Data? = try row[3]
+            let officeGeneration: Int64? = try row[4]
+            guard let officeWrapped, let officeGeneration, officeGeneration == generation else {
                 throw HavenError(code: .dataLoss, message: "the key of \(kind) \(id) has no office key to open it")
             }
+            let officeKey = try self.unwrapOfficeKey(
+                keyOffice,
+                wrapped: Array(officeWrapped),
+                generation: officeGeneration,
+                master: try row[5]
+            )
             do {
                 return SymmetricKey(
                     data: try SealBox.open(
-                        Array(try row["wrappedKey"] as Data),
+                        Array(try row[2] as Data),
                         key: officeKey,
                         context: SealBox.recordKeyContext(kind, id, keyOffice, generation: generation)
                     )
