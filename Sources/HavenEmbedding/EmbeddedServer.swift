@@ -114,21 +114,11 @@ public final class EmbeddedServer: Sendable {
         configuration.shutdownGrace = .milliseconds(500)
         if let storage {
             let location = try PostgresLocation(url: storage)
-            let custodian = try KeyCustodian.load(masterKeyFile: data.masterKeyFile)
-            let source = try SQLiteStore(path: data.databaseFile, keys: custodian.keys)
-            defer { try? source.close() }
-            let target = try await PostgresStore.open(location, keys: custodian.keys)
-            do {
-                _ = try await target.copy(
-                    from: source,
-                    principalID: DataDirectory.localOperator,
-                    atUnixMs: Int64(Date().timeIntervalSince1970 * 1000)
-                )
-            } catch {
-                await target.close()
-                throw error
-            }
-            await target.close()
+            _ = try await data.copyDatabase(
+                into: location,
+                principalID: DataDirectory.localOperator,
+                atUnixMs: Int64(Date().timeIntervalSince1970 * 1000)
+            )
             configuration.storage = location.url
         }
         return try await Self.run(

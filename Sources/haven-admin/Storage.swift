@@ -49,22 +49,11 @@ struct StorageCommand: AsyncParsableCommand {
                 guard directory.isInitialized else {
                     throw CLIError.local("\(directory.root.path) holds no deployment (haven.conf is missing)")
                 }
-                let custodian = try KeyCustodian.load(masterKeyFile: directory.masterKeyFile)
-                let source = try SQLiteStore(path: directory.databaseFile, keys: custodian.keys)
-                defer { try? source.close() }
-                let target = try await PostgresStore.open(location, keys: custodian.keys)
-                let report: PostgresStore.CopyReport
-                do {
-                    report = try await target.copy(
-                        from: source,
-                        principalID: DataDirectory.localOperator,
-                        atUnixMs: Int64(Date().timeIntervalSince1970 * 1000)
-                    )
-                } catch {
-                    await target.close()
-                    throw error
-                }
-                await target.close()
+                let report = try await directory.copyDatabase(
+                    into: location,
+                    principalID: DataDirectory.localOperator,
+                    atUnixMs: Int64(Date().timeIntervalSince1970 * 1000)
+                )
                 if self.json {
                     let rows = report.rows.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\($0.value)" }
                     say("{\"copied\":{\(rows.joined(separator: ","))},\"to\":\"\(location.redacted)\"}")

@@ -33,10 +33,12 @@ struct MultiInstanceTests {
             let custodian = try KeyCustodian.load(masterKeyFile: deployment.dataDirectory.masterKeyFile)
             let source = try SQLiteStore(path: deployment.dataDirectory.databaseFile, keys: custodian.keys)
             let sourceSize = try await source.read { try $0.auditSize() }
-            let target = try await PostgresStore.open(location, keys: custodian.keys)
-            let report = try await target.copy(from: source, principalID: "test", atUnixMs: 2)
-            await target.close()
             try source.close()
+            let report = try await deployment.dataDirectory.copyDatabase(
+                into: location,
+                principalID: "test",
+                atUnixMs: 2
+            )
             #expect(report.rows["account"] == 7)
             #expect(report.rows["audit"] == Int(sourceSize))
 

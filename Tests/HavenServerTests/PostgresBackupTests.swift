@@ -217,16 +217,6 @@ struct PostgresBackupTests {
 
     /// The deployment's SQLite database copied into a new PostgreSQL database.
     static func copy(_ deployment: TestDeployment, into location: PostgresLocation) async throws {
-        let custodian = try KeyCustodian.load(masterKeyFile: deployment.dataDirectory.masterKeyFile)
-        let source = try SQLiteStore(path: deployment.dataDirectory.databaseFile, keys: custodian.keys)
-        defer { try? source.close() }
-        let target = try await PostgresStore.open(location, keys: custodian.keys)
-        do {
-            _ = try await target.copy(from: source, principalID: "test", atUnixMs: 1)
-        } catch {
-            await target.close()
-            throw error
-        }
-        await target.close()
+        _ = try await deployment.dataDirectory.copyDatabase(into: location, principalID: "test", atUnixMs: 1)
     }
 }

@@ -153,14 +153,35 @@ let benchmarks: @Sendable () -> Void = {
             teardown: { try baseline.stop() }
         )
     }
+    // Reads and writes on SQLite, and — when a cluster is named — on a new
+    // PostgreSQL database per benchmark, with one instance or two.
+    struct Store {
+        var name: String
+        var postgres: String?
+        var instances = 1
+        var connections: [Int]
+        var inFlight: [Int]
+    }
+    var stores = [Store(name: "Haven", connections: [1, 8], inFlight: [1, 16, 256])]
     if let cluster = BenchmarkDatabase.clusterURL {
+        stores.append(Store(name: "Haven.postgres", postgres: cluster, connections: [1, 8], inFlight: [16, 256]))
+        stores.append(
+            Store(
+                name: "Haven.postgres-2-instances",
+                postgres: cluster,
+                instances: 2,
+                connections: [8],
+                inFlight: [16, 256]
+            )
+        )
+    }
+    for store in stores {
         for kind in ["read", "write"] {
-            for (instances, connections) in [(1, 1), (1, 8), (2, 8)] {
-                for inFlight in [16, 256] {
+            for connections in store.connections {
+                for inFlight in store.inFlight {
                     let fixture = Fixture()
-                    let store = instances == 1 ? "postgres" : "postgres-\(instances)-instances"
                     Benchmark(
-                        "Haven.\(store).\(kind).\(inFlight)-in-flight.\(connections)-connections",
+                        "\(store.name).\(kind).\(inFlight)-in-flight.\(connections)-connections",
                         configuration: configuration,
                         closure: { benchmark in
                             let latencies = await fixture.run(
@@ -174,34 +195,13 @@ let benchmarks: @Sendable () -> Void = {
                             try await fixture.start(
                                 connections: connections,
                                 cases: kind == "write" ? 100 : 1,
-                                postgres: cluster,
-                                instances: instances
+                                postgres: store.postgres,
+                                instances: store.instances
                             )
                         },
                         teardown: { try await fixture.stop() }
                     )
                 }
-            }
-        }
-    }
-    for kind in ["read", "write"] {
-        for connections in [1, 8] {
-            for inFlight in [1, 16, 256] {
-                let fixture = Fixture()
-                Benchmark(
-                    "Haven.\(kind).\(inFlight)-in-flight.\(connections)-connections",
-                    configuration: configuration,
-                    closure: { benchmark in
-                        let latencies = await fixture.run(
-                            kind: kind,
-                            calls: benchmark.scaledIterations.count,
-                            inFlight: inFlight
-                        )
-                        record(latencies, in: benchmark)
-                    },
-                    setup: { try await fixture.start(connections: connections, cases: kind == "write" ? 100 : 1) },
-                    teardown: { try await fixture.stop() }
-                )
             }
         }
     }

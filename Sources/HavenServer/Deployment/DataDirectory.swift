@@ -458,6 +458,29 @@ package struct DataDirectory: Sendable {
 }
 
 extension DataDirectory {
+    /// Copies this data directory's SQLite database, opened with its master
+    /// key, into a new PostgreSQL database (``PostgresStore/copy(from:principalID:atUnixMs:)``),
+    /// and closes both: `haven-admin storage copy` and `init --storage`, the
+    /// embedded server on PostgreSQL.
+    package func copyDatabase(
+        into location: PostgresLocation,
+        principalID: String,
+        atUnixMs: Int64
+    ) async throws -> PostgresStore.CopyReport {
+        let custodian = try KeyCustodian.load(masterKeyFile: self.masterKeyFile)
+        let source = try SQLiteStore(path: self.databaseFile, keys: custodian.keys)
+        defer { try? source.close() }
+        let target = try await PostgresStore.open(location, keys: custodian.keys)
+        do {
+            let report = try await target.copy(from: source, principalID: principalID, atUnixMs: atUnixMs)
+            await target.close()
+            return report
+        } catch {
+            await target.close()
+            throw error
+        }
+    }
+
     /// Creates a new production deployment whose records live in a new
     /// PostgreSQL database: the data directory (keys, TLS files,
     /// configuration) is made in a staging directory beside this one, its
@@ -495,29 +518,19 @@ extension DataDirectory {
                 ipAddresses: ipAddresses,
                 now: now
             )
-            let custodian = try KeyCustodian.load(masterKeyFile: staging.masterKeyFile)
-            let source = try SQLiteStore(path: staging.databaseFile, keys: custodian.keys)
-            defer { try? source.close() }
-            let target = try await PostgresStore.open(location, keys: custodian.keys)
             do {
-                _ = try await target.copy(
-                    from: source,
+                _ = try await staging.copyDatabase(
+                    into: location,
                     principalID: Self.localOperator,
                     atUnixMs: Int64(now.timeIntervalSince1970 * 1000)
                 )
             } catch let error as HavenError where error.code == .failedPrecondition {
-                await target.close()
                 throw HavenError(
                     code: .failedPrecondition,
                     message:
                         "\(error.message) (\(location.redacted)): a new deployment needs a new database; create one and name it"
                 )
-            } catch {
-                await target.close()
-                throw error
             }
-            await target.close()
-            try source.close()
             for suffix in ["", "-wal", "-shm"] { try? files.removeItem(atPath: staging.databaseFile + suffix) }
             if recordInConfiguration {
                 let text = try String(contentsOfFile: staging.configurationFile, encoding: .utf8)

@@ -208,16 +208,11 @@ package final class PostgresStore: RecordStore, Service {
         do {
             return try await self.client.withConnection { connection in
                 try await blocking.runIfActive {
-                    let sql = PostgresSQLConnection(connection: connection, logger: logger)
-                    try sql.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                    do {
-                        let value = try body(sql)
-                        try sql.execute("COMMIT")
-                        return value
-                    } catch {
-                        try? sql.execute("ROLLBACK")
-                        throw error
-                    }
+                    try Self.transaction(
+                        PostgresSQLConnection(connection: connection, logger: logger),
+                        readOnly: true,
+                        body
+                    )
                 }
             }
         } catch {
@@ -329,20 +324,34 @@ package final class PostgresStore: RecordStore, Service {
             self.writerQueue.async {
                 continuation.resume(
                     with: Result {
-                        let sql = PostgresSQLConnection(connection: try self.writerConnection(), logger: self.logger)
-                        try sql.execute(readOnly ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" : "BEGIN")
-                        do {
-                            if !readOnly { try sql.execute("SELECT pg_advisory_xact_lock(?)", [Self.writeLock]) }
-                            let value = try body(sql)
-                            try sql.execute("COMMIT")
-                            return value
-                        } catch {
-                            try? sql.execute("ROLLBACK")
-                            throw error
-                        }
+                        try Self.transaction(
+                            PostgresSQLConnection(connection: try self.writerConnection(), logger: self.logger),
+                            readOnly: readOnly,
+                            body
+                        )
                     }
                 )
             }
+        }
+    }
+
+    /// Runs `body` in a transaction: a `REPEATABLE READ READ ONLY` snapshot,
+    /// or a write under the write lock. Commits what it returns from; rolls
+    /// back what it throws from.
+    private static func transaction<T>(
+        _ sql: PostgresSQLConnection,
+        readOnly: Bool,
+        _ body: (PostgresSQLConnection) throws -> T
+    ) throws -> T {
+        try sql.execute(readOnly ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" : "BEGIN")
+        do {
+            if !readOnly { try sql.execute("SELECT pg_advisory_xact_lock(?)", [Self.writeLock]) }
+            let value = try body(sql)
+            try sql.execute("COMMIT")
+            return value
+        } catch {
+            try? sql.execute("ROLLBACK")
+            throw error
         }
     }
 
