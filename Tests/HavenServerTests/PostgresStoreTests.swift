@@ -166,6 +166,18 @@ struct PostgresStoreTests {
         }
     }
 
+    /// A survivor of office KOL with a (fictional) sealed identity.
+    static func survivor() -> (Haven_V1_Survivor, Haven_V1_SurvivorIdentity) {
+        var survivor = Haven_V1_Survivor()
+        survivor.id = "s1"
+        survivor.code = "KOL-S-0001"
+        survivor.officeCode = "KOL"
+        survivor.version = 1
+        var identity = Haven_V1_SurvivorIdentity()
+        identity.legalName = "Fictional Name"
+        return (survivor, identity)
+    }
+
     @Test(
         "a SQLite store copied into a new database: the same records, sealed notes and identities, change sequences, and an audit chain that verifies across the move; a second copy is refused"
     )
@@ -182,13 +194,7 @@ struct PostgresStoreTests {
         ]
         for (index, _) in head.events.enumerated() { head.events[index].sequence = UInt32(index + 1) }
         head.eventCount = 2
-        var survivor = Haven_V1_Survivor()
-        survivor.id = "s1"
-        survivor.code = "KOL-S-0001"
-        survivor.officeCode = "KOL"
-        survivor.version = 1
-        var identity = Haven_V1_SurvivorIdentity()
-        identity.legalName = "Fictional Name"
+        let (survivor, identity) = Self.survivor()
         try await source.audited { [head, survivor, identity] tx in
             try tx.insert(StoreConformanceTests.office("KOL"))
             try tx.insert(head)
@@ -253,13 +259,7 @@ struct PostgresStoreTests {
         defer { directory.remove() }
         let keys = freshStoreKeys()
         try await TestPostgres.withStore(keys: keys) { store, _ in
-            var survivor = Haven_V1_Survivor()
-            survivor.id = "s1"
-            survivor.code = "KOL-S-0001"
-            survivor.officeCode = "KOL"
-            survivor.version = 1
-            var identity = Haven_V1_SurvivorIdentity()
-            identity.legalName = "Fictional Name"
+            let (survivor, identity) = Self.survivor()
             try await store.audited { [survivor, identity] tx in
                 try tx.insert(StoreConformanceTests.office("KOL"))
                 try tx.insert(survivor, identity: identity)
