@@ -166,6 +166,49 @@ struct PostgresStoreTests {
         }
     }
 
+    @Test(
+        "readiness: while the database refuses connections, writes fail UNAVAILABLE and readiness says the database is unreachable; once it takes them again, writes succeed and readiness clears"
+    )
+    func readiness() async throws {
+        try await TestPostgres.withStore(keys: freshStoreKeys()) { store, location in
+            #expect(await store.unwritableReason() == nil)
+            try await store.audited { tx in try tx.insert(StoreConformanceTests.office("KOL")) }
+            var maintenance = location
+            maintenance.database = "postgres"
+            try await TestPostgres.onServer(
+                maintenance,
+                "ALTER DATABASE \(location.database) WITH ALLOW_CONNECTIONS false"
+            )
+            try await TestPostgres.onServer(
+                maintenance,
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '\(location.database)'"
+            )
+            // The first write may meet the killed connection, the next must fail to connect.
+            var codes: [HavenError.Code] = []
+            for attempt in 0..<3 {
+                do {
+                    try await store.audited { tx in try tx.insert(StoreConformanceTests.office("M\(attempt)")) }
+                } catch let error as HavenError {
+                    codes.append(error.code)
+                }
+            }
+            #expect(codes.count == 3 && codes.allSatisfy { $0 == .unavailable }, "\(codes)")
+            let reason = await store.unwritableReason()
+            #expect(reason == "the last write failed: database unreachable", "\(reason ?? "ready")")
+
+            try await TestPostgres.onServer(
+                maintenance,
+                "ALTER DATABASE \(location.database) WITH ALLOW_CONNECTIONS true"
+            )
+            try await store.audited { tx in try tx.insert(StoreConformanceTests.office("MUM")) }
+            #expect(await store.unwritableReason() == nil)
+            let stored = try await store.read { tx in
+                try ["KOL", "M0", "M1", "M2", "MUM"].filter { try tx.load(Haven_V1_Office.self, id: $0) != nil }
+            }
+            #expect(stored == ["KOL", "MUM"], "nothing of the failed writes")
+        }
+    }
+
     /// A survivor of office KOL with a (fictional) sealed identity.
     static func survivor() -> (Haven_V1_Survivor, Haven_V1_SurvivorIdentity) {
         var survivor = Haven_V1_Survivor()

@@ -622,4 +622,40 @@ struct StoreConformanceTests {
             #expect(stale?.code == .failedPrecondition && stale?.currentVersion == 3)
         }
     }
+
+    @Test(
+        "a partner's referral filter finds the survivors referred to it in the statuses named, and an empty set of statuses finds none (never all)",
+        arguments: StoreUnderTest.allCases
+    )
+    func referralFilter(_ kind: StoreUnderTest) async throws {
+        try await self.withStore(kind) { store in
+            try await store.audited { tx in
+                for (id, code) in [("s1", "KOL-S-0001"), ("s2", "KOL-S-0002")] {
+                    var survivor = Haven_V1_Survivor()
+                    survivor.id = id
+                    survivor.code = code
+                    survivor.officeCode = "KOL"
+                    survivor.version = 1
+                    try tx.insert(survivor)
+                }
+                var referral = Haven_V1_Referral()
+                referral.id = "r1"
+                referral.survivorID = "s1"
+                referral.partnerID = "partner-1"
+                referral.officeCode = "KOL"
+                referral.status = .accepted
+                referral.version = 1
+                try tx.insert(referral)
+            }
+            func referred(_ statuses: [Haven_V1_ReferralStatus]) async throws -> [String] {
+                var query = RecordQuery(order: .idAscending)
+                query.referredBy = ReferralFilter(partnerID: "partner-1", statuses: statuses.map(\.rawValue))
+                return try await store.read { [query] tx in try tx.page(Haven_V1_Survivor.self, query).records.map(\.id)
+                }
+            }
+            #expect(try await referred([.accepted]) == ["s1"])
+            #expect(try await referred([.declined]) == [])
+            #expect(try await referred([]) == [], "an empty filter fails closed")
+        }
+    }
 }
