@@ -1,5 +1,18 @@
 import Foundation
 
+/// What the writes of one group transaction know of what the writes before
+/// them in it wrote, so that they need not read it back: the audit trail's
+/// head (each write's entry chains onto the previous one's). The connection
+/// that group commit drives forgets it whenever a transaction begins, a
+/// write's savepoint rolls back, or the transaction does; under the write
+/// lock (SQLite's single writer, PostgreSQL's advisory lock) nothing else
+/// appends meanwhile.
+final class GroupTransactionState {
+    var auditHead: (sequence: Int64, hash: Data)?
+
+    func forget() { self.auditHead = nil }
+}
+
 /// Group commit: writes that arrive while the writer is busy share one
 /// transaction, and so one fsync, and each is acknowledged only after the
 /// commit that makes it durable.
@@ -18,19 +31,6 @@ import Foundation
 /// The store decides *when* a group runs (``GroupCommitQueue``); this type
 /// decides what happens to each write of a group, and is tested directly
 /// against a scripted connection.
-/// What the writes of one group transaction know of what the writes before
-/// them in it wrote, so that they need not read it back: the audit trail's
-/// head (each write's entry chains onto the previous one's). The connection
-/// that group commit drives forgets it whenever a transaction begins, a
-/// write's savepoint rolls back, or the transaction does; under the write
-/// lock (SQLite's single writer, PostgreSQL's advisory lock) nothing else
-/// appends meanwhile.
-final class GroupTransactionState {
-    var auditHead: (sequence: Int64, hash: Data)?
-
-    func forget() { self.auditHead = nil }
-}
-
 package enum GroupCommit {
     /// How many writes one transaction takes at most: a bound on how long one
     /// transaction holds the writer and on what one failed commit takes down.
