@@ -194,13 +194,14 @@ package enum BackupRestore {
                 throw HavenError(
                     code: .dataLoss,
                     message:
-                        "the audit chain copied into PostgreSQL does not verify: entry \(verdict.firstBadSequence): \(verdict.problem)"
+                        "the audit chain copied into PostgreSQL does not verify: entry \(verdict.firstBadSequence): \(verdict.problem); drop that database before trying again"
                 )
             }
             guard verdict.entries == entries + 2 else {
                 throw HavenError(
                     code: .dataLoss,
-                    message: "PostgreSQL holds \(verdict.entries) audit entries after the copy, not \(entries + 2)"
+                    message:
+                        "PostgreSQL holds \(verdict.entries) audit entries after the copy, not \(entries + 2); drop that database before trying again"
                 )
             }
         } catch {
