@@ -79,6 +79,50 @@ struct PostgresBackupTests {
     }
 
     @Test(
+        "haven-admin init --storage: a deployment in a new database (no SQLite file, haven.conf naming it, the chain verifying through audit verify); a database that is not new, a remote host without TLS and a bad URL are refused with clear errors that never repeat the password"
+    )
+    func initThroughTheTool() async throws {
+        let tool = AdminToolTests()
+        let machine = try TemporaryDirectory("haven-pg-init-tool")
+        defer { machine.remove() }
+        let (location, drop) = try await TestPostgres.freshDatabase()
+        do {
+            let password = try #require(location.password)
+            let data = machine.path("data")
+            let created = try tool.tool(["init", "--data-dir", data, "--storage", location.url, "--json"])
+            #expect(created.status == 0, "\(created.error)")
+            #expect((created.json["account"] as? [String: Any])?["id"] as? String == "admin")
+            #expect(!FileManager.default.fileExists(atPath: data + "/haven.sqlite"))
+            #expect(!created.output.contains(password) && !created.error.contains(password))
+            let verified = try tool.tool(["audit", "verify", "--data-dir", data])
+            #expect(verified.status == 0 && verified.output.contains("intact"), "\(verified.output)\(verified.error)")
+
+            let again = try tool.tool(["init", "--data-dir", machine.path("again"), "--storage", location.url])
+            #expect(again.status == 5 && again.error.contains("new database"), "\(again.error)")
+            #expect(!again.error.contains(password))
+            #expect(!FileManager.default.fileExists(atPath: machine.path("again")))
+
+            let remote = try tool.tool([
+                "init", "--data-dir", machine.path("remote"), "--storage",
+                "postgres://haven:\(password)@db.example.org/haven?sslmode=disable",
+            ])
+            #expect(remote.status == 64 && remote.error.contains("loopback"), "\(remote.error)")
+            #expect(!remote.error.contains(password))
+            let malformed = try tool.tool(["init", "--data-dir", machine.path("bad"), "--storage", "mysql://x"])
+            #expect(malformed.status == 64 && malformed.error.contains("storage"), "\(malformed.error)")
+            let fromEnvironment = try tool.tool(
+                ["init", "--data-dir", machine.path("env")],
+                environment: ["HAVEN_STORAGE": "postgres://haven@db.example.org:5432/haven?sslmode=disable"]
+            )
+            #expect(fromEnvironment.status == 64, "HAVEN_STORAGE is followed, and checked, too")
+        } catch {
+            await drop()
+            throw error
+        }
+        await drop()
+    }
+
+    @Test(
         "an online backup of a server on PostgreSQL restores into a new PostgreSQL database (records as at the backup, chain verified there, no SQLite file left) and into SQLite; a database that is not new is refused and nothing is written"
     )
     func roundTrip() async throws {
