@@ -6,6 +6,7 @@ import HavenTestSupport
 import NIOCore
 import SwiftProtobuf
 import Testing
+import X509
 
 /// Two havend instances (two compositions, each with its own listener) on one
 /// PostgreSQL database, as behind a TCP load balancer: the deployment's
@@ -18,7 +19,7 @@ import Testing
 )
 struct MultiInstanceTests {
     @Test(
-        "a write through one instance is read through the other, a stale update through either is refused with the current version, a feed on one sees changes made through the other, a disabled account's connection to the other ends within a second, and the audit chain verifies"
+        "a write through one instance is read through the other, a stale update through either is refused with the current version, a feed on one sees changes made through the other, a disabled account's connection and a revoked certificate's to the other end within a second, and the audit chain verifies"
     )
     func twoInstances() async throws {
         let deployment = try TestDeployment()
@@ -137,6 +138,38 @@ struct MultiInstanceTests {
         )
         // Within a second, as SessionCutoffTests allows for two shared cores: three.
         #expect(elapsed < SessionCutoffTests.bound, "cut off after \(elapsed)")
+
+        // Revoked through B: the director's open connection to A ends within the bound, and a new one is refused.
+        var revoke = Haven_V1_RevokeCredentialRequest()
+        revoke.serial = try Certificate(firstPEMIn: try #require(credentials["director-kol"]).certificatePEM).serialHex
+        revoke.reason = "laptop lost (fictional)"
+        _ = try await adminB.unary(MethodCatalog.AccountService.revokeCredential, revoke, id: id())
+        let revokedAt = ContinuousClock.now
+        var goAway: Haven_V1_GoAway?
+        while let envelope = try? await directorA.next(timeout: .seconds(3)) {
+            if case .goAway(let away) = envelope.kind {
+                goAway = away
+                break
+            }
+        }
+        #expect(ContinuousClock.now - revokedAt < SessionCutoffTests.bound, "the other instance took too long")
+        #expect(goAway?.message.contains("revoked") == true)
+        let again = try await RawConnection.connect(
+            port: a.port,
+            credentials: try #require(credentials["director-kol"])
+        )
+        let answer: Haven_V1_ServerEnvelope?
+        do {
+            answer = try await again.hello()
+        } catch {
+            answer = try await again.next()
+        }
+        if case .goAway(let away) = answer?.kind {
+            #expect(away.message.contains("revoked"))
+        } else {
+            Issue.record("a certificate revoked through one instance opened a session on the other")
+        }
+        await again.close()
 
         for connection in [adminA, adminB, workerB, directorA] { await connection.close() }
         let verdict = try await AuditVerifier(store: b.store, publicKey: Data()).verify()
