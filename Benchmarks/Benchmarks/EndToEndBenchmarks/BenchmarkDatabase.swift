@@ -1,6 +1,8 @@
 import Foundation
 import Logging
+import NIOCore
 import PostgresNIO
+import Synchronization
 
 /// A new PostgreSQL database per benchmark fixture, on the cluster that
 /// `HAVEN_BENCHMARK_POSTGRES_URL` names (a loopback cluster whose role may
@@ -28,6 +30,21 @@ struct BenchmarkDatabase: Sendable {
         components.path = "/" + name
         guard let url = components.string else { throw BenchmarkDatabaseError("cannot name the new database") }
         return BenchmarkDatabase(url: url, name: name, cluster: cluster)
+    }
+
+    /// A client configuration for the new database (loopback, no TLS).
+    func clientConfiguration(connections: Int) -> PostgresClient.Configuration {
+        var configuration = PostgresClient.Configuration(
+            host: self.cluster.host ?? "127.0.0.1",
+            port: self.cluster.port ?? 5432,
+            username: self.cluster.user ?? "",
+            password: self.cluster.password?.removingPercentEncoding,
+            database: self.name,
+            tls: .disable
+        )
+        configuration.options.maximumConnections = connections
+        configuration.options.minimumConnections = connections
+        return configuration
     }
 
     /// Drops the database (its servers stopped first).
@@ -59,6 +76,69 @@ struct BenchmarkDatabase: Sendable {
             throw error
         }
         try await connection.close()
+    }
+}
+
+/// The durability baseline of Haven's writes on PostgreSQL: single-row
+/// `INSERT`s of 256 bytes, each its own transaction (autocommit, so each
+/// COMMIT waits for the WAL's fsync), on a pool of 16 connections to a new
+/// database, with `inFlight` outstanding — what the cluster itself commits
+/// per second, with no Haven in the way.
+final class RawPostgresCommits: Sendable {
+    private struct State {
+        var database: BenchmarkDatabase?
+        var client: PostgresClient?
+        var task: Task<Void, Never>?
+    }
+
+    private let state = Mutex(State())
+    private static let body = ByteBuffer(bytes: (0..<256).map { UInt8(truncatingIfNeeded: $0 &* 31) })
+
+    func start(cluster: String) async throws {
+        let database = try await BenchmarkDatabase.create(on: cluster)
+        let client = PostgresClient(
+            configuration: database.clientConfiguration(connections: 16),
+            backgroundLogger: Logger(label: "haven.benchmark.postgres")
+        )
+        let task = Task { await client.run() }
+        self.state.withLock { $0 = State(database: database, client: client, task: task) }
+        try await client.query("CREATE TABLE row (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, body BYTEA NOT NULL)")
+    }
+
+    /// `commits` single-row commits with `inFlight` outstanding; each one's time.
+    func run(commits: Int, inFlight: Int) async -> [Duration] {
+        guard let client = self.state.withLock({ $0.client }) else { fatalError("the baseline is not started") }
+        return await withTaskGroup(of: [Duration].self) { group in
+            for worker in 0..<min(inFlight, commits) {
+                group.addTask {
+                    var latencies: [Duration] = []
+                    let clock = ContinuousClock()
+                    for _ in stride(from: worker, to: commits, by: inFlight) {
+                        let start = clock.now
+                        do {
+                            try await client.query("INSERT INTO row (body) VALUES (\(Self.body))")
+                        } catch {
+                            fatalError("baseline commit failed: \(error)")
+                        }
+                        latencies.append(clock.now - start)
+                    }
+                    return latencies
+                }
+            }
+            var all: [Duration] = []
+            for await latencies in group { all += latencies }
+            return all
+        }
+    }
+
+    func stop() async {
+        let state = self.state.withLock { state in
+            defer { state = State() }
+            return state
+        }
+        state.task?.cancel()
+        await state.task?.value
+        await state.database?.drop()
     }
 }
 

@@ -153,6 +153,24 @@ let benchmarks: @Sendable () -> Void = {
             teardown: { try baseline.stop() }
         )
     }
+    // The same baseline on PostgreSQL: the cluster's own single-row commits.
+    if let cluster = BenchmarkDatabase.clusterURL {
+        for inFlight in [16, 256] {
+            let baseline = RawPostgresCommits()
+            Benchmark(
+                "PostgreSQL.raw-commit.\(inFlight)-in-flight",
+                configuration: configuration,
+                closure: { benchmark in
+                    record(
+                        await baseline.run(commits: benchmark.scaledIterations.count, inFlight: inFlight),
+                        in: benchmark
+                    )
+                },
+                setup: { try await baseline.start(cluster: cluster) },
+                teardown: { await baseline.stop() }
+            )
+        }
+    }
     // Reads and writes on SQLite, and — when a cluster is named — on a new
     // PostgreSQL database per benchmark, with one instance or two.
     struct Store {
