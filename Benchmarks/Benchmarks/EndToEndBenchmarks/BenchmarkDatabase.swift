@@ -102,7 +102,9 @@ final class RawPostgresCommits: Sendable {
         )
         let task = Task { await client.run() }
         self.state.withLock { $0 = State(database: database, client: client, task: task) }
-        try await client.query("CREATE TABLE row (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, body BYTEA NOT NULL)")
+        try await client.query(
+            "CREATE TABLE row (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, body BYTEA NOT NULL)"
+        )
     }
 
     /// `commits` single-row commits with `inFlight` outstanding; each one's time.
