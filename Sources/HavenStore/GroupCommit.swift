@@ -3,10 +3,10 @@ import Foundation
 /// What the writes of one group transaction know of what the writes before
 /// them in it wrote, so that they need not read it back: the audit trail's
 /// head (each write's entry chains onto the previous one's). The connection
-/// that group commit drives forgets it whenever a transaction begins, a
-/// write's savepoint rolls back, or the transaction does; under the write
-/// lock (SQLite's single writer, PostgreSQL's advisory lock) nothing else
-/// appends meanwhile.
+/// that group commit drives is made anew for each group, and forgets it
+/// whenever a transaction begins (after a failed one, within the group) or a
+/// write's savepoint rolls back; under the write lock (SQLite's single
+/// writer, PostgreSQL's advisory lock) nothing else appends meanwhile.
 final class GroupTransactionState {
     var auditHead: (sequence: Int64, hash: Data)?
 

@@ -93,44 +93,40 @@ package enum BackupRestore {
         let verdict = try await AuditVerifier(store: store, publicKey: signer.publicKey).verify { checked, total in
             progress("verify", checked, total)
         }
-        guard verdict.intact else {
-            throw HavenError(
-                code: .dataLoss,
-                message:
-                    "the backup's audit chain does not verify: entry \(verdict.firstBadSequence): \(verdict.problem)"
-            )
-        }
-        guard verdict.entries == manifest.auditEntries else {
-            throw HavenError(
-                code: .dataLoss,
-                message:
-                    "the backup's audit chain has \(verdict.entries) entries, its manifest says \(manifest.auditEntries)"
-            )
-        }
+        try Self.requireIntact(verdict, entries: manifest.auditEntries, of: "the backup's")
         try store.beginNewLineage(
             principalID: operatorID,
             detail:
                 "restored from a backup taken at \(manifest.createdAtUnixMs) (\(manifest.auditEntries) audit entries)",
             at: now
         )
-        try store.close()
         let configuration = try ServerConfiguration.load(
             fileText: try? String(contentsOfFile: restored.configurationFile, encoding: .utf8),
             fileName: target.configurationFile,
             environment: environment
         )
+        if let location = configuration.postgres {
+            do {
+                try await Self.copy(
+                    store,
+                    into: location,
+                    keys: custodian.keys,
+                    publicKey: signer.publicKey,
+                    entries: verdict.entries,
+                    operatorID: operatorID,
+                    now: now,
+                    progress: progress
+                )
+            } catch {
+                try? store.close()
+                throw error
+            }
+        }
+        try store.close()
         var database = "haven.sqlite"
         if let location = configuration.postgres {
-            try await Self.restore(
-                restored,
-                keys: custodian.keys,
-                into: location,
-                publicKey: signer.publicKey,
-                entries: verdict.entries,
-                operatorID: operatorID,
-                now: now,
-                progress: progress
-            )
+            // The records live in PostgreSQL only: no copy of them stays in the data directory.
+            for suffix in ["", "-wal", "-shm"] { try? files.removeItem(atPath: restored.databaseFile + suffix) }
             database = location.redacted
         }
 
@@ -154,27 +150,20 @@ package enum BackupRestore {
         return Report(manifest: manifest, verdict: verdict, previous: previous, database: database)
     }
 
-    /// Copies the staged, verified database into a new PostgreSQL database,
-    /// verifies the chain there, and removes the staged SQLite file.
-    private static func restore(
-        _ restored: DataDirectory,
-        keys: StoreKeys,
+    /// Copies the staged, verified database into a new PostgreSQL database
+    /// and verifies the chain there: the backup's entries, its
+    /// `store.restore` and the copy's `store.copy`.
+    private static func copy(
+        _ source: SQLiteStore,
         into location: PostgresLocation,
+        keys: StoreKeys,
         publicKey: Data,
         entries: UInt64,
         operatorID: String,
         now: Int64,
         progress: @escaping @Sendable (String, UInt64, UInt64) -> Void
     ) async throws {
-        let source = try SQLiteStore(path: restored.databaseFile, keys: keys)
-        let target: PostgresStore
-        do {
-            target = try await PostgresStore.open(location, keys: keys)
-        } catch {
-            try? source.close()
-            throw error
-        }
-        do {
+        try await PostgresStore.using(location, keys: keys) { target in
             progress("copy", 0, 1)
             do {
                 _ = try await target.copy(from: source, principalID: operatorID, atUnixMs: now)
@@ -189,30 +178,34 @@ package enum BackupRestore {
             let verdict = try await AuditVerifier(store: target, publicKey: publicKey).verify { checked, total in
                 progress("verify in PostgreSQL", checked, total)
             }
-            // The staged trail, its store.restore entry and the copy's store.copy entry.
-            guard verdict.intact else {
-                throw HavenError(
-                    code: .dataLoss,
-                    message:
-                        "the audit chain copied into PostgreSQL does not verify: entry \(verdict.firstBadSequence): \(verdict.problem); drop that database before trying again"
-                )
-            }
-            guard verdict.entries == entries + 2 else {
-                throw HavenError(
-                    code: .dataLoss,
-                    message:
-                        "PostgreSQL holds \(verdict.entries) audit entries after the copy, not \(entries + 2); drop that database before trying again"
-                )
-            }
-        } catch {
-            await target.close()
-            try? source.close()
-            throw error
+            try Self.requireIntact(
+                verdict,
+                entries: entries + 2,
+                of: "the PostgreSQL copy's",
+                advice: "; drop that database before trying again"
+            )
         }
-        await target.close()
-        try source.close()
-        for suffix in ["", "-wal", "-shm"] {
-            try? FileManager.default.removeItem(atPath: restored.databaseFile + suffix)
+    }
+
+    /// DATA_LOSS unless the chain verified and holds the entries expected.
+    private static func requireIntact(
+        _ verdict: Haven_V1_AuditVerdict,
+        entries: UInt64,
+        of what: String,
+        advice: String = ""
+    ) throws {
+        guard verdict.intact else {
+            throw HavenError(
+                code: .dataLoss,
+                message:
+                    "\(what) audit chain does not verify: entry \(verdict.firstBadSequence): \(verdict.problem)\(advice)"
+            )
+        }
+        guard verdict.entries == entries else {
+            throw HavenError(
+                code: .dataLoss,
+                message: "\(what) audit chain has \(verdict.entries) entries, not the \(entries) expected\(advice)"
+            )
         }
     }
 }

@@ -470,14 +470,8 @@ extension DataDirectory {
         let custodian = try KeyCustodian.load(masterKeyFile: self.masterKeyFile)
         let source = try SQLiteStore(path: self.databaseFile, keys: custodian.keys)
         defer { try? source.close() }
-        let target = try await PostgresStore.open(location, keys: custodian.keys)
-        do {
-            let report = try await target.copy(from: source, principalID: principalID, atUnixMs: atUnixMs)
-            await target.close()
-            return report
-        } catch {
-            await target.close()
-            throw error
+        return try await PostgresStore.using(location, keys: custodian.keys) { target in
+            try await target.copy(from: source, principalID: principalID, atUnixMs: atUnixMs)
         }
     }
 

@@ -126,6 +126,25 @@ package final class PostgresStore: RecordStore, Service {
         return store
     }
 
+    /// Opens the store, runs `body` with it (reads on the writer's
+    /// connection: the pool does not run), and closes it, whether `body`
+    /// returns or throws: for one-off work such as a copy.
+    package static func using<T>(
+        _ location: PostgresLocation,
+        keys: StoreKeys?,
+        _ body: (PostgresStore) async throws -> T
+    ) async throws -> T {
+        let store = try await Self.open(location, keys: keys)
+        do {
+            let value = try await body(store)
+            await store.close()
+            return value
+        } catch {
+            await store.close()
+            throw error
+        }
+    }
+
     /// Runs the read pool and the change listener until cancelled (or the
     /// service group shuts down), then closes every connection.
     package func run() async throws {
@@ -566,7 +585,6 @@ final class PostgresGroupWriter: GroupCommitConnection, @unchecked Sendable {
     var isInsideTransaction: Bool { self.open && !self.sql.connection.isClosed }
 
     func commit() throws {
-        self.state.forget()
         // Under the write lock the last sequence is what this commit makes
         // visible: announced (delivered at COMMIT) and read in one statement.
         let latest = UInt64(
@@ -590,7 +608,6 @@ final class PostgresGroupWriter: GroupCommitConnection, @unchecked Sendable {
     }
 
     func rollback() {
-        self.state.forget()
         if self.open, !self.sql.connection.isClosed { try? self.sql.execute("ROLLBACK") }
         self.open = false
     }

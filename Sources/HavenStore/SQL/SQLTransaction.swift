@@ -54,13 +54,13 @@ struct SQLTransaction: StoreWriter {
             .map { try self.decode(self.remembered(RecordRow($0))) }
     }
 
-    /// Notes a loaded row's version and sealed identity: an update of the
-    /// same record later in this transaction checks its version against them
-    /// instead of reading them again. Every change of a record in a
-    /// transaction goes through ``update(_:expectedVersion:sealed:)``, which
-    /// notes the new ones.
+    /// Notes a loaded row's version and sealed identity, in a write of group
+    /// commit (not in reads, which never update): an update of the same record
+    /// later in this transaction checks its version against them instead of
+    /// reading them again. Every change of a record in a transaction goes
+    /// through ``update(_:expectedVersion:sealed:)``, which notes the new ones.
     private func remembered(_ row: RecordRow) -> RecordRow {
-        self.journal.loaded["\(row.kind)/\(row.id)"] = (row.version, row.secret)
+        if self.group != nil { self.journal.loaded["\(row.kind)/\(row.id)"] = (row.version, row.secret) }
         return row
     }
 

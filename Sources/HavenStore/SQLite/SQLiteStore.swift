@@ -387,14 +387,8 @@ struct SQLiteConnection: GroupCommitConnection {
         try self.db.execute(sql: "RELEASE SAVEPOINT haven_write")
     }
     var isInsideTransaction: Bool { self.db.isInsideTransaction }
-    func commit() throws {
-        self.state.forget()
-        try self.db.commit()
-    }
-    func rollback() {
-        self.state.forget()
-        try? self.db.rollback()
-    }
+    func commit() throws { try self.db.commit() }
+    func rollback() { try? self.db.rollback() }
 }
 
 /// Fans "a change committed" out to the feed streams.
