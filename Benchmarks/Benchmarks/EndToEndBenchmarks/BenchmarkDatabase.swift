@@ -110,26 +110,8 @@ final class RawPostgresCommits: Sendable {
     /// `commits` single-row commits with `inFlight` outstanding; each one's time.
     func run(commits: Int, inFlight: Int) async -> [Duration] {
         guard let client = self.state.withLock({ $0.client }) else { fatalError("the baseline is not started") }
-        return await withTaskGroup(of: [Duration].self) { group in
-            for worker in 0..<min(inFlight, commits) {
-                group.addTask {
-                    var latencies: [Duration] = []
-                    let clock = ContinuousClock()
-                    for _ in stride(from: worker, to: commits, by: inFlight) {
-                        let start = clock.now
-                        do {
-                            try await client.query("INSERT INTO row (body) VALUES (\(Self.body))")
-                        } catch {
-                            fatalError("baseline commit failed: \(error)")
-                        }
-                        latencies.append(clock.now - start)
-                    }
-                    return latencies
-                }
-            }
-            var all: [Duration] = []
-            for await latencies in group { all += latencies }
-            return all
+        return await timedCalls(commits, inFlight: inFlight) { _ in
+            try await client.query("INSERT INTO row (body) VALUES (\(Self.body))")
         }
     }
 

@@ -270,6 +270,40 @@ func record(_ latencies: [Duration], in benchmark: Benchmark) {
     }
 }
 
+/// Makes `calls` calls with `inFlight` of them outstanding at any time
+/// (worker `w` makes calls `w`, `w + inFlight`, …) and returns each call's
+/// round-trip time. A call that fails stops the benchmark: a figure with
+/// failures in it would mean nothing.
+func timedCalls(
+    _ calls: Int,
+    inFlight: Int,
+    _ call: @escaping @Sendable (Int) async throws -> Void
+) async -> [Duration] {
+    await withTaskGroup(of: [Duration].self) { group in
+        for worker in 0..<min(inFlight, calls) {
+            group.addTask {
+                var latencies: [Duration] = []
+                latencies.reserveCapacity(calls / inFlight + 1)
+                let clock = ContinuousClock()
+                for index in stride(from: worker, to: calls, by: inFlight) {
+                    let start = clock.now
+                    do {
+                        try await call(index)
+                    } catch {
+                        fatalError("benchmark call failed: \(error)")
+                    }
+                    latencies.append(clock.now - start)
+                }
+                return latencies
+            }
+        }
+        var all: [Duration] = []
+        all.reserveCapacity(calls)
+        for await latencies in group { all += latencies }
+        return all
+    }
+}
+
 /// A server, a seeded case and the clients of one benchmark.
 final class Fixture: Sendable {
     private struct State {
@@ -370,44 +404,24 @@ final class Fixture: Sendable {
     /// returns each call's round-trip time.
     func run(kind: String, calls: Int, inFlight: Int, caseIndex: Int? = nil) async -> [Duration] {
         let (clients, caseIDs, peer) = self.state.withLock { ($0.clients, $0.caseIDs, $0.peer) }
-        return await withTaskGroup(of: [Duration].self) { group in
-            for worker in 0..<min(inFlight, calls) {
-                group.addTask {
-                    var latencies: [Duration] = []
-                    latencies.reserveCapacity(calls / inFlight + 1)
-                    let clock = ContinuousClock()
-                    for call in stride(from: worker, to: calls, by: inFlight) {
-                        let client = clients[call % clients.count]
-                        let caseID = caseIDs[caseIndex ?? call % caseIDs.count]
-                        let start = clock.now
-                        do {
-                            if let peer, kind == "grpc read" {
-                                blackHole(try await peer.read(caseID: caseID, client: call))
-                            } else if kind == "read" {
-                                blackHole(try await client.cases.get(.with { $0.caseID = caseID }))
-                            } else {
-                                var append = Haven_V1_AppendCaseEventRequest()
-                                append.caseID = caseID
-                                append.event.occurredOn = .with {
-                                    $0.year = 2026
-                                    $0.month = 4
-                                    $0.day = 2
-                                }
-                                append.event.note.text = "benchmark note (fictional)"
-                                blackHole(try await client.cases.appendEvent(append))
-                            }
-                        } catch {
-                            fatalError("benchmark call failed: \(error)")
-                        }
-                        latencies.append(clock.now - start)
-                    }
-                    return latencies
+        return await timedCalls(calls, inFlight: inFlight) { call in
+            let client = clients[call % clients.count]
+            let caseID = caseIDs[caseIndex ?? call % caseIDs.count]
+            if let peer, kind == "grpc read" {
+                blackHole(try await peer.read(caseID: caseID, client: call))
+            } else if kind == "read" {
+                blackHole(try await client.cases.get(.with { $0.caseID = caseID }))
+            } else {
+                var append = Haven_V1_AppendCaseEventRequest()
+                append.caseID = caseID
+                append.event.occurredOn = .with {
+                    $0.year = 2026
+                    $0.month = 4
+                    $0.day = 2
                 }
+                append.event.note.text = "benchmark note (fictional)"
+                blackHole(try await client.cases.appendEvent(append))
             }
-            var all: [Duration] = []
-            all.reserveCapacity(calls)
-            for await latencies in group { all += latencies }
-            return all
         }
     }
 
@@ -461,28 +475,10 @@ final class RawSQLiteCommits: Sendable {
     /// `commits` single-row commits with `inFlight` outstanding; each one's time.
     func run(commits: Int, inFlight: Int) async -> [Duration] {
         let pool = self.state.withLock { $0.pool }!
-        return await withTaskGroup(of: [Duration].self) { group in
-            for worker in 0..<min(inFlight, commits) {
-                group.addTask {
-                    var latencies: [Duration] = []
-                    let clock = ContinuousClock()
-                    for _ in stride(from: worker, to: commits, by: inFlight) {
-                        let start = clock.now
-                        do {
-                            try await pool.write { db in
-                                try db.execute(sql: "INSERT INTO row (body) VALUES (?)", arguments: [Self.body])
-                            }
-                        } catch {
-                            fatalError("baseline commit failed: \(error)")
-                        }
-                        latencies.append(clock.now - start)
-                    }
-                    return latencies
-                }
+        return await timedCalls(commits, inFlight: inFlight) { _ in
+            try await pool.write { db in
+                try db.execute(sql: "INSERT INTO row (body) VALUES (?)", arguments: [Self.body])
             }
-            var all: [Duration] = []
-            for await latencies in group { all += latencies }
-            return all
         }
     }
 
