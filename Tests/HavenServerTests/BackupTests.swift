@@ -19,6 +19,19 @@ struct BackupTests {
         return (deployment, server)
     }
 
+    /// The audit chain of `store`, its checkpoints checked with the signing key of `directory`.
+    static func verdict(
+        _ store: any RecordStore,
+        signedIn directory: DataDirectory
+    ) async throws
+        -> Haven_V1_AuditVerdict
+    {
+        try await AuditVerifier(
+            store: store,
+            publicKey: try CheckpointSigner.loadExisting(at: directory.auditSigningKeyFile).publicKey
+        ).verify()
+    }
+
     static func backup(_ admin: RawConnection, id: UInt64) async throws -> ([UInt8], Haven_V1_BackupSummary) {
         try await admin.send(
             .start(
@@ -202,10 +215,7 @@ struct BackupTests {
         resume.cursor = detail.feedReset.resumeCursor
         let resumed = try await reader.call(MethodCatalog.FeedService.subscribe, resume, id: 3)
         #expect(resumed.error == nil, "the FeedReset's cursor works")
-        let verdict = try await AuditVerifier(
-            store: restored.store,
-            publicKey: try CheckpointSigner.loadExisting(at: target.auditSigningKeyFile).publicKey
-        ).verify()
+        let verdict = try await Self.verdict(restored.store, signedIn: target)
         #expect(verdict.intact, "\(verdict.problem)")
         let entries = try await restored.store.read { tx in
             var query = AuditQuery(limit: 10)

@@ -17,6 +17,29 @@ import X509
 @Suite("Credentials")
 struct CredentialTests {
     /// An admin's raw connection to a running test server.
+    /// The go-away that arrives on `connection` within three seconds, if any.
+    static func goAway(on connection: RawConnection) async -> Haven_V1_GoAway? {
+        while let envelope = try? await connection.next(timeout: .seconds(3)) {
+            if case .goAway(let away) = envelope.kind { return away }
+        }
+        return nil
+    }
+
+    /// Whether a new connection with revoked `credentials` is answered with a
+    /// go-away saying so, instead of a session.
+    static func refusedAsRevoked(port: Int, _ credentials: TestCredentials) async throws -> Bool {
+        let connection = try await RawConnection.connect(port: port, credentials: credentials)
+        let answer: Haven_V1_ServerEnvelope?
+        do {
+            answer = try await connection.hello()
+        } catch {
+            answer = try? await connection.next()
+        }
+        await connection.close()
+        guard case .goAway(let away) = answer?.kind else { return false }
+        return away.message.contains("revoked")
+    }
+
     static func admin(_ deployment: TestDeployment, _ server: RunningServer) async throws -> RawConnection {
         let connection = try await RawConnection.connect(
             port: server.port,
@@ -204,31 +227,17 @@ struct CredentialTests {
         let revoked = try await admin.unary(MethodCatalog.AccountService.revokeCredential, revoke, id: 1)
         let revokedAt = ContinuousClock.now
         #expect(revoked.state == .revoked && revoked.revokedBy == "admin")
-        var goAway: Haven_V1_GoAway?
-        while let envelope = try? await live.next(timeout: .seconds(3)) {
-            if case .goAway(let away) = envelope.kind {
-                goAway = away
-                break
-            }
-        }
+        let goAway = await Self.goAway(on: live)
         #expect(ContinuousClock.now - revokedAt < .milliseconds(1500), "within about a second")
         #expect(goAway.map { StatusCode(wire: $0.code) } == .unauthenticated)
         #expect(goAway?.message.contains("revoked") == true)
         #expect(await live.closed(within: .seconds(2)))
 
         // A new handshake with it is refused; another certificate of the same account still works.
-        let again = try await RawConnection.connect(port: server.port, credentials: revokedCredentials)
-        let answer: Haven_V1_ServerEnvelope?
-        do {
-            answer = try await again.hello()
-        } catch {
-            answer = try await again.next()
-        }
-        if case .goAway(let away) = answer?.kind {
-            #expect(away.message.contains("revoked"))
-        } else {
-            Issue.record("a revoked certificate opened a session")
-        }
+        #expect(
+            try await Self.refusedAsRevoked(port: server.port, revokedCredentials),
+            "a revoked certificate opened a session"
+        )
         let other = try await RawConnection.connect(port: server.port, credentials: kept)
         try await other.hello()
         #expect(try await other.unary(MethodCatalog.SessionService.whoAmI, .init(), id: 1).id == "worker-kol")

@@ -49,10 +49,7 @@ struct PostgresBackupTests {
                 #expect(admin?.role == .admin)
                 let enrollment = try await store.read { try $0.enrollment(codeHash: EnrollmentCode.hash(code)) }
                 #expect(enrollment?.accountID == "admin")
-                let verdict = try await AuditVerifier(
-                    store: store,
-                    publicKey: try CheckpointSigner.loadExisting(at: directory.auditSigningKeyFile).publicKey
-                ).verify()
+                let verdict = try await BackupTests.verdict(store, signedIn: directory)
                 #expect(verdict.intact && verdict.entries >= 2, "\(verdict.problem)")
             }
 
@@ -214,10 +211,7 @@ struct PostgresBackupTests {
                     id: 3
                 )
                 #expect(office.name == "Fictional KOL")
-                let verdict = try await AuditVerifier(
-                    store: restored.store,
-                    publicKey: try CheckpointSigner.loadExisting(at: target.auditSigningKeyFile).publicKey
-                ).verify()
+                let verdict = try await BackupTests.verdict(restored.store, signedIn: target)
                 #expect(verdict.intact, "\(verdict.problem)")
                 let actions = try await restored.store.read { tx in
                     var query = AuditQuery(limit: 2)
