@@ -184,7 +184,7 @@ public final class HavenClient: Sendable, Service {
         Self.ensureIdempotencyKey(&request)
         // From the schema's `idempotency_level`: reads, and creates carrying their key.
         let safeToRetry = method.idempotency.isSafeToRetry
-        let payload: Data = try request.serializedPayload()
+        let payload: Data = request.serializedPayload()
         let started = ContinuousClock.now
         let deadline = started + (options.timeout ?? self.configuration.defaultTimeout)
         let instruments = self.instruments
@@ -262,7 +262,7 @@ public final class HavenClient: Sendable, Service {
         _ request: Request,
         options: CallOptions = CallOptions()
     ) async throws -> HavenResponseStream<Response> {
-        let payload: Data = try request.serializedPayload()
+        let payload: Data = request.serializedPayload()
         let deadline = ContinuousClock.now + (options.timeout ?? self.configuration.connectTimeout)
         // The span covers opening the stream; the server's span covers the whole stream.
         return try await self.instruments.tracer.withSpan(method.fullName, ofKind: .client) { span in

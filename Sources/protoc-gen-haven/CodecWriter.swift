@@ -202,6 +202,15 @@ struct CodecWriter: SchemaWriter {
             case .string, .bytes, .message: false
             }
         }
+
+        /// Whether a value's size without its tag is the same for every value
+        /// (so sizing does not read the value).
+        var hasConstantSize: Bool {
+            switch self {
+            case .bool, .fixed: true
+            case .varint, .string, .bytes, .message: false
+            }
+        }
     }
 
     struct Field {
@@ -439,14 +448,15 @@ struct CodecWriter: SchemaWriter {
                     out.add("        }")
                 }
             } else if let oneofCase {
-                out.add("        if case \(oneofCase)(let v)? = \(property) {")
+                let binding = self.kind.hasConstantSize ? "_" : "let v"
+                out.add("        if case \(oneofCase)(\(binding))? = \(property) {")
                 let size = self.valueSize("v", into: &out, indent: "            ")
                 out.add("            n &+= \(tagSize) &+ \(size)")
                 out.add("        }")
             } else {
                 let condition = self.has.map { "self.\($0)" } ?? self.nonDefault(property)
                 out.add("        if \(condition) {")
-                out.add("            let v = \(property)")
+                if !self.kind.hasConstantSize { out.add("            let v = \(property)") }
                 let size = self.valueSize("v", into: &out, indent: "            ")
                 out.add("            n &+= \(tagSize) &+ \(size)")
                 out.add("        }")
@@ -455,7 +465,7 @@ struct CodecWriter: SchemaWriter {
 
         /// A oneof member's `case` in its run's sizing `switch`.
         func sizeCase(to out: inout Lines) {
-            out.add("        case \(self.oneofCase!)(let v)?:")
+            out.add("        case \(self.oneofCase!)(\(self.kind.hasConstantSize ? "_" : "let v"))?:")
             let size = self.valueSize("v", into: &out, indent: "            ")
             out.add("            n &+= \(self.tagSize(wireType: self.kind.wireType)) &+ \(size)")
         }

@@ -100,7 +100,13 @@ struct BoundaryUnitTests {
         let temporary = try TemporaryDirectory("haven-secret")
         defer { temporary.remove() }
         let path = temporary.path("key.pem")
-        FileManager.default.createFile(atPath: path, contents: Data("old".utf8), attributes: [.posixPermissions: 0o644])
+        #expect(
+            FileManager.default.createFile(
+                atPath: path,
+                contents: Data("old".utf8),
+                attributes: [.posixPermissions: 0o644]
+            )
+        )
         try writeSecretFile("new secret (fictional)", to: path)
         let mode = (try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? NSNumber)?.intValue
         #expect(mode == 0o600)

@@ -111,7 +111,7 @@ struct HostilePeerTests {
             let connection = try await RawConnection.connect(port: server.port, credentials: credentials)
             let answer = try await connection.hello()
             if case .hello = answer?.kind { return connection }
-            answers.append(answer.map { "\($0.kind)" } ?? "nothing")
+            answers.append(answer.map { String(describing: $0.kind) } ?? "nothing")
             await connection.close()
         }
         Issue.record("no hello answered in five connections: \(answers)")
@@ -306,7 +306,7 @@ struct HostilePeerTests {
             let batch = [UInt8]((0..<2_000).map { _ in ping }.joined())
             var peak = baseline.resident
             var afterRound: [Int] = []
-            // Two greedy peers one after another (twenty in the long mode), 100,000 pings each: the
+            // Two greedy peers one after another (twenty in the long mode), flooding pings: the
             // server answers until its socket's send buffer (MiBs, the kernel's) is full, then stalls.
             for round in 1...(Self.scale == 1 ? 2 : 20) {
                 let greedy = try await RawConnection.connect(
@@ -325,15 +325,20 @@ struct HostilePeerTests {
                     }
                     return peak
                 }
-                // The server stops reading once its buffer is full, so these writes block until it closes.
+                // Pings until the server closes the connection (at most 2,000,000): the kernel's
+                // buffers take the first MiBs of them at once, the server answers them at its own
+                // pace (slower on a loaded machine) until the answers fill its socket's send buffer,
+                // and then it stops reading, so these writes block until it closes.
                 let flood = Task {
-                    for _ in 0..<50 {
+                    for _ in 0..<1_000 {
                         guard greedy.isActive else { break }
                         try? await greedy.sendRaw(batch)
                     }
                 }
                 #expect(try await Self.served(worker, server), "others are served meanwhile")
-                let stalled = try await Self.waitUntil {
+                // Unloaded, the server reaches the stall in about 5 s; the whole test suite on two
+                // cores beside it can take it past 10 s.
+                let stalled = try await Self.waitUntil(within: .seconds(60)) {
                     try await Self.metric(server, "haven_write_stalls_total") == Double(round)
                 }
                 #expect(stalled, "the server closed the connection that never read")
@@ -432,9 +437,12 @@ struct HostilePeerTests {
         if abort { try await connection.reset() } else { await connection.close() }
     }
 
-    /// Polls `condition` for at most 10 s.
-    static func waitUntil(_ condition: () async throws -> Bool) async throws -> Bool {
-        let deadline = ContinuousClock.now + .seconds(10)
+    /// Polls `condition` for at most `limit`.
+    static func waitUntil(
+        within limit: Duration = .seconds(10),
+        _ condition: () async throws -> Bool
+    ) async throws -> Bool {
+        let deadline = ContinuousClock.now + limit
         while try await !condition() {
             guard ContinuousClock.now < deadline else { return false }
             try await Task.sleep(for: .milliseconds(50))

@@ -88,7 +88,7 @@ struct PostgresStoreTests {
             var notifications = first.changeNotifications().makeAsyncIterator()
             _ = await notifications.next()  // what was committed when it subscribed
             for index in 1...5 {
-                try await second.audited { tx in
+                _ = try await second.audited { tx in
                     try tx.appendChange(
                         NewChange(
                             event: Haven_V1_ChangeEvent.with { $0.committedAtUnixMs = Int64(index) },
@@ -353,6 +353,7 @@ struct PostgresStoreTests {
             try await withThrowingTaskGroup { group in
                 for store in stores { group.addTask { try await store.run() } }
                 group.cancelAll()
+                try await group.waitForAll()
             }
             let applied = try await TestPostgres.count(location, "SELECT COUNT(*) FROM havenMigration")
             #expect(applied == Int64(PostgresStore.migrations.count))

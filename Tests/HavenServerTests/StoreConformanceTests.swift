@@ -32,7 +32,7 @@ enum StoreUnderTest: String, Sendable, CustomTestStringConvertible {
             defer { try? store.close() }
             try await body(store)
         case .postgres:
-            try await TestPostgres.withStore(keys: try freshStoreKeys()) { store, _ in try await body(store) }
+            try await TestPostgres.withStore(keys: freshStoreKeys()) { store, _ in try await body(store) }
         }
     }
 }

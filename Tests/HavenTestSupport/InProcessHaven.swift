@@ -110,7 +110,7 @@ package final class InProcessHaven: Sendable {
         guard case .unary(let handler) = self.router.entry(for: method.fullName) else {
             throw HavenError(code: .unimplemented, message: "\(method.fullName) is not a unary method here")
         }
-        let payload = try await handler(try request.serializedPayload(), self.context(principal, method.fullName))
+        let payload = try await handler(request.serializedPayload(), self.context(principal, method.fullName))
         return try Response(decodingPayload: payload)
     }
 
@@ -142,7 +142,7 @@ package final class InProcessHaven: Sendable {
         }
         let received = Mutex<[Response]>([])
         try await handler(
-            try request.serializedPayload(),
+            request.serializedPayload(),
             self.context(principal, method.fullName),
             ResponseStream { payload in
                 let message = try Response(decodingPayload: payload)
@@ -165,7 +165,7 @@ package final class InProcessHaven: Sendable {
             throw HavenError(code: .unimplemented, message: "\(method.fullName) is not a streaming method here")
         }
         let (messages, continuation) = AsyncStream.makeStream(of: Response.self)
-        let payload: Data = try request.serializedPayload()
+        let payload: Data = request.serializedPayload()
         let context = self.context(principal, method.fullName)
         return try await withThrowingTaskGroup(of: Void.self) { group in
             // A stream that never delivers what the test waits for ends after a

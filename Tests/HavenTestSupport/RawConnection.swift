@@ -256,8 +256,10 @@ private final class Collector: ChannelInboundHandler, RemovableChannelHandler {
             return eventLoop.makeCompletedFuture(result)
         }
         let promise = eventLoop.makePromise(of: Haven_V1_ServerEnvelope?.self)
-        let timer = eventLoop.scheduleTask(in: timeout) { [weak self] in
-            self?.waiter = nil
+        // Held (on its event loop) until the timer fires or is cancelled, at most `timeout`.
+        let collector = NIOLoopBound(self, eventLoop: eventLoop)
+        let timer = eventLoop.scheduleTask(in: timeout) {
+            collector.value.waiter = nil
             promise.fail(
                 HavenError(code: .deadlineExceeded, message: "no frame within \(timeout.nanoseconds / 1_000_000) ms")
             )

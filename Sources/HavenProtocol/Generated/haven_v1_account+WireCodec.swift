@@ -150,7 +150,6 @@ extension Haven_V1_Account: HavenWireMessage {
             n &+= 1 &+ _WireSize.delimited(v.utf8.count)
         }
         if self.enabled {
-            let v = self.enabled
             n &+= 1 &+ 1
         }
         if self.createdAtUnixMs != 0 {
@@ -576,7 +575,6 @@ extension Haven_V1_UpdateAccountRequest: HavenWireMessage {
             n &+= 1 &+ _WireSize.int64(Int64(v.rawValue))
         }
         if self.changeOffices {
-            let v = self.changeOffices
             n &+= 1 &+ 1
         }
         self.officeCodes.withUnsafeBufferPointer { values in
@@ -586,7 +584,6 @@ extension Haven_V1_UpdateAccountRequest: HavenWireMessage {
             }
         }
         if self.changePartner {
-            let v = self.changePartner
             n &+= 1 &+ 1
         }
         if !self.partnerID.isEmpty {

@@ -187,7 +187,6 @@ extension Haven_V1_ListAlertsRequest: HavenWireMessage {
             }
         }
         if self.openOnly {
-            let v = self.openOnly
             n &+= 1 &+ 1
         }
         n &+= self.unknownFields.data.count

@@ -412,7 +412,6 @@ extension Haven_V1_ListAuditEntriesRequest: HavenWireMessage {
             n &+= 1 &+ _WireSize.varint(v)
         }
         if self.newestFirst {
-            let v = self.newestFirst
             n &+= 1 &+ 1
         }
         n &+= self.unknownFields.data.count
@@ -687,7 +686,6 @@ extension Haven_V1_AuditVerdict: HavenWireMessage {
     public func _wireSize(_ sizes: inout _WireSizes) -> Int {
         var n = 0
         if self.intact {
-            let v = self.intact
             n &+= 1 &+ 1
         }
         if self.firstBadSequence != 0 {

@@ -750,7 +750,6 @@ extension Haven_V1_ReArrest: HavenWireMessage {
             n &+= 1 &+ _WireSize.delimited(v.utf8.count)
         }
         if self.returnedToPrison {
-            let v = self.returnedToPrison
             n &+= 1 &+ 1
         }
         n &+= self.unknownFields.data.count

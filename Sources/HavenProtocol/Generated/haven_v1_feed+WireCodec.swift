@@ -281,7 +281,6 @@ extension Haven_V1_SubscribeRequest: HavenWireMessage {
             n &+= 1 &+ _WireSize.delimited(body)
         }
         if self.follow {
-            let v = self.follow
             n &+= 1 &+ 1
         }
         n &+= self.unknownFields.data.count

@@ -201,7 +201,6 @@ extension Haven_V1_RetentionItem: HavenWireMessage {
             n &+= 1 &+ _WireSize.int64(v)
         }
         if self.held {
-            let v = self.held
             n &+= 1 &+ 1
         }
         if !self.hold.isEmpty {

@@ -40,7 +40,6 @@ extension Haven_V1_ServerStatus: HavenWireMessage {
             n &+= 1 &+ _WireSize.varint(UInt64(v))
         }
         if self.callsPerSecond.bitPattern != 0 {
-            let v = self.callsPerSecond
             n &+= 1 &+ 8
         }
         if self.callsTotal != 0 {
@@ -80,7 +79,6 @@ extension Haven_V1_ServerStatus: HavenWireMessage {
             n &+= 1 &+ _WireSize.int64(v)
         }
         if self.development {
-            let v = self.development
             n &+= 1 &+ 1
         }
         if !self.backupKeyFingerprint.isEmpty {
@@ -100,7 +98,6 @@ extension Haven_V1_ServerStatus: HavenWireMessage {
             n &+= 2 &+ _WireSize.varint(v)
         }
         if self.ready {
-            let v = self.ready
             n &+= 2 &+ 1
         }
         self.readinessProblems.withUnsafeBufferPointer { values in

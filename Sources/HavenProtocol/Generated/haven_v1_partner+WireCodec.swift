@@ -37,7 +37,6 @@ extension Haven_V1_PartnerOrganisation: HavenWireMessage {
             n &+= 1 &+ _WireSize.delimited(v.utf8.count)
         }
         if self.active {
-            let v = self.active
             n &+= 1 &+ 1
         }
         if self.version != 0 {
@@ -834,7 +833,6 @@ extension Haven_V1_UpdatePartnerRequest: HavenWireMessage {
             n &+= 1 &+ _WireSize.delimited(v.utf8.count)
         }
         if self.changeOffices {
-            let v = self.changeOffices
             n &+= 1 &+ 1
         }
         self.officeCodes.withUnsafeBufferPointer { values in
@@ -844,7 +842,6 @@ extension Haven_V1_UpdatePartnerRequest: HavenWireMessage {
             }
         }
         if self.changeServices {
-            let v = self.changeServices
             n &+= 1 &+ 1
         }
         if !self.services.isEmpty {

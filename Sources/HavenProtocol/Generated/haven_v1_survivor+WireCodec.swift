@@ -718,7 +718,6 @@ extension Haven_V1_Survivor: HavenWireMessage {
             n &+= 1 &+ _WireSize.varint(UInt64(v))
         }
         if self.minorAtIntake {
-            let v = self.minorAtIntake
             n &+= 1 &+ 1
         }
         if self.hasIntakeOn {
@@ -1095,7 +1094,6 @@ extension Haven_V1_GetSurvivorRequest: HavenWireMessage {
         default: break
         }
         if self.includeIdentity {
-            let v = self.includeIdentity
             n &+= 1 &+ 1
         }
         n &+= self.unknownFields.data.count
@@ -1162,7 +1160,6 @@ extension Haven_V1_ListSurvivorsRequest: HavenWireMessage {
             n &+= 1 &+ _WireSize.delimited(v.utf8.count)
         }
         if self.flaggedOnly {
-            let v = self.flaggedOnly
             n &+= 1 &+ 1
         }
         if self.hasIntake {

@@ -93,7 +93,7 @@ extension SQLiteStore {
     /// closes it: the file alone holds every committed row.
     package func closeIntoOneFile() throws {
         do {
-            try self.databasePool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
+            _ = try self.databasePool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
             try self.databasePool.close()
         } catch {
             throw self.failed(error)
