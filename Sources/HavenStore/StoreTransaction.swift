@@ -19,6 +19,10 @@ package protocol StoreReader {
     /// timeline is its record plus the events asked for here.
     func caseEvents(_ query: CaseEventQuery) throws -> [StoredCaseEvent]
 
+    /// An office's report figures that come from its records' dated facts
+    /// (``ReportFact``), by aggregate queries: no record is loaded.
+    func officeFigures(_ query: OfficeFiguresQuery) throws -> OfficeFigures
+
     /// Counts records matching `query` (ignoring its cursor and limit).
     func count<R: StoredRecord>(_ type: R.Type, _ query: RecordQuery) throws -> Int
 

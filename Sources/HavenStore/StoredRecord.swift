@@ -49,10 +49,13 @@ package protocol StoredRecord: HavenWireMessage, Sendable {
     var index: RecordIndex { get }
     /// Why it cannot be stored as it is, if it cannot (e.g. an unsealed identity).
     var storageViolation: String? { get }
+    /// The facts reports count that it holds (stored beside it, ``ReportFact``).
+    var reportFacts: [ReportFact] { get }
 }
 
 extension StoredRecord {
     package var storageViolation: String? { nil }
+    package var reportFacts: [ReportFact] { [] }
 }
 
 /// `YYYY-MM-DD`, which sorts like the date.

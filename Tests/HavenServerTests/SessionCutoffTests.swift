@@ -33,12 +33,13 @@ struct SessionCutoffTests {
     }
 
     /// Connects as `account`, follows the feed, runs `change`, and records
-    /// what arrives until the connection closes.
+    /// what arrives until the connection closes (or nothing arrives for `patience`).
     static func followThenChange(
         _ deployment: TestDeployment,
         _ server: RunningServer,
         account: String,
         credentials: TestCredentials? = nil,
+        patience: Duration = .seconds(5),
         change: () throws -> Void
     ) async throws -> Cutoff {
         let connection = try await RawConnection.connect(
@@ -56,7 +57,7 @@ struct SessionCutoffTests {
         try change()
         let changed = ContinuousClock.now
         var cutoff = Cutoff(closed: false, elapsed: .zero)
-        while let envelope = try? await connection.next(timeout: .seconds(5)) {
+        while let envelope = try? await connection.next(timeout: .init(patience)) {
             switch envelope.kind {
             case .goAway(let goAway):
                 cutoff.goAway = goAway
@@ -121,13 +122,16 @@ struct SessionCutoffTests {
     func certificateExpiry() async throws {
         let deployment = try TestDeployment()
         let server = try await deployment.start()
-        let credentials = try deployment.credentials(for: "worker-kol", validity: 3)
+        // Long enough for connecting and following to be done before it expires with the whole
+        // suite running on two cores (3 s was not: the certificate expired before the feed was live).
+        let credentials = try deployment.credentials(for: "worker-kol", validity: 8)
         let expiry = try Certificate(firstPEMIn: credentials.certificatePEM).notValidAfter
         let cutoff = try await Self.followThenChange(
             deployment,
             server,
             account: "worker-kol",
-            credentials: credentials
+            credentials: credentials,
+            patience: .seconds(8) + Self.bound
         ) {}
         #expect(cutoff.goAway.map { StatusCode(wire: $0.code) } == .unauthenticated)
         #expect(cutoff.goAway?.message.contains("certificate expired") == true)

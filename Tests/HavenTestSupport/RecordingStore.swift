@@ -64,6 +64,10 @@ struct RecordingReader: StoreReader {
         self.store.record("case events")
         return try self.base.caseEvents(query)
     }
+    func officeFigures(_ query: OfficeFiguresQuery) throws -> OfficeFigures {
+        self.store.record("office figures")
+        return try self.base.officeFigures(query)
+    }
     func identity(survivorID: String) throws -> Haven_V1_SurvivorIdentity? {
         self.store.record("identity")
         return try self.base.identity(survivorID: survivorID)
@@ -133,6 +137,9 @@ struct RecordingWriter: StoreWriter {
     }
     func caseEvents(_ query: CaseEventQuery) throws -> [StoredCaseEvent] {
         try self.reader.caseEvents(query)
+    }
+    func officeFigures(_ query: OfficeFiguresQuery) throws -> OfficeFigures {
+        try self.reader.officeFigures(query)
     }
     func identity(survivorID: String) throws -> Haven_V1_SurvivorIdentity? {
         try self.reader.identity(survivorID: survivorID)

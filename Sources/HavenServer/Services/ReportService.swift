@@ -6,7 +6,10 @@ import HavenStore
 ///
 /// Figures "at the end of the period" are replayed from history (status
 /// changes on the timeline, accused status history, placements), so a report
-/// for a past quarter says what was true then, not what is true now.
+/// for a past quarter says what was true then, not what is true now. They are
+/// aggregate queries over the office's dated facts (``ReportFact``), which
+/// the store keeps with every record it writes: a report loads no case or
+/// survivor, however many the office holds.
 struct ReportService: ReportServiceHandler {
     let environment: ServiceEnvironment
 
@@ -22,27 +25,27 @@ struct ReportService: ReportServiceHandler {
         try Validate.require(CivilDates.onOrBefore(first, last), "period", "first_day is after last_day")
         try Validate.require(Self.days(from: first, to: last) <= 3660, "period", "longer than 3660 days")
 
-        let (office, cases, survivors, statusChanges, inPeriod) = try await self.environment.store.read { tx in
+        let (office, figures, inPeriod) = try await self.environment.store.read { tx in
             guard let office = try tx.load(Haven_V1_Office.self, id: request.officeCode) else {
                 throw HavenError(code: .notFound, message: "no office with that code")
             }
-            // Timeline events by query, not by loading every timeline: every
-            // status change (to replay each case's status at the period's
-            // end), and the events that happened in the period and count.
-            var changes = CaseEventQuery(limit: Int.max)
-            changes.officeCode = office.code
-            changes.kinds = [.statusChanged]
+            // Counts by aggregate queries over the office's records and their
+            // dated facts (statuses, accused histories, placements, services),
+            // and the timeline events of the period that count: no case or
+            // survivor is loaded, however many the office holds.
             var period = CaseEventQuery(limit: Int.max)
             period.officeCode = office.code
             period.occurredFrom = dayString(first)
             period.occurredThrough = dayString(last)
             period.kinds = [.statusChanged, .rescueOperation, .conviction, .acquittal, .appealDecided]
-            return (
-                office, try Self.all(Haven_V1_Case.self, office: office.code, tx),
-                try Self.all(Haven_V1_Survivor.self, office: office.code, tx),
-                Dictionary(grouping: try tx.caseEvents(changes), by: \.caseID),
-                try tx.caseEvents(period).map(\.event)
+            let figures = try tx.officeFigures(
+                OfficeFiguresQuery(
+                    officeCode: office.code,
+                    firstDay: dayString(first) ?? "",
+                    lastDay: dayString(last) ?? ""
+                )
             )
+            return (office, figures, try tx.caseEvents(period).map(\.event))
         }
         func within(_ date: Haven_V1_CivilDate) -> Bool {
             CivilDates.onOrBefore(first, date) && CivilDates.onOrBefore(date, last)
@@ -50,23 +53,17 @@ struct ReportService: ReportServiceHandler {
 
         // Counted in 64 bits, saturating: stored values can never make a report trap.
         var tally = Tally()
+        tally.casesOpened = UInt64(clamping: figures.casesOpened)
+        tally.survivorsRegistered = UInt64(clamping: figures.survivorsRegistered)
+        tally.survivorsInAftercare = UInt64(clamping: figures.survivorsInAftercare)
+        tally.accusedOnBail = UInt64(
+            clamping: figures.accusedByStatus[Haven_V1_AccusedLegalStatus.onBail.rawValue] ?? 0
+        )
         var byStatus: [Haven_V1_CaseStatus: UInt64] = [:]
-        for record in cases {
-            if within(record.openedOn) { tally.casesOpened.add(1) }
-            let changes = (statusChanges[record.id] ?? []).compactMap {
-                stored -> (Haven_V1_CivilDate, Haven_V1_CaseStatusChanged)? in
-                guard case .statusChanged(let change) = stored.event.detail else { return nil }
-                return (stored.event.occurredOn, change)
-            }
-            if CivilDates.onOrBefore(record.openedOn, last) {
-                var status = changes.first?.1.previousStatus ?? record.status
-                for (date, change) in changes where CivilDates.onOrBefore(date, last) { status = change.newStatus }
-                byStatus[status, default: 0].add(1)
-            }
-            for accused in record.accused {
-                let status = accused.history.last { CivilDates.onOrBefore($0.effectiveOn, last) }?.status
-                if status == .onBail { tally.accusedOnBail.add(1) }
-            }
+        for (status, count) in figures.casesByStatus {
+            byStatus[Haven_V1_CaseStatus(rawValue: status) ?? .UNRECOGNIZED(status), default: 0].add(
+                UInt64(clamping: count)
+            )
         }
         for event in inPeriod where within(event.occurredOn) {
             switch event.detail {
@@ -88,18 +85,12 @@ struct ReportService: ReportServiceHandler {
                 break
             }
         }
-        var services: [Haven_V1_ServiceKind: (count: UInt64, survivors: Set<String>)] = [:]
-        for survivor in survivors {
-            if within(survivor.intakeOn) { tally.survivorsRegistered.add(1) }
-            let placed = survivor.placements.contains { placement in
-                CivilDates.onOrBefore(placement.startedOn, last)
-                    && (!placement.hasEndedOn || CivilDates.onOrBefore(last, placement.endedOn))
-            }
-            if placed { tally.survivorsInAftercare.add(1) }
-            for service in survivor.services where within(service.deliveredOn) {
-                services[service.kind, default: (0, [])].count.add(1)
-                services[service.kind, default: (0, [])].survivors.insert(survivor.id)
-            }
+        let services = figures.services.map { kind, value in
+            (
+                kind: Haven_V1_ServiceKind(rawValue: kind) ?? .UNRECOGNIZED(kind),
+                count: UInt64(clamping: value.count),
+                survivors: UInt64(clamping: value.survivors)
+            )
         }
         var report = Haven_V1_OfficeReport()
         report.officeCode = office.code
@@ -121,11 +112,11 @@ struct ReportService: ReportServiceHandler {
             entry.count = Tally.wire(count)
             return entry
         }
-        report.servicesDelivered = services.sorted { $0.key.rawValue < $1.key.rawValue }.map { kind, value in
+        report.servicesDelivered = services.sorted { $0.kind.rawValue < $1.kind.rawValue }.map { service in
             var entry = Haven_V1_ServiceCount()
-            entry.kind = kind
-            entry.count = Tally.wire(value.count)
-            entry.survivors = Tally.wire(UInt64(value.survivors.count))
+            entry.kind = service.kind
+            entry.count = Tally.wire(service.count)
+            entry.survivors = Tally.wire(service.survivors)
             return entry
         }
         return report
@@ -147,18 +138,6 @@ struct ReportService: ReportServiceHandler {
         var survivorsInAftercare: UInt64 = 0
 
         static func wire(_ value: UInt64) -> UInt32 { UInt32(clamping: value) }
-    }
-
-    static func all<R: StoredRecord>(_ type: R.Type, office: String, _ tx: any StoreReader) throws -> [R] {
-        var query = RecordQuery(order: .newestFirst, limit: 500)
-        query.officeCodes = [office]
-        var records: [R] = []
-        repeat {
-            let page = try tx.page(R.self, query)
-            records += page.records
-            query.after = page.next
-        } while query.after != nil
-        return records
     }
 
     static func days(from first: Haven_V1_CivilDate, to last: Haven_V1_CivilDate) -> Int {

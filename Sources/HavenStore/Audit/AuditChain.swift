@@ -125,9 +125,9 @@ final class TransactionJournal {
     /// Record keys unwrapped in this transaction (`kind/id`): a write loads,
     /// then stores, the same record.
     var recordKeys: [String: SymmetricKey] = [:]
-    /// Version and sealed identity of the records this transaction loaded
-    /// or updated (`kind/id`), as they now stand in it.
-    var loaded: [String: (version: Int64, secret: Data?)] = [:]
+    /// Version, sealed identity and report facts of the records this
+    /// transaction loaded or updated (`kind/id`), as they now stand in it.
+    var loaded: [String: (version: Int64, secret: Data?, facts: [ReportFact])] = [:]
     var unaudited: Bool { !self.resources.isEmpty || !self.changes.isEmpty }
 
     func wrote(kind: String, id: String, office: String?, version: UInt64, hash: [UInt8]) {

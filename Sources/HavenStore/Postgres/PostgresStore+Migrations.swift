@@ -177,5 +177,29 @@ extension PostgresStore {
             INSERT INTO meta (name, value) VALUES ('case-timelines', 'rows');
             """
         ),
+        (
+            "v5-report-facts",
+            """
+            CREATE TABLE reportFact (
+                recordKind TEXT NOT NULL,
+                recordID TEXT NOT NULL,
+                fact BIGINT NOT NULL,
+                position BIGINT NOT NULL,
+                officeCode TEXT NOT NULL,
+                category BIGINT NOT NULL,
+                prior BIGINT NOT NULL,
+                subject TEXT NOT NULL,
+                fromDay TEXT NOT NULL,
+                throughDay TEXT,
+                PRIMARY KEY (recordKind, recordID, fact, position)
+            );
+            CREATE INDEX reportFact_office ON reportFact(officeCode, fact, fromDay);
+            -- Records stored before: their facts are written in the same
+            -- transaction, right after (SQLTransaction.fillReportFacts).
+            INSERT INTO meta (name, value)
+                SELECT 'report-facts', 'pending'
+                WHERE EXISTS (SELECT 1 FROM record WHERE kind IN ('case', 'survivor'));
+            """
+        ),
     ]
 }

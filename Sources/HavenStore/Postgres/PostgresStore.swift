@@ -116,6 +116,7 @@ package final class PostgresStore: RecordStore, Service {
         do {
             let latest = try await store.onWriter { sql in
                 try Self.migrate(sql)
+                try SQLTransaction.fillReportFacts(SQLTransaction(sql, keys: nil))
                 return UInt64(try sql.value(Int64.self, "SELECT COALESCE(MAX(sequence), 0) FROM change") ?? 0)
             }
             store.notifier.publish(latest)

@@ -77,6 +77,7 @@ extension SQLTransaction {
                 [head.id]
             ) ?? 0
         )
+        var statusChanges: [ReportFact] = []
         for var event in events {
             guard event.sequence == last + 1 else {
                 throw HavenError(
@@ -109,7 +110,9 @@ extension SQLTransaction {
                 [row.caseID, row.sequence, row.id, row.officeCode, row.occurredOn, row.kind, row.body, row.sealed]
             )
             self.journaled(row)
+            if let fact = ReportFact.caseStatus(event, officeCode: head.officeCode) { statusChanges.append(fact) }
         }
+        try self.insertFacts(statusChanges, of: .caseRecord, id: head.id)
         guard head.eventCount == last else {
             throw HavenError(
                 code: .internal,

@@ -46,22 +46,26 @@ struct SQLTransaction: StoreWriter {
 
     func load<R: StoredRecord>(_ type: R.Type, id: String) throws -> R? {
         try self.sql.row("\(RecordRow.select) WHERE kind = ? AND id = ?", [R.recordKind.rawValue, id])
-            .map { try self.decode(self.remembered(RecordRow($0))) }
+            .map { try self.remembered(RecordRow($0)) }
     }
 
     func load<R: StoredRecord>(_ type: R.Type, alias: String) throws -> R? {
         try self.sql.row("\(RecordRow.select) WHERE kind = ? AND alias = ?", [R.recordKind.rawValue, alias])
-            .map { try self.decode(self.remembered(RecordRow($0))) }
+            .map { try self.remembered(RecordRow($0)) }
     }
 
-    /// Notes a loaded row's version and sealed identity, in a write of group
-    /// commit (not in reads, which never update): an update of the same record
-    /// later in this transaction checks its version against them instead of
-    /// reading them again. Every change of a record in a transaction goes
-    /// through ``update(_:expectedVersion:sealed:)``, which notes the new ones.
-    private func remembered(_ row: RecordRow) -> RecordRow {
-        if self.group != nil { self.journal.loaded["\(row.kind)/\(row.id)"] = (row.version, row.secret) }
-        return row
+    /// Decodes a loaded row and, in a write of group commit (not in reads,
+    /// which never update), notes its version, sealed identity and report
+    /// facts: an update of the same record later in this transaction checks
+    /// its version against them instead of reading them again, and writes its
+    /// facts only if they changed. Every change of a record in a transaction
+    /// goes through ``update(_:expectedVersion:sealed:)``, which notes the new ones.
+    private func remembered<R: StoredRecord>(_ row: RecordRow) throws -> R {
+        let record: R = try self.decode(row)
+        if self.group != nil {
+            self.journal.loaded["\(row.kind)/\(row.id)"] = (row.version, row.secret, record.reportFacts)
+        }
+        return record
     }
 
     func load<R: StoredRecord>(_ type: R.Type, ids: [String]) throws -> [R] {
@@ -181,15 +185,16 @@ struct SQLTransaction: StoreWriter {
         }
         try row.insert(into: self.sql)
         self.journaled(row, version: record.recordVersion)
+        try self.insertFacts(record.reportFacts, of: R.recordKind, id: record.recordID)
         if let head = record as? Haven_V1_Case { try self.appendEvents(appended, to: head) }
     }
 
     func update<R: StoredRecord>(_ record: R, expectedVersion: UInt64, sealed: SealedChange) throws {
         let (record, appended) = Self.splitTimeline(record)
         let loadedKey = "\(R.recordKind.rawValue)/\(record.recordID)"
-        let current: (version: Int64, secret: Data?)
+        let current: (version: Int64, secret: Data?, facts: [ReportFact]?)
         if let loaded = self.journal.loaded[loadedKey] {
-            current = loaded
+            current = (loaded.version, loaded.secret, loaded.facts)
         } else {
             guard
                 let row = try self.sql.row(
@@ -199,7 +204,7 @@ struct SQLTransaction: StoreWriter {
             else {
                 throw HavenError(code: .notFound, message: "no \(R.recordKind.rawValue) with that id")
             }
-            current = (try row["version"], try row["secret"])
+            current = (try row["version"], try row["secret"], nil)
         }
         let currentVersion = UInt64(current.version)
         guard currentVersion == expectedVersion else {
@@ -232,7 +237,9 @@ struct SQLTransaction: StoreWriter {
             row.secret = nil
         }
         try row.update(in: self.sql)
-        self.journal.loaded[loadedKey] = (row.version, row.secret)
+        let facts = record.reportFacts
+        if facts != current.facts { try self.replaceFacts(facts, of: R.recordKind, id: record.recordID) }
+        self.journal.loaded[loadedKey] = (row.version, row.secret, facts)
         self.journaled(row, version: record.recordVersion)
         if let head = record as? Haven_V1_Case { try self.appendEvents(appended, to: head) }
     }

@@ -186,6 +186,34 @@ extension SQLiteStore {
                     """
             )
         }
+        migrator.registerMigration("v5-report-facts") { db in
+            try db.execute(
+                sql: """
+                    -- The dated facts reports count (ReportFact), kept beside the records
+                    -- and events they come from, so a report is a few aggregate queries.
+                    -- Those of records stored before are written when the store is first
+                    -- opened after this step (SQLTransaction.fillReportFacts).
+                    CREATE TABLE reportFact (
+                        recordKind TEXT NOT NULL,
+                        recordID TEXT NOT NULL,
+                        fact INTEGER NOT NULL,
+                        position INTEGER NOT NULL,
+                        officeCode TEXT NOT NULL,
+                        category INTEGER NOT NULL,
+                        prior INTEGER NOT NULL,
+                        subject TEXT NOT NULL,
+                        fromDay TEXT NOT NULL,
+                        throughDay TEXT,
+                        PRIMARY KEY (recordKind, recordID, fact, position)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX reportFact_office ON reportFact(officeCode, fact, fromDay);
+
+                    INSERT INTO meta (name, value)
+                        SELECT 'report-facts', 'pending'
+                        WHERE EXISTS (SELECT 1 FROM record WHERE kind IN ('case', 'survivor'));
+                    """
+            )
+        }
         return migrator
     }()
 }

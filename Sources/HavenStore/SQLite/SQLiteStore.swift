@@ -83,6 +83,8 @@ package final class SQLiteStore: RecordStore {
             try self.pool.write { db in
                 let tx = SQLTransaction(GRDBConnection(db: db), keys: keys, auditing: auditing)
                 try Self.adoptExisting(tx)
+                // Facts first: the timelines still in records get theirs as they move.
+                try SQLTransaction.fillReportFacts(tx)
                 try Self.moveTimelines(tx)
             }
         } catch let error as HavenError {
