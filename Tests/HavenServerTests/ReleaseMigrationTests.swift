@@ -99,6 +99,14 @@ struct ReleaseMigrationTests {
             }
         }
 
+        // Report facts were written for every case and survivor stored before:
+        // reports by query give what a replay of every record gives.
+        let stored = try await ReportFactTests.stored(in: store)
+        #expect(stored.statusChanges.values.contains { !$0.isEmpty })
+        #expect(stored.cases.values.contains { !$0.accused.isEmpty })
+        let offices = Set(stored.cases.values.map(\.officeCode)).union(stored.survivors.values.map(\.officeCode))
+        try await ReportFactTests.expectAgree(store, stored, seed: 11, offices: offices.sorted())
+
         // Every row the move wrote is in the chain, and the chain verifies.
         let entries = try await store.read { try $0.auditEntries(AuditQuery(limit: 500)) }
         let migrate = entries.filter { $0.action == "store.migrate" }

@@ -189,6 +189,32 @@ struct ReportFactTests {
         return written
     }
 
+    /// What a store holds, as ``Written``: every case and survivor, and each
+    /// case's status changes (from its timeline rows).
+    static func stored(in store: any RecordStore) async throws -> Written {
+        try await store.read { tx in
+            var written = Written()
+            func all<R: StoredRecord>(_ type: R.Type) throws -> [R] {
+                var query = RecordQuery(order: .newestFirst, limit: 500)
+                var records: [R] = []
+                repeat {
+                    let page = try tx.page(R.self, query)
+                    records += page.records
+                    query.after = page.next
+                } while query.after != nil
+                return records
+            }
+            for record in try all(Haven_V1_Case.self) {
+                written.cases[record.id] = record
+                var changes = CaseEventQuery.timeline(record.id, limit: 100_000)
+                changes.kinds = [.statusChanged]
+                written.statusChanges[record.id] = try tx.caseEvents(changes).map(\.event)
+            }
+            for survivor in try all(Haven_V1_Survivor.self) { written.survivors[survivor.id] = survivor }
+            return written
+        }
+    }
+
     /// The figures as reports replayed them before facts had rows: every
     /// record of the office walked in Swift.
     static func replayed(_ written: Written, _ query: OfficeFiguresQuery) -> OfficeFigures {
@@ -228,10 +254,10 @@ struct ReportFactTests {
         return figures
     }
 
-    static func periods(seed: UInt64) -> [OfficeFiguresQuery] {
+    static func periods(seed: UInt64, offices: [String] = Self.offices) -> [OfficeFiguresQuery] {
         var random = Seeded(state: seed ^ 0xFACE)
         var periods: [OfficeFiguresQuery] = []
-        for office in Self.offices {
+        for office in offices {
             periods.append(OfficeFiguresQuery(officeCode: office, firstDay: "2000-01-01", lastDay: "2099-12-31"))
             for _ in 0..<8 {
                 let (a, b) = (dayString(Self.day(&random))!, dayString(Self.day(&random))!)
@@ -242,8 +268,13 @@ struct ReportFactTests {
         return periods
     }
 
-    static func expectAgree(_ store: any RecordStore, _ written: Written, seed: UInt64) async throws {
-        for query in Self.periods(seed: seed) {
+    static func expectAgree(
+        _ store: any RecordStore,
+        _ written: Written,
+        seed: UInt64,
+        offices: [String] = Self.offices
+    ) async throws {
+        for query in Self.periods(seed: seed, offices: offices) {
             let figures = try await store.read { tx in try tx.officeFigures(query) }
             let expected = Self.replayed(written, query)
             #expect(
