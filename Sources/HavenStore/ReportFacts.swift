@@ -94,6 +94,10 @@ extension Haven_V1_Case {
         }
         return facts
     }
+
+    package func hasSameReportFacts(as other: Haven_V1_Case) -> Bool {
+        self.officeCode == other.officeCode && self.accused == other.accused
+    }
 }
 
 extension Haven_V1_Survivor {
@@ -124,6 +128,10 @@ extension Haven_V1_Survivor {
             )
         }
         return facts
+    }
+
+    package func hasSameReportFacts(as other: Haven_V1_Survivor) -> Bool {
+        self.officeCode == other.officeCode && self.services == other.services && self.placements == other.placements
     }
 }
 

@@ -51,11 +51,15 @@ package protocol StoredRecord: HavenWireMessage, Sendable {
     var storageViolation: String? { get }
     /// The facts reports count that it holds (stored beside it, ``ReportFact``).
     var reportFacts: [ReportFact] { get }
+    /// Whether it holds the same report facts as `other`, judged without
+    /// computing them (false when in doubt: the facts are then written again).
+    func hasSameReportFacts(as other: Self) -> Bool
 }
 
 extension StoredRecord {
     package var storageViolation: String? { nil }
     package var reportFacts: [ReportFact] { [] }
+    package func hasSameReportFacts(as other: Self) -> Bool { true }
 }
 
 /// `YYYY-MM-DD`, which sorts like the date.

@@ -304,30 +304,43 @@ struct ReportFactTests {
         }
     }
 
-    @Test("facts of records written before are filled once at the first open, then kept with every write")
-    func filledAtOpen() async throws {
-        let directory = try TemporaryDirectory("haven-report-facts")
-        defer { directory.remove() }
-        let path = directory.path("haven.sqlite")
+    @Test(
+        "facts of records written before are filled once at the first open, in the migrating transaction",
+        arguments: StoreUnderTest.allCases
+    )
+    func filledAtOpen(_ kind: StoreUnderTest) async throws {
         let keys = freshStoreKeys()
-        var store = try SQLiteStore(path: path, keys: keys)
-        let written = try await Self.write(store, seed: 7)
-        try store.close()
-        // As a database of the release before facts: no facts, marked pending.
-        let queue = try DatabaseQueue(path: path)
-        try await queue.write { db in
-            try db.execute(sql: "DELETE FROM reportFact")
-            try db.execute(sql: "INSERT INTO meta (name, value) VALUES ('report-facts', 'pending')")
+        // As a database of the release before facts: the records, no facts, marked pending.
+        let pending = [
+            "DELETE FROM reportFact", "INSERT INTO meta (name, value) VALUES ('report-facts', 'pending')",
+        ]
+        let filled = "SELECT COUNT(*) FROM meta WHERE name = 'report-facts' AND value = 'rows'"
+        switch kind {
+        case .sqlite:
+            let directory = try TemporaryDirectory("haven-report-facts")
+            defer { directory.remove() }
+            let path = directory.path("haven.sqlite")
+            var store = try SQLiteStore(path: path, keys: keys)
+            let written = try await Self.write(store, seed: 7)
+            try store.close()
+            let queue = try DatabaseQueue(path: path)
+            try await queue.write { db in for statement in pending { try db.execute(sql: statement) } }
+            try queue.close()
+            store = try SQLiteStore(path: path, keys: keys)
+            try await Self.expectAgree(store, written, seed: 7)
+            try store.close()
+            let reopened = try DatabaseQueue(path: path)
+            defer { try? reopened.close() }
+            #expect(try await reopened.read { db in try Int.fetchOne(db, sql: filled) } == 1)
+        case .postgres:
+            try await TestPostgres.withStore(keys: keys) { store, location in
+                let written = try await Self.write(store, seed: 7)
+                for statement in pending { try await TestPostgres.onServer(location, statement) }
+                try await PostgresStore.using(location, keys: keys) { reopened in
+                    try await Self.expectAgree(reopened, written, seed: 7)
+                }
+                #expect(try await TestPostgres.count(location, filled) == 1)
+            }
         }
-        try queue.close()
-        store = try SQLiteStore(path: path, keys: keys)
-        try await Self.expectAgree(store, written, seed: 7)
-        try store.close()
-        let reopened = try DatabaseQueue(path: path)
-        defer { try? reopened.close() }
-        let state = try await reopened.read { db in
-            try String.fetchOne(db, sql: "SELECT value FROM meta WHERE name = 'report-facts'")
-        }
-        #expect(state == "rows")
     }
 }

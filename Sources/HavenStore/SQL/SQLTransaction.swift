@@ -55,15 +55,16 @@ struct SQLTransaction: StoreWriter {
     }
 
     /// Decodes a loaded row and, in a write of group commit (not in reads,
-    /// which never update), notes its version, sealed identity and report
-    /// facts: an update of the same record later in this transaction checks
-    /// its version against them instead of reading them again, and writes its
-    /// facts only if they changed. Every change of a record in a transaction
-    /// goes through ``update(_:expectedVersion:sealed:)``, which notes the new ones.
+    /// which never update), notes its version, sealed identity and the record:
+    /// an update of the same record later in this transaction checks its
+    /// version against them instead of reading them again, and writes its
+    /// report facts only if they changed. Every change of a record in a
+    /// transaction goes through ``update(_:expectedVersion:sealed:)``, which
+    /// notes the new ones.
     private func remembered<R: StoredRecord>(_ row: RecordRow) throws -> R {
         let record: R = try self.decode(row)
         if self.group != nil {
-            self.journal.loaded["\(row.kind)/\(row.id)"] = (row.version, row.secret, record.reportFacts)
+            self.journal.loaded["\(row.kind)/\(row.id)"] = (row.version, row.secret, record)
         }
         return record
     }
@@ -192,9 +193,9 @@ struct SQLTransaction: StoreWriter {
     func update<R: StoredRecord>(_ record: R, expectedVersion: UInt64, sealed: SealedChange) throws {
         let (record, appended) = Self.splitTimeline(record)
         let loadedKey = "\(R.recordKind.rawValue)/\(record.recordID)"
-        let current: (version: Int64, secret: Data?, facts: [ReportFact]?)
+        let current: (version: Int64, secret: Data?, record: R?)
         if let loaded = self.journal.loaded[loadedKey] {
-            current = (loaded.version, loaded.secret, loaded.facts)
+            current = (loaded.version, loaded.secret, loaded.record as? R)
         } else {
             guard
                 let row = try self.sql.row(
@@ -237,9 +238,10 @@ struct SQLTransaction: StoreWriter {
             row.secret = nil
         }
         try row.update(in: self.sql)
-        let facts = record.reportFacts
-        if facts != current.facts { try self.replaceFacts(facts, of: R.recordKind, id: record.recordID) }
-        self.journal.loaded[loadedKey] = (row.version, row.secret, facts)
+        if current.record.map({ !record.hasSameReportFacts(as: $0) }) ?? true {
+            try self.replaceFacts(record.reportFacts, of: R.recordKind, id: record.recordID)
+        }
+        self.journal.loaded[loadedKey] = (row.version, row.secret, record)
         self.journaled(row, version: record.recordVersion)
         if let head = record as? Haven_V1_Case { try self.appendEvents(appended, to: head) }
     }
