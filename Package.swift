@@ -265,6 +265,7 @@ let package = Package(
                 "HavenStore",
                 "HavenProtocol",
                 "HavenTestSupport",
+                "HavenWireTesting",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -1,24 +1,13 @@
 import HavenProtocol
+import HavenWireTesting
 import NIOCore
 import Testing
-
-/// SplitMix64: a small seeded generator, so a failing case can be replayed.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 @Suite("Frames under random splits")
 struct FramePropertyTests {
     @Test("any sequence of frames, cut at any points, decodes to the same payloads", arguments: 0..<200)
     func randomSplits(seed: Int) throws {
-        var random = SeededGenerator(state: UInt64(seed) &* 0xA24B_AED4_963E_E407)
+        var random = SplitMix64(seed: UInt64(seed) &* 0xA24B_AED4_963E_E407)
         let maximum = 4096
         let count = Int.random(in: 0...12, using: &random)
         var payloads: [[UInt8]] = []
@@ -57,7 +46,7 @@ struct FramePropertyTests {
 
     @Test("a stream cut short anywhere inside a frame reports truncation, never a bogus payload", arguments: 0..<50)
     func randomTruncation(seed: Int) throws {
-        var random = SeededGenerator(state: UInt64(seed) &+ 0x5151)
+        var random = SplitMix64(seed: UInt64(seed) &+ 0x5151)
         let payload = (0..<Int.random(in: 1...200, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random)
         }
         let frame = [0] + withUnsafeBytes(of: UInt32(payload.count).bigEndian, Array.init) + payload

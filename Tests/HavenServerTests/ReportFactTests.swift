@@ -4,6 +4,7 @@ import HavenProtocol
 import HavenServer
 import HavenStore
 import HavenTestSupport
+import HavenWireTesting
 import SwiftProtobuf
 import Testing
 
@@ -14,18 +15,6 @@ import Testing
 /// do not.
 @Suite("Report facts", .serialized, .heavy)
 struct ReportFactTests {
-    /// SplitMix64: the same scenario for the same seed, in both stores.
-    struct Seeded: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            self.state &+= 0x9E37_79B9_7F4A_7C15
-            var z = self.state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     /// What the scenario wrote: the records as stored, and each case's
     /// status-change events in timeline order.
     struct Written {
@@ -34,7 +23,7 @@ struct ReportFactTests {
         var survivors: [String: Haven_V1_Survivor] = [:]
     }
 
-    static func day(_ random: inout Seeded) -> Haven_V1_CivilDate {
+    static func day(_ random: inout SplitMix64) -> Haven_V1_CivilDate {
         .with {
             $0.year = Int32.random(in: 2025...2026, using: &random)
             $0.month = Int32.random(in: 1...12, using: &random)
@@ -46,7 +35,7 @@ struct ReportFactTests {
 
     /// Writes a random scenario through `store` and returns what it wrote.
     static func write(_ store: any RecordStore, seed: UInt64) async throws -> Written {
-        var random = Seeded(state: seed)
+        var random = SplitMix64(seed: seed)
         var written = Written()
         let statuses = Haven_V1_CaseStatus.allCases.filter { $0 != .unspecified }
         let legal = Haven_V1_AccusedLegalStatus.allCases.filter { $0 != .unspecified }
@@ -54,7 +43,7 @@ struct ReportFactTests {
         try await store.audited { tx in
             for code in Self.offices { try tx.insert(StoreConformanceTests.office(code)) }
         }
-        func accused(_ index: Int, _ random: inout Seeded) -> Haven_V1_Accused {
+        func accused(_ index: Int, _ random: inout SplitMix64) -> Haven_V1_Accused {
             var accused = Haven_V1_Accused()
             accused.id = "acc_\(index)"
             // Histories in array order, their days in any order (backdated entries).
@@ -255,7 +244,7 @@ struct ReportFactTests {
     }
 
     static func periods(seed: UInt64, offices: [String] = Self.offices) -> [OfficeFiguresQuery] {
-        var random = Seeded(state: seed ^ 0xFACE)
+        var random = SplitMix64(seed: seed ^ 0xFACE)
         var periods: [OfficeFiguresQuery] = []
         for office in offices {
             periods.append(OfficeFiguresQuery(officeCode: office, firstDay: "2000-01-01", lastDay: "2099-12-31"))
