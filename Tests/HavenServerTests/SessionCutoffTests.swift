@@ -83,12 +83,19 @@ struct SessionCutoffTests {
         #expect(cutoff.feedEnd?.statusCode == .unauthenticated, "the stream stops with the reason")
         #expect(cutoff.closed)
         #expect(cutoff.elapsed < Self.bound, "cut off within a second (allowing for load), took \(cutoff.elapsed)")
-        // The ended session is in the audit trail, after the change that ended it.
-        let ended = try await server.store.read { tx in
-            var query = AuditQuery(limit: 10)
-            query.action = "session.end"
-            return try tx.auditEntries(query)
-        }
+        // The ended session is in the audit trail, after the change that ended it. The watcher
+        // writes it once the connection has closed, so it may land just after the client saw
+        // the close: waited for (at most 5 s), not raced.
+        var ended: [Haven_V1_AuditEntry] = []
+        let deadline = ContinuousClock.now + .seconds(5)
+        repeat {
+            ended = try await server.store.read { tx in
+                var query = AuditQuery(limit: 10)
+                query.action = "session.end"
+                return try tx.auditEntries(query)
+            }
+            if ended.isEmpty { try await Task.sleep(for: .milliseconds(50)) }
+        } while ended.isEmpty && ContinuousClock.now < deadline
         #expect(ended.map(\.principalID) == ["worker-kol"])
         #expect(ended.first?.outcome == .unauthenticated)
         #expect(ended.first?.detail == "account disabled")
