@@ -17,7 +17,8 @@ package struct ReportFact: Hashable, Sendable {
         case caseStatus = 1
         /// An entry of an accused's legal status history.
         case accusedStatus = 2
-        /// A service delivered to a survivor.
+        /// A service delivered to a survivor; its position is the service's
+        /// sequence (written with the service's row).
         case service = 3
         /// A survivor's stay in an aftercare home.
         case placement = 4
@@ -58,6 +59,17 @@ package struct ReportFact: Hashable, Sendable {
         self.subject = subject
         self.fromDay = fromDay
         self.throughDay = throughDay
+    }
+
+    /// The fact a service states (its position is the service's sequence).
+    package static func service(_ service: Haven_V1_ServiceRecord, officeCode: String) -> ReportFact {
+        ReportFact(
+            kind: .service,
+            position: Int(service.sequence),
+            officeCode: officeCode,
+            category: service.kind.rawValue,
+            fromDay: dayString(service.deliveredOn) ?? ""
+        )
     }
 
     /// The fact a status-change event states, if it is one.
@@ -101,7 +113,10 @@ extension Haven_V1_Case {
 }
 
 extension Haven_V1_Survivor {
-    /// Its services and placements, in order.
+    /// Its placements, in order, and the services its record still holds
+    /// (only a record stored before services had rows of their own, until
+    /// the store moves them: see `SQLiteStore.moveServices`). Services in
+    /// rows bring their own facts (``ReportFact/service(_:officeCode:)``).
     package var reportFacts: [ReportFact] {
         var facts: [ReportFact] = []
         for service in self.services {

@@ -19,6 +19,11 @@ package protocol StoreReader {
     /// timeline is its record plus the events asked for here.
     func caseEvents(_ query: CaseEventQuery) throws -> [StoredCaseEvent]
 
+    /// A survivor's services, their details opened. A survivor's own record
+    /// holds `service_count`, never its services: a survivor read with its
+    /// services is its record plus the services asked for here.
+    func survivorServices(_ query: SurvivorServiceQuery) throws -> [Haven_V1_ServiceRecord]
+
     /// An office's report figures that come from its records' dated facts
     /// (``ReportFact``), by aggregate queries: no record is loaded.
     func officeFigures(_ query: OfficeFiguresQuery) throws -> OfficeFigures

@@ -296,6 +296,19 @@ struct MethodProbes: Sendable {
                 },
                 as: principal
             )
+        case "haven.v1.SurvivorService/ListSurvivorServices":
+            let (survivor, _) = try await self.freshSurvivor()
+            var record = Haven_V1_RecordServiceRequest()
+            record.survivorID = survivor.id
+            record.service.kind = .counselling
+            record.service.deliveredOn = AccessGrid.date(2026, 6, 5)
+            record.idempotencyKey = self.key()
+            _ = try await self.haven.call(MethodCatalog.SurvivorService.recordService, record, as: try self.director())
+            return await haven.code(
+                MethodCatalog.SurvivorService.listSurvivorServices,
+                .with { $0.survivorID = survivor.id },
+                as: principal
+            )
         case "haven.v1.SurvivorService/ListSurvivors":
             return await haven.code(
                 MethodCatalog.SurvivorService.listSurvivors,

@@ -58,6 +58,8 @@ struct AccessGridTests {
         "haven.v1.SurvivorService/RegisterSurvivor": [PD, OK, PD, OK, PD, PD, PD, PD],
         "haven.v1.SurvivorService/GetSurvivor": [NF, OK, NF, OK, NF, OK, NF, NF],
         "haven.v1.SurvivorService/ListSurvivors": [PD, OK, PD, OK, PD, OK, OK, PD],
+        // The probe's survivor consented to share its services with the partner.
+        "haven.v1.SurvivorService/ListSurvivorServices": [NF, OK, NF, OK, NF, OK, NF, NF],
         "haven.v1.SurvivorService/UpdateSurvivor": [NF, OK, NF, OK, NF, PD, NF, NF],
         "haven.v1.SurvivorService/RecordService": [NF, OK, NF, OK, NF, OK, NF, NF],
         "haven.v1.SurvivorService/SetPlacement": [NF, OK, NF, OK, NF, PD, NF, NF],
@@ -117,7 +119,8 @@ struct AccessGridTests {
     /// Reads by a partner that are audited when (and only when) what they
     /// return carries fields consent opened to it.
     static let auditedWhenConsented: Set<String> = [
-        "haven.v1.SurvivorService/ListSurvivors", "haven.v1.FeedService/Subscribe",
+        "haven.v1.SurvivorService/ListSurvivors", "haven.v1.SurvivorService/ListSurvivorServices",
+        "haven.v1.FeedService/Subscribe",
     ]
 
     /// Fields of a survivor every reader who sees it at all sees.
@@ -127,7 +130,7 @@ struct AccessGridTests {
     ]
     /// Record fields a consent scope opens to the partner.
     static let scopeFields: [Haven_V1_ConsentScope: Set<String>] = [
-        .services: ["services"], .placement: ["placements"], .cases: ["case_ids"],
+        .services: ["services", "service_count"], .placement: ["placements"], .cases: ["case_ids"],
     ]
     /// Identity fields a consent scope opens to the partner (notes: never).
     static let scopeIdentity: [Haven_V1_ConsentScope: Set<String>] = [
@@ -153,7 +156,8 @@ struct AccessGridTests {
         switch who {
         case .directorOwn, .workerOwn:
             return .visible(
-                fields: baseFields.union(["placements", "services", "case_ids", "flags"]).union(consents),
+                fields: baseFields.union(["placements", "services", "service_count", "case_ids", "flags"])
+                    .union(consents),
                 identity: allIdentity,
                 withheld: []
             )
@@ -255,7 +259,33 @@ struct AccessGridTests {
                 }
                 let code = await haven.code(MethodCatalog.SurvivorService.getSurvivor, get, as: principal)
                 #expect(code == (expectation == .hidden ? .notFound : .ok), "a hidden survivor is NOT_FOUND")
-                cells.add(2)
+
+                // Its services, paged: as the policy shows them on the survivor, or refused.
+                var services = Haven_V1_ListSurvivorServicesRequest()
+                services.survivorID = survivor.id
+                let servicesCode = await haven.code(
+                    MethodCatalog.SurvivorService.listSurvivorServices,
+                    services,
+                    as: principal
+                )
+                switch expectation {
+                case .hidden:
+                    #expect(servicesCode == .notFound, "services \(survivor.referral)/\(survivor.consent) as \(who)")
+                case .visible(let fields, _, _) where fields.contains("services"):
+                    let page = try await haven.call(
+                        MethodCatalog.SurvivorService.listSurvivorServices,
+                        services,
+                        as: principal
+                    )
+                    #expect(!page.services.isEmpty && page.services.map(\.id) == plain?.services.map(\.id))
+                    #expect(page.serviceCount == plain?.serviceCount)
+                case .visible:
+                    #expect(
+                        servicesCode == .permissionDenied,
+                        "services without consent \(survivor.referral)/\(survivor.consent) as \(who)"
+                    )
+                }
+                cells.add(3)
             }
 
             // Lists: every page, and the flagged-only filter.
@@ -314,10 +344,16 @@ struct AccessGridTests {
                 case .hidden:
                     #expect(seen.isEmpty, "feed replay \(survivor.referral)/\(survivor.consent) as \(who)")
                 case .visible(let fields, _, _):
+                    // A feed item carries the services its change recorded, no others:
+                    // the latest shows every other field, and services show where recorded.
                     let latest = seen.max { $0.version < $1.version }
                     #expect(
-                        latest.map { presentFields($0) } == fields,
+                        latest.map { presentFields($0) } == fields.subtracting(["services"]),
                         "feed replay \(survivor.referral)/\(survivor.consent) as \(who)"
+                    )
+                    #expect(
+                        seen.contains { !$0.services.isEmpty } == fields.contains("services"),
+                        "the service recorded shows in its change's item when, and only when, the policy allows"
                     )
                     #expect(
                         seen.allSatisfy { presentFields($0).isSubset(of: fields) },
@@ -367,7 +403,10 @@ struct AccessGridTests {
                             changed[survivor.id]?.count == 1,
                             "feed live \(survivor.referral)/\(survivor.consent) as \(who)"
                         )
-                        #expect(changed[survivor.id]?.first.map { presentFields($0) } == fields)
+                        // The touch records no service: its item carries none.
+                        #expect(
+                            changed[survivor.id]?.first.map { presentFields($0) } == fields.subtracting(["services"])
+                        )
                     }
                     cells.add()
                 }

@@ -20,6 +20,7 @@ struct ErasureTests {
         var officeKeys: [String: [SymmetricKey]] = [:]
         var recordKeys: [String: [SymmetricKey]] = [:]
         var blobs: [(kind: String, id: String, office: String, blob: [UInt8])] = []
+        var services: [(survivorID: String, place: String, office: String, blob: [UInt8])] = []
         for path in paths {
             let queue = try DatabaseQueue(path: path)
             defer { try? queue.close() }
@@ -40,6 +41,14 @@ struct ErasureTests {
                             blobs.append((row["kind"], row["id"], row["officeCode"] ?? "", Array(blob)))
                         }
                     }
+                }
+                // A service's detail: sealed under the survivor's key, bound to the service's place.
+                for row in try Row.fetchAll(
+                    db,
+                    sql: "SELECT survivorID, sequence, officeCode, sealed FROM survivorService WHERE sealed IS NOT NULL"
+                ) {
+                    let (id, sequence): (String, Int64) = (row["survivorID"], row["sequence"])
+                    services.append((id, "\(id)/\(sequence)", row["officeCode"], Array(row["sealed"] as Data)))
                 }
                 for row in try Row.fetchAll(
                     db,
@@ -92,6 +101,14 @@ struct ErasureTests {
                 }
             }
         }
+        for (id, place, office, blob) in services {
+            for key in recordKeys["survivor/\(id)"] ?? [] {
+                let context = SealBox.fieldsContext("survivorService", place, office, version: 1)
+                if let plaintext = try? SealBox.open(blob, key: key, context: context) {
+                    plaintexts.append(Data(plaintext))
+                }
+            }
+        }
         return plaintexts
     }
 
@@ -139,8 +156,15 @@ struct ErasureTests {
         let erased = try await scenario.call("director-kol", MethodCatalog.SurvivorService.eraseSurvivor, erase)
         #expect(erased.erasedAtUnixMs > 0)
         #expect(erased.placements.allSatisfy { $0.homeName.isEmpty })
-        #expect(erased.services.allSatisfy { $0.detail.isEmpty })
-        #expect(erased.services.count == 1, "the service kind stays, for statistics")
+        #expect(erased.serviceCount == 1)
+        // Read back: the service stays, its kind counted, its detail gone.
+        let reread = try await scenario.call(
+            "director-kol",
+            MethodCatalog.SurvivorService.getSurvivor,
+            .with { $0.survivorID = survivor.id }
+        )
+        #expect(reread.services.count == 1, "the service kind stays, for statistics")
+        #expect(reread.services.allSatisfy { $0.detail.isEmpty && $0.kind != .unspecified })
 
         // Erasing again, or reading the identity, says it is gone.
         erase.expectedVersion = erased.version

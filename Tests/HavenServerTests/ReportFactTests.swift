@@ -21,6 +21,8 @@ struct ReportFactTests {
         var cases: [String: Haven_V1_Case] = [:]
         var statusChanges: [String: [Haven_V1_CaseEvent]] = [:]
         var survivors: [String: Haven_V1_Survivor] = [:]
+        /// Each survivor's services (from their rows).
+        var services: [String: [Haven_V1_ServiceRecord]] = [:]
     }
 
     static func day(_ random: inout SplitMix64) -> Haven_V1_CivilDate {
@@ -139,10 +141,11 @@ struct ReportFactTests {
                     switch Int.random(in: 0...2, using: &random) {
                     case 0:
                         var service = Haven_V1_ServiceRecord()
-                        service.id = "svc_\(id)_\(survivor.services.count)"
+                        service.id = "svc_\(id)_\(survivor.serviceCount)"
                         service.kind = services.randomElement(using: &random)!
                         service.deliveredOn = Self.day(&random)
-                        survivor.services.append(service)
+                        survivor.record(service)
+                        written.services[id, default: []] += survivor.services
                     case 1:
                         // A new stay ends the current one the day before (days kept simple: 1–28).
                         var placement = Haven_V1_Placement()
@@ -158,6 +161,7 @@ struct ReportFactTests {
                         survivor.updatedAtUnixMs += 1  // no fact changes
                     }
                     updates.append((survivor, expected))
+                    survivor.services = []
                     written.survivors[id] = survivor
                 }
             }
@@ -199,7 +203,10 @@ struct ReportFactTests {
                 changes.kinds = [.statusChanged]
                 written.statusChanges[record.id] = try tx.caseEvents(changes).map(\.event)
             }
-            for survivor in try all(Haven_V1_Survivor.self) { written.survivors[survivor.id] = survivor }
+            for survivor in try all(Haven_V1_Survivor.self) {
+                written.survivors[survivor.id] = survivor
+                written.services[survivor.id] = try tx.survivorServices(SurvivorServiceQuery(survivor.id, limit: 100_000))
+            }
             return written
         }
     }
@@ -233,8 +240,8 @@ struct ReportFactTests {
                 day($0.startedOn) <= last && (!$0.hasEndedOn || last <= day($0.endedOn))
             }
             if placed { figures.survivorsInAftercare += 1 }
-            for service in survivor.services where first <= day(service.deliveredOn) && day(service.deliveredOn) <= last
-            {
+            for service in written.services[survivor.id] ?? []
+            where first <= day(service.deliveredOn) && day(service.deliveredOn) <= last {
                 figures.services[service.kind.rawValue, default: (0, 0)].count += 1
                 survivorsByKind[service.kind.rawValue, default: []].insert(survivor.id)
             }

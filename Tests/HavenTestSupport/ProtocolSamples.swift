@@ -122,6 +122,10 @@ public enum ProtocolSamples {
         "haven.v1.ListSurvivorsResponse": "survivors { code: \"MNL-S-0042\" } page { next_page_token: \"c3J\" }",
         "haven.v1.UpdateSurvivorRequest":
             "survivor_id: \"srv-1\" expected_version: 2 identity { \(identity) } age_at_intake: 16",
+        "haven.v1.ListSurvivorServicesRequest":
+            #"survivor_id: "srv-1" page { page_size: 100 page_token: "c3ZjLTI" } after_sequence: 2"#,
+        "haven.v1.ListSurvivorServicesResponse":
+            "services { \(serviceRecord) } page { next_page_token: \"c3ZjLTM\" } service_count: 140",
         "haven.v1.RecordServiceRequest":
             "survivor_id: \"srv-1\" expected_version: 3 service { \(serviceRecord) } idempotency_key: \"svc-1\"",
         "haven.v1.SetPlacementRequest": "survivor_id: \"srv-1\" expected_version: 4 placement { \(placement) }",
@@ -332,13 +336,13 @@ public enum ProtocolSamples {
         #"id: "cns-1" partner_id: "ptn-1" scopes: CONSENT_SCOPE_NAME scopes: CONSENT_SCOPE_SERVICES purpose: "Vocational training enrolment" given_by: CONSENT_GIVER_GUARDIAN given_on { \#(date) } expires_at_unix_ms: 1800000000000 withdrawn_at_unix_ms: 1790000000000 withdrawal_reason: "Moved away" recorded_by { \#(actor) }"#
 
     static let serviceRecord =
-        #"id: "svc-1" kind: SERVICE_KIND_VOCATIONAL_TRAINING detail: "baking" delivered_on { \#(date) } partner_id: "ptn-1" sessions: 12 recorded_by { \#(actor) } recorded_at_unix_ms: 1773446400000"#
+        #"id: "svc-1" kind: SERVICE_KIND_VOCATIONAL_TRAINING detail: "baking" delivered_on { \#(date) } partner_id: "ptn-1" sessions: 12 recorded_by { \#(actor) } recorded_at_unix_ms: 1773446400000 sequence: 3"#
 
     static let placement =
         #"id: "plc-1" partner_id: "ptn-1" home_name: "Fictional Home" started_on { \#(date) } ended_on { year: 2026 month: 9 day: 30 }"#
 
     static let survivor =
-        #"id: "srv-1" code: "MNL-S-0042" office_code: "MNL" version: 5 age_at_intake: 15 minor_at_intake: true intake_on { \#(date) } status: SURVIVOR_STATUS_IN_AFTERCARE placements { \#(placement) } services { \#(serviceRecord) } consents { \#(consent) } case_ids: "case-1" flags { alert_id: "alr-1" reason: "bail granted" raised_at_unix_ms: 1773446400000 } identity { \#(identity) } withheld_identity_fields: "contacts" created_at_unix_ms: 1767225600000 updated_at_unix_ms: 1773446400000 erased_at_unix_ms: 1780000000000"#
+        #"id: "srv-1" code: "MNL-S-0042" office_code: "MNL" version: 5 age_at_intake: 15 minor_at_intake: true intake_on { \#(date) } status: SURVIVOR_STATUS_IN_AFTERCARE placements { \#(placement) } services { \#(serviceRecord) } consents { \#(consent) } case_ids: "case-1" flags { alert_id: "alr-1" reason: "bail granted" raised_at_unix_ms: 1773446400000 } identity { \#(identity) } withheld_identity_fields: "contacts" created_at_unix_ms: 1767225600000 updated_at_unix_ms: 1773446400000 erased_at_unix_ms: 1780000000000 service_count: 3"#
 
     static let partner =
         #"id: "ptn-1" name: "Fictional Aftercare Home" kind: PARTNER_KIND_AFTERCARE_HOME office_codes: "MNL" services: SERVICE_KIND_SHELTER services: SERVICE_KIND_COUNSELLING contact: "office@example.org" active: true version: 2 created_at_unix_ms: 1767225600000"#

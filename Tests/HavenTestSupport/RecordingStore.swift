@@ -64,6 +64,10 @@ struct RecordingReader: StoreReader {
         self.store.record("case events")
         return try self.base.caseEvents(query)
     }
+    func survivorServices(_ query: SurvivorServiceQuery) throws -> [Haven_V1_ServiceRecord] {
+        self.store.record("survivor services")
+        return try self.base.survivorServices(query)
+    }
     func officeFigures(_ query: OfficeFiguresQuery) throws -> OfficeFigures {
         self.store.record("office figures")
         return try self.base.officeFigures(query)
@@ -137,6 +141,9 @@ struct RecordingWriter: StoreWriter {
     }
     func caseEvents(_ query: CaseEventQuery) throws -> [StoredCaseEvent] {
         try self.reader.caseEvents(query)
+    }
+    func survivorServices(_ query: SurvivorServiceQuery) throws -> [Haven_V1_ServiceRecord] {
+        try self.reader.survivorServices(query)
     }
     func officeFigures(_ query: OfficeFiguresQuery) throws -> OfficeFigures {
         try self.reader.officeFigures(query)

@@ -1002,6 +1002,23 @@ extension HavenClient {
             try await self.client.unary(MethodCatalog.SurvivorService.recordService, request, options: options)
         }
 
+        /// Pages through a survivor's services, oldest first. Errors:
+        /// INVALID_ARGUMENT, NOT_FOUND (also for a survivor the caller may not
+        /// see), PERMISSION_DENIED (a partner without a consent to SERVICES).
+        ///
+        /// A read: retried after a lost connection.
+        ///
+        /// - Parameters:
+        ///   - request: The `haven.v1.ListSurvivorServicesRequest`.
+        ///   - options: The call's deadline.
+        /// - Returns: The response.
+        /// - Throws: `HavenError`.
+        public func listServices(
+            _ request: Haven_V1_ListSurvivorServicesRequest = Haven_V1_ListSurvivorServicesRequest(), options: CallOptions = CallOptions()
+        ) async throws -> Haven_V1_ListSurvivorServicesResponse {
+            try await self.client.unary(MethodCatalog.SurvivorService.listSurvivorServices, request, options: options)
+        }
+
         /// Sets the placement. Errors: INVALID_ARGUMENT, NOT_FOUND,
         /// FAILED_PRECONDITION (stale version), PERMISSION_DENIED.
         ///

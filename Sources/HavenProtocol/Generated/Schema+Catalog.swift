@@ -610,6 +610,16 @@ extension MethodCatalog {
             idempotency: .idempotent
         )
 
+        /// Pages through a survivor's services, oldest first. Errors:
+        /// INVALID_ARGUMENT, NOT_FOUND (also for a survivor the caller may not
+        /// see), PERMISSION_DENIED (a partner without a consent to SERVICES).
+        public static let listSurvivorServices = MethodDescriptor<Haven_V1_ListSurvivorServicesRequest, Haven_V1_ListSurvivorServicesResponse>(
+            service: name,
+            method: "ListSurvivorServices",
+            kind: .unary,
+            idempotency: .noSideEffects
+        )
+
         /// Sets the placement. Errors: INVALID_ARGUMENT, NOT_FOUND,
         /// FAILED_PRECONDITION (stale version), PERMISSION_DENIED.
         public static let setPlacement = MethodDescriptor<Haven_V1_SetPlacementRequest, Haven_V1_Survivor>(
@@ -716,6 +726,7 @@ extension MethodCatalog {
         SurvivorService.listSurvivors.info,
         SurvivorService.updateSurvivor.info,
         SurvivorService.recordService.info,
+        SurvivorService.listSurvivorServices.info,
         SurvivorService.setPlacement.info,
         SurvivorService.updateSurvivorStatus.info,
         SurvivorService.grantConsent.info,
@@ -992,6 +1003,11 @@ extension HavenFieldLimits {
             3: HavenFieldLimit(name: "service"),
             4: HavenFieldLimit(name: "idempotency_key", maxBytes: 64),
         ],
+        "haven.v1.ListSurvivorServicesRequest": [
+            1: HavenFieldLimit(name: "survivor_id", maxBytes: 64),
+            2: HavenFieldLimit(name: "page"),
+            3: HavenFieldLimit(name: "after_sequence"),
+        ],
         "haven.v1.SetPlacementRequest": [
             1: HavenFieldLimit(name: "survivor_id", maxBytes: 64),
             2: HavenFieldLimit(name: "expected_version"),
@@ -1131,6 +1147,7 @@ extension HavenFieldLimits {
             6: HavenFieldLimit(name: "sessions"),
             7: HavenFieldLimit(name: "recorded_by"),
             8: HavenFieldLimit(name: "recorded_at_unix_ms"),
+            9: HavenFieldLimit(name: "sequence"),
         ],
         "haven.v1.Placement": [
             1: HavenFieldLimit(name: "id", maxBytes: 64),
@@ -1399,6 +1416,8 @@ extension HavenSchema {
         Haven_V1_ListSurvivorsResponse.self,
         Haven_V1_UpdateSurvivorRequest.self,
         Haven_V1_RecordServiceRequest.self,
+        Haven_V1_ListSurvivorServicesRequest.self,
+        Haven_V1_ListSurvivorServicesResponse.self,
         Haven_V1_SetPlacementRequest.self,
         Haven_V1_UpdateSurvivorStatusRequest.self,
         Haven_V1_GrantConsentRequest.self,

@@ -1320,6 +1320,7 @@ extension _WireSchema {
                 Field(number: 6, kind: .uint32, repeated: false, packed: false, oneof: nil),
                 Field(number: 7, kind: .message("haven.v1.Actor"), repeated: false, packed: false, oneof: nil),
                 Field(number: 8, kind: .int64, repeated: false, packed: false, oneof: nil),
+                Field(number: 9, kind: .uint32, repeated: false, packed: false, oneof: nil),
             ]
         ),
         Message(
@@ -1364,6 +1365,7 @@ extension _WireSchema {
                 Field(number: 16, kind: .int64, repeated: false, packed: false, oneof: nil),
                 Field(number: 17, kind: .int64, repeated: false, packed: false, oneof: nil),
                 Field(number: 18, kind: .int64, repeated: false, packed: false, oneof: nil),
+                Field(number: 19, kind: .uint32, repeated: false, packed: false, oneof: nil),
             ]
         ),
         Message(
@@ -1426,6 +1428,24 @@ extension _WireSchema {
                 Field(number: 2, kind: .uint64, repeated: false, packed: false, oneof: nil),
                 Field(number: 3, kind: .message("haven.v1.ServiceRecord"), repeated: false, packed: false, oneof: nil),
                 Field(number: 4, kind: .string, repeated: false, packed: false, oneof: nil),
+            ]
+        ),
+        Message(
+            name: "haven.v1.ListSurvivorServicesRequest",
+            type: Haven_V1_ListSurvivorServicesRequest.self,
+            fields: [
+                Field(number: 1, kind: .string, repeated: false, packed: false, oneof: nil),
+                Field(number: 2, kind: .message("haven.v1.PageRequest"), repeated: false, packed: false, oneof: nil),
+                Field(number: 3, kind: .uint32, repeated: false, packed: false, oneof: nil),
+            ]
+        ),
+        Message(
+            name: "haven.v1.ListSurvivorServicesResponse",
+            type: Haven_V1_ListSurvivorServicesResponse.self,
+            fields: [
+                Field(number: 1, kind: .message("haven.v1.ServiceRecord"), repeated: true, packed: false, oneof: nil),
+                Field(number: 2, kind: .message("haven.v1.PageInfo"), repeated: false, packed: false, oneof: nil),
+                Field(number: 3, kind: .uint32, repeated: false, packed: false, oneof: nil),
             ]
         ),
         Message(

@@ -487,6 +487,10 @@ extension Haven_V1_ServiceRecord: HavenWireMessage {
             let v = self.recordedAtUnixMs
             n &+= 1 &+ _WireSize.int64(v)
         }
+        if self.sequence != 0 {
+            let v = self.sequence
+            n &+= 1 &+ _WireSize.varint(UInt64(v))
+        }
         n &+= self.unknownFields.data.count
         return n
     }
@@ -526,6 +530,10 @@ extension Haven_V1_ServiceRecord: HavenWireMessage {
             w.byte(64)
             w.int64(self.recordedAtUnixMs)
         }
+        if self.sequence != 0 {
+            w.byte(72)
+            w.varint(UInt64(self.sequence))
+        }
         if !self.unknownFields.data.isEmpty { w.raw(self.unknownFields.data) }
     }
 
@@ -554,6 +562,8 @@ extension Haven_V1_ServiceRecord: HavenWireMessage {
                 self.recordedBy = v
             case 64:
                 self.recordedAtUnixMs = Int64(bitPattern: try r.varint())
+            case 72:
+                self.sequence = UInt32(truncatingIfNeeded: try r.varint())
             default: throw _WireFallback()
             }
         }
@@ -798,6 +808,10 @@ extension Haven_V1_Survivor: HavenWireMessage {
             let v = self.erasedAtUnixMs
             n &+= 2 &+ _WireSize.int64(v)
         }
+        if self.serviceCount != 0 {
+            let v = self.serviceCount
+            n &+= 2 &+ _WireSize.varint(UInt64(v))
+        }
         n &+= self.unknownFields.data.count
         return n
     }
@@ -899,6 +913,10 @@ extension Haven_V1_Survivor: HavenWireMessage {
             w.tag(144, 1)
             w.int64(self.erasedAtUnixMs)
         }
+        if self.serviceCount != 0 {
+            w.tag(152, 1)
+            w.varint(UInt64(self.serviceCount))
+        }
         if !self.unknownFields.data.isEmpty { w.raw(self.unknownFields.data) }
     }
 
@@ -965,6 +983,8 @@ extension Haven_V1_Survivor: HavenWireMessage {
                 self.updatedAtUnixMs = Int64(bitPattern: try r.varint())
             case 144:
                 self.erasedAtUnixMs = Int64(bitPattern: try r.varint())
+            case 152:
+                self.serviceCount = UInt32(truncatingIfNeeded: try r.varint())
             default: throw _WireFallback()
             }
         }
@@ -1451,6 +1471,136 @@ extension Haven_V1_RecordServiceRequest: HavenWireMessage {
                 self.idempotencyKey = try r.string()
             default: throw _WireFallback()
             }
+        }
+    }
+}
+
+extension Haven_V1_ListSurvivorServicesRequest: HavenWireMessage {
+    public func _wireSize(_ sizes: inout _WireSizes) -> Int {
+        var n = 0
+        if !self.survivorID.isEmpty {
+            let v = self.survivorID
+            n &+= 1 &+ _WireSize.delimited(v.utf8.count)
+        }
+        if self.hasPage {
+            let v = self.page
+            let slot = sizes.reserve()
+            let size = v._wireSize(&sizes)
+            sizes.set(slot, size)
+            n &+= 1 &+ _WireSize.delimited(size)
+        }
+        if self.afterSequence != 0 {
+            let v = self.afterSequence
+            n &+= 1 &+ _WireSize.varint(UInt64(v))
+        }
+        n &+= self.unknownFields.data.count
+        return n
+    }
+
+    public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
+        if !self.survivorID.isEmpty {
+            w.byte(10)
+            w.string(self.survivorID)
+        }
+        if self.hasPage {
+            w.byte(18)
+            w.length(sizes.next())
+            self.page._wireWrite(&w, &sizes)
+        }
+        if self.afterSequence != 0 {
+            w.byte(24)
+            w.varint(UInt64(self.afterSequence))
+        }
+        if !self.unknownFields.data.isEmpty { w.raw(self.unknownFields.data) }
+    }
+
+    public mutating func _wireMerge(_ r: inout _WireReader) throws(_WireFallback) {
+        while !r.isAtEnd {
+            switch try r.tag() {
+            case 10:
+                self.survivorID = try r.string()
+            case 18:
+                var body = try r.delimited()
+                var v = self.page
+                try v._wireMerge(&body)
+                self.page = v
+            case 24:
+                self.afterSequence = UInt32(truncatingIfNeeded: try r.varint())
+            default: throw _WireFallback()
+            }
+        }
+    }
+}
+
+extension Haven_V1_ListSurvivorServicesResponse: HavenWireMessage {
+    public func _wireSize(_ sizes: inout _WireSizes) -> Int {
+        var n = 0
+        self.services.withUnsafeBufferPointer { values in
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
+                let slot = sizes.reserve()
+                let size = base[i]._wireSize(&sizes)
+                sizes.set(slot, size)
+                n &+= 1 &+ _WireSize.delimited(size)
+            }
+        }
+        if self.hasPage {
+            let v = self.page
+            let slot = sizes.reserve()
+            let size = v._wireSize(&sizes)
+            sizes.set(slot, size)
+            n &+= 1 &+ _WireSize.delimited(size)
+        }
+        if self.serviceCount != 0 {
+            let v = self.serviceCount
+            n &+= 1 &+ _WireSize.varint(UInt64(v))
+        }
+        n &+= self.unknownFields.data.count
+        return n
+    }
+
+    public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
+        self.services.withUnsafeBufferPointer { values in
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
+                w.byte(10)
+                w.length(sizes.next())
+                base[i]._wireWrite(&w, &sizes)
+            }
+        }
+        if self.hasPage {
+            w.byte(18)
+            w.length(sizes.next())
+            self.page._wireWrite(&w, &sizes)
+        }
+        if self.serviceCount != 0 {
+            w.byte(24)
+            w.varint(UInt64(self.serviceCount))
+        }
+        if !self.unknownFields.data.isEmpty { w.raw(self.unknownFields.data) }
+    }
+
+    public mutating func _wireMerge(_ r: inout _WireReader) throws(_WireFallback) {
+        var _services: [Haven_V1_ServiceRecord] = []
+        while !r.isAtEnd {
+            switch try r.tag() {
+            case 10:
+                var body = try r.delimited()
+                var v = Haven_V1_ServiceRecord()
+                try v._wireMerge(&body)
+                _services.append(v)
+            case 18:
+                var body = try r.delimited()
+                var v = self.page
+                try v._wireMerge(&body)
+                self.page = v
+            case 24:
+                self.serviceCount = UInt32(truncatingIfNeeded: try r.varint())
+            default: throw _WireFallback()
+            }
+        }
+        if !_services.isEmpty {
+            if self.services.isEmpty { self.services = _services } else { self.services.append(contentsOf: _services) }
         }
     }
 }

@@ -451,6 +451,10 @@ public nonisolated struct Haven_V1_ServiceRecord: Sendable {
   /// When it was recorded.
   public var recordedAtUnixMs: Int64 = 0
 
+  /// Position among the survivor's services, 1-based, gap-free (set by the
+  /// server): `ListSurvivorServices` pages by it.
+  public var sequence: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -590,7 +594,14 @@ public nonisolated struct Haven_V1_Survivor: @unchecked Sendable {
     set {_uniqueStorage()._placements = newValue}
   }
 
-  /// Services received, oldest first.
+  /// Services received, oldest first — not always all of them: the server
+  /// stores each service on its own, not inside the survivor. A read
+  /// (`GetSurvivor`, `ListSurvivors`) returns the latest services, at most
+  /// 100 and 512 KiB of them (`service_count` says how many there are;
+  /// `ListSurvivorServices` pages through all of them); a write's response
+  /// and a change-feed item carry the services that change recorded, and no
+  /// others. Partners see services only under a consent with the SERVICES
+  /// scope.
   public var services: [Haven_V1_ServiceRecord] {
     get {_storage._services}
     set {_uniqueStorage()._services = newValue}
@@ -650,6 +661,14 @@ public nonisolated struct Haven_V1_Survivor: @unchecked Sendable {
   public var erasedAtUnixMs: Int64 {
     get {_storage._erasedAtUnixMs}
     set {_uniqueStorage()._erasedAtUnixMs = newValue}
+  }
+
+  /// Number of services recorded (also filled when `services` carries only
+  /// some of them). Partners see it only under a consent with the SERVICES
+  /// scope.
+  public var serviceCount: UInt32 {
+    get {_storage._serviceCount}
+    set {_uniqueStorage()._serviceCount = newValue}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -889,6 +908,64 @@ public nonisolated struct Haven_V1_RecordServiceRequest: Sendable {
   public init() {}
 
   fileprivate var _service: Haven_V1_ServiceRecord? = nil
+}
+
+/// Pages through a survivor's services, oldest first.
+public nonisolated struct Haven_V1_ListSurvivorServicesRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The survivor.
+  public var survivorID: String = String()
+
+  /// Paging (services per page, at most 500).
+  public var page: Haven_V1_PageRequest {
+    get {_page ?? Haven_V1_PageRequest()}
+    set {_page = newValue}
+  }
+  /// Returns true if `page` has been explicitly set.
+  public var hasPage: Bool {self._page != nil}
+  /// Clears the value of `page`. Subsequent reads from it will return its default value.
+  public mutating func clearPage() {self._page = nil}
+
+  /// Only services after this position; 0 means from the first.
+  public var afterSequence: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _page: Haven_V1_PageRequest? = nil
+}
+
+/// A page of a survivor's services.
+public nonisolated struct Haven_V1_ListSurvivorServicesResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The services of this page, oldest first.
+  public var services: [Haven_V1_ServiceRecord] = []
+
+  /// Paging.
+  public var page: Haven_V1_PageInfo {
+    get {_page ?? Haven_V1_PageInfo()}
+    set {_page = newValue}
+  }
+  /// Returns true if `page` has been explicitly set.
+  public var hasPage: Bool {self._page != nil}
+  /// Clears the value of `page`. Subsequent reads from it will return its default value.
+  public mutating func clearPage() {self._page = nil}
+
+  /// How many services the survivor has.
+  public var serviceCount: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _page: Haven_V1_PageInfo? = nil
 }
 
 /// Starts a placement, ending the current one the day before.
@@ -1335,7 +1412,7 @@ nonisolated extension Haven_V1_Consent: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Haven_V1_ServiceRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ServiceRecord"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}kind\0\u{1}detail\0\u{3}delivered_on\0\u{3}partner_id\0\u{1}sessions\0\u{3}recorded_by\0\u{3}recorded_at_unix_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}kind\0\u{1}detail\0\u{3}delivered_on\0\u{3}partner_id\0\u{1}sessions\0\u{3}recorded_by\0\u{3}recorded_at_unix_ms\0\u{1}sequence\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1351,6 +1428,7 @@ nonisolated extension Haven_V1_ServiceRecord: SwiftProtobuf.Message, SwiftProtob
       case 6: try { try decoder.decodeSingularUInt32Field(value: &self.sessions) }()
       case 7: try { try decoder.decodeSingularMessageField(value: &self._recordedBy) }()
       case 8: try { try decoder.decodeSingularInt64Field(value: &self.recordedAtUnixMs) }()
+      case 9: try { try decoder.decodeSingularUInt32Field(value: &self.sequence) }()
       default: break
       }
     }
@@ -1385,6 +1463,9 @@ nonisolated extension Haven_V1_ServiceRecord: SwiftProtobuf.Message, SwiftProtob
     if self.recordedAtUnixMs != 0 {
       try visitor.visitSingularInt64Field(value: self.recordedAtUnixMs, fieldNumber: 8)
     }
+    if self.sequence != 0 {
+      try visitor.visitSingularUInt32Field(value: self.sequence, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1397,6 +1478,7 @@ nonisolated extension Haven_V1_ServiceRecord: SwiftProtobuf.Message, SwiftProtob
     if lhs.sessions != rhs.sessions {return false}
     if lhs._recordedBy != rhs._recordedBy {return false}
     if lhs.recordedAtUnixMs != rhs.recordedAtUnixMs {return false}
+    if lhs.sequence != rhs.sequence {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1498,7 +1580,7 @@ nonisolated extension Haven_V1_SurvivorFlag: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Haven_V1_Survivor: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Survivor"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}code\0\u{3}office_code\0\u{1}version\0\u{3}age_at_intake\0\u{3}minor_at_intake\0\u{3}intake_on\0\u{1}status\0\u{1}placements\0\u{1}services\0\u{1}consents\0\u{3}case_ids\0\u{1}flags\0\u{1}identity\0\u{3}withheld_identity_fields\0\u{3}created_at_unix_ms\0\u{3}updated_at_unix_ms\0\u{3}erased_at_unix_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}code\0\u{3}office_code\0\u{1}version\0\u{3}age_at_intake\0\u{3}minor_at_intake\0\u{3}intake_on\0\u{1}status\0\u{1}placements\0\u{1}services\0\u{1}consents\0\u{3}case_ids\0\u{1}flags\0\u{1}identity\0\u{3}withheld_identity_fields\0\u{3}created_at_unix_ms\0\u{3}updated_at_unix_ms\0\u{3}erased_at_unix_ms\0\u{3}service_count\0")
 
   fileprivate class _StorageClass {
     var _id: String = String()
@@ -1519,6 +1601,7 @@ nonisolated extension Haven_V1_Survivor: SwiftProtobuf.Message, SwiftProtobuf._M
     var _createdAtUnixMs: Int64 = 0
     var _updatedAtUnixMs: Int64 = 0
     var _erasedAtUnixMs: Int64 = 0
+    var _serviceCount: UInt32 = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1547,6 +1630,7 @@ nonisolated extension Haven_V1_Survivor: SwiftProtobuf.Message, SwiftProtobuf._M
       _createdAtUnixMs = source._createdAtUnixMs
       _updatedAtUnixMs = source._updatedAtUnixMs
       _erasedAtUnixMs = source._erasedAtUnixMs
+      _serviceCount = source._serviceCount
     }
   }
 
@@ -1583,6 +1667,7 @@ nonisolated extension Haven_V1_Survivor: SwiftProtobuf.Message, SwiftProtobuf._M
         case 16: try { try decoder.decodeSingularInt64Field(value: &_storage._createdAtUnixMs) }()
         case 17: try { try decoder.decodeSingularInt64Field(value: &_storage._updatedAtUnixMs) }()
         case 18: try { try decoder.decodeSingularInt64Field(value: &_storage._erasedAtUnixMs) }()
+        case 19: try { try decoder.decodeSingularUInt32Field(value: &_storage._serviceCount) }()
         default: break
         }
       }
@@ -1649,6 +1734,9 @@ nonisolated extension Haven_V1_Survivor: SwiftProtobuf.Message, SwiftProtobuf._M
       if _storage._erasedAtUnixMs != 0 {
         try visitor.visitSingularInt64Field(value: _storage._erasedAtUnixMs, fieldNumber: 18)
       }
+      if _storage._serviceCount != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._serviceCount, fieldNumber: 19)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1676,6 +1764,7 @@ nonisolated extension Haven_V1_Survivor: SwiftProtobuf.Message, SwiftProtobuf._M
         if _storage._createdAtUnixMs != rhs_storage._createdAtUnixMs {return false}
         if _storage._updatedAtUnixMs != rhs_storage._updatedAtUnixMs {return false}
         if _storage._erasedAtUnixMs != rhs_storage._erasedAtUnixMs {return false}
+        if _storage._serviceCount != rhs_storage._serviceCount {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -2002,6 +2091,94 @@ nonisolated extension Haven_V1_RecordServiceRequest: SwiftProtobuf.Message, Swif
     if lhs.expectedVersion != rhs.expectedVersion {return false}
     if lhs._service != rhs._service {return false}
     if lhs.idempotencyKey != rhs.idempotencyKey {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haven_V1_ListSurvivorServicesRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListSurvivorServicesRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}survivor_id\0\u{1}page\0\u{3}after_sequence\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.survivorID) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._page) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.afterSequence) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.survivorID.isEmpty {
+      try visitor.visitSingularStringField(value: self.survivorID, fieldNumber: 1)
+    }
+    try { if let v = self._page {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    if self.afterSequence != 0 {
+      try visitor.visitSingularUInt32Field(value: self.afterSequence, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haven_V1_ListSurvivorServicesRequest, rhs: Haven_V1_ListSurvivorServicesRequest) -> Bool {
+    if lhs.survivorID != rhs.survivorID {return false}
+    if lhs._page != rhs._page {return false}
+    if lhs.afterSequence != rhs.afterSequence {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haven_V1_ListSurvivorServicesResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListSurvivorServicesResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}services\0\u{1}page\0\u{3}service_count\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.services) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._page) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.serviceCount) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.services.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.services, fieldNumber: 1)
+    }
+    try { if let v = self._page {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    if self.serviceCount != 0 {
+      try visitor.visitSingularUInt32Field(value: self.serviceCount, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haven_V1_ListSurvivorServicesResponse, rhs: Haven_V1_ListSurvivorServicesResponse) -> Bool {
+    if lhs.services != rhs.services {return false}
+    if lhs._page != rhs._page {return false}
+    if lhs.serviceCount != rhs.serviceCount {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -5,10 +5,11 @@
 /// (``HavenFieldLimits``); these are the bounds on what those fields add up to.
 public enum HavenLimits {
     /// The most a stored record (a case with its accused, a survivor with its
-    /// services) may occupy, serialized: 1 MiB. A write that would make a
-    /// record larger fails with FAILED_PRECONDITION and changes nothing. A
-    /// case's timeline is not part of its record: each event is stored on its
-    /// own, and a timeline may grow without bound.
+    /// placements and consents) may occupy, serialized: 1 MiB. A write that
+    /// would make a record larger fails with FAILED_PRECONDITION and changes
+    /// nothing. A case's timeline and a survivor's services are not part of
+    /// their records: each event and each service is stored on its own, and
+    /// both may grow without bound.
     public static let maxRecordBytes = 1024 * 1024
 
     /// The most timeline events a case read (`GetCase`, `ListCases` with the
@@ -20,6 +21,15 @@ public enum HavenLimits {
     /// event always, then as many before it as fit): 512 KiB, so that a case
     /// of ``maxRecordBytes`` with its latest events fits in a frame.
     public static let caseEventsInlineBytes = 512 * 1024
+
+    /// The most services a survivor read (`GetSurvivor`, `ListSurvivors`)
+    /// carries: the latest 100. `ListSurvivorServices` pages through the rest.
+    public static let survivorServicesInline = 100
+
+    /// The most bytes of services a survivor read carries (the latest service
+    /// always, then as many before it as fit): 512 KiB, so that a survivor of
+    /// ``maxRecordBytes`` with its latest services fits in a frame.
+    public static let survivorServicesInlineBytes = 512 * 1024
 
     /// The records of one list page add up to at most this many bytes: a page
     /// holds fewer records than `page_size` rather than exceed it (its

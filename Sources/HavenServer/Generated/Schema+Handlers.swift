@@ -587,6 +587,14 @@ package protocol SurvivorServiceHandler: Sendable {
         _ context: CallContext
     ) async throws -> Haven_V1_Survivor
 
+    /// Pages through a survivor's services, oldest first. Errors:
+    /// INVALID_ARGUMENT, NOT_FOUND (also for a survivor the caller may not
+    /// see), PERMISSION_DENIED (a partner without a consent to SERVICES).
+    func listSurvivorServices(
+        _ request: Haven_V1_ListSurvivorServicesRequest,
+        _ context: CallContext
+    ) async throws -> Haven_V1_ListSurvivorServicesResponse
+
     /// Sets the placement. Errors: INVALID_ARGUMENT, NOT_FOUND,
     /// FAILED_PRECONDITION (stale version), PERMISSION_DENIED.
     func setPlacement(
@@ -632,6 +640,7 @@ extension SurvivorServiceHandler {
         router.register(MethodCatalog.SurvivorService.listSurvivors, self.listSurvivors)
         router.register(MethodCatalog.SurvivorService.updateSurvivor, self.updateSurvivor)
         router.register(MethodCatalog.SurvivorService.recordService, self.recordService)
+        router.register(MethodCatalog.SurvivorService.listSurvivorServices, self.listSurvivorServices)
         router.register(MethodCatalog.SurvivorService.setPlacement, self.setPlacement)
         router.register(MethodCatalog.SurvivorService.updateSurvivorStatus, self.updateSurvivorStatus)
         router.register(MethodCatalog.SurvivorService.grantConsent, self.grantConsent)

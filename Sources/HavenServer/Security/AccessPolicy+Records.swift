@@ -75,6 +75,23 @@ extension AccessPolicy {
         return ConsentView.partnerView(of: snapshot, consents: consents, partnerID: partnerID, now: now)
     }
 
+    /// Whether `principal` may page through a survivor's services
+    /// (`ListSurvivorServices`): nil when the survivor is not visible to
+    /// them (or missing); true for staff who see it; for a partner that sees
+    /// it, whether a consent in force now has the SERVICES scope.
+    package func survivorServices(
+        _ survivor: Haven_V1_Survivor?,
+        id: String,
+        for principal: Principal,
+        in tx: any StoreReader,
+        now: Int64
+    ) throws -> Bool? {
+        guard let view = try self.survivor(survivor, id: id, for: principal, in: tx, now: now, current: survivor)
+        else { return nil }
+        guard self.reach(principal, .readRecords) == nil else { return true }
+        return ConsentView.scopes(view.consents, partnerID: principal.account.partnerID, now: now).contains(.services)
+    }
+
     /// A case for staff of its office; nobody else.
     package func caseRecord(_ record: Haven_V1_Case?, for principal: Principal) -> Haven_V1_Case? {
         guard let record, self.allows(principal, .readRecords, office: record.officeCode) else { return nil }

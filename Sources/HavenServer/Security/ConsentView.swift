@@ -73,7 +73,10 @@ package enum ConsentView {
         view.createdAtUnixMs = survivor.createdAtUnixMs
         view.updatedAtUnixMs = survivor.updatedAtUnixMs
         view.consents = consents.filter { $0.partnerID == partnerID }
-        if scopes.contains(.services) { view.services = survivor.services }
+        if scopes.contains(.services) {
+            view.services = survivor.services
+            view.serviceCount = survivor.serviceCount
+        }
         if scopes.contains(.placement) { view.placements = survivor.placements }
         if scopes.contains(.cases) { view.caseIds = survivor.caseIds }
         return view

@@ -27,6 +27,9 @@ extension Haven_V1_Survivor: WritableRecord {
         self.updatedAtUnixMs = now
     }
     package func attach(to event: inout Haven_V1_ChangeEvent) { event.survivor = self }
+    package func asRead(_ tx: any StoreReader) throws -> Haven_V1_Survivor {
+        try SurvivorReads.withLatestServices(self, tx)
+    }
 }
 
 extension Haven_V1_PartnerOrganisation: WritableRecord {

@@ -59,12 +59,14 @@ struct SurvivorService: SurvivorServiceHandler {
         // What the read discloses (an identity, what a partner's consent
         // covers) is audited before the survivor is returned.
         let survivor = try await env.writer.read(context) { tx, disclosures -> Haven_V1_Survivor in
-            let (found, key): (Haven_V1_Survivor?, String) =
+            let (stored, key): (Haven_V1_Survivor?, String) =
                 switch request.key {
                 case .survivorID(let id): (try tx.load(Haven_V1_Survivor.self, id: id), id)
                 case .code(let code): (try tx.load(Haven_V1_Survivor.self, alias: code), code)
                 case .none: throw HavenError.invalidField("key", "survivor_id or code required")
                 }
+            // With its latest services (the access policy then decides what of them to show).
+            let found = try SurvivorReads.withLatestServices(stored, id: stored?.id ?? key, tx)
             // The same queries whether the survivor exists or not.
             guard
                 var view = try env.policy.survivor(
@@ -216,7 +218,8 @@ struct SurvivorService: SurvivorServiceHandler {
                 query.ids = record.survivorIds
             }
             let page = try tx.page(Haven_V1_Survivor.self, query)
-            let views = try page.records.compactMap { record -> Haven_V1_Survivor? in
+            let views = try page.records.compactMap { stored -> Haven_V1_Survivor? in
+                let record = try SurvivorReads.withLatestServices(stored, tx)
                 let view = try env.policy.survivor(
                     record,
                     id: record.id,
@@ -294,11 +297,59 @@ struct SurvivorService: SurvivorServiceHandler {
                     record.id = env.newID("svc")
                     record.recordedBy = principal.actor
                     record.recordedAtUnixMs = now
-                    survivor.services.append(record)
+                    survivor.record(record)
                     return nil
                 }
             }
         }
+    }
+
+    func listSurvivorServices(
+        _ request: Haven_V1_ListSurvivorServicesRequest,
+        _ context: CallContext
+    ) async throws -> Haven_V1_ListSurvivorServicesResponse {
+        try Validate.identifier(request.survivorID, "survivor_id")
+        var filters = request
+        filters.clearPage()
+        let size = PageToken.size(request.page)
+        let cursor = try PageToken.cursor(request.page, filters: filters)
+        let after = max(request.afterSequence, cursor.map { UInt32(clamping: $0.sortKey) } ?? 0)
+        let env = self.env
+        let principal = context.principal
+        let now = env.nowUnixMs
+        let (count, services) = try await env.writer.read(context) { tx, disclosures in
+            let found = try tx.load(Haven_V1_Survivor.self, id: request.survivorID)
+            switch try env.policy.survivorServices(found, id: request.survivorID, for: principal, in: tx, now: now) {
+            case nil: throw AccessPolicy.notFound("survivor")
+            case false?:
+                throw HavenError(
+                    code: .permissionDenied,
+                    message: "no consent in force shares this survivor's services with your organisation"
+                )
+            case true?: break
+            }
+            guard let found else { throw AccessPolicy.notFound("survivor") }
+            let services = try tx.survivorServices(SurvivorServiceQuery(found.id, after: after, limit: size + 1))
+            let partner = env.policy.reach(principal, .readRecords) == nil
+            if partner, !services.isEmpty { disclosures.add(found, "consented") }
+            return (found.serviceCount, services)
+        }
+        // At most `size` services and a page's bytes, always at least one.
+        var page: [Haven_V1_ServiceRecord] = []
+        var bytes = 0
+        for service in services.prefix(size) {
+            bytes += service.wireSize
+            if !page.isEmpty && bytes > HavenLimits.maxPageBytes { break }
+            page.append(service)
+        }
+        var response = Haven_V1_ListSurvivorServicesResponse()
+        response.services = page
+        response.serviceCount = count
+        let next =
+            page.count < services.count
+            ? page.last.map { PageCursor(sortKey: Int64($0.sequence), alias: "", id: "") } : nil
+        response.page = try PageToken.token(after: next, filters: filters)
+        return response
     }
 
     func setPlacement(_ request: Haven_V1_SetPlacementRequest, _ context: CallContext) async throws -> Haven_V1_Survivor
@@ -452,5 +503,41 @@ struct SurvivorService: SurvivorServiceHandler {
                 tx
             ) { survivor, now in try change(&survivor, tx, now) }
         }
+    }
+}
+
+/// How a survivor is read: the one assembly of a survivor and its services,
+/// for the services and for anything that serves the same read.
+package enum SurvivorReads {
+    /// A survivor as a read returns it: its record and its latest services,
+    /// at most ``HavenLimits/survivorServicesInline`` of them and
+    /// ``HavenLimits/survivorServicesInlineBytes`` (always the last one),
+    /// oldest first. Services recorded before they had rows of their own
+    /// (a store not yet opened with its keys) are still in the record.
+    package static func withLatestServices(_ record: Haven_V1_Survivor, _ tx: any StoreReader) throws
+        -> Haven_V1_Survivor
+    {
+        guard record.serviceCount > 0 else { return record }
+        return try self.withLatestServices(record, id: record.id, tx)!
+    }
+
+    /// The same, for a survivor that may not exist: the services query runs
+    /// with `id` either way, so that "missing" and "not yours" cost the same.
+    package static func withLatestServices(_ record: Haven_V1_Survivor?, id: String, _ tx: any StoreReader) throws
+        -> Haven_V1_Survivor?
+    {
+        var query = SurvivorServiceQuery(id, limit: HavenLimits.survivorServicesInline)
+        query.newestFirst = true
+        let services = try tx.survivorServices(query)
+        guard var assembled = record, assembled.serviceCount > 0 else { return record }
+        var latest: [Haven_V1_ServiceRecord] = []
+        var bytes = 0
+        for service in services {
+            bytes += service.wireSize
+            if !latest.isEmpty && bytes > HavenLimits.survivorServicesInlineBytes { break }
+            latest.append(service)
+        }
+        assembled.services = latest.reversed()
+        return assembled
     }
 }

@@ -201,5 +201,26 @@ extension PostgresStore {
                 WHERE EXISTS (SELECT 1 FROM record WHERE kind IN ('case', 'survivor'));
             """
         ),
+        (
+            "v6-survivor-services",
+            """
+            CREATE TABLE survivorService (
+                survivorID TEXT NOT NULL,
+                sequence BIGINT NOT NULL,
+                id TEXT NOT NULL,
+                officeCode TEXT NOT NULL,
+                deliveredOn TEXT,
+                kind BIGINT NOT NULL,
+                body BYTEA NOT NULL,
+                sealed BYTEA,
+                PRIMARY KEY (survivorID, sequence)
+            );
+            -- Survivors stored before keep their services in their record until
+            -- the store, opened with its keys, moves them (SQLTransaction.moveServices).
+            INSERT INTO meta (name, value)
+                SELECT 'survivor-services', 'in-records'
+                WHERE EXISTS (SELECT 1 FROM record WHERE kind = 'survivor');
+            """
+        ),
     ]
 }

@@ -114,9 +114,11 @@ package final class PostgresStore: RecordStore, Service {
             readConnections: readConnections
         )
         do {
+            let (keys, auditing) = (store.keys, store.auditing)
             let latest = try await store.onWriter { sql in
                 try Self.migrate(sql)
                 try SQLTransaction.fillReportFacts(SQLTransaction(sql, keys: nil))
+                try SQLTransaction.moveServices(SQLTransaction(sql, keys: keys, auditing: auditing))
                 return UInt64(try sql.value(Int64.self, "SELECT COALESCE(MAX(sequence), 0) FROM change") ?? 0)
             }
             store.notifier.publish(latest)

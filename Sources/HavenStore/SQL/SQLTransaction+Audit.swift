@@ -123,6 +123,7 @@ extension SQLTransaction {
             hashes["\(row.kind)/\(row.id)"] = Self.storedHash(row)
         }
         try self.caseEventHashes(into: &hashes)
+        try self.serviceHashes(into: &hashes)
         for account in try self.accounts() {
             hashes["account/\(account.id)"] = Self.accountHash(account)
         }

@@ -37,12 +37,12 @@ extension SQLTransaction {
         }
     }
 
-    /// Replaces the facts a record holds (not its case's status changes,
-    /// which come from its timeline) with `facts`.
+    /// Replaces the facts a record holds (not its case's status changes nor
+    /// its survivor's services, which come from rows of their own) with `facts`.
     func replaceFacts(_ facts: [ReportFact], of kind: RecordKind, id: String) throws {
         try self.sql.execute(
-            "DELETE FROM reportFact WHERE recordKind = ? AND recordID = ? AND fact <> ?",
-            [kind.rawValue, id, ReportFact.Kind.caseStatus.rawValue]
+            "DELETE FROM reportFact WHERE recordKind = ? AND recordID = ? AND fact NOT IN (?, ?)",
+            [kind.rawValue, id, ReportFact.Kind.caseStatus.rawValue, ReportFact.Kind.service.rawValue]
         )
         try self.insertFacts(facts, of: kind, id: id)
     }
@@ -88,6 +88,18 @@ extension SQLTransaction {
         }
         for (caseID, changes) in Dictionary(grouping: statusChanges, by: \.caseID) {
             try tx.insertFacts(changes.map(\.fact), of: .caseRecord, id: caseID)
+        }
+        var services: [(survivorID: String, fact: ReportFact)] = []
+        try tx.sql.forEachRow("\(ServiceRow.select) ORDER BY survivorID, sequence", []) { selected in
+            let row = try ServiceRow(selected)
+            guard var service = try? Haven_V1_ServiceRecord(wireBytes: row.body) else {
+                throw HavenError(code: .dataLoss, message: "stored service \(row.resourceID) cannot be decoded")
+            }
+            service.sequence = UInt32(clamping: row.sequence)
+            services.append((row.survivorID, ReportFact.service(service, officeCode: row.officeCode)))
+        }
+        for (survivorID, facts) in Dictionary(grouping: services, by: \.survivorID) {
+            try tx.insertFacts(facts.map(\.fact), of: .survivor, id: survivorID)
         }
         try tx.sql.execute("UPDATE meta SET value = 'rows' WHERE name = 'report-facts'")
     }

@@ -241,11 +241,36 @@ extension SQLTransaction {
         }
     }
 
-    /// A case as given, split: its record without the events, and the events
-    /// it carries (those its change appended). Other records pass unchanged.
-    static func splitTimeline<R: StoredRecord>(_ record: R) -> (R, [Haven_V1_CaseEvent]) {
-        guard var head = record as? Haven_V1_Case, !head.events.isEmpty else { return (record, []) }
-        let events = head.takeAppendedEvents()
-        return (head as! R, events)
+    /// A record as given, split: its record without what it appended (a
+    /// case's events, a survivor's services), and what it appended. Other
+    /// records pass unchanged.
+    static func splitAppended<R: StoredRecord>(_ record: R) -> (R, AppendedRows) {
+        if var head = record as? Haven_V1_Case, !head.events.isEmpty {
+            let events = head.takeAppendedEvents()
+            return (head as! R, .events(events))
+        }
+        if var head = record as? Haven_V1_Survivor, !head.services.isEmpty {
+            let services = head.takeRecordedServices()
+            return (head as! R, .services(services))
+        }
+        return (record, .none)
     }
+
+    /// Stores the rows a change appended, after its record.
+    func appendRows<R: StoredRecord>(_ appended: AppendedRows, to record: R) throws {
+        switch appended {
+        case .none: break
+        case .events(let events): try self.appendEvents(events, to: record as! Haven_V1_Case)
+        case .services(let services): try self.appendServices(services, to: record as! Haven_V1_Survivor)
+        }
+    }
+}
+
+/// What a change appended to a record's append-only rows.
+enum AppendedRows {
+    case none
+    /// A case's timeline events.
+    case events([Haven_V1_CaseEvent])
+    /// A survivor's services.
+    case services([Haven_V1_ServiceRecord])
 }

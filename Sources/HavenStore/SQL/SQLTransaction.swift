@@ -168,7 +168,7 @@ struct SQLTransaction: StoreWriter {
     }
 
     func insert<R: StoredRecord>(_ record: R, identity: Haven_V1_SurvivorIdentity?) throws {
-        let (record, appended) = Self.splitTimeline(record)
+        let (record, appended) = Self.splitAppended(record)
         var row = try self.row(record, sealedIdentity: nil)
         if let identity {
             row.secret = Data(try self.sealIdentity(identity, of: record))
@@ -187,11 +187,11 @@ struct SQLTransaction: StoreWriter {
         try row.insert(into: self.sql)
         self.journaled(row, version: record.recordVersion)
         try self.insertFacts(record.reportFacts, of: R.recordKind, id: record.recordID)
-        if let head = record as? Haven_V1_Case { try self.appendEvents(appended, to: head) }
+        try self.appendRows(appended, to: record)
     }
 
     func update<R: StoredRecord>(_ record: R, expectedVersion: UInt64, sealed: SealedChange) throws {
-        let (record, appended) = Self.splitTimeline(record)
+        let (record, appended) = Self.splitAppended(record)
         let loadedKey = "\(R.recordKind.rawValue)/\(record.recordID)"
         let current: (version: Int64, secret: Data?, record: R?)
         if let loaded = self.journal.loaded[loadedKey] {
@@ -215,7 +215,11 @@ struct SQLTransaction: StoreWriter {
         if case .erase = sealed {
             erasing = true
             try self.eraseRecordKey(kind: R.recordKind, id: record.recordID)
-            if R.recordKind == .caseRecord { try self.eraseEventNotes(caseID: record.recordID) }
+            switch R.recordKind {
+            case .caseRecord: try self.eraseEventNotes(caseID: record.recordID)
+            case .survivor: try self.eraseServiceDetails(survivorID: record.recordID)
+            default: break
+            }
         }
         var row = try self.row(record, sealedIdentity: nil, sealing: !erasing)
         switch sealed {
@@ -243,7 +247,7 @@ struct SQLTransaction: StoreWriter {
         }
         self.journal.loaded[loadedKey] = (row.version, row.secret, record)
         self.journaled(row, version: record.recordVersion)
-        if let head = record as? Haven_V1_Case { try self.appendEvents(appended, to: head) }
+        try self.appendRows(appended, to: record)
     }
 
     /// The row of a record: index columns, the body without its sealed

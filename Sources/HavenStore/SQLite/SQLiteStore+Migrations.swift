@@ -214,6 +214,30 @@ extension SQLiteStore {
                     """
             )
         }
+        migrator.registerMigration("v6-survivor-services") { db in
+            try db.execute(
+                sql: """
+                    -- A survivor's services, one row per service: recording one costs the
+                    -- service, not the survivor. Survivors written before keep their
+                    -- services in their record until the store, opened with its keys,
+                    -- moves them here (SQLTransaction.moveServices, audited as store.migrate).
+                    CREATE TABLE survivorService (
+                        survivorID TEXT NOT NULL,
+                        sequence INTEGER NOT NULL,
+                        id TEXT NOT NULL,
+                        officeCode TEXT NOT NULL,
+                        deliveredOn TEXT,
+                        kind INTEGER NOT NULL,
+                        body BLOB NOT NULL,
+                        sealed BLOB,
+                        PRIMARY KEY (survivorID, sequence)
+                    ) WITHOUT ROWID;
+
+                    INSERT INTO meta (name, value)
+                        SELECT 'survivor-services', 'in-records' WHERE EXISTS (SELECT 1 FROM record WHERE kind = 'survivor');
+                    """
+            )
+        }
         return migrator
     }()
 }

@@ -86,6 +86,7 @@ package final class SQLiteStore: RecordStore {
                 // Facts first: the timelines still in records get theirs as they move.
                 try SQLTransaction.fillReportFacts(tx)
                 try Self.moveTimelines(tx)
+                try SQLTransaction.moveServices(tx)
             }
         } catch let error as HavenError {
             throw error

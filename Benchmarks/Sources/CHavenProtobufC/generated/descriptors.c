@@ -154,6 +154,8 @@ const ProtobufCMessageDescriptor *const haven_pbc_descriptors[] = {
     &haven__v1__list_survivors_response__descriptor,
     &haven__v1__update_survivor_request__descriptor,
     &haven__v1__record_service_request__descriptor,
+    &haven__v1__list_survivor_services_request__descriptor,
+    &haven__v1__list_survivor_services_response__descriptor,
     &haven__v1__set_placement_request__descriptor,
     &haven__v1__update_survivor_status_request__descriptor,
     &haven__v1__grant_consent_request__descriptor,

@@ -637,6 +637,96 @@ void   haven__v1__record_service_request__free_unpacked
   assert(message->base.descriptor == &haven__v1__record_service_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   haven__v1__list_survivor_services_request__init
+                     (Haven__V1__ListSurvivorServicesRequest         *message)
+{
+  static const Haven__V1__ListSurvivorServicesRequest init_value = HAVEN__V1__LIST_SURVIVOR_SERVICES_REQUEST__INIT;
+  *message = init_value;
+}
+size_t haven__v1__list_survivor_services_request__get_packed_size
+                     (const Haven__V1__ListSurvivorServicesRequest *message)
+{
+  assert(message->base.descriptor == &haven__v1__list_survivor_services_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t haven__v1__list_survivor_services_request__pack
+                     (const Haven__V1__ListSurvivorServicesRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &haven__v1__list_survivor_services_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t haven__v1__list_survivor_services_request__pack_to_buffer
+                     (const Haven__V1__ListSurvivorServicesRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &haven__v1__list_survivor_services_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Haven__V1__ListSurvivorServicesRequest *
+       haven__v1__list_survivor_services_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Haven__V1__ListSurvivorServicesRequest *)
+     protobuf_c_message_unpack (&haven__v1__list_survivor_services_request__descriptor,
+                                allocator, len, data);
+}
+void   haven__v1__list_survivor_services_request__free_unpacked
+                     (Haven__V1__ListSurvivorServicesRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &haven__v1__list_survivor_services_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   haven__v1__list_survivor_services_response__init
+                     (Haven__V1__ListSurvivorServicesResponse         *message)
+{
+  static const Haven__V1__ListSurvivorServicesResponse init_value = HAVEN__V1__LIST_SURVIVOR_SERVICES_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t haven__v1__list_survivor_services_response__get_packed_size
+                     (const Haven__V1__ListSurvivorServicesResponse *message)
+{
+  assert(message->base.descriptor == &haven__v1__list_survivor_services_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t haven__v1__list_survivor_services_response__pack
+                     (const Haven__V1__ListSurvivorServicesResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &haven__v1__list_survivor_services_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t haven__v1__list_survivor_services_response__pack_to_buffer
+                     (const Haven__V1__ListSurvivorServicesResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &haven__v1__list_survivor_services_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Haven__V1__ListSurvivorServicesResponse *
+       haven__v1__list_survivor_services_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Haven__V1__ListSurvivorServicesResponse *)
+     protobuf_c_message_unpack (&haven__v1__list_survivor_services_response__descriptor,
+                                allocator, len, data);
+}
+void   haven__v1__list_survivor_services_response__free_unpacked
+                     (Haven__V1__ListSurvivorServicesResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &haven__v1__list_survivor_services_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   haven__v1__set_placement_request__init
                      (Haven__V1__SetPlacementRequest         *message)
 {
@@ -1313,7 +1403,7 @@ const ProtobufCMessageDescriptor haven__v1__consent__descriptor =
   (ProtobufCMessageInit) haven__v1__consent__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor haven__v1__service_record__field_descriptors[8] =
+static const ProtobufCFieldDescriptor haven__v1__service_record__field_descriptors[9] =
 {
   {
     "id",
@@ -1411,6 +1501,18 @@ static const ProtobufCFieldDescriptor haven__v1__service_record__field_descripto
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "sequence",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__ServiceRecord, sequence),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned haven__v1__service_record__field_indices_by_name[] = {
   3,   /* field[3] = delivered_on */
@@ -1420,12 +1522,13 @@ static const unsigned haven__v1__service_record__field_indices_by_name[] = {
   4,   /* field[4] = partner_id */
   7,   /* field[7] = recorded_at_unix_ms */
   6,   /* field[6] = recorded_by */
+  8,   /* field[8] = sequence */
   5,   /* field[5] = sessions */
 };
 static const ProtobufCIntRange haven__v1__service_record__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 8 }
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor haven__v1__service_record__descriptor =
 {
@@ -1435,7 +1538,7 @@ const ProtobufCMessageDescriptor haven__v1__service_record__descriptor =
   "Haven__V1__ServiceRecord",
   "haven.v1",
   sizeof(Haven__V1__ServiceRecord),
-  8,
+  9,
   haven__v1__service_record__field_descriptors,
   haven__v1__service_record__field_indices_by_name,
   1,  haven__v1__service_record__number_ranges,
@@ -1596,7 +1699,7 @@ const ProtobufCMessageDescriptor haven__v1__survivor_flag__descriptor =
   (ProtobufCMessageInit) haven__v1__survivor_flag__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor haven__v1__survivor__field_descriptors[18] =
+static const ProtobufCFieldDescriptor haven__v1__survivor__field_descriptors[19] =
 {
   {
     "id",
@@ -1814,6 +1917,18 @@ static const ProtobufCFieldDescriptor haven__v1__survivor__field_descriptors[18]
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "service_count",
+    19,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__Survivor, service_count),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned haven__v1__survivor__field_indices_by_name[] = {
   4,   /* field[4] = age_at_intake */
@@ -1829,6 +1944,7 @@ static const unsigned haven__v1__survivor__field_indices_by_name[] = {
   5,   /* field[5] = minor_at_intake */
   2,   /* field[2] = office_code */
   8,   /* field[8] = placements */
+  18,   /* field[18] = service_count */
   9,   /* field[9] = services */
   7,   /* field[7] = status */
   16,   /* field[16] = updated_at_unix_ms */
@@ -1838,7 +1954,7 @@ static const unsigned haven__v1__survivor__field_indices_by_name[] = {
 static const ProtobufCIntRange haven__v1__survivor__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 18 }
+  { 0, 19 }
 };
 const ProtobufCMessageDescriptor haven__v1__survivor__descriptor =
 {
@@ -1848,7 +1964,7 @@ const ProtobufCMessageDescriptor haven__v1__survivor__descriptor =
   "Haven__V1__Survivor",
   "haven.v1",
   sizeof(Haven__V1__Survivor),
-  18,
+  19,
   haven__v1__survivor__field_descriptors,
   haven__v1__survivor__field_indices_by_name,
   1,  haven__v1__survivor__number_ranges,
@@ -2343,6 +2459,134 @@ const ProtobufCMessageDescriptor haven__v1__record_service_request__descriptor =
   (ProtobufCMessageInit) haven__v1__record_service_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor haven__v1__list_survivor_services_request__field_descriptors[3] =
+{
+  {
+    "survivor_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__ListSurvivorServicesRequest, survivor_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__ListSurvivorServicesRequest, page),
+    &haven__v1__page_request__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "after_sequence",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__ListSurvivorServicesRequest, after_sequence),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned haven__v1__list_survivor_services_request__field_indices_by_name[] = {
+  2,   /* field[2] = after_sequence */
+  1,   /* field[1] = page */
+  0,   /* field[0] = survivor_id */
+};
+static const ProtobufCIntRange haven__v1__list_survivor_services_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor haven__v1__list_survivor_services_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "haven.v1.ListSurvivorServicesRequest",
+  "ListSurvivorServicesRequest",
+  "Haven__V1__ListSurvivorServicesRequest",
+  "haven.v1",
+  sizeof(Haven__V1__ListSurvivorServicesRequest),
+  3,
+  haven__v1__list_survivor_services_request__field_descriptors,
+  haven__v1__list_survivor_services_request__field_indices_by_name,
+  1,  haven__v1__list_survivor_services_request__number_ranges,
+  (ProtobufCMessageInit) haven__v1__list_survivor_services_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor haven__v1__list_survivor_services_response__field_descriptors[3] =
+{
+  {
+    "services",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Haven__V1__ListSurvivorServicesResponse, n_services),
+    offsetof(Haven__V1__ListSurvivorServicesResponse, services),
+    &haven__v1__service_record__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__ListSurvivorServicesResponse, page),
+    &haven__v1__page_info__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "service_count",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__ListSurvivorServicesResponse, service_count),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned haven__v1__list_survivor_services_response__field_indices_by_name[] = {
+  1,   /* field[1] = page */
+  2,   /* field[2] = service_count */
+  0,   /* field[0] = services */
+};
+static const ProtobufCIntRange haven__v1__list_survivor_services_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor haven__v1__list_survivor_services_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "haven.v1.ListSurvivorServicesResponse",
+  "ListSurvivorServicesResponse",
+  "Haven__V1__ListSurvivorServicesResponse",
+  "haven.v1",
+  sizeof(Haven__V1__ListSurvivorServicesResponse),
+  3,
+  haven__v1__list_survivor_services_response__field_descriptors,
+  haven__v1__list_survivor_services_response__field_indices_by_name,
+  1,  haven__v1__list_survivor_services_response__number_ranges,
+  (ProtobufCMessageInit) haven__v1__list_survivor_services_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor haven__v1__set_placement_request__field_descriptors[3] =
 {
   {
@@ -2797,13 +3041,14 @@ const ProtobufCEnumDescriptor haven__v1__consent_giver__descriptor =
   haven__v1__consent_giver__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor haven__v1__survivor_service__method_descriptors[10] =
+static const ProtobufCMethodDescriptor haven__v1__survivor_service__method_descriptors[11] =
 {
   { "RegisterSurvivor", &haven__v1__register_survivor_request__descriptor, &haven__v1__survivor__descriptor },
   { "GetSurvivor", &haven__v1__get_survivor_request__descriptor, &haven__v1__survivor__descriptor },
   { "ListSurvivors", &haven__v1__list_survivors_request__descriptor, &haven__v1__list_survivors_response__descriptor },
   { "UpdateSurvivor", &haven__v1__update_survivor_request__descriptor, &haven__v1__survivor__descriptor },
   { "RecordService", &haven__v1__record_service_request__descriptor, &haven__v1__survivor__descriptor },
+  { "ListSurvivorServices", &haven__v1__list_survivor_services_request__descriptor, &haven__v1__list_survivor_services_response__descriptor },
   { "SetPlacement", &haven__v1__set_placement_request__descriptor, &haven__v1__survivor__descriptor },
   { "UpdateSurvivorStatus", &haven__v1__update_survivor_status_request__descriptor, &haven__v1__survivor__descriptor },
   { "GrantConsent", &haven__v1__grant_consent_request__descriptor, &haven__v1__survivor__descriptor },
@@ -2811,16 +3056,17 @@ static const ProtobufCMethodDescriptor haven__v1__survivor_service__method_descr
   { "EraseSurvivor", &haven__v1__erase_survivor_request__descriptor, &haven__v1__survivor__descriptor },
 };
 const unsigned haven__v1__survivor_service__method_indices_by_name[] = {
-  9,        /* EraseSurvivor */
+  10,        /* EraseSurvivor */
   1,        /* GetSurvivor */
-  7,        /* GrantConsent */
+  8,        /* GrantConsent */
+  5,        /* ListSurvivorServices */
   2,        /* ListSurvivors */
   4,        /* RecordService */
   0,        /* RegisterSurvivor */
-  5,        /* SetPlacement */
+  6,        /* SetPlacement */
   3,        /* UpdateSurvivor */
-  6,        /* UpdateSurvivorStatus */
-  8         /* WithdrawConsent */
+  7,        /* UpdateSurvivorStatus */
+  9         /* WithdrawConsent */
 };
 const ProtobufCServiceDescriptor haven__v1__survivor_service__descriptor =
 {
@@ -2829,7 +3075,7 @@ const ProtobufCServiceDescriptor haven__v1__survivor_service__descriptor =
   "SurvivorService",
   "Haven__V1__SurvivorService",
   "haven.v1",
-  10,
+  11,
   haven__v1__survivor_service__method_descriptors,
   haven__v1__survivor_service__method_indices_by_name
 };
@@ -2873,13 +3119,21 @@ void haven__v1__survivor_service__record_service(ProtobufCService *service,
   assert(service->descriptor == &haven__v1__survivor_service__descriptor);
   service->invoke(service, 4, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
+void haven__v1__survivor_service__list_survivor_services(ProtobufCService *service,
+                                                         const Haven__V1__ListSurvivorServicesRequest *input,
+                                                         Haven__V1__ListSurvivorServicesResponse_Closure closure,
+                                                         void *closure_data)
+{
+  assert(service->descriptor == &haven__v1__survivor_service__descriptor);
+  service->invoke(service, 5, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
 void haven__v1__survivor_service__set_placement(ProtobufCService *service,
                                                 const Haven__V1__SetPlacementRequest *input,
                                                 Haven__V1__Survivor_Closure closure,
                                                 void *closure_data)
 {
   assert(service->descriptor == &haven__v1__survivor_service__descriptor);
-  service->invoke(service, 5, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 6, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void haven__v1__survivor_service__update_survivor_status(ProtobufCService *service,
                                                          const Haven__V1__UpdateSurvivorStatusRequest *input,
@@ -2887,7 +3141,7 @@ void haven__v1__survivor_service__update_survivor_status(ProtobufCService *servi
                                                          void *closure_data)
 {
   assert(service->descriptor == &haven__v1__survivor_service__descriptor);
-  service->invoke(service, 6, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 7, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void haven__v1__survivor_service__grant_consent(ProtobufCService *service,
                                                 const Haven__V1__GrantConsentRequest *input,
@@ -2895,7 +3149,7 @@ void haven__v1__survivor_service__grant_consent(ProtobufCService *service,
                                                 void *closure_data)
 {
   assert(service->descriptor == &haven__v1__survivor_service__descriptor);
-  service->invoke(service, 7, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 8, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void haven__v1__survivor_service__withdraw_consent(ProtobufCService *service,
                                                    const Haven__V1__WithdrawConsentRequest *input,
@@ -2903,7 +3157,7 @@ void haven__v1__survivor_service__withdraw_consent(ProtobufCService *service,
                                                    void *closure_data)
 {
   assert(service->descriptor == &haven__v1__survivor_service__descriptor);
-  service->invoke(service, 8, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 9, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void haven__v1__survivor_service__erase_survivor(ProtobufCService *service,
                                                  const Haven__V1__EraseSurvivorRequest *input,
@@ -2911,7 +3165,7 @@ void haven__v1__survivor_service__erase_survivor(ProtobufCService *service,
                                                  void *closure_data)
 {
   assert(service->descriptor == &haven__v1__survivor_service__descriptor);
-  service->invoke(service, 9, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 10, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void haven__v1__survivor_service__init (Haven__V1__SurvivorService_Service *service,
                                         Haven__V1__SurvivorService_ServiceDestroy destroy)

@@ -30,6 +30,8 @@ typedef struct Haven__V1__ListSurvivorsRequest Haven__V1__ListSurvivorsRequest;
 typedef struct Haven__V1__ListSurvivorsResponse Haven__V1__ListSurvivorsResponse;
 typedef struct Haven__V1__UpdateSurvivorRequest Haven__V1__UpdateSurvivorRequest;
 typedef struct Haven__V1__RecordServiceRequest Haven__V1__RecordServiceRequest;
+typedef struct Haven__V1__ListSurvivorServicesRequest Haven__V1__ListSurvivorServicesRequest;
+typedef struct Haven__V1__ListSurvivorServicesResponse Haven__V1__ListSurvivorServicesResponse;
 typedef struct Haven__V1__SetPlacementRequest Haven__V1__SetPlacementRequest;
 typedef struct Haven__V1__UpdateSurvivorStatusRequest Haven__V1__UpdateSurvivorStatusRequest;
 typedef struct Haven__V1__GrantConsentRequest Haven__V1__GrantConsentRequest;
@@ -332,10 +334,15 @@ struct  Haven__V1__ServiceRecord
    * When it was recorded.
    */
   int64_t recorded_at_unix_ms;
+  /*
+   * Position among the survivor's services, 1-based, gap-free (set by the
+   * server): `ListSurvivorServices` pages by it.
+   */
+  uint32_t sequence;
 };
 #define HAVEN__V1__SERVICE_RECORD__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&haven__v1__service_record__descriptor) \
-    , (char *)protobuf_c_empty_string, HAVEN__V1__SERVICE_KIND__SERVICE_KIND_UNSPECIFIED, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string, 0, NULL, 0 }
+    , (char *)protobuf_c_empty_string, HAVEN__V1__SERVICE_KIND__SERVICE_KIND_UNSPECIFIED, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string, 0, NULL, 0, 0 }
 
 
 /*
@@ -442,7 +449,14 @@ struct  Haven__V1__Survivor
   size_t n_placements;
   Haven__V1__Placement **placements;
   /*
-   * Services received, oldest first.
+   * Services received, oldest first — not always all of them: the server
+   * stores each service on its own, not inside the survivor. A read
+   * (`GetSurvivor`, `ListSurvivors`) returns the latest services, at most
+   * 100 and 512 KiB of them (`service_count` says how many there are;
+   * `ListSurvivorServices` pages through all of them); a write's response
+   * and a change-feed item carry the services that change recorded, and no
+   * others. Partners see services only under a consent with the SERVICES
+   * scope.
    */
   size_t n_services;
   Haven__V1__ServiceRecord **services;
@@ -486,10 +500,16 @@ struct  Haven__V1__Survivor
    * links and service kinds (what reports count), nothing that identifies.
    */
   int64_t erased_at_unix_ms;
+  /*
+   * Number of services recorded (also filled when `services` carries only
+   * some of them). Partners see it only under a consent with the SERVICES
+   * scope.
+   */
+  uint32_t service_count;
 };
 #define HAVEN__V1__SURVIVOR__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&haven__v1__survivor__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, NULL, HAVEN__V1__SURVIVOR_STATUS__SURVIVOR_STATUS_UNSPECIFIED, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, NULL, 0,NULL, 0, 0, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, NULL, HAVEN__V1__SURVIVOR_STATUS__SURVIVOR_STATUS_UNSPECIFIED, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, NULL, 0,NULL, 0, 0, 0, 0 }
 
 
 /*
@@ -682,6 +702,55 @@ struct  Haven__V1__RecordServiceRequest
 #define HAVEN__V1__RECORD_SERVICE_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&haven__v1__record_service_request__descriptor) \
     , (char *)protobuf_c_empty_string, 0, NULL, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Pages through a survivor's services, oldest first.
+ */
+struct  Haven__V1__ListSurvivorServicesRequest
+{
+  ProtobufCMessage base;
+  /*
+   * The survivor.
+   */
+  char *survivor_id;
+  /*
+   * Paging (services per page, at most 500).
+   */
+  Haven__V1__PageRequest *page;
+  /*
+   * Only services after this position; 0 means from the first.
+   */
+  uint32_t after_sequence;
+};
+#define HAVEN__V1__LIST_SURVIVOR_SERVICES_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&haven__v1__list_survivor_services_request__descriptor) \
+    , (char *)protobuf_c_empty_string, NULL, 0 }
+
+
+/*
+ * A page of a survivor's services.
+ */
+struct  Haven__V1__ListSurvivorServicesResponse
+{
+  ProtobufCMessage base;
+  /*
+   * The services of this page, oldest first.
+   */
+  size_t n_services;
+  Haven__V1__ServiceRecord **services;
+  /*
+   * Paging.
+   */
+  Haven__V1__PageInfo *page;
+  /*
+   * How many services the survivor has.
+   */
+  uint32_t service_count;
+};
+#define HAVEN__V1__LIST_SURVIVOR_SERVICES_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&haven__v1__list_survivor_services_response__descriptor) \
+    , 0,NULL, NULL, 0 }
 
 
 /*
@@ -1083,6 +1152,44 @@ Haven__V1__RecordServiceRequest *
 void   haven__v1__record_service_request__free_unpacked
                      (Haven__V1__RecordServiceRequest *message,
                       ProtobufCAllocator *allocator);
+/* Haven__V1__ListSurvivorServicesRequest methods */
+void   haven__v1__list_survivor_services_request__init
+                     (Haven__V1__ListSurvivorServicesRequest         *message);
+size_t haven__v1__list_survivor_services_request__get_packed_size
+                     (const Haven__V1__ListSurvivorServicesRequest   *message);
+size_t haven__v1__list_survivor_services_request__pack
+                     (const Haven__V1__ListSurvivorServicesRequest   *message,
+                      uint8_t             *out);
+size_t haven__v1__list_survivor_services_request__pack_to_buffer
+                     (const Haven__V1__ListSurvivorServicesRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Haven__V1__ListSurvivorServicesRequest *
+       haven__v1__list_survivor_services_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   haven__v1__list_survivor_services_request__free_unpacked
+                     (Haven__V1__ListSurvivorServicesRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Haven__V1__ListSurvivorServicesResponse methods */
+void   haven__v1__list_survivor_services_response__init
+                     (Haven__V1__ListSurvivorServicesResponse         *message);
+size_t haven__v1__list_survivor_services_response__get_packed_size
+                     (const Haven__V1__ListSurvivorServicesResponse   *message);
+size_t haven__v1__list_survivor_services_response__pack
+                     (const Haven__V1__ListSurvivorServicesResponse   *message,
+                      uint8_t             *out);
+size_t haven__v1__list_survivor_services_response__pack_to_buffer
+                     (const Haven__V1__ListSurvivorServicesResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Haven__V1__ListSurvivorServicesResponse *
+       haven__v1__list_survivor_services_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   haven__v1__list_survivor_services_response__free_unpacked
+                     (Haven__V1__ListSurvivorServicesResponse *message,
+                      ProtobufCAllocator *allocator);
 /* Haven__V1__SetPlacementRequest methods */
 void   haven__v1__set_placement_request__init
                      (Haven__V1__SetPlacementRequest         *message);
@@ -1222,6 +1329,12 @@ typedef void (*Haven__V1__UpdateSurvivorRequest_Closure)
 typedef void (*Haven__V1__RecordServiceRequest_Closure)
                  (const Haven__V1__RecordServiceRequest *message,
                   void *closure_data);
+typedef void (*Haven__V1__ListSurvivorServicesRequest_Closure)
+                 (const Haven__V1__ListSurvivorServicesRequest *message,
+                  void *closure_data);
+typedef void (*Haven__V1__ListSurvivorServicesResponse_Closure)
+                 (const Haven__V1__ListSurvivorServicesResponse *message,
+                  void *closure_data);
 typedef void (*Haven__V1__SetPlacementRequest_Closure)
                  (const Haven__V1__SetPlacementRequest *message,
                   void *closure_data);
@@ -1264,6 +1377,10 @@ struct Haven__V1__SurvivorService_Service
                          const Haven__V1__RecordServiceRequest *input,
                          Haven__V1__Survivor_Closure closure,
                          void *closure_data);
+  void (*list_survivor_services)(Haven__V1__SurvivorService_Service *service,
+                                 const Haven__V1__ListSurvivorServicesRequest *input,
+                                 Haven__V1__ListSurvivorServicesResponse_Closure closure,
+                                 void *closure_data);
   void (*set_placement)(Haven__V1__SurvivorService_Service *service,
                         const Haven__V1__SetPlacementRequest *input,
                         Haven__V1__Survivor_Closure closure,
@@ -1297,6 +1414,7 @@ void haven__v1__survivor_service__init (Haven__V1__SurvivorService_Service *serv
       function_prefix__ ## list_survivors,\
       function_prefix__ ## update_survivor,\
       function_prefix__ ## record_service,\
+      function_prefix__ ## list_survivor_services,\
       function_prefix__ ## set_placement,\
       function_prefix__ ## update_survivor_status,\
       function_prefix__ ## grant_consent,\
@@ -1322,6 +1440,10 @@ void haven__v1__survivor_service__record_service(ProtobufCService *service,
                                                  const Haven__V1__RecordServiceRequest *input,
                                                  Haven__V1__Survivor_Closure closure,
                                                  void *closure_data);
+void haven__v1__survivor_service__list_survivor_services(ProtobufCService *service,
+                                                         const Haven__V1__ListSurvivorServicesRequest *input,
+                                                         Haven__V1__ListSurvivorServicesResponse_Closure closure,
+                                                         void *closure_data);
 void haven__v1__survivor_service__set_placement(ProtobufCService *service,
                                                 const Haven__V1__SetPlacementRequest *input,
                                                 Haven__V1__Survivor_Closure closure,
@@ -1362,6 +1484,8 @@ extern const ProtobufCMessageDescriptor haven__v1__list_survivors_request__descr
 extern const ProtobufCMessageDescriptor haven__v1__list_survivors_response__descriptor;
 extern const ProtobufCMessageDescriptor haven__v1__update_survivor_request__descriptor;
 extern const ProtobufCMessageDescriptor haven__v1__record_service_request__descriptor;
+extern const ProtobufCMessageDescriptor haven__v1__list_survivor_services_request__descriptor;
+extern const ProtobufCMessageDescriptor haven__v1__list_survivor_services_response__descriptor;
 extern const ProtobufCMessageDescriptor haven__v1__set_placement_request__descriptor;
 extern const ProtobufCMessageDescriptor haven__v1__update_survivor_status_request__descriptor;
 extern const ProtobufCMessageDescriptor haven__v1__grant_consent_request__descriptor;
