@@ -65,9 +65,11 @@ struct SurvivorServiceTests {
             #expect(all.map(\.detail) == ["Fictional detail 1", "Fictional detail 2", "Fictional detail 3"])
             let after = try await store.read { try $0.survivorServices(SurvivorServiceQuery("srv_1", after: 1, limit: 10)) }
             #expect(after.map(\.sequence) == [2, 3])
-            var latest = SurvivorServiceQuery("srv_1", limit: 2)
-            latest.newestFirst = true
-            #expect(try await store.read { try $0.survivorServices(latest) }.map(\.sequence) == [3, 2])
+            var query = SurvivorServiceQuery("srv_1", limit: 2)
+            query.newestFirst = true
+            let latest = query
+            let newest = try await store.read { tx in try tx.survivorServices(latest) }
+            #expect(newest.map(\.sequence) == [3, 2])
 
             // A service out of sequence, or a count that disagrees, is refused and writes nothing.
             var gap = stored
