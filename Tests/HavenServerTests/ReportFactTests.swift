@@ -205,7 +205,9 @@ struct ReportFactTests {
             }
             for survivor in try all(Haven_V1_Survivor.self) {
                 written.survivors[survivor.id] = survivor
-                written.services[survivor.id] = try tx.survivorServices(SurvivorServiceQuery(survivor.id, limit: 100_000))
+                written.services[survivor.id] = try tx.survivorServices(
+                    SurvivorServiceQuery(survivor.id, limit: 100_000)
+                )
             }
             return written
         }

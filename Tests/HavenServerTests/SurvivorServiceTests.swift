@@ -63,7 +63,9 @@ struct SurvivorServiceTests {
             #expect(all.map(\.id) == ["svc_1", "svc_2", "svc_3"])
             #expect(all.map(\.sequence) == [1, 2, 3])
             #expect(all.map(\.detail) == ["Fictional detail 1", "Fictional detail 2", "Fictional detail 3"])
-            let after = try await store.read { try $0.survivorServices(SurvivorServiceQuery("srv_1", after: 1, limit: 10)) }
+            let after = try await store.read {
+                try $0.survivorServices(SurvivorServiceQuery("srv_1", after: 1, limit: 10))
+            }
             #expect(after.map(\.sequence) == [2, 3])
             var query = SurvivorServiceQuery("srv_1", limit: 2)
             query.newestFirst = true
@@ -84,15 +86,24 @@ struct SurvivorServiceTests {
             miscounted.version += 1
             miscounted.services = [Self.service("svc_4", 4)]
             await #expect(throws: HavenError.self) {
-                try await store.audited { [miscounted] tx in try tx.update(miscounted, expectedVersion: stored.version) }
+                try await store.audited { [miscounted] tx in try tx.update(miscounted, expectedVersion: stored.version)
+                }
             }
-            #expect(try await store.read { try $0.survivorServices(SurvivorServiceQuery("srv_1", limit: 10)) }.count == 3)
-            #expect(try await store.read { try $0.load(Haven_V1_Survivor.self, id: "srv_1") }?.version == stored.version)
+            #expect(
+                try await store.read { try $0.survivorServices(SurvivorServiceQuery("srv_1", limit: 10)) }.count == 3
+            )
+            #expect(
+                try await store.read { try $0.load(Haven_V1_Survivor.self, id: "srv_1") }?.version == stored.version
+            )
 
             // Each row is in the audit chain, which verifies.
             let entries = try await store.read { try $0.auditEntries(AuditQuery(limit: 100)) }
             let covered = Set(entries.flatMap(\.resources).map { "\($0.kind)/\($0.id)" })
-            #expect(covered.isSuperset(of: ["survivorService/srv_1/1", "survivorService/srv_1/2", "survivorService/srv_1/3"]))
+            #expect(
+                covered.isSuperset(of: [
+                    "survivorService/srv_1/1", "survivorService/srv_1/2", "survivorService/srv_1/3",
+                ])
+            )
             let verdict = try await AuditVerifier(store: store, publicKey: Data()).verify()
             #expect(verdict.intact, "\(verdict.problem)")
         }
@@ -145,7 +156,11 @@ struct SurvivorServiceTests {
         request.survivorID = survivor.id
         request.page.pageSize = 50
         repeat {
-            let page = try await scenario.call("worker-kol", MethodCatalog.SurvivorService.listSurvivorServices, request)
+            let page = try await scenario.call(
+                "worker-kol",
+                MethodCatalog.SurvivorService.listSurvivorServices,
+                request
+            )
             #expect(page.serviceCount == 130)
             pages.append(page.services.map(\.sequence))
             request.page.pageToken = page.page.nextPageToken
@@ -162,8 +177,13 @@ struct SurvivorServiceTests {
         // Who may not see the survivor learns nothing, whether it exists or not.
         var missing = Haven_V1_ListSurvivorServicesRequest()
         missing.survivorID = "srv_missing"
-        #expect(try await scenario.code("worker-kol", MethodCatalog.SurvivorService.listSurvivorServices, missing) == .notFound)
-        #expect(try await scenario.code("auditor", MethodCatalog.SurvivorService.listSurvivorServices, tail) == .notFound)
+        #expect(
+            try await scenario.code("worker-kol", MethodCatalog.SurvivorService.listSurvivorServices, missing)
+                == .notFound
+        )
+        #expect(
+            try await scenario.code("auditor", MethodCatalog.SurvivorService.listSurvivorServices, tail) == .notFound
+        )
         #expect(try await scenario.code("admin", MethodCatalog.SurvivorService.listSurvivorServices, tail) == .notFound)
 
         // The feed, replayed: each service in the item of the change that recorded it, once.

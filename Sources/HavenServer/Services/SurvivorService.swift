@@ -514,7 +514,10 @@ package enum SurvivorReads {
     /// ``HavenLimits/survivorServicesInlineBytes`` (always the last one),
     /// oldest first. Services recorded before they had rows of their own
     /// (a store not yet opened with its keys) are still in the record.
-    package static func withLatestServices(_ record: Haven_V1_Survivor, _ tx: any StoreReader) throws
+    package static func withLatestServices(
+        _ record: Haven_V1_Survivor,
+        _ tx: any StoreReader
+    ) throws
         -> Haven_V1_Survivor
     {
         guard record.serviceCount > 0 else { return record }
@@ -523,7 +526,11 @@ package enum SurvivorReads {
 
     /// The same, for a survivor that may not exist: the services query runs
     /// with `id` either way, so that "missing" and "not yours" cost the same.
-    package static func withLatestServices(_ record: Haven_V1_Survivor?, id: String, _ tx: any StoreReader) throws
+    package static func withLatestServices(
+        _ record: Haven_V1_Survivor?,
+        id: String,
+        _ tx: any StoreReader
+    ) throws
         -> Haven_V1_Survivor?
     {
         var query = SurvivorServiceQuery(id, limit: HavenLimits.survivorServicesInline)

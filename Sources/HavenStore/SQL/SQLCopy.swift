@@ -4,7 +4,8 @@
 enum SQLCopy {
     /// Every table of the schema, in the order a copy fills them.
     static let tables = [
-        "meta", "counter", "officeKey", "recordKey", "record", "caseEvent", "survivorService", "reportFact", "change", "idempotency",
+        "meta", "counter", "officeKey", "recordKey", "record", "caseEvent", "survivorService", "reportFact", "change",
+        "idempotency",
         "account", "credential", "enrollment", "audit", "auditResource", "checkpoint",
     ]
 

@@ -164,7 +164,10 @@ extension SQLTransaction {
 
     private func sealDetail(_ text: String, survivorID: String, sequence: UInt32, office: String) throws -> [UInt8] {
         guard let key = try self.survivorKey(survivorID, office: office, create: true) else {
-            throw HavenError(code: .failedPrecondition, message: "the store holds no keys to seal a service detail with")
+            throw HavenError(
+                code: .failedPrecondition,
+                message: "the store holds no keys to seal a service detail with"
+            )
         }
         return try SealBox.seal(
             Array(text.utf8),
@@ -178,7 +181,11 @@ extension SQLTransaction {
             throw HavenError(code: .dataLoss, message: "a sealed service detail of survivor \(survivorID) has no key")
         }
         do {
-            let plaintext = try SealBox.open(sealed, key: key, context: Self.detailContext(survivorID, sequence, office))
+            let plaintext = try SealBox.open(
+                sealed,
+                key: key,
+                context: Self.detailContext(survivorID, sequence, office)
+            )
             return String(decoding: plaintext, as: UTF8.self)
         } catch {
             throw HavenError(
