@@ -24,11 +24,15 @@ struct ReleaseMigrationTests {
     }
 
     /// The fixture's files copied to a fresh directory (the checked-in copy is never opened for writing).
-    func copy() throws -> TemporaryDirectory {
+    func copy() throws -> TemporaryDirectory { try Self.copy(Self.fixture) }
+
+    /// A release fixture's files (database, master key, signing key) copied
+    /// to a fresh directory, readable by the owner only.
+    static func copy(_ fixture: URL) throws -> TemporaryDirectory {
         let directory = try TemporaryDirectory("haven-release-migration")
         for file in ["haven.sqlite", "master.key", "audit-signing.key"] {
             try FileManager.default.copyItem(
-                atPath: Self.fixture.appendingPathComponent(file).path,
+                atPath: fixture.appendingPathComponent(file).path,
                 toPath: directory.path(file)
             )
             try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: directory.path(file))

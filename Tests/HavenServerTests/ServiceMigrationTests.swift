@@ -17,17 +17,7 @@ import Testing
 struct ServiceMigrationTests {
     static let fixture = RepositoryPaths.root.appendingPathComponent("Tests/HavenServerTests/Fixtures/release-f227466")
 
-    func copy() throws -> TemporaryDirectory {
-        let directory = try TemporaryDirectory("haven-service-migration")
-        for file in ["haven.sqlite", "master.key", "audit-signing.key"] {
-            try FileManager.default.copyItem(
-                atPath: Self.fixture.appendingPathComponent(file).path,
-                toPath: directory.path(file)
-            )
-            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: directory.path(file))
-        }
-        return directory
-    }
+    func copy() throws -> TemporaryDirectory { try ReleaseMigrationTests.copy(Self.fixture) }
 
     /// The survivors as stored before, read straight from the file (service
     /// details are sealed beside the body: empty here).

@@ -93,13 +93,7 @@ struct CaseService: CaseServiceHandler {
             return (view, try tx.caseEvents(.timeline(view.id, after: after, limit: size + 1)).map(\.event))
         }
         // At most `size` events and a page's bytes, always at least one.
-        var page: [Haven_V1_CaseEvent] = []
-        var bytes = 0
-        for event in events.prefix(size) {
-            bytes += event.wireSize
-            if !page.isEmpty && bytes > HavenLimits.maxPageBytes { break }
-            page.append(event)
-        }
+        let page = boundedPrefix(events, count: size, bytes: HavenLimits.maxPageBytes)
         var response = Haven_V1_ListCaseEventsResponse()
         response.events = page
         response.eventCount = record.eventCount
@@ -341,13 +335,12 @@ package enum CaseReads {
         guard record.eventCount > 0 else { return record }
         var query = CaseEventQuery.timeline(record.id, limit: HavenLimits.caseEventsInline)
         query.newestFirst = true
-        var latest: [Haven_V1_CaseEvent] = []
-        var bytes = 0
-        for stored in try tx.caseEvents(query) {
-            bytes += stored.event.wireSize
-            if !latest.isEmpty && bytes > HavenLimits.caseEventsInlineBytes { break }
-            latest.append(stored.event)
-        }
+        let events = try tx.caseEvents(query).map(\.event)
+        let latest = boundedPrefix(
+            events,
+            count: HavenLimits.caseEventsInline,
+            bytes: HavenLimits.caseEventsInlineBytes
+        )
         var assembled = record
         assembled.events = latest.reversed()
         return assembled

@@ -31,3 +31,17 @@ extension RecordPage where R: StoredRecord {
         return self
     }
 }
+
+/// The elements of a history a call returns (timeline events, services):
+/// the first `count` of `items` that add up to at most `bytes`, always the
+/// first one — a read's latest (taken newest first) or a page of a listing.
+package func boundedPrefix<T: HavenWireMessage>(_ items: [T], count: Int, bytes: Int) -> [T] {
+    var taken: [T] = []
+    var total = 0
+    for item in items.prefix(count) {
+        total += item.wireSize  // counted, not encoded
+        if !taken.isEmpty && total > bytes { break }
+        taken.append(item)
+    }
+    return taken
+}

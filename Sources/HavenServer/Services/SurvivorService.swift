@@ -335,13 +335,7 @@ struct SurvivorService: SurvivorServiceHandler {
             return (found.serviceCount, services)
         }
         // At most `size` services and a page's bytes, always at least one.
-        var page: [Haven_V1_ServiceRecord] = []
-        var bytes = 0
-        for service in services.prefix(size) {
-            bytes += service.wireSize
-            if !page.isEmpty && bytes > HavenLimits.maxPageBytes { break }
-            page.append(service)
-        }
+        let page = boundedPrefix(services, count: size, bytes: HavenLimits.maxPageBytes)
         var response = Haven_V1_ListSurvivorServicesResponse()
         response.services = page
         response.serviceCount = count
@@ -537,13 +531,11 @@ package enum SurvivorReads {
         query.newestFirst = true
         let services = try tx.survivorServices(query)
         guard var assembled = record, assembled.serviceCount > 0 else { return record }
-        var latest: [Haven_V1_ServiceRecord] = []
-        var bytes = 0
-        for service in services {
-            bytes += service.wireSize
-            if !latest.isEmpty && bytes > HavenLimits.survivorServicesInlineBytes { break }
-            latest.append(service)
-        }
+        let latest = boundedPrefix(
+            services,
+            count: HavenLimits.survivorServicesInline,
+            bytes: HavenLimits.survivorServicesInlineBytes
+        )
         assembled.services = latest.reversed()
         return assembled
     }

@@ -122,8 +122,8 @@ extension SQLTransaction {
             let row = try RecordRow(selected)
             hashes["\(row.kind)/\(row.id)"] = Self.storedHash(row)
         }
-        try self.caseEventHashes(into: &hashes)
-        try self.serviceHashes(into: &hashes)
+        try self.rowHashes(CaseEventRow.self, into: &hashes)
+        try self.rowHashes(ServiceRow.self, into: &hashes)
         for account in try self.accounts() {
             hashes["account/\(account.id)"] = Self.accountHash(account)
         }

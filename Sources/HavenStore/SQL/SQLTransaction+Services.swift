@@ -2,11 +2,15 @@ import Crypto
 import Foundation
 import HavenProtocol
 
-/// A row of the `survivorService` table: one service a survivor received.
-///
-/// Services are append-only: a row is written once, when its service is
-/// recorded, and changed only by an erasure (which drops its sealed detail).
-struct ServiceRow {
+/// A row of the `survivorService` table: one service a survivor received
+/// (``SequencedRow``; its sealed text is the service's detail).
+struct ServiceRow: SequencedRow {
+    static let table = "survivorService"
+    static let ownerColumn = "survivorID"
+    static let dayColumn = "deliveredOn"
+    static let ownerKind = RecordKind.survivor
+    static let hashDomain = "haven.v1 survivor service"
+
     var survivorID: String
     var sequence: Int64
     var id: String
@@ -20,42 +24,21 @@ struct ServiceRow {
     /// The detail, sealed under the survivor's key.
     var sealed: Data?
 
-    /// The audit trail's name for it: `survivorService/<survivor id>/<sequence>`.
-    var resourceID: String { "\(self.survivorID)/\(self.sequence)" }
+    var ownerID: String { self.survivorID }
+    var day: String? { self.deliveredOn }
 
-    /// `SELECT` of every column, in the order ``init(_:)`` reads them.
-    static let select =
-        "SELECT survivorID, sequence, id, officeCode, deliveredOn, kind, body, sealed FROM survivorService"
-
-    /// Reads a row selected by ``select``.
-    init(_ row: SQLRow) throws {
-        self.survivorID = try row[0]
-        self.sequence = try row[1]
-        self.id = try row[2]
-        self.officeCode = try row[3]
-        self.deliveredOn = try row[4]
-        self.kind = try row[5]
-        self.body = try row[6]
-        self.sealed = try row[7]
-    }
-
-    init(survivorID: String, sequence: Int64, id: String, officeCode: String, service: Haven_V1_ServiceRecord) {
-        self.survivorID = survivorID
+    init(ownerID: String, sequence: Int64, id: String, officeCode: String, day: String?, kind: Int, body: Data) {
+        self.survivorID = ownerID
         self.sequence = sequence
         self.id = id
         self.officeCode = officeCode
-        self.deliveredOn = dayString(service.deliveredOn)
-        self.kind = service.kind.rawValue
-        var stripped = service
-        stripped.detail = ""
-        self.body = stripped.serializedPayload()
-        self.sealed = nil
+        self.deliveredOn = day
+        self.kind = kind
+        self.body = body
     }
 }
 
 extension SQLTransaction {
-    static let serviceKind = "survivorService"
-
     /// Stores the services a survivor change recorded, after those stored:
     /// each must continue the survivor's services (sequence one past the
     /// last), and the survivor's `service_count` must then equal the last.
@@ -63,13 +46,7 @@ extension SQLTransaction {
     /// service's place. Each service's report fact is written with it.
     func appendServices(_ services: [Haven_V1_ServiceRecord], to head: Haven_V1_Survivor) throws {
         guard !services.isEmpty else { return }
-        var last = UInt32(
-            clamping: try self.sql.value(
-                Int64.self,
-                "SELECT COALESCE(MAX(sequence), 0) FROM survivorService WHERE survivorID = ?",
-                [head.id]
-            ) ?? 0
-        )
+        var last = try self.lastSequence(ServiceRow.self, of: head.id)
         var facts: [ReportFact] = []
         for service in services {
             guard service.sequence == last + 1 else {
@@ -79,26 +56,18 @@ extension SQLTransaction {
                 )
             }
             last = service.sequence
-            var row = ServiceRow(
-                survivorID: head.id,
+            var stripped = service
+            stripped.detail = ""
+            let row = ServiceRow(
+                ownerID: head.id,
                 sequence: Int64(last),
                 id: service.id,
                 officeCode: head.officeCode,
-                service: service
+                day: dayString(service.deliveredOn),
+                kind: service.kind.rawValue,
+                body: stripped.serializedPayload()
             )
-            if !service.detail.isEmpty {
-                row.sealed = Data(
-                    try self.sealDetail(service.detail, survivorID: head.id, sequence: last, office: head.officeCode)
-                )
-            }
-            try self.sql.execute(
-                """
-                INSERT INTO survivorService (survivorID, sequence, id, officeCode, deliveredOn, kind, body, sealed)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-                [row.survivorID, row.sequence, row.id, row.officeCode, row.deliveredOn, row.kind, row.body, row.sealed]
-            )
-            self.journaled(row)
+            try self.insert(row, sealing: service.detail)
             facts.append(ReportFact.service(service, officeCode: head.officeCode))
         }
         try self.insertFacts(facts, of: .survivor, id: head.id)
@@ -110,29 +79,14 @@ extension SQLTransaction {
         }
     }
 
-    /// Drops the sealed details of a survivor's services (an erasure: the
-    /// survivor's key is gone, and so is every box it sealed).
-    func eraseServiceDetails(survivorID: String) throws {
-        let rows = try self.sql.rows(
-            "\(ServiceRow.select) WHERE survivorID = ? AND sealed IS NOT NULL ORDER BY sequence",
-            [survivorID]
-        ).map(ServiceRow.init)
-        for var row in rows {
-            row.sealed = nil
-            try self.sql.execute(
-                "UPDATE survivorService SET sealed = NULL WHERE survivorID = ? AND sequence = ?",
-                [row.survivorID, row.sequence]
-            )
-            self.journaled(row)
-        }
-    }
-
     func survivorServices(_ query: SurvivorServiceQuery) throws -> [Haven_V1_ServiceRecord] {
-        let direction = query.newestFirst ? "DESC" : "ASC"
-        return try self.sql.rows(
-            "\(ServiceRow.select) WHERE survivorID = ? AND sequence > ? ORDER BY sequence \(direction) LIMIT ?",
-            [query.survivorID, Int64(query.afterSequence), max(0, query.limit)]
-        ).map { try self.decode(ServiceRow($0)) }
+        try self.rows(
+            ServiceRow.self,
+            of: query.survivorID,
+            after: query.afterSequence,
+            newestFirst: query.newestFirst,
+            limit: query.limit
+        ).map(self.decode)
     }
 
     func decode(_ row: ServiceRow) throws -> Haven_V1_ServiceRecord {
@@ -142,91 +96,8 @@ extension SQLTransaction {
         } catch {
             throw HavenError(code: .dataLoss, message: "stored service \(row.resourceID) cannot be decoded")
         }
-        if let sealed = row.sealed {
-            service.detail = try self.openDetail(
-                Array(sealed),
-                survivorID: row.survivorID,
-                sequence: UInt32(clamping: row.sequence),
-                office: row.officeCode
-            )
-        }
+        service.detail = try self.openSealed(row)
         return service
-    }
-
-    private static func detailContext(_ survivorID: String, _ sequence: UInt32, _ office: String) -> String {
-        SealBox.fieldsContext(Self.serviceKind, "\(survivorID)/\(sequence)", office, version: 1)
-    }
-
-    /// The survivor's own key, which seals its identity and its services' details.
-    private func survivorKey(_ survivorID: String, office: String, create: Bool) throws -> SymmetricKey? {
-        try self.recordKey(kind: RecordKind.survivor.rawValue, id: survivorID, office: office, create: create)
-    }
-
-    private func sealDetail(_ text: String, survivorID: String, sequence: UInt32, office: String) throws -> [UInt8] {
-        guard let key = try self.survivorKey(survivorID, office: office, create: true) else {
-            throw HavenError(
-                code: .failedPrecondition,
-                message: "the store holds no keys to seal a service detail with"
-            )
-        }
-        return try SealBox.seal(
-            Array(text.utf8),
-            key: key,
-            context: Self.detailContext(survivorID, sequence, office)
-        )
-    }
-
-    private func openDetail(_ sealed: [UInt8], survivorID: String, sequence: UInt32, office: String) throws -> String {
-        guard let key = try self.survivorKey(survivorID, office: office, create: false) else {
-            throw HavenError(code: .dataLoss, message: "a sealed service detail of survivor \(survivorID) has no key")
-        }
-        do {
-            let plaintext = try SealBox.open(
-                sealed,
-                key: key,
-                context: Self.detailContext(survivorID, sequence, office)
-            )
-            return String(decoding: plaintext, as: UTF8.self)
-        } catch {
-            throw HavenError(
-                code: .dataLoss,
-                message: "the sealed detail of service \(sequence) of survivor \(survivorID) does not open (moved?)"
-            )
-        }
-    }
-
-    /// Notes a service row written, for the transaction's audit entry
-    /// (`survivorService/<survivor>/<sequence>`; services have no versions of their own).
-    func journaled(_ row: ServiceRow) {
-        self.journal.wrote(
-            kind: Self.serviceKind,
-            id: row.resourceID,
-            office: row.officeCode,
-            version: 1,
-            hash: Self.storedHash(row)
-        )
-    }
-
-    /// What the audit trail commits to for a service: every column.
-    static func storedHash(_ row: ServiceRow) -> [UInt8] {
-        var hasher = StoredHasher("haven.v1 survivor service")
-        hasher.add(row.survivorID)
-        hasher.add(row.sequence)
-        hasher.add(row.id)
-        hasher.add(row.officeCode)
-        hasher.add(row.deliveredOn)
-        hasher.add(Int64(row.kind))
-        hasher.add(row.body)
-        hasher.add(row.sealed)
-        return hasher.finalize()
-    }
-
-    /// Every service's stored hash, keyed `survivorService/<survivor id>/<sequence>`.
-    func serviceHashes(into hashes: inout [String: [UInt8]]) throws {
-        try self.sql.forEachRow(ServiceRow.select, []) { selected in
-            let row = try ServiceRow(selected)
-            hashes["\(Self.serviceKind)/\(row.resourceID)"] = Self.storedHash(row)
-        }
     }
 }
 
@@ -244,20 +115,7 @@ extension SQLTransaction {
         guard tx.keys != nil,
             try tx.sql.value(String.self, "SELECT value FROM meta WHERE name = 'survivor-services'") == "in-records"
         else { return }
-        let now = Int64(Date().timeIntervalSince1970 * 1000)
-        var pending = 0
-        func audit(_ force: Bool) throws {
-            guard pending > 0, force || pending >= 500 else { return }
-            try tx.appendAudit(
-                NewAuditEntry(
-                    atUnixMs: now,
-                    principalID: "havend",
-                    action: "store.migrate",
-                    detail: "survivor services moved out of their records into rows of their own"
-                )
-            )
-            pending = 0
-        }
+        var audit = MoveAudit(tx, detail: "survivor services moved out of their records into rows of their own")
         let ids = try tx.sql.values(String.self, "SELECT id FROM record WHERE kind = 'survivor' ORDER BY id")
         for id in ids {
             guard
@@ -279,10 +137,9 @@ extension SQLTransaction {
                 [id, ReportFact.Kind.service.rawValue]
             )
             try tx.appendServices(services, to: record)
-            pending += 1 + services.count
-            try audit(false)
+            try audit.wrote(1 + services.count)
         }
-        try audit(true)
+        try audit.finish()
         try tx.sql.execute("UPDATE meta SET value = 'rows' WHERE name = 'survivor-services'")
     }
 }

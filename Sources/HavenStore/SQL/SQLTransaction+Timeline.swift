@@ -2,11 +2,15 @@ import Crypto
 import Foundation
 import HavenProtocol
 
-/// A row of the `caseEvent` table: one event of a case's timeline.
-///
-/// Events are append-only: a row is written once, when its event is
-/// appended, and changed only by an erasure (which drops its sealed note).
-struct CaseEventRow {
+/// A row of the `caseEvent` table: one event of a case's timeline
+/// (``SequencedRow``; its sealed text is a note's).
+struct CaseEventRow: SequencedRow {
+    static let table = "caseEvent"
+    static let ownerColumn = "caseID"
+    static let dayColumn = "occurredOn"
+    static let ownerKind = RecordKind.caseRecord
+    static let hashDomain = "haven.v1 case event"
+
     var caseID: String
     var sequence: Int64
     var id: String
@@ -20,63 +24,28 @@ struct CaseEventRow {
     /// The note's text, sealed under the case's key.
     var sealed: Data?
 
-    /// The audit trail's name for it: `caseEvent/<case id>/<sequence>`.
-    var resourceID: String { "\(self.caseID)/\(self.sequence)" }
+    var ownerID: String { self.caseID }
+    var day: String? { self.occurredOn }
 
-    /// `SELECT` of every column, in the order ``init(_:)`` reads them.
-    static let select = "SELECT caseID, sequence, id, officeCode, occurredOn, kind, body, sealed FROM caseEvent"
-
-    /// Reads a row selected by ``select``.
-    init(_ row: SQLRow) throws {
-        self.init(
-            caseID: try row[0],
-            sequence: try row[1],
-            id: try row[2],
-            officeCode: try row[3],
-            occurredOn: try row[4],
-            kind: try row[5],
-            body: try row[6],
-            sealed: try row[7]
-        )
-    }
-
-    init(
-        caseID: String,
-        sequence: Int64,
-        id: String,
-        officeCode: String,
-        occurredOn: String?,
-        kind: Int,
-        body: Data,
-        sealed: Data?
-    ) {
-        self.caseID = caseID
+    init(ownerID: String, sequence: Int64, id: String, officeCode: String, day: String?, kind: Int, body: Data) {
+        self.caseID = ownerID
         self.sequence = sequence
         self.id = id
         self.officeCode = officeCode
-        self.occurredOn = occurredOn
+        self.occurredOn = day
         self.kind = kind
         self.body = body
-        self.sealed = sealed
     }
 }
 
 extension SQLTransaction {
-    static let caseEventKind = "caseEvent"
-
     /// Stores the events a case change appended, after those stored: each
     /// must continue the timeline (sequence one past the last), and the case's
     /// `event_count` must then equal the last. Notes are sealed under the
     /// case's own key, bound to the event's place in the timeline.
     func appendEvents(_ events: [Haven_V1_CaseEvent], to head: Haven_V1_Case) throws {
         guard !events.isEmpty else { return }
-        var last = UInt32(
-            clamping: try self.sql.value(
-                Int64.self,
-                "SELECT COALESCE(MAX(sequence), 0) FROM caseEvent WHERE caseID = ?",
-                [head.id]
-            ) ?? 0
-        )
+        var last = try self.lastSequence(CaseEventRow.self, of: head.id)
         var statusChanges: [ReportFact] = []
         for var event in events {
             guard event.sequence == last + 1 else {
@@ -86,30 +55,22 @@ extension SQLTransaction {
                 )
             }
             last = event.sequence
-            var sealed: Data?
-            if case .note(var note) = event.detail, !note.text.isEmpty {
-                sealed = Data(try self.sealNote(note.text, caseID: head.id, sequence: last, office: head.officeCode))
-                note.text = ""
-                event.detail = .note(note)
+            var note = ""
+            if case .note(var detail) = event.detail {
+                note = detail.text
+                detail.text = ""
+                event.detail = .note(detail)
             }
             let row = CaseEventRow(
-                caseID: head.id,
+                ownerID: head.id,
                 sequence: Int64(last),
                 id: event.id,
                 officeCode: head.officeCode,
-                occurredOn: dayString(event.occurredOn),
+                day: dayString(event.occurredOn),
                 kind: CaseEventKind(event.detail)?.rawValue ?? 0,
-                body: event.serializedPayload(),
-                sealed: sealed
+                body: event.serializedPayload()
             )
-            try self.sql.execute(
-                """
-                INSERT INTO caseEvent (caseID, sequence, id, officeCode, occurredOn, kind, body, sealed)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-                [row.caseID, row.sequence, row.id, row.officeCode, row.occurredOn, row.kind, row.body, row.sealed]
-            )
-            self.journaled(row)
+            try self.insert(row, sealing: note)
             if let fact = ReportFact.caseStatus(event, officeCode: head.officeCode) { statusChanges.append(fact) }
         }
         try self.insertFacts(statusChanges, of: .caseRecord, id: head.id)
@@ -118,23 +79,6 @@ extension SQLTransaction {
                 code: .internal,
                 message: "case \(head.id) counts \(head.eventCount) events, its timeline ends at \(last)"
             )
-        }
-    }
-
-    /// Drops the sealed notes of a case's events (an erasure: the case's key
-    /// is gone, and so is every box it sealed).
-    func eraseEventNotes(caseID: String) throws {
-        let rows = try self.sql.rows(
-            "\(CaseEventRow.select) WHERE caseID = ? AND sealed IS NOT NULL ORDER BY sequence",
-            [caseID]
-        ).map(CaseEventRow.init)
-        for var row in rows {
-            row.sealed = nil
-            try self.sql.execute(
-                "UPDATE caseEvent SET sealed = NULL WHERE caseID = ? AND sequence = ?",
-                [row.caseID, row.sequence]
-            )
-            self.journaled(row)
         }
     }
 
@@ -164,81 +108,11 @@ extension SQLTransaction {
         } catch {
             throw HavenError(code: .dataLoss, message: "stored event \(row.resourceID) cannot be decoded")
         }
-        if let sealed = row.sealed, case .note(var note) = event.detail {
-            note.text = try self.openNote(
-                Array(sealed),
-                caseID: row.caseID,
-                sequence: UInt32(clamping: row.sequence),
-                office: row.officeCode
-            )
+        if row.sealed != nil, case .note(var note) = event.detail {
+            note.text = try self.openSealed(row)
             event.detail = .note(note)
         }
         return event
-    }
-
-    private static func noteContext(_ caseID: String, _ sequence: UInt32, _ office: String) -> String {
-        SealBox.fieldsContext(Self.caseEventKind, "\(caseID)/\(sequence)", office, version: 1)
-    }
-
-    /// The case's own key, which seals its events' notes.
-    private func caseKey(_ caseID: String, office: String, create: Bool) throws -> SymmetricKey? {
-        try self.recordKey(kind: RecordKind.caseRecord.rawValue, id: caseID, office: office, create: create)
-    }
-
-    private func sealNote(_ text: String, caseID: String, sequence: UInt32, office: String) throws -> [UInt8] {
-        guard let key = try self.caseKey(caseID, office: office, create: true) else {
-            throw HavenError(code: .failedPrecondition, message: "the store holds no keys to seal a case note with")
-        }
-        return try SealBox.seal(Array(text.utf8), key: key, context: Self.noteContext(caseID, sequence, office))
-    }
-
-    private func openNote(_ sealed: [UInt8], caseID: String, sequence: UInt32, office: String) throws -> String {
-        guard let key = try self.caseKey(caseID, office: office, create: false) else {
-            throw HavenError(code: .dataLoss, message: "a sealed note of case \(caseID) has no key")
-        }
-        do {
-            let plaintext = try SealBox.open(sealed, key: key, context: Self.noteContext(caseID, sequence, office))
-            return String(decoding: plaintext, as: UTF8.self)
-        } catch {
-            throw HavenError(
-                code: .dataLoss,
-                message: "the sealed note of event \(sequence) of case \(caseID) does not open (moved?)"
-            )
-        }
-    }
-
-    /// Notes an event row written, for the transaction's audit entry
-    /// (`caseEvent/<case>/<sequence>`; events have no versions of their own).
-    func journaled(_ row: CaseEventRow) {
-        self.journal.wrote(
-            kind: Self.caseEventKind,
-            id: row.resourceID,
-            office: row.officeCode,
-            version: 1,
-            hash: Self.storedHash(row)
-        )
-    }
-
-    /// What the audit trail commits to for an event: every column.
-    static func storedHash(_ row: CaseEventRow) -> [UInt8] {
-        var hasher = StoredHasher("haven.v1 case event")
-        hasher.add(row.caseID)
-        hasher.add(row.sequence)
-        hasher.add(row.id)
-        hasher.add(row.officeCode)
-        hasher.add(row.occurredOn)
-        hasher.add(Int64(row.kind))
-        hasher.add(row.body)
-        hasher.add(row.sealed)
-        return hasher.finalize()
-    }
-
-    /// Every event's stored hash, keyed `caseEvent/<case id>/<sequence>`.
-    func caseEventHashes(into hashes: inout [String: [UInt8]]) throws {
-        try self.sql.forEachRow(CaseEventRow.select, []) { selected in
-            let row = try CaseEventRow(selected)
-            hashes["\(Self.caseEventKind)/\(row.resourceID)"] = Self.storedHash(row)
-        }
     }
 
     /// A record as given, split: its record without what it appended (a

@@ -216,8 +216,8 @@ struct SQLTransaction: StoreWriter {
             erasing = true
             try self.eraseRecordKey(kind: R.recordKind, id: record.recordID)
             switch R.recordKind {
-            case .caseRecord: try self.eraseEventNotes(caseID: record.recordID)
-            case .survivor: try self.eraseServiceDetails(survivorID: record.recordID)
+            case .caseRecord: try self.eraseSealed(CaseEventRow.self, of: record.recordID)
+            case .survivor: try self.eraseSealed(ServiceRow.self, of: record.recordID)
             default: break
             }
         }

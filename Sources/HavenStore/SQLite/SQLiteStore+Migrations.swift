@@ -254,20 +254,7 @@ extension SQLiteStore {
         guard tx.keys != nil,
             try tx.sql.value(String.self, "SELECT value FROM meta WHERE name = 'case-timelines'") == "in-records"
         else { return }
-        let now = Int64(Date().timeIntervalSince1970 * 1000)
-        var pending = 0
-        func audit(_ force: Bool) throws {
-            guard pending > 0, force || pending >= 500 else { return }
-            try tx.appendAudit(
-                NewAuditEntry(
-                    atUnixMs: now,
-                    principalID: "havend",
-                    action: "store.migrate",
-                    detail: "case timelines moved out of their records into rows of their own"
-                )
-            )
-            pending = 0
-        }
+        var audit = MoveAudit(tx, detail: "case timelines moved out of their records into rows of their own")
         let ids = try tx.sql.values(String.self, "SELECT id FROM record WHERE kind = 'case' ORDER BY id")
         for id in ids {
             guard
@@ -285,10 +272,9 @@ extension SQLiteStore {
             try head.update(in: tx.sql)
             tx.journaled(head, version: record.recordVersion)
             try tx.appendEvents(events, to: record)
-            pending += 1 + events.count
-            try audit(false)
+            try audit.wrote(1 + events.count)
         }
-        try audit(true)
+        try audit.finish()
         try tx.sql.execute("UPDATE meta SET value = 'rows' WHERE name = 'case-timelines'")
     }
 }

@@ -1,0 +1,229 @@
+import Crypto
+import Foundation
+import HavenProtocol
+
+/// A row of an append-only table kept beside a record, one per element of a
+/// history that may grow without bound: a case's timeline events
+/// (`caseEvent`), a survivor's services (`survivorService`).
+///
+/// Each row has its owner's id and its place among the owner's rows
+/// (`sequence`, 1-based, gap-free), is written once, and is changed only by
+/// an erasure, which drops its sealed text. That text is sealed under the
+/// owner's own key, bound to the row's place. The audit trail names a row
+/// `<table>/<owner id>/<sequence>` and commits to every column.
+protocol SequencedRow {
+    /// The table, which is also the audit trail's kind for its rows.
+    static var table: String { get }
+    /// The column holding the owner's id.
+    static var ownerColumn: String { get }
+    /// The column holding the row's day (`YYYY-MM-DD`).
+    static var dayColumn: String { get }
+    /// The kind of record that owns the rows, whose key seals their text.
+    static var ownerKind: RecordKind { get }
+    /// The domain of the row's stored hash.
+    static var hashDomain: String { get }
+
+    var ownerID: String { get }
+    var sequence: Int64 { get }
+    var id: String { get }
+    var officeCode: String { get }
+    var day: String? { get }
+    var kind: Int { get }
+    /// The element without its sealed text.
+    var body: Data { get }
+    /// Its text, sealed under the owner's key.
+    var sealed: Data? { get set }
+
+    init(ownerID: String, sequence: Int64, id: String, officeCode: String, day: String?, kind: Int, body: Data)
+}
+
+extension SequencedRow {
+    /// The audit trail's name for it: `<owner id>/<sequence>` (of kind ``table``).
+    var resourceID: String { "\(self.ownerID)/\(self.sequence)" }
+
+    /// `SELECT` of every column, in the order ``init(_:)`` reads them.
+    static var select: String {
+        "SELECT \(Self.ownerColumn), sequence, id, officeCode, \(Self.dayColumn), kind, body, sealed FROM \(Self.table)"
+    }
+
+    /// Reads a row selected by ``select``.
+    init(_ row: SQLRow) throws {
+        self.init(
+            ownerID: try row[0],
+            sequence: try row[1],
+            id: try row[2],
+            officeCode: try row[3],
+            day: try row[4],
+            kind: try row[5],
+            body: try row[6]
+        )
+        self.sealed = try row[7]
+    }
+}
+
+extension SQLTransaction {
+    /// The last sequence of an owner's rows (0 when it has none).
+    func lastSequence<Row: SequencedRow>(_ type: Row.Type, of ownerID: String) throws -> UInt32 {
+        UInt32(
+            clamping: try self.sql.value(
+                Int64.self,
+                "SELECT COALESCE(MAX(sequence), 0) FROM \(Row.table) WHERE \(Row.ownerColumn) = ?",
+                [ownerID]
+            ) ?? 0
+        )
+    }
+
+    /// Writes a new row, sealing `text` (when not empty) under its owner's
+    /// key, and notes it for the transaction's audit entry.
+    func insert<Row: SequencedRow>(_ row: Row, sealing text: String) throws {
+        var row = row
+        if !text.isEmpty {
+            row.sealed = Data(try self.seal(text, of: row))
+        }
+        try self.sql.execute(
+            """
+            INSERT INTO \(Row.table) (\(Row.ownerColumn), sequence, id, officeCode, \(Row.dayColumn), kind, body, sealed)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+            [row.ownerID, row.sequence, row.id, row.officeCode, row.day, row.kind, row.body, row.sealed]
+        )
+        self.journaled(row)
+    }
+
+    /// An owner's rows after `sequence`, in order.
+    func rows<Row: SequencedRow>(
+        _ type: Row.Type,
+        of ownerID: String,
+        after sequence: UInt32,
+        newestFirst: Bool,
+        limit: Int
+    ) throws -> [Row] {
+        try self.sql.rows(
+            """
+            \(Row.select) WHERE \(Row.ownerColumn) = ? AND sequence > ?
+            ORDER BY sequence \(newestFirst ? "DESC" : "ASC") LIMIT ?
+            """,
+            [ownerID, Int64(sequence), max(0, limit)]
+        ).map(Row.init)
+    }
+
+    /// Drops the sealed text of an owner's rows (an erasure: the owner's key
+    /// is gone, and so is every box it sealed).
+    func eraseSealed<Row: SequencedRow>(_ type: Row.Type, of ownerID: String) throws {
+        let rows = try self.sql.rows(
+            "\(Row.select) WHERE \(Row.ownerColumn) = ? AND sealed IS NOT NULL ORDER BY sequence",
+            [ownerID]
+        ).map(Row.init)
+        for var row in rows {
+            row.sealed = nil
+            try self.sql.execute(
+                "UPDATE \(Row.table) SET sealed = NULL WHERE \(Row.ownerColumn) = ? AND sequence = ?",
+                [row.ownerID, row.sequence]
+            )
+            self.journaled(row)
+        }
+    }
+
+    /// The row's sealed text, opened ("" when it has none).
+    func openSealed<Row: SequencedRow>(_ row: Row) throws -> String {
+        guard let sealed = row.sealed else { return "" }
+        guard let key = try self.ownerKey(of: row, create: false) else {
+            throw HavenError(
+                code: .dataLoss,
+                message: "a sealed \(Row.table) of \(Row.ownerKind.rawValue) \(row.ownerID) has no key"
+            )
+        }
+        do {
+            let plaintext = try SealBox.open(Array(sealed), key: key, context: Self.context(of: row))
+            return String(decoding: plaintext, as: UTF8.self)
+        } catch {
+            throw HavenError(
+                code: .dataLoss,
+                message: "the sealed text of \(Row.table) \(row.resourceID) does not open (moved?)"
+            )
+        }
+    }
+
+    private func seal<Row: SequencedRow>(_ text: String, of row: Row) throws -> [UInt8] {
+        guard let key = try self.ownerKey(of: row, create: true) else {
+            throw HavenError(
+                code: .failedPrecondition,
+                message: "the store holds no keys to seal a \(Row.table) with"
+            )
+        }
+        return try SealBox.seal(Array(text.utf8), key: key, context: Self.context(of: row))
+    }
+
+    /// A row's box is bound to its table, its place and its owner's office.
+    private static func context<Row: SequencedRow>(of row: Row) -> String {
+        SealBox.fieldsContext(Row.table, row.resourceID, row.officeCode, version: 1)
+    }
+
+    private func ownerKey<Row: SequencedRow>(of row: Row, create: Bool) throws -> SymmetricKey? {
+        try self.recordKey(kind: Row.ownerKind.rawValue, id: row.ownerID, office: row.officeCode, create: create)
+    }
+
+    /// Notes a row written, for the transaction's audit entry (rows have no
+    /// versions of their own: always 1).
+    func journaled<Row: SequencedRow>(_ row: Row) {
+        self.journal.wrote(
+            kind: Row.table,
+            id: row.resourceID,
+            office: row.officeCode,
+            version: 1,
+            hash: Self.storedHash(row)
+        )
+    }
+
+    /// What the audit trail commits to for a row: every column.
+    static func storedHash<Row: SequencedRow>(_ row: Row) -> [UInt8] {
+        var hasher = StoredHasher(Row.hashDomain)
+        hasher.add(row.ownerID)
+        hasher.add(row.sequence)
+        hasher.add(row.id)
+        hasher.add(row.officeCode)
+        hasher.add(row.day)
+        hasher.add(Int64(row.kind))
+        hasher.add(row.body)
+        hasher.add(row.sealed)
+        return hasher.finalize()
+    }
+
+    /// Every row's stored hash, keyed `<table>/<owner id>/<sequence>`.
+    func rowHashes<Row: SequencedRow>(_ type: Row.Type, into hashes: inout [String: [UInt8]]) throws {
+        try self.sql.forEachRow(Row.select, []) { selected in
+            let row = try Row(selected)
+            hashes["\(Row.table)/\(row.resourceID)"] = Self.storedHash(row)
+        }
+    }
+}
+
+/// The audit entries of a move made when a store opens (`store.migrate` by
+/// `havend`): one for every 500 rows written or so, and one for the rest,
+/// so that the chain covers every row the move wrote.
+struct MoveAudit {
+    let tx: SQLTransaction
+    let detail: String
+    private let now = Int64(Date().timeIntervalSince1970 * 1000)
+    private var pending = 0
+
+    init(_ tx: SQLTransaction, detail: String) {
+        self.tx = tx
+        self.detail = detail
+    }
+
+    /// Counts rows written; appends an entry once enough are pending.
+    mutating func wrote(_ rows: Int) throws {
+        self.pending += rows
+        if self.pending >= 500 { try self.finish() }
+    }
+
+    /// Appends the entry covering what is still pending, if anything is.
+    mutating func finish() throws {
+        guard self.pending > 0 else { return }
+        try self.tx.appendAudit(
+            NewAuditEntry(atUnixMs: self.now, principalID: "havend", action: "store.migrate", detail: self.detail)
+        )
+        self.pending = 0
+    }
+}
