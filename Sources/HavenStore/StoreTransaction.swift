@@ -94,6 +94,12 @@ package protocol StoreReader {
     /// `<case id>/<sequence>`).
     func storedHashes() throws -> [String: [UInt8]]
 
+    /// The records whose stored report facts differ from what their records
+    /// and rows state (`<kind>/<id>`, sorted, at most `limit`): facts are
+    /// derived rows, outside the audit chain, so audit verification checks
+    /// them against the audited rows they come from.
+    func reportFactDifferences(limit: Int) throws -> [String]
+
     /// Change-log entries' stored hashes, from `sequence` on.
     func changeHashes(from sequence: UInt64, limit: Int) throws -> [(UInt64, [UInt8])]
 

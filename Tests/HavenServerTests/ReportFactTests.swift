@@ -342,3 +342,60 @@ struct ReportFactTests {
         }
     }
 }
+
+extension ReportFactTests {
+    @Test(
+        "audit verification finds a report fact edited, inserted or deleted in the database, which no audited row shows",
+        arguments: StoreUnderTest.allCases
+    )
+    func verifiedAgainstRecords(_ kind: StoreUnderTest) async throws {
+        let keys = freshStoreKeys()
+        // One edit at a time, each undone after: a status counted as another,
+        // a service nobody recorded, a fact moved away from its case.
+        let tampering: [(edit: String, undo: String)] = [
+            (
+                "UPDATE reportFact SET category = category + 1 WHERE recordID = 'case_3' AND fact = 2 AND position = 0",
+                "UPDATE reportFact SET category = category - 1 WHERE recordID = 'case_3' AND fact = 2 AND position = 0"
+            ),
+            (
+                "INSERT INTO reportFact (recordKind, recordID, fact, position, officeCode, category, prior, subject, fromDay) VALUES ('survivor', 'srv_1', 3, 999, 'KOL', 3, 0, '', '2026-01-01')",
+                "DELETE FROM reportFact WHERE recordID = 'srv_1' AND position = 999"
+            ),
+            (
+                "UPDATE reportFact SET recordID = 'case_gone' WHERE recordID = 'case_3' AND fact = 2 AND position = 0",
+                "UPDATE reportFact SET recordID = 'case_3' WHERE recordID = 'case_gone'"
+            ),
+        ]
+        func check(_ store: any RecordStore, _ edit: (String) async throws -> Void) async throws {
+            let clean = try await AuditVerifier(store: store, publicKey: Data()).verify()
+            #expect(clean.intact, "\(clean.problem)")
+            for (tamper, undo) in tampering {
+                try await edit(tamper)
+                let verdict = try await AuditVerifier(store: store, publicKey: Data()).verify()
+                #expect(!verdict.intact && verdict.problem.contains("report facts of"), "\(tamper)")
+                try await edit(undo)
+            }
+            let again = try await AuditVerifier(store: store, publicKey: Data()).verify()
+            #expect(again.intact, "undone, the facts agree again: \(again.problem)")
+        }
+        switch kind {
+        case .sqlite:
+            let directory = try TemporaryDirectory("haven-report-facts")
+            defer { directory.remove() }
+            let path = directory.path("haven.sqlite")
+            let store = try SQLiteStore(path: path, keys: keys)
+            defer { try? store.close() }
+            let written = try await Self.write(store, seed: 5)
+            #expect(written.cases["case_3"]?.accused.first?.history.isEmpty == false, "the edit has a fact to change")
+            let queue = try DatabaseQueue(path: path)
+            defer { try? queue.close() }
+            try await check(store) { sql in try await queue.write { db in try db.execute(sql: sql) } }
+        case .postgres:
+            try await TestPostgres.withStore(keys: keys) { store, location in
+                let written = try await Self.write(store, seed: 5)
+                #expect(written.cases["case_3"]?.accused.first?.history.isEmpty == false)
+                try await check(store) { sql in try await TestPostgres.onServer(location, sql) }
+            }
+        }
+    }
+}

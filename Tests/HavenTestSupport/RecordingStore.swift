@@ -110,6 +110,7 @@ struct RecordingReader: StoreReader {
         try self.base.storedAuditEntries(from: sequence, limit: limit)
     }
     func storedHashes() throws -> [String: [UInt8]] { try self.base.storedHashes() }
+    func reportFactDifferences(limit: Int) throws -> [String] { try self.base.reportFactDifferences(limit: limit) }
     func changeHashes(from sequence: UInt64, limit: Int) throws -> [(UInt64, [UInt8])] {
         try self.base.changeHashes(from: sequence, limit: limit)
     }
@@ -180,6 +181,7 @@ struct RecordingWriter: StoreWriter {
         try self.base.storedAuditEntries(from: sequence, limit: limit)
     }
     func storedHashes() throws -> [String: [UInt8]] { try self.base.storedHashes() }
+    func reportFactDifferences(limit: Int) throws -> [String] { try self.base.reportFactDifferences(limit: limit) }
     func changeHashes(from sequence: UInt64, limit: Int) throws -> [(UInt64, [UInt8])] {
         try self.base.changeHashes(from: sequence, limit: limit)
     }

@@ -18,8 +18,13 @@ import SwiftProtobuf
 ///    edited role, a rolled-back sealed identity), and every change-log entry
 ///    to what its entry recorded (a deleted, reordered or edited change).
 ///
-/// The records, accounts and changes are read in one snapshot together with
-/// the chain's length, so writes that commit meanwhile do not disturb it.
+/// 4. What reports count: the report facts (``ReportFact``), derived rows
+///    outside the chain, are what the records and rows it commits to state
+///    (a fact edited, inserted or deleted in the database would change a
+///    report without touching any audited row).
+///
+/// The records, accounts, facts and changes are read in one snapshot together
+/// with the chain's length, so writes that commit meanwhile do not disturb it.
 package struct AuditVerifier: Sendable {
     let store: any RecordStore
     /// The key stored checkpoints must be signed with.
@@ -35,6 +40,7 @@ package struct AuditVerifier: Sendable {
     private struct Snapshot: Sendable {
         var size: UInt64
         var hashes: [String: [UInt8]]
+        var factDifferences: [String]
         var latestChange: UInt64
         var checkpoints: [Haven_V1_AuditCheckpoint]
     }
@@ -57,6 +63,7 @@ package struct AuditVerifier: Sendable {
             Snapshot(
                 size: try tx.auditSize(),
                 hashes: try tx.storedHashes(),
+                factDifferences: try tx.reportFactDifferences(limit: 10),
                 latestChange: try tx.latestChangeSequence(),
                 checkpoints: try tx.checkpoints(below: nil, limit: Int.max)
             )
@@ -201,6 +208,16 @@ package struct AuditVerifier: Sendable {
         for (sequence, (_, entry)) in changes where sequence <= snapshot.latestChange && !seen.contains(sequence) {
             problems.append(
                 Problem(sequence: entry, text: "change \(sequence), recorded by entry \(entry), is gone (deleted)")
+            )
+        }
+        if let first = snapshot.factDifferences.first {
+            let more = snapshot.factDifferences.count > 1 ? " (and \(snapshot.factDifferences.count - 1) more)" : ""
+            problems.append(
+                Problem(
+                    sequence: total + 1,
+                    text:
+                        "the report facts of \(first)\(more) differ from what its audited record and rows state (edited, inserted or deleted)"
+                )
             )
         }
         return Self.verdict(verdict, problems, head: previous)

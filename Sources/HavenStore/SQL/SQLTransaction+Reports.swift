@@ -54,7 +54,25 @@ extension SQLTransaction {
     static func fillReportFacts(_ tx: SQLTransaction) throws {
         guard try tx.sql.value(String.self, "SELECT value FROM meta WHERE name = 'report-facts'") == "pending"
         else { return }
-        try tx.sql.forEachRow(
+        for (owner, facts) in try tx.statedFacts().sorted(by: { ($0.key.kind, $0.key.id) < ($1.key.kind, $1.key.id) }) {
+            try tx.insertFacts(facts, of: owner.kind == RecordKind.caseRecord.rawValue ? .caseRecord : .survivor, id: owner.id)
+        }
+        try tx.sql.execute("UPDATE meta SET value = 'rows' WHERE name = 'report-facts'")
+    }
+
+    /// A record whose facts are kept: its kind and id.
+    struct FactOwner: Hashable {
+        var kind: String
+        var id: String
+    }
+
+    /// The facts the stored records and rows state (what the store writes
+    /// beside them): each case's accused histories and status changes (from
+    /// its timeline rows), each survivor's placements and services (from its
+    /// service rows). From the unsealed bodies: no key is needed.
+    func statedFacts() throws -> [FactOwner: [ReportFact]] {
+        var facts: [FactOwner: [ReportFact]] = [:]
+        try self.sql.forEachRow(
             "SELECT kind, id, body FROM record WHERE kind IN ('case', 'survivor') ORDER BY kind, id",
             []
         ) { row in
@@ -62,19 +80,15 @@ extension SQLTransaction {
             let id: String = try row[1]
             let body: Data = try row[2]
             do {
-                if kind == RecordKind.caseRecord.rawValue {
-                    try tx.insertFacts(try Haven_V1_Case(wireBytes: body).reportFacts, of: .caseRecord, id: id)
-                } else {
-                    try tx.insertFacts(try Haven_V1_Survivor(wireBytes: body).reportFacts, of: .survivor, id: id)
-                }
-            } catch let error as HavenError {
-                throw error
+                facts[FactOwner(kind: kind, id: id)] =
+                    kind == RecordKind.caseRecord.rawValue
+                    ? try Haven_V1_Case(wireBytes: body).reportFacts
+                    : try Haven_V1_Survivor(wireBytes: body).reportFacts
             } catch {
                 throw HavenError(code: .dataLoss, message: "stored \(kind) \(id) cannot be decoded")
             }
         }
-        var statusChanges: [(caseID: String, fact: ReportFact)] = []
-        try tx.sql.forEachRow(
+        try self.sql.forEachRow(
             "\(CaseEventRow.select) WHERE kind = ? ORDER BY caseID, sequence",
             [CaseEventKind.statusChanged.rawValue]
         ) { selected in
@@ -83,25 +97,54 @@ extension SQLTransaction {
                 throw HavenError(code: .dataLoss, message: "stored event \(row.resourceID) cannot be decoded")
             }
             if let fact = ReportFact.caseStatus(event, officeCode: row.officeCode) {
-                statusChanges.append((row.caseID, fact))
+                facts[FactOwner(kind: RecordKind.caseRecord.rawValue, id: row.caseID), default: []].append(fact)
             }
         }
-        for (caseID, changes) in Dictionary(grouping: statusChanges, by: \.caseID) {
-            try tx.insertFacts(changes.map(\.fact), of: .caseRecord, id: caseID)
-        }
-        var services: [(survivorID: String, fact: ReportFact)] = []
-        try tx.sql.forEachRow("\(ServiceRow.select) ORDER BY survivorID, sequence", []) { selected in
+        try self.sql.forEachRow("\(ServiceRow.select) ORDER BY survivorID, sequence", []) { selected in
             let row = try ServiceRow(selected)
             guard var service = try? Haven_V1_ServiceRecord(wireBytes: row.body) else {
                 throw HavenError(code: .dataLoss, message: "stored service \(row.resourceID) cannot be decoded")
             }
             service.sequence = UInt32(clamping: row.sequence)
-            services.append((row.survivorID, ReportFact.service(service, officeCode: row.officeCode)))
+            facts[FactOwner(kind: RecordKind.survivor.rawValue, id: row.survivorID), default: []].append(
+                ReportFact.service(service, officeCode: row.officeCode)
+            )
         }
-        for (survivorID, facts) in Dictionary(grouping: services, by: \.survivorID) {
-            try tx.insertFacts(facts.map(\.fact), of: .survivor, id: survivorID)
+        return facts.filter { !$0.value.isEmpty }
+    }
+
+    /// The records whose stored facts differ from what their records and
+    /// rows state (`<kind>/<id>`, sorted; at most `limit`): a fact edited,
+    /// inserted or deleted in the database, which changes a report without
+    /// touching any audited row.
+    func reportFactDifferences(limit: Int) throws -> [String] {
+        var stored: [FactOwner: [ReportFact: Int]] = [:]
+        try self.sql.forEachRow(
+            "SELECT \(Self.factColumns.joined(separator: ", ")) FROM reportFact",
+            []
+        ) { row in
+            let owner = FactOwner(kind: try row[0], id: try row[1])
+            let kind = ReportFact.Kind(rawValue: Int(try row[2] as Int64))
+            let fact = ReportFact(
+                kind: kind ?? .caseStatus,
+                position: Int(try row[3] as Int64),
+                officeCode: try row[4],
+                category: Int(try row[5] as Int64),
+                prior: Int(try row[6] as Int64),
+                subject: try row[7],
+                fromDay: try row[8],
+                throughDay: try row[9]
+            )
+            // A kind no software writes counts as a difference by itself.
+            stored[owner, default: [:]][fact, default: 0] += kind == nil ? 1_000_000 : 1
         }
-        try tx.sql.execute("UPDATE meta SET value = 'rows' WHERE name = 'report-facts'")
+        var differing: [String] = []
+        let stated = try self.statedFacts()
+        for owner in Set(stated.keys).union(stored.keys) {
+            let expected = (stated[owner] ?? []).reduce(into: [ReportFact: Int]()) { $0[$1, default: 0] += 1 }
+            if expected != (stored[owner] ?? [:]) { differing.append("\(owner.kind)/\(owner.id)") }
+        }
+        return Array(differing.sorted().prefix(limit))
     }
 
     func officeFigures(_ query: OfficeFiguresQuery) throws -> OfficeFigures {
