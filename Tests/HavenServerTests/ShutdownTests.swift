@@ -26,8 +26,9 @@ struct ShutdownTests {
         let started = ContinuousClock.now
         try await server.stop()
         let took = ContinuousClock.now - started
-        // The grace period in tests is 200 ms; TLS used to wait 5 s per peer for its close_notify.
-        #expect(took < .seconds(3), "stopped in \(took)")
+        // The grace period in tests is 200 ms; TLS used to wait 5 s per peer for its close_notify
+        // (15 s for these three). Under a loaded full run the stop itself has taken 3.8 s.
+        #expect(took < .seconds(5), "stopped in \(took)")
         for connection in connections { await connection.close() }
     }
 
@@ -49,7 +50,7 @@ struct ShutdownTests {
         for _ in 0..<10 { try await connection.sendRaw(batch) }  // 20,000 pings, no pong read
         let started = ContinuousClock.now
         try await server.stop()
-        #expect(ContinuousClock.now - started < .seconds(3))
+        #expect(ContinuousClock.now - started < .seconds(5))
         await connection.close()
     }
 

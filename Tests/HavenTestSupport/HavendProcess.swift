@@ -4,7 +4,7 @@ import HavenProtocol
 
 /// A `havend` process (the built product), listening.
 public final class HavendProcess: @unchecked Sendable {
-    public let process: Process
+    public let process: ChildProcess
     public let port: Int
     /// The operations listener's port (`/metrics`, `/health/…`).
     public let operationsPort: Int
@@ -16,17 +16,21 @@ public final class HavendProcess: @unchecked Sendable {
     ///
     /// - Throws: ``HavenError`` UNAVAILABLE, with what it printed, when it does not start.
     public init(_ executable: URL = RepositoryPaths.product("havend"), arguments: [String]) throws {
-        self.process = Process()
-        self.process.executableURL = executable
-        self.process.arguments = arguments
-        self.process.environment = ProcessInfo.processInfo.environment.merging(["HAVEN_OPS_LISTEN_PORT": "0"]) {
-            chosen,
-            _ in chosen
-        }
         self.output = Pipe()
-        self.process.standardOutput = self.output
-        self.process.standardError = FileHandle.nullDevice
-        try self.process.run()
+        let null = try ChildProcess.nullDevice()
+        defer { close(null) }
+        self.process = try ChildProcess(
+            executable,
+            arguments: arguments,
+            environment: ProcessInfo.processInfo.environment.merging(["HAVEN_OPS_LISTEN_PORT": "0"]) {
+                chosen,
+                _ in chosen
+            },
+            standardInput: null,
+            standardOutput: self.output.fileHandleForWriting.fileDescriptor,
+            standardError: null
+        )
+        try self.output.fileHandleForWriting.close()
         // "havend <version> listening on [IPv4]127.0.0.1/127.0.0.1:PORT", once it listens.
         var text = ""
         while !text.contains("listening on") {
@@ -115,7 +119,7 @@ public final class HavendProcess: @unchecked Sendable {
 
     /// SIGKILL: no shutdown, no flush beyond what was committed.
     public func kill() {
-        Foundation.kill(self.process.processIdentifier, SIGKILL)
+        _ = Foundation.kill(self.process.processIdentifier, SIGKILL)
         self.process.waitUntilExit()
     }
 }

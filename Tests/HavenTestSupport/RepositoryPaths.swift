@@ -1,5 +1,6 @@
 import Foundation
 import HavenProtocol
+import Synchronization
 
 /// Paths inside the repository, found from this file's location so tests run
 /// the same from `swift test`, an IDE, or CI's fresh clone.
@@ -65,27 +66,37 @@ public func run(
 ) throws -> (
     output: Data, error: Data, status: Int32
 ) {
-    let process = Process()
-    process.executableURL = executable
-    process.arguments = arguments
-    if !environment.isEmpty {
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, chosen in chosen }
-    }
     let stdin = Pipe()
     let stdout = Pipe()
     let stderr = Pipe()
-    process.standardInput = stdin
-    process.standardOutput = stdout
-    process.standardError = stderr
-    try process.run()
+    let process = try ChildProcess(
+        executable,
+        arguments: arguments,
+        environment: ProcessInfo.processInfo.environment.merging(environment) { _, chosen in chosen },
+        standardInput: stdin.fileHandleForReading.fileDescriptor,
+        standardOutput: stdout.fileHandleForWriting.fileDescriptor,
+        standardError: stderr.fileHandleForWriting.fileDescriptor
+    )
+    // The child's ends are its own now: closed here, so that its exit ends the reads.
+    try stdin.fileHandleForReading.close()
+    try stdout.fileHandleForWriting.close()
+    try stderr.fileHandleForWriting.close()
     // Inputs here are a few hundred bytes, well under a pipe buffer, so writing
     // all of it before reading cannot deadlock.
     stdin.fileHandleForWriting.write(input)
     try stdin.fileHandleForWriting.close()
+    // Standard error is read beside standard output: either may fill its pipe first.
+    let error = Mutex(Data())
+    let drained = DispatchSemaphore(value: 0)
+    DispatchQueue.global().async {
+        let bytes = stderr.fileHandleForReading.readDataToEndOfFile()
+        error.withLock { $0 = bytes }
+        drained.signal()
+    }
     let output = stdout.fileHandleForReading.readDataToEndOfFile()
-    let error = stderr.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (output, error, process.terminationStatus)
+    drained.wait()
+    let status = process.waitUntilExit()
+    return (output, error.withLock { $0 }, status)
 }
 
 /// The bytes a hex string spells (the golden frames' `.hex` files; surrounding whitespace ignored).

@@ -55,7 +55,11 @@ extension SQLTransaction {
         guard try tx.sql.value(String.self, "SELECT value FROM meta WHERE name = 'report-facts'") == "pending"
         else { return }
         for (owner, facts) in try tx.statedFacts().sorted(by: { ($0.key.kind, $0.key.id) < ($1.key.kind, $1.key.id) }) {
-            try tx.insertFacts(facts, of: owner.kind == RecordKind.caseRecord.rawValue ? .caseRecord : .survivor, id: owner.id)
+            try tx.insertFacts(
+                facts,
+                of: owner.kind == RecordKind.caseRecord.rawValue ? .caseRecord : .survivor,
+                id: owner.id
+            )
         }
         try tx.sql.execute("UPDATE meta SET value = 'rows' WHERE name = 'report-facts'")
     }

@@ -106,7 +106,8 @@ extension SQLTransaction {
     /// their own out of their records, once, when the store is first opened
     /// with its keys after the `v6-survivor-services` migration (either
     /// store): each service becomes a row (its detail sealed anew, bound to
-    /// its place; its report fact rewritten with that place), each survivor
+    /// its place; the survivor's report facts written again, its services'
+    /// with their places), each survivor
     /// is stored again without its services and with its `service_count`
     /// (same version, identity kept), and entries `store.migrate` by `havend`
     /// commit to every row written. In the opening transaction: a failure
@@ -132,10 +133,9 @@ extension SQLTransaction {
             head.secret = row.secret
             try head.update(in: tx.sql)
             tx.journaled(head, version: record.recordVersion)
-            try tx.sql.execute(
-                "DELETE FROM reportFact WHERE recordKind = 'survivor' AND recordID = ? AND fact = ?",
-                [id, ReportFact.Kind.service.rawValue]
-            )
+            // Its facts written again: its placements' places follow its services no more.
+            try tx.sql.execute("DELETE FROM reportFact WHERE recordKind = 'survivor' AND recordID = ?", [id])
+            try tx.insertFacts(record.reportFacts, of: .survivor, id: id)
             try tx.appendServices(services, to: record)
             try audit.wrote(1 + services.count)
         }
