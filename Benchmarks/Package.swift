@@ -65,6 +65,7 @@ let package = Package(
         .executableTarget(
             name: "EndToEndBenchmarks",
             dependencies: [
+                "BenchmarkMessages",
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "HavenClient", package: "Haven"),
                 .product(name: "HavenEmbedding", package: "Haven"),
@@ -98,6 +99,7 @@ let package = Package(
         .executableTarget(
             name: "profile-calls",
             dependencies: [
+                "BenchmarkMessages",
                 .product(name: "HavenClient", package: "Haven"),
                 .product(name: "HavenEmbedding", package: "Haven"),
                 .product(name: "HavenProtocol", package: "Haven"),

@@ -1,4 +1,5 @@
 import Benchmark
+import BenchmarkMessages
 import Foundation
 import GRDB
 import HavenClient
@@ -412,14 +413,7 @@ final class Fixture: Sendable {
             } else if kind == "read" {
                 blackHole(try await client.cases.get(.with { $0.caseID = caseID }))
             } else {
-                var append = Haven_V1_AppendCaseEventRequest()
-                append.caseID = caseID
-                append.event.occurredOn = .with {
-                    $0.year = 2026
-                    $0.month = 4
-                    $0.day = 2
-                }
-                append.event.note.text = "benchmark note (fictional)"
+                let append = Representative.append(caseID: caseID, note: "benchmark note (fictional)")
                 blackHole(try await client.cases.appendEvent(append))
             }
         }

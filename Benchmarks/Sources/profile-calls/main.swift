@@ -8,6 +8,7 @@
 //
 // It prints the calls per second it made (wall clock, after a warm-up of
 // 1,000 calls), which under a profiler is only a rough figure.
+import BenchmarkMessages
 import Foundation
 import HavenClient
 import HavenEmbedding
@@ -67,15 +68,7 @@ let cases = caseIDs
     if kind == "read" {
         _ = try await client.cases.get(.with { $0.caseID = caseID })
     } else {
-        var append = Haven_V1_AppendCaseEventRequest()
-        append.caseID = caseID
-        append.event.occurredOn = .with {
-            $0.year = 2026
-            $0.month = 4
-            $0.day = 2
-        }
-        append.event.note.text = "profiled note (fictional)"
-        _ = try await client.cases.appendEvent(append)
+        _ = try await client.cases.appendEvent(Representative.append(caseID: caseID, note: "profiled note (fictional)"))
     }
 }
 
