@@ -115,7 +115,7 @@ extension Haven_V1_Case {
 extension Haven_V1_Survivor {
     /// Its placements, in order, and the services its record still holds
     /// (only a record stored before services had rows of their own, until
-    /// the store moves them: see `SQLiteStore.moveServices`). Services in
+    /// the store moves them: see `SQLTransaction.moveServices`). Services in
     /// rows bring their own facts (``ReportFact/service(_:officeCode:)``).
     package var reportFacts: [ReportFact] {
         var facts: [ReportFact] = []
