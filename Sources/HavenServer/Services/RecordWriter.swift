@@ -15,7 +15,8 @@ package protocol WritableRecord: StoredRecord {
     /// Puts the record in a change event's subject.
     func attach(to event: inout Haven_V1_ChangeEvent)
     /// The record as a read returns it (a case with its latest events, a
-    /// survivor with its latest services), before any access decision.
+    /// survivor with its latest services), applied to the access policy's
+    /// view of it, never before.
     func asRead(_ tx: any StoreReader) throws -> Self
 }
 
@@ -241,14 +242,14 @@ package struct RecordWriter: Sendable {
                 )
             }
             try self.policy.requireCurrent(principal, tx)
-            // As a read returns it now (a case with its latest events, a
-            // survivor with its latest services), as the principal may see it now.
             guard let record = try tx.load(R.self, id: previous.resultID),
-                let view = try self.policy.view(try record.asRead(tx), for: principal, in: tx, now: self.clock())
+                let view = try self.policy.view(record, for: principal, in: tx, now: self.clock())
             else {
                 throw AccessPolicy.notFound(R.noun)
             }
-            return view
+            // As a read returns it now (a case with its latest events, a
+            // survivor with the latest services its view may show).
+            return try view.asRead(tx)
         }
         let record = try create()
         try tx.recordIdempotency(

@@ -59,17 +59,15 @@ struct SurvivorService: SurvivorServiceHandler {
         // What the read discloses (an identity, what a partner's consent
         // covers) is audited before the survivor is returned.
         let survivor = try await env.writer.read(context) { tx, disclosures -> Haven_V1_Survivor in
-            let (stored, key): (Haven_V1_Survivor?, String) =
+            let (found, key): (Haven_V1_Survivor?, String) =
                 switch request.key {
                 case .survivorID(let id): (try tx.load(Haven_V1_Survivor.self, id: id), id)
                 case .code(let code): (try tx.load(Haven_V1_Survivor.self, alias: code), code)
                 case .none: throw HavenError.invalidField("key", "survivor_id or code required")
                 }
-            // With its latest services (the access policy then decides what of them to show).
-            let found = try SurvivorReads.withLatestServices(stored, id: stored?.id ?? key, tx)
             // The same queries whether the survivor exists or not.
             guard
-                var view = try env.policy.survivor(
+                let policyView = try env.policy.survivor(
                     found,
                     id: found?.id ?? key,
                     for: principal,
@@ -81,6 +79,8 @@ struct SurvivorService: SurvivorServiceHandler {
             else {
                 throw AccessPolicy.notFound("survivor")
             }
+            // Its latest services, if the view shows any (decided by the policy).
+            var view = try SurvivorReads.withLatestServices(policyView, tx)
             let partner = env.policy.allows(principal, .actForPartner, partner: principal.account.partnerID)
             if partner, Self.carriesConsented(view) { disclosures.add(found, "consented") }
             guard request.includeIdentity else { return view }
@@ -218,17 +218,18 @@ struct SurvivorService: SurvivorServiceHandler {
                 query.ids = record.survivorIds
             }
             let page = try tx.page(Haven_V1_Survivor.self, query)
-            let views = try page.records.compactMap { stored -> Haven_V1_Survivor? in
-                let record = try SurvivorReads.withLatestServices(stored, tx)
-                let view = try env.policy.survivor(
-                    record,
-                    id: record.id,
-                    for: principal,
-                    in: tx,
-                    now: now,
-                    current: record
-                )
-                if partner, let view, Self.carriesConsented(view) { disclosures.add(record, "consented") }
+            let views = try page.records.compactMap { record -> Haven_V1_Survivor? in
+                guard
+                    let view = try env.policy.survivor(
+                        record,
+                        id: record.id,
+                        for: principal,
+                        in: tx,
+                        now: now,
+                        current: record
+                    ).map({ try SurvivorReads.withLatestServices($0, tx) })
+                else { return nil }
+                if partner, Self.carriesConsented(view) { disclosures.add(record, "consented") }
                 return view
             }
             return RecordPage(records: views, next: page.next)
@@ -503,39 +504,28 @@ struct SurvivorService: SurvivorServiceHandler {
 /// How a survivor is read: the one assembly of a survivor and its services,
 /// for the services and for anything that serves the same read.
 package enum SurvivorReads {
-    /// A survivor as a read returns it: its record and its latest services,
-    /// at most ``HavenLimits/survivorServicesInline`` of them and
-    /// ``HavenLimits/survivorServicesInlineBytes`` (always the last one),
-    /// oldest first. Services recorded before they had rows of their own
-    /// (a store not yet opened with its keys) are still in the record.
+    /// A survivor as a read returns it: the view the access policy gave and
+    /// its latest services, at most ``HavenLimits/survivorServicesInline`` of
+    /// them and ``HavenLimits/survivorServicesInlineBytes`` (always the last
+    /// one), oldest first. Called on the policy's view, never before it: a
+    /// view that may not show services has no `service_count`
+    /// (``ConsentView/partnerView(of:consents:partnerID:now:)``), and gets none
+    /// — so no detail is opened for a caller who would not see it.
     package static func withLatestServices(
-        _ record: Haven_V1_Survivor,
+        _ view: Haven_V1_Survivor,
         _ tx: any StoreReader
     ) throws
         -> Haven_V1_Survivor
     {
-        guard record.serviceCount > 0 else { return record }
-        return try self.withLatestServices(record, id: record.id, tx)!
-    }
-
-    /// The same, for a survivor that may not exist: the services query runs
-    /// with `id` either way, so that "missing" and "not yours" cost the same.
-    package static func withLatestServices(
-        _ record: Haven_V1_Survivor?,
-        id: String,
-        _ tx: any StoreReader
-    ) throws
-        -> Haven_V1_Survivor?
-    {
-        var query = SurvivorServiceQuery(id, limit: HavenLimits.survivorServicesInline)
+        guard view.serviceCount > 0 else { return view }
+        var query = SurvivorServiceQuery(view.id, limit: HavenLimits.survivorServicesInline)
         query.newestFirst = true
-        let services = try tx.survivorServices(query)
-        guard var assembled = record, assembled.serviceCount > 0 else { return record }
         let latest = boundedPrefix(
-            services,
+            try tx.survivorServices(query),
             count: HavenLimits.survivorServicesInline,
             bytes: HavenLimits.survivorServicesInlineBytes
         )
+        var assembled = view
         assembled.services = latest.reversed()
         return assembled
     }

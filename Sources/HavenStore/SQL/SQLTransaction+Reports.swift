@@ -123,14 +123,19 @@ extension SQLTransaction {
     /// touching any audited row.
     func reportFactDifferences(limit: Int) throws -> [String] {
         var stored: [FactOwner: [ReportFact: Int]] = [:]
+        // A fact of a kind no software writes: its record differs, whatever else it holds.
+        var unknown = Set<FactOwner>()
         try self.sql.forEachRow(
             "SELECT \(Self.factColumns.joined(separator: ", ")) FROM reportFact",
             []
         ) { row in
             let owner = FactOwner(kind: try row[0], id: try row[1])
-            let kind = ReportFact.Kind(rawValue: Int(try row[2] as Int64))
+            guard let kind = ReportFact.Kind(rawValue: Int(try row[2] as Int64)) else {
+                unknown.insert(owner)
+                return
+            }
             let fact = ReportFact(
-                kind: kind ?? .caseStatus,
+                kind: kind,
                 position: Int(try row[3] as Int64),
                 officeCode: try row[4],
                 category: Int(try row[5] as Int64),
@@ -139,14 +144,15 @@ extension SQLTransaction {
                 fromDay: try row[8],
                 throughDay: try row[9]
             )
-            // A kind no software writes counts as a difference by itself.
-            stored[owner, default: [:]][fact, default: 0] += kind == nil ? 1_000_000 : 1
+            stored[owner, default: [:]][fact, default: 0] += 1
         }
         var differing: [String] = []
         let stated = try self.statedFacts()
-        for owner in Set(stated.keys).union(stored.keys) {
+        for owner in Set(stated.keys).union(stored.keys).union(unknown) {
             let expected = (stated[owner] ?? []).reduce(into: [ReportFact: Int]()) { $0[$1, default: 0] += 1 }
-            if expected != (stored[owner] ?? [:]) { differing.append("\(owner.kind)/\(owner.id)") }
+            if unknown.contains(owner) || expected != (stored[owner] ?? [:]) {
+                differing.append("\(owner.kind)/\(owner.id)")
+            }
         }
         return Array(differing.sorted().prefix(limit))
     }
