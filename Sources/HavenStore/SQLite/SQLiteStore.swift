@@ -382,12 +382,13 @@ struct SQLiteConnection: GroupCommitConnection {
         self.state.forget()
         try self.db.beginTransaction(.immediate)
     }
-    func savepoint() throws { try self.db.execute(sql: "SAVEPOINT haven_write") }
-    func releaseSavepoint() throws { try self.db.execute(sql: "RELEASE SAVEPOINT haven_write") }
+    // The savepoints' statements are prepared once, as the writes' are.
+    func savepoint() throws { try self.db.cachedStatement(sql: "SAVEPOINT haven_write").execute() }
+    func releaseSavepoint() throws { try self.db.cachedStatement(sql: "RELEASE SAVEPOINT haven_write").execute() }
     func rollbackToSavepoint() throws {
         self.state.forget()
-        try self.db.execute(sql: "ROLLBACK TO SAVEPOINT haven_write")
-        try self.db.execute(sql: "RELEASE SAVEPOINT haven_write")
+        try self.db.cachedStatement(sql: "ROLLBACK TO SAVEPOINT haven_write").execute()
+        try self.db.cachedStatement(sql: "RELEASE SAVEPOINT haven_write").execute()
     }
     var isInsideTransaction: Bool { self.db.isInsideTransaction }
     func commit() throws { try self.db.commit() }
