@@ -14,7 +14,8 @@ struct GRDBConnection: SQLConnection {
     let db: Database
 
     func execute(_ sql: String, _ arguments: [any SQLBindable]) throws {
-        try BoundStatement(try self.db.cachedStatement(sql: sql), arguments, readsRows: false).forEach { _ in }
+        let run = try BoundStatement(try self.db.cachedStatement(sql: sql), arguments, readsRows: false)
+        while try run.next() != nil {}
     }
 
     func rows(_ sql: String, _ arguments: [any SQLBindable]) throws -> [SQLRow] {
@@ -26,7 +27,8 @@ struct GRDBConnection: SQLConnection {
     func forEachRow(_ sql: String, _ arguments: [any SQLBindable], _ body: (SQLRow) throws -> Void) throws {
         let statement = try self.db.cachedStatement(sql: sql)
         let names = statement.columnNames
-        try BoundStatement(statement, arguments, readsRows: true).forEach { values in
+        let run = try BoundStatement(statement, arguments, readsRows: true)
+        while let values = try run.next() {
             try body(SQLRow(names: names, values: values))
         }
     }
