@@ -890,6 +890,39 @@ struct ServiceTests {
         }
     }
 
+    @Test("record ids: the prefix, then a version-4 UUID's 128 bits in lower-case hex, never repeated")
+    func recordIDs() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let keys = KeyCustodian.inMemory(.init(size: .bits256))
+        let environment = ServiceEnvironment(
+            store: try SQLiteStore(path: directory.path("haven.sqlite"), keys: keys.keys),
+            keys: keys,
+            checkpoints: CheckpointSigner(key: .init()),
+            authority: try CredentialAuthority.ephemeral()
+        )
+        var seen = Set<String>()
+        for _ in 0..<1_000 {
+            let id = environment.newID("evt")
+            #expect(id.hasPrefix("evt_"))
+            let hex = Array(id.utf8.dropFirst(4))
+            #expect(hex.count == 32)
+            #expect(hex.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) })
+            // The same bytes as Foundation's spelling of that UUID, without its dashes.
+            let dashed = [8, 12, 16, 20].reversed().reduce(String(decoding: hex, as: UTF8.self)) { text, offset in
+                var text = text
+                text.insert("-", at: text.index(text.startIndex, offsetBy: offset))
+                return text
+            }
+            let uuid = try #require(UUID(uuidString: dashed))
+            #expect(uuid.uuidString.lowercased() == dashed)
+            #expect(hex[12] == UInt8(ascii: "4"))
+            #expect([UInt8(ascii: "8"), UInt8(ascii: "9"), UInt8(ascii: "a"), UInt8(ascii: "b")].contains(hex[16]))
+            seen.insert(id)
+        }
+        #expect(seen.count == 1_000)
+    }
+
     @Test("the router serves every method of the catalog")
     func everyMethodRouted() throws {
         let directory = try TemporaryDirectory()

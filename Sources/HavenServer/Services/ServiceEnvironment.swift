@@ -48,8 +48,23 @@ package struct ServiceEnvironment: Sendable {
     /// A new record id: a prefix and 128 random bits.
     package func newID(_ prefix: String) -> String {
         // From the system's generator (getrandom): `UUID()` opens /dev/urandom for each one.
+        // A version-4 UUID's 16 bytes in lower-case hex, without dashes, written
+        // directly (Foundation's `replacingOccurrences` was 3 % of a write).
         var generator = SystemRandomNumberGenerator()
-        return prefix + "_"
-            + UUID.random(using: &generator).uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        let uuid = UUID.random(using: &generator).uuid
+        let digits: StaticString = "0123456789abcdef"
+        return withUnsafeBytes(of: uuid) { bytes in
+            var id = prefix
+            id.reserveCapacity(prefix.utf8.count + 33)
+            id.append("_")
+            id += String(unsafeUninitializedCapacity: 32) { hex in
+                for (index, byte) in bytes.enumerated() {
+                    hex[2 * index] = digits.utf8Start[Int(byte >> 4)]
+                    hex[2 * index + 1] = digits.utf8Start[Int(byte & 0x0F)]
+                }
+                return 32
+            }
+            return id
+        }
     }
 }
