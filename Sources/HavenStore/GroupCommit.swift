@@ -1,16 +1,25 @@
+import Crypto
 import Foundation
 
 /// What the writes of one group transaction know of what the writes before
-/// them in it wrote, so that they need not read it back: the audit trail's
-/// head (each write's entry chains onto the previous one's). The connection
-/// that group commit drives is made anew for each group, and forgets it
-/// whenever a transaction begins (after a failed one, within the group) or a
-/// write's savepoint rolls back; under the write lock (SQLite's single
-/// writer, PostgreSQL's advisory lock) nothing else appends meanwhile.
+/// them in it wrote or read, so that they need not read it back: the audit
+/// trail's head (each write's entry chains onto the previous one's), and the
+/// record keys unwrapped (writes to one case in a burst seal under one key).
+/// The connection that group commit drives is made anew for each group, and
+/// forgets all of it whenever a transaction begins (after a failed one,
+/// within the group) or a write's savepoint rolls back; under the write lock
+/// (SQLite's single writer, PostgreSQL's advisory lock) nothing else writes
+/// meanwhile, and an erasure in the group drops its record's key here too.
+/// So no key outlives the group, at most ``GroupCommit/maxGroupSize`` writes.
 final class GroupTransactionState {
     var auditHead: (sequence: Int64, hash: Data)?
+    /// Record keys by `kind/id`, as stored in this group's transaction.
+    var recordKeys: [String: SymmetricKey] = [:]
 
-    func forget() { self.auditHead = nil }
+    func forget() {
+        self.auditHead = nil
+        self.recordKeys.removeAll()
+    }
 }
 
 /// Group commit: writes that arrive while the writer is busy share one

@@ -163,6 +163,75 @@ struct StoreGroupCommitTests {
         }
     }
 
+    @Test(
+        "record keys unwrapped in a group serve the writes after them, but not past a rolled-back write that created one, nor past an erasure"
+    )
+    func recordKeysWithinAGroup() async throws {
+        @Sendable func survivor(_ id: String, version: UInt64) -> Haven_V1_Survivor {
+            var survivor = Haven_V1_Survivor()
+            survivor.id = id
+            survivor.code = "KOL-S-\(id)"
+            survivor.officeCode = "KOL"
+            survivor.version = version
+            return survivor
+        }
+        @Sendable func identity(_ name: String) -> Haven_V1_SurvivorIdentity {
+            var identity = Haven_V1_SurvivorIdentity()
+            identity.legalName = name
+            return identity
+        }
+        try await self.withStore { fixture in
+            let store = fixture.store
+            let writes: [@Sendable (any StoreWriter) throws -> Void] = [
+                // s1: created with a new key, then rolled back; created again.
+                { tx in
+                    try tx.insert(survivor("s1", version: 1), identity: identity("Fictional Rolled Back"))
+                    throw HavenError(code: .failedPrecondition, message: "refused")
+                },
+                { tx in try tx.insert(survivor("s1", version: 1), identity: identity("Fictional Two")) },
+                // s2: created, erased, then given an identity again (a new key).
+                { tx in try tx.insert(survivor("s2", version: 1), identity: identity("Fictional Three")) },
+                { tx in try tx.update(survivor("s2", version: 2), expectedVersion: 1, sealed: .erase) },
+                { tx in
+                    try tx.update(
+                        survivor("s2", version: 3),
+                        expectedVersion: 2,
+                        sealed: .identity(identity("Fictional Five"))
+                    )
+                },
+            ]
+            let results = Told<Int>()
+            try await self.holdingTheWriter(store) { release in
+                await withTaskGroup(of: Void.self) { group in
+                    for (index, write) in writes.enumerated() {
+                        group.addTask {
+                            do {
+                                try await store.audited { tx in try write(tx) }
+                                results.record(index, "ok")
+                            } catch {
+                                results.record(index, "\(error)")
+                            }
+                        }
+                        // In this order in the group.
+                        try? await self.untilWaiting(store, index + 1)
+                    }
+                    release()
+                }
+            }
+            // The held write, then one group: its four writes that committed.
+            #expect(try fixture.groups() == [1, 4])
+            #expect(results.all[0] != "ok")
+            #expect((1..<5).map { results.all[$0] } == ["ok", "ok", "ok", "ok"])
+            let identities = try await store.read { tx in
+                (try tx.identity(survivorID: "s1")?.legalName, try tx.identity(survivorID: "s2")?.legalName)
+            }
+            #expect(identities.0 == "Fictional Two")
+            #expect(identities.1 == "Fictional Five")
+            let verdict = try await fixture.verdict()
+            #expect(verdict.intact, "\(verdict.problem)")
+        }
+    }
+
     @Test("a caller cancelled while its write waits still learns the truth: the write committed with its group")
     func cancellationDoesNotInterruptTheGroup() async throws {
         try await self.withStore { fixture in

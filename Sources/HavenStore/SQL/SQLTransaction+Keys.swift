@@ -116,9 +116,13 @@ extension SQLTransaction {
 
     /// A record's own key, created (wrapped by its office's key) if asked.
     func recordKey(kind: String, id: String, office: String, create: Bool) throws -> SymmetricKey? {
-        if let cached = self.journal.recordKeys["\(kind)/\(id)"] { return cached }
+        let name = "\(kind)/\(id)"
+        if let cached = self.journal.recordKeys[name] ?? self.group?.recordKeys[name] { return cached }
         let key = try self.fetchRecordKey(kind: kind, id: id, office: office, create: create)
-        if let key { self.journal.recordKeys["\(kind)/\(id)"] = key }
+        if let key {
+            self.journal.recordKeys[name] = key
+            self.group?.recordKeys[name] = key
+        }
         return key
     }
 
@@ -298,6 +302,7 @@ extension SQLTransaction {
     /// log's history (`secure_delete` overwrites the freed bytes).
     func eraseRecordKey(kind: RecordKind, id: String) throws {
         self.journal.recordKeys["\(kind.rawValue)/\(id)"] = nil
+        self.group?.recordKeys["\(kind.rawValue)/\(id)"] = nil
         try self.sql.execute("DELETE FROM recordKey WHERE kind = ? AND id = ?", [kind.rawValue, id])
         try self.sql.execute(
             "UPDATE change SET sealed = NULL WHERE recordKind = ? AND recordID = ? AND sealed IS NOT NULL",
