@@ -116,6 +116,17 @@ let benchmarks: @Sendable () -> Void = {
             longCaseLatency: .init(relative: [.p50: 50, .p90: 50]),
         ]
     )
+    let serviceCost = Benchmark.Configuration(
+        metrics: [newSurvivorLatency, longSurvivorLatency],
+        warmupIterations: smoke ? 0 : 1,
+        scalingFactor: .kilo,
+        maxDuration: smoke ? .milliseconds(10) : .seconds(30),
+        maxIterations: smoke ? 1 : 10,
+        thresholds: [
+            newSurvivorLatency: .init(relative: [.p50: 50, .p90: 50]),
+            longSurvivorLatency: .init(relative: [.p50: 50, .p90: 50]),
+        ]
+    )
     let longEvents = smoke ? 200 : 10_000
     let timelines = Fixture()
     Benchmark(
@@ -139,6 +150,33 @@ let benchmarks: @Sendable () -> Void = {
             _ = await timelines.run(kind: "write", calls: longEvents, inFlight: 16, caseIndex: 1)
         },
         teardown: { try await timelines.stop() }
+    )
+    // A service recorded to a survivor with a long history of them against
+    // one recorded to a new survivor, in alternating blocks within every
+    // iteration: services are rows of their own too.
+    let longServices = smoke ? 200 : 10_000
+    let services = Fixture()
+    Benchmark(
+        "Haven.write.long-services.1-in-flight.1-connections",
+        configuration: serviceCost,
+        closure: { benchmark in
+            let block = max(1, benchmark.scaledIterations.count / 20)
+            var toNew: [Duration] = []
+            var toLong: [Duration] = []
+            for _ in 0..<10 {
+                toNew += await services.run(kind: "service", calls: block, inFlight: 1, survivorIndex: 0)
+                toLong += await services.run(kind: "service", calls: block, inFlight: 1, survivorIndex: 1)
+            }
+            benchmark.stopMeasurement()
+            for latency in toNew { benchmark.measurement(newSurvivorLatency, microseconds(latency)) }
+            for latency in toLong { benchmark.measurement(longSurvivorLatency, microseconds(latency)) }
+        },
+        setup: {
+            try await services.start(connections: 1, survivors: 2)
+            // The long history: `longServices` services recorded before the measurement.
+            _ = await services.run(kind: "service", calls: longServices, inFlight: 16, survivorIndex: 1)
+        },
+        teardown: { try await services.stop() }
     )
     // The durability baseline for writes: raw single-row SQLite commits
     // (WAL, synchronous = FULL) on the same disk, in the same run.
@@ -243,6 +281,20 @@ let longCaseLatency = BenchmarkMetric.custom(
     useScalingFactor: false
 )
 
+/// Latency of a service recorded to a survivor registered for the benchmark
+/// (long-services benchmark).
+let newSurvivorLatency = BenchmarkMetric.custom(
+    "Service latency, new survivor (µs)",
+    polarity: .prefersSmaller,
+    useScalingFactor: false
+)
+/// Latency of a service recorded to a survivor with 10,000 services (long-services benchmark).
+let longSurvivorLatency = BenchmarkMetric.custom(
+    "Service latency, 10,000-service survivor (µs)",
+    polarity: .prefersSmaller,
+    useScalingFactor: false
+)
+
 /// Write latency against the server with the audit trail (audit-cost benchmark).
 let auditedLatency = BenchmarkMetric.custom(
     "Write latency, audited (µs)",
@@ -315,19 +367,22 @@ final class Fixture: Sendable {
         var directory: URL?
         var clients: [HavenClient] = []
         var caseIDs: [String] = []
+        var survivorIDs: [String] = []
         var peer: GRPCPeer?
     }
 
     private let state = Mutex(State())
 
-    /// Starts a server with `cases` cases in one office and `connections`
-    /// clients. Writes go round-robin over the cases unless one is named.
+    /// Starts a server with `cases` cases and `survivors` survivors in one
+    /// office, and `connections` clients. Writes go round-robin over the cases
+    /// (services over the survivors) unless one is named.
     /// With `postgres` (a cluster's URL), the server keeps its records in a
     /// new database there, and `instances` servers share it, the clients
     /// spread over them in turn.
     func start(
         connections: Int,
         cases: Int = 1,
+        survivors: Int = 0,
         peer usePeer: Bool = false,
         auditing: Bool = true,
         postgres cluster: String? = nil,
@@ -376,6 +431,10 @@ final class Fixture: Sendable {
             )
             caseIDs.append(opened.id)
         }
+        var survivorIDs: [String] = []
+        for number in 0..<survivors {
+            survivorIDs.append(try await clients[0].survivors.register(Representative.survivor(number: number)).id)
+        }
         for client in clients { _ = try await client.session.whoAmI() }  // connect every client
         var peer: GRPCPeer?
         if usePeer {
@@ -387,6 +446,7 @@ final class Fixture: Sendable {
         self.state.withLock { state in
             state.clients = clients
             state.caseIDs = caseIDs
+            state.survivorIDs = survivorIDs
             state.peer = peer
         }
     }
@@ -403,12 +463,24 @@ final class Fixture: Sendable {
 
     /// Makes `calls` calls with `inFlight` of them outstanding at any time, and
     /// returns each call's round-trip time.
-    func run(kind: String, calls: Int, inFlight: Int, caseIndex: Int? = nil) async -> [Duration] {
-        let (clients, caseIDs, peer) = self.state.withLock { ($0.clients, $0.caseIDs, $0.peer) }
+    func run(
+        kind: String,
+        calls: Int,
+        inFlight: Int,
+        caseIndex: Int? = nil,
+        survivorIndex: Int? = nil
+    ) async -> [Duration] {
+        let (clients, caseIDs, survivorIDs, peer) = self.state.withLock {
+            ($0.clients, $0.caseIDs, $0.survivorIDs, $0.peer)
+        }
         return await timedCalls(calls, inFlight: inFlight) { call in
             let client = clients[call % clients.count]
             let caseID = caseIDs[caseIndex ?? call % caseIDs.count]
-            if let peer, kind == "grpc read" {
+            if kind == "service" {
+                let survivorID = survivorIDs[survivorIndex ?? call % survivorIDs.count]
+                let service = Representative.service(survivorID: survivorID, detail: "benchmark session (fictional)")
+                blackHole(try await client.survivors.recordService(service))
+            } else if let peer, kind == "grpc read" {
                 blackHole(try await peer.read(caseID: caseID, client: call))
             } else if kind == "read" {
                 blackHole(try await client.cases.get(.with { $0.caseID = caseID }))
