@@ -127,6 +127,17 @@ let benchmarks: @Sendable () -> Void = {
             longSurvivorLatency: .init(relative: [.p50: 50, .p90: 50]),
         ]
     )
+    let historyCost = Benchmark.Configuration(
+        metrics: [newCaseLatency, longHistoryLatency],
+        warmupIterations: smoke ? 0 : 1,
+        scalingFactor: .kilo,
+        maxDuration: smoke ? .milliseconds(10) : .seconds(30),
+        maxIterations: smoke ? 1 : 10,
+        thresholds: [
+            newCaseLatency: .init(relative: [.p50: 50, .p90: 50]),
+            longHistoryLatency: .init(relative: [.p50: 50, .p90: 50]),
+        ]
+    )
     let longEvents = smoke ? 200 : 10_000
     let timelines = Fixture()
     Benchmark(
@@ -150,6 +161,34 @@ let benchmarks: @Sendable () -> Void = {
             _ = await timelines.run(kind: "write", calls: longEvents, inFlight: 16, caseIndex: 1)
         },
         teardown: { try await timelines.stop() }
+    )
+    // A note appended to a case whose accused has a long status history
+    // against one appended to a new case, in alternating blocks within every
+    // iteration. The history is still inside the case record (unlike the
+    // timeline and services), so this measures what carrying it costs.
+    let longHistory = smoke ? 50 : 2_000
+    let histories = Fixture()
+    Benchmark(
+        "Haven.write.long-accused-history.1-in-flight.1-connections",
+        configuration: historyCost,
+        closure: { benchmark in
+            let block = max(1, benchmark.scaledIterations.count / 20)
+            var toNew: [Duration] = []
+            var toLong: [Duration] = []
+            for _ in 0..<10 {
+                toNew += await histories.run(kind: "write", calls: block, inFlight: 1, caseIndex: 0)
+                toLong += await histories.run(kind: "write", calls: block, inFlight: 1, caseIndex: 1)
+            }
+            benchmark.stopMeasurement()
+            for latency in toNew { benchmark.measurement(newCaseLatency, microseconds(latency)) }
+            for latency in toLong { benchmark.measurement(longHistoryLatency, microseconds(latency)) }
+        },
+        setup: {
+            try await histories.start(connections: 1, cases: 2)
+            // The long history: `longHistory` arrests of the case's one accused.
+            try await histories.growAccusedHistory(caseIndex: 1, entries: longHistory)
+        },
+        teardown: { try await histories.stop() }
     )
     // A service recorded to a survivor with a long history of them against
     // one recorded to a new survivor, in alternating blocks within every
@@ -277,6 +316,13 @@ let newCaseLatency = BenchmarkMetric.custom(
 /// Append latency to a case with 10,000 events (long-timeline benchmark).
 let longCaseLatency = BenchmarkMetric.custom(
     "Append latency, 10,000-event case (µs)",
+    polarity: .prefersSmaller,
+    useScalingFactor: false
+)
+
+/// Append latency to a case whose accused has 2,000 status changes (long-accused-history benchmark).
+let longHistoryLatency = BenchmarkMetric.custom(
+    "Append latency, case with a 2,000-entry accused history (µs)",
     polarity: .prefersSmaller,
     useScalingFactor: false
 )
@@ -488,6 +534,23 @@ final class Fixture: Sendable {
                 let append = Representative.append(caseID: caseID, note: "benchmark note (fictional)")
                 blackHole(try await client.cases.appendEvent(append))
             }
+        }
+    }
+
+    /// Adds an accused to the case at `caseIndex` and arrests them `entries`
+    /// times: each arrest is one more entry of their status history.
+    func growAccusedHistory(caseIndex: Int, entries: Int) async throws {
+        let (clients, caseIDs) = self.state.withLock { ($0.clients, $0.caseIDs) }
+        let caseID = caseIDs[caseIndex]
+        let current = try await clients[0].cases.get(.with { $0.caseID = caseID })
+        let added = try await clients[0].cases.addAccused(
+            Representative.accused(caseID: caseID, version: current.version)
+        )
+        guard let accusedID = added.accused.last?.id else { fatalError("the accused was not added") }
+        _ = await timedCalls(entries, inFlight: 16) { _ in
+            blackHole(
+                try await clients[0].cases.appendEvent(Representative.arrest(caseID: caseID, accusedID: accusedID))
+            )
         }
     }
 

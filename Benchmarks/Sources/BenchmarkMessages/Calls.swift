@@ -34,3 +34,26 @@ extension Representative {
         return record
     }
 }
+
+extension Representative {
+    /// An accused added to a case for the benchmarks (fictional).
+    public static func accused(caseID: String, version: UInt64) -> Haven_V1_AddAccusedRequest {
+        var add = Haven_V1_AddAccusedRequest()
+        add.caseID = caseID
+        add.expectedVersion = version
+        add.accused.name = "Benchmark Accused (fictional)"
+        add.accused.role = .recruiter
+        add.idempotencyKey = "benchmark-accused-\(caseID)"
+        return add
+    }
+
+    /// An arrest of one accused: one more entry of their status history.
+    public static func arrest(caseID: String, accusedID: String) -> Haven_V1_AppendCaseEventRequest {
+        var append = Haven_V1_AppendCaseEventRequest()
+        append.caseID = caseID
+        append.event.occurredOn = Self.date(2026, 4, 2)
+        append.event.arrest.accusedIds = [accusedID]
+        append.event.arrest.agency = "Benchmark unit (fictional)"
+        return append
+    }
+}
