@@ -217,6 +217,33 @@ let benchmarks: @Sendable () -> Void = {
         },
         teardown: { try await services.stop() }
     )
+    // Audit verification of a store with 20,000 appends (and their audit
+    // entries, change-log entries and timeline rows) over 100 cases: the
+    // whole chain, every record and row it commits to, and the report facts
+    // recomputed, as `haven-admin audit verify` runs it.
+    let verifiedAppends = smoke ? 200 : 20_000
+    let verified = Fixture()
+    Benchmark(
+        "Haven.audit-verify.\(verifiedAppends)-appends",
+        configuration: .init(
+            metrics: [.wallClock],
+            warmupIterations: smoke ? 0 : 1,
+            maxDuration: smoke ? .milliseconds(10) : .seconds(60),
+            maxIterations: smoke ? 1 : 5,
+            thresholds: [.wallClock: .init(relative: [.p50: 50, .p90: 50])]
+        ),
+        closure: { _ in
+            let verdict = try await verified.verifyAudit()
+            guard verdict.intact, verdict.entries > UInt64(verifiedAppends) else {
+                fatalError("the audit chain did not verify: \(verdict.problem)")
+            }
+        },
+        setup: {
+            try await verified.start(connections: 1, cases: 100)
+            _ = await verified.run(kind: "write", calls: verifiedAppends, inFlight: 16)
+        },
+        teardown: { try await verified.stop() }
+    )
     // The durability baseline for writes: raw single-row SQLite commits
     // (WAL, synchronous = FULL) on the same disk, in the same run.
     for inFlight in [1, 16, 256] {
@@ -535,6 +562,22 @@ final class Fixture: Sendable {
                 blackHole(try await client.cases.appendEvent(append))
             }
         }
+    }
+
+    /// Verifies the audit chain as an auditor (the account made on first use)
+    /// and returns the verdict.
+    func verifyAudit() async throws -> Haven_V1_AuditVerdict {
+        let server = self.state.withLock { $0.server }
+        guard let server else { fatalError("the fixture is not started") }
+        let bundle = try await server.addAccount(id: "auditor-\(UUID().uuidString.prefix(8))", role: .auditor)
+        let auditor = HavenClient(configuration: try Self.configuration(server, bundle))
+        defer { auditor.close() }
+        var verdict: Haven_V1_AuditVerdict?
+        for try await progress in try await auditor.audit.verifyChain() where progress.hasVerdict {
+            verdict = progress.verdict
+        }
+        guard let verdict else { fatalError("no verdict") }
+        return verdict
     }
 
     /// Adds an accused to the case at `caseIndex` and arrests them `entries`
