@@ -78,12 +78,17 @@ struct GRDBConnectionTests {
         }
     }
 
+    /// An in-memory database with the table of ``schema``, and the connection over it.
+    func withTable(_ body: (Database, GRDBConnection) throws -> Void) throws {
+        try DatabaseQueue().write { db in
+            try db.execute(sql: Self.schema)
+            try body(db, GRDBConnection(db: db))
+        }
+    }
+
     @Test("refuses a wrong number of arguments, reports a constraint as GRDB does, and runs the statement again after")
     func failures() throws {
-        let queue = try DatabaseQueue()
-        try queue.write { db in
-            try db.execute(sql: Self.schema)
-            let connection = GRDBConnection(db: db)
+        try self.withTable { _, connection in
             let insert = "INSERT INTO t (v) VALUES (?)"
             let miscount = #expect(throws: DatabaseError.self) { try connection.execute(insert, [1, 2] as [Int64]) }
             #expect(miscount?.resultCode == .SQLITE_MISUSE)
@@ -103,10 +108,7 @@ struct GRDBConnectionTests {
 
     @Test("leaves no argument bound in the statement cache after a run, nor after a failed one")
     func bindingsCleared() throws {
-        let queue = try DatabaseQueue()
-        try queue.write { db in
-            try db.execute(sql: Self.schema)
-            let connection = GRDBConnection(db: db)
+        try self.withTable { db, connection in
             let insert = "INSERT INTO t (v) VALUES (?)"
             func bound() throws -> String {
                 let statement = try db.cachedStatement(sql: insert)

@@ -102,121 +102,41 @@ let benchmarks: @Sendable () -> Void = {
             }
         )
     }
-    // An append to a case with a long timeline against one to a new case,
-    // in alternating blocks within every iteration: events are stored as
-    // rows of their own, so the two should cost the same.
-    let timelineCost = Benchmark.Configuration(
-        metrics: [newCaseLatency, longCaseLatency],
-        warmupIterations: smoke ? 0 : 1,
-        scalingFactor: .kilo,
-        maxDuration: smoke ? .milliseconds(10) : .seconds(30),
-        maxIterations: smoke ? 1 : 10,
-        thresholds: [
-            newCaseLatency: .init(relative: [.p50: 50, .p90: 50]),
-            longCaseLatency: .init(relative: [.p50: 50, .p90: 50]),
-        ]
-    )
-    let serviceCost = Benchmark.Configuration(
-        metrics: [newSurvivorLatency, longSurvivorLatency],
-        warmupIterations: smoke ? 0 : 1,
-        scalingFactor: .kilo,
-        maxDuration: smoke ? .milliseconds(10) : .seconds(30),
-        maxIterations: smoke ? 1 : 10,
-        thresholds: [
-            newSurvivorLatency: .init(relative: [.p50: 50, .p90: 50]),
-            longSurvivorLatency: .init(relative: [.p50: 50, .p90: 50]),
-        ]
-    )
-    let historyCost = Benchmark.Configuration(
-        metrics: [newCaseLatency, longHistoryLatency],
-        warmupIterations: smoke ? 0 : 1,
-        scalingFactor: .kilo,
-        maxDuration: smoke ? .milliseconds(10) : .seconds(30),
-        maxIterations: smoke ? 1 : 10,
-        thresholds: [
-            newCaseLatency: .init(relative: [.p50: 50, .p90: 50]),
-            longHistoryLatency: .init(relative: [.p50: 50, .p90: 50]),
-        ]
-    )
-    let longEvents = smoke ? 200 : 10_000
-    let timelines = Fixture()
-    Benchmark(
+    // The same write to a new record and to one grown long in the
+    // benchmark's setup, in alternating blocks (see `newAgainstLong`).
+    // Events are rows of their own, so an append to a case with 10,000 of
+    // them should cost what one to a new case does.
+    newAgainstLong(
         "Haven.write.long-timeline.1-in-flight.1-connections",
-        configuration: timelineCost,
-        closure: { benchmark in
-            let block = max(1, benchmark.scaledIterations.count / 20)
-            var toNew: [Duration] = []
-            var toLong: [Duration] = []
-            for _ in 0..<10 {
-                toNew += await timelines.run(kind: "write", calls: block, inFlight: 1, caseIndex: 0)
-                toLong += await timelines.run(kind: "write", calls: block, inFlight: 1, caseIndex: 1)
-            }
-            benchmark.stopMeasurement()
-            for latency in toNew { benchmark.measurement(newCaseLatency, microseconds(latency)) }
-            for latency in toLong { benchmark.measurement(longCaseLatency, microseconds(latency)) }
-        },
-        setup: {
-            try await timelines.start(connections: 1, cases: 2)
-            // The long case: `longEvents` events appended before the measurement.
-            _ = await timelines.run(kind: "write", calls: longEvents, inFlight: 16, caseIndex: 1)
-        },
-        teardown: { try await timelines.stop() }
-    )
-    // A note appended to a case whose accused has a long status history
-    // against one appended to a new case, in alternating blocks within every
-    // iteration. The history is still inside the case record (unlike the
-    // timeline and services), so this measures what carrying it costs.
-    let longHistory = smoke ? 50 : 2_000
-    let histories = Fixture()
-    Benchmark(
-        "Haven.write.long-accused-history.1-in-flight.1-connections",
-        configuration: historyCost,
-        closure: { benchmark in
-            let block = max(1, benchmark.scaledIterations.count / 20)
-            var toNew: [Duration] = []
-            var toLong: [Duration] = []
-            for _ in 0..<10 {
-                toNew += await histories.run(kind: "write", calls: block, inFlight: 1, caseIndex: 0)
-                toLong += await histories.run(kind: "write", calls: block, inFlight: 1, caseIndex: 1)
-            }
-            benchmark.stopMeasurement()
-            for latency in toNew { benchmark.measurement(newCaseLatency, microseconds(latency)) }
-            for latency in toLong { benchmark.measurement(longHistoryLatency, microseconds(latency)) }
-        },
-        setup: {
-            try await histories.start(connections: 1, cases: 2)
-            // The long history: `longHistory` arrests of the case's one accused.
-            try await histories.growAccusedHistory(caseIndex: 1, entries: longHistory)
-        },
-        teardown: { try await histories.stop() }
-    )
-    // A service recorded to a survivor with a long history of them against
-    // one recorded to a new survivor, in alternating blocks within every
-    // iteration: services are rows of their own too.
-    let longServices = smoke ? 200 : 10_000
-    let services = Fixture()
-    Benchmark(
+        kind: "write",
+        metrics: (newCaseLatency, longCaseLatency),
+        smoke: smoke
+    ) { fixture in
+        try await fixture.start(connections: 1, cases: 2)
+        _ = await fixture.run(kind: "write", calls: smoke ? 200 : 10_000, inFlight: 16, target: 1)
+    }
+    // Services are rows of their own too: a survivor with 10,000 of them.
+    newAgainstLong(
         "Haven.write.long-services.1-in-flight.1-connections",
-        configuration: serviceCost,
-        closure: { benchmark in
-            let block = max(1, benchmark.scaledIterations.count / 20)
-            var toNew: [Duration] = []
-            var toLong: [Duration] = []
-            for _ in 0..<10 {
-                toNew += await services.run(kind: "service", calls: block, inFlight: 1, survivorIndex: 0)
-                toLong += await services.run(kind: "service", calls: block, inFlight: 1, survivorIndex: 1)
-            }
-            benchmark.stopMeasurement()
-            for latency in toNew { benchmark.measurement(newSurvivorLatency, microseconds(latency)) }
-            for latency in toLong { benchmark.measurement(longSurvivorLatency, microseconds(latency)) }
-        },
-        setup: {
-            try await services.start(connections: 1, survivors: 2)
-            // The long history: `longServices` services recorded before the measurement.
-            _ = await services.run(kind: "service", calls: longServices, inFlight: 16, survivorIndex: 1)
-        },
-        teardown: { try await services.stop() }
-    )
+        kind: "service",
+        metrics: (newSurvivorLatency, longSurvivorLatency),
+        smoke: smoke
+    ) { fixture in
+        try await fixture.start(connections: 1, survivors: 2)
+        _ = await fixture.run(kind: "service", calls: smoke ? 200 : 10_000, inFlight: 16, target: 1)
+    }
+    // An accused person's status history is still inside the case record:
+    // notes appended to a case whose accused was arrested 2,000 times
+    // measure what carrying it costs.
+    newAgainstLong(
+        "Haven.write.long-accused-history.1-in-flight.1-connections",
+        kind: "write",
+        metrics: (newCaseLatency, longHistoryLatency),
+        smoke: smoke
+    ) { fixture in
+        try await fixture.start(connections: 1, cases: 2)
+        try await fixture.growAccusedHistory(caseIndex: 1, entries: smoke ? 50 : 2_000)
+    }
     // Audit verification of a store with 20,000 appends (and their audit
     // entries, change-log entries and timeline rows) over 100 cases: the
     // whole chain, every record and row it commits to, and the report facts
@@ -330,56 +250,76 @@ let benchmarks: @Sendable () -> Void = {
     }
 }
 
+/// A benchmark of one kind of write to a new record (target 0) against the
+/// same write to a record grown long by `start` (target 1), in alternating
+/// blocks of calls within every iteration, so that the machine's noise falls
+/// on both alike; each side's per-call latency goes to its own metric.
+func newAgainstLong(
+    _ name: String,
+    kind: String,
+    metrics: (new: BenchmarkMetric, long: BenchmarkMetric),
+    smoke: Bool,
+    start: @escaping @Sendable (Fixture) async throws -> Void
+) {
+    let fixture = Fixture()
+    let configuration = Benchmark.Configuration(
+        metrics: [metrics.new, metrics.long],
+        warmupIterations: smoke ? 0 : 1,
+        scalingFactor: .kilo,
+        maxDuration: smoke ? .milliseconds(10) : .seconds(30),
+        maxIterations: smoke ? 1 : 10,
+        thresholds: [
+            metrics.new: .init(relative: [.p50: 50, .p90: 50]),
+            metrics.long: .init(relative: [.p50: 50, .p90: 50]),
+        ]
+    )
+    Benchmark(
+        name,
+        configuration: configuration,
+        closure: { benchmark in
+            let block = max(1, benchmark.scaledIterations.count / 20)
+            var toNew: [Duration] = []
+            var toLong: [Duration] = []
+            for _ in 0..<10 {
+                toNew += await fixture.run(kind: kind, calls: block, inFlight: 1, target: 0)
+                toLong += await fixture.run(kind: kind, calls: block, inFlight: 1, target: 1)
+            }
+            benchmark.stopMeasurement()
+            for latency in toNew { benchmark.measurement(metrics.new, microseconds(latency)) }
+            for latency in toLong { benchmark.measurement(metrics.long, microseconds(latency)) }
+        },
+        setup: { try await start(fixture) },
+        teardown: { try await fixture.stop() }
+    )
+}
+
+/// A per-call latency in microseconds (smaller is better, not scaled).
+func latencyMetric(_ name: String) -> BenchmarkMetric {
+    .custom(name, polarity: .prefersSmaller, useScalingFactor: false)
+}
+
 /// Each call's round-trip time in microseconds, from just before the request is
 /// handed to the client library to just after the response is decoded.
-let callLatency = BenchmarkMetric.custom("Call latency (µs)", polarity: .prefersSmaller, useScalingFactor: false)
+let callLatency = latencyMetric("Call latency (µs)")
 
 /// Append latency to a case opened for the benchmark (long-timeline benchmark).
-let newCaseLatency = BenchmarkMetric.custom(
-    "Append latency, new case (µs)",
-    polarity: .prefersSmaller,
-    useScalingFactor: false
-)
+let newCaseLatency = latencyMetric("Append latency, new case (µs)")
 /// Append latency to a case with 10,000 events (long-timeline benchmark).
-let longCaseLatency = BenchmarkMetric.custom(
-    "Append latency, 10,000-event case (µs)",
-    polarity: .prefersSmaller,
-    useScalingFactor: false
-)
+let longCaseLatency = latencyMetric("Append latency, 10,000-event case (µs)")
 
 /// Append latency to a case whose accused has 2,000 status changes (long-accused-history benchmark).
-let longHistoryLatency = BenchmarkMetric.custom(
-    "Append latency, case with a 2,000-entry accused history (µs)",
-    polarity: .prefersSmaller,
-    useScalingFactor: false
-)
+let longHistoryLatency = latencyMetric("Append latency, case with a 2,000-entry accused history (µs)")
 
 /// Latency of a service recorded to a survivor registered for the benchmark
 /// (long-services benchmark).
-let newSurvivorLatency = BenchmarkMetric.custom(
-    "Service latency, new survivor (µs)",
-    polarity: .prefersSmaller,
-    useScalingFactor: false
-)
+let newSurvivorLatency = latencyMetric("Service latency, new survivor (µs)")
 /// Latency of a service recorded to a survivor with 10,000 services (long-services benchmark).
-let longSurvivorLatency = BenchmarkMetric.custom(
-    "Service latency, 10,000-service survivor (µs)",
-    polarity: .prefersSmaller,
-    useScalingFactor: false
-)
+let longSurvivorLatency = latencyMetric("Service latency, 10,000-service survivor (µs)")
 
 /// Write latency against the server with the audit trail (audit-cost benchmark).
-let auditedLatency = BenchmarkMetric.custom(
-    "Write latency, audited (µs)",
-    polarity: .prefersSmaller,
-    useScalingFactor: false
-)
+let auditedLatency = latencyMetric("Write latency, audited (µs)")
 /// Write latency against the server without it (audit-cost benchmark).
-let unauditedLatency = BenchmarkMetric.custom(
-    "Write latency, no audit trail (µs)",
-    polarity: .prefersSmaller,
-    useScalingFactor: false
-)
+let unauditedLatency = latencyMetric("Write latency, no audit trail (µs)")
 
 func microseconds(_ duration: Duration) -> Int {
     let (seconds, attoseconds) = duration.components
@@ -390,10 +330,7 @@ func microseconds(_ duration: Duration) -> Int {
 /// measured time (the metric's store is not thread-safe, so after the calls).
 func record(_ latencies: [Duration], in benchmark: Benchmark) {
     benchmark.stopMeasurement()
-    for latency in latencies {
-        let (seconds, attoseconds) = latency.components
-        benchmark.measurement(callLatency, Int(seconds) * 1_000_000 + Int(attoseconds / 1_000_000_000_000))
-    }
+    for latency in latencies { benchmark.measurement(callLatency, microseconds(latency)) }
 }
 
 /// Makes `calls` calls with `inFlight` of them outstanding at any time
@@ -535,25 +472,27 @@ final class Fixture: Sendable {
     }
 
     /// Makes `calls` calls with `inFlight` of them outstanding at any time, and
-    /// returns each call's round-trip time.
+    /// returns each call's round-trip time. `target` names the case (or, for
+    /// services, the survivor) every call goes to; without it they go round.
     func run(
         kind: String,
         calls: Int,
         inFlight: Int,
-        caseIndex: Int? = nil,
-        survivorIndex: Int? = nil
+        target: Int? = nil
     ) async -> [Duration] {
         let (clients, caseIDs, survivorIDs, peer) = self.state.withLock {
             ($0.clients, $0.caseIDs, $0.survivorIDs, $0.peer)
         }
         return await timedCalls(calls, inFlight: inFlight) { call in
             let client = clients[call % clients.count]
-            let caseID = caseIDs[caseIndex ?? call % caseIDs.count]
             if kind == "service" {
-                let survivorID = survivorIDs[survivorIndex ?? call % survivorIDs.count]
+                let survivorID = survivorIDs[target ?? call % survivorIDs.count]
                 let service = Representative.service(survivorID: survivorID, detail: "benchmark session (fictional)")
                 blackHole(try await client.survivors.recordService(service))
-            } else if let peer, kind == "grpc read" {
+                return
+            }
+            let caseID = caseIDs[target ?? call % caseIDs.count]
+            if let peer, kind == "grpc read" {
                 blackHole(try await peer.read(caseID: caseID, client: call))
             } else if kind == "read" {
                 blackHole(try await client.cases.get(.with { $0.caseID = caseID }))
@@ -564,8 +503,8 @@ final class Fixture: Sendable {
         }
     }
 
-    /// Verifies the audit chain as an auditor (the account made on first use)
-    /// and returns the verdict.
+    /// Verifies the audit chain as an auditor (an account made for this
+    /// verification) and returns the verdict.
     func verifyAudit() async throws -> Haven_V1_AuditVerdict {
         let server = self.state.withLock { $0.server }
         guard let server else { fatalError("the fixture is not started") }
