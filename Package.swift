@@ -63,8 +63,13 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "CHavenSQLite",
+            linkerSettings: [.linkedLibrary("sqlite3")]
+        ),
+        .target(
             name: "HavenStore",
             dependencies: [
+                "CHavenSQLite",
                 "HavenProtocol",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),

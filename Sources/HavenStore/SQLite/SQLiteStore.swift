@@ -1,3 +1,4 @@
+import CHavenSQLite
 import Foundation
 import GRDB
 import HavenProtocol
@@ -32,6 +33,12 @@ package final class SQLiteStore: RecordStore {
     /// Writes waiting for the writer (group commit).
     private let waiting = Mutex(GroupCommitQueue<PendingWrite<SQLiteConnection>>())
 
+    /// SQLite configured for this process once, before its first connection
+    /// (``haven_sqlite_configure``): a process that opened SQLite before any
+    /// store (a test, a benchmark's baseline) keeps SQLite's defaults, which
+    /// are slower, not less safe.
+    private static let configured: Int32 = haven_sqlite_configure()
+
     /// Opens (creating if needed) the database at `path` and runs migrations.
     ///
     /// - Parameters:
@@ -54,6 +61,7 @@ package final class SQLiteStore: RecordStore {
         self.keys = keys
         self.auditing = auditing
         self.logger = logger
+        _ = Self.configured
         var configuration = Configuration()
         configuration.foreignKeysEnabled = true
         configuration.busyMode = .timeout(10)
