@@ -106,25 +106,30 @@ struct GRDBConnectionTests {
         }
     }
 
-    @Test("leaves no argument bound in the statement cache after a run, nor after a failed one")
+    /// The statement's SQL with its current bindings written in.
+    static func expanded(_ statement: Statement) throws -> String {
+        let text = try #require(sqlite3_expanded_sql(statement.sqliteStatement))
+        defer { sqlite3_free(text) }
+        return String(cString: text)
+    }
+
+    @Test(
+        "leaves no argument bound in the statement cache after a run or a query; a statement whose run failed leaves the cache"
+    )
     func bindingsCleared() throws {
         try self.withTable { db, connection in
             let insert = "INSERT INTO t (v) VALUES (?)"
-            func bound() throws -> String {
-                let statement = try db.cachedStatement(sql: insert)
-                return String(cString: try #require(sqlite3_expanded_sql(statement.sqliteStatement)))
-            }
             try connection.execute(insert, ["fictional secret"])
-            #expect(try bound() == "INSERT INTO t (v) VALUES (NULL)")
+            let cached = try db.cachedStatement(sql: insert)
+            #expect(try Self.expanded(cached) == "INSERT INTO t (v) VALUES (NULL)")
+            // GRDB evicts a statement whose step failed (SQLite cannot reset
+            // it cleanly): what the cache then holds is a new statement, and
+            // the failed one goes with its bindings.
             _ = #expect(throws: DatabaseError.self) { try connection.execute(insert, ["fictional secret"]) }
-            #expect(try bound() == "INSERT INTO t (v) VALUES (NULL)")
+            #expect(try db.cachedStatement(sql: insert) !== cached)
             let select = "SELECT v FROM t WHERE v = ?"
             #expect(try connection.rows(select, ["fictional secret"]).count == 1)
-            let statement = try db.cachedStatement(sql: select)
-            #expect(
-                String(cString: try #require(sqlite3_expanded_sql(statement.sqliteStatement)))
-                    == "SELECT v FROM t WHERE v = NULL"
-            )
+            #expect(try Self.expanded(try db.cachedStatement(sql: select)) == "SELECT v FROM t WHERE v = NULL")
         }
     }
 }

@@ -63,17 +63,7 @@ let benchmarks: @Sendable () -> Void = {
     // and one without (a baseline reachable only through an SPI of the
     // embedded server), in alternating blocks of calls within every
     // iteration, so that the machine's noise falls on both alike.
-    let auditCost = Benchmark.Configuration(
-        metrics: [auditedLatency, unauditedLatency],
-        warmupIterations: smoke ? 0 : 1,
-        scalingFactor: .kilo,
-        maxDuration: smoke ? .milliseconds(10) : .seconds(30),
-        maxIterations: smoke ? 1 : 10,
-        thresholds: [
-            auditedLatency: .init(relative: [.p50: 50, .p90: 50]),
-            unauditedLatency: .init(relative: [.p50: 50, .p90: 50]),
-        ]
-    )
+    let auditCost = pairConfiguration(auditedLatency, unauditedLatency, smoke: smoke)
     for inFlight in [1, 16] {
         let audited = Fixture()
         let unaudited = Fixture()
@@ -81,16 +71,11 @@ let benchmarks: @Sendable () -> Void = {
             "Haven.write.audit-cost.\(inFlight)-in-flight.1-connections",
             configuration: auditCost,
             closure: { benchmark in
-                let block = max(1, benchmark.scaledIterations.count / 20)
-                var withTrail: [Duration] = []
-                var withoutTrail: [Duration] = []
-                for _ in 0..<10 {
-                    withTrail += await audited.run(kind: "write", calls: block, inFlight: inFlight)
-                    withoutTrail += await unaudited.run(kind: "write", calls: block, inFlight: inFlight)
-                }
-                benchmark.stopMeasurement()
-                for latency in withTrail { benchmark.measurement(auditedLatency, microseconds(latency)) }
-                for latency in withoutTrail { benchmark.measurement(unauditedLatency, microseconds(latency)) }
+                await alternatingBlocks(
+                    benchmark,
+                    (auditedLatency, { await audited.run(kind: "write", calls: $0, inFlight: inFlight) }),
+                    (unauditedLatency, { await unaudited.run(kind: "write", calls: $0, inFlight: inFlight) })
+                )
             },
             setup: {
                 try await audited.start(connections: 1, cases: 100)
@@ -262,35 +247,54 @@ func newAgainstLong(
     start: @escaping @Sendable (Fixture) async throws -> Void
 ) {
     let fixture = Fixture()
-    let configuration = Benchmark.Configuration(
-        metrics: [metrics.new, metrics.long],
+    Benchmark(
+        name,
+        configuration: pairConfiguration(metrics.new, metrics.long, smoke: smoke),
+        closure: { benchmark in
+            await alternatingBlocks(
+                benchmark,
+                (metrics.new, { await fixture.run(kind: kind, calls: $0, inFlight: 1, target: 0) }),
+                (metrics.long, { await fixture.run(kind: kind, calls: $0, inFlight: 1, target: 1) })
+            )
+        },
+        setup: { try await start(fixture) },
+        teardown: { try await fixture.stop() }
+    )
+}
+
+/// The configuration of a benchmark that measures two latencies side by side.
+func pairConfiguration(_ first: BenchmarkMetric, _ second: BenchmarkMetric, smoke: Bool) -> Benchmark.Configuration {
+    Benchmark.Configuration(
+        metrics: [first, second],
         warmupIterations: smoke ? 0 : 1,
         scalingFactor: .kilo,
         maxDuration: smoke ? .milliseconds(10) : .seconds(30),
         maxIterations: smoke ? 1 : 10,
         thresholds: [
-            metrics.new: .init(relative: [.p50: 50, .p90: 50]),
-            metrics.long: .init(relative: [.p50: 50, .p90: 50]),
+            first: .init(relative: [.p50: 50, .p90: 50]),
+            second: .init(relative: [.p50: 50, .p90: 50]),
         ]
     )
-    Benchmark(
-        name,
-        configuration: configuration,
-        closure: { benchmark in
-            let block = max(1, benchmark.scaledIterations.count / 20)
-            var toNew: [Duration] = []
-            var toLong: [Duration] = []
-            for _ in 0..<10 {
-                toNew += await fixture.run(kind: kind, calls: block, inFlight: 1, target: 0)
-                toLong += await fixture.run(kind: kind, calls: block, inFlight: 1, target: 1)
-            }
-            benchmark.stopMeasurement()
-            for latency in toNew { benchmark.measurement(metrics.new, microseconds(latency)) }
-            for latency in toLong { benchmark.measurement(metrics.long, microseconds(latency)) }
-        },
-        setup: { try await start(fixture) },
-        teardown: { try await fixture.stop() }
-    )
+}
+
+/// Runs two kinds of calls in alternating blocks (ten of each per
+/// iteration), so that the machine's noise falls on both alike, then records
+/// each call's latency in its side's metric, outside the measured time.
+func alternatingBlocks(
+    _ benchmark: Benchmark,
+    _ first: (metric: BenchmarkMetric, calls: (Int) async -> [Duration]),
+    _ second: (metric: BenchmarkMetric, calls: (Int) async -> [Duration])
+) async {
+    let block = max(1, benchmark.scaledIterations.count / 20)
+    var firstLatencies: [Duration] = []
+    var secondLatencies: [Duration] = []
+    for _ in 0..<10 {
+        firstLatencies += await first.calls(block)
+        secondLatencies += await second.calls(block)
+    }
+    benchmark.stopMeasurement()
+    for latency in firstLatencies { benchmark.measurement(first.metric, microseconds(latency)) }
+    for latency in secondLatencies { benchmark.measurement(second.metric, microseconds(latency)) }
 }
 
 /// A per-call latency in microseconds (smaller is better, not scaled).

@@ -52,8 +52,9 @@ private final class BoundStatement: DatabaseCursor {
         self.readsRows = readsRows
         let handle = statement.sqliteStatement
         self.columns = readsRows ? sqlite3_column_count(handle) : 0
-        // A statement whose last run failed answers its reset with that
-        // failure; it is reset all the same, and the failure was reported then.
+        // A reset answers with the last run's failure, if any (GRDB evicts a
+        // statement whose step failed, so that is rare here); it resets all
+        // the same, and that failure was reported when it happened.
         sqlite3_reset(handle)
         sqlite3_clear_bindings(handle)
         let expected = Int(sqlite3_bind_parameter_count(handle))
