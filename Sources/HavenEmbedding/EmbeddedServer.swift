@@ -67,7 +67,7 @@ public final class EmbeddedServer: Sendable {
     /// - Returns: The case, or nil when there is none.
     public func readCase(id: String) async throws -> Haven_V1_Case? {
         try await self.store.read { tx in
-            try tx.load(Haven_V1_Case.self, id: id).map { try CaseReads.withLatestEvents($0, tx) }
+            try tx.load(Haven_V1_Case.self, id: id).map { try CaseReads.withLatest($0, tx) }
         }
     }
 

@@ -15,7 +15,11 @@ package struct ReportFact: Hashable, Sendable {
         /// A case's status change (a `statusChanged` timeline event); its
         /// position is the event's sequence.
         case caseStatus = 1
-        /// An entry of an accused's legal status history.
+        /// A change of an accused's legal status, owned by the accused
+        /// (``ReportFact/accusedOwnerKind``); its position is the change's
+        /// place in the accused's history (written with the change's row).
+        /// Facts of histories still inside a case's record (a store not yet
+        /// moved, `SQLTransaction.moveAccusedHistory`) are owned by the case.
         case accusedStatus = 2
         /// A service delivered to a survivor; its position is the service's
         /// sequence (written with the service's row).
@@ -72,6 +76,27 @@ package struct ReportFact: Hashable, Sendable {
         )
     }
 
+    /// What owns the facts of accused status changes kept as rows: the
+    /// accused (`reportFact.recordKind`), by id (`recordID`).
+    package static let accusedOwnerKind = "accused"
+
+    /// The fact a change of an accused's legal status states (its position
+    /// is the change's place in the accused's history).
+    package static func accusedStatus(
+        _ change: Haven_V1_AccusedStatusChange,
+        accusedID: String,
+        officeCode: String
+    ) -> ReportFact {
+        ReportFact(
+            kind: .accusedStatus,
+            position: Int(change.sequence),
+            officeCode: officeCode,
+            category: change.status.rawValue,
+            subject: accusedID,
+            fromDay: dayString(change.effectiveOn) ?? ""
+        )
+    }
+
     /// The fact a status-change event states, if it is one.
     package static func caseStatus(_ event: Haven_V1_CaseEvent, officeCode: String) -> ReportFact? {
         guard case .statusChanged(let change) = event.detail else { return nil }
@@ -87,7 +112,11 @@ package struct ReportFact: Hashable, Sendable {
 }
 
 extension Haven_V1_Case {
-    /// Its accused's legal status histories, in order.
+    /// Its accused's legal status histories that its record still holds, in
+    /// order (only a record stored before histories had rows of their own,
+    /// until the store moves them: see `SQLTransaction.moveAccusedHistory`).
+    /// Changes in rows bring their own facts
+    /// (``ReportFact/accusedStatus(_:accusedID:officeCode:)``).
     package var reportFacts: [ReportFact] {
         var facts: [ReportFact] = []
         for accused in self.accused {
@@ -108,7 +137,7 @@ extension Haven_V1_Case {
     }
 
     package func hasSameReportFacts(as other: Haven_V1_Case) -> Bool {
-        self.officeCode == other.officeCode && self.accused == other.accused
+        self.officeCode == other.officeCode && self.accused.map(\.history) == other.accused.map(\.history)
     }
 }
 

@@ -24,6 +24,12 @@ package protocol StoreReader {
     /// services is its record plus the services asked for here.
     func survivorServices(_ query: SurvivorServiceQuery) throws -> [Haven_V1_ServiceRecord]
 
+    /// Accused persons' legal status changes, by accused id (an accused with
+    /// none is absent). A case's record holds each accused's `legal_status`
+    /// and `history_count`, never their history: a case read with histories
+    /// is its record plus the changes asked for here.
+    func accusedHistory(_ query: AccusedHistoryQuery) throws -> [String: [Haven_V1_AccusedStatusChange]]
+
     /// An office's report figures that come from its records' dated facts
     /// (``ReportFact``), by aggregate queries: no record is loaded.
     func officeFigures(_ query: OfficeFiguresQuery) throws -> OfficeFigures

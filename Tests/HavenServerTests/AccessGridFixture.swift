@@ -54,6 +54,8 @@ final class AccessGrid: Sendable {
     let haven: InProcessHaven
     let survivors: [GridSurvivor]
     let kolCaseID: String
+    /// The KOL case's accused.
+    let kolAccusedID: String
     let mnlSurvivorID: String
     let ashaID: String
     let otherPartnerID: String
@@ -334,6 +336,7 @@ final class AccessGrid: Sendable {
             haven: haven,
             survivors: survivors,
             kolCaseID: kolCase.id,
+            kolAccusedID: kolCase.accused[0].id,
             mnlSurvivorID: mnlSurvivor.id,
             ashaID: partnerIDs[0],
             otherPartnerID: partnerIDs[1]
@@ -344,6 +347,7 @@ final class AccessGrid: Sendable {
         haven: InProcessHaven,
         survivors: [GridSurvivor],
         kolCaseID: String,
+        kolAccusedID: String,
         mnlSurvivorID: String,
         ashaID: String,
         otherPartnerID: String
@@ -351,6 +355,7 @@ final class AccessGrid: Sendable {
         self.haven = haven
         self.survivors = survivors
         self.kolCaseID = kolCaseID
+        self.kolAccusedID = kolAccusedID
         self.mnlSurvivorID = mnlSurvivorID
         self.ashaID = ashaID
         self.otherPartnerID = otherPartnerID

@@ -238,6 +238,15 @@ struct MethodProbes: Sendable {
                 .with { $0.caseID = self.grid.kolCaseID },
                 as: principal
             )
+        case "haven.v1.CaseService/ListAccusedHistory":
+            return await haven.code(
+                MethodCatalog.CaseService.listAccusedHistory,
+                .with {
+                    $0.caseID = self.grid.kolCaseID
+                    $0.accusedID = self.grid.kolAccusedID
+                },
+                as: principal
+            )
         case "haven.v1.CaseService/UpdateCase":
             let record = try await self.freshCase()
             var update = Haven_V1_UpdateCaseRequest()

@@ -50,6 +50,7 @@ struct AccessGridTests {
         "haven.v1.CaseService/GetCase": [NF, OK, NF, OK, NF, NF, NF, NF],
         "haven.v1.CaseService/ListCases": [PD, OK, PD, OK, PD, PD, PD, PD],
         "haven.v1.CaseService/ListCaseEvents": [NF, OK, NF, OK, NF, NF, NF, NF],
+        "haven.v1.CaseService/ListAccusedHistory": [NF, OK, NF, OK, NF, NF, NF, NF],
         "haven.v1.CaseService/UpdateCase": [NF, OK, NF, OK, NF, NF, NF, NF],
         "haven.v1.CaseService/UpdateCaseStatus": [NF, OK, NF, OK, NF, NF, NF, NF],
         "haven.v1.CaseService/AppendCaseEvent": [NF, OK, NF, OK, NF, NF, NF, NF],

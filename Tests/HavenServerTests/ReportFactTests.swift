@@ -48,14 +48,13 @@ struct ReportFactTests {
         func accused(_ index: Int, _ random: inout SplitMix64) -> Haven_V1_Accused {
             var accused = Haven_V1_Accused()
             accused.id = "acc_\(index)"
-            // Histories in array order, their days in any order (backdated entries).
+            // Histories in order, their days in any order (backdated entries).
             for _ in 0..<Int.random(in: 1...4, using: &random) {
                 var change = Haven_V1_AccusedStatusChange()
                 change.status = legal.randomElement(using: &random)!
                 change.effectiveOn = Self.day(&random)
-                accused.history.append(change)
+                accused.record(change)
             }
-            accused.legalStatus = accused.history.last!.status
             return accused
         }
         var accusedCount = 0
@@ -123,13 +122,21 @@ struct ReportFactTests {
                             var change = Haven_V1_AccusedStatusChange()
                             change.status = legal.randomElement(using: &random)!
                             change.effectiveOn = Self.day(&random)
-                            record.accused[which].history.append(change)
-                            record.accused[which].legalStatus = change.status
+                            record.accused[which].record(change)
                         }
                     default:
                         record.updatedAtUnixMs += 1  // no fact changes
                     }
-                    updates.append((record, expected))
+                    // Written: the changes this write made (the store holds the others).
+                    let before = Dictionary(
+                        uniqueKeysWithValues: written.cases[id]!.accused.map { ($0.id, $0.historyCount) }
+                    )
+                    var sent = record
+                    for index in sent.accused.indices {
+                        let stored = before[sent.accused[index].id] ?? 0
+                        sent.accused[index].history.removeAll { $0.sequence <= stored }
+                    }
+                    updates.append((sent, expected))
                     record.events = []
                     written.cases[id] = record
                 } else {
@@ -197,7 +204,13 @@ struct ReportFactTests {
                 } while query.after != nil
                 return records
             }
-            for record in try all(Haven_V1_Case.self) {
+            for var record in try all(Haven_V1_Case.self) {
+                let histories = try tx.accusedHistory(
+                    AccusedHistoryQuery.latest(of: record.accused.map(\.id), limit: 100_000)
+                )
+                for index in record.accused.indices {
+                    record.accused[index].history = (histories[record.accused[index].id] ?? []).reversed()
+                }
                 written.cases[record.id] = record
                 var changes = CaseEventQuery.timeline(record.id, limit: 100_000)
                 changes.kinds = [.statusChanged]
@@ -350,23 +363,34 @@ extension ReportFactTests {
     )
     func verifiedAgainstRecords(_ kind: StoreUnderTest) async throws {
         let keys = freshStoreKeys()
-        // One edit at a time, each undone after: a status counted as another,
-        // a service nobody recorded, a fact moved away from its case.
-        let tampering: [(edit: String, undo: String)] = [
-            (
-                "UPDATE reportFact SET category = category + 1 WHERE recordID = 'case_3' AND fact = 2 AND position = 0",
-                "UPDATE reportFact SET category = category - 1 WHERE recordID = 'case_3' AND fact = 2 AND position = 0"
-            ),
-            (
-                "INSERT INTO reportFact (recordKind, recordID, fact, position, officeCode, category, prior, subject, fromDay) VALUES ('survivor', 'srv_1', 3, 999, 'KOL', 3, 0, '', '2026-01-01')",
-                "DELETE FROM reportFact WHERE recordID = 'srv_1' AND position = 999"
-            ),
-            (
-                "UPDATE reportFact SET recordID = 'case_gone' WHERE recordID = 'case_3' AND fact = 2 AND position = 0",
-                "UPDATE reportFact SET recordID = 'case_3' WHERE recordID = 'case_gone'"
-            ),
-        ]
-        func check(_ store: any RecordStore, _ edit: (String) async throws -> Void) async throws {
+        // One edit at a time, each undone after: an accused's status counted
+        // as another, a service nobody recorded, a fact moved away from its
+        // accused. (`acc_…` is case_3's first accused, written with its case
+        // by `write(_:seed:)`; its history's facts are its own.)
+        let tamperingOf: (String) -> [(edit: String, undo: String)] = { accusedID in
+            let first = "recordID = '\(accusedID)' AND fact = 2 AND position = 1"
+            return [
+                (
+                    "UPDATE reportFact SET category = category + 1 WHERE \(first)",
+                    "UPDATE reportFact SET category = category - 1 WHERE \(first)"
+                ),
+                (
+                    "INSERT INTO reportFact (recordKind, recordID, fact, position, officeCode, category, prior, subject, fromDay) VALUES ('survivor', 'srv_1', 3, 999, 'KOL', 3, 0, '', '2026-01-01')",
+                    "DELETE FROM reportFact WHERE recordID = 'srv_1' AND position = 999"
+                ),
+                (
+                    "UPDATE reportFact SET recordID = 'acc_gone' WHERE \(first)",
+                    "UPDATE reportFact SET recordID = '\(accusedID)' WHERE recordID = 'acc_gone'"
+                ),
+            ]
+        }
+        func check(
+            _ store: any RecordStore,
+            _ written: Written,
+            _ edit: (String) async throws -> Void
+        ) async throws {
+            let accusedID = try #require(written.cases["case_3"]?.accused.first?.id)
+            let tampering = tamperingOf(accusedID)
             let clean = try await AuditVerifier(store: store, publicKey: Data()).verify()
             #expect(clean.intact, "\(clean.problem)")
             for (tamper, undo) in tampering {
@@ -389,12 +413,12 @@ extension ReportFactTests {
             #expect(written.cases["case_3"]?.accused.first?.history.isEmpty == false, "the edit has a fact to change")
             let queue = try DatabaseQueue(path: path)
             defer { try? queue.close() }
-            try await check(store) { sql in try await queue.write { db in try db.execute(sql: sql) } }
+            try await check(store, written) { sql in try await queue.write { db in try db.execute(sql: sql) } }
         case .postgres:
             try await TestPostgres.withStore(keys: keys) { store, location in
                 let written = try await Self.write(store, seed: 5)
                 #expect(written.cases["case_3"]?.accused.first?.history.isEmpty == false)
-                try await check(store) { sql in try await TestPostgres.onServer(location, sql) }
+                try await check(store, written) { sql in try await TestPostgres.onServer(location, sql) }
             }
         }
     }

@@ -350,7 +350,18 @@ struct ServiceTests {
                 key: "e3"
             )
             #expect(record.accused[0].legalStatus == .onBail)
-            #expect(record.accused[0].history.map(\.status) == [.atLarge, .inCustody, .onBail])
+            // A write's response carries the status changes it made; history_count counts them all.
+            #expect(record.accused[0].history.map(\.status) == [.onBail])
+            #expect(record.accused[0].history.map(\.sequence) == [3])
+            #expect(record.accused[0].historyCount == 3)
+            let read = try await session.call(
+                "worker-kol",
+                MethodCatalog.CaseService.getCase,
+                .with { $0.caseID = first.id }
+            )
+            #expect(read.accused[0].history.map(\.status) == [.atLarge, .inCustody, .onBail])
+            #expect(read.accused[0].history.map(\.sequence) == [1, 2, 3])
+            #expect(read.accused[0].history.last?.eventID == record.events.last?.id)
             // A write's response carries the events it appended; event_count counts them all.
             #expect(record.events.map(\.sequence) == [3])
             #expect(record.eventCount == 3)

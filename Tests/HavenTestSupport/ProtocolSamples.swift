@@ -60,7 +60,7 @@ public enum ProtocolSamples {
 
         // case.proto
         "haven.v1.AccusedStatusChange":
-            #"status: ACCUSED_LEGAL_STATUS_ON_BAIL effective_on { \#(date) } event_id: "evt-3""#,
+            #"status: ACCUSED_LEGAL_STATUS_ON_BAIL effective_on { \#(date) } event_id: "evt-3" sequence: 3"#,
         "haven.v1.Accused": accused,
         "haven.v1.RescueOperation":
             #"place: "Fictional district, lane 4" people_rescued: 11 minors_rescued: 7 led_by: "AHTU Fictional""#,
@@ -94,6 +94,10 @@ public enum ProtocolSamples {
             #"case_id: "case-1" page { page_size: 100 page_token: "ZXZ0LTI" } after_sequence: 20"#,
         "haven.v1.ListCaseEventsResponse":
             "events { \(caseEvent) } page { next_page_token: \"ZXZ0LTM\" } event_count: 140",
+        "haven.v1.ListAccusedHistoryRequest":
+            #"case_id: "case-1" accused_id: "acc-1" page { page_size: 50 page_token: "YWNjLTI" } after_sequence: 4"#,
+        "haven.v1.ListAccusedHistoryResponse":
+            #"history { status: ACCUSED_LEGAL_STATUS_IN_CUSTODY effective_on { \#(date) } event_id: "evt-9" sequence: 5 } page { next_page_token: "YWNjLTM" } history_count: 12"#,
         "haven.v1.UpdateCaseRequest":
             #"case_id: "case-1" expected_version: 4 category: CASE_CATEGORY_CHILD_LABOUR title: "Factory raid" police_reference: "FIR 9/2026""#,
         "haven.v1.UpdateCaseStatusRequest":
@@ -293,7 +297,7 @@ public enum ProtocolSamples {
         #"intact: false first_bad_sequence: 17 problem: "entry 17 does not match its hash (edited)" entries: 42 head_hash: "\x04" records_checked: 90 checkpoints_checked: 3"#
 
     static let accused =
-        #"id: "acc-1" name: "Fictional Accused One" aliases: "Boss" aliases: "Uncle" role: ACCUSED_ROLE_BROTHEL_KEEPER legal_status: ACCUSED_LEGAL_STATUS_ON_BAIL history { status: ACCUSED_LEGAL_STATUS_IN_CUSTODY effective_on { year: 2026 month: 1 day: 9 } event_id: "evt-2" } history { status: ACCUSED_LEGAL_STATUS_ON_BAIL effective_on { \#(date) } event_id: "evt-3" }"#
+        #"id: "acc-1" name: "Fictional Accused One" aliases: "Boss" aliases: "Uncle" role: ACCUSED_ROLE_BROTHEL_KEEPER legal_status: ACCUSED_LEGAL_STATUS_ON_BAIL history { status: ACCUSED_LEGAL_STATUS_IN_CUSTODY effective_on { year: 2026 month: 1 day: 9 } event_id: "evt-2" sequence: 2 } history { status: ACCUSED_LEGAL_STATUS_ON_BAIL effective_on { \#(date) } event_id: "evt-3" sequence: 3 } history_count: 3"#
 
     static let caseEvent =
         #"id: "evt-1" sequence: 1 occurred_on { \#(date) } recorded_at_unix_ms: 1773446400000 recorded_by { \#(actor) } rescue_operation { place: "Fictional district" people_rescued: 11 minors_rescued: 7 led_by: "AHTU Fictional" }"#

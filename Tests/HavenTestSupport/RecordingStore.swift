@@ -68,6 +68,10 @@ struct RecordingReader: StoreReader {
         self.store.record("survivor services")
         return try self.base.survivorServices(query)
     }
+    func accusedHistory(_ query: AccusedHistoryQuery) throws -> [String: [Haven_V1_AccusedStatusChange]] {
+        self.store.record("accused history")
+        return try self.base.accusedHistory(query)
+    }
     func officeFigures(_ query: OfficeFiguresQuery) throws -> OfficeFigures {
         self.store.record("office figures")
         return try self.base.officeFigures(query)
@@ -145,6 +149,9 @@ struct RecordingWriter: StoreWriter {
     }
     func survivorServices(_ query: SurvivorServiceQuery) throws -> [Haven_V1_ServiceRecord] {
         try self.reader.survivorServices(query)
+    }
+    func accusedHistory(_ query: AccusedHistoryQuery) throws -> [String: [Haven_V1_AccusedStatusChange]] {
+        try self.reader.accusedHistory(query)
     }
     func officeFigures(_ query: OfficeFiguresQuery) throws -> OfficeFigures {
         try self.reader.officeFigures(query)

@@ -362,6 +362,23 @@ extension HavenClient {
             try await self.client.unary(MethodCatalog.CaseService.listCaseEvents, request, options: options)
         }
 
+        /// Pages through an accused person's legal status history, oldest first.
+        /// Errors: INVALID_ARGUMENT, NOT_FOUND (case, or an accused not of the
+        /// case), PERMISSION_DENIED.
+        ///
+        /// A read: retried after a lost connection.
+        ///
+        /// - Parameters:
+        ///   - request: The `haven.v1.ListAccusedHistoryRequest`.
+        ///   - options: The call's deadline.
+        /// - Returns: The response.
+        /// - Throws: `HavenError`.
+        public func listAccusedHistory(
+            _ request: Haven_V1_ListAccusedHistoryRequest = Haven_V1_ListAccusedHistoryRequest(), options: CallOptions = CallOptions()
+        ) async throws -> Haven_V1_ListAccusedHistoryResponse {
+            try await self.client.unary(MethodCatalog.CaseService.listAccusedHistory, request, options: options)
+        }
+
         /// Edits descriptive fields. Errors: INVALID_ARGUMENT, NOT_FOUND,
         /// FAILED_PRECONDITION (stale version, case closed), PERMISSION_DENIED.
         ///

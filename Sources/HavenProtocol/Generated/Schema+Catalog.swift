@@ -224,6 +224,16 @@ extension MethodCatalog {
             idempotency: .noSideEffects
         )
 
+        /// Pages through an accused person's legal status history, oldest first.
+        /// Errors: INVALID_ARGUMENT, NOT_FOUND (case, or an accused not of the
+        /// case), PERMISSION_DENIED.
+        public static let listAccusedHistory = MethodDescriptor<Haven_V1_ListAccusedHistoryRequest, Haven_V1_ListAccusedHistoryResponse>(
+            service: name,
+            method: "ListAccusedHistory",
+            kind: .unary,
+            idempotency: .noSideEffects
+        )
+
         /// Edits descriptive fields. Errors: INVALID_ARGUMENT, NOT_FOUND,
         /// FAILED_PRECONDITION (stale version, case closed), PERMISSION_DENIED.
         public static let updateCase = MethodDescriptor<Haven_V1_UpdateCaseRequest, Haven_V1_Case>(
@@ -691,6 +701,7 @@ extension MethodCatalog {
         CaseService.getCase.info,
         CaseService.listCases.info,
         CaseService.listCaseEvents.info,
+        CaseService.listAccusedHistory.info,
         CaseService.updateCase.info,
         CaseService.updateCaseStatus.info,
         CaseService.appendCaseEvent.info,
@@ -845,6 +856,12 @@ extension HavenFieldLimits {
             1: HavenFieldLimit(name: "case_id", maxBytes: 64),
             2: HavenFieldLimit(name: "page"),
             3: HavenFieldLimit(name: "after_sequence"),
+        ],
+        "haven.v1.ListAccusedHistoryRequest": [
+            1: HavenFieldLimit(name: "case_id", maxBytes: 64),
+            2: HavenFieldLimit(name: "accused_id", maxBytes: 64),
+            3: HavenFieldLimit(name: "page"),
+            4: HavenFieldLimit(name: "after_sequence"),
         ],
         "haven.v1.UpdateCaseRequest": [
             1: HavenFieldLimit(name: "case_id", maxBytes: 64),
@@ -1092,6 +1109,7 @@ extension HavenFieldLimits {
             4: HavenFieldLimit(name: "role"),
             5: HavenFieldLimit(name: "legal_status"),
             6: HavenFieldLimit(name: "history", maxItems: 100),
+            7: HavenFieldLimit(name: "history_count"),
         ],
         "haven.v1.Office": [
             1: HavenFieldLimit(name: "code", maxBytes: 64),
@@ -1258,6 +1276,7 @@ extension HavenFieldLimits {
             1: HavenFieldLimit(name: "status"),
             2: HavenFieldLimit(name: "effective_on"),
             3: HavenFieldLimit(name: "event_id", maxBytes: 64),
+            4: HavenFieldLimit(name: "sequence"),
         ],
         "haven.v1.Contact": [
             1: HavenFieldLimit(name: "label", maxBytes: 200),
@@ -1333,6 +1352,8 @@ extension HavenSchema {
         Haven_V1_UpdateCaseStatusRequest.self,
         Haven_V1_ListCaseEventsRequest.self,
         Haven_V1_ListCaseEventsResponse.self,
+        Haven_V1_ListAccusedHistoryRequest.self,
+        Haven_V1_ListAccusedHistoryResponse.self,
         Haven_V1_AppendCaseEventRequest.self,
         Haven_V1_AddAccusedRequest.self,
         Haven_V1_LinkSurvivorRequest.self,

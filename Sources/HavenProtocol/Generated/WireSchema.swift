@@ -323,6 +323,7 @@ extension _WireSchema {
                 Field(number: 1, kind: .enumeration([0, 1, 2, 3, 4, 5, 6, 7]), repeated: false, packed: false, oneof: nil),
                 Field(number: 2, kind: .message("haven.v1.CivilDate"), repeated: false, packed: false, oneof: nil),
                 Field(number: 3, kind: .string, repeated: false, packed: false, oneof: nil),
+                Field(number: 4, kind: .uint32, repeated: false, packed: false, oneof: nil),
             ]
         ),
         Message(
@@ -335,6 +336,7 @@ extension _WireSchema {
                 Field(number: 4, kind: .enumeration([0, 1, 2, 3, 4, 5, 6, 7, 15]), repeated: false, packed: false, oneof: nil),
                 Field(number: 5, kind: .enumeration([0, 1, 2, 3, 4, 5, 6, 7]), repeated: false, packed: false, oneof: nil),
                 Field(number: 6, kind: .message("haven.v1.AccusedStatusChange"), repeated: true, packed: false, oneof: nil),
+                Field(number: 7, kind: .uint32, repeated: false, packed: false, oneof: nil),
             ]
         ),
         Message(
@@ -587,6 +589,25 @@ extension _WireSchema {
             type: Haven_V1_ListCaseEventsResponse.self,
             fields: [
                 Field(number: 1, kind: .message("haven.v1.CaseEvent"), repeated: true, packed: false, oneof: nil),
+                Field(number: 2, kind: .message("haven.v1.PageInfo"), repeated: false, packed: false, oneof: nil),
+                Field(number: 3, kind: .uint32, repeated: false, packed: false, oneof: nil),
+            ]
+        ),
+        Message(
+            name: "haven.v1.ListAccusedHistoryRequest",
+            type: Haven_V1_ListAccusedHistoryRequest.self,
+            fields: [
+                Field(number: 1, kind: .string, repeated: false, packed: false, oneof: nil),
+                Field(number: 2, kind: .string, repeated: false, packed: false, oneof: nil),
+                Field(number: 3, kind: .message("haven.v1.PageRequest"), repeated: false, packed: false, oneof: nil),
+                Field(number: 4, kind: .uint32, repeated: false, packed: false, oneof: nil),
+            ]
+        ),
+        Message(
+            name: "haven.v1.ListAccusedHistoryResponse",
+            type: Haven_V1_ListAccusedHistoryResponse.self,
+            fields: [
+                Field(number: 1, kind: .message("haven.v1.AccusedStatusChange"), repeated: true, packed: false, oneof: nil),
                 Field(number: 2, kind: .message("haven.v1.PageInfo"), repeated: false, packed: false, oneof: nil),
                 Field(number: 3, kind: .uint32, repeated: false, packed: false, oneof: nil),
             ]

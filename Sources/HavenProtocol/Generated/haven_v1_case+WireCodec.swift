@@ -22,6 +22,10 @@ extension Haven_V1_AccusedStatusChange: HavenWireMessage {
             let v = self.eventID
             n &+= 1 &+ _WireSize.delimited(v.utf8.count)
         }
+        if self.sequence != 0 {
+            let v = self.sequence
+            n &+= 1 &+ _WireSize.varint(UInt64(v))
+        }
         n &+= self.unknownFields.data.count
         return n
     }
@@ -40,6 +44,10 @@ extension Haven_V1_AccusedStatusChange: HavenWireMessage {
             w.byte(26)
             w.string(self.eventID)
         }
+        if self.sequence != 0 {
+            w.byte(32)
+            w.varint(UInt64(self.sequence))
+        }
         if !self.unknownFields.data.isEmpty { w.raw(self.unknownFields.data) }
     }
 
@@ -55,6 +63,8 @@ extension Haven_V1_AccusedStatusChange: HavenWireMessage {
                 self.effectiveOn = v
             case 26:
                 self.eventID = try r.string()
+            case 32:
+                self.sequence = UInt32(truncatingIfNeeded: try r.varint())
             default: throw _WireFallback()
             }
         }
@@ -95,6 +105,10 @@ extension Haven_V1_Accused: HavenWireMessage {
                 n &+= 1 &+ _WireSize.delimited(size)
             }
         }
+        if self.historyCount != 0 {
+            let v = self.historyCount
+            n &+= 1 &+ _WireSize.varint(UInt64(v))
+        }
         n &+= self.unknownFields.data.count
         return n
     }
@@ -131,6 +145,10 @@ extension Haven_V1_Accused: HavenWireMessage {
                 base[i]._wireWrite(&w, &sizes)
             }
         }
+        if self.historyCount != 0 {
+            w.byte(56)
+            w.varint(UInt64(self.historyCount))
+        }
         if !self.unknownFields.data.isEmpty { w.raw(self.unknownFields.data) }
     }
 
@@ -154,6 +172,8 @@ extension Haven_V1_Accused: HavenWireMessage {
                 var v = Haven_V1_AccusedStatusChange()
                 try v._wireMerge(&body)
                 _history.append(v)
+            case 56:
+                self.historyCount = UInt32(truncatingIfNeeded: try r.varint())
             default: throw _WireFallback()
             }
         }
@@ -2087,6 +2107,146 @@ extension Haven_V1_ListCaseEventsResponse: HavenWireMessage {
         }
         if !_events.isEmpty {
             if self.events.isEmpty { self.events = _events } else { self.events.append(contentsOf: _events) }
+        }
+    }
+}
+
+extension Haven_V1_ListAccusedHistoryRequest: HavenWireMessage {
+    public func _wireSize(_ sizes: inout _WireSizes) -> Int {
+        var n = 0
+        if !self.caseID.isEmpty {
+            let v = self.caseID
+            n &+= 1 &+ _WireSize.delimited(v.utf8.count)
+        }
+        if !self.accusedID.isEmpty {
+            let v = self.accusedID
+            n &+= 1 &+ _WireSize.delimited(v.utf8.count)
+        }
+        if self.hasPage {
+            let v = self.page
+            let slot = sizes.reserve()
+            let size = v._wireSize(&sizes)
+            sizes.set(slot, size)
+            n &+= 1 &+ _WireSize.delimited(size)
+        }
+        if self.afterSequence != 0 {
+            let v = self.afterSequence
+            n &+= 1 &+ _WireSize.varint(UInt64(v))
+        }
+        n &+= self.unknownFields.data.count
+        return n
+    }
+
+    public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
+        if !self.caseID.isEmpty {
+            w.byte(10)
+            w.string(self.caseID)
+        }
+        if !self.accusedID.isEmpty {
+            w.byte(18)
+            w.string(self.accusedID)
+        }
+        if self.hasPage {
+            w.byte(26)
+            w.length(sizes.next())
+            self.page._wireWrite(&w, &sizes)
+        }
+        if self.afterSequence != 0 {
+            w.byte(32)
+            w.varint(UInt64(self.afterSequence))
+        }
+        if !self.unknownFields.data.isEmpty { w.raw(self.unknownFields.data) }
+    }
+
+    public mutating func _wireMerge(_ r: inout _WireReader) throws(_WireFallback) {
+        while !r.isAtEnd {
+            switch try r.tag() {
+            case 10:
+                self.caseID = try r.string()
+            case 18:
+                self.accusedID = try r.string()
+            case 26:
+                var body = try r.delimited()
+                var v = self.page
+                try v._wireMerge(&body)
+                self.page = v
+            case 32:
+                self.afterSequence = UInt32(truncatingIfNeeded: try r.varint())
+            default: throw _WireFallback()
+            }
+        }
+    }
+}
+
+extension Haven_V1_ListAccusedHistoryResponse: HavenWireMessage {
+    public func _wireSize(_ sizes: inout _WireSizes) -> Int {
+        var n = 0
+        self.history.withUnsafeBufferPointer { values in
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
+                let slot = sizes.reserve()
+                let size = base[i]._wireSize(&sizes)
+                sizes.set(slot, size)
+                n &+= 1 &+ _WireSize.delimited(size)
+            }
+        }
+        if self.hasPage {
+            let v = self.page
+            let slot = sizes.reserve()
+            let size = v._wireSize(&sizes)
+            sizes.set(slot, size)
+            n &+= 1 &+ _WireSize.delimited(size)
+        }
+        if self.historyCount != 0 {
+            let v = self.historyCount
+            n &+= 1 &+ _WireSize.varint(UInt64(v))
+        }
+        n &+= self.unknownFields.data.count
+        return n
+    }
+
+    public func _wireWrite(_ w: inout _WireWriter, _ sizes: inout _WireSizes) {
+        self.history.withUnsafeBufferPointer { values in
+            guard let base = values.baseAddress else { return }
+            for i in 0..<values.count {
+                w.byte(10)
+                w.length(sizes.next())
+                base[i]._wireWrite(&w, &sizes)
+            }
+        }
+        if self.hasPage {
+            w.byte(18)
+            w.length(sizes.next())
+            self.page._wireWrite(&w, &sizes)
+        }
+        if self.historyCount != 0 {
+            w.byte(24)
+            w.varint(UInt64(self.historyCount))
+        }
+        if !self.unknownFields.data.isEmpty { w.raw(self.unknownFields.data) }
+    }
+
+    public mutating func _wireMerge(_ r: inout _WireReader) throws(_WireFallback) {
+        var _history: [Haven_V1_AccusedStatusChange] = []
+        while !r.isAtEnd {
+            switch try r.tag() {
+            case 10:
+                var body = try r.delimited()
+                var v = Haven_V1_AccusedStatusChange()
+                try v._wireMerge(&body)
+                _history.append(v)
+            case 18:
+                var body = try r.delimited()
+                var v = self.page
+                try v._wireMerge(&body)
+                self.page = v
+            case 24:
+                self.historyCount = UInt32(truncatingIfNeeded: try r.varint())
+            default: throw _WireFallback()
+            }
+        }
+        if !_history.isEmpty {
+            if self.history.isEmpty { self.history = _history } else { self.history.append(contentsOf: _history) }
         }
     }
 }

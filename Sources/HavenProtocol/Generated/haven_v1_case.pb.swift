@@ -524,8 +524,13 @@ public nonisolated struct Haven_V1_AccusedStatusChange: Sendable {
   /// Clears the value of `effectiveOn`. Subsequent reads from it will return its default value.
   public mutating func clearEffectiveOn() {self._effectiveOn = nil}
 
-  /// The timeline event that caused it.
+  /// The timeline event that caused it (empty for the status the accused
+  /// was added with).
   public var eventID: String = String()
+
+  /// Its place in the accused person's history (1-based, gap-free), set by
+  /// the server.
+  public var sequence: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -553,12 +558,22 @@ public nonisolated struct Haven_V1_Accused: Sendable {
   /// The part they played.
   public var role: Haven_V1_AccusedRole = .unspecified
 
-  /// Current legal status (the last entry of `history`).
+  /// Current legal status (that of the last entry of the history).
   public var legalStatus: Haven_V1_AccusedLegalStatus = .unspecified
 
-  /// Every status change, oldest first. The first entry is the status the
-  /// accused was added with (AT_LARGE when none was given), dated when added.
+  /// Status changes, oldest first — not always the whole history: a read
+  /// (`GetCase`, `ListCases` with `CASE_VIEW_FULL`) returns each accused's
+  /// latest changes, at most 10 of them and 256 KiB for all the case's
+  /// accused together (the latest change of every accused first, then older
+  /// ones while they fit); a write's response and a change-feed item carry the
+  /// changes that write made, and no others. `ListAccusedHistory` pages
+  /// through all of them. The first entry is the status the accused was added
+  /// with (AT_LARGE when none was given), dated when added.
   public var history: [Haven_V1_AccusedStatusChange] = []
+
+  /// Number of entries in the history (also filled when `history` holds
+  /// fewer).
+  public var historyCount: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1417,6 +1432,67 @@ public nonisolated struct Haven_V1_ListCaseEventsResponse: Sendable {
   fileprivate var _page: Haven_V1_PageInfo? = nil
 }
 
+/// Pages through one accused person's legal status history, oldest first.
+public nonisolated struct Haven_V1_ListAccusedHistoryRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The case.
+  public var caseID: String = String()
+
+  /// The accused (an id from `Case.accused`).
+  public var accusedID: String = String()
+
+  /// Paging (changes per page, at most 500).
+  public var page: Haven_V1_PageRequest {
+    get {_page ?? Haven_V1_PageRequest()}
+    set {_page = newValue}
+  }
+  /// Returns true if `page` has been explicitly set.
+  public var hasPage: Bool {self._page != nil}
+  /// Clears the value of `page`. Subsequent reads from it will return its default value.
+  public mutating func clearPage() {self._page = nil}
+
+  /// Only changes after this place in the history; 0 means from the first.
+  public var afterSequence: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _page: Haven_V1_PageRequest? = nil
+}
+
+/// A page of an accused person's legal status history.
+public nonisolated struct Haven_V1_ListAccusedHistoryResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The changes of this page, oldest first.
+  public var history: [Haven_V1_AccusedStatusChange] = []
+
+  /// Paging.
+  public var page: Haven_V1_PageInfo {
+    get {_page ?? Haven_V1_PageInfo()}
+    set {_page = newValue}
+  }
+  /// Returns true if `page` has been explicitly set.
+  public var hasPage: Bool {self._page != nil}
+  /// Clears the value of `page`. Subsequent reads from it will return its default value.
+  public mutating func clearPage() {self._page = nil}
+
+  /// How many changes the accused's history holds.
+  public var historyCount: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _page: Haven_V1_PageInfo? = nil
+}
+
 /// Appends an event to a case's timeline.
 public nonisolated struct Haven_V1_AppendCaseEventRequest: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
@@ -1554,7 +1630,7 @@ nonisolated extension Haven_V1_CaseView: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Haven_V1_AccusedStatusChange: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".AccusedStatusChange"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{3}effective_on\0\u{3}event_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{3}effective_on\0\u{3}event_id\0\u{1}sequence\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1565,6 +1641,7 @@ nonisolated extension Haven_V1_AccusedStatusChange: SwiftProtobuf.Message, Swift
       case 1: try { try decoder.decodeSingularEnumField(value: &self.status) }()
       case 2: try { try decoder.decodeSingularMessageField(value: &self._effectiveOn) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.eventID) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.sequence) }()
       default: break
       }
     }
@@ -1584,6 +1661,9 @@ nonisolated extension Haven_V1_AccusedStatusChange: SwiftProtobuf.Message, Swift
     if !self.eventID.isEmpty {
       try visitor.visitSingularStringField(value: self.eventID, fieldNumber: 3)
     }
+    if self.sequence != 0 {
+      try visitor.visitSingularUInt32Field(value: self.sequence, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1591,6 +1671,7 @@ nonisolated extension Haven_V1_AccusedStatusChange: SwiftProtobuf.Message, Swift
     if lhs.status != rhs.status {return false}
     if lhs._effectiveOn != rhs._effectiveOn {return false}
     if lhs.eventID != rhs.eventID {return false}
+    if lhs.sequence != rhs.sequence {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1598,7 +1679,7 @@ nonisolated extension Haven_V1_AccusedStatusChange: SwiftProtobuf.Message, Swift
 
 nonisolated extension Haven_V1_Accused: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Accused"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}aliases\0\u{1}role\0\u{3}legal_status\0\u{1}history\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}aliases\0\u{1}role\0\u{3}legal_status\0\u{1}history\0\u{3}history_count\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1612,6 +1693,7 @@ nonisolated extension Haven_V1_Accused: SwiftProtobuf.Message, SwiftProtobuf._Me
       case 4: try { try decoder.decodeSingularEnumField(value: &self.role) }()
       case 5: try { try decoder.decodeSingularEnumField(value: &self.legalStatus) }()
       case 6: try { try decoder.decodeRepeatedMessageField(value: &self.history) }()
+      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.historyCount) }()
       default: break
       }
     }
@@ -1636,6 +1718,9 @@ nonisolated extension Haven_V1_Accused: SwiftProtobuf.Message, SwiftProtobuf._Me
     if !self.history.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.history, fieldNumber: 6)
     }
+    if self.historyCount != 0 {
+      try visitor.visitSingularUInt32Field(value: self.historyCount, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1646,6 +1731,7 @@ nonisolated extension Haven_V1_Accused: SwiftProtobuf.Message, SwiftProtobuf._Me
     if lhs.role != rhs.role {return false}
     if lhs.legalStatus != rhs.legalStatus {return false}
     if lhs.history != rhs.history {return false}
+    if lhs.historyCount != rhs.historyCount {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3086,6 +3172,99 @@ nonisolated extension Haven_V1_ListCaseEventsResponse: SwiftProtobuf.Message, Sw
     if lhs.events != rhs.events {return false}
     if lhs._page != rhs._page {return false}
     if lhs.eventCount != rhs.eventCount {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haven_V1_ListAccusedHistoryRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListAccusedHistoryRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}case_id\0\u{3}accused_id\0\u{1}page\0\u{3}after_sequence\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.caseID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.accusedID) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._page) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.afterSequence) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.caseID.isEmpty {
+      try visitor.visitSingularStringField(value: self.caseID, fieldNumber: 1)
+    }
+    if !self.accusedID.isEmpty {
+      try visitor.visitSingularStringField(value: self.accusedID, fieldNumber: 2)
+    }
+    try { if let v = self._page {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
+    if self.afterSequence != 0 {
+      try visitor.visitSingularUInt32Field(value: self.afterSequence, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haven_V1_ListAccusedHistoryRequest, rhs: Haven_V1_ListAccusedHistoryRequest) -> Bool {
+    if lhs.caseID != rhs.caseID {return false}
+    if lhs.accusedID != rhs.accusedID {return false}
+    if lhs._page != rhs._page {return false}
+    if lhs.afterSequence != rhs.afterSequence {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haven_V1_ListAccusedHistoryResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListAccusedHistoryResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}history\0\u{1}page\0\u{3}history_count\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.history) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._page) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.historyCount) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.history.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.history, fieldNumber: 1)
+    }
+    try { if let v = self._page {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    if self.historyCount != 0 {
+      try visitor.visitSingularUInt32Field(value: self.historyCount, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haven_V1_ListAccusedHistoryResponse, rhs: Haven_V1_ListAccusedHistoryResponse) -> Bool {
+    if lhs.history != rhs.history {return false}
+    if lhs._page != rhs._page {return false}
+    if lhs.historyCount != rhs.historyCount {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -7,9 +7,10 @@ public enum HavenLimits {
     /// The most a stored record (a case with its accused, a survivor with its
     /// placements and consents) may occupy, serialized: 1 MiB. A write that
     /// would make a record larger fails with FAILED_PRECONDITION and changes
-    /// nothing. A case's timeline and a survivor's services are not part of
-    /// their records: each event and each service is stored on its own, and
-    /// both may grow without bound.
+    /// nothing. A case's timeline, its accused's legal status histories and
+    /// a survivor's services are not part of their records: each event, each
+    /// status change and each service is stored on its own, and all may grow
+    /// without bound.
     public static let maxRecordBytes = 1024 * 1024
 
     /// The most timeline events a case read (`GetCase`, `ListCases` with the
@@ -21,6 +22,17 @@ public enum HavenLimits {
     /// event always, then as many before it as fit): 512 KiB, so that a case
     /// of ``maxRecordBytes`` with its latest events fits in a frame.
     public static let caseEventsInlineBytes = 512 * 1024
+
+    /// The most legal status changes of each accused a case read (`GetCase`,
+    /// `ListCases` with the full view) carries: the latest 10.
+    /// `ListAccusedHistory` pages through the rest.
+    public static let accusedHistoryInline = 10
+
+    /// The most bytes of status changes a case read carries for all its
+    /// accused together: 256 KiB (every accused's latest change first, then
+    /// older ones while they fit), so that a case of ``maxRecordBytes`` with
+    /// its latest events (``caseEventsInlineBytes``) and these fits in a frame.
+    public static let accusedHistoryInlineBytes = 256 * 1024
 
     /// The most services a survivor read (`GetSurvivor`, `ListSurvivors`)
     /// carries: the latest 100. `ListSurvivorServices` pages through the rest.

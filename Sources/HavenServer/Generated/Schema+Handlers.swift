@@ -211,6 +211,14 @@ package protocol CaseServiceHandler: Sendable {
         _ context: CallContext
     ) async throws -> Haven_V1_ListCaseEventsResponse
 
+    /// Pages through an accused person's legal status history, oldest first.
+    /// Errors: INVALID_ARGUMENT, NOT_FOUND (case, or an accused not of the
+    /// case), PERMISSION_DENIED.
+    func listAccusedHistory(
+        _ request: Haven_V1_ListAccusedHistoryRequest,
+        _ context: CallContext
+    ) async throws -> Haven_V1_ListAccusedHistoryResponse
+
     /// Edits descriptive fields. Errors: INVALID_ARGUMENT, NOT_FOUND,
     /// FAILED_PRECONDITION (stale version, case closed), PERMISSION_DENIED.
     func updateCase(
@@ -256,6 +264,7 @@ extension CaseServiceHandler {
         router.register(MethodCatalog.CaseService.getCase, self.getCase)
         router.register(MethodCatalog.CaseService.listCases, self.listCases)
         router.register(MethodCatalog.CaseService.listCaseEvents, self.listCaseEvents)
+        router.register(MethodCatalog.CaseService.listAccusedHistory, self.listAccusedHistory)
         router.register(MethodCatalog.CaseService.updateCase, self.updateCase)
         router.register(MethodCatalog.CaseService.updateCaseStatus, self.updateCaseStatus)
         router.register(MethodCatalog.CaseService.appendCaseEvent, self.appendCaseEvent)

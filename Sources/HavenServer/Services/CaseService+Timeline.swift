@@ -122,8 +122,7 @@ extension CaseService {
                         change.status = status
                         change.effectiveOn = request.event.occurredOn
                         change.eventID = eventID
-                        record.accused[index].history.append(change)
-                        record.accused[index].legalStatus = status
+                        record.accused[index].record(change)
                         if let kind = effect.alert {
                             try self.raiseAlert(
                                 kind,

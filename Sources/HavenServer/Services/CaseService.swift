@@ -66,7 +66,7 @@ struct CaseService: CaseServiceHandler {
             guard let view = env.policy.caseRecord(found, for: context.principal) else {
                 throw AccessPolicy.notFound("case")
             }
-            return try CaseReads.withLatestEvents(view, tx)
+            return try CaseReads.withLatest(view, tx)
         }
     }
 
@@ -104,6 +104,46 @@ struct CaseService: CaseServiceHandler {
         return response
     }
 
+    func listAccusedHistory(
+        _ request: Haven_V1_ListAccusedHistoryRequest,
+        _ context: CallContext
+    ) async throws -> Haven_V1_ListAccusedHistoryResponse {
+        try Validate.identifier(request.caseID, "case_id")
+        try Validate.identifier(request.accusedID, "accused_id")
+        var filters = request
+        filters.clearPage()
+        let size = PageToken.size(request.page)
+        let cursor = try PageToken.cursor(request.page, filters: filters)
+        let after = max(request.afterSequence, cursor.map { UInt32(clamping: $0.sortKey) } ?? 0)
+        let env = self.env
+        let (accused, history) = try await env.store.read { tx in
+            guard
+                let view = env.policy.caseRecord(
+                    try tx.load(Haven_V1_Case.self, id: request.caseID),
+                    for: context.principal
+                )
+            else {
+                throw AccessPolicy.notFound("case")
+            }
+            // Only an accused of this very case: its access is the case's.
+            guard let accused = view.accused.first(where: { $0.id == request.accusedID }) else {
+                throw HavenError(code: .notFound, message: "no accused with that id in the case")
+            }
+            let query = AccusedHistoryQuery(accused.id, after: after, limit: size + 1)
+            return (accused, try tx.accusedHistory(query)[accused.id] ?? [])
+        }
+        // At most `size` changes and a page's bytes, always at least one.
+        let page = boundedPrefix(history, count: size, bytes: HavenLimits.maxPageBytes)
+        var response = Haven_V1_ListAccusedHistoryResponse()
+        response.history = page
+        response.historyCount = accused.historyCount
+        let next =
+            page.count < history.count
+            ? page.last.map { PageCursor(sortKey: Int64($0.sequence), alias: "", id: "") } : nil
+        response.page = try PageToken.token(after: next, filters: filters)
+        return response
+    }
+
     func listCases(
         _ request: Haven_V1_ListCasesRequest,
         _ context: CallContext
@@ -131,7 +171,7 @@ struct CaseService: CaseServiceHandler {
                     basic.accused = []
                     return basic
                 }
-                return try CaseReads.withLatestEvents(record, tx)
+                return try CaseReads.withLatest(record, tx)
             }
         }
         .bounded(order: query.order)
@@ -209,11 +249,10 @@ struct CaseService: CaseServiceHandler {
                     accused.name = input.name
                     accused.aliases = input.aliases
                     accused.role = input.role
-                    accused.legalStatus = input.legalStatus == .unspecified ? .atLarge : input.legalStatus
                     var change = Haven_V1_AccusedStatusChange()
-                    change.status = accused.legalStatus
+                    change.status = input.legalStatus == .unspecified ? .atLarge : input.legalStatus
                     change.effectiveOn = CivilDates.date(unixMs: now, timeZone: office?.timeZone ?? "UTC")
-                    accused.history = [change]
+                    accused.record(change)
                     record.accused.append(accused)
                 }
             }
@@ -325,14 +364,18 @@ struct CaseService: CaseServiceHandler {
     }
 }
 
-/// How a case is read: the one assembly of a case and its timeline, for
-/// the services and for anything that serves the same read.
+/// How a case is read: the one assembly of a case, its timeline and its
+/// accused's histories, for the services and for anything that serves the
+/// same read.
 package enum CaseReads {
-    /// A case as a read returns it: its record and the latest events of its
-    /// timeline, at most ``HavenLimits/caseEventsInline`` of them and
-    /// ``HavenLimits/caseEventsInlineBytes`` (always the last one), oldest first.
-    package static func withLatestEvents(_ record: Haven_V1_Case, _ tx: any StoreReader) throws -> Haven_V1_Case {
-        guard record.eventCount > 0 else { return record }
+    /// A case as a read returns it: its record, the latest events of its
+    /// timeline (at most ``HavenLimits/caseEventsInline`` of them and
+    /// ``HavenLimits/caseEventsInlineBytes``, always the last one, oldest
+    /// first), and each accused's latest status changes
+    /// (``withLatestHistories(_:_:)``).
+    package static func withLatest(_ record: Haven_V1_Case, _ tx: any StoreReader) throws -> Haven_V1_Case {
+        var assembled = try Self.withLatestHistories(record, tx)
+        guard record.eventCount > 0 else { return assembled }
         var query = CaseEventQuery.timeline(record.id, limit: HavenLimits.caseEventsInline)
         query.newestFirst = true
         let events = try tx.caseEvents(query).map(\.event)
@@ -341,8 +384,40 @@ package enum CaseReads {
             count: HavenLimits.caseEventsInline,
             bytes: HavenLimits.caseEventsInlineBytes
         )
-        var assembled = record
         assembled.events = latest.reversed()
+        return assembled
+    }
+
+    /// A case with each accused's latest status changes, oldest first: at
+    /// most ``HavenLimits/accusedHistoryInline`` of each, and
+    /// ``HavenLimits/accusedHistoryInlineBytes`` for them all, taken round by
+    /// round (every accused's latest change, then every accused's one
+    /// before, …) until one does not fit.
+    package static func withLatestHistories(
+        _ record: Haven_V1_Case,
+        _ tx: any StoreReader
+    ) throws -> Haven_V1_Case {
+        let ids = record.accused.filter { $0.historyCount > 0 }.map(\.id)
+        guard !ids.isEmpty else { return record }
+        let latest = try tx.accusedHistory(.latest(of: ids, limit: HavenLimits.accusedHistoryInline))
+        var taken: [String: Int] = [:]
+        var budget = HavenLimits.accusedHistoryInlineBytes
+        rounds: for round in 0..<HavenLimits.accusedHistoryInline {
+            var more = false
+            for id in ids {
+                guard let changes = latest[id], round < changes.count else { continue }
+                budget -= changes[round].wireSize  // counted, not encoded
+                guard budget >= 0 else { break rounds }
+                taken[id] = round + 1
+                more = true
+            }
+            if !more { break }
+        }
+        var assembled = record
+        for index in assembled.accused.indices {
+            let id = assembled.accused[index].id
+            assembled.accused[index].history = (latest[id] ?? []).prefix(taken[id] ?? 0).reversed()
+        }
         return assembled
     }
 }

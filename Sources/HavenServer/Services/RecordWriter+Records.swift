@@ -17,7 +17,7 @@ extension Haven_V1_Case: WritableRecord {
         self.updatedAtUnixMs = now
     }
     package func attach(to event: inout Haven_V1_ChangeEvent) { event.caseRecord = self }
-    package func asRead(_ tx: any StoreReader) throws -> Haven_V1_Case { try CaseReads.withLatestEvents(self, tx) }
+    package func asRead(_ tx: any StoreReader) throws -> Haven_V1_Case { try CaseReads.withLatest(self, tx) }
 }
 
 extension Haven_V1_Survivor: WritableRecord {

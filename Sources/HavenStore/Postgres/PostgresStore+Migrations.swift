@@ -222,5 +222,27 @@ extension PostgresStore {
                 WHERE EXISTS (SELECT 1 FROM record WHERE kind = 'survivor');
             """
         ),
+        (
+            "v7-accused-history",
+            """
+            CREATE TABLE accusedStatus (
+                accusedID TEXT NOT NULL,
+                sequence BIGINT NOT NULL,
+                id TEXT NOT NULL,
+                officeCode TEXT NOT NULL,
+                effectiveOn TEXT,
+                kind BIGINT NOT NULL,
+                body BYTEA NOT NULL,
+                sealed BYTEA,
+                PRIMARY KEY (accusedID, sequence)
+            );
+            -- Cases stored before keep their accused's histories in their record
+            -- until the store, opened with its keys, moves them
+            -- (SQLTransaction.moveAccusedHistory).
+            INSERT INTO meta (name, value)
+                SELECT 'accused-history', 'in-records'
+                WHERE EXISTS (SELECT 1 FROM record WHERE kind = 'case');
+            """
+        ),
     ]
 }

@@ -119,6 +119,7 @@ package final class PostgresStore: RecordStore, Service {
                 try Self.migrate(sql)
                 try SQLTransaction.fillReportFacts(SQLTransaction(sql, keys: nil))
                 try SQLTransaction.moveServices(SQLTransaction(sql, keys: keys, auditing: auditing))
+                try SQLTransaction.moveAccusedHistory(SQLTransaction(sql, keys: keys, auditing: auditing))
                 return UInt64(try sql.value(Int64.self, "SELECT COALESCE(MAX(sequence), 0) FROM change") ?? 0)
             }
             store.notifier.publish(latest)

@@ -4,8 +4,9 @@
 enum SQLCopy {
     /// Every table of the schema, in the order a copy fills them.
     static let tables = [
-        "meta", "counter", "officeKey", "recordKey", "record", "caseEvent", "survivorService", "reportFact", "change",
-        "idempotency",
+        "meta", "counter", "officeKey", "recordKey", "record", "caseEvent", "survivorService", "accusedStatus",
+        "reportFact",
+        "change", "idempotency",
         "account", "credential", "enrollment", "audit", "auditResource", "checkpoint",
     ]
 

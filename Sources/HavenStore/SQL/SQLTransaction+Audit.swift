@@ -124,6 +124,7 @@ extension SQLTransaction {
         }
         try self.rowHashes(CaseEventRow.self, into: &hashes)
         try self.rowHashes(ServiceRow.self, into: &hashes)
+        try self.rowHashes(AccusedStatusRow.self, into: &hashes)
         for account in try self.accounts() {
             hashes["account/\(account.id)"] = Self.accountHash(account)
         }

@@ -14,6 +14,11 @@ extension SQLTransaction {
     /// Inserts facts of a record, in one statement (a few hundred at most:
     /// a record holds at most ``HavenLimits/maxRecordBytes``).
     func insertFacts(_ facts: [ReportFact], of kind: RecordKind, id: String) throws {
+        try self.insertFacts(facts, owner: FactOwner(kind: kind.rawValue, id: id))
+    }
+
+    /// Inserts facts of `owner` (a record, or an accused: ``ReportFact/accusedOwnerKind``).
+    func insertFacts(_ facts: [ReportFact], owner: FactOwner) throws {
         guard !facts.isEmpty else { return }
         let row = "(\(Self.placeholders(Self.factColumns.count)))"
         // 10 arguments a row: 2,000 rows stay far below both databases' limits on arguments.
@@ -24,7 +29,7 @@ extension SQLTransaction {
             for fact in part {
                 arguments +=
                     [
-                        kind.rawValue, id, fact.kind.rawValue, fact.position, fact.officeCode, fact.category,
+                        owner.kind, owner.id, fact.kind.rawValue, fact.position, fact.officeCode, fact.category,
                         fact.prior,
                         fact.subject, fact.fromDay, fact.throughDay,
                     ] as [any SQLBindable]
@@ -55,25 +60,23 @@ extension SQLTransaction {
         guard try tx.sql.value(String.self, "SELECT value FROM meta WHERE name = 'report-facts'") == "pending"
         else { return }
         for (owner, facts) in try tx.statedFacts().sorted(by: { ($0.key.kind, $0.key.id) < ($1.key.kind, $1.key.id) }) {
-            try tx.insertFacts(
-                facts,
-                of: owner.kind == RecordKind.caseRecord.rawValue ? .caseRecord : .survivor,
-                id: owner.id
-            )
+            try tx.insertFacts(facts, owner: owner)
         }
         try tx.sql.execute("UPDATE meta SET value = 'rows' WHERE name = 'report-facts'")
     }
 
-    /// A record whose facts are kept: its kind and id.
+    /// What facts are kept of: a record (its kind and id), or an accused
+    /// (``ReportFact/accusedOwnerKind`` and its id).
     struct FactOwner: Hashable {
         var kind: String
         var id: String
     }
 
     /// The facts the stored records and rows state (what the store writes
-    /// beside them): each case's accused histories and status changes (from
-    /// its timeline rows), each survivor's placements and services (from its
-    /// service rows). From the unsealed bodies: no key is needed.
+    /// beside them): each case's status changes (from its timeline rows),
+    /// each accused's status changes (from their rows, or from the case's
+    /// record before the move), each survivor's placements and services
+    /// (from its service rows). From the unsealed bodies: no key is needed.
     func statedFacts() throws -> [FactOwner: [ReportFact]] {
         var facts: [FactOwner: [ReportFact]] = [:]
         try self.sql.forEachRow(
@@ -112,6 +115,13 @@ extension SQLTransaction {
             service.sequence = UInt32(clamping: row.sequence)
             facts[FactOwner(kind: RecordKind.survivor.rawValue, id: row.survivorID), default: []].append(
                 ReportFact.service(service, officeCode: row.officeCode)
+            )
+        }
+        try self.sql.forEachRow("\(AccusedStatusRow.select) ORDER BY accusedID, sequence", []) { selected in
+            let row = try AccusedStatusRow(selected)
+            let change = try self.decode(row)
+            facts[FactOwner(kind: ReportFact.accusedOwnerKind, id: row.accusedID), default: []].append(
+                ReportFact.accusedStatus(change, accusedID: row.accusedID, officeCode: row.officeCode)
             )
         }
         return facts.filter { !$0.value.isEmpty }
@@ -190,19 +200,20 @@ extension SQLTransaction {
         }
 
         // An accused's status at the period's end: the last entry of their
-        // history in effect on or before it.
+        // history in effect on or before it (facts owned by the accused, or
+        // by the case while its record still holds the history).
         let accused = ReportFact.Kind.accusedStatus.rawValue
         for row in try self.sql.rows(
             """
             SELECT f.category, COUNT(*) FROM reportFact f
-            WHERE f.officeCode = ? AND f.fact = ? AND f.recordKind = ? AND f.fromDay <= ?
+            WHERE f.officeCode = ? AND f.fact = ? AND f.recordKind IN (?, ?) AND f.fromDay <= ?
                 AND NOT EXISTS (
                     SELECT 1 FROM reportFact g
                     WHERE g.recordKind = f.recordKind AND g.recordID = f.recordID AND g.fact = f.fact
                         AND g.subject = f.subject AND g.fromDay <= ? AND g.position > f.position)
             GROUP BY f.category
             """,
-            [office, accused, caseKind, last, last]
+            [office, accused, ReportFact.accusedOwnerKind, caseKind, last, last]
         ) {
             figures.accusedByStatus[Int(try row[0] as Int64), default: 0] += try row[1] as Int64
         }

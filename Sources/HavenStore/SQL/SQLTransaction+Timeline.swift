@@ -116,12 +116,15 @@ extension SQLTransaction {
     }
 
     /// A record as given, split: its record without what it appended (a
-    /// case's events, a survivor's services), and what it appended. Other
-    /// records pass unchanged.
+    /// case's events and its accused's status changes, a survivor's
+    /// services), and what it appended. Other records pass unchanged.
     static func splitAppended<R: StoredRecord>(_ record: R) -> (R, AppendedRows) {
-        if var head = record as? Haven_V1_Case, !head.events.isEmpty {
+        if var head = record as? Haven_V1_Case,
+            !head.events.isEmpty || head.accused.contains(where: { !$0.history.isEmpty })
+        {
             let events = head.takeAppendedEvents()
-            return (head as! R, .events(events))
+            let changes = head.takeStatusChanges()
+            return (head as! R, .caseRows(events: events, statusChanges: changes))
         }
         if var head = record as? Haven_V1_Survivor, !head.services.isEmpty {
             let services = head.takeRecordedServices()
@@ -134,7 +137,10 @@ extension SQLTransaction {
     func appendRows<R: StoredRecord>(_ appended: AppendedRows, to record: R) throws {
         switch appended {
         case .none: break
-        case .events(let events): try self.appendEvents(events, to: record as! Haven_V1_Case)
+        case .caseRows(let events, let changes):
+            let head = record as! Haven_V1_Case
+            try self.appendEvents(events, to: head)
+            try self.appendStatusChanges(changes, to: head)
         case .services(let services): try self.appendServices(services, to: record as! Haven_V1_Survivor)
         }
     }
@@ -143,8 +149,8 @@ extension SQLTransaction {
 /// What a change appended to a record's append-only rows.
 enum AppendedRows {
     case none
-    /// A case's timeline events.
-    case events([Haven_V1_CaseEvent])
+    /// A case's timeline events and its accused's status changes.
+    case caseRows(events: [Haven_V1_CaseEvent], statusChanges: [AccusedStatusChanges])
     /// A survivor's services.
     case services([Haven_V1_ServiceRecord])
 }

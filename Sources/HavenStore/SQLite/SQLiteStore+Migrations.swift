@@ -238,6 +238,32 @@ extension SQLiteStore {
                     """
             )
         }
+        migrator.registerMigration("v7-accused-history") { db in
+            try db.execute(
+                sql: """
+                    -- An accused person's legal status history, one row per change, owned
+                    -- by the accused (ids are unique in a deployment): a change costs the
+                    -- change, not the case. Cases written before keep their accused's
+                    -- histories in their record until the store, opened with its keys,
+                    -- moves them here (SQLTransaction.moveAccusedHistory, audited as
+                    -- store.migrate).
+                    CREATE TABLE accusedStatus (
+                        accusedID TEXT NOT NULL,
+                        sequence INTEGER NOT NULL,
+                        id TEXT NOT NULL,
+                        officeCode TEXT NOT NULL,
+                        effectiveOn TEXT,
+                        kind INTEGER NOT NULL,
+                        body BLOB NOT NULL,
+                        sealed BLOB,
+                        PRIMARY KEY (accusedID, sequence)
+                    ) WITHOUT ROWID;
+
+                    INSERT INTO meta (name, value)
+                        SELECT 'accused-history', 'in-records' WHERE EXISTS (SELECT 1 FROM record WHERE kind = 'case');
+                    """
+            )
+        }
         return migrator
     }()
 }

@@ -95,6 +95,7 @@ package final class SQLiteStore: RecordStore {
                 try SQLTransaction.fillReportFacts(tx)
                 try Self.moveTimelines(tx)
                 try SQLTransaction.moveServices(tx)
+                try SQLTransaction.moveAccusedHistory(tx)
             }
         } catch let error as HavenError {
             throw error

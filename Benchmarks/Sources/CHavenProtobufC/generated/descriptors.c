@@ -71,6 +71,8 @@ const ProtobufCMessageDescriptor *const haven_pbc_descriptors[] = {
     &haven__v1__update_case_status_request__descriptor,
     &haven__v1__list_case_events_request__descriptor,
     &haven__v1__list_case_events_response__descriptor,
+    &haven__v1__list_accused_history_request__descriptor,
+    &haven__v1__list_accused_history_response__descriptor,
     &haven__v1__append_case_event_request__descriptor,
     &haven__v1__add_accused_request__descriptor,
     &haven__v1__link_survivor_request__descriptor,

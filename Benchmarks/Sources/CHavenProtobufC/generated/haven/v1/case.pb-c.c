@@ -1177,6 +1177,96 @@ void   haven__v1__list_case_events_response__free_unpacked
   assert(message->base.descriptor == &haven__v1__list_case_events_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   haven__v1__list_accused_history_request__init
+                     (Haven__V1__ListAccusedHistoryRequest         *message)
+{
+  static const Haven__V1__ListAccusedHistoryRequest init_value = HAVEN__V1__LIST_ACCUSED_HISTORY_REQUEST__INIT;
+  *message = init_value;
+}
+size_t haven__v1__list_accused_history_request__get_packed_size
+                     (const Haven__V1__ListAccusedHistoryRequest *message)
+{
+  assert(message->base.descriptor == &haven__v1__list_accused_history_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t haven__v1__list_accused_history_request__pack
+                     (const Haven__V1__ListAccusedHistoryRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &haven__v1__list_accused_history_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t haven__v1__list_accused_history_request__pack_to_buffer
+                     (const Haven__V1__ListAccusedHistoryRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &haven__v1__list_accused_history_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Haven__V1__ListAccusedHistoryRequest *
+       haven__v1__list_accused_history_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Haven__V1__ListAccusedHistoryRequest *)
+     protobuf_c_message_unpack (&haven__v1__list_accused_history_request__descriptor,
+                                allocator, len, data);
+}
+void   haven__v1__list_accused_history_request__free_unpacked
+                     (Haven__V1__ListAccusedHistoryRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &haven__v1__list_accused_history_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   haven__v1__list_accused_history_response__init
+                     (Haven__V1__ListAccusedHistoryResponse         *message)
+{
+  static const Haven__V1__ListAccusedHistoryResponse init_value = HAVEN__V1__LIST_ACCUSED_HISTORY_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t haven__v1__list_accused_history_response__get_packed_size
+                     (const Haven__V1__ListAccusedHistoryResponse *message)
+{
+  assert(message->base.descriptor == &haven__v1__list_accused_history_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t haven__v1__list_accused_history_response__pack
+                     (const Haven__V1__ListAccusedHistoryResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &haven__v1__list_accused_history_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t haven__v1__list_accused_history_response__pack_to_buffer
+                     (const Haven__V1__ListAccusedHistoryResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &haven__v1__list_accused_history_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Haven__V1__ListAccusedHistoryResponse *
+       haven__v1__list_accused_history_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Haven__V1__ListAccusedHistoryResponse *)
+     protobuf_c_message_unpack (&haven__v1__list_accused_history_response__descriptor,
+                                allocator, len, data);
+}
+void   haven__v1__list_accused_history_response__free_unpacked
+                     (Haven__V1__ListAccusedHistoryResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &haven__v1__list_accused_history_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   haven__v1__append_case_event_request__init
                      (Haven__V1__AppendCaseEventRequest         *message)
 {
@@ -1312,7 +1402,7 @@ void   haven__v1__link_survivor_request__free_unpacked
   assert(message->base.descriptor == &haven__v1__link_survivor_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor haven__v1__accused_status_change__field_descriptors[3] =
+static const ProtobufCFieldDescriptor haven__v1__accused_status_change__field_descriptors[4] =
 {
   {
     "status",
@@ -1350,16 +1440,29 @@ static const ProtobufCFieldDescriptor haven__v1__accused_status_change__field_de
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "sequence",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__AccusedStatusChange, sequence),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned haven__v1__accused_status_change__field_indices_by_name[] = {
   1,   /* field[1] = effective_on */
   2,   /* field[2] = event_id */
+  3,   /* field[3] = sequence */
   0,   /* field[0] = status */
 };
 static const ProtobufCIntRange haven__v1__accused_status_change__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor haven__v1__accused_status_change__descriptor =
 {
@@ -1369,14 +1472,14 @@ const ProtobufCMessageDescriptor haven__v1__accused_status_change__descriptor =
   "Haven__V1__AccusedStatusChange",
   "haven.v1",
   sizeof(Haven__V1__AccusedStatusChange),
-  3,
+  4,
   haven__v1__accused_status_change__field_descriptors,
   haven__v1__accused_status_change__field_indices_by_name,
   1,  haven__v1__accused_status_change__number_ranges,
   (ProtobufCMessageInit) haven__v1__accused_status_change__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor haven__v1__accused__field_descriptors[6] =
+static const ProtobufCFieldDescriptor haven__v1__accused__field_descriptors[7] =
 {
   {
     "id",
@@ -1450,10 +1553,23 @@ static const ProtobufCFieldDescriptor haven__v1__accused__field_descriptors[6] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "history_count",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__Accused, history_count),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned haven__v1__accused__field_indices_by_name[] = {
   2,   /* field[2] = aliases */
   5,   /* field[5] = history */
+  6,   /* field[6] = history_count */
   0,   /* field[0] = id */
   4,   /* field[4] = legal_status */
   1,   /* field[1] = name */
@@ -1462,7 +1578,7 @@ static const unsigned haven__v1__accused__field_indices_by_name[] = {
 static const ProtobufCIntRange haven__v1__accused__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor haven__v1__accused__descriptor =
 {
@@ -1472,7 +1588,7 @@ const ProtobufCMessageDescriptor haven__v1__accused__descriptor =
   "Haven__V1__Accused",
   "haven.v1",
   sizeof(Haven__V1__Accused),
-  6,
+  7,
   haven__v1__accused__field_descriptors,
   haven__v1__accused__field_indices_by_name,
   1,  haven__v1__accused__number_ranges,
@@ -3510,6 +3626,147 @@ const ProtobufCMessageDescriptor haven__v1__list_case_events_response__descripto
   (ProtobufCMessageInit) haven__v1__list_case_events_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor haven__v1__list_accused_history_request__field_descriptors[4] =
+{
+  {
+    "case_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__ListAccusedHistoryRequest, case_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "accused_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__ListAccusedHistoryRequest, accused_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__ListAccusedHistoryRequest, page),
+    &haven__v1__page_request__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "after_sequence",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__ListAccusedHistoryRequest, after_sequence),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned haven__v1__list_accused_history_request__field_indices_by_name[] = {
+  1,   /* field[1] = accused_id */
+  3,   /* field[3] = after_sequence */
+  0,   /* field[0] = case_id */
+  2,   /* field[2] = page */
+};
+static const ProtobufCIntRange haven__v1__list_accused_history_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor haven__v1__list_accused_history_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "haven.v1.ListAccusedHistoryRequest",
+  "ListAccusedHistoryRequest",
+  "Haven__V1__ListAccusedHistoryRequest",
+  "haven.v1",
+  sizeof(Haven__V1__ListAccusedHistoryRequest),
+  4,
+  haven__v1__list_accused_history_request__field_descriptors,
+  haven__v1__list_accused_history_request__field_indices_by_name,
+  1,  haven__v1__list_accused_history_request__number_ranges,
+  (ProtobufCMessageInit) haven__v1__list_accused_history_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor haven__v1__list_accused_history_response__field_descriptors[3] =
+{
+  {
+    "history",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Haven__V1__ListAccusedHistoryResponse, n_history),
+    offsetof(Haven__V1__ListAccusedHistoryResponse, history),
+    &haven__v1__accused_status_change__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__ListAccusedHistoryResponse, page),
+    &haven__v1__page_info__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "history_count",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Haven__V1__ListAccusedHistoryResponse, history_count),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned haven__v1__list_accused_history_response__field_indices_by_name[] = {
+  0,   /* field[0] = history */
+  2,   /* field[2] = history_count */
+  1,   /* field[1] = page */
+};
+static const ProtobufCIntRange haven__v1__list_accused_history_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor haven__v1__list_accused_history_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "haven.v1.ListAccusedHistoryResponse",
+  "ListAccusedHistoryResponse",
+  "Haven__V1__ListAccusedHistoryResponse",
+  "haven.v1",
+  sizeof(Haven__V1__ListAccusedHistoryResponse),
+  3,
+  haven__v1__list_accused_history_response__field_descriptors,
+  haven__v1__list_accused_history_response__field_indices_by_name,
+  1,  haven__v1__list_accused_history_response__number_ranges,
+  (ProtobufCMessageInit) haven__v1__list_accused_history_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor haven__v1__append_case_event_request__field_descriptors[4] =
 {
   {
@@ -4020,12 +4277,13 @@ const ProtobufCEnumDescriptor haven__v1__case_view__descriptor =
   haven__v1__case_view__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor haven__v1__case_service__method_descriptors[9] =
+static const ProtobufCMethodDescriptor haven__v1__case_service__method_descriptors[10] =
 {
   { "OpenCase", &haven__v1__open_case_request__descriptor, &haven__v1__case__descriptor },
   { "GetCase", &haven__v1__get_case_request__descriptor, &haven__v1__case__descriptor },
   { "ListCases", &haven__v1__list_cases_request__descriptor, &haven__v1__list_cases_response__descriptor },
   { "ListCaseEvents", &haven__v1__list_case_events_request__descriptor, &haven__v1__list_case_events_response__descriptor },
+  { "ListAccusedHistory", &haven__v1__list_accused_history_request__descriptor, &haven__v1__list_accused_history_response__descriptor },
   { "UpdateCase", &haven__v1__update_case_request__descriptor, &haven__v1__case__descriptor },
   { "UpdateCaseStatus", &haven__v1__update_case_status_request__descriptor, &haven__v1__case__descriptor },
   { "AppendCaseEvent", &haven__v1__append_case_event_request__descriptor, &haven__v1__case__descriptor },
@@ -4033,15 +4291,16 @@ static const ProtobufCMethodDescriptor haven__v1__case_service__method_descripto
   { "LinkSurvivor", &haven__v1__link_survivor_request__descriptor, &haven__v1__case__descriptor },
 };
 const unsigned haven__v1__case_service__method_indices_by_name[] = {
-  7,        /* AddAccused */
-  6,        /* AppendCaseEvent */
+  8,        /* AddAccused */
+  7,        /* AppendCaseEvent */
   1,        /* GetCase */
-  8,        /* LinkSurvivor */
+  9,        /* LinkSurvivor */
+  4,        /* ListAccusedHistory */
   3,        /* ListCaseEvents */
   2,        /* ListCases */
   0,        /* OpenCase */
-  4,        /* UpdateCase */
-  5         /* UpdateCaseStatus */
+  5,        /* UpdateCase */
+  6         /* UpdateCaseStatus */
 };
 const ProtobufCServiceDescriptor haven__v1__case_service__descriptor =
 {
@@ -4050,7 +4309,7 @@ const ProtobufCServiceDescriptor haven__v1__case_service__descriptor =
   "CaseService",
   "Haven__V1__CaseService",
   "haven.v1",
-  9,
+  10,
   haven__v1__case_service__method_descriptors,
   haven__v1__case_service__method_indices_by_name
 };
@@ -4086,13 +4345,21 @@ void haven__v1__case_service__list_case_events(ProtobufCService *service,
   assert(service->descriptor == &haven__v1__case_service__descriptor);
   service->invoke(service, 3, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
+void haven__v1__case_service__list_accused_history(ProtobufCService *service,
+                                                   const Haven__V1__ListAccusedHistoryRequest *input,
+                                                   Haven__V1__ListAccusedHistoryResponse_Closure closure,
+                                                   void *closure_data)
+{
+  assert(service->descriptor == &haven__v1__case_service__descriptor);
+  service->invoke(service, 4, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
 void haven__v1__case_service__update_case(ProtobufCService *service,
                                           const Haven__V1__UpdateCaseRequest *input,
                                           Haven__V1__Case_Closure closure,
                                           void *closure_data)
 {
   assert(service->descriptor == &haven__v1__case_service__descriptor);
-  service->invoke(service, 4, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 5, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void haven__v1__case_service__update_case_status(ProtobufCService *service,
                                                  const Haven__V1__UpdateCaseStatusRequest *input,
@@ -4100,7 +4367,7 @@ void haven__v1__case_service__update_case_status(ProtobufCService *service,
                                                  void *closure_data)
 {
   assert(service->descriptor == &haven__v1__case_service__descriptor);
-  service->invoke(service, 5, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 6, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void haven__v1__case_service__append_case_event(ProtobufCService *service,
                                                 const Haven__V1__AppendCaseEventRequest *input,
@@ -4108,7 +4375,7 @@ void haven__v1__case_service__append_case_event(ProtobufCService *service,
                                                 void *closure_data)
 {
   assert(service->descriptor == &haven__v1__case_service__descriptor);
-  service->invoke(service, 6, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 7, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void haven__v1__case_service__add_accused(ProtobufCService *service,
                                           const Haven__V1__AddAccusedRequest *input,
@@ -4116,7 +4383,7 @@ void haven__v1__case_service__add_accused(ProtobufCService *service,
                                           void *closure_data)
 {
   assert(service->descriptor == &haven__v1__case_service__descriptor);
-  service->invoke(service, 7, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 8, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void haven__v1__case_service__link_survivor(ProtobufCService *service,
                                             const Haven__V1__LinkSurvivorRequest *input,
@@ -4124,7 +4391,7 @@ void haven__v1__case_service__link_survivor(ProtobufCService *service,
                                             void *closure_data)
 {
   assert(service->descriptor == &haven__v1__case_service__descriptor);
-  service->invoke(service, 8, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 9, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void haven__v1__case_service__init (Haven__V1__CaseService_Service *service,
                                     Haven__V1__CaseService_ServiceDestroy destroy)

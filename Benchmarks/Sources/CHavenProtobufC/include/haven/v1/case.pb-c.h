@@ -42,6 +42,8 @@ typedef struct Haven__V1__UpdateCaseRequest Haven__V1__UpdateCaseRequest;
 typedef struct Haven__V1__UpdateCaseStatusRequest Haven__V1__UpdateCaseStatusRequest;
 typedef struct Haven__V1__ListCaseEventsRequest Haven__V1__ListCaseEventsRequest;
 typedef struct Haven__V1__ListCaseEventsResponse Haven__V1__ListCaseEventsResponse;
+typedef struct Haven__V1__ListAccusedHistoryRequest Haven__V1__ListAccusedHistoryRequest;
+typedef struct Haven__V1__ListAccusedHistoryResponse Haven__V1__ListAccusedHistoryResponse;
 typedef struct Haven__V1__AppendCaseEventRequest Haven__V1__AppendCaseEventRequest;
 typedef struct Haven__V1__AddAccusedRequest Haven__V1__AddAccusedRequest;
 typedef struct Haven__V1__LinkSurvivorRequest Haven__V1__LinkSurvivorRequest;
@@ -255,13 +257,19 @@ struct  Haven__V1__AccusedStatusChange
    */
   Haven__V1__CivilDate *effective_on;
   /*
-   * The timeline event that caused it.
+   * The timeline event that caused it (empty for the status the accused
+   * was added with).
    */
   char *event_id;
+  /*
+   * Its place in the accused person's history (1-based, gap-free), set by
+   * the server.
+   */
+  uint32_t sequence;
 };
 #define HAVEN__V1__ACCUSED_STATUS_CHANGE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&haven__v1__accused_status_change__descriptor) \
-    , HAVEN__V1__ACCUSED_LEGAL_STATUS__ACCUSED_LEGAL_STATUS_UNSPECIFIED, NULL, (char *)protobuf_c_empty_string }
+    , HAVEN__V1__ACCUSED_LEGAL_STATUS__ACCUSED_LEGAL_STATUS_UNSPECIFIED, NULL, (char *)protobuf_c_empty_string, 0 }
 
 
 /*
@@ -289,19 +297,30 @@ struct  Haven__V1__Accused
    */
   Haven__V1__AccusedRole role;
   /*
-   * Current legal status (the last entry of `history`).
+   * Current legal status (that of the last entry of the history).
    */
   Haven__V1__AccusedLegalStatus legal_status;
   /*
-   * Every status change, oldest first. The first entry is the status the
-   * accused was added with (AT_LARGE when none was given), dated when added.
+   * Status changes, oldest first — not always the whole history: a read
+   * (`GetCase`, `ListCases` with `CASE_VIEW_FULL`) returns each accused's
+   * latest changes, at most 10 of them and 256 KiB for all the case's
+   * accused together (the latest change of every accused first, then older
+   * ones while they fit); a write's response and a change-feed item carry the
+   * changes that write made, and no others. `ListAccusedHistory` pages
+   * through all of them. The first entry is the status the accused was added
+   * with (AT_LARGE when none was given), dated when added.
    */
   size_t n_history;
   Haven__V1__AccusedStatusChange **history;
+  /*
+   * Number of entries in the history (also filled when `history` holds
+   * fewer).
+   */
+  uint32_t history_count;
 };
 #define HAVEN__V1__ACCUSED__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&haven__v1__accused__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, HAVEN__V1__ACCUSED_ROLE__ACCUSED_ROLE_UNSPECIFIED, HAVEN__V1__ACCUSED_LEGAL_STATUS__ACCUSED_LEGAL_STATUS_UNSPECIFIED, 0,NULL }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, HAVEN__V1__ACCUSED_ROLE__ACCUSED_ROLE_UNSPECIFIED, HAVEN__V1__ACCUSED_LEGAL_STATUS__ACCUSED_LEGAL_STATUS_UNSPECIFIED, 0,NULL, 0 }
 
 
 /*
@@ -1052,6 +1071,59 @@ struct  Haven__V1__ListCaseEventsResponse
 
 
 /*
+ * Pages through one accused person's legal status history, oldest first.
+ */
+struct  Haven__V1__ListAccusedHistoryRequest
+{
+  ProtobufCMessage base;
+  /*
+   * The case.
+   */
+  char *case_id;
+  /*
+   * The accused (an id from `Case.accused`).
+   */
+  char *accused_id;
+  /*
+   * Paging (changes per page, at most 500).
+   */
+  Haven__V1__PageRequest *page;
+  /*
+   * Only changes after this place in the history; 0 means from the first.
+   */
+  uint32_t after_sequence;
+};
+#define HAVEN__V1__LIST_ACCUSED_HISTORY_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&haven__v1__list_accused_history_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, 0 }
+
+
+/*
+ * A page of an accused person's legal status history.
+ */
+struct  Haven__V1__ListAccusedHistoryResponse
+{
+  ProtobufCMessage base;
+  /*
+   * The changes of this page, oldest first.
+   */
+  size_t n_history;
+  Haven__V1__AccusedStatusChange **history;
+  /*
+   * Paging.
+   */
+  Haven__V1__PageInfo *page;
+  /*
+   * How many changes the accused's history holds.
+   */
+  uint32_t history_count;
+};
+#define HAVEN__V1__LIST_ACCUSED_HISTORY_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&haven__v1__list_accused_history_response__descriptor) \
+    , 0,NULL, NULL, 0 }
+
+
+/*
  * Appends an event to a case's timeline.
  */
 struct  Haven__V1__AppendCaseEventRequest
@@ -1631,6 +1703,44 @@ Haven__V1__ListCaseEventsResponse *
 void   haven__v1__list_case_events_response__free_unpacked
                      (Haven__V1__ListCaseEventsResponse *message,
                       ProtobufCAllocator *allocator);
+/* Haven__V1__ListAccusedHistoryRequest methods */
+void   haven__v1__list_accused_history_request__init
+                     (Haven__V1__ListAccusedHistoryRequest         *message);
+size_t haven__v1__list_accused_history_request__get_packed_size
+                     (const Haven__V1__ListAccusedHistoryRequest   *message);
+size_t haven__v1__list_accused_history_request__pack
+                     (const Haven__V1__ListAccusedHistoryRequest   *message,
+                      uint8_t             *out);
+size_t haven__v1__list_accused_history_request__pack_to_buffer
+                     (const Haven__V1__ListAccusedHistoryRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Haven__V1__ListAccusedHistoryRequest *
+       haven__v1__list_accused_history_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   haven__v1__list_accused_history_request__free_unpacked
+                     (Haven__V1__ListAccusedHistoryRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Haven__V1__ListAccusedHistoryResponse methods */
+void   haven__v1__list_accused_history_response__init
+                     (Haven__V1__ListAccusedHistoryResponse         *message);
+size_t haven__v1__list_accused_history_response__get_packed_size
+                     (const Haven__V1__ListAccusedHistoryResponse   *message);
+size_t haven__v1__list_accused_history_response__pack
+                     (const Haven__V1__ListAccusedHistoryResponse   *message,
+                      uint8_t             *out);
+size_t haven__v1__list_accused_history_response__pack_to_buffer
+                     (const Haven__V1__ListAccusedHistoryResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Haven__V1__ListAccusedHistoryResponse *
+       haven__v1__list_accused_history_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   haven__v1__list_accused_history_response__free_unpacked
+                     (Haven__V1__ListAccusedHistoryResponse *message,
+                      ProtobufCAllocator *allocator);
 /* Haven__V1__AppendCaseEventRequest methods */
 void   haven__v1__append_case_event_request__init
                      (Haven__V1__AppendCaseEventRequest         *message);
@@ -1768,6 +1878,12 @@ typedef void (*Haven__V1__ListCaseEventsRequest_Closure)
 typedef void (*Haven__V1__ListCaseEventsResponse_Closure)
                  (const Haven__V1__ListCaseEventsResponse *message,
                   void *closure_data);
+typedef void (*Haven__V1__ListAccusedHistoryRequest_Closure)
+                 (const Haven__V1__ListAccusedHistoryRequest *message,
+                  void *closure_data);
+typedef void (*Haven__V1__ListAccusedHistoryResponse_Closure)
+                 (const Haven__V1__ListAccusedHistoryResponse *message,
+                  void *closure_data);
 typedef void (*Haven__V1__AppendCaseEventRequest_Closure)
                  (const Haven__V1__AppendCaseEventRequest *message,
                   void *closure_data);
@@ -1800,6 +1916,10 @@ struct Haven__V1__CaseService_Service
                            const Haven__V1__ListCaseEventsRequest *input,
                            Haven__V1__ListCaseEventsResponse_Closure closure,
                            void *closure_data);
+  void (*list_accused_history)(Haven__V1__CaseService_Service *service,
+                               const Haven__V1__ListAccusedHistoryRequest *input,
+                               Haven__V1__ListAccusedHistoryResponse_Closure closure,
+                               void *closure_data);
   void (*update_case)(Haven__V1__CaseService_Service *service,
                       const Haven__V1__UpdateCaseRequest *input,
                       Haven__V1__Case_Closure closure,
@@ -1832,6 +1952,7 @@ void haven__v1__case_service__init (Haven__V1__CaseService_Service *service,
       function_prefix__ ## get_case,\
       function_prefix__ ## list_cases,\
       function_prefix__ ## list_case_events,\
+      function_prefix__ ## list_accused_history,\
       function_prefix__ ## update_case,\
       function_prefix__ ## update_case_status,\
       function_prefix__ ## append_case_event,\
@@ -1853,6 +1974,10 @@ void haven__v1__case_service__list_case_events(ProtobufCService *service,
                                                const Haven__V1__ListCaseEventsRequest *input,
                                                Haven__V1__ListCaseEventsResponse_Closure closure,
                                                void *closure_data);
+void haven__v1__case_service__list_accused_history(ProtobufCService *service,
+                                                   const Haven__V1__ListAccusedHistoryRequest *input,
+                                                   Haven__V1__ListAccusedHistoryResponse_Closure closure,
+                                                   void *closure_data);
 void haven__v1__case_service__update_case(ProtobufCService *service,
                                           const Haven__V1__UpdateCaseRequest *input,
                                           Haven__V1__Case_Closure closure,
@@ -1910,6 +2035,8 @@ extern const ProtobufCMessageDescriptor haven__v1__update_case_request__descript
 extern const ProtobufCMessageDescriptor haven__v1__update_case_status_request__descriptor;
 extern const ProtobufCMessageDescriptor haven__v1__list_case_events_request__descriptor;
 extern const ProtobufCMessageDescriptor haven__v1__list_case_events_response__descriptor;
+extern const ProtobufCMessageDescriptor haven__v1__list_accused_history_request__descriptor;
+extern const ProtobufCMessageDescriptor haven__v1__list_accused_history_response__descriptor;
 extern const ProtobufCMessageDescriptor haven__v1__append_case_event_request__descriptor;
 extern const ProtobufCMessageDescriptor haven__v1__add_accused_request__descriptor;
 extern const ProtobufCMessageDescriptor haven__v1__link_survivor_request__descriptor;
