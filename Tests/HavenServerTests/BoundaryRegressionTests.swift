@@ -138,9 +138,10 @@ struct BoundaryRegressionTests {
             _ = try await session.call("worker-kol", MethodCatalog.CaseService.appendCaseEvent, note)
 
             try session.deployment.updateAccount("worker-kol") { $0.officeCodes = ["MNL"] }
-            // The old connection is ended; a new one carries the new offices.
+            // The old connection is ended (within SessionCutoffTests' bound for
+            // two shared cores); a new one carries the new offices.
             let old = try await session.connection("worker-kol")
-            #expect(await old.closed(within: .seconds(2)))
+            #expect(await old.closed(within: .seconds(SessionCutoffTests.bound.components.seconds)))
             let fresh = try await RawConnection.connect(
                 port: session.server.port,
                 credentials: try session.deployment.credentials(for: "worker-kol")
