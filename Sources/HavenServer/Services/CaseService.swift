@@ -75,11 +75,7 @@ struct CaseService: CaseServiceHandler {
         _ context: CallContext
     ) async throws -> Haven_V1_ListCaseEventsResponse {
         try Validate.require(!request.caseID.isEmpty, "case_id", "required")
-        var filters = request
-        filters.clearPage()
-        let size = PageToken.size(request.page)
-        let cursor = try PageToken.cursor(request.page, filters: filters)
-        let after = max(request.afterSequence, cursor.map { UInt32(clamping: $0.sortKey) } ?? 0)
+        let paging = try HistoryPaging(request)
         let env = self.env
         let (record, events) = try await env.store.read { tx in
             guard
@@ -90,17 +86,13 @@ struct CaseService: CaseServiceHandler {
             else {
                 throw AccessPolicy.notFound("case")
             }
-            return (view, try tx.caseEvents(.timeline(view.id, after: after, limit: size + 1)).map(\.event))
+            return (view, try tx.caseEvents(.timeline(view.id, after: paging.after, limit: paging.limit)).map(\.event))
         }
-        // At most `size` events and a page's bytes, always at least one.
-        let page = boundedPrefix(events, count: size, bytes: HavenLimits.maxPageBytes)
+        let page = try paging.page(events, place: \.sequence)
         var response = Haven_V1_ListCaseEventsResponse()
-        response.events = page
+        response.events = page.elements
         response.eventCount = record.eventCount
-        let next =
-            page.count < events.count
-            ? page.last.map { PageCursor(sortKey: Int64($0.sequence), alias: "", id: "") } : nil
-        response.page = try PageToken.token(after: next, filters: filters)
+        response.page = page.info
         return response
     }
 
@@ -110,11 +102,7 @@ struct CaseService: CaseServiceHandler {
     ) async throws -> Haven_V1_ListAccusedHistoryResponse {
         try Validate.identifier(request.caseID, "case_id")
         try Validate.identifier(request.accusedID, "accused_id")
-        var filters = request
-        filters.clearPage()
-        let size = PageToken.size(request.page)
-        let cursor = try PageToken.cursor(request.page, filters: filters)
-        let after = max(request.afterSequence, cursor.map { UInt32(clamping: $0.sortKey) } ?? 0)
+        let paging = try HistoryPaging(request)
         let env = self.env
         let (accused, history) = try await env.store.read { tx in
             guard
@@ -129,18 +117,14 @@ struct CaseService: CaseServiceHandler {
             guard let accused = view.accused.first(where: { $0.id == request.accusedID }) else {
                 throw HavenError(code: .notFound, message: "no accused with that id in the case")
             }
-            let query = AccusedHistoryQuery(accused.id, after: after, limit: size + 1)
+            let query = AccusedHistoryQuery(accused.id, after: paging.after, limit: paging.limit)
             return (accused, try tx.accusedHistory(query)[accused.id] ?? [])
         }
-        // At most `size` changes and a page's bytes, always at least one.
-        let page = boundedPrefix(history, count: size, bytes: HavenLimits.maxPageBytes)
+        let page = try paging.page(history, place: \.sequence)
         var response = Haven_V1_ListAccusedHistoryResponse()
-        response.history = page
+        response.history = page.elements
         response.historyCount = accused.historyCount
-        let next =
-            page.count < history.count
-            ? page.last.map { PageCursor(sortKey: Int64($0.sequence), alias: "", id: "") } : nil
-        response.page = try PageToken.token(after: next, filters: filters)
+        response.page = page.info
         return response
     }
 

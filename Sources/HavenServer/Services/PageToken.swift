@@ -61,3 +61,56 @@ package enum PageToken {
         return SHA256.hash(data: bytes).prefix(8).map { String(format: "%02x", $0) }.joined()
     }
 }
+
+/// A request that pages through one history by its elements' places
+/// (timeline events, services, an accused's status changes).
+package protocol HistoryPageRequest: SwiftProtobuf.Message {
+    var page: Haven_V1_PageRequest { get }
+    /// Only elements after this place; 0 means from the first.
+    var afterSequence: UInt32 { get }
+    mutating func clearPage()
+}
+
+extension Haven_V1_ListCaseEventsRequest: HistoryPageRequest {}
+extension Haven_V1_ListSurvivorServicesRequest: HistoryPageRequest {}
+extension Haven_V1_ListAccusedHistoryRequest: HistoryPageRequest {}
+
+/// Paging through a history: where a page starts (the request's
+/// `after_sequence`, or its token's place), how many elements to read, and
+/// the page of what was read, with the token after it.
+package struct HistoryPaging<Request: HistoryPageRequest> {
+    /// The request with its page cleared: what a token is bound to.
+    private let filters: Request
+    private let size: Int
+    /// Only elements after this place.
+    package let after: UInt32
+
+    /// - Throws: INVALID_ARGUMENT for a token this server did not issue, or
+    ///   issued for another request.
+    package init(_ request: Request) throws {
+        var filters = request
+        filters.clearPage()
+        self.filters = filters
+        self.size = PageToken.size(request.page)
+        let cursor = try PageToken.cursor(request.page, filters: filters)
+        self.after = max(request.afterSequence, cursor.map { UInt32(clamping: $0.sortKey) } ?? 0)
+    }
+
+    /// How many elements to read: one more than a page holds, which tells
+    /// whether another page follows.
+    package var limit: Int { self.size + 1 }
+
+    /// The page of `elements` (read with ``limit``, in order): at most a
+    /// page's count and ``HavenLimits/maxPageBytes``, always at least one;
+    /// and the token after its last element, empty on the last page.
+    package func page<Element: HavenWireMessage>(
+        _ elements: [Element],
+        place: (Element) -> UInt32
+    ) throws -> (elements: [Element], info: Haven_V1_PageInfo) {
+        let page = boundedPrefix(elements, count: self.size, bytes: HavenLimits.maxPageBytes)
+        let next =
+            page.count < elements.count
+            ? page.last.map { PageCursor(sortKey: Int64(place($0)), alias: "", id: "") } : nil
+        return (page, try PageToken.token(after: next, filters: self.filters))
+    }
+}

@@ -310,11 +310,7 @@ struct SurvivorService: SurvivorServiceHandler {
         _ context: CallContext
     ) async throws -> Haven_V1_ListSurvivorServicesResponse {
         try Validate.identifier(request.survivorID, "survivor_id")
-        var filters = request
-        filters.clearPage()
-        let size = PageToken.size(request.page)
-        let cursor = try PageToken.cursor(request.page, filters: filters)
-        let after = max(request.afterSequence, cursor.map { UInt32(clamping: $0.sortKey) } ?? 0)
+        let paging = try HistoryPaging(request)
         let env = self.env
         let principal = context.principal
         let now = env.nowUnixMs
@@ -330,20 +326,18 @@ struct SurvivorService: SurvivorServiceHandler {
             case true?: break
             }
             guard let found else { throw AccessPolicy.notFound("survivor") }
-            let services = try tx.survivorServices(SurvivorServiceQuery(found.id, after: after, limit: size + 1))
+            let services = try tx.survivorServices(
+                SurvivorServiceQuery(found.id, after: paging.after, limit: paging.limit)
+            )
             let partner = env.policy.reach(principal, .readRecords) == nil
             if partner, !services.isEmpty { disclosures.add(found, "consented") }
             return (found.serviceCount, services)
         }
-        // At most `size` services and a page's bytes, always at least one.
-        let page = boundedPrefix(services, count: size, bytes: HavenLimits.maxPageBytes)
+        let page = try paging.page(services, place: \.sequence)
         var response = Haven_V1_ListSurvivorServicesResponse()
-        response.services = page
+        response.services = page.elements
         response.serviceCount = count
-        let next =
-            page.count < services.count
-            ? page.last.map { PageCursor(sortKey: Int64($0.sequence), alias: "", id: "") } : nil
-        response.page = try PageToken.token(after: next, filters: filters)
+        response.page = page.info
         return response
     }
 
