@@ -78,14 +78,7 @@ struct CaseService: CaseServiceHandler {
         let paging = try HistoryPaging(request)
         let env = self.env
         let (record, events) = try await env.store.read { tx in
-            guard
-                let view = env.policy.caseRecord(
-                    try tx.load(Haven_V1_Case.self, id: request.caseID),
-                    for: context.principal
-                )
-            else {
-                throw AccessPolicy.notFound("case")
-            }
+            let view = try Self.readable(request.caseID, context, env, tx)
             return (view, try tx.caseEvents(.timeline(view.id, after: paging.after, limit: paging.limit)).map(\.event))
         }
         let page = try paging.page(events, place: \.sequence)
@@ -105,14 +98,7 @@ struct CaseService: CaseServiceHandler {
         let paging = try HistoryPaging(request)
         let env = self.env
         let (accused, history) = try await env.store.read { tx in
-            guard
-                let view = env.policy.caseRecord(
-                    try tx.load(Haven_V1_Case.self, id: request.caseID),
-                    for: context.principal
-                )
-            else {
-                throw AccessPolicy.notFound("case")
-            }
+            let view = try Self.readable(request.caseID, context, env, tx)
             // Only an accused of this very case: its access is the case's.
             guard let accused = view.accused.first(where: { $0.id == request.accusedID }) else {
                 throw HavenError(code: .notFound, message: "no accused with that id in the case")
@@ -293,6 +279,21 @@ struct CaseService: CaseServiceHandler {
     }
 
     // MARK: Shared
+
+    /// The case as the caller may read it (the access policy's view);
+    /// NOT_FOUND when they may not, whether it exists or not.
+    private static func readable(
+        _ caseID: String,
+        _ context: CallContext,
+        _ env: ServiceEnvironment,
+        _ tx: any StoreReader
+    ) throws -> Haven_V1_Case {
+        guard let view = env.policy.caseRecord(try tx.load(Haven_V1_Case.self, id: caseID), for: context.principal)
+        else {
+            throw AccessPolicy.notFound("case")
+        }
+        return view
+    }
 
     /// Changes a case the caller may write, through the record writer.
     private func mutate(
