@@ -27,10 +27,13 @@ package struct AccusedHistoryQuery: Sendable {
 
     /// The latest changes of each of `accusedIDs`, newest first.
     package static func latest(of accusedIDs: [String], limit: Int) -> AccusedHistoryQuery {
-        var query = AccusedHistoryQuery("", limit: limit)
-        query.accusedIDs = accusedIDs
-        query.newestFirst = true
-        return query
+        AccusedHistoryQuery(accusedIDs: accusedIDs, newestFirst: true, limit: limit)
+    }
+
+    private init(accusedIDs: [String], newestFirst: Bool, limit: Int) {
+        self.accusedIDs = accusedIDs
+        self.newestFirst = newestFirst
+        self.limit = limit
     }
 }
 

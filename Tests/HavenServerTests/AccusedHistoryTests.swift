@@ -296,8 +296,21 @@ struct AccusedHistoryTests {
         // Each change's row is in the audit entry of its call, and the chain verifies.
         let entries = try await scenario.entries(kind: "accusedStatus", id: "\(accusedID)/25")
         #expect(entries.count == 1 && entries.first?.action == "haven.v1.CaseService/AppendCaseEvent")
-        let verdict = try await scenario.verify(scenario.haven.directory.path("haven.sqlite"))
+        let path = scenario.haven.directory.path("haven.sqlite")
+        let verdict = try await scenario.verify(path)
         #expect(verdict.intact, "\(verdict.problem)")
+
+        // A change edited in the database (bail made custody) is caught: the chain commits to every row.
+        let queue = try DatabaseQueue(path: path)
+        try await queue.write { db in
+            try db.execute(
+                sql: "UPDATE accusedStatus SET kind = ? WHERE accusedID = ? AND sequence = 25",
+                arguments: [Haven_V1_AccusedLegalStatus.inCustody.rawValue, accusedID]
+            )
+        }
+        try queue.close()
+        let tampered = try await scenario.verify(path)
+        #expect(!tampered.intact && tampered.problem.contains("accusedStatus"), "\(tampered.problem)")
     }
 }
 

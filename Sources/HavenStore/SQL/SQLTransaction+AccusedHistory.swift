@@ -7,14 +7,13 @@ import HavenProtocol
 /// for the status the accused was added with).
 ///
 /// A status change holds nothing sealed: its status, day and event are as
-/// open as the case record's own fields. Its rows are never given text to
-/// seal (``SQLTransaction/insert(_:sealing:)`` with ""), so ``ownerKind``
-/// names no key that is ever used.
+/// open as the case record's own fields (``sealingKind`` nil: text given
+/// to seal is refused, and a sealed box found on a row does not decode).
 struct AccusedStatusRow: SequencedRow {
     static let table = "accusedStatus"
     static let ownerColumn = "accusedID"
     static let dayColumn = "effectiveOn"
-    static let ownerKind = RecordKind.caseRecord
+    static let sealingKind: RecordKind? = nil
     static let hashDomain = "haven.v1 accused status"
 
     var accusedID: String
@@ -136,14 +135,9 @@ extension SQLTransaction {
             try tx.sql.value(String.self, "SELECT value FROM meta WHERE name = 'accused-history'") == "in-records"
         else { return }
         var audit = MoveAudit(tx, detail: "accused status histories moved out of their cases into rows of their own")
-        let ids = try tx.sql.values(String.self, "SELECT id FROM record WHERE kind = 'case' ORDER BY id")
-        for id in ids {
-            guard
-                let row = try tx.sql.row("\(RecordRow.select) WHERE kind = 'case' AND id = ?", [id])
-                    .map(RecordRow.init)
-            else { continue }
-            var record: Haven_V1_Case = try tx.decode(row)
-            guard record.accused.contains(where: { !$0.history.isEmpty }) else { continue }
+        try tx.forEachStored(Haven_V1_Case.self) { record, stored in
+            var record = record
+            guard record.accused.contains(where: { !$0.history.isEmpty }) else { return }
             // Each history's order is its order; `sequence` restates it.
             for index in record.accused.indices {
                 for place in record.accused[index].history.indices {
@@ -152,14 +146,11 @@ extension SQLTransaction {
                 record.accused[index].historyCount = UInt32(record.accused[index].history.count)
             }
             let changes = record.takeStatusChanges()
-            var head = try tx.row(record, sealedIdentity: row.secret)
-            head.secret = row.secret
-            try head.update(in: tx.sql)
-            tx.journaled(head, version: record.recordVersion)
+            try tx.restore(record, was: stored)
             // The facts the record held (owned by the case, placed across its accused) now come from the rows.
             try tx.sql.execute(
                 "DELETE FROM reportFact WHERE recordKind = 'case' AND recordID = ? AND fact = ?",
-                [id, ReportFact.Kind.accusedStatus.rawValue]
+                [record.id, ReportFact.Kind.accusedStatus.rawValue]
             )
             try tx.appendStatusChanges(changes, to: record)
             try audit.wrote(1 + changes.reduce(0) { $0 + $1.changes.count })

@@ -8,7 +8,7 @@ struct ServiceRow: SequencedRow {
     static let table = "survivorService"
     static let ownerColumn = "survivorID"
     static let dayColumn = "deliveredOn"
-    static let ownerKind = RecordKind.survivor
+    static let sealingKind: RecordKind? = .survivor
     static let hashDomain = "haven.v1 survivor service"
 
     var survivorID: String
@@ -117,25 +117,17 @@ extension SQLTransaction {
             try tx.sql.value(String.self, "SELECT value FROM meta WHERE name = 'survivor-services'") == "in-records"
         else { return }
         var audit = MoveAudit(tx, detail: "survivor services moved out of their records into rows of their own")
-        let ids = try tx.sql.values(String.self, "SELECT id FROM record WHERE kind = 'survivor' ORDER BY id")
-        for id in ids {
-            guard
-                let row = try tx.sql.row("\(RecordRow.select) WHERE kind = 'survivor' AND id = ?", [id])
-                    .map(RecordRow.init)
-            else { continue }
-            var record: Haven_V1_Survivor = try tx.decode(row)
-            guard !record.services.isEmpty else { continue }
+        try tx.forEachStored(Haven_V1_Survivor.self) { record, stored in
+            var record = record
+            guard !record.services.isEmpty else { return }
             // The record's order is the services' order; `sequence` restates it.
             var services = record.takeRecordedServices()
             for index in services.indices { services[index].sequence = UInt32(index + 1) }
             record.serviceCount = UInt32(services.count)
-            var head = try tx.row(record, sealedIdentity: row.secret)
-            head.secret = row.secret
-            try head.update(in: tx.sql)
-            tx.journaled(head, version: record.recordVersion)
+            try tx.restore(record, was: stored)
             // Its facts written again: its placements' places follow its services no more.
-            try tx.sql.execute("DELETE FROM reportFact WHERE recordKind = 'survivor' AND recordID = ?", [id])
-            try tx.insertFacts(record.reportFacts, of: .survivor, id: id)
+            try tx.sql.execute("DELETE FROM reportFact WHERE recordKind = 'survivor' AND recordID = ?", [record.id])
+            try tx.insertFacts(record.reportFacts, of: .survivor, id: record.id)
             try tx.appendServices(services, to: record)
             try audit.wrote(1 + services.count)
         }

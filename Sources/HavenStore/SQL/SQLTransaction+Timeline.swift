@@ -8,7 +8,7 @@ struct CaseEventRow: SequencedRow {
     static let table = "caseEvent"
     static let ownerColumn = "caseID"
     static let dayColumn = "occurredOn"
-    static let ownerKind = RecordKind.caseRecord
+    static let sealingKind: RecordKind? = .caseRecord
     static let hashDomain = "haven.v1 case event"
 
     var caseID: String

@@ -4,12 +4,14 @@ import HavenProtocol
 
 /// A row of an append-only table kept beside a record, one per element of a
 /// history that may grow without bound: a case's timeline events
-/// (`caseEvent`), a survivor's services (`survivorService`).
+/// (`caseEvent`), a survivor's services (`survivorService`), an accused
+/// person's status changes (`accusedStatus`).
 ///
 /// Each row has its owner's id and its place among the owner's rows
 /// (`sequence`, 1-based, gap-free), is written once, and is changed only by
-/// an erasure, which drops its sealed text. That text is sealed under the
-/// owner's own key, bound to the row's place. The audit trail names a row
+/// an erasure, which drops its sealed text. That text (if its table holds
+/// any: ``sealingKind``) is sealed under the owner's own key, bound to the
+/// row's place. The audit trail names a row
 /// `<table>/<owner id>/<sequence>` and commits to every column.
 protocol SequencedRow {
     /// The table, which is also the audit trail's kind for its rows.
@@ -18,8 +20,10 @@ protocol SequencedRow {
     static var ownerColumn: String { get }
     /// The column holding the row's day (`YYYY-MM-DD`).
     static var dayColumn: String { get }
-    /// The kind of record that owns the rows, whose key seals their text.
-    static var ownerKind: RecordKind { get }
+    /// The kind of record that owns the rows, whose key seals their text;
+    /// nil for a table whose rows never hold sealed text (an accused is no
+    /// record of its own, and has no key).
+    static var sealingKind: RecordKind? { get }
     /// The domain of the row's stored hash.
     static var hashDomain: String { get }
 
@@ -128,10 +132,7 @@ extension SQLTransaction {
     func openSealed<Row: SequencedRow>(_ row: Row) throws -> String {
         guard let sealed = row.sealed else { return "" }
         guard let key = try self.ownerKey(of: row, create: false) else {
-            throw HavenError(
-                code: .dataLoss,
-                message: "a sealed \(Row.table) of \(Row.ownerKind.rawValue) \(row.ownerID) has no key"
-            )
+            throw HavenError(code: .dataLoss, message: "a sealed \(Row.table) \(row.resourceID) has no key")
         }
         do {
             let plaintext = try SealBox.open(Array(sealed), key: key, context: Self.context(of: row))
@@ -160,7 +161,10 @@ extension SQLTransaction {
     }
 
     private func ownerKey<Row: SequencedRow>(of row: Row, create: Bool) throws -> SymmetricKey? {
-        try self.recordKey(kind: Row.ownerKind.rawValue, id: row.ownerID, office: row.officeCode, create: create)
+        guard let kind = Row.sealingKind else {
+            throw HavenError(code: .internal, message: "\(Row.table) rows hold no sealed text")
+        }
+        return try self.recordKey(kind: kind.rawValue, id: row.ownerID, office: row.officeCode, create: create)
     }
 
     /// Notes a row written, for the transaction's audit entry (rows have no
@@ -195,6 +199,30 @@ extension SQLTransaction {
             let row = try Row(selected)
             hashes["\(Row.table)/\(row.resourceID)"] = Self.storedHash(row)
         }
+    }
+}
+
+extension SQLTransaction {
+    /// Each stored record of `type` with its row, by id, one at a time (the
+    /// moves at open: no table held in memory).
+    func forEachStored<R: StoredRecord>(_ type: R.Type, _ body: (R, RecordRow) throws -> Void) throws {
+        let kind = R.recordKind.rawValue
+        for id in try self.sql.values(String.self, "SELECT id FROM record WHERE kind = ? ORDER BY id", [kind]) {
+            guard let row = try self.sql.row("\(RecordRow.select) WHERE kind = ? AND id = ?", [kind, id]) else {
+                continue
+            }
+            let stored = try RecordRow(row)
+            try body(try self.decode(stored), stored)
+        }
+    }
+
+    /// Stores a record again at the version it had, its sealed identity
+    /// kept, after a move took what it held into rows of their own (not a
+    /// change of it), and notes the row for the move's audit entry.
+    func restore<R: StoredRecord>(_ record: R, was stored: RecordRow) throws {
+        let head = try self.row(record, sealedIdentity: stored.secret)
+        try head.update(in: self.sql)
+        self.journaled(head, version: record.recordVersion)
     }
 }
 

@@ -281,22 +281,15 @@ extension SQLiteStore {
             try tx.sql.value(String.self, "SELECT value FROM meta WHERE name = 'case-timelines'") == "in-records"
         else { return }
         var audit = MoveAudit(tx, detail: "case timelines moved out of their records into rows of their own")
-        let ids = try tx.sql.values(String.self, "SELECT id FROM record WHERE kind = 'case' ORDER BY id")
-        for id in ids {
-            guard
-                let row = try tx.sql.row("\(RecordRow.select) WHERE kind = 'case' AND id = ?", [id]).map(RecordRow.init)
-            else { continue }
-            var record: Haven_V1_Case = try tx.decode(row)
-            guard !record.events.isEmpty else { continue }
+        try tx.forEachStored(Haven_V1_Case.self) { record, stored in
+            var record = record
+            guard !record.events.isEmpty else { return }
             // The order of the record's timeline is its order; `sequence`
             // restates it (1-based, gap-free) and is set from it.
             var events = record.takeAppendedEvents()
             for index in events.indices { events[index].sequence = UInt32(index + 1) }
             record.eventCount = UInt32(events.count)
-            var head = try tx.row(record, sealedIdentity: row.secret)
-            head.secret = row.secret
-            try head.update(in: tx.sql)
-            tx.journaled(head, version: record.recordVersion)
+            try tx.restore(record, was: stored)
             try tx.appendEvents(events, to: record)
             try audit.wrote(1 + events.count)
         }
