@@ -8,6 +8,7 @@ package enum StoreMetricNames {
     package static let commitDuration = "haven_store_commit_duration_seconds"
     package static let commitBatchSize = "haven_store_commit_batch_size"
     package static let failures = "haven_store_failures_total"
+    package static let walCheckpoints = "haven_store_wal_checkpoints_total"
 }
 
 /// What the store reports its work to: a span per read and write
@@ -19,6 +20,7 @@ package final class StoreInstruments: Sendable {
     private let commitDuration: CoreMetrics.Timer
     private let commitBatchSize: Recorder
     private let failures = MetricFamily<Counter>()
+    private let walCheckpoints = MetricFamily<Counter>()
 
     /// Reports nowhere.
     package static let none = StoreInstruments()
@@ -40,6 +42,15 @@ package final class StoreInstruments: Sendable {
     func failed(kind: String) {
         let counter = self.failures.member(kind) {
             Counter(label: StoreMetricNames.failures, dimensions: [("kind", kind)], factory: self.factory)
+        }
+        counter.increment()
+    }
+
+    /// The embedded store's write-ahead log was checkpointed `by` the
+    /// writer (in a commit) or the `background` checkpointer.
+    func checkpointed(by: String) {
+        let counter = self.walCheckpoints.member(by) {
+            Counter(label: StoreMetricNames.walCheckpoints, dimensions: [("by", by)], factory: self.factory)
         }
         counter.increment()
     }

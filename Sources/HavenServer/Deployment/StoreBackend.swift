@@ -69,11 +69,12 @@ package enum StoreBackend: Sendable {
         return nil
     }
 
-    /// What must run for the store to serve: PostgreSQL's connection pool and
-    /// change listener. First in a service group, so it stops last.
+    /// What must run for the store to serve: SQLite's background checkpointer;
+    /// PostgreSQL's connection pool and change listener. First in a service
+    /// group, so it stops last.
     var services: [any Service] {
         switch self {
-        case .sqlite: []
+        case .sqlite(let store): [store.checkpointer]
         case .postgres(let store): [store]
         }
     }

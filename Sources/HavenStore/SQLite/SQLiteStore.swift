@@ -32,6 +32,9 @@ package final class SQLiteStore: RecordStore {
     let lastUnwritable = Mutex<(kind: String, at: ContinuousClock.Instant)?>(nil)
     /// Writes waiting for the writer (group commit).
     private let waiting = Mutex(GroupCommitQueue<PendingWrite<SQLiteConnection>>())
+    /// Copies the write-ahead log into the database off the writer, while it
+    /// runs (a `Service`); the writer checkpoints its own commits otherwise.
+    package let checkpointer: WALCheckpointer
 
     /// SQLite configured for this process once, before its first connection
     /// (``haven_sqlite_configure``): a process that opened SQLite before any
@@ -48,6 +51,8 @@ package final class SQLiteStore: RecordStore {
     ///     turns it off, through `HavenEmbedding`'s SPI; no configuration of
     ///     havend or haven-admin reaches it.
     ///   - instruments: Where transactions are traced and measured.
+    ///   - checkpoints: When the write-ahead log is copied into the database,
+    ///     and when the writer does it whatever the ``checkpointer`` does.
     /// - Throws: ``HavenError`` UNAVAILABLE when it cannot be opened or is not
     ///   durable; DATA_LOSS when its schema is newer than this software.
     package init(
@@ -55,12 +60,14 @@ package final class SQLiteStore: RecordStore {
         keys: StoreKeys? = nil,
         auditing: Bool = true,
         logger: Logger = Logger(label: "haven.store"),
-        instruments: StoreInstruments = .none
+        instruments: StoreInstruments = .none,
+        checkpoints: WALCheckpointPolicy = .standard
     ) throws {
         self.instruments = instruments
         self.keys = keys
         self.auditing = auditing
         self.logger = logger
+        self.checkpointer = WALCheckpointer(path: path, policy: checkpoints, logger: logger, instruments: instruments)
         _ = Self.configured
         var configuration = Configuration()
         configuration.foreignKeysEnabled = true
@@ -79,6 +86,7 @@ package final class SQLiteStore: RecordStore {
             self.pool = try DatabasePool(path: path, configuration: configuration)
             try self.pool.barrierWriteWithoutTransaction { db in
                 try db.execute(sql: "PRAGMA synchronous = FULL")
+                self.checkpointer.watch(db)
             }
             let mode = try self.synchronousMode()
             guard mode == 2 else {
