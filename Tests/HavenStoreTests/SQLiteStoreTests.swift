@@ -29,7 +29,9 @@ struct SQLiteStoreTests {
         try await body(try SQLiteStore(path: directory.path("haven.sqlite"), keys: freshStoreKeys()), directory)
     }
 
-    @Test("opens in WAL mode with PRAGMA synchronous = FULL on the writer, and secure_delete on every connection")
+    @Test(
+        "opens in WAL mode with PRAGMA synchronous = FULL and a 16 MiB page cache on the writer, and secure_delete on every connection"
+    )
     func durability() async throws {
         try await self.withStore { store, _ in
             let synchronous = try store.synchronousMode()
@@ -44,6 +46,10 @@ struct SQLiteStoreTests {
             }
             #expect(readerSecureDelete == 1)
             #expect(writerSecureDelete == 1)
+            let writerCache = try await store.write { tx in
+                try Int.fetchOne((tx as! SQLTransaction).sqliteDatabase!, sql: "PRAGMA cache_size")
+            }
+            #expect(writerCache == -SQLiteStore.writerCacheKiB)
         }
     }
 

@@ -6,8 +6,10 @@
 //   perf record -F 999 -g Benchmarks/.build/release/profile-calls write 20000 16
 //   perf report --no-children --sort symbol | head -60
 //
-// It prints the calls per second it made (wall clock, after a warm-up of
-// 1,000 calls), which under a profiler is only a rough figure.
+// The calls go round 16 cases, or CASES when given (the end-to-end write
+// benchmarks use 100: a write's cost depends on how many cases a group of
+// writes touches). It prints the calls per second it made (wall clock, after
+// a warm-up of 1,000 calls), which under a profiler is only a rough figure.
 import BenchmarkMessages
 import Foundation
 import HavenClient
@@ -16,10 +18,11 @@ import HavenProtocol
 import SwiftProtobuf
 
 let arguments = CommandLine.arguments
-guard arguments.count == 4, ["read", "write"].contains(arguments[1]), let calls = Int(arguments[2]),
-    let inFlight = Int(arguments[3]), calls > 0, inFlight > 0
+guard arguments.count == 4 || arguments.count == 5, ["read", "write"].contains(arguments[1]),
+    let calls = Int(arguments[2]), let inFlight = Int(arguments[3]),
+    let caseCount = arguments.count == 5 ? Int(arguments[4]) : 16, calls > 0, inFlight > 0, caseCount > 0
 else {
-    print("usage: profile-calls read|write CALLS IN-FLIGHT")
+    print("usage: profile-calls read|write CALLS IN-FLIGHT [CASES (16; the end-to-end write benchmarks use 100)]")
     exit(64)
 }
 let kind = arguments[1]
@@ -50,7 +53,7 @@ let client = HavenClient(
     configuration: try configuration(try await server.addAccount(id: "profile", role: .caseworker, offices: ["KOL"]))
 )
 var caseIDs: [String] = []
-for number in 0..<16 {
+for number in 0..<caseCount {
     caseIDs.append(
         try await client.cases.open(
             .with {
