@@ -181,6 +181,18 @@ struct OperationsTests {
         try await server.stop()
     }
 
+    @Test(
+        "a server on SQLite runs the background checkpointer while it serves, and the writer checkpoints again once it stops"
+    )
+    func backgroundCheckpointer() async throws {
+        let deployment = try TestDeployment()
+        let server = try await deployment.start()
+        let checkpointer = try server.sqlite.checkpointer
+        #expect(try await eventually { checkpointer.isRunning })
+        try await server.stop()
+        #expect(!checkpointer.isRunning)
+    }
+
     @Test("JSON logs: every line parses, every line of a call carries its request id, no survivor identity appears")
     func jsonLogs() async throws {
         let lines = Mutex<[String]>([])

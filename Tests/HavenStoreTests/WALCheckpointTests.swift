@@ -126,16 +126,6 @@ struct WALCheckpointTests {
         try await store.read { try $0.count(Haven_V1_Office.self, RecordQuery(order: .idAscending)) }
     }
 
-    /// Waits (at most 10 s) for `condition`, which other threads make true.
-    static func eventually(_ condition: () -> Bool) async throws -> Bool {
-        let deadline = ContinuousClock.now + .seconds(10)
-        while !condition() {
-            guard ContinuousClock.now < deadline else { return false }
-            try await Task.sleep(for: .milliseconds(5))
-        }
-        return true
-    }
-
     @Test("without the background checkpointer, the writer checkpoints at the threshold and the log stays small")
     func writerCheckpoints() async throws {
         let directory = try TemporaryDirectory()
@@ -167,9 +157,9 @@ struct WALCheckpointTests {
             let checkpointer = store.checkpointer
             try await withThrowingTaskGroup { group in
                 group.addTask { try await checkpointer.run() }
-                #expect(try await Self.eventually { checkpointer.isRunning })
+                #expect(try await eventually { checkpointer.isRunning })
                 try await Self.writeOffices(store, count: 1500)
-                #expect(try await Self.eventually { checkpointer.checkpoints.background > 0 })
+                #expect(try await eventually { checkpointer.checkpoints.background > 0 })
                 group.cancelAll()
             }
             #expect(!checkpointer.isRunning)

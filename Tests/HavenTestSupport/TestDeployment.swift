@@ -5,6 +5,7 @@ import HavenStore
 import Logging
 import NIOCore
 import NIOSSL
+import ServiceLifecycle
 import Tracing
 
 /// PEM credentials for a test client.
@@ -155,9 +156,18 @@ public final class TestDeployment: Sendable {
             router: makeRouter
         )
         let (server, backend, operations) = (haven.server, haven.backend, haven.operations)
-        // PostgreSQL's pool and change listener run beside the server (a
-        // service group would start them first and stop them last).
-        let storeTask = backend.postgres.map { store in Task { try await store.run() } }
+        // The store's services (SQLite's checkpointer; PostgreSQL's pool and
+        // change listener) run beside the server (a service group would start
+        // them first and stop them last).
+        let services = backend.services
+        let storeTask =
+            services.isEmpty
+            ? nil
+            : Task {
+                try await withThrowingDiscardingTaskGroup { group in
+                    for service in services { group.addTask { try await service.run() } }
+                }
+            }
         let task = Task { try await server.run() }
         let operationsTask = Task { try await operations.run() }
         let address = try await server.listeningAddress

@@ -72,7 +72,7 @@ package enum StoreBackend: Sendable {
     /// What must run for the store to serve: SQLite's background checkpointer;
     /// PostgreSQL's connection pool and change listener. First in a service
     /// group, so it stops last.
-    var services: [any Service] {
+    package var services: [any Service] {
         switch self {
         case .sqlite(let store): [store.checkpointer]
         case .postgres(let store): [store]
