@@ -172,9 +172,17 @@ struct WALCheckpointTests {
             try await Self.writeOffices(store, count: 200, from: 1500)
             #expect(checkpointer.checkpoints.writer > before.writer)
             #expect(checkpointer.checkpoints.background == before.background)
+            // And it can run again (a server restarted on the same store).
+            try await withThrowingTaskGroup { group in
+                group.addTask { try await checkpointer.run() }
+                #expect(try await eventually { checkpointer.isRunning })
+                try await Self.writeOffices(store, count: 200, from: 1700)
+                #expect(try await eventually { checkpointer.checkpoints.background > before.background })
+                group.cancelAll()
+            }
         }
         let reopened = try SQLiteStore(path: directory.path("haven.sqlite"), keys: freshStoreKeys())
-        #expect(try await Self.offices(reopened) == 1700)
+        #expect(try await Self.offices(reopened) == 1900)
         let integrity = try await reopened.read { tx in
             try String.fetchOne((tx as! SQLTransaction).sqliteDatabase!, sql: "PRAGMA integrity_check")
         }

@@ -19,8 +19,8 @@ import Synchronization
 /// be reused; every frame it copies was already durable at its commit.
 package final class WALCheckpointer: Service, Sendable {
     private let state: Mutex<WALCheckpointState>
-    private let requests: AsyncStream<Void>
-    private let request: AsyncStream<Void>.Continuation
+    /// How the writer wakes the running ``run()`` (nil while none runs).
+    private let wake = Mutex<AsyncStream<Void>.Continuation?>(nil)
     private let path: String
     private let logger: Logger
     private let instruments: StoreInstruments
@@ -29,7 +29,6 @@ package final class WALCheckpointer: Service, Sendable {
 
     init(path: String, policy: WALCheckpointPolicy, logger: Logger, instruments: StoreInstruments) {
         self.state = Mutex(WALCheckpointState(policy: policy))
-        (self.requests, self.request) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         self.path = path
         self.logger = logger
         self.instruments = instruments
@@ -55,7 +54,10 @@ package final class WALCheckpointer: Service, Sendable {
         case .none:
             return
         case .requestBackground:
-            self.request.yield()
+            // The state asks only while a run() is checkpointing; one that
+            // stops meanwhile finds its request dropped, and commits then
+            // checkpoint inline.
+            _ = self.wake.withLock { $0?.yield() }
         case .checkpointInline:
             var log: Int32 = -1
             var copied: Int32 = -1
@@ -88,9 +90,17 @@ package final class WALCheckpointer: Service, Sendable {
             try? await gracefulShutdown()
             return
         }
+        // Each run has requests of its own, so that a store's checkpointer
+        // can run again after it stopped.
+        let (requests, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        self.wake.withLock { $0 = wake }
         self.state.withLock { $0.background(running: true) }
-        defer { self.state.withLock { $0.background(running: false) } }
-        for await _ in self.requests.cancelOnGracefulShutdown() {
+        defer {
+            self.state.withLock { $0.background(running: false) }
+            self.wake.withLock { $0 = nil }
+            wake.finish()
+        }
+        for await _ in requests.cancelOnGracefulShutdown() {
             let epoch = self.state.withLock { $0.currentEpoch }
             var copied: Int?
             do {
