@@ -390,14 +390,9 @@ struct AccusedHistoryMigrationTests {
         }()
         #expect(migrations.last == "v6-survivor-services", "the previous release's schema")
 
-        let custodian = try KeyCustodian.load(masterKeyFile: directory.path("master.key"))
-        let signer = try CheckpointSigner.loadOrCreate(
-            at: directory.path("audit-signing.key"),
-            development: custodian.development
-        )
-        let store = try SQLiteStore(path: path, keys: custodian.keys)
+        let opened = try await OpenedRelease(directory)
+        let store = opened.store
         defer { try? store.close() }
-        let sizeAfterMove = try await store.read { try $0.auditSize() }
         try await Self.expectMoved(store, before)
 
         // Reports by query give what a replay of every case's histories gives.
@@ -414,15 +409,7 @@ struct AccusedHistoryMigrationTests {
         #expect(caseOwned == 0, "the facts of moved histories are their accused's")
 
         // Every row the move wrote is in the chain, and the chain verifies.
-        let entries = try await store.read { try $0.auditEntries(AuditQuery(limit: 500)) }
-        let migrate = entries.filter { $0.action == "store.migrate" }
-        #expect(!migrate.isEmpty && migrate.allSatisfy { $0.principalID == "havend" })
-        let covered = Set(migrate.flatMap(\.resources).map { "\($0.kind)/\($0.id)" })
-        #expect(covered.filter { $0.hasPrefix("accusedStatus/") }.count == 30)
-        #expect(covered.filter { $0.hasPrefix("case/") }.count == 4)
-        let verdict = try await AuditVerifier(store: store, publicKey: signer.publicKey).verify()
-        #expect(verdict.intact, "\(verdict.problem)")
-        #expect(verdict.entries == sizeAfterMove)
+        try await opened.expectMoveAudited(["accusedStatus": 30, "case": 4])
 
         // A change after the move continues where the history ended.
         let (id, old) = try #require(before.first { $0.value.accused.count == 3 })
@@ -441,10 +428,10 @@ struct AccusedHistoryMigrationTests {
         try store.close()
 
         // Opening again moves nothing more.
-        let reopened = try SQLiteStore(path: path, keys: custodian.keys)
+        let reopened = try SQLiteStore(path: path, keys: opened.custodian.keys)
         defer { try? reopened.close() }
         let size = try await reopened.read { try $0.auditSize() }
-        #expect(size == sizeAfterMove + 1)
+        #expect(size == opened.sizeAfterMove + 1)
     }
 
     @Test(

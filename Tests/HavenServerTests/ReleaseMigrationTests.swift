@@ -70,14 +70,9 @@ struct ReleaseMigrationTests {
         #expect(before.values.reduce(0) { $0 + $1.record.events.count } == 104)
         #expect(before.values.allSatisfy { !$0.noteEvents.isEmpty })
 
-        let custodian = try KeyCustodian.load(masterKeyFile: directory.path("master.key"))
-        let signer = try CheckpointSigner.loadOrCreate(
-            at: directory.path("audit-signing.key"),
-            development: custodian.development
-        )
-        let store = try SQLiteStore(path: path, keys: custodian.keys)
+        let opened = try await OpenedRelease(directory)
+        let store = opened.store
         defer { try? store.close() }
-        let sizeAfterMove = try await store.read { try $0.auditSize() }
 
         for (id, old) in before {
             let (head, timeline) = try await store.read { tx in
@@ -114,15 +109,7 @@ struct ReleaseMigrationTests {
         try await ReportFactTests.expectAgree(store, stored, seed: 11, offices: offices.sorted())
 
         // Every row the move wrote is in the chain, and the chain verifies.
-        let entries = try await store.read { try $0.auditEntries(AuditQuery(limit: 500)) }
-        let migrate = entries.filter { $0.action == "store.migrate" }
-        #expect(!migrate.isEmpty && migrate.allSatisfy { $0.principalID == "havend" })
-        let covered = Set(migrate.flatMap(\.resources).map { "\($0.kind)/\($0.id)" })
-        #expect(covered.filter { $0.hasPrefix("caseEvent/") }.count == 104)
-        #expect(covered.filter { $0.hasPrefix("case/") }.count == 6)
-        let verdict = try await AuditVerifier(store: store, publicKey: signer.publicKey).verify()
-        #expect(verdict.intact, "\(verdict.problem)")
-        #expect(verdict.entries == sizeAfterMove)
+        try await opened.expectMoveAudited(["caseEvent": 104, "case": 6])
 
         // No note is plain in the file.
         try store.close()
@@ -132,9 +119,9 @@ struct ReleaseMigrationTests {
         #expect(try Data(contentsOf: URL(fileURLWithPath: path)).range(of: Data("Fictional note".utf8)) == nil)
 
         // Opening again moves nothing more.
-        let reopened = try SQLiteStore(path: path, keys: custodian.keys)
+        let reopened = try SQLiteStore(path: path, keys: opened.custodian.keys)
         defer { try? reopened.close() }
-        #expect(try await reopened.read { try $0.auditSize() } == sizeAfterMove)
+        #expect(try await reopened.read { try $0.auditSize() } == opened.sizeAfterMove)
     }
 
     @Test("after the move, an append continues the old timeline where it ended")

@@ -81,14 +81,9 @@ struct ServiceMigrationTests {
         #expect(before.count == 6)
         #expect(before.values.reduce(0) { $0 + $1.services.count } == 34)
 
-        let custodian = try KeyCustodian.load(masterKeyFile: directory.path("master.key"))
-        let signer = try CheckpointSigner.loadOrCreate(
-            at: directory.path("audit-signing.key"),
-            development: custodian.development
-        )
-        let store = try SQLiteStore(path: path, keys: custodian.keys)
+        let opened = try await OpenedRelease(directory)
+        let store = opened.store
         defer { try? store.close() }
-        let sizeAfterMove = try await store.read { try $0.auditSize() }
         try await self.expectMoved(store, before)
 
         // Reports by query give what a replay of every record and service gives.
@@ -97,15 +92,7 @@ struct ServiceMigrationTests {
         try await ReportFactTests.expectAgree(store, stored, seed: 12, offices: ["KOL", "MNL"])
 
         // Every row the move wrote is in the chain, and the chain verifies.
-        let entries = try await store.read { try $0.auditEntries(AuditQuery(limit: 500)) }
-        let migrate = entries.filter { $0.action == "store.migrate" }
-        #expect(!migrate.isEmpty && migrate.allSatisfy { $0.principalID == "havend" })
-        let covered = Set(migrate.flatMap(\.resources).map { "\($0.kind)/\($0.id)" })
-        #expect(covered.filter { $0.hasPrefix("survivorService/") }.count == 34)
-        #expect(covered.filter { $0.hasPrefix("survivor/") }.count == 4)
-        let verdict = try await AuditVerifier(store: store, publicKey: signer.publicKey).verify()
-        #expect(verdict.intact, "\(verdict.problem)")
-        #expect(verdict.entries == sizeAfterMove)
+        try await opened.expectMoveAudited(["survivorService": 34, "survivor": 4])
 
         // A service recorded after the move continues where they ended.
         let (id, old) = try #require(before.max { $0.value.services.count < $1.value.services.count })
@@ -131,10 +118,10 @@ struct ServiceMigrationTests {
         #expect(try Data(contentsOf: URL(fileURLWithPath: path)).range(of: Data("Fictional detail".utf8)) == nil)
 
         // Opening again moves nothing more.
-        let reopened = try SQLiteStore(path: path, keys: custodian.keys)
+        let reopened = try SQLiteStore(path: path, keys: opened.custodian.keys)
         defer { try? reopened.close() }
         let size = try await reopened.read { try $0.auditSize() }
-        #expect(size == sizeAfterMove + 1)
+        #expect(size == opened.sizeAfterMove + 1)
     }
 
     @Test(
