@@ -5,9 +5,8 @@ enum SQLCopy {
     /// Every table of the schema, in the order a copy fills them.
     static let tables = [
         "meta", "counter", "officeKey", "recordKey", "record", "caseEvent", "survivorService", "accusedStatus",
-        "reportFact",
-        "change", "idempotency",
-        "account", "credential", "enrollment", "audit", "auditResource", "checkpoint",
+        "reportFact", "change", "idempotency", "account", "credential", "enrollment", "audit", "auditResource",
+        "checkpoint",
     ]
 
     /// Copies one table's rows as stored, returning how many, in multi-row

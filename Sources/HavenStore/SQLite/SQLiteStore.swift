@@ -39,8 +39,9 @@ package final class SQLiteStore: RecordStore {
     /// The writer's page cache, in KiB (SQLite's default is 2,000). Writes
     /// to many cases touch many leaves of the timeline, index and fact
     /// B-trees; with the default the writer read pages back from the
-    /// operating system on most writes (`Haven.write` over 100 cases: about
-    /// 12 % more writes per second with 16 MiB). Readers keep the default.
+    /// operating system on most writes (`profile-calls write 20000 256 100`,
+    /// 100 cases as the end-to-end write benchmarks use: about 12 % more
+    /// writes per second with 16 MiB). Readers keep the default.
     static let writerCacheKiB = 16384
 
     /// SQLite configured for this process once, before its first connection
