@@ -318,23 +318,17 @@ struct AccessGridTests {
             }
 
             // The feed replayed from the beginning: history as the principal may see it now.
-            var replay = Haven_V1_SubscribeRequest()
-            replay.start = .beginning
-            let items: [Haven_V1_FeedItem]
+            let changes: [Haven_V1_ChangeEvent]
             do {
-                items = try await haven.collect(MethodCatalog.FeedService.subscribe, replay, as: principal)
+                changes = try await haven.replayedChanges(as: principal)
             } catch let error as HavenError {
                 #expect(who == .auditor && error.code == .permissionDenied)
                 cells.add(grid.survivors.count)
                 continue
             }
             let snapshots = Dictionary(
-                grouping: items.compactMap { item -> Haven_V1_Survivor? in
-                    if case .change(let change) = item.item, case .survivor(let survivor) = change.subject {
-                        survivor
-                    } else {
-                        nil
-                    }
+                grouping: changes.compactMap { change -> Haven_V1_Survivor? in
+                    if case .survivor(let survivor) = change.subject { survivor } else { nil }
                 },
                 by: \.id
             )
@@ -452,16 +446,9 @@ struct AccessGridTests {
             "id", "survivor_id", "survivor_code", "partner_id", "status", "version", "created_at_unix_ms",
             "updated_at_unix_ms",
         ]
-        var replay = Haven_V1_SubscribeRequest()
-        replay.start = .beginning
-        let partnerItems = try await haven.collect(MethodCatalog.FeedService.subscribe, replay, as: partner)
         let referralSnapshots = Dictionary(
-            grouping: partnerItems.compactMap { item -> Haven_V1_Referral? in
-                if case .change(let change) = item.item, case .referral(let referral) = change.subject {
-                    referral
-                } else {
-                    nil
-                }
+            grouping: try await haven.replayedChanges(as: partner).compactMap { change -> Haven_V1_Referral? in
+                if case .referral(let referral) = change.subject { referral } else { nil }
             },
             by: \.id
         )

@@ -274,24 +274,13 @@ struct AccusedHistoryTests {
         )
 
         // The feed, replayed: each change in the item of the change that made it, once.
-        var replay = Haven_V1_SubscribeRequest()
-        replay.start = .beginning
-        let items = try await scenario.haven.collect(
-            MethodCatalog.FeedService.subscribe,
-            replay,
-            as: try scenario.haven.principal("director-kol")
-        )
-        let snapshots = items.compactMap { item -> Haven_V1_Case? in
-            if case .change(let change) = item.item, case .caseRecord(let snapshot) = change.subject,
-                snapshot.id == record.id
-            {
-                snapshot
-            } else {
-                nil
-            }
+        let changes = try await scenario.haven.replayedChanges(as: try scenario.haven.principal("director-kol"))
+        let snapshots = changes.compactMap { change -> Haven_V1_Case? in
+            guard case .caseRecord(let snapshot) = change.subject, snapshot.id == record.id else { return nil }
+            return snapshot
         }
-        let changes = snapshots.flatMap { $0.accused.flatMap(\.history) }
-        #expect(changes.map(\.sequence) == Array(1...25))
+        let statusChanges = snapshots.flatMap { $0.accused.flatMap(\.history) }
+        #expect(statusChanges.map(\.sequence) == Array(1...25))
 
         // Each change's row is in the audit entry of its call, and the chain verifies.
         let entries = try await scenario.entries(kind: "accusedStatus", id: "\(accusedID)/25")

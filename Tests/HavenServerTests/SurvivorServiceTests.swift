@@ -187,21 +187,10 @@ struct SurvivorServiceTests {
         #expect(try await scenario.code("admin", MethodCatalog.SurvivorService.listSurvivorServices, tail) == .notFound)
 
         // The feed, replayed: each service in the item of the change that recorded it, once.
-        var replay = Haven_V1_SubscribeRequest()
-        replay.start = .beginning
-        let items = try await scenario.haven.collect(
-            MethodCatalog.FeedService.subscribe,
-            replay,
-            as: try scenario.haven.principal("director-kol")
-        )
-        let snapshots = items.compactMap { item -> Haven_V1_Survivor? in
-            if case .change(let change) = item.item, case .survivor(let snapshot) = change.subject,
-                snapshot.id == survivor.id
-            {
-                snapshot
-            } else {
-                nil
-            }
+        let changes = try await scenario.haven.replayedChanges(as: try scenario.haven.principal("director-kol"))
+        let snapshots = changes.compactMap { change -> Haven_V1_Survivor? in
+            guard case .survivor(let snapshot) = change.subject, snapshot.id == survivor.id else { return nil }
+            return snapshot
         }
         #expect(snapshots.flatMap(\.services).map(\.sequence) == Array(1...130))
         #expect(snapshots.allSatisfy { $0.services.count <= 1 })

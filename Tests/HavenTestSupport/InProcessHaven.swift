@@ -152,6 +152,16 @@ package final class InProcessHaven: Sendable {
         return received.withLock { $0 }
     }
 
+    /// The change feed replayed from its beginning as `principal` may see
+    /// it: the changes of its items, in order (the feed's other items left out).
+    package func replayedChanges(as principal: Principal) async throws -> [Haven_V1_ChangeEvent] {
+        var replay = Haven_V1_SubscribeRequest()
+        replay.start = .beginning
+        return try await self.collect(MethodCatalog.FeedService.subscribe, replay, as: principal).compactMap { item in
+            if case .change(let change) = item.item { change } else { nil }
+        }
+    }
+
     /// Starts a followed stream in a child task of `body`'s scope; `body`
     /// reads it with ``FollowedStream/next(until:)``; the stream is cancelled
     /// when `body` returns.
