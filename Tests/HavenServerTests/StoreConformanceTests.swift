@@ -624,6 +624,74 @@ struct StoreConformanceTests {
     }
 
     @Test(
+        "an update sets the indexed columns that change and keeps the others: the record is found by its new reference, office and update time, and by the ones it kept, never by those it left",
+        arguments: StoreUnderTest.allCases
+    )
+    func indexedColumns(_ kind: StoreUnderTest) async throws {
+        try await self.withStore(kind) { store in
+            try await store.audited { tx in
+                try tx.insert(Self.caseRecord("c1", reference: "KOL-1", office: "KOL", openedAt: 1))
+                try tx.insert(Self.caseRecord("c2", reference: "KOL-2", office: "KOL", openedAt: 2))
+            }
+            func found(office: String? = nil, updatedSince: Int64? = nil) async throws -> [String] {
+                var query = RecordQuery(order: .idAscending)
+                if let office { query.officeCodes = [office] }
+                query.updatedSince = updatedSince
+                return try await store.read { [query] in try $0.page(Haven_V1_Case.self, query).records.map(\.id) }
+            }
+            func alias(_ reference: String) async throws -> String? {
+                try await store.read { try $0.load(Haven_V1_Case.self, alias: reference)?.id }
+            }
+            // Loaded, then updated twice in one write: the second update starts from what the first set.
+            try await store.audited { tx in
+                guard var record = try tx.load(Haven_V1_Case.self, id: "c1") else { return }
+                record.reference = "MUM-1"
+                record.officeCode = "MUM"
+                record.updatedAtUnixMs = 10
+                record.version = 2
+                try tx.update(record, expectedVersion: 1)
+                record.reference = "MUM-1A"
+                record.version = 3
+                try tx.update(record, expectedVersion: 2)
+            }
+            #expect(try await alias("KOL-1") == nil)
+            #expect(try await alias("MUM-1") == nil)
+            #expect(try await alias("MUM-1A") == "c1")
+            #expect(try await found(office: "MUM") == ["c1"])
+            #expect(try await found(office: "KOL") == ["c2"])
+            #expect(try await found(updatedSince: 10) == ["c1"])
+            // Updated without loading it first (the store reads what is indexed), its status alone changed.
+            var closed = Self.caseRecord("c1", reference: "MUM-1A", office: "MUM", openedAt: 1)
+            closed.updatedAtUnixMs = 10
+            closed.status = .closed
+            closed.version = 4
+            try await store.audited { [closed] tx in try tx.update(closed, expectedVersion: 3) }
+            #expect(try await alias("MUM-1A") == "c1", "the reference it kept still finds it")
+            #expect(try await found(office: "MUM") == ["c1"])
+            #expect(try await found(updatedSince: 10) == ["c1"])
+            var statuses = RecordQuery(order: .idAscending)
+            statuses.statuses = [Haven_V1_CaseStatus.closed.rawValue]
+            let closedCount = try await store.read { [statuses] in try $0.count(Haven_V1_Case.self, statuses) }
+            #expect(closedCount == 1)
+            // Another record may take the reference c1 left, and not the one it holds.
+            var taken = Self.caseRecord("c2", reference: "MUM-1A", office: "KOL", openedAt: 2)
+            taken.version = 2
+            let duplicate = await #expect(throws: HavenError.self) {
+                try await store.audited { [taken] tx in try tx.update(taken, expectedVersion: 1) }
+            }
+            #expect(duplicate != nil)
+            taken.reference = "KOL-1"
+            try await store.audited { [taken] tx in try tx.update(taken, expectedVersion: 1) }
+            #expect(try await alias("KOL-1") == "c2")
+            let stored = try await store.read { try $0.load(Haven_V1_Case.self, id: "c1") }
+            #expect(stored?.reference == "MUM-1A" && stored?.officeCode == "MUM" && stored?.status == .closed)
+            #expect(stored?.openedAtUnixMs == 1 && stored?.updatedAtUnixMs == 10 && stored?.version == 4)
+            let verdict = try await self.verdict(store)
+            #expect(verdict.intact, "\(verdict.problem)")
+        }
+    }
+
+    @Test(
         "a partner's referral filter finds the survivors referred to it in the statuses named, and an empty set of statuses finds none (never all)",
         arguments: StoreUnderTest.allCases
     )

@@ -125,10 +125,10 @@ final class TransactionJournal {
     /// Record keys unwrapped in this transaction (`kind/id`): a write loads,
     /// then stores, the same record.
     var recordKeys: [String: SymmetricKey] = [:]
-    /// Version and sealed identity of the records this transaction loaded or
-    /// updated (`kind/id`), as they now stand in it, and the record itself
-    /// (to tell whether its report facts changed).
-    var loaded: [String: (version: Int64, secret: Data?, record: any StoredRecord)] = [:]
+    /// Version, sealed identity and indexed columns of the records this
+    /// transaction loaded or updated (`kind/id`), as they now stand in it,
+    /// and the record itself (to tell whether its report facts changed).
+    var loaded: [String: (version: Int64, secret: Data?, indexed: RecordRow.Indexed, record: any StoredRecord)] = [:]
     var unaudited: Bool { !self.resources.isEmpty || !self.changes.isEmpty }
 
     func wrote(kind: String, id: String, office: String?, version: UInt64, hash: [UInt8]) {

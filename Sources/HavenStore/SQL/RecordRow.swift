@@ -76,4 +76,96 @@ extension RecordRow {
     func update(in sql: any SQLConnection) throws {
         try sql.execute(Self.updateSQL, Array(self.values.dropFirst(2)) + [self.kind, self.id])
     }
+
+    /// Replaces the row of the same kind and id, whose indexed columns now
+    /// hold `stored`, setting of those only the ones that change. A database
+    /// rewrites the entries of every index on a column an `UPDATE` sets,
+    /// changed or not: for a case's new event that was five index entries
+    /// deleted and inserted again, four of them unchanged (about half the
+    /// statement's time on SQLite, and their pages written to the log).
+    func update(in sql: any SQLConnection, replacing stored: Indexed) throws {
+        let indexed = self.indexed
+        var mask = 0
+        var arguments: [any SQLBindable] = []
+        arguments.reserveCapacity(16)
+        for (bit, (new, old)) in zip(indexed.values, stored.values).enumerated() where new != old {
+            mask |= 1 << bit
+            arguments.append(new)
+        }
+        arguments += [
+            self.status, self.category, self.day, self.flagged, self.version, self.body, self.secret, self.sealed,
+            self.kind, self.id,
+        ]
+        try sql.execute(Self.narrowUpdateSQL[mask], arguments)
+    }
+
+    /// The columns of `record` that its indexes hold, besides its key.
+    struct Indexed: Equatable {
+        var alias: String?
+        var officeCode: String?
+        var partnerID: String?
+        var subjectID: String?
+        var createdAt: Int64
+        var updatedAt: Int64
+
+        static let columns = ["alias", "officeCode", "partnerID", "subjectID", "createdAt", "updatedAt"]
+        /// `SELECT` of them, in the order ``init(_:)`` reads them, after `version` and `secret`.
+        static let select = "SELECT version, secret, \(columns.joined(separator: ", ")) FROM record"
+
+        /// Reads them from a row selected by ``select``.
+        init(_ row: SQLRow) throws {
+            self.init(
+                alias: try row[2],
+                officeCode: try row[3],
+                partnerID: try row[4],
+                subjectID: try row[5],
+                createdAt: try row[6],
+                updatedAt: try row[7]
+            )
+        }
+
+        init(
+            alias: String?,
+            officeCode: String?,
+            partnerID: String?,
+            subjectID: String?,
+            createdAt: Int64,
+            updatedAt: Int64
+        ) {
+            self.alias = alias
+            self.officeCode = officeCode
+            self.partnerID = partnerID
+            self.subjectID = subjectID
+            self.createdAt = createdAt
+            self.updatedAt = updatedAt
+        }
+
+        /// The values, in ``columns``' order.
+        var values: [SQLValue] {
+            [
+                self.alias.sqlValue, self.officeCode.sqlValue, self.partnerID.sqlValue, self.subjectID.sqlValue,
+                self.createdAt.sqlValue, self.updatedAt.sqlValue,
+            ]
+        }
+    }
+
+    var indexed: Indexed {
+        Indexed(
+            alias: self.alias,
+            officeCode: self.officeCode,
+            partnerID: self.partnerID,
+            subjectID: self.subjectID,
+            createdAt: self.createdAt,
+            updatedAt: self.updatedAt
+        )
+    }
+
+    /// The `UPDATE` setting the indexed columns in a mask (bit *n* for
+    /// ``Indexed/columns``[*n*]), then the others.
+    private static let narrowUpdateSQL: [String] = (0..<(1 << Indexed.columns.count)).map { mask in
+        let indexed = Indexed.columns.enumerated().filter { mask & (1 << $0.offset) != 0 }.map(\.element)
+        let others = ["status", "category", "day", "flagged", "version", "body", "secret", "sealed"]
+        return
+            "UPDATE record SET \((indexed + others).map { "\($0) = ?" }.joined(separator: ", ")) WHERE kind = ? AND id = ?"
+    }
 }

@@ -64,7 +64,7 @@ struct SQLTransaction: StoreWriter {
     private func remembered<R: StoredRecord>(_ row: RecordRow) throws -> R {
         let record: R = try self.decode(row)
         if self.group != nil {
-            self.journal.loaded["\(row.kind)/\(row.id)"] = (row.version, row.secret, record)
+            self.journal.loaded["\(row.kind)/\(row.id)"] = (row.version, row.secret, row.indexed, record)
         }
         return record
     }
@@ -193,19 +193,19 @@ struct SQLTransaction: StoreWriter {
     func update<R: StoredRecord>(_ record: R, expectedVersion: UInt64, sealed: SealedChange) throws {
         let (record, appended) = Self.splitAppended(record)
         let loadedKey = "\(R.recordKind.rawValue)/\(record.recordID)"
-        let current: (version: Int64, secret: Data?, record: R?)
+        let current: (version: Int64, secret: Data?, indexed: RecordRow.Indexed, record: R?)
         if let loaded = self.journal.loaded[loadedKey] {
-            current = (loaded.version, loaded.secret, loaded.record as? R)
+            current = (loaded.version, loaded.secret, loaded.indexed, loaded.record as? R)
         } else {
             guard
                 let row = try self.sql.row(
-                    "SELECT version, secret FROM record WHERE kind = ? AND id = ?",
+                    "\(RecordRow.Indexed.select) WHERE kind = ? AND id = ?",
                     [R.recordKind.rawValue, record.recordID]
                 )
             else {
                 throw HavenError(code: .notFound, message: "no \(R.recordKind.rawValue) with that id")
             }
-            current = (try row["version"], try row["secret"], nil)
+            current = (try row[0], try row[1], try RecordRow.Indexed(row), nil)
         }
         let currentVersion = UInt64(current.version)
         guard currentVersion == expectedVersion else {
@@ -241,11 +241,11 @@ struct SQLTransaction: StoreWriter {
         case .erase:
             row.secret = nil
         }
-        try row.update(in: self.sql)
+        try row.update(in: self.sql, replacing: current.indexed)
         if current.record.map({ !record.hasSameReportFacts(as: $0) }) ?? true {
             try self.replaceFacts(record.reportFacts, of: R.recordKind, id: record.recordID)
         }
-        self.journal.loaded[loadedKey] = (row.version, row.secret, record)
+        self.journal.loaded[loadedKey] = (row.version, row.secret, row.indexed, record)
         self.journaled(row, version: record.recordVersion)
         try self.appendRows(appended, to: record)
     }
