@@ -3,8 +3,11 @@ import Foundation
 
 /// What the writes of one group transaction know of what the writes before
 /// them in it wrote or read, so that they need not read it back: the audit
-/// trail's head (each write's entry chains onto the previous one's), and the
-/// record keys unwrapped (writes to one case in a burst seal under one key).
+/// trail's head (each write's entry chains onto the previous one's), the
+/// record keys unwrapped (writes to one case in a burst seal under one key),
+/// and the accounts read (each write asks the access policy whether its
+/// caller's account is still enabled; a write that saves an account drops it
+/// here, and the next read reads it again).
 /// The connection that group commit drives is made anew for each group, and
 /// forgets all of it whenever a transaction begins (after a failed one,
 /// within the group) or a write's savepoint rolls back; under the write lock
@@ -15,10 +18,13 @@ final class GroupTransactionState {
     var auditHead: (sequence: Int64, hash: Data)?
     /// Record keys by `kind/id`, as stored in this group's transaction.
     var recordKeys: [String: SymmetricKey] = [:]
+    /// Accounts by id as read in this group's transaction (nil: none has that id).
+    var accounts: [String: Account?] = [:]
 
     func forget() {
         self.auditHead = nil
         self.recordKeys.removeAll()
+        self.accounts.removeAll()
     }
 }
 

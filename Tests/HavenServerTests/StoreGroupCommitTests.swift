@@ -232,6 +232,63 @@ struct StoreGroupCommitTests {
         }
     }
 
+    @Test(
+        "an account read in a group serves the writes after it, but not past a write that saves it, nor past a rolled-back write"
+    )
+    func accountsWithinAGroup() async throws {
+        @Sendable func caseworker(enabled: Bool) -> Account {
+            Account(
+                id: "cw-1",
+                displayName: "Fictional Caseworker",
+                role: .caseworker,
+                officeCodes: ["KOL"],
+                enabled: enabled,
+                createdAtUnixMs: 1
+            )
+        }
+        try await self.withStore { fixture in
+            let store = fixture.store
+            try await store.audited { tx in try tx.saveAccount(caseworker(enabled: true)) }
+            let read = Told<Int>()
+            @Sendable func enabled(_ tx: any StoreWriter) throws -> String {
+                try tx.account(id: "cw-1").map { $0.enabled ? "enabled" : "disabled" } ?? "none"
+            }
+            let writes: [@Sendable (Int, any StoreWriter) throws -> Void] = [
+                { index, tx in read.record(index, try enabled(tx)) },
+                { index, tx in read.record(index, try enabled(tx)) },
+                // Disabled: the writes after it see it disabled.
+                { _, tx in try tx.saveAccount(caseworker(enabled: false)) },
+                { index, tx in read.record(index, try enabled(tx)) },
+                // Enabled again, read back within the write, and rolled back.
+                { index, tx in
+                    try tx.saveAccount(caseworker(enabled: true))
+                    read.record(index, try enabled(tx))
+                    throw HavenError(code: .failedPrecondition, message: "refused")
+                },
+                { index, tx in read.record(index, try enabled(tx)) },
+                { index, tx in read.record(index, try tx.account(id: "cw-2") == nil ? "none" : "some") },
+            ]
+            try await self.holdingTheWriter(store) { release in
+                await withTaskGroup(of: Void.self) { group in
+                    for (index, write) in writes.enumerated() {
+                        group.addTask { try? await store.audited { tx in try write(index, tx) } }
+                        // In this order in the group.
+                        try? await self.untilWaiting(store, index + 1)
+                    }
+                    release()
+                }
+            }
+            // The first write, the held one, then one group: its six writes that committed.
+            #expect(try fixture.groups() == [1, 1, 6])
+            #expect(
+                read.all == [
+                    0: "enabled", 1: "enabled", 3: "disabled", 4: "enabled", 5: "disabled", 6: "none",
+                ]
+            )
+            #expect(try await store.read { try $0.account(id: "cw-1")?.enabled } == false)
+        }
+    }
+
     @Test("a caller cancelled while its write waits still learns the truth: the write committed with its group")
     func cancellationDoesNotInterruptTheGroup() async throws {
         try await self.withStore { fixture in

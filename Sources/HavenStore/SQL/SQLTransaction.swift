@@ -510,7 +510,10 @@ struct SQLTransaction: StoreWriter {
     // MARK: Accounts, office keys
 
     func account(id: String) throws -> Account? {
-        try self.sql.row("\(Self.accountColumns) WHERE id = ?", [id]).map(Self.account)
+        if let known = self.group?.accounts[id] { return known }
+        let account = try self.sql.row("\(Self.accountColumns) WHERE id = ?", [id]).map(Self.account)
+        self.group?.accounts[id] = .some(account)
+        return account
     }
 
     func accounts() throws -> [Account] {
@@ -553,6 +556,8 @@ struct SQLTransaction: StoreWriter {
     static let accountRevisionCounter = StoreCounters.accountRevision
 
     func saveAccount(_ account: Account) throws {
+        // Read again after this (a new account's creation time is its own; a saved one keeps the stored one).
+        self.group?.accounts[account.id] = nil
         _ = try self.nextCounterValue(Self.accountRevisionCounter)
         self.journal.wrote(kind: "account", id: account.id, office: nil, version: 0, hash: Self.accountHash(account))
         try self.sql.execute(
