@@ -65,6 +65,25 @@ extension StoredRecord {
 /// `YYYY-MM-DD`, which sorts like the date.
 package func dayString(_ date: Haven_V1_CivilDate) -> String? {
     guard date.year > 0 else { return nil }
+    // Every date a request may carry (validated: years 1–9999): ten bytes
+    // written in place, without the strings of the general case below.
+    if date.year <= 9999, (0...99).contains(date.month), (0...99).contains(date.day) {
+        return String(unsafeUninitializedCapacity: 10) { buffer in
+            func digits(_ value: Int32, _ count: Int, at offset: Int) {
+                var value = value
+                for index in stride(from: offset + count - 1, through: offset, by: -1) {
+                    buffer[index] = UInt8(ascii: "0") + UInt8(value % 10)
+                    value /= 10
+                }
+            }
+            digits(date.year, 4, at: 0)
+            buffer[4] = UInt8(ascii: "-")
+            digits(date.month, 2, at: 5)
+            buffer[7] = UInt8(ascii: "-")
+            digits(date.day, 2, at: 8)
+            return 10
+        }
+    }
     let year = String(date.year)
     let month = date.month < 10 ? "0\(date.month)" : String(date.month)
     let day = date.day < 10 ? "0\(date.day)" : String(date.day)

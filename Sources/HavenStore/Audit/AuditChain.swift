@@ -69,45 +69,56 @@ package enum AuditChain {
 }
 
 /// Builds a SHA-256 over length-prefixed fields: no two different field
-/// lists hash alike.
+/// lists hash alike. The fields are laid out in one buffer and hashed once
+/// (a write hashes every row it writes: a digest update per field, each
+/// from a small array of its own, was about 3 % of the writer's time).
 struct StoredHasher {
-    private var hasher = SHA256()
+    private var bytes: [UInt8] = []
 
     init(_ domain: String) {
+        self.bytes.reserveCapacity(512)
         self.add(domain)
     }
 
     mutating func add(_ string: String?) {
         guard let string else {
-            self.hasher.update(data: [0xFF])
+            self.bytes.append(0xFF)
             return
         }
-        self.add(Array(string.utf8))
+        self.bytes.append(0x01)
+        self.add(Int64(string.utf8.count))
+        self.bytes.append(contentsOf: string.utf8)
     }
 
     mutating func add(_ bytes: [UInt8]?) {
         guard let bytes else {
-            self.hasher.update(data: [0xFF])
+            self.bytes.append(0xFF)
             return
         }
-        self.hasher.update(data: [0x01])
+        self.bytes.append(0x01)
         self.add(Int64(bytes.count))
-        self.hasher.update(data: bytes)
+        self.bytes.append(contentsOf: bytes)
     }
 
     mutating func add(_ data: Data?) {
-        self.add(data.map(Array.init))
+        guard let data else {
+            self.bytes.append(0xFF)
+            return
+        }
+        self.bytes.append(0x01)
+        self.add(Int64(data.count))
+        self.bytes.append(contentsOf: data)
     }
 
     mutating func add(_ value: Int64) {
-        withUnsafeBytes(of: value.bigEndian) { self.hasher.update(bufferPointer: $0) }
+        withUnsafeBytes(of: value.bigEndian) { self.bytes.append(contentsOf: $0) }
     }
 
     mutating func add(_ value: Bool) {
-        self.hasher.update(data: [value ? 1 : 0])
+        self.bytes.append(value ? 1 : 0)
     }
 
-    func finalize() -> [UInt8] { Array(self.hasher.finalize()) }
+    func finalize() -> [UInt8] { Array(SHA256.hash(data: self.bytes)) }
 }
 
 /// What one write transaction has written and not yet audited.
