@@ -167,6 +167,58 @@ struct PostgresStoreTests {
     }
 
     @Test(
+        "the writer prepares its statements once for its connection and runs them again; a table changed under them fails one write UNAVAILABLE and the next prepares anew; a new connection starts with none"
+    )
+    func preparedStatements() async throws {
+        try await TestPostgres.withStore(keys: freshStoreKeys()) { store, location in
+            @Sendable func rename(_ code: String, to name: String) async throws {
+                try await store.audited { tx in
+                    guard var office = try tx.load(Haven_V1_Office.self, id: code) else {
+                        throw HavenError(code: .notFound, message: "no office \(code)")
+                    }
+                    office.name = name
+                    office.version += 1
+                    try tx.update(office, expectedVersion: office.version - 1)
+                }
+            }
+            try await store.audited { tx in try tx.insert(StoreConformanceTests.office("KOL")) }
+            try await rename("KOL", to: "Kolkata")
+            let prepared = store.preparedStatements
+            #expect(prepared > 0)
+            // The same writes again, for this office and another.
+            for index in 0..<5 { try await rename("KOL", to: "Kolkata \(index)") }
+            try await store.audited { tx in try tx.insert(StoreConformanceTests.office("MUM")) }
+            try await rename("MUM", to: "Mumbai")
+            #expect(store.preparedStatements == prepared, "statements run again, not prepared again")
+
+            // What a prepared statement selects changes type under it.
+            try await TestPostgres.onServer(location, "ALTER TABLE record ALTER COLUMN officeCode TYPE varchar(64)")
+            let failed = await #expect(throws: HavenError.self) { try await rename("KOL", to: "Kolkata field office") }
+            #expect(failed?.code == .unavailable)
+            try await rename("KOL", to: "Kolkata field office")
+            let stored = try await store.read { try $0.load(Haven_V1_Office.self, id: "KOL") }
+            #expect(stored?.name == "Kolkata field office" && stored?.version == 8)
+
+            // A new connection prepares its own.
+            try await TestPostgres.onServer(
+                location,
+                """
+                SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                WHERE datname = '\(location.database)' AND pid <> pg_backend_pid()
+                """
+            )
+            var recovered = false
+            for _ in 0..<20 where !recovered {
+                recovered = (try? await rename("MUM", to: "Mumbai field office")) != nil
+            }
+            #expect(recovered)
+            #expect(store.preparedStatements > 0 && store.preparedStatements <= prepared)
+            let verdict = try await AuditVerifier(store: store, publicKey: Data()).verify()
+            #expect(verdict.intact, "\(verdict.problem)")
+        }
+    }
+
+    @Test(
         "readiness: while the database refuses connections, writes fail UNAVAILABLE and readiness says the database is unreachable; once it takes them again, writes succeed and readiness clears"
     )
     func readiness() async throws {

@@ -51,6 +51,8 @@ package final class PostgresStore: RecordStore, Service {
     /// The writer: one serial queue and its connection (touched only on the queue).
     private let writerQueue = DispatchQueue(label: "haven.store.postgres.writer")
     private let writer = Mutex<PostgresConnection?>(nil)
+    /// The writer connection's prepared statements (touched only on the queue).
+    private let writerStatements = Mutex<PostgresStatements?>(nil)
     private let waiting = Mutex(GroupCommitQueue<PendingWrite<PostgresGroupWriter>>())
     private let notifier = ChangeNotifier()
     private let connectionIDs = Atomic<Int>(1)
@@ -290,7 +292,7 @@ package final class PostgresStore: RecordStore, Service {
         let writer: PostgresGroupWriter
         do {
             writer = PostgresGroupWriter(
-                sql: PostgresSQLConnection(connection: try self.writerConnection(), logger: self.logger)
+                sql: try self.writerSQL()
             )
         } catch {
             for write in group { write.fail(error) }
@@ -305,6 +307,23 @@ package final class PostgresStore: RecordStore, Service {
             if let latest = writer.committedSequence { self.notifier.publish(latest) }
         }
         for acknowledge in outcome.acknowledgements { acknowledge() }
+    }
+
+    /// The writer's connection with its prepared statements. On the writer queue only.
+    private func writerSQL() throws -> PostgresSQLConnection {
+        let connection = try self.writerConnection()
+        let statements = self.writerStatements.withLock { statements in
+            if let known = statements, known.connectionID == connection.id { return known }
+            let fresh = PostgresStatements(connectionID: connection.id)
+            statements = fresh
+            return fresh
+        }
+        return PostgresSQLConnection(connection: connection, logger: self.logger, statements: statements)
+    }
+
+    /// How many statements the writer's connection holds prepared.
+    package var preparedStatements: Int {
+        self.writerStatements.withLock { $0?.count ?? 0 }
     }
 
     /// The writer's connection, connected (again) if it is not open. On the writer queue only.
@@ -348,7 +367,7 @@ package final class PostgresStore: RecordStore, Service {
                 continuation.resume(
                     with: Result {
                         try Self.transaction(
-                            PostgresSQLConnection(connection: try self.writerConnection(), logger: self.logger),
+                            try self.writerSQL(),
                             readOnly: readOnly,
                             body
                         )
@@ -487,26 +506,11 @@ package final class PostgresStore: RecordStore, Service {
         case let error as HavenError: return error
         case is CancellationError:
             return HavenError(code: .cancelled, message: "cancelled before the transaction committed")
+        case let error as PostgresServerError:
+            return Self.translate(state: error.sqlState, error)
         case let error as PSQLError:
             if error.code == .server, let state = error.serverInfo?[.sqlState] {
-                switch state {
-                case "53100":  // disk_full
-                    return HavenError(
-                        code: .resourceExhausted,
-                        message:
-                            "the server's storage is full: nothing was written; retry only after an operator has freed space"
-                    )
-                case "40001", "40P01", "55P03", "57014":  // serialization, deadlock, lock wait, cancelled statement
-                    return Self.unreachable(error)
-                case _ where state.hasPrefix("08") || state.hasPrefix("57P") || state.hasPrefix("53"):
-                    return Self.unreachable(error)
-                default:
-                    return HavenError(
-                        code: .internal,
-                        message:
-                            "the server cannot use its storage: an operator must act (see the server's log); a write that failed may be retried with its idempotency key once the server is healthy"
-                    )
-                }
+                return Self.translate(state: state, error)
             }
             return Self.unreachable(error)
         case is ChannelError, is IOError, is PostgresStatementError:
@@ -516,6 +520,32 @@ package final class PostgresStore: RecordStore, Service {
             return Self.unreachable(error)
         default:
             return HavenError(code: .internal, message: "internal storage error (see the server's log)")
+        }
+    }
+
+    /// Maps a statement PostgreSQL refused, by its SQLSTATE.
+    private static func translate(state: String, _ error: any Error) -> HavenError {
+        switch state {
+        case "53100":  // disk_full
+            return HavenError(
+                code: .resourceExhausted,
+                message:
+                    "the server's storage is full: nothing was written; retry only after an operator has freed space"
+            )
+        case "40001", "40P01", "55P03", "57014":  // serialization, deadlock, lock wait, cancelled statement
+            return Self.unreachable(error)
+        case "0A000":
+            // A prepared statement's table changed under it (another instance
+            // migrated the schema); the writer prepares its statements anew.
+            return Self.unreachable(error)
+        case _ where state.hasPrefix("08") || state.hasPrefix("57P") || state.hasPrefix("53"):
+            return Self.unreachable(error)
+        default:
+            return HavenError(
+                code: .internal,
+                message:
+                    "the server cannot use its storage: an operator must act (see the server's log); a write that failed may be retried with its idempotency key once the server is healthy"
+            )
         }
     }
 
@@ -553,6 +583,9 @@ package final class PostgresStore: RecordStore, Service {
             let state = error.serverInfo?[.sqlState] ?? "-"
             let message = error.serverInfo?[.message] ?? ""
             return "PostgreSQL \(error.code) \(state) \(message)"
+        }
+        if let error = error as? PostgresServerError {
+            return "PostgreSQL server \(error.sqlState) \(error.message)"
         }
         if Self.isPoolError(error) { return "connection pool: \(error)" }
         return String(describing: type(of: error))
