@@ -109,6 +109,10 @@ struct PostgresSQLConnection: SQLConnection {
                 self.connection.close().whenComplete { _ in }
                 throw PostgresStatementError.connectionLost
             }
+        } catch let error where error is ChannelError || error is IOError {
+            // The connection failed (reported unwrapped on this path): as for an unnamed statement.
+            self.connection.close().whenComplete { _ in }
+            throw error
         }
     }
 
