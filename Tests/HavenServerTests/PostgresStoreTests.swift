@@ -167,7 +167,7 @@ struct PostgresStoreTests {
     }
 
     @Test(
-        "the writer prepares its statements once for its connection and runs them again; a table changed under them fails one write UNAVAILABLE and the next prepares anew; a new connection starts with none"
+        "the writer and the read pool prepare their statements once per connection and run them again; a table changed under them: a read runs again by itself, one write fails UNAVAILABLE and the next prepares anew; a new connection starts with none"
     )
     func preparedStatements() async throws {
         try await TestPostgres.withStore(keys: freshStoreKeys()) { store, location in
@@ -190,9 +190,20 @@ struct PostgresStoreTests {
             try await store.audited { tx in try tx.insert(StoreConformanceTests.office("MUM")) }
             try await rename("MUM", to: "Mumbai")
             #expect(store.preparedStatements == prepared, "statements run again, not prepared again")
+            for _ in 0..<20 {
+                let name = try await store.read { try $0.load(Haven_V1_Office.self, id: "MUM")?.name }
+                #expect(name == "Mumbai")
+            }
+            let preparedReads = store.preparedReadStatements
+            #expect(preparedReads > 0)
 
-            // What a prepared statement selects changes type under it.
+            // What a prepared statement selects changes type under it. A read
+            // on any pooled connection runs again by itself; a write fails once.
             try await TestPostgres.onServer(location, "ALTER TABLE record ALTER COLUMN officeCode TYPE varchar(64)")
+            for _ in 0..<20 {
+                let name = try await store.read { try $0.load(Haven_V1_Office.self, id: "MUM")?.name }
+                #expect(name == "Mumbai")
+            }
             let failed = await #expect(throws: HavenError.self) { try await rename("KOL", to: "Kolkata field office") }
             #expect(failed?.code == .unavailable)
             try await rename("KOL", to: "Kolkata field office")
@@ -207,9 +218,12 @@ struct PostgresStoreTests {
                 WHERE datname = '\(location.database)' AND pid <> pg_backend_pid()
                 """
             )
+            // Writes fail UNAVAILABLE until the writer has connected again.
             var recovered = false
-            for _ in 0..<20 where !recovered {
+            let deadline = ContinuousClock.now + .seconds(10)
+            while !recovered, ContinuousClock.now < deadline {
                 recovered = (try? await rename("MUM", to: "Mumbai field office")) != nil
+                if !recovered { try await Task.sleep(for: .milliseconds(20)) }
             }
             #expect(recovered)
             #expect(store.preparedStatements > 0 && store.preparedStatements <= prepared)

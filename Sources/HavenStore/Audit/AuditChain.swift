@@ -90,7 +90,7 @@ struct StoredHasher {
         self.bytes.append(contentsOf: string.utf8)
     }
 
-    mutating func add(_ bytes: [UInt8]?) {
+    mutating func add<Bytes: Collection<UInt8>>(_ bytes: Bytes?) {
         guard let bytes else {
             self.bytes.append(0xFF)
             return
@@ -98,16 +98,6 @@ struct StoredHasher {
         self.bytes.append(0x01)
         self.add(Int64(bytes.count))
         self.bytes.append(contentsOf: bytes)
-    }
-
-    mutating func add(_ data: Data?) {
-        guard let data else {
-            self.bytes.append(0xFF)
-            return
-        }
-        self.bytes.append(0x01)
-        self.add(Int64(data.count))
-        self.bytes.append(contentsOf: data)
     }
 
     mutating func add(_ value: Int64) {

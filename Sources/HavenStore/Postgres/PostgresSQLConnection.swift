@@ -15,8 +15,8 @@ import Synchronization
 struct PostgresSQLConnection: SQLConnection {
     let connection: PostgresConnection
     let logger: Logger
-    /// The connection's prepared statements (the writer's; nil for a pooled
-    /// read connection, whose statements are parsed each time).
+    /// The connection's prepared statements (nil: each statement is parsed
+    /// and planned anew).
     var statements: PostgresStatements? = nil
 
     func execute(_ sql: String, _ arguments: [any SQLBindable]) throws {
@@ -219,8 +219,8 @@ enum PostgresPlaceholders {
     }
 }
 
-/// The statements prepared on one connection (the writer's), by their text
-/// and the types of their arguments.
+/// The statements prepared on one connection (the writer's, or one of the
+/// read pool's), by their text and the types of their arguments.
 ///
 /// A write runs a dozen statements, each a round trip; parsed and planned
 /// anew each time, one cost about 45 µs more in PostgreSQL than prepared
@@ -232,15 +232,18 @@ enum PostgresPlaceholders {
 /// for that shape. Only single `SELECT`, `INSERT`, `UPDATE` and `DELETE`
 /// statements of at most 64 arguments are prepared, and at most 256 of
 /// them per connection; the rest run as before. They live as long as the
-/// connection: a new connection starts with none.
+/// connection: a new connection starts with none. When a table changes under
+/// them (0A000), the connection's are forgotten: the write fails UNAVAILABLE,
+/// a read runs once more (``PostgresStore``).
 final class PostgresStatements: Sendable {
-    let connectionID: PostgresConnection.ID
+    /// The connection they were prepared on (each of them refers to it too).
+    let connection: PostgresConnection
     private let prepared = Mutex<[String: PreparedQuery]>([:])
     static let capacity = 256
     static let maxArguments = 64
 
-    init(connectionID: PostgresConnection.ID) {
-        self.connectionID = connectionID
+    init(connection: PostgresConnection) {
+        self.connection = connection
     }
 
     func statement(_ key: String) -> PreparedQuery? { self.prepared.withLock { $0[key] } }

@@ -53,6 +53,8 @@ package final class PostgresStore: RecordStore, Service {
     private let writer = Mutex<PostgresConnection?>(nil)
     /// The writer connection's prepared statements (touched only on the queue).
     private let writerStatements = Mutex<PostgresStatements?>(nil)
+    /// The prepared statements of the read pool's connections, by connection.
+    private let readStatements = Mutex<[PostgresConnection.ID: PostgresStatements]>([:])
     private let waiting = Mutex(GroupCommitQueue<PendingWrite<PostgresGroupWriter>>())
     private let notifier = ChangeNotifier()
     private let connectionIDs = Atomic<Int>(1)
@@ -230,15 +232,29 @@ package final class PostgresStore: RecordStore, Service {
                 throw self.failed(error)
             }
         }
-        do {
-            return try await self.client.withConnection { connection in
-                try await blocking.runIfActive {
+        func pooled() async throws -> T {
+            try await self.client.withConnection { connection in
+                let statements = self.statements(for: connection)
+                return try await blocking.runIfActive {
                     try Self.transaction(
-                        PostgresSQLConnection(connection: connection, logger: logger),
+                        PostgresSQLConnection(connection: connection, logger: logger, statements: statements),
                         readOnly: true,
                         body
                     )
                 }
+            }
+        }
+        do {
+            return try await pooled()
+        } catch let error as PostgresServerError where error.sqlState == "0A000" {
+            // A table changed under a prepared statement (another instance
+            // migrated the schema): every pooled connection's statements are
+            // stale. They are forgotten, and the read runs once more.
+            self.readStatements.withLock { $0.removeAll() }
+            do {
+                return try await pooled()
+            } catch {
+                throw self.failed(error)
             }
         } catch {
             throw self.failed(error)
@@ -313,8 +329,8 @@ package final class PostgresStore: RecordStore, Service {
     private func writerSQL() throws -> PostgresSQLConnection {
         let connection = try self.writerConnection()
         let statements = self.writerStatements.withLock { statements in
-            if let known = statements, known.connectionID == connection.id { return known }
-            let fresh = PostgresStatements(connectionID: connection.id)
+            if let known = statements, known.connection === connection { return known }
+            let fresh = PostgresStatements(connection: connection)
             statements = fresh
             return fresh
         }
@@ -324,6 +340,23 @@ package final class PostgresStore: RecordStore, Service {
     /// How many statements the writer's connection holds prepared.
     package var preparedStatements: Int {
         self.writerStatements.withLock { $0?.count ?? 0 }
+    }
+
+    /// How many statements the read pool's open connections hold prepared.
+    package var preparedReadStatements: Int {
+        self.readStatements.withLock { $0.values.filter { !$0.connection.isClosed }.reduce(0) { $0 + $1.count } }
+    }
+
+    /// A read pool connection's prepared statements. The entries of
+    /// connections the pool has closed go as a new one arrives.
+    private func statements(for connection: PostgresConnection) -> PostgresStatements {
+        self.readStatements.withLock { all in
+            if let known = all[connection.id], known.connection === connection { return known }
+            all = all.filter { !$0.value.connection.isClosed }
+            let fresh = PostgresStatements(connection: connection)
+            all[connection.id] = fresh
+            return fresh
+        }
     }
 
     /// The writer's connection, connected (again) if it is not open. On the writer queue only.

@@ -112,34 +112,6 @@ extension RecordRow {
         /// `SELECT` of them, in the order ``init(_:)`` reads them, after `version` and `secret`.
         static let select = "SELECT version, secret, \(columns.joined(separator: ", ")) FROM record"
 
-        /// Reads them from a row selected by ``select``.
-        init(_ row: SQLRow) throws {
-            self.init(
-                alias: try row[2],
-                officeCode: try row[3],
-                partnerID: try row[4],
-                subjectID: try row[5],
-                createdAt: try row[6],
-                updatedAt: try row[7]
-            )
-        }
-
-        init(
-            alias: String?,
-            officeCode: String?,
-            partnerID: String?,
-            subjectID: String?,
-            createdAt: Int64,
-            updatedAt: Int64
-        ) {
-            self.alias = alias
-            self.officeCode = officeCode
-            self.partnerID = partnerID
-            self.subjectID = subjectID
-            self.createdAt = createdAt
-            self.updatedAt = updatedAt
-        }
-
         /// The values, in ``columns``' order.
         var values: [SQLValue] {
             [
@@ -149,6 +121,7 @@ extension RecordRow {
         }
     }
 
+    /// The indexed columns as this row holds them.
     var indexed: Indexed {
         Indexed(
             alias: self.alias,
@@ -167,5 +140,19 @@ extension RecordRow {
         let others = ["status", "category", "day", "flagged", "version", "body", "secret", "sealed"]
         return
             "UPDATE record SET \((indexed + others).map { "\($0) = ?" }.joined(separator: ", ")) WHERE kind = ? AND id = ?"
+    }
+}
+
+extension RecordRow.Indexed {
+    /// Reads them from a row selected by ``select``.
+    init(_ row: SQLRow) throws {
+        self.init(
+            alias: try row[2],
+            officeCode: try row[3],
+            partnerID: try row[4],
+            subjectID: try row[5],
+            createdAt: try row[6],
+            updatedAt: try row[7]
+        )
     }
 }
