@@ -109,8 +109,6 @@ extension RecordRow {
         var updatedAt: Int64
 
         static let columns = ["alias", "officeCode", "partnerID", "subjectID", "createdAt", "updatedAt"]
-        /// `SELECT` of them, in the order ``init(_:)`` reads them, after `version` and `secret`.
-        static let select = "SELECT version, secret, \(columns.joined(separator: ", ")) FROM record"
 
         /// The values, in ``columns``' order.
         var values: [SQLValue] {
@@ -140,19 +138,5 @@ extension RecordRow {
         let others = ["status", "category", "day", "flagged", "version", "body", "secret", "sealed"]
         return
             "UPDATE record SET \((indexed + others).map { "\($0) = ?" }.joined(separator: ", ")) WHERE kind = ? AND id = ?"
-    }
-}
-
-extension RecordRow.Indexed {
-    /// Reads them from a row selected by ``select``.
-    init(_ row: SQLRow) throws {
-        self.init(
-            alias: try row[2],
-            officeCode: try row[3],
-            partnerID: try row[4],
-            subjectID: try row[5],
-            createdAt: try row[6],
-            updatedAt: try row[7]
-        )
     }
 }

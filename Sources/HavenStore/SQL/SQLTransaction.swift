@@ -197,15 +197,17 @@ struct SQLTransaction: StoreWriter {
         if let loaded = self.journal.loaded[loadedKey] {
             current = (loaded.version, loaded.secret, loaded.indexed, loaded.record as? R)
         } else {
+            // Not loaded in this write (rare: every service loads before it
+            // updates): the stored row, for its version, identity and indexed columns.
             guard
                 let row = try self.sql.row(
-                    "\(RecordRow.Indexed.select) WHERE kind = ? AND id = ?",
+                    "\(RecordRow.select) WHERE kind = ? AND id = ?",
                     [R.recordKind.rawValue, record.recordID]
-                )
+                ).map(RecordRow.init)
             else {
                 throw HavenError(code: .notFound, message: "no \(R.recordKind.rawValue) with that id")
             }
-            current = (try row[0], try row[1], try RecordRow.Indexed(row), nil)
+            current = (row.version, row.secret, row.indexed, nil)
         }
         let currentVersion = UInt64(current.version)
         guard currentVersion == expectedVersion else {
