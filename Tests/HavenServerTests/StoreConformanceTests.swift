@@ -679,7 +679,9 @@ struct StoreConformanceTests {
             let duplicate = await #expect(throws: HavenError.self) {
                 try await store.audited { [taken] tx in try tx.update(taken, expectedVersion: 1) }
             }
-            #expect(duplicate != nil)
+            // A clear refusal (not a storage fault), and nothing of c2 changed.
+            #expect(duplicate?.code == .alreadyExists)
+            #expect(try await store.read { try $0.load(Haven_V1_Case.self, id: "c2") }?.reference == "KOL-2")
             taken.reference = "KOL-1"
             try await store.audited { [taken] tx in try tx.update(taken, expectedVersion: 1) }
             #expect(try await alias("KOL-1") == "c2")

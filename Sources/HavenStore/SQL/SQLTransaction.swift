@@ -179,10 +179,7 @@ struct SQLTransaction: StoreWriter {
         if let alias = row.alias,
             try self.sql.row("SELECT 1 FROM record WHERE kind = ? AND alias = ?", [row.kind, alias]) != nil
         {
-            throw HavenError(
-                code: .alreadyExists,
-                message: "a \(R.recordKind.rawValue) with that reference already exists"
-            )
+            throw Self.referenceTaken(R.recordKind)
         }
         try row.insert(into: self.sql)
         self.journaled(row, version: record.recordVersion)
@@ -243,6 +240,14 @@ struct SQLTransaction: StoreWriter {
         case .erase:
             row.secret = nil
         }
+        if let alias = row.alias, alias != current.indexed.alias,
+            try self.sql.row(
+                "SELECT 1 FROM record WHERE kind = ? AND alias = ? AND id <> ?",
+                [row.kind, alias, row.id]
+            ) != nil
+        {
+            throw Self.referenceTaken(R.recordKind)
+        }
         try row.update(in: self.sql, replacing: current.indexed)
         if current.record.map({ !record.hasSameReportFacts(as: $0) }) ?? true {
             try self.replaceFacts(record.reportFacts, of: R.recordKind, id: record.recordID)
@@ -250,6 +255,12 @@ struct SQLTransaction: StoreWriter {
         self.journal.loaded[loadedKey] = (row.version, row.secret, row.indexed, record)
         self.journaled(row, version: record.recordVersion)
         try self.appendRows(appended, to: record)
+    }
+
+    /// A record's reference (its alias: a case's reference, an office's
+    /// code) is unique within its kind: another record holds it.
+    static func referenceTaken(_ kind: RecordKind) -> HavenError {
+        HavenError(code: .alreadyExists, message: "a \(kind.rawValue) with that reference already exists")
     }
 
     /// The row of a record: index columns, the body without its sealed
