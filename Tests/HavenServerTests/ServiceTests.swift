@@ -186,6 +186,11 @@ struct ServiceTests {
             let invalid = try await session.failure("admin", MethodCatalog.OfficeService.createOffice, bad)
             #expect(invalid.code == .invalidArgument)
             #expect(invalid.fieldViolations.map(\.field) == ["office.time_zone"])
+            var keyless = Self.officeRequest("MNL")
+            keyless.idempotencyKey = ""
+            let unkeyed = try await session.failure("admin", MethodCatalog.OfficeService.createOffice, keyless)
+            #expect(unkeyed.code == .invalidArgument)
+            #expect(unkeyed.fieldViolations.map(\.field) == ["idempotency_key"])
             // Caseworkers may not create offices.
             #expect(
                 try await session.failure(
@@ -339,6 +344,14 @@ struct ServiceTests {
                 try await session.failure("worker-kol", MethodCatalog.CaseService.appendCaseEvent, wrong).code
                     == .invalidArgument
             )
+            // So is an append without an idempotency key, naming the field.
+            var keyless = Haven_V1_AppendCaseEventRequest()
+            keyless.caseID = first.id
+            keyless.event.occurredOn = Self.date(2026, 4, 3)
+            keyless.event.note.text = "an append without a key (fictional)"
+            let unkeyed = try await session.failure("worker-kol", MethodCatalog.CaseService.appendCaseEvent, keyless)
+            #expect(unkeyed.code == .invalidArgument)
+            #expect(unkeyed.fieldViolations.map(\.field) == ["idempotency_key"])
 
             record = try await append(
                 {
@@ -350,6 +363,7 @@ struct ServiceTests {
                 key: "e3"
             )
             #expect(record.accused[0].legalStatus == .onBail)
+            #expect(record.eventCount == 3, "the refused appends appended nothing")
             // A write's response carries the status changes it made; history_count counts them all.
             #expect(record.accused[0].history.map(\.status) == [.onBail])
             #expect(record.accused[0].history.map(\.sequence) == [3])

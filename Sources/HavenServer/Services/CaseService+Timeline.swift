@@ -101,8 +101,9 @@ extension CaseService {
             try Validate.require(!effect.accusedIDs.isEmpty, "event.accused_ids", "name at least one accused")
         }
         let env = self.environment
+        let idempotency = try env.writer.idempotency(key: request.idempotencyKey, of: request)
         return try await env.writer.transaction(context) { tx in
-            try env.writer.idempotent(context, key: request.idempotencyKey, request: request, tx) {
+            try env.writer.idempotent(context, idempotency, tx) {
                 try Self.mutate(request.caseID, .optional(request.expectedVersion), context, env, tx) {
                     record,
                     tx,

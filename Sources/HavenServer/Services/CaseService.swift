@@ -17,8 +17,9 @@ struct CaseService: CaseServiceHandler {
             try Validate.require(request.status != .closed, "status", "a case cannot be opened closed")
         }
         let env = self.env
+        let idempotency = try env.writer.idempotency(key: request.idempotencyKey, of: request)
         return try await env.writer.transaction(context) { tx in
-            try env.writer.idempotent(context, key: request.idempotencyKey, request: request, tx) {
+            try env.writer.idempotent(context, idempotency, tx) {
                 let office = try Self.activeOffice(request.officeCode, tx)
                 let now = env.nowUnixMs
                 let openedOn = CivilDates.date(unixMs: now, timeZone: office.timeZone)
@@ -204,8 +205,9 @@ struct CaseService: CaseServiceHandler {
             )
         }
         let env = self.env
+        let idempotency = try env.writer.idempotency(key: request.idempotencyKey, of: request)
         return try await env.writer.transaction(context) { tx in
-            try env.writer.idempotent(context, key: request.idempotencyKey, request: request, tx) {
+            try env.writer.idempotent(context, idempotency, tx) {
                 try Self.mutate(request.caseID, .required(request.expectedVersion), context, env, tx) {
                     record,
                     tx,

@@ -15,10 +15,10 @@ struct OfficeService: OfficeServiceHandler {
         try Validate.text(input.city, "office.city")
         try Validate.country(input.country, "office.country")
         try Validate.timeZone(input.timeZone, "office.time_zone")
-        try Validate.idempotencyKey(request.idempotencyKey)
         let env = self.env
+        let idempotency = try env.writer.idempotency(key: request.idempotencyKey, of: request)
         return try await env.writer.transaction(context) { tx in
-            try env.writer.idempotent(context, key: request.idempotencyKey, request: request, tx) {
+            try env.writer.idempotent(context, idempotency, tx) {
                 var office = Haven_V1_Office()
                 office.code = input.code
                 office.name = input.name

@@ -35,8 +35,9 @@ struct PartnerService: PartnerServiceHandler {
         for service in input.services { try Validate.known(service, "partner.services") }
         try Validate.text(input.contact, "partner.contact", required: false)
         let env = self.env
+        let idempotency = try env.writer.idempotency(key: request.idempotencyKey, of: request)
         return try await env.writer.transaction(context) { tx in
-            try env.writer.idempotent(context, key: request.idempotencyKey, request: request, tx) {
+            try env.writer.idempotent(context, idempotency, tx) {
                 for code in input.officeCodes where try tx.load(Haven_V1_Office.self, id: code) == nil {
                     throw HavenError(code: .notFound, message: "partner.office_codes: no office \(code.prefix(8))")
                 }

@@ -219,6 +219,24 @@ package struct RecordWriter: Sendable {
         try self.recordChange(record, kind: .updated, tx)
     }
 
+    /// An idempotent create's key, checked, and its request's digest: what
+    /// ``idempotent(_:_:_:create:)`` compares a retry with. Made before the
+    /// write is queued, so that a missing key is refused without the writer
+    /// and the request is encoded and hashed off it.
+    package struct IdempotentRequest: Sendable {
+        let key: String
+        let digest: [UInt8]
+    }
+
+    /// Checks an idempotent create's key and digests its request (deterministic
+    /// protobuf, SHA-256; stored with the result, so a change of either would
+    /// refuse the retries of requests made before it).
+    package func idempotency(key: String, of request: some SwiftProtobuf.Message) throws -> IdempotentRequest {
+        try Validate.idempotencyKey(key)
+        let bytes: [UInt8] = try request.serializedBytes(options: Self.deterministic)
+        return IdempotentRequest(key: key, digest: Array(SHA256.hash(data: bytes)))
+    }
+
     /// Runs an idempotent create: the first request with a key creates (and
     /// remembers the result); a retry returns that record *as the principal
     /// may see it now*, as a read returns it (NOT_FOUND when it no longer
@@ -226,13 +244,11 @@ package struct RecordWriter: Sendable {
     /// different request fails with ALREADY_EXISTS.
     package func idempotent<R: WritableRecord>(
         _ context: CallContext,
-        key: String,
-        request: some SwiftProtobuf.Message,
+        _ request: IdempotentRequest,
         _ tx: any StoreWriter,
         create: () throws -> R
     ) throws -> R {
-        try Validate.idempotencyKey(key)
-        let digest = Array(SHA256.hash(data: try request.serializedBytes(options: Self.deterministic) as [UInt8]))
+        let (key, digest) = (request.key, request.digest)
         let principal = context.principal
         if let previous = try tx.idempotencyRecord(principalID: principal.id, key: key) {
             guard previous.method == context.method, previous.requestDigest == digest else {

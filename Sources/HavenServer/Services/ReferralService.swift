@@ -76,8 +76,9 @@ struct ReferralService: ReferralServiceHandler {
         try Validate.known(request.service, "service")
         try Validate.text(request.note, "note", required: false)
         let env = self.env
+        let idempotency = try env.writer.idempotency(key: request.idempotencyKey, of: request)
         return try await env.writer.transaction(context) { tx in
-            try env.writer.idempotent(context, key: request.idempotencyKey, request: request, tx) {
+            try env.writer.idempotent(context, idempotency, tx) {
                 let found = try tx.load(Haven_V1_Survivor.self, id: request.survivorID)
                 guard
                     let survivor = try env.policy.survivor(

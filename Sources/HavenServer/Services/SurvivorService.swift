@@ -28,8 +28,9 @@ struct SurvivorService: SurvivorServiceHandler {
         try Self.validate(request.identity)
         if request.status != .unspecified { try Validate.known(request.status, "status") }
         let env = self.env
+        let idempotency = try env.writer.idempotency(key: request.idempotencyKey, of: request)
         return try await env.writer.transaction(context) { tx in
-            try env.writer.idempotent(context, key: request.idempotencyKey, request: request, tx) {
+            try env.writer.idempotent(context, idempotency, tx) {
                 let office = try CaseService.activeOffice(request.officeCode, tx)
                 let number = try tx.nextCounterValue("survivor:\(office.code)")
                 var survivor = Haven_V1_Survivor()
@@ -280,8 +281,9 @@ struct SurvivorService: SurvivorServiceHandler {
         let principal = context.principal
         let partnerID = principal.account.partnerID
         let delivering = env.policy.allows(principal, .recordDeliveredService, partner: partnerID)
+        let idempotency = try env.writer.idempotency(key: request.idempotencyKey, of: request)
         return try await env.writer.transaction(context) { tx in
-            try env.writer.idempotent(context, key: request.idempotencyKey, request: request, tx) {
+            try env.writer.idempotent(context, idempotency, tx) {
                 try env.writer.update(
                     Haven_V1_Survivor.self,
                     id: request.survivorID,
