@@ -210,6 +210,14 @@ struct SQLTransaction: StoreWriter {
         guard currentVersion == expectedVersion else {
             throw HavenError.staleVersion(expected: expectedVersion, current: currentVersion)
         }
+        if let alias = record.index.alias, alias != current.indexed.alias,
+            try self.sql.row(
+                "SELECT 1 FROM record WHERE kind = ? AND alias = ? AND id <> ?",
+                [R.recordKind.rawValue, alias, record.recordID]
+            ) != nil
+        {
+            throw Self.referenceTaken(R.recordKind)
+        }
         var erasing = false
         if case .erase = sealed {
             erasing = true
@@ -239,14 +247,6 @@ struct SQLTransaction: StoreWriter {
             row.secret = Data(try self.sealIdentity(identity, of: record))
         case .erase:
             row.secret = nil
-        }
-        if let alias = row.alias, alias != current.indexed.alias,
-            try self.sql.row(
-                "SELECT 1 FROM record WHERE kind = ? AND alias = ? AND id <> ?",
-                [row.kind, alias, row.id]
-            ) != nil
-        {
-            throw Self.referenceTaken(R.recordKind)
         }
         try row.update(in: self.sql, replacing: current.indexed)
         if current.record.map({ !record.hasSameReportFacts(as: $0) }) ?? true {
