@@ -31,6 +31,13 @@ struct StoreGroupCommitTests {
         var all: [Key: String] { self.values.withLock { $0 } }
     }
 
+    /// How many times each write's body ran.
+    final class Runs: Sendable {
+        private let values = Mutex<[Int: Int]>([:])
+        func count(_ key: Int) { self.values.withLock { $0[key, default: 0] += 1 } }
+        var all: [Int: Int] { self.values.withLock { $0 } }
+    }
+
     struct Fixture {
         let store: SQLiteStore
         let metrics: TestMetrics
@@ -160,6 +167,61 @@ struct StoreGroupCommitTests {
             let verdict = try await fixture.verdict()
             #expect(verdict.intact, "\(verdict.problem)")
             #expect(verdict.entries == 5)
+        }
+    }
+
+    @Test(
+        "in a group, a write refused before it changed anything leaves the transaction as it was; one that fails after changing something has the writes before it run again, once, and each write is answered once"
+    )
+    func runsOfEachBody() async throws {
+        try await self.withStore { fixture in
+            let store = fixture.store
+            let runs = Runs()
+            let results = Told<Int>()
+            let refused: Set<Int> = [1, 5]
+            let failsAfterWriting = 3
+            try await self.holdingTheWriter(store) { release in
+                await withTaskGroup(of: Void.self) { group in
+                    // One at a time, so that the group runs them in this order.
+                    for index in 0..<6 {
+                        group.addTask {
+                            do {
+                                try await store.audited { tx in
+                                    runs.count(index)
+                                    if refused.contains(index) {
+                                        throw HavenError(code: .failedPrecondition, message: "refused \(index)")
+                                    }
+                                    try tx.insert(Self.office("R\(index)"))
+                                    if index == failsAfterWriting {
+                                        throw HavenError(code: .failedPrecondition, message: "failed after writing")
+                                    }
+                                }
+                                results.record(index, "ok")
+                            } catch let error as HavenError {
+                                results.record(index, error.message)
+                            } catch {
+                                results.record(index, "\(error)")
+                            }
+                        }
+                        try? await self.untilWaiting(store, index + 1)
+                    }
+                    release()
+                }
+            }
+            #expect(
+                results.all == [
+                    0: "ok", 1: "refused 1", 2: "ok", 3: "failed after writing", 4: "ok", 5: "refused 5",
+                ]
+            )
+            // 0 and 2 ran again after 3 took their transaction down; nothing else did.
+            #expect(runs.all == [0: 2, 1: 1, 2: 2, 3: 1, 4: 1, 5: 1])
+            let stored = try await store.read { tx in
+                try (0..<6).filter { try tx.load(Haven_V1_Office.self, id: "R\($0)") != nil }
+            }
+            #expect(stored == [0, 2, 4])
+            #expect(try fixture.groups() == [1, 3])
+            let verdict = try await fixture.verdict()
+            #expect(verdict.intact && verdict.entries == 3, "\(verdict.problem)")
         }
     }
 

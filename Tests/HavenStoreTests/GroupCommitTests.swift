@@ -20,6 +20,10 @@ struct GroupCommitTests {
         var failBegins = 0
         var failCommit = false
         var log: [String] = []
+        /// Rows written so far, rolled back or not (what SQLite's total changes count).
+        var changes = 0
+        /// How many times each write's body ran.
+        var runs: [String: Int] = [:]
 
         func begin() throws {
             #expect(self.transaction == nil, "no transaction left open")
@@ -51,6 +55,8 @@ struct GroupCommitTests {
 
     enum Script {
         case succeeds(String)
+        /// Throws before writing anything (a stale version, a refused permission).
+        case refuses(String)
         /// Writes, then its body throws (a business rule): the transaction survives.
         case `throws`(String)
         /// Writes, then the database aborts the whole transaction (a full disk).
@@ -67,19 +73,25 @@ struct GroupCommitTests {
         script.map { step in
             let name: String
             switch step {
-            case .succeeds(let n), .throws(let n), .aborts(let n): name = n
+            case .succeeds(let n), .refuses(let n), .throws(let n), .aborts(let n): name = n
             }
             return PendingWrite<ScriptedConnection>(
                 run: { connection in
+                    connection.runs[name, default: 0] += 1
+                    if case .refuses = step { throw Failure(reason: "\(name) refused") }
                     connection.transaction!.append(name)
+                    connection.changes += 1
+                    let run = connection.runs[name]!
                     switch step {
-                    case .succeeds: break
+                    case .succeeds, .refuses: break
                     case .throws: throw Failure(reason: "rule broken by \(name)")
                     case .aborts:
                         connection.transaction = nil
                         throw Failure(reason: "disk full under \(name)")
                     }
-                    return { outcomes.told.withLock { $0[name] = "acknowledged" } }
+                    return {
+                        outcomes.told.withLock { $0[name] = run == 1 ? "acknowledged" : "acknowledged (run \(run))" }
+                    }
                 },
                 fail: { error in outcomes.told.withLock { $0[name] = "failed: \((error as! Failure).reason)" } }
             )
@@ -103,20 +115,62 @@ struct GroupCommitTests {
         #expect(["a", "b", "c"].allSatisfy { outcomes[$0] == "acknowledged" })
     }
 
-    @Test("a write whose body throws is rolled back alone; the rest of its group commits")
-    func failedBodyAlone() {
+    @Test("a write refused before it changed anything fails alone, and the group goes on in the same transaction")
+    func refusedWrite() {
         let connection = ScriptedConnection()
         let outcomes = Outcomes()
         let outcome = GroupCommit.run(
-            self.group([.succeeds("a"), .throws("b"), .succeeds("c")], outcomes),
+            self.group([.succeeds("a"), .refuses("b"), .succeeds("c")], outcomes),
             on: connection
         )
         #expect(connection.committed == ["a", "c"])
         #expect(connection.log == ["begin", "commit"])
-        #expect(outcomes["b"] == "failed: rule broken by b")
-        #expect(outcome.committed == 2 && outcome.failed == 1)
+        #expect(connection.runs == ["a": 1, "b": 1, "c": 1])
+        #expect(outcomes["b"] == "failed: b refused")
+        #expect(outcome.transactions == 1 && outcome.committed == 2 && outcome.failed == 1 && outcome.repeated == 0)
         for acknowledge in outcome.acknowledgements { acknowledge() }
         #expect(outcomes["a"] == "acknowledged" && outcomes["c"] == "acknowledged")
+    }
+
+    @Test(
+        "a write that throws after changing something fails alone: its transaction is rolled back, the writes before it run again, and the rest of the group runs in savepoints"
+    )
+    func failedBodyAlone() {
+        let connection = ScriptedConnection()
+        let outcomes = Outcomes()
+        let outcome = GroupCommit.run(
+            self.group(
+                [
+                    .succeeds("a"), .succeeds("b"), .throws("c"), .succeeds("d"), .throws("e"), .refuses("f"),
+                    .succeeds("g"),
+                ],
+                outcomes
+            ),
+            on: connection
+        )
+        #expect(connection.committed == ["a", "b", "d", "g"])
+        // One rollback for c; e and f are rolled back to their savepoints.
+        #expect(connection.log == ["begin", "rollback", "begin", "commit"])
+        #expect(connection.runs == ["a": 2, "b": 2, "c": 1, "d": 1, "e": 1, "f": 1, "g": 1])
+        #expect(outcomes["c"] == "failed: rule broken by c")
+        #expect(outcomes["e"] == "failed: rule broken by e")
+        #expect(outcomes["f"] == "failed: f refused")
+        #expect(outcome.transactions == 1 && outcome.committed == 4 && outcome.failed == 3 && outcome.repeated == 2)
+        // Nothing of a first run is acknowledged: each write once, with its last run's result.
+        #expect(outcome.acknowledgements.count == 4)
+        for acknowledge in outcome.acknowledgements { acknowledge() }
+        #expect(outcomes["a"] == "acknowledged (run 2)" && outcomes["b"] == "acknowledged (run 2)")
+        #expect(outcomes["d"] == "acknowledged" && outcomes["g"] == "acknowledged")
+    }
+
+    @Test("a write that throws after changing something as the group's first write takes nothing else down")
+    func firstWriteFails() {
+        let connection = ScriptedConnection()
+        let outcomes = Outcomes()
+        let outcome = GroupCommit.run(self.group([.throws("a"), .succeeds("b")], outcomes), on: connection)
+        #expect(connection.committed == ["b"])
+        #expect(connection.log == ["begin", "rollback", "begin", "commit"])
+        #expect(outcome.committed == 1 && outcome.failed == 1 && outcome.repeated == 0)
     }
 
     @Test("when the database aborts the transaction, the group's writes so far fail with it and the rest start anew")
@@ -148,7 +202,8 @@ struct GroupCommitTests {
         )
         #expect(connection.committed.isEmpty)
         #expect(!connection.isInsideTransaction)
-        #expect(connection.log == ["begin", "rollback"])
+        // b's failure rolled back the first transaction; the failed commit, the second.
+        #expect(connection.log == ["begin", "rollback", "begin", "rollback"])
         #expect(outcome.acknowledgements.isEmpty && outcome.committed == 0 && outcome.failed == 3)
         #expect(outcomes["a"] == "failed: I/O error at commit")
         #expect(outcomes["b"] == "failed: rule broken by b")

@@ -47,4 +47,17 @@ struct PostgresStatementsTests {
         #expect(!PostgresStatements.preparable("SELECT 1; SELECT 2", 0))
         #expect(!PostgresStatements.preparable("CREATE TABLE t (a int)", 0))
     }
+
+    @Test("the writer counts every statement but a SELECT as one that may have changed its transaction")
+    func effects() {
+        #expect(StatementEffects.reads("SELECT kind, id FROM record WHERE id = ?"))
+        #expect(StatementEffects.reads("\n  select 1"))
+        #expect(!StatementEffects.reads("INSERT INTO change (body) VALUES (?) RETURNING sequence"))
+        #expect(!StatementEffects.reads("UPDATE record SET body = ?"))
+        #expect(!StatementEffects.reads("DELETE FROM idempotency WHERE createdAt < ?"))
+        #expect(!StatementEffects.reads("WITH head AS (SELECT 1) INSERT INTO t SELECT * FROM head"))
+        #expect(!StatementEffects.reads("DECLARE c NO SCROLL CURSOR FOR SELECT 1"))
+        #expect(!StatementEffects.reads("SAVEPOINT haven_write"))
+        #expect(!StatementEffects.reads("SELECTED"))
+    }
 }

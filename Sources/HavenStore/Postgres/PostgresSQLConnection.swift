@@ -18,6 +18,9 @@ struct PostgresSQLConnection: SQLConnection {
     /// The connection's prepared statements (nil: each statement is parsed
     /// and planned anew).
     var statements: PostgresStatements? = nil
+    /// What the statements may have left in the open transaction (the
+    /// writer's; nil: not counted): see ``StatementEffects``.
+    var effects: StatementEffects? = nil
 
     func execute(_ sql: String, _ arguments: [any SQLBindable]) throws {
         _ = try self.run(sql, arguments)
@@ -73,10 +76,24 @@ struct PostgresSQLConnection: SQLConnection {
         try self.unnamed(sql, []).metadata.command
     }
 
+    /// Runs a statement, counting in ``effects`` what it may leave in the transaction.
+    private func run(_ sql: String, _ arguments: [any SQLBindable]) throws -> [PostgresRow] {
+        guard let effects = self.effects else { return try self.perform(sql, arguments) }
+        do {
+            let rows = try self.perform(sql, arguments)
+            if !StatementEffects.reads(sql) { effects.count += 1 }
+            return rows
+        } catch {
+            // A failed statement aborts PostgreSQL's transaction, whatever it was.
+            effects.count += 1
+            throw error
+        }
+    }
+
     /// Runs a statement: through the connection's prepared statement for
     /// its text and argument types when it has a cache (prepared on first
     /// use), otherwise parsed and planned anew.
-    private func run(_ sql: String, _ arguments: [any SQLBindable]) throws -> [PostgresRow] {
+    private func perform(_ sql: String, _ arguments: [any SQLBindable]) throws -> [PostgresRow] {
         guard let statements = self.statements, PostgresStatements.preparable(sql, arguments.count) else {
             return try self.unnamed(sql, arguments).rows
         }
@@ -317,4 +334,23 @@ struct PostgresServerError: Error {
 enum PostgresStatementError: Error {
     case connectionLost
     case timedOut
+}
+
+/// A count of the statements that may have left something in the writer's
+/// transaction (``GroupCommitConnection/changes``): every statement but a
+/// `SELECT` that succeeded. PostgreSQL does not report what a statement
+/// changed the way SQLite does, and any failed statement aborts its
+/// transaction, so the count errs on the side of "changed": a write counted
+/// as having changed something when it had not only costs its group a
+/// second run of the writes before it. Used on the writer queue only.
+final class StatementEffects: @unchecked Sendable {
+    var count = 0
+
+    /// Whether a statement only reads: a `SELECT` (Haven's statements call
+    /// no function with effects from a `SELECT` inside a write's body).
+    static func reads(_ sql: String) -> Bool {
+        let start = sql.drop(while: \.isWhitespace)
+        guard start.prefix(6).uppercased() == "SELECT" else { return false }
+        return start.dropFirst(6).first?.isWhitespace ?? true
+    }
 }

@@ -17,8 +17,8 @@ import Tracing
 /// storage protocol holds in both (one conformance suite checks it):
 ///
 /// - **Writes** go through group commit (``GroupCommit``) on one writer
-///   connection per instance: the writes waiting share a transaction, each in
-///   its own savepoint, acknowledged after the COMMIT (`synchronous_commit`
+///   connection per instance: the writes waiting share a transaction (a write
+///   that fails is undone alone), acknowledged after the COMMIT (`synchronous_commit`
 ///   on: durable, and on a synchronous standby if the cluster has one).
 ///   Every write transaction first takes one transaction-level advisory lock
 ///   (`pg_advisory_xact_lock`), so the write transactions of *all* instances
@@ -334,7 +334,12 @@ package final class PostgresStore: RecordStore, Service {
             statements = fresh
             return fresh
         }
-        return PostgresSQLConnection(connection: connection, logger: self.logger, statements: statements)
+        return PostgresSQLConnection(
+            connection: connection,
+            logger: self.logger,
+            statements: statements,
+            effects: StatementEffects()
+        )
     }
 
     /// How many statements the writer's connection holds prepared.
@@ -635,7 +640,15 @@ final class PostgresGroupWriter: GroupCommitConnection, @unchecked Sendable {
     /// The change log's last sequence as of the last COMMIT.
     private(set) var committedSequence: UInt64?
 
-    init(sql: PostgresSQLConnection) { self.sql = sql }
+    private let effects: StatementEffects
+
+    init(sql: PostgresSQLConnection) {
+        guard let effects = sql.effects else {
+            preconditionFailure("group commit needs to know what each write's statements may have changed")
+        }
+        self.sql = sql
+        self.effects = effects
+    }
 
     func begin() throws {
         self.state.forget()
@@ -653,6 +666,7 @@ final class PostgresGroupWriter: GroupCommitConnection, @unchecked Sendable {
     }
 
     var isInsideTransaction: Bool { self.open && !self.sql.connection.isClosed }
+    var changes: Int { self.effects.count }
 
     func commit() throws {
         // Under the write lock the last sequence is what this commit makes

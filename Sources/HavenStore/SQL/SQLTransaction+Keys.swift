@@ -63,7 +63,7 @@ extension SQLTransaction {
     {
         let keys = try self.requiredKeys
         // Keyed by the wrapped bytes too: a key unwrapped inside a write that
-        // was then rolled back (a savepoint of a group commit) must never be
+        // was then rolled back (by a group commit, alone or with its transaction) must never be
         // taken for a later, different key of the same generation.
         let cacheName = "\(office)#\(generation)#\(master)#\(Data(wrapped).base64EncodedString())"
         if let cached = keys.cachedOfficeKey(cacheName) { return cached }

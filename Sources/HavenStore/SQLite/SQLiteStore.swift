@@ -84,9 +84,10 @@ package final class SQLiteStore: RecordStore {
             try db.execute(sql: "PRAGMA synchronous = FULL")
             // Freed pages (an erased key, a replaced sealed box) are overwritten with zeros.
             try db.execute(sql: "PRAGMA secure_delete = ON")
-            // Temporary files in memory: above all the sub-journal of each
-            // write's savepoint (group commit), which SQLite otherwise writes to
-            // a temporary file, page by page — 57 pwrite calls per write, with
+            // Temporary files in memory: above all the sub-journal of a
+            // savepoint (group commit runs writes in savepoints after a failed
+            // one), which SQLite otherwise writes to a temporary file, page by
+            // page — 57 pwrite calls per write when every write had one, with
             // pages of records in them, on the disk of /tmp.
             try db.execute(sql: "PRAGMA temp_store = MEMORY")
         }
@@ -157,8 +158,9 @@ package final class SQLiteStore: RecordStore {
     }
 
     /// Runs `body` in the next group commit (``GroupCommit``): with the writes
-    /// that arrive while the writer is busy, in one transaction and one fsync,
-    /// each in its own savepoint. Returns once the commit covering it is durable.
+    /// that arrive while the writer is busy, in one transaction and one fsync
+    /// (a write that fails is undone alone, as ``GroupCommit`` says). Returns
+    /// once the commit covering it is durable.
     ///
     /// The write is not bound to the calling task's cancellation: once
     /// submitted it runs and commits (or fails) with its group, and the caller
@@ -417,6 +419,10 @@ struct SQLiteConnection: GroupCommitConnection {
         try self.db.cachedStatement(sql: "RELEASE SAVEPOINT haven_write").execute()
     }
     var isInsideTransaction: Bool { self.db.isInsideTransaction }
+    /// Rows inserted, updated and deleted by the connection's completed
+    /// statements (`sqlite3_total_changes64`): a statement that fails undoes
+    /// its own changes, unless SQLite rolls the whole transaction back.
+    var changes: Int { self.db.totalChangesCount }
     func commit() throws { try self.db.commit() }
     func rollback() { try? self.db.rollback() }
 }
