@@ -51,7 +51,7 @@ final class GroupTransactionState {
 ///   first run had never happened; nothing of the first run was acknowledged.
 ///
 /// Savepoints around every write would cost each write two statements and
-/// a copy of every page it changes (about 8 % of writes per second on
+/// a copy of every page it changes (about 7 % of writes per second on
 /// SQLite at 256 in flight, two round trips on PostgreSQL); a write that
 /// fails after changing something is rare.
 ///
