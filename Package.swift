@@ -259,6 +259,7 @@ let package = Package(
                 "HavenStore",
                 "HavenProtocol",
                 "HavenTestSupport",
+                "HavenWireTesting",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),

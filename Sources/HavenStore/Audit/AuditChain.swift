@@ -1,7 +1,6 @@
 import Crypto
 import Foundation
 import HavenProtocol
-import SwiftProtobuf
 
 /// An audit entry to append: what the caller knows. The store adds the
 /// sequence, the previous hash, the records, accounts and changes the
@@ -44,13 +43,16 @@ package enum AuditChain {
     /// The `previous_hash` of the first entry.
     package static let zeroHash = [UInt8](repeating: 0, count: 32)
 
-    /// Deterministic protobuf bytes of an entry without its `entry_hash`.
+    /// Deterministic protobuf bytes of an entry without its `entry_hash`,
+    /// written by the generated codec: fields in number order, as
+    /// swift-protobuf's deterministic encoding writes them, which every entry
+    /// so far was hashed over (the schema has no maps, the one place the two
+    /// could differ; `AuditChainTests` holds the bytes to swift-protobuf's on
+    /// random entries and a fixed entry to its hash).
     package static func canonicalBytes(_ entry: Haven_V1_AuditEntry) throws -> [UInt8] {
         var entry = entry
         entry.entryHash = Data()
-        var options = BinaryEncodingOptions()
-        options.useDeterministicOrdering = true
-        return try entry.serializedBytes(options: options)
+        return entry.serializedPayload()
     }
 
     /// SHA-256(0x00 ‖ canonical bytes): 0x00 separates entry hashes from
