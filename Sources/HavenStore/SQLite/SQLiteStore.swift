@@ -1,6 +1,7 @@
 import CHavenSQLite
 import Foundation
 import GRDB
+import GRDBSQLite
 import HavenProtocol
 import Logging
 import SwiftProtobuf
@@ -48,7 +49,45 @@ package final class SQLiteStore: RecordStore {
     /// (``haven_sqlite_configure``): a process that opened SQLite before any
     /// store (a test, a benchmark's baseline) keeps SQLite's defaults, which
     /// are slower, not less safe.
-    private static let configured: Int32 = haven_sqlite_configure()
+    private static let configured: Int32 = {
+        let code = haven_sqlite_configure()
+        _ = haven_sqlite_install_wal_gathering()
+        return code
+    }()
+
+    /// SQLite configured, and the gathering VFS installed, as before a
+    /// store's first connection (for tests that open connections of their own).
+    package static func configureSQLite() { _ = Self.configured }
+
+    /// Writes SQLite made to the writer's gathered write-ahead log, and
+    /// writes that reached the file for them, since the store opened; nil
+    /// when its log is not gathered.
+    package func logWrites() throws -> (appends: Int, writes: Int)? {
+        try self.pool.writeWithoutTransaction { db in
+            var appends: Int64 = 0
+            var writes: Int64 = 0
+            guard haven_sqlite_wal_counts(db.sqliteConnection, &appends, &writes) == SQLITE_OK else { return nil }
+            return (Int(appends), Int(writes))
+        }
+    }
+
+    /// Has the writer's write-ahead log gathered (``haven_sqlite_gather_wal``):
+    /// the pages a commit appends reach the file in one write at its sync,
+    /// not two writes a page. The writer commits with FULL, as that needs;
+    /// every commit is checked to have left nothing unwritten
+    /// (``commitWaiting(_:)``). Without it (a VFS of another's, installed
+    /// first), every page is written on its own, as SQLite does.
+    private static func gatherLog(_ db: Database, _ logger: Logger) {
+        // A read opens the log, if no transaction has yet.
+        _ = try? Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master")
+        let code = haven_sqlite_gather_wal(db.sqliteConnection)
+        if code != SQLITE_OK {
+            logger.warning(
+                "the write-ahead log's pages are written one by one",
+                metadata: ["sqlite_code": "\(code)"]
+            )
+        }
+    }
 
     /// Opens (creating if needed) the database at `path` and runs migrations.
     ///
@@ -97,6 +136,7 @@ package final class SQLiteStore: RecordStore {
                 try db.execute(sql: "PRAGMA synchronous = FULL")
                 try db.execute(sql: "PRAGMA cache_size = -\(Self.writerCacheKiB)")
                 self.checkpointer.watch(db)
+                Self.gatherLog(db, logger)
             }
             let mode = try self.synchronousMode()
             guard mode == 2 else {
@@ -205,6 +245,16 @@ package final class SQLiteStore: RecordStore {
         let started = ContinuousClock.now
         let outcome = GroupCommit.run(group, on: SQLiteConnection(db: db))
         if outcome.committed > 0 {
+            // A commit syncs the log, which writes what was gathered, before
+            // it is published: anything left would be frames readers may be
+            // told of before they are in the file. The writer no longer
+            // committing with FULL is the one way there; stop rather than
+            // serve that. (After a rollback, pages spilled by the undone
+            // transaction may wait; nothing refers to them.)
+            precondition(
+                haven_sqlite_wal_waiting(db.sqliteConnection) == 0,
+                "a commit left write-ahead log pages unwritten: the writer does not commit with synchronous = FULL"
+            )
             self.instruments.committed(writes: outcome.committed, duration: ContinuousClock.now - started)
             self.lastUnwritable.withLock { $0 = nil }
             if let latest = try? Self.latestSequence(db) { self.notifier.publish(latest) }
