@@ -3,7 +3,8 @@ import Testing
 /// Keeps two kinds of suites apart on CI's two cores: those that time a
 /// promise against a bound (a session cut off within a second) and those
 /// that load the machine with another server (PostgreSQL's tests, whose
-/// cluster and connections take CPU and disk). Suites of one kind run
+/// cluster and connections take CPU and disk; the floods of hostile peers
+/// against a `havend` of their own). Suites of one kind run
 /// together; a suite of the other kind waits until none is running. Every
 /// other suite runs as before.
 ///

@@ -72,14 +72,14 @@ package final class SQLiteStore: RecordStore {
     }
 
     /// Has the writer's write-ahead log gathered (``haven_sqlite_gather_wal``):
-    /// the pages a commit appends reach the file in one write at its sync,
-    /// not two writes a page. The writer commits with FULL, as that needs;
-    /// every commit is checked to have left nothing unwritten
-    /// (``commitWaiting(_:)``). Without it (a VFS of another's, installed
-    /// first), every page is written on its own, as SQLite does.
-    private static func gatherLog(_ db: Database, _ logger: Logger) {
+    /// the pages a commit appends reach the file at its sync in one write
+    /// per 128 KiB, not two writes a page. The writer commits with FULL, as
+    /// that needs; every group commit is checked to have left nothing
+    /// unwritten (``commitWaiting(_:)``). Without it (a VFS of another's,
+    /// installed first), every page is written on its own, as SQLite does.
+    private static func gatherLog(_ db: Database, _ logger: Logger) throws {
         // A read opens the log, if no transaction has yet.
-        _ = try? Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master")
+        _ = try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master")
         let code = haven_sqlite_gather_wal(db.sqliteConnection)
         if code != SQLITE_OK {
             logger.warning(
@@ -136,7 +136,7 @@ package final class SQLiteStore: RecordStore {
                 try db.execute(sql: "PRAGMA synchronous = FULL")
                 try db.execute(sql: "PRAGMA cache_size = -\(Self.writerCacheKiB)")
                 self.checkpointer.watch(db)
-                Self.gatherLog(db, logger)
+                try Self.gatherLog(db, logger)
             }
             let mode = try self.synchronousMode()
             guard mode == 2 else {
