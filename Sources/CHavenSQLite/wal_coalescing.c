@@ -49,6 +49,9 @@ typedef struct HavenWALFile {
     int used;
     /// Whether writes are gathered (``haven_sqlite_gather_wal``).
     int gathering;
+    /// The code the next write of what waits fails with instead of writing
+    /// (``haven_sqlite_wal_fail_next_write``), or SQLITE_OK.
+    int failure;
     /// Writes SQLite made to the log, and writes that reached the file, since gathering began.
     long long appends, writes;
 } HavenWALFile;
@@ -65,6 +68,11 @@ static sqlite3_file *realFile(HavenWALFile *file) { return file->real; }
 static int flushLocked(HavenWALFile *file) {
     int used = file->used;
     file->used = 0;
+    if (used > 0 && file->failure != SQLITE_OK) {
+        int failure = file->failure;
+        file->failure = SQLITE_OK;
+        return failure;
+    }
     for (int done = 0; done < used;) {
         int amount = used - done < HAVEN_WAL_WRITE_BYTES ? used - done : HAVEN_WAL_WRITE_BYTES;
         file->writes += 1;
@@ -428,6 +436,15 @@ int haven_sqlite_wal_counts(sqlite3 *db, long long *appends, long long *writes) 
     pthread_mutex_lock(&file->mutex);
     *appends = file->appends;
     *writes = file->writes;
+    pthread_mutex_unlock(&file->mutex);
+    return SQLITE_OK;
+}
+
+int haven_sqlite_wal_fail_next_write(sqlite3 *db, int code) {
+    HavenWALFile *file = gatheredLog(db);
+    if (file == NULL) return SQLITE_NOTFOUND;
+    pthread_mutex_lock(&file->mutex);
+    file->failure = code;
     pthread_mutex_unlock(&file->mutex);
     return SQLITE_OK;
 }

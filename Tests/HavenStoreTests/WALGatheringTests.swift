@@ -65,6 +65,37 @@ struct WALGatheringTests {
         #expect(writes * 4 <= appends)
     }
 
+    @Test(
+        "a group whose gathered pages cannot be written fails RESOURCE_EXHAUSTED, leaves nothing for readers, and the next commits"
+    )
+    func failedWrite() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.path("haven.sqlite")
+        let store = try SQLiteStore(path: path, keys: freshStoreKeys())
+        try await WALCheckpointTests.writeOffices(store, count: 1)
+        let before = try Self.records(path)
+        try await store.databasePool.writeWithoutTransaction { db in
+            // A full disk when the commit's sync writes what waits.
+            #expect(haven_sqlite_wal_fail_next_write(db.sqliteConnection, SQLITE_FULL) == SQLITE_OK)
+        }
+        let full = await #expect(throws: HavenError.self) {
+            try await store.audited { tx in try tx.insert(SQLiteStoreTests.office("O0001")) }
+        }
+        #expect(full?.code == .resourceExhausted)
+        // Nothing of it, for another connection or the store's own.
+        #expect(try Self.records(path) == before)
+        #expect(try await WALCheckpointTests.offices(store) == 1)
+        // The writer goes on: the same write commits now, and the file is whole.
+        try await store.audited { tx in try tx.insert(SQLiteStoreTests.office("O0001")) }
+        #expect(try await WALCheckpointTests.offices(store) == 2)
+        #expect(try Self.records(path) == before + 1)
+        let integrity = try await DatabaseQueue(path: path).read { db in
+            try String.fetchOne(db, sql: "PRAGMA integrity_check")
+        }
+        #expect(integrity == "ok")
+    }
+
     @Test("only a connection that commits with FULL, in WAL mode, can have its log gathered")
     func asksForFull() throws {
         let directory = try TemporaryDirectory()

@@ -36,4 +36,10 @@ long long haven_sqlite_wal_waiting(struct sqlite3 *db);
 /// SQLITE_NOTFOUND when its log is not this VFS's.
 int haven_sqlite_wal_counts(struct sqlite3 *db, long long *appends, long long *writes);
 
+/// Has the next write of what waits in `db`'s gathered log fail with
+/// `code` (SQLITE_FULL, SQLITE_IOERR_WRITE) without writing, as a full or
+/// failing disk would: for tests of what a commit does then. Returns
+/// SQLITE_NOTFOUND when its log is not gathered.
+int haven_sqlite_wal_fail_next_write(struct sqlite3 *db, int code);
+
 #endif
