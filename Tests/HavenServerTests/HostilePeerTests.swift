@@ -448,13 +448,10 @@ struct HostilePeerTests {
     /// has closed it already: there is nothing left to reset).
     static func drop(_ connection: RawConnection, _ abort: Bool) async throws {
         if abort {
-            do {
-                if connection.isActive { try await connection.reset() }
-            } catch ChannelError.ioOnClosedChannel {
-                // Closed by the server between the check and the reset (a
-                // connection that has not said hello, at the handshake
-                // timeout): seen once in a full run on two loaded cores.
-            }
+            // The server may still close it between the check and the reset
+            // (one that has not said hello, at the handshake timeout: seen
+            // once in a full run on two loaded cores); `reset` allows for that.
+            if connection.isActive { try await connection.reset() }
         } else {
             await connection.close()
         }

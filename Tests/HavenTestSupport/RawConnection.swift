@@ -181,9 +181,14 @@ public final class RawConnection: Sendable {
     }
 
     /// Drops the connection with a TCP reset: no close_notify, no FIN.
+    /// A connection the peer has closed already has nothing left to reset.
     public func reset() async throws {
         if let socket = self.channel as? any SocketOptionProvider {
-            try await socket.setSoLinger(linger(l_onoff: 1, l_linger: 0)).get()
+            do {
+                try await socket.setSoLinger(linger(l_onoff: 1, l_linger: 0)).get()
+            } catch ChannelError.ioOnClosedChannel {
+                return
+            }
         }
         try? await self.channel.close(mode: .all)
     }
