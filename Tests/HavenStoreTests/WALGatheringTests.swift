@@ -145,7 +145,7 @@ struct WALGatheringTests {
             try db.execute(sql: insert)
             return .commit
         }
-        try queue.inDatabase { db in
+        queue.inDatabase { db in
             #expect(haven_sqlite_wal_waiting(db.sqliteConnection) == 0)
             var appends: Int64 = 0
             var writes: Int64 = 0

@@ -39,10 +39,23 @@ package protocol SQLConnection {
 
     /// Runs a query and hands each row to `body`, without keeping them all.
     func forEachRow(_ sql: String, _ arguments: [any SQLBindable], _ body: (SQLRow) throws -> Void) throws
+
+    /// Runs an `INSERT` of exactly one row (no `RETURNING`, no `ON CONFLICT`)
+    /// into a table whose integer primary key `key` the database assigns, and
+    /// returns the key it assigned.
+    func insertOne(_ sql: String, _ arguments: [any SQLBindable], assigningKey key: String) throws -> Int64
 }
 
 extension SQLConnection {
     package func execute(_ sql: String) throws { try self.execute(sql, []) }
+
+    /// The key as the statement returns it (`RETURNING key`).
+    package func insertOne(_ sql: String, _ arguments: [any SQLBindable], assigningKey key: String) throws -> Int64 {
+        guard let assigned = try self.value(Int64.self, "\(sql) RETURNING \(key)", arguments) else {
+            throw HavenError(code: .internal, message: "an insert returned no \(key)")
+        }
+        return assigned
+    }
 
     /// Runs a query without arguments and returns its rows.
     package func rows(_ sql: String) throws -> [SQLRow] { try self.rows(sql, []) }

@@ -377,21 +377,17 @@ struct SQLTransaction: StoreWriter {
             }
             return try self.sealFields(fields, kind: kind, id: id, office: office, version: version)
         }
-        guard
-            let inserted = try self.sql.value(
-                Int64.self,
-                """
-                INSERT INTO change (committedAt, officeCode, partnerID, survivorID, body, recordKind, recordID, sealed)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING sequence
-                """,
-                [
-                    entry.event.committedAtUnixMs, entry.officeCode, entry.partnerID, entry.survivorID, body,
-                    subject?.0.rawValue, subject?.1, sealed.map { Data($0) },
-                ]
-            )
-        else {
-            throw HavenError(code: .internal, message: "the change log returned no sequence")
-        }
+        let inserted = try self.sql.insertOne(
+            """
+            INSERT INTO change (committedAt, officeCode, partnerID, survivorID, body, recordKind, recordID, sealed)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+            [
+                entry.event.committedAtUnixMs, entry.officeCode, entry.partnerID, entry.survivorID, body,
+                subject?.0.rawValue, subject?.1, sealed.map { Data($0) },
+            ],
+            assigningKey: "sequence"
+        )
         let sequence = UInt64(inserted)
         self.journal.appended(
             change: sequence,
