@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import GRDBSQLite
+import HavenProtocol
 import Testing
 
 @testable import HavenStore
@@ -103,6 +104,41 @@ struct GRDBConnectionTests {
                     [.text("fictional")], [.text("another")],
                 ]
             )
+        }
+    }
+
+    @Test("insertOne returns the rowid SQLite assigned, and refuses a statement that did not insert exactly one row")
+    func insertOne() throws {
+        try self.withTable { db, connection in
+            let insert = "INSERT INTO t (v) VALUES (?)"
+            let first = try connection.insertOne(insert, ["fictional a"], assigningKey: "id")
+            let second = try connection.insertOne(insert, ["fictional b"], assigningKey: "id")
+            #expect(second == first + 1)
+            #expect(try connection.value(Int64.self, "SELECT id FROM t WHERE v = ?", ["fictional b"]) == second)
+            // A key given explicitly is the key returned.
+            #expect(
+                try connection.insertOne("INSERT INTO t (id, v) VALUES (?, ?)", [Int64(40), "c"], assigningKey: "id")
+                    == 40
+            )
+            // Two rows, or none, is not one: the rowid left would be another's.
+            let two = #expect(throws: HavenError.self) {
+                try connection.insertOne(
+                    "INSERT INTO t (v) SELECT v || '!' FROM t WHERE id <= ?",
+                    [second],
+                    assigningKey: "id"
+                )
+            }
+            #expect(two?.code == .internal)
+            let none = #expect(throws: HavenError.self) {
+                try connection.insertOne("INSERT OR IGNORE INTO t (v) VALUES (?)", ["fictional a"], assigningKey: "id")
+            }
+            #expect(none?.code == .internal)
+            // A failed insert fails as GRDB reports it.
+            let duplicate = #expect(throws: DatabaseError.self) {
+                try connection.insertOne(insert, ["fictional a"], assigningKey: "id")
+            }
+            #expect(duplicate?.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE)
+            _ = db
         }
     }
 

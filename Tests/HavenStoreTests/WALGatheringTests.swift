@@ -49,14 +49,14 @@ struct WALGatheringTests {
         defer { directory.remove() }
         let path = directory.path("haven.sqlite")
         let store = try SQLiteStore(path: path, keys: freshStoreKeys())
-        let before = try #require(try store.logWrites())
+        let before = try #require(store.logWrites())
         let initial = try Self.records(path)
         for batch in 0..<8 {
             try await WALCheckpointTests.writeOffices(store, count: 16, from: batch * 16)
             // Read through a connection of its own (not the pool's), from the file.
             #expect(try Self.records(path) == initial + (batch + 1) * 16)
         }
-        let after = try #require(try store.logWrites())
+        let after = try #require(store.logWrites())
         let (appends, writes) = (after.appends - before.appends, after.writes - before.writes)
         // At least one frame per group, two writes of SQLite's a frame; one
         // write of the file a group (more only past 128 KiB or at a restart).

@@ -40,9 +40,11 @@ package protocol SQLConnection {
     /// Runs a query and hands each row to `body`, without keeping them all.
     func forEachRow(_ sql: String, _ arguments: [any SQLBindable], _ body: (SQLRow) throws -> Void) throws
 
-    /// Runs an `INSERT` of exactly one row (no `RETURNING`, no `ON CONFLICT`)
-    /// into a table whose integer primary key `key` the database assigns, and
-    /// returns the key it assigned.
+    /// Runs an `INSERT` of exactly one row (without `RETURNING`) into a table
+    /// whose integer primary key `key` the database assigns, and returns the
+    /// key it assigned. On SQLite `key` must be the table's `INTEGER PRIMARY
+    /// KEY` (its rowid), and a statement that inserted no row, or several,
+    /// fails INTERNAL.
     func insertOne(_ sql: String, _ arguments: [any SQLBindable], assigningKey key: String) throws -> Int64
 }
 

@@ -62,8 +62,8 @@ package final class SQLiteStore: RecordStore {
     /// Writes SQLite made to the writer's gathered write-ahead log, and
     /// writes that reached the file for them, since the store opened; nil
     /// when its log is not gathered.
-    package func logWrites() throws -> (appends: Int, writes: Int)? {
-        try self.pool.writeWithoutTransaction { db in
+    package func logWrites() -> (appends: Int, writes: Int)? {
+        self.pool.writeWithoutTransaction { db in
             var appends: Int64 = 0
             var writes: Int64 = 0
             guard haven_sqlite_wal_counts(db.sqliteConnection, &appends, &writes) == SQLITE_OK else { return nil }
