@@ -109,7 +109,7 @@ struct GRDBConnectionTests {
 
     @Test("insertOne returns the rowid SQLite assigned, and refuses a statement that did not insert exactly one row")
     func insertOne() throws {
-        try self.withTable { db, connection in
+        try self.withTable { _, connection in
             let insert = "INSERT INTO t (v) VALUES (?)"
             let first = try connection.insertOne(insert, ["fictional a"], assigningKey: "id")
             let second = try connection.insertOne(insert, ["fictional b"], assigningKey: "id")
@@ -138,7 +138,6 @@ struct GRDBConnectionTests {
                 try connection.insertOne(insert, ["fictional a"], assigningKey: "id")
             }
             #expect(duplicate?.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE)
-            _ = db
         }
     }
 
