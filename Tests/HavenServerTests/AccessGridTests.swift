@@ -481,14 +481,14 @@ struct AccessGridTests {
         var configuration = ServerConfiguration()
         configuration.listenPort = 0
         configuration.shutdownGrace = .milliseconds(200)
-        var logger = Logger(label: "haven-grid-tls")
-        logger.logLevel = .critical
+        // What the server says when it ends a connection (notice and up), for a failure to name.
+        let serverLog = LogCapture()
         let server = try TLSServer(
             configuration: configuration,
             tls: try TLSMaterial(dataDirectory: deployment.dataDirectory),
             store: grid.haven.store,
             router: grid.haven.router,
-            logger: logger
+            logger: serverLog.logger(label: "haven-grid-tls", level: .notice)
         )
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.run() }
@@ -505,45 +505,60 @@ struct AccessGridTests {
                 )
                 try await grid.haven.store.audited { tx in try tx.saveCredential(bound) }
                 let connection = try await RawConnection.connect(port: port, credentials: credentials)
-                try await connection.hello()
-                var id: UInt64 = 0
-                var list = Haven_V1_ListSurvivorsRequest()
-                list.page.pageSize = 500
-                id += 1
-                let listed = try await connection.call(MethodCatalog.SurvivorService.listSurvivors, list, id: id)
-                let page =
-                    listed.error == nil ? try Haven_V1_ListSurvivorsResponse(decodingPayload: listed.payload) : nil
-                for survivor in grid.survivors {
-                    id += 1
-                    let end = try await connection.call(
-                        MethodCatalog.SurvivorService.getSurvivor,
-                        .with { $0.survivorID = survivor.id },
-                        id: id
+                let hello = try await connection.hello()
+                guard case .hello = hello?.kind else {
+                    Issue.record(
+                        "\(who) was not greeted: \(String(describing: hello)); the server logged \(serverLog.all)"
                     )
-                    let listedRecord = page?.survivors.first { $0.id == survivor.id }
-                    switch Self.expected(who, survivor) {
-                    case .hidden:
-                        #expect(
-                            end.statusCode == .notFound,
-                            "TLS get \(survivor.referral)/\(survivor.consent) as \(who)"
-                        )
-                        #expect(listedRecord == nil)
-                    case .visible(let fields, _, _):
-                        let record = try Haven_V1_Survivor(decodingPayload: end.payload)
-                        #expect(
-                            presentFields(record) == fields,
-                            "TLS get \(survivor.referral)/\(survivor.consent) as \(who)"
-                        )
-                        #expect(listedRecord.map { presentFields($0) } == fields)
-                    }
-                    cells += 2
+                    await connection.close()
+                    continue
+                }
+                do {
+                    cells += try await Self.checkSurvivors(over: connection, as: who, grid)
+                } catch {
+                    Issue.record(error, "as \(who); the server logged \(serverLog.all)")
                 }
                 await connection.close()
             }
             print("access grid: \(cells) cells over TLS")
             server.initiateShutdown()
-            try await group.waitForAll()
+            do {
+                try await group.waitForAll()
+            } catch {
+                Issue.record(error, "the server's run failed; it logged \(serverLog.all)")
+            }
         }
+    }
+
+    /// Lists survivors and reads each grid survivor over `connection`, and
+    /// checks both against the policy for `who`. Returns the cells checked.
+    static func checkSurvivors(over connection: RawConnection, as who: Who, _ grid: AccessGrid) async throws -> Int {
+        var cells = 0
+        var id: UInt64 = 1
+        var list = Haven_V1_ListSurvivorsRequest()
+        list.page.pageSize = 500
+        let listed = try await connection.call(MethodCatalog.SurvivorService.listSurvivors, list, id: id)
+        let page = listed.error == nil ? try Haven_V1_ListSurvivorsResponse(decodingPayload: listed.payload) : nil
+        for survivor in grid.survivors {
+            id += 1
+            let end = try await connection.call(
+                MethodCatalog.SurvivorService.getSurvivor,
+                .with { $0.survivorID = survivor.id },
+                id: id
+            )
+            let listedRecord = page?.survivors.first { $0.id == survivor.id }
+            switch Self.expected(who, survivor) {
+            case .hidden:
+                #expect(end.statusCode == .notFound, "TLS get \(survivor.referral)/\(survivor.consent) as \(who)")
+                #expect(listedRecord == nil)
+            case .visible(let fields, _, _):
+                let record = try Haven_V1_Survivor(decodingPayload: end.payload)
+                #expect(presentFields(record) == fields, "TLS get \(survivor.referral)/\(survivor.consent) as \(who)")
+                #expect(listedRecord.map { presentFields($0) } == fields)
+            }
+            cells += 2
+        }
+        return cells
     }
 
     // MARK: Helpers

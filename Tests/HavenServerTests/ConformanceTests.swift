@@ -64,6 +64,14 @@ struct ConformanceTests {
             #expect(StatusCode(wire: away.goAway.code) == code)
             #expect(away.goAway.message.contains(text), "\(away.goAway.message)")
             #expect(await connection.closed())
+            // A write now fails naming the go-away (RawConnection's diagnosis), not a bare closed channel.
+            await #expect {
+                try await connection.send(.ping(1))
+            } throws: { error in
+                let reason = away.goAway.reason
+                return (error as? HavenError)?.message.hasSuffix("after a go-away: \(reason.code) \(reason.message)")
+                    == true
+            }
             // Other connections are not disturbed.
             let me = try await bystander.unary(MethodCatalog.SessionService.whoAmI, .init(), id: 1)
             #expect(me.id == "director-kol")

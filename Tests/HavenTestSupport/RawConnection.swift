@@ -100,12 +100,32 @@ public final class RawConnection: Sendable {
 
     /// Sends an envelope in a frame.
     public func send(_ envelope: Haven_V1_ClientEnvelope) async throws {
-        try await self.channel.writeAndFlush(try FrameEncoder(maximumPayloadLength: 64 << 20).encode(envelope))
+        try await self.write(try FrameEncoder(maximumPayloadLength: 64 << 20).encode(envelope))
     }
 
     /// Sends raw bytes.
     public func sendRaw(_ bytes: [UInt8]) async throws {
-        try await self.channel.writeAndFlush(ByteBuffer(bytes: bytes))
+        try await self.write(ByteBuffer(bytes: bytes))
+    }
+
+    /// Writes `buffer`; a connection the server has closed fails with what
+    /// the server last said (its go-away, if it sent one), not NIO's bare
+    /// "I/O on closed channel", so that a test failing there names the reason.
+    private func write(_ buffer: ByteBuffer) async throws {
+        do {
+            try await self.channel.writeAndFlush(buffer)
+        } catch ChannelError.ioOnClosedChannel {
+            let collector = self.collector
+            let goAway = try await self.channel.eventLoop.submit { collector.value.lastGoAway }.get()
+            guard let goAway else {
+                throw HavenError(code: .unavailable, message: "the server closed the connection without a go-away")
+            }
+            let reason = goAway.reason
+            throw HavenError(
+                code: .unavailable,
+                message: "the server closed the connection after a go-away: \(reason.code) \(reason.message)"
+            )
+        }
     }
 
     /// Sends hello and returns the server's answer.
@@ -224,11 +244,15 @@ private final class Collector: ChannelInboundHandler, RemovableChannelHandler {
     private var queue: [Result<Haven_V1_ServerEnvelope?, any Error>] = []
     private var waiter: (promise: EventLoopPromise<Haven_V1_ServerEnvelope?>, timer: Scheduled<Void>)?
     private var ended = false
+    /// The last go-away the server sent, kept after it was read.
+    private(set) var lastGoAway: Haven_V1_GoAway?
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let payload = Self.unwrapInboundIn(data)
         do {
-            self.push(.success(try Haven_V1_ServerEnvelope(decodingPayload: payload)))
+            let envelope = try Haven_V1_ServerEnvelope(decodingPayload: payload)
+            if case .goAway(let goAway) = envelope.kind { self.lastGoAway = goAway }
+            self.push(.success(envelope))
         } catch {
             self.push(.failure(error))
         }
