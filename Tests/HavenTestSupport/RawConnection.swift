@@ -118,7 +118,10 @@ public final class RawConnection: Sendable {
             let collector = self.collector
             let goAway = try await self.channel.eventLoop.submit { collector.value.lastGoAway }.get()
             guard let goAway else {
-                throw HavenError(code: .unavailable, message: "the server closed the connection without a go-away")
+                throw HavenError(
+                    code: .unavailable,
+                    message: "the connection is closed, and the server sent no go-away on it"
+                )
             }
             let reason = goAway.reason
             throw HavenError(
