@@ -32,6 +32,39 @@ struct ShutdownTests {
         for connection in connections { await connection.close() }
     }
 
+    /// Rounds of the connection storm: three in the suite; `HAVEN_LONG=1` runs twenty.
+    static let stormRounds = ProcessInfo.processInfo.environment["HAVEN_LONG"] == nil ? 3 : 20
+
+    @Test(
+        "sockets opened and dropped (half with a reset) in a tight loop, while the server serves and through its shutdown: the listener stays up, a client is served, the shutdown completes without error"
+    )
+    func connectionStorm() async throws {
+        let deployment = try TestDeployment()
+        let worker = try deployment.credentials(for: "worker-kol")
+        for round in 1...Self.stormRounds {
+            let server = try await deployment.start()
+            let storm = ConnectionStorm(port: server.port)
+            try await Task.sleep(for: .milliseconds(20))
+            // An error on the listening channel (a child that failed to set up) would end the accept loop.
+            let greeting: String?
+            do {
+                let client = try await RawConnection.connect(port: server.port, credentials: worker)
+                let hello = try await client.hello()
+                if case .hello = hello?.kind { greeting = nil } else { greeting = String(describing: hello) }
+                await client.close()
+            } catch {
+                greeting = "\(error)"
+            }
+            // The storm runs until the listener refuses it; stop() throws if the server's run failed.
+            var stopFailure: (any Error)?
+            do { try await server.stop() } catch { stopFailure = error }
+            let dropped = await storm.finished()
+            #expect(greeting == nil, "round \(round): a client was not served during the storm: \(greeting ?? "")")
+            #expect(stopFailure == nil, "round \(round): the shutdown failed: \(String(describing: stopFailure))")
+            #expect(dropped > 0, "round \(round): the storm reached the server")
+        }
+    }
+
     /// Rounds of the flood: one in the suite; `HAVEN_LONG=1` runs twenty (the hang it guards against was intermittent).
     static let floodRounds = ProcessInfo.processInfo.environment["HAVEN_LONG"] == nil ? 1 : 20
 
@@ -90,5 +123,38 @@ struct ShutdownTests {
             throw error
         }
         try await server.stop()
+    }
+}
+
+/// Opens and drops plain sockets to a port on a thread of its own until a
+/// connect is refused (the listener closed), alternating an orderly close and
+/// a reset. Stopping at the first refusal keeps it from reaching another
+/// test's server should the port be reused; stopping after `limit` sockets
+/// keeps the orderly closes' TIME_WAIT ports (a minute each) few, so that
+/// other tests' connections still find a free local port.
+final class ConnectionStorm: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var dropped = 0
+
+    init(port: Int, limit: Int = 5_000) {
+        let thread = Thread { [self] in
+            while self.dropped < limit {
+                guard let socket = try? PlainSocket(port: port) else { break }
+                socket.close(abort: self.dropped.isMultiple(of: 2))
+                self.dropped += 1
+            }
+            self.done.signal()
+        }
+        thread.start()
+    }
+
+    /// Waits for the storm to end; returns how many sockets it opened and dropped.
+    func finished() async -> Int {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                self.done.wait()
+                continuation.resume(returning: self.dropped)
+            }
+        }
     }
 }

@@ -163,6 +163,11 @@ package final class TLSServer: Service, Sendable {
 
         try await withGracefulShutdownHandler {
             try await serverChannel.executeThenClose { inbound in
+                do {
+                    try await ListenerErrorHandler.install(on: serverChannel.channel, logger: self.logger)
+                } catch {
+                    throw HavenError(code: .internal, message: "cannot guard the listener: \(error)")
+                }
                 try await withThrowingDiscardingTaskGroup { group in
                     group.addTask { await self.watchSessions() }
                     for try await accepted in inbound {
