@@ -3,7 +3,8 @@ import Logging
 import NIOCore
 import NIOPosix
 
-/// Keeps one accepted connection's failure from ending the listener.
+/// Keeps one accepted connection's failure from ending a listener (the RPC
+/// listener's and the operations listener's).
 ///
 /// NIO's accept handler fires an error through the listening channel when an
 /// accepted socket cannot be set up (its options fail on a descriptor a

@@ -120,6 +120,8 @@ package final class OperationsListener: Service, Sendable {
         await withTaskCancellationHandler {
             await withGracefulShutdownHandler {
                 try? await server.executeThenClose { inbound in
+                    // One accepted socket's failure must not end this listener either.
+                    try await ListenerErrorHandler.install(on: server.channel, logger: self.logger)
                     try await withThrowingDiscardingTaskGroup { group in
                         for try await connection in inbound {
                             group.addTask { await self.serve(connection) }
