@@ -1,3 +1,5 @@
+import Foundation
+import HavenProtocol
 import HavenTestSupport
 import Logging
 import NIOCore
@@ -42,5 +44,50 @@ struct ListenerErrorHandlerTests {
             first.close()
             second.close()
         }
+    }
+}
+
+/// A listener NIO closes after an error on its socket ends the server's run
+/// with an error, instead of leaving it waiting without a listener.
+@Suite("Listener closed under the server")
+struct ListenerClosedTests {
+    @Test(
+        "the listening socket shut down under a running server: run() fails with UNAVAILABLE, and stop() still returns",
+        .timeLimit(.minutes(1))
+    )
+    func listenerShutDown() async throws {
+        let deployment = try TestDeployment()
+        let server = try await deployment.start()
+        let descriptor = try #require(try Self.listeningDescriptor(port: server.port), "the server's listening socket")
+        // accept() now fails with EINVAL: NIO closes the listening channel.
+        #expect(Glibc.shutdown(descriptor, Int32(SHUT_RDWR)) == 0)
+        let ended = await server.runEnded()
+        #expect((ended as? HavenError)?.code == .unavailable, "\(String(describing: ended))")
+        #expect((ended as? HavenError)?.message == "the listener closed without a shutdown")
+        try? await server.stop()
+    }
+
+    /// This process's descriptor of the socket listening on `port`: among
+    /// its open descriptors (from /proc), the one that accepts connections
+    /// and is bound to that port.
+    static func listeningDescriptor(port: Int) throws -> Int32? {
+        for entry in try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") {
+            guard let descriptor = Int32(entry) else { continue }
+            var accepting: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            guard getsockopt(descriptor, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &length) == 0, accepting == 1 else {
+                continue
+            }
+            var address = sockaddr_in()
+            var addressLength = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let named = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &addressLength) }
+            }
+            if named == 0, address.sin_family == sa_family_t(AF_INET), Int(UInt16(bigEndian: address.sin_port)) == port
+            {
+                return descriptor
+            }
+        }
+        return nil
     }
 }

@@ -236,6 +236,17 @@ public final class RunningServer: Sendable {
         self.operationsURL = operationsURL
     }
 
+    /// Waits for the server's run to end by itself (no shutdown asked) and
+    /// returns how: nil, or the error it failed with.
+    package func runEnded() async -> (any Error)? {
+        do {
+            try await self.task.value
+            return nil
+        } catch {
+            return error
+        }
+    }
+
     /// Shuts down gracefully and waits until it has stopped (the operations listener last).
     public func stop() async throws {
         self.server.initiateShutdown()

@@ -1,7 +1,6 @@
 import HavenStore
 import Logging
 import NIOCore
-import NIOPosix
 
 /// Keeps one accepted connection's failure from ending a listener (the RPC
 /// listener's and the operations listener's).

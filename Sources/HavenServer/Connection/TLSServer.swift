@@ -173,6 +173,12 @@ package final class TLSServer: Service, Sendable {
                     for try await accepted in inbound {
                         group.addTask { await self.serve(accepted) }
                     }
+                    // The stream ends when the listener closes: at a shutdown, or when NIO closed it
+                    // after an error on its socket. The latter must fail the run (the group would
+                    // otherwise wait for the session watch, which ends only after a shutdown).
+                    if !Task.isCancelled, !self.state.withLock({ $0.slots.shuttingDown }) {
+                        throw HavenError(code: .unavailable, message: "the listener closed without a shutdown")
+                    }
                 }
             }
         } onGracefulShutdown: {
