@@ -4,8 +4,11 @@ import HavenServer
 import HavenStore
 import HavenTestSupport
 import Logging
+import NIOCore
 import SwiftProtobuf
+import Synchronization
 import Testing
+import X509
 
 /// What clients and operators see when the database cannot be written: a
 /// status that says whether retrying helps, no internal detail on the wire,
@@ -93,5 +96,124 @@ struct StorageFailureTests {
         #expect(log.admit("b", now: start + .seconds(1)) == (true, 0), "kinds are counted apart")
         #expect(log.admit("a", now: start + .seconds(2)) == (false, 0))
         #expect(log.admit("a", now: start + .seconds(11)) == (true, 2), "the next line says two were held back")
+    }
+}
+
+/// A store whose reads fail while `failing` is set, as the SQLite store reports a busy database.
+final class FailingReadStore: RecordStore {
+    let base: any RecordStore
+    let failing = Mutex(false)
+
+    init(_ base: any RecordStore) { self.base = base }
+
+    func read<T: Sendable>(_ body: @escaping @Sendable (any StoreReader) throws -> T) async throws -> T {
+        if self.failing.withLock({ $0 }) {
+            throw HavenError(code: .unavailable, message: "storage busy: retry shortly")
+        }
+        return try await self.base.read(body)
+    }
+
+    func write<T: Sendable>(_ body: @escaping @Sendable (any StoreWriter) throws -> T) async throws -> T {
+        try await self.base.write(body)
+    }
+
+    func latestChangeSequence() async throws -> UInt64 { try await self.base.latestChangeSequence() }
+
+    func changeNotifications() -> AsyncStream<UInt64> { self.base.changeNotifications() }
+}
+
+@Suite("Storage failures while authenticating")
+struct AuthenticationStorageFailureTests {
+    @Test(
+        "accounts unreadable when a client connects: GoAway UNAVAILABLE (retry shortly), counted and logged once, no refusal audited; the same certificate is served once the store reads again"
+    )
+    func unreadableAccounts() async throws {
+        let haven = try InProcessHaven(accounts: [
+            Account(
+                id: "worker-kol",
+                displayName: "W K (fictional)",
+                role: .caseworker,
+                officeCodes: ["KOL"],
+                createdAtUnixMs: 1
+            )
+        ])
+        let store = FailingReadStore(haven.store)
+        let deployment = try TestDeployment()
+        let credentials = try deployment.credentials(for: "worker-kol", register: false)
+        let bound = StoredCredential(
+            try Certificate(firstPEMIn: credentials.certificatePEM),
+            accountID: "worker-kol",
+            issuedBy: "enrolment",
+            now: Date()
+        )
+        try await haven.store.audited { tx in try tx.saveCredential(bound) }
+        var configuration = ServerConfiguration()
+        configuration.listenPort = 0
+        configuration.shutdownGrace = .milliseconds(200)
+        let log = LogCapture()
+        let statistics = ServerStatistics()
+        let server = try TLSServer(
+            configuration: configuration,
+            tls: try TLSMaterial(dataDirectory: deployment.dataDirectory),
+            store: store,
+            router: haven.router,
+            logger: log.logger(label: "haven-auth-failure", level: .warning),
+            statistics: statistics
+        )
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.run() }
+            // Whatever the checks find, the server stops (a failure must not leave the group waiting).
+            do {
+                try await Self.check(server, store, haven, credentials, log, statistics)
+            } catch {
+                Issue.record(error)
+            }
+            server.initiateShutdown()
+            try await group.waitForAll()
+        }
+    }
+
+    static func check(
+        _ server: TLSServer,
+        _ store: FailingReadStore,
+        _ haven: InProcessHaven,
+        _ credentials: TestCredentials,
+        _ log: LogCapture,
+        _ statistics: ServerStatistics
+    ) async throws {
+        let port = try #require(try await server.listeningAddress.port)
+        let auditBefore = try await haven.store.read { tx in try tx.auditSize() }
+
+        store.failing.withLock { $0 = true }
+        for _ in 1...3 {
+            let refused = try await RawConnection.connect(port: port, credentials: credentials)
+            // The server answers right after the handshake, hello or not (sending one could race its close).
+            let answer = try await refused.next()
+            await refused.close()
+            guard case .goAway(let away) = answer?.kind else {
+                Issue.record("no go-away while the store cannot be read: \(String(describing: answer))")
+                return
+            }
+            #expect(away.reason.code == .unavailable)
+            #expect(away.message.contains("retry shortly"), "\(away.message)")
+        }
+        let warnings = log.all.filter { $0.contains("the store could not be read to authenticate it") }
+        #expect(warnings.count == 1, "logged once for the three: \(log.all)")
+
+        store.failing.withLock { $0 = false }
+        let served = try await RawConnection.connect(port: port, credentials: credentials)
+        let hello = try await served.hello()
+        guard case .hello = hello?.kind else {
+            await served.close()
+            Issue.record("not served once the store reads again: \(String(describing: hello))")
+            return
+        }
+        let me = try await served.unary(MethodCatalog.SessionService.whoAmI, .init(), id: 1)
+        #expect(me.id == "worker-kol")
+        await served.close()
+        // A failure to read is not a decision about the certificate: no refusal is audited for it.
+        let auditAfter = try await haven.store.read { tx in try tx.auditSize() }
+        #expect(auditAfter == auditBefore)
+        #expect(statistics.refusals.connectionsRefused == 3)
     }
 }

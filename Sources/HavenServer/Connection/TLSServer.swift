@@ -328,6 +328,26 @@ package final class TLSServer: Service, Sendable {
                         try FrameEncoder().encode(Haven_V1_ServerEnvelope.goAway(lastCallID: 0, reason: error))
                     )
                     return
+                } catch {
+                    // The store could not be read (it logs why): nothing was decided about this
+                    // certificate, so the client is told to come back, not refused for good.
+                    // (A go-away carries a code and a message, no RetryInfo.)
+                    let unavailable = HavenError(
+                        code: .unavailable,
+                        message: "cannot check this certificate now: the server's storage is unavailable; retry shortly"
+                    )
+                    self.statistics.connectionRefused(.storageUnavailable)
+                    self.refusalLog.log(
+                        RefusalReason.storageUnavailable.rawValue,
+                        "connection refused: the store could not be read to authenticate it",
+                        level: .warning,
+                        metadata: ["error": "\((error as? HavenError)?.message ?? "\(type(of: error))")"],
+                        to: logger
+                    )
+                    try? await outbound.write(
+                        try FrameEncoder().encode(Haven_V1_ServerEnvelope.goAway(lastCallID: 0, reason: unavailable))
+                    )
+                    return
                 }
                 logger[metadataKey: "principal"] = "\(principal.id)"
 

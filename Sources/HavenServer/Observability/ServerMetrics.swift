@@ -251,4 +251,6 @@ package enum RefusalReason: String, Sendable, CaseIterable {
     case revoked = "certificate_revoked"
     case accountDisabled = "account_disabled"
     case partnerDeactivated = "partner_deactivated"
+    /// The store could not be read to authenticate the connection (the client may retry).
+    case storageUnavailable = "storage_unavailable"
 }
