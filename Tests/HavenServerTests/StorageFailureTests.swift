@@ -128,15 +128,7 @@ struct AuthenticationStorageFailureTests {
         "accounts unreadable when a client connects: GoAway UNAVAILABLE (retry shortly), counted and logged once, no refusal audited; the same certificate is served once the store reads again"
     )
     func unreadableAccounts() async throws {
-        let haven = try InProcessHaven(accounts: [
-            Account(
-                id: "worker-kol",
-                displayName: "W K (fictional)",
-                role: .caseworker,
-                officeCodes: ["KOL"],
-                createdAtUnixMs: 1
-            )
-        ])
+        let haven = try InProcessHaven(accounts: AccessGrid.staffAccounts)
         let store = FailingReadStore(haven.store)
         let deployment = try TestDeployment()
         let credentials = try deployment.credentials(for: "worker-kol", register: false)
