@@ -9,7 +9,9 @@
 // The calls go round 16 cases, or CASES when given (the end-to-end write
 // benchmarks use 100: a write's cost depends on how many cases a group of
 // writes touches). It prints the calls per second it made (wall clock, after
-// a warm-up of 1,000 calls), which under a profiler is only a rough figure.
+// a warm-up of 1,000 calls), which under a profiler is only a rough figure,
+// and the process's CPU time per call over the same calls (client and server
+// together) with how many of the machine's cores that kept busy on average.
 import BenchmarkMessages
 import Foundation
 import HavenClient
@@ -89,9 +91,25 @@ func run(_ count: Int) async throws -> Duration {
     return clock.now - start
 }
 
+/// CPU seconds the process has used, user and system.
+func cpuSeconds() -> (user: Double, system: Double) {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1e6 }
+    return (seconds(usage.ru_utime), seconds(usage.ru_stime))
+}
+
 _ = try await run(1_000)
+let cpuBefore = cpuSeconds()
 let elapsed = try await run(calls)
+let cpuAfter = cpuSeconds()
 let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-print("\(kind): \(calls) calls, \(inFlight) in flight: \(Int(Double(calls) / seconds)) calls/s")
+let user = (cpuAfter.user - cpuBefore.user) / Double(calls) * 1e6
+let system = (cpuAfter.system - cpuBefore.system) / Double(calls) * 1e6
+print(
+    "\(kind): \(calls) calls, \(inFlight) in flight: \(Int(Double(calls) / seconds)) calls/s;"
+        + " CPU per call \(Int(user + system)) µs (user \(Int(user)), system \(Int(system)));"
+        + " \(String(format: "%.2f", (user + system) * Double(calls) / 1e6 / seconds)) cores busy"
+)
 client.close()
 try await server.stop()
