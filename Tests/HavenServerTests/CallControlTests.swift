@@ -31,4 +31,58 @@ struct CallControlTests {
         control.shutDown(Self.shutdown)
         #expect(control.isCancelled && control.reason == nil, "ended CANCELLED by its client")
     }
+
+    @Test("a call's end is the first of its handler returning and a cancel; a deadline's reason is kept")
+    func firstEndWins() async {
+        let returned = CallControl(credits: 0)
+        returned.handlerReturned()
+        returned.cancel(reason: CallControl.deadlineExceeded)
+        #expect(await returned.waitForEnd() == .returned, "a cancel after the handler returned changes nothing")
+
+        let expired = CallControl(credits: 0)
+        expired.cancel(reason: CallControl.deadlineExceeded)
+        expired.handlerReturned()
+        #expect(await expired.waitForEnd() == .cancelled)
+        #expect(expired.reason?.code == .deadlineExceeded)
+    }
+
+    @Test("a waiting call task is woken by whichever comes first, and its own cancellation cancels the call")
+    func waitWakes() async {
+        let control = CallControl(credits: 0)
+        async let end = control.waitForEnd()
+        control.cancel()
+        #expect(await end == .cancelled)
+        #expect(control.reason == nil, "the client's cancel")
+
+        let finishing = CallControl(credits: 0)
+        async let finished = finishing.waitForEnd()
+        finishing.handlerReturned()
+        #expect(await finished == .returned)
+
+        let abandoned = CallControl(credits: 0)
+        let task = Task { await abandoned.waitForEnd() }
+        task.cancel()
+        #expect(await task.value == .cancelled)
+        #expect(abandoned.isCancelled, "the task's cancellation cancels the call")
+    }
+
+    @Test("the watchdog's signal keeps a replan and a shutdown until it waits")
+    func watchdogSignal() async {
+        let signal = WatchdogSignal()
+        signal.replan()
+        #expect(await signal.wait() == .replan)
+        async let next = signal.wait()
+        signal.replan()
+        #expect(await next == .replan, "woken while waiting")
+        signal.shutDown()
+        #expect(await signal.wait() == .shutdown)
+        signal.replan()
+        #expect(await signal.wait() == .shutdown, "a shutdown outranks a replan, and stays")
+        #expect(signal.isShutDown)
+
+        let idle = WatchdogSignal()
+        let task = Task { await idle.wait() }
+        task.cancel()
+        #expect(await task.value == .cancelled)
+    }
 }

@@ -745,7 +745,9 @@ struct ConformanceTests {
         }
     }
 
-    @Test("R-6.5: a call that runs past its timeout ends DEADLINE_EXCEEDED")
+    @Test(
+        "R-6.5: a call that runs past its timeout ends DEADLINE_EXCEEDED, also while calls with later deadlines run on its connection (they go on)"
+    )
     func r6_5() async throws {
         try await self.withServer { deployment, server in
             let connection = try await self.open(deployment, server)
@@ -758,6 +760,34 @@ struct ConformanceTests {
             )
             #expect(end.statusCode == .deadlineExceeded)
             #expect(ContinuousClock.now - started >= .milliseconds(300))
+
+            // The server's watchdog plans for the earliest deadline it knows (call 2's);
+            // call 3's is earlier and must wake it.
+            let interleaved = ContinuousClock.now
+            try await connection.send(
+                .start(
+                    callID: 2,
+                    method: MethodCatalog.FeedService.subscribe,
+                    request: Self.follow(),
+                    timeout: .seconds(60)
+                )
+            )
+            try await connection.send(
+                .start(
+                    callID: 3,
+                    method: MethodCatalog.FeedService.subscribe,
+                    request: Self.follow(),
+                    timeout: .milliseconds(300)
+                )
+            )
+            #expect(try await connection.end(of: 3).statusCode == .deadlineExceeded)
+            let waited = ContinuousClock.now - interleaved
+            #expect(waited >= .milliseconds(300))
+            #expect(waited < .seconds(30), "at its own deadline, not call 2's (\(waited))")
+            // Call 2 still runs: the connection serves another call, and a cancel ends call 2.
+            #expect(try await connection.unary(Self.whoAmI, .init(), id: 4).id == "worker-kol")
+            try await connection.send(.cancel(callID: 2))
+            #expect(try await connection.end(of: 2).statusCode == .cancelled, "it ran until cancelled")
         }
     }
 

@@ -29,6 +29,12 @@ struct ConnectionState {
     /// Why the server ended the connection's session (account disabled or
     /// changed, certificate expired): the end of every call still in flight.
     var endedBecause: HavenError?
+    /// The deadlines of the calls in flight that have one and have not passed
+    /// it yet, which the watchdog enforces (``expiredCalls(now:)``).
+    private(set) var deadlines: [UInt64: ContinuousClock.Instant] = [:]
+    /// When the watchdog will next wake by itself (nil: it is not asleep, or
+    /// was already woken to plan again).
+    private(set) var watchdogWakesAt: ContinuousClock.Instant?
 
     init(now: ContinuousClock.Instant) {
         self.openedAt = now
@@ -37,7 +43,9 @@ struct ConnectionState {
 
     /// The decision about a `CallStart`.
     enum StartDecision {
-        case start(CallControl)
+        /// Run the call; when `wakeWatchdog`, its deadline comes before the
+        /// watchdog's next wake, which must plan again.
+        case start(CallControl, wakeWatchdog: Bool)
         /// Answer this call with an error; the connection stays open.
         case refuse(HavenError)
         /// Ignore it (after a go-away, beyond `lastCallID`).
@@ -46,7 +54,12 @@ struct ConnectionState {
         case violation(HavenError)
     }
 
-    mutating func start(callID: UInt64, credits: Int, maxConcurrentCalls: Int) -> StartDecision {
+    mutating func start(
+        callID: UInt64,
+        credits: Int,
+        deadline: ContinuousClock.Instant?,
+        maxConcurrentCalls: Int
+    ) -> StartDecision {
         switch self.phase {
         case .awaitingHello:
             return .violation(
@@ -77,16 +90,52 @@ struct ConnectionState {
                 )
             )
         }
-        let control = CallControl(credits: credits)
+        let control = CallControl(credits: credits, deadline: deadline)
         self.calls[callID] = control
         self.unwrittenEnds += 1
         self.idleSince = nil
-        return .start(control)
+        var wakeWatchdog = false
+        if let deadline {
+            self.deadlines[callID] = deadline
+            if let wakesAt = self.watchdogWakesAt, deadline < wakesAt {
+                // One wake is enough: the watchdog plans with every deadline.
+                self.watchdogWakesAt = nil
+                wakeWatchdog = true
+            }
+        }
+        return .start(control, wakeWatchdog: wakeWatchdog)
     }
 
     mutating func finish(callID: UInt64, now: ContinuousClock.Instant) {
         self.calls.removeValue(forKey: callID)
+        self.deadlines.removeValue(forKey: callID)
         if self.calls.isEmpty { self.idleSince = now }
+    }
+
+    /// The calls whose deadline is `now` or earlier, to cancel with
+    /// ``CallControl/deadlineExceeded``; each is returned once.
+    mutating func expiredCalls(now: ContinuousClock.Instant) -> [CallControl] {
+        var expired: [CallControl] = []
+        for (callID, deadline) in self.deadlines where deadline <= now {
+            self.deadlines.removeValue(forKey: callID)
+            if let control = self.calls[callID] { expired.append(control) }
+        }
+        return expired
+    }
+
+    /// The watchdog goes to sleep until `wakeAt` for its own timers, or
+    /// until the earliest deadline of a call in flight when that is earlier:
+    /// returns when it is to wake, and remembers it, so that a call started
+    /// with an earlier deadline wakes it (``StartDecision/start(_:wakeWatchdog:)``).
+    mutating func watchdogSleeps(until wakeAt: ContinuousClock.Instant) -> ContinuousClock.Instant {
+        let wake = self.deadlines.values.reduce(wakeAt) { min($0, $1) }
+        self.watchdogWakesAt = wake
+        return wake
+    }
+
+    /// The watchdog woke (by its timer or because it was asked to).
+    mutating func watchdogWoke() {
+        self.watchdogWakesAt = nil
     }
 
     /// A call's end was written (or could not be). Returns true when the
@@ -122,6 +171,7 @@ struct ConnectionState {
     /// end has already been written (the channel may close at once).
     mutating func close() -> (calls: [CallControl], endsWritten: Bool) {
         self.phase = .closed
+        self.deadlines.removeAll()
         defer { self.calls.removeAll() }
         return (Array(self.calls.values), self.unwrittenEnds == 0)
     }

@@ -25,8 +25,9 @@ package final class ServerConnection: Sendable {
     /// is reused once the channel has written the previous frame.
     private let outgoing = Mutex<ByteBuffer?>(ByteBuffer())
     private let state: Mutex<ConnectionState>
-    /// Wakes the watchdog when the server shuts down.
-    private let shutdownSignal = CallControl(credits: 0)
+    /// Wakes the watchdog when the server shuts down, or a call's deadline
+    /// comes before its next wake.
+    private let watchdogSignal = WatchdogSignal()
     /// Fired once the connection is closed and every call's end is written.
     private let endsWritten = Signal()
 
@@ -100,7 +101,7 @@ package final class ServerConnection: Sendable {
     /// Starts a graceful shutdown: go-away now, calls in flight get the grace
     /// period, then the connection closes.
     func shutDown() {
-        self.shutdownSignal.cancel()
+        self.watchdogSignal.shutDown()
     }
 
     // MARK: Reading
@@ -111,7 +112,6 @@ package final class ServerConnection: Sendable {
         var method: String
         var entry: Router.Entry
         var payload: Data
-        var timeout: Duration?
         var control: CallControl
         var traceContext: [Haven_V1_TraceHeader]
     }
@@ -205,9 +205,22 @@ package final class ServerConnection: Sendable {
         }
         let entry = self.router.entry(for: start.method)
         var credits = Int(start.initialCredit == 0 ? 16 : start.initialCredit)
-        if case .unary = entry { credits = 0 }
+        var timeout: Duration? = start.timeoutMs == 0 ? nil : .milliseconds(Int64(clamping: start.timeoutMs))
+        switch entry {
+        case .unary:
+            credits = 0
+            timeout = min(timeout ?? self.configuration.defaultTimeout, self.configuration.maxTimeout)
+        case .serverStreaming, nil:
+            break  // a stream without a timeout runs until cancelled (a followed feed)
+        }
+        let deadline = timeout.map { ContinuousClock.now + $0 }
         let decision = self.state.withLock {
-            $0.start(callID: callID, credits: credits, maxConcurrentCalls: self.configuration.maxConcurrentCalls)
+            $0.start(
+                callID: callID,
+                credits: credits,
+                deadline: deadline,
+                maxConcurrentCalls: self.configuration.maxConcurrentCalls
+            )
         }
         switch decision {
         case .violation(let error):
@@ -218,7 +231,8 @@ package final class ServerConnection: Sendable {
             self.metrics.callRefused(method: start.method, code: error.code.statusCode)
             await self.send(.end(callID: callID, error: error))
             return nil
-        case .start(let control):
+        case .start(let control, let wakeWatchdog):
+            if wakeWatchdog { self.watchdogSignal.replan() }
             // A connection without a client certificate may enrol and do nothing else.
             if self.principal.isEnrolling, start.method != MethodCatalog.EnrollmentService.enroll.fullName {
                 await self.refuse(
@@ -251,19 +265,11 @@ package final class ServerConnection: Sendable {
                 )
                 return nil
             }
-            var timeout: Duration? = start.timeoutMs == 0 ? nil : .milliseconds(Int64(clamping: start.timeoutMs))
-            switch entry {
-            case .unary:
-                timeout = min(timeout ?? self.configuration.defaultTimeout, self.configuration.maxTimeout)
-            case .serverStreaming:
-                break  // a stream without a timeout runs until cancelled (a followed feed)
-            }
             return AcceptedCall(
                 id: callID,
                 method: start.method,
                 entry: entry,
                 payload: start.payload,
-                timeout: timeout,
                 control: control,
                 traceContext: start.traceContext
             )
@@ -275,12 +281,12 @@ package final class ServerConnection: Sendable {
     private enum Outcome: Sendable {
         case completed(Data?)
         case failed(HavenError)
-        case deadlineExceeded
+        /// Cancelled by the client, by the server (the control's reason) or by its deadline.
         case cancelled
     }
 
     private func run(_ call: AcceptedCall) async {
-        let deadline = call.timeout.map { ContinuousClock.now + $0 } ?? .now + .seconds(100 * 365 * 24 * 3600)
+        let deadline = call.control.deadline ?? .now + .seconds(100 * 365 * 24 * 3600)
         var callLogger = self.logger
         callLogger[metadataKey: "call"] = "\(call.id)"
         callLogger[metadataKey: "method"] = "\(call.method)"
@@ -328,10 +334,18 @@ package final class ServerConnection: Sendable {
         logger.debug("call ended", metadata: ["code": "\(code)", "duration": "\(duration)"])
     }
 
-    /// Runs a call's handler against its deadline and cancellation.
+    /// Runs a call's handler against its deadline and cancellation: the
+    /// first of the handler returning and the call being cancelled (by the
+    /// client, the server, or the watchdog at its deadline) decides the
+    /// outcome; a cancelled handler is cancelled and waited for.
+    ///
+    /// The handler is the group's one task; the call's task waits on its
+    /// control block, which the watchdog's deadlines and the client's cancel
+    /// reach, rather than on a timer and a watcher task of its own.
     private func outcome(of call: AcceptedCall, _ context: CallContext, _ logger: Logger) async -> Outcome {
         await withTaskGroup(of: Outcome.self) { group in
             group.addTask {
+                defer { call.control.handlerReturned() }
                 do {
                     switch call.entry {
                     case .unary(let handler):
@@ -356,23 +370,13 @@ package final class ServerConnection: Sendable {
                     return .failed(HavenError(code: .internal, message: "internal error"))
                 }
             }
-            if let timeout = call.timeout {
-                group.addTask {
-                    do {
-                        try await Task.sleep(for: timeout)
-                        return .deadlineExceeded
-                    } catch {
-                        return .cancelled
-                    }
-                }
-            }
-            group.addTask {
-                await call.control.waitForCancellation()
+            switch await call.control.waitForEnd() {
+            case .returned:
+                return await group.next()!
+            case .cancelled:
+                group.cancelAll()
                 return .cancelled
             }
-            let first = await group.next()!
-            group.cancelAll()
-            return first
         }
     }
 
@@ -389,8 +393,6 @@ package final class ServerConnection: Sendable {
             end = .endOfStream(callID: call.id)
         case .failed(let error):
             end = .end(callID: call.id, error: error)
-        case .deadlineExceeded:
-            end = .end(callID: call.id, error: HavenError(code: .deadlineExceeded, message: "deadline exceeded"))
         case .cancelled:
             let (closed, endedBecause) = self.state.withLock { state -> (Bool, HavenError?) in
                 let closed = if case .closed = state.phase { true } else { false }
@@ -425,11 +427,13 @@ package final class ServerConnection: Sendable {
 
     // MARK: Timers and closing
 
-    /// Enforces the hello and idle timeouts and runs the graceful shutdown.
+    /// Enforces the hello and idle timeouts and the calls' deadlines, and
+    /// runs the graceful shutdown.
     private func watchdog() async {
         while !Task.isCancelled {
-            let (phase, idleSince) = self.state.withLock { ($0.phase, $0.idleSince) }
             let now = ContinuousClock.now
+            self.expireCalls(now: now)
+            let (phase, idleSince) = self.state.withLock { ($0.phase, $0.idleSince) }
             let wakeAt: ContinuousClock.Instant
             switch phase {
             case .closed:
@@ -461,24 +465,29 @@ package final class ServerConnection: Sendable {
                     wakeAt = now + self.configuration.idleTimeout
                 }
             }
-            let sleepUntil = wakeAt
-            let shutdown = await withTaskGroup(of: Bool.self) { group in
+            let sleepUntil = self.state.withLock { $0.watchdogSleeps(until: wakeAt) }
+            let wake = await withTaskGroup(of: WatchdogSignal.Wake?.self) { group in
                 group.addTask {
                     try? await Task.sleep(until: sleepUntil)
-                    return false
+                    return nil
                 }
-                group.addTask {
-                    await self.shutdownSignal.waitForCancellation()
-                    return self.shutdownSignal.isCancelled
-                }
+                group.addTask { await self.watchdogSignal.wait() }
                 let first = await group.next()!
                 group.cancelAll()
                 return first
             }
-            if shutdown {
+            self.state.withLock { $0.watchdogWoke() }
+            if wake == .shutdown || self.watchdogSignal.isShutDown {
                 await self.drain()
                 return
             }
+        }
+    }
+
+    /// Ends every call whose deadline has passed, DEADLINE_EXCEEDED.
+    private func expireCalls(now: ContinuousClock.Instant) {
+        for call in self.state.withLock({ $0.expiredCalls(now: now) }) {
+            call.cancel(reason: CallControl.deadlineExceeded)
         }
     }
 
@@ -494,6 +503,8 @@ package final class ServerConnection: Sendable {
         for call in self.state.withLock({ Array($0.calls.values) }) { call.shutDown(feedEnd) }
         let graceEnds = ContinuousClock.now + self.configuration.shutdownGrace
         while ContinuousClock.now < graceEnds, self.state.withLock({ !$0.calls.isEmpty }) {
+            // Calls keep their deadlines through the grace period.
+            self.expireCalls(now: .now)
             try? await Task.sleep(for: .milliseconds(20))
         }
         await self.close()

@@ -1,30 +1,49 @@
 import HavenProtocol
 import Synchronization
 
-/// The control block of one call in flight: its cancellation and, for a
-/// server-streaming call, its credit.
+/// The control block of one call in flight: its deadline, its cancellation
+/// and, for a server-streaming call, its credit.
 ///
-/// The connection's reader calls ``cancel()`` and ``addCredit(_:)`` when the
-/// client asks; the call's task waits in ``waitForCancellation()`` and
-/// ``consumeCredit()``. Both waits also end when the waiting task is cancelled.
+/// The connection's reader calls ``cancel(reason:)`` and ``addCredit(_:)``
+/// when the client asks, and its watchdog cancels the call with
+/// ``deadlineExceeded`` once ``deadline`` passes. The call's task waits in
+/// ``waitForEnd()`` for the first of its handler returning and the call
+/// being cancelled; the handler waits in ``consumeCredit()``. Both waits
+/// also end when the waiting task is cancelled.
 final class CallControl: Sendable {
+    /// How a call's wait for its end ended: the first of these wins.
+    enum End: Sendable, Equatable {
+        /// The handler returned (``handlerReturned()``).
+        case returned
+        /// The call was cancelled: by its client, by the server (``reason``), or its deadline passed.
+        case cancelled
+    }
+
+    /// Why a call whose deadline passed ends.
+    static let deadlineExceeded = HavenError(code: .deadlineExceeded, message: "deadline exceeded")
+
     private struct State {
         var credits: Int
         var cancelled = false
-        /// Why the server, not the client, ended the call (a shutdown).
+        /// The first of the handler returning and a cancel.
+        var end: End?
+        var endWaiter: CheckedContinuation<End, Never>?
+        /// Why the server, not the client, ended the call (a shutdown, its deadline).
         var reason: HavenError?
         /// The call runs until it is cancelled (a followed feed).
         var openEnded = false
         /// The server is shutting down: an open-ended call ends with this.
         var shutdown: HavenError?
-        var cancelWaiter: CheckedContinuation<Void, Never>?
         var creditWaiter: CheckedContinuation<Void, any Error>?
     }
 
     private let state: Mutex<State>
+    /// When the call must have ended (nil: never, a stream without a timeout).
+    let deadline: ContinuousClock.Instant?
 
-    init(credits: Int) {
+    init(credits: Int, deadline: ContinuousClock.Instant? = nil) {
         self.state = Mutex(State(credits: credits))
+        self.deadline = deadline
     }
 
     /// Whether the call was cancelled.
@@ -53,40 +72,51 @@ final class CallControl: Sendable {
         if openEnded { self.cancel(reason: reason) }
     }
 
-    /// Cancels the call: wakes ``waitForCancellation()`` and a credit wait.
+    /// Cancels the call: ends ``waitForEnd()`` (unless the handler returned
+    /// first) and a credit wait.
     ///
     /// - Parameter reason: Why the server ends it; nil when the client cancelled.
     func cancel(reason: HavenError? = nil) {
-        let (cancelWaiter, creditWaiter) = self.state.withLock { state in
+        let (creditWaiter, endWaiter) = self.state.withLock { state in
             if state.reason == nil, !state.cancelled { state.reason = reason }
             state.cancelled = true
+            if state.end == nil { state.end = .cancelled }
             defer {
-                state.cancelWaiter = nil
                 state.creditWaiter = nil
+                state.endWaiter = nil
             }
-            return (state.cancelWaiter, state.creditWaiter)
+            return (state.creditWaiter, state.endWaiter)
         }
-        cancelWaiter?.resume()
         creditWaiter?.resume(throwing: CancellationError())
+        endWaiter?.resume(returning: .cancelled)
     }
 
-    /// Returns once the call is cancelled, or the waiting task is.
-    func waitForCancellation() async {
+    /// The call's handler returned: ends ``waitForEnd()`` unless the call
+    /// was cancelled first.
+    func handlerReturned() {
+        let waiter = self.state.withLock { state in
+            guard state.end == nil else { return nil as CheckedContinuation<End, Never>? }
+            state.end = .returned
+            defer { state.endWaiter = nil }
+            return state.endWaiter
+        }
+        waiter?.resume(returning: .returned)
+    }
+
+    /// Returns the first of the handler returning (``handlerReturned()``)
+    /// and the call being cancelled; the waiting task's cancellation cancels
+    /// the call.
+    func waitForEnd() async -> End {
         await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let resumeNow = self.state.withLock { state in
-                    if state.cancelled || Task.isCancelled { return true }
-                    state.cancelWaiter = continuation
-                    return false
+            await withCheckedContinuation { (continuation: CheckedContinuation<End, Never>) in
+                let end = self.state.withLock { state in
+                    if state.end == nil { state.endWaiter = continuation }
+                    return state.end
                 }
-                if resumeNow { continuation.resume() }
+                if let end { continuation.resume(returning: end) }
             }
         } onCancel: {
-            let waiter = self.state.withLock { state in
-                defer { state.cancelWaiter = nil }
-                return state.cancelWaiter
-            }
-            waiter?.resume()
+            self.cancel()
         }
     }
 
