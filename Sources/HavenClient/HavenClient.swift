@@ -181,7 +181,8 @@ public final class HavenClient: Sendable, Service {
     ) async throws -> Response {
         await self.renewIfDue()
         var request = request
-        Self.ensureIdempotencyKey(&request)
+        // From the schema's `idempotency_level`: only creates carry a key.
+        if method.idempotency == .idempotent { Self.ensureIdempotencyKey(&request) }
         // From the schema's `idempotency_level`: reads, and creates carrying their key.
         let safeToRetry = method.idempotency.isSafeToRetry
         let payload: Data = request.serializedPayload()
@@ -294,9 +295,7 @@ public final class HavenClient: Sendable, Service {
     /// Gives an idempotent create a key if it has none.
     static func ensureIdempotencyKey<Request>(_ request: inout Request) {
         guard var keyed = request as? any IdempotentRequest, keyed.idempotencyKey.isEmpty else { return }
-        // From the system's generator (getrandom): `UUID()` opens /dev/urandom for each one.
-        var generator = SystemRandomNumberGenerator()
-        keyed.idempotencyKey = UUID.random(using: &generator).uuidString.lowercased()
+        keyed.idempotencyKey = IdempotencyKey.make()
         request = keyed as! Request
     }
 }
@@ -320,6 +319,7 @@ public func withHavenClient<Result: Sendable>(
 /// A create request that carries an idempotency key (the generated
 /// sub-clients' file declares the conformances, from the schema).
 public protocol IdempotentRequest: HavenWireMessage {
-    /// The key; the client fills an empty one with a random UUID.
+    /// The key; the client fills an empty one with a new UUID, random but
+    /// for its first 48 bits, the time (version 7).
     var idempotencyKey: String { get set }
 }

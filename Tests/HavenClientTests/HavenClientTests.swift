@@ -380,6 +380,18 @@ struct HavenClientTests {
             let keyed = sample.contains("idempotency_key")
             #expect((type is any IdempotentRequest.Type) == keyed, "\(type.protoMessageName)")
         }
+        // The client fills keys for IDEMPOTENT methods only: those must be exactly the keyed requests.
+        var keyedTypes: Set<String> = []
+        for type in HavenSchema.messageTypes where type is any IdempotentRequest.Type {
+            keyedTypes.insert(type.protoMessageName)
+        }
+        for method in MethodCatalog.all {
+            #expect(
+                (method.idempotency == .idempotent) == keyedTypes.contains(method.requestType),
+                "\(method.fullName) (\(method.requestType))"
+            )
+        }
+        #expect(MethodCatalog.all.filter { $0.idempotency == .idempotent }.count == 8, "the eight creates")
     }
 
     @Test("loads a credentials bundle from the files haven-admin writes, and names a missing file")
