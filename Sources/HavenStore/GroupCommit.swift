@@ -1,5 +1,7 @@
 import Crypto
 import Foundation
+import HavenProtocol
+import Synchronization
 
 /// What the writes of one group transaction know of what the writes before
 /// them in it wrote or read, so that they need not read it back: the audit
@@ -55,6 +57,12 @@ final class GroupTransactionState {
 /// SQLite at 256 in flight, two round trips on PostgreSQL); a write that
 /// fails after changing something is rare.
 ///
+/// A write whose caller gave up on it (its task was cancelled: the client
+/// cancelled the call, or its deadline passed) before the writer took it up
+/// is not run: it fails CANCELLED and changes nothing. One the writer has
+/// started is not bound to the cancel any more; it commits with its group,
+/// since undoing it alone would take the group's transaction down with it.
+///
 /// When the database itself aborts the transaction (SQLite rolls the whole
 /// transaction back on some I/O and full-disk errors), the writes of the
 /// group so far fail with that error — none of them was acknowledged — and
@@ -69,6 +77,12 @@ package enum GroupCommit {
     /// How many writes one transaction takes at most: a bound on how long one
     /// transaction holds the writer and on what one failed commit takes down.
     package static let maxGroupSize = 128
+
+    /// What a write cancelled before the writer took it up fails with.
+    package static let cancelled = HavenError(
+        code: .cancelled,
+        message: "the call was cancelled before its write began; nothing was written"
+    )
 
     /// Runs `group` in as few transactions as its failures allow.
     ///
@@ -97,6 +111,12 @@ package enum GroupCommit {
         }
 
         while let write = pending.popLast() {
+            if write.cancellation?.isCancelled == true {
+                write.fail(GroupCommit.cancelled)
+                outcome.failed += 1
+                outcome.cancelled += 1
+                continue
+            }
             if !open {
                 do {
                     try connection.begin()
@@ -174,6 +194,8 @@ package struct GroupCommitOutcome: Sendable {
     /// Writes run a second time, after a write that failed having changed
     /// something took their transaction down with it.
     package var repeated = 0
+    /// Writes not run because their caller had been cancelled (counted in ``failed`` too).
+    package var cancelled = 0
     /// One per committed write, in arrival order: acknowledges it.
     package var acknowledgements: [@Sendable () -> Void] = []
 
@@ -190,13 +212,37 @@ package struct PendingWrite<Connection>: Sendable {
     package let run: @Sendable (Connection) throws -> @Sendable () -> Void
     /// Tells the caller its write failed and nothing of it was kept.
     package let fail: @Sendable (any Error) -> Void
+    /// Set when the caller gives up on the write; checked before it runs.
+    package let cancellation: WriteCancellation?
 
     package init(
         run: @escaping @Sendable (Connection) throws -> @Sendable () -> Void,
-        fail: @escaping @Sendable (any Error) -> Void
+        fail: @escaping @Sendable (any Error) -> Void,
+        cancellation: WriteCancellation? = nil
     ) {
         self.run = run
         self.fail = fail
+        self.cancellation = cancellation
+    }
+}
+
+/// Whether the caller of a pending write has given up on it: set from its
+/// task's cancellation handler, read by the writer before it runs the write.
+package final class WriteCancellation: Sendable {
+    private let cancelled = Atomic<Bool>(false)
+
+    package init() {}
+
+    /// The caller gave up.
+    package func cancel() { self.cancelled.store(true, ordering: .releasing) }
+
+    /// Whether the caller gave up.
+    package var isCancelled: Bool { self.cancelled.load(ordering: .acquiring) }
+
+    /// Runs `operation` (which submits a write carrying this flag and waits
+    /// for its outcome) so that the calling task's cancellation sets it.
+    package func bound<T>(to operation: () async throws -> T) async throws -> T {
+        try await withTaskCancellationHandler(operation: operation) { self.cancel() }
     }
 }
 

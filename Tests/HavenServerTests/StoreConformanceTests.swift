@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import HavenProtocol
 import HavenServer
@@ -118,6 +119,53 @@ struct StoreConformanceTests {
             #expect(entry.resources.first?.storedHash.count == 32)
             #expect(entry.sequence == 1)
             #expect(entry.previousHash == Data(count: 32))
+        }
+    }
+
+    @Test(
+        "a call's write cancelled while it waits for the writer is not made (CANCELLED); a plain write cancelled so is made",
+        arguments: StoreUnderTest.allCases
+    )
+    func cancelledBeforeBegun(_ kind: StoreUnderTest) async throws {
+        try await self.withStore(kind) { store in
+            let started = DispatchSemaphore(value: 0)
+            let release = DispatchSemaphore(value: 0)
+            // Occupies the writer (writing nothing) until released, so that the writes below wait.
+            async let held: Void = store.write { _ in
+                started.signal()
+                release.wait()
+            }
+            await withCheckedContinuation { continuation in
+                DispatchQueue.global().async {
+                    started.wait()
+                    continuation.resume()
+                }
+            }
+            let dropped = Task {
+                try await store.writeUnlessCancelled { tx in
+                    try tx.insert(Self.office("DRP"))
+                    try tx.appendAudit(NewAuditEntry(atUnixMs: 1, principalID: "test", action: "test.write"))
+                }
+            }
+            let made = Task { try await store.audited { tx in try tx.insert(Self.office("MDE")) } }
+            func waiting() -> Int {
+                (store as? SQLiteStore)?.waitingWrites ?? (store as? PostgresStore)?.waitingWrites ?? 0
+            }
+            while waiting() < 2 { try await Task.sleep(for: .milliseconds(2)) }
+            dropped.cancel()
+            made.cancel()
+            release.signal()
+            try await held
+            let error = await #expect(throws: HavenError.self) { try await dropped.value }
+            #expect(error?.code == .cancelled)
+            try await made.value
+            let stored = try await store.read { tx in
+                (try tx.load(Haven_V1_Office.self, id: "DRP"), try tx.load(Haven_V1_Office.self, id: "MDE"))
+            }
+            #expect(stored.0 == nil && stored.1 != nil)
+            #expect(try await store.read { try $0.auditSize() } == 1)
+            let verdict = try await self.verdict(store)
+            #expect(verdict.intact, "\(verdict.problem)")
         }
     }
 

@@ -89,6 +89,12 @@ struct StoreGroupCommitTests {
         try await held
     }
 
+    /// Inserts an office with its audit entry, as a call's write does.
+    static func insertAudited(_ tx: any StoreWriter, _ code: String) throws {
+        try tx.insert(Self.office(code))
+        try tx.appendAudit(NewAuditEntry(atUnixMs: 1, principalID: "test", action: "test.write"))
+    }
+
     /// Waits until `count` writes are queued behind the writer.
     func untilWaiting(_ store: SQLiteStore, _ count: Int) async throws {
         while store.waitingWrites < count { try await Task.sleep(for: .milliseconds(2)) }
@@ -351,24 +357,61 @@ struct StoreGroupCommitTests {
         }
     }
 
-    @Test("a caller cancelled while its write waits still learns the truth: the write committed with its group")
-    func cancellationDoesNotInterruptTheGroup() async throws {
+    @Test(
+        "a call's write cancelled while it waits for the writer is told CANCELLED and nothing of it is written; a plain write (an audit entry's) and the rest of the group commit"
+    )
+    func cancelledWhileWaiting() async throws {
         try await self.withStore { fixture in
             let store = fixture.store
             try await self.holdingTheWriter(store) { release in
-                let cancelled = Task { try await store.audited { tx in try tx.insert(Self.office("C1")) } }
-                let other = Task { try await store.audited { tx in try tx.insert(Self.office("C2")) } }
-                try await self.untilWaiting(store, 2)
+                let cancelled = Task { try await store.writeUnlessCancelled { tx in try Self.insertAudited(tx, "C1") } }
+                let other = Task { try await store.writeUnlessCancelled { tx in try Self.insertAudited(tx, "C2") } }
+                let audit = Task { try await store.audited { tx in try tx.insert(Self.office("C3")) } }
+                try await self.untilWaiting(store, 3)
                 cancelled.cancel()
+                audit.cancel()
                 release()
-                try await cancelled.value
+                let error = await #expect(throws: HavenError.self) { try await cancelled.value }
+                #expect(error?.code == .cancelled)
                 try await other.value
+                try await audit.value
             }
             let stored = try await store.read { tx in
-                (try tx.load(Haven_V1_Office.self, id: "C1"), try tx.load(Haven_V1_Office.self, id: "C2"))
+                ["C1", "C2", "C3"].map { try? tx.load(Haven_V1_Office.self, id: $0) }
             }
-            #expect(stored.0 != nil && stored.1 != nil)
-            #expect(try fixture.groups() == [1, 2])
+            #expect(stored[0] == nil, "the cancelled call's write was not run")
+            #expect(stored[1] != nil)
+            #expect(stored[2] != nil, "a plain write (an audit entry's) is made whatever its caller does")
+            #expect(try fixture.groups() == [1, 2], "the held write, then C2 and C3")
+            #expect(try await store.read { try $0.auditSize() } == 2, "C2's and C3's entries")
+            let verdict = try await fixture.verdict()
+            #expect(verdict.intact, "\(verdict.problem)")
+        }
+    }
+
+    @Test("a call's write cancelled after the writer took it up is not interrupted: it commits with its group")
+    func cancelledWhileRunning() async throws {
+        try await self.withStore { fixture in
+            let store = fixture.store
+            let running = DispatchSemaphore(value: 0)
+            let proceed = DispatchSemaphore(value: 0)
+            let write = Task {
+                try await store.writeUnlessCancelled { tx in
+                    running.signal()
+                    proceed.wait()
+                    try Self.insertAudited(tx, "R1")
+                }
+            }
+            await withCheckedContinuation { continuation in
+                DispatchQueue.global().async {
+                    running.wait()
+                    continuation.resume()
+                }
+            }
+            write.cancel()
+            proceed.signal()
+            try await write.value
+            #expect(try await store.read { try $0.load(Haven_V1_Office.self, id: "R1") } != nil)
         }
     }
 

@@ -1,3 +1,4 @@
+import HavenProtocol
 import Synchronization
 import Testing
 
@@ -69,7 +70,11 @@ struct GroupCommitTests {
         subscript(_ name: String) -> String? { self.told.withLock { $0[name] } }
     }
 
-    func group(_ script: [Script], _ outcomes: Outcomes) -> [PendingWrite<ScriptedConnection>] {
+    func group(
+        _ script: [Script],
+        _ outcomes: Outcomes,
+        cancelled: Set<String> = []
+    ) -> [PendingWrite<ScriptedConnection>] {
         script.map { step in
             let name: String
             switch step {
@@ -93,7 +98,15 @@ struct GroupCommitTests {
                         outcomes.told.withLock { $0[name] = run == 1 ? "acknowledged" : "acknowledged (run \(run))" }
                     }
                 },
-                fail: { error in outcomes.told.withLock { $0[name] = "failed: \((error as! Failure).reason)" } }
+                fail: { error in
+                    let reason = (error as? Failure)?.reason ?? "\((error as? HavenError)?.code.description ?? "?")"
+                    outcomes.told.withLock { $0[name] = "failed: \(reason)" }
+                },
+                cancellation: {
+                    let cancellation = WriteCancellation()
+                    if cancelled.contains(name) { cancellation.cancel() }
+                    return cancellation
+                }()
             )
         }
     }
@@ -219,6 +232,28 @@ struct GroupCommitTests {
         #expect(outcomes["a"] == "failed: busy")
         #expect(connection.committed == ["b"])
         #expect(outcome.committed == 1 && outcome.failed == 1)
+    }
+
+    @Test("a write whose caller gave up before the writer took it up is not run; the group goes on without it")
+    func cancelledWrite() {
+        let connection = ScriptedConnection()
+        let outcomes = Outcomes()
+        let outcome = GroupCommit.run(
+            self.group([.succeeds("a"), .succeeds("b"), .succeeds("c")], outcomes, cancelled: ["b"]),
+            on: connection
+        )
+        #expect(connection.runs["b"] == nil, "its body never ran")
+        #expect(connection.log == ["begin", "commit"])
+        #expect(connection.committed == ["a", "c"])
+        #expect(outcome.committed == 2 && outcome.failed == 1 && outcome.cancelled == 1)
+        #expect(outcomes["b"] == "failed: \(StatusCode.cancelled.description)")
+        for acknowledge in outcome.acknowledgements { acknowledge() }
+        #expect(outcomes["a"] == "acknowledged" && outcomes["c"] == "acknowledged")
+
+        let alone = ScriptedConnection()
+        let lone = GroupCommit.run(self.group([.succeeds("d")], Outcomes(), cancelled: ["d"]), on: alone)
+        #expect(alone.log.isEmpty, "no transaction for a group of cancelled writes")
+        #expect(lone.transactions == 0 && lone.failed == 1)
     }
 
     @Test("an empty group touches nothing")

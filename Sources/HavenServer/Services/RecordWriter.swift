@@ -78,7 +78,8 @@ package struct RecordWriter: Sendable {
         detail: String = "",
         _ body: @escaping @Sendable (any StoreWriter) throws -> T
     ) async throws -> T {
-        try await self.store.write { tx in
+        // The call's own write: dropped if the call is cancelled before the store begins it.
+        try await self.store.writeUnlessCancelled { tx in
             let value = try body(tx)
             if tx.pendingAudit {
                 var entry = self.entry(context, outcome: .ok, detail: detail)

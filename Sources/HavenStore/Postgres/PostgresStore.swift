@@ -278,6 +278,23 @@ package final class PostgresStore: RecordStore, Service {
     /// transaction.
     @discardableResult
     package func write<T: Sendable>(_ body: @escaping @Sendable (any StoreWriter) throws -> T) async throws -> T {
+        try await self.write(body, cancellation: nil)
+    }
+
+    /// ``write(_:)``, but a write whose caller is cancelled before the writer
+    /// takes it up fails CANCELLED having written nothing (``GroupCommit``).
+    @discardableResult
+    package func writeUnlessCancelled<T: Sendable>(
+        _ body: @escaping @Sendable (any StoreWriter) throws -> T
+    ) async throws -> T {
+        let cancellation = WriteCancellation()
+        return try await cancellation.bound { try await self.write(body, cancellation: cancellation) }
+    }
+
+    private func write<T: Sendable>(
+        _ body: @escaping @Sendable (any StoreWriter) throws -> T,
+        cancellation: WriteCancellation?
+    ) async throws -> T {
         let (keys, auditing) = (self.keys, self.auditing)
         return try await self.instruments.tracer.withSpan("store.write", ofKind: .internal) { _ in
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
@@ -289,7 +306,8 @@ package final class PostgresStore: RecordStore, Service {
                         )
                         return { continuation.resume(returning: value) }
                     },
-                    fail: { error in continuation.resume(throwing: self.failed(error)) }
+                    fail: { error in continuation.resume(throwing: self.failed(error)) },
+                    cancellation: cancellation
                 )
                 self.waiting.withLock { $0.enqueue(write) }
                 self.writerQueue.async { self.commitWaiting() }
