@@ -311,3 +311,36 @@ package struct GroupCommitQueue<Write> {
         return group
     }
 }
+
+/// A store whose writes go through ``GroupCommit``: it submits each write
+/// with an optional ``WriteCancellation``, and gets ``RecordStore/write(_:)``
+/// (never dropped) and ``RecordStore/writeUnlessCancelled(_:)`` (dropped
+/// when its caller is cancelled before the writer takes it up) from it.
+package protocol GroupCommittedStore: RecordStore {
+    /// Submits `body` to the next group commit; returns once the commit
+    /// covering it returned. When `cancellation` is set before the writer
+    /// takes the write up, the write fails CANCELLED having written nothing.
+    func submit<T: Sendable>(
+        _ body: @escaping @Sendable (any StoreWriter) throws -> T,
+        cancellation: WriteCancellation?
+    ) async throws -> T
+
+    /// Writes submitted and not yet taken into a group (for tests that line
+    /// writes up behind a busy writer).
+    var waitingWrites: Int { get }
+}
+
+extension GroupCommittedStore {
+    @discardableResult
+    package func write<T: Sendable>(_ body: @escaping @Sendable (any StoreWriter) throws -> T) async throws -> T {
+        try await self.submit(body, cancellation: nil)
+    }
+
+    @discardableResult
+    package func writeUnlessCancelled<T: Sendable>(
+        _ body: @escaping @Sendable (any StoreWriter) throws -> T
+    ) async throws -> T {
+        let cancellation = WriteCancellation()
+        return try await cancellation.bound { try await self.submit(body, cancellation: cancellation) }
+    }
+}

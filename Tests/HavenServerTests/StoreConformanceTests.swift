@@ -1,4 +1,3 @@
-import Dispatch
 import Foundation
 import HavenProtocol
 import HavenServer
@@ -128,34 +127,23 @@ struct StoreConformanceTests {
     )
     func cancelledBeforeBegun(_ kind: StoreUnderTest) async throws {
         try await self.withStore(kind) { store in
-            let started = DispatchSemaphore(value: 0)
-            let release = DispatchSemaphore(value: 0)
-            // Occupies the writer (writing nothing) until released, so that the writes below wait.
-            async let held: Void = store.write { _ in
-                started.signal()
-                release.wait()
-            }
-            await withCheckedContinuation { continuation in
-                DispatchQueue.global().async {
-                    started.wait()
-                    continuation.resume()
+            let store = try #require(store as? any GroupCommittedStore)
+            var tasks: (dropped: Task<Void, any Error>, made: Task<Void, any Error>)?
+            try await store.holdingTheWriter { release in
+                let dropped = Task {
+                    try await store.writeUnlessCancelled { tx in
+                        try tx.insert(Self.office("DRP"))
+                        try tx.appendAudit(NewAuditEntry(atUnixMs: 1, principalID: "test", action: "test.write"))
+                    }
                 }
+                let made = Task { try await store.audited { tx in try tx.insert(Self.office("MDE")) } }
+                try await store.untilWaiting(2)
+                dropped.cancel()
+                made.cancel()
+                release()
+                tasks = (dropped, made)
             }
-            let dropped = Task {
-                try await store.writeUnlessCancelled { tx in
-                    try tx.insert(Self.office("DRP"))
-                    try tx.appendAudit(NewAuditEntry(atUnixMs: 1, principalID: "test", action: "test.write"))
-                }
-            }
-            let made = Task { try await store.audited { tx in try tx.insert(Self.office("MDE")) } }
-            func waiting() -> Int {
-                (store as? SQLiteStore)?.waitingWrites ?? (store as? PostgresStore)?.waitingWrites ?? 0
-            }
-            while waiting() < 2 { try await Task.sleep(for: .milliseconds(2)) }
-            dropped.cancel()
-            made.cancel()
-            release.signal()
-            try await held
+            let (dropped, made) = try #require(tasks)
             let error = await #expect(throws: HavenError.self) { try await dropped.value }
             #expect(error?.code == .cancelled)
             try await made.value

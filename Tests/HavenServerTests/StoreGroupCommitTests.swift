@@ -66,38 +66,21 @@ struct StoreGroupCommitTests {
         try await body(Fixture(store: store, metrics: metrics, directory: directory))
     }
 
-    /// Holds the writer with a write of its own until `release` is signalled,
-    /// so that the writes submitted meanwhile wait together.
     func holdingTheWriter(
         _ store: SQLiteStore,
         _ body: (_ release: @Sendable () -> Void) async throws -> Void
     ) async throws {
-        let started = DispatchSemaphore(value: 0)
-        let release = DispatchSemaphore(value: 0)
-        // It writes nothing of its own: it only occupies the writer.
-        async let held: Void = store.write { _ in
-            started.signal()
-            release.wait()
-        }
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                started.wait()
-                continuation.resume()
-            }
-        }
-        try await body { release.signal() }
-        try await held
+        try await store.holdingTheWriter(body)
+    }
+
+    func untilWaiting(_ store: SQLiteStore, _ count: Int) async throws {
+        try await store.untilWaiting(count)
     }
 
     /// Inserts an office with its audit entry, as a call's write does.
     static func insertAudited(_ tx: any StoreWriter, _ code: String) throws {
         try tx.insert(Self.office(code))
         try tx.appendAudit(NewAuditEntry(atUnixMs: 1, principalID: "test", action: "test.write"))
-    }
-
-    /// Waits until `count` writes are queued behind the writer.
-    func untilWaiting(_ store: SQLiteStore, _ count: Int) async throws {
-        while store.waitingWrites < count { try await Task.sleep(for: .milliseconds(2)) }
     }
 
     @Test("writes that wait together commit together, each durable and in the audit chain")

@@ -36,7 +36,7 @@ import Tracing
 /// The shared logic is synchronous; its statements wait for their results on
 /// the store's own threads (the writer queue and a pool of blocking threads),
 /// never on an event loop or the cooperative pool.
-package final class PostgresStore: RecordStore, Service {
+package final class PostgresStore: GroupCommittedStore, Service {
     package let location: PostgresLocation
     /// The master keys sealed data is opened with (nil: nothing sealed can be read or written).
     package let keys: StoreKeys?
@@ -273,25 +273,12 @@ package final class PostgresStore: RecordStore, Service {
 
     /// Runs `body` in the next group commit of this instance's writer, under
     /// the write lock all instances share. Returns once the COMMIT covering it
-    /// has returned. Like SQLite's, the write is not bound to the caller's
-    /// cancellation: cancelling one caller must not abort the others'
-    /// transaction.
-    @discardableResult
-    package func write<T: Sendable>(_ body: @escaping @Sendable (any StoreWriter) throws -> T) async throws -> T {
-        try await self.write(body, cancellation: nil)
-    }
-
-    /// ``write(_:)``, but a write whose caller is cancelled before the writer
-    /// takes it up fails CANCELLED having written nothing (``GroupCommit``).
-    @discardableResult
-    package func writeUnlessCancelled<T: Sendable>(
-        _ body: @escaping @Sendable (any StoreWriter) throws -> T
-    ) async throws -> T {
-        let cancellation = WriteCancellation()
-        return try await cancellation.bound { try await self.write(body, cancellation: cancellation) }
-    }
-
-    private func write<T: Sendable>(
+    /// has returned. Like SQLite's, only `cancellation`, set before the
+    /// writer takes the write up, keeps it from running; once taken up it is
+    /// not bound to the caller: cancelling one caller must not abort the
+    /// others' transaction. (``GroupCommittedStore`` makes ``write(_:)`` and
+    /// ``writeUnlessCancelled(_:)`` of this.)
+    package func submit<T: Sendable>(
         _ body: @escaping @Sendable (any StoreWriter) throws -> T,
         cancellation: WriteCancellation?
     ) async throws -> T {

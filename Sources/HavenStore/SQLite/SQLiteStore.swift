@@ -15,7 +15,7 @@ import Tracing
 /// which can lose the last transactions in a power cut; Haven acknowledges a
 /// write only once it is durable, so the store sets FULL back after opening
 /// and refuses to start if it does not read back as FULL.
-package final class SQLiteStore: RecordStore {
+package final class SQLiteStore: GroupCommittedStore {
     private let pool: DatabasePool
     /// Where storage failures are reported, with their detail.
     let logger: Logger
@@ -202,26 +202,13 @@ package final class SQLiteStore: RecordStore {
     /// (a write that fails is undone alone, as ``GroupCommit`` says). Returns
     /// once the commit covering it is durable.
     ///
-    /// The write is not bound to the calling task's cancellation: once
-    /// submitted it runs and commits (or fails) with its group, and the caller
-    /// learns which. Cancelling one caller must not interrupt the others'
-    /// transaction.
-    @discardableResult
-    package func write<T: Sendable>(_ body: @escaping @Sendable (any StoreWriter) throws -> T) async throws -> T {
-        try await self.write(body, cancellation: nil)
-    }
-
-    /// ``write(_:)``, but a write whose caller is cancelled before the writer
-    /// takes it up fails CANCELLED having written nothing (``GroupCommit``).
-    @discardableResult
-    package func writeUnlessCancelled<T: Sendable>(
-        _ body: @escaping @Sendable (any StoreWriter) throws -> T
-    ) async throws -> T {
-        let cancellation = WriteCancellation()
-        return try await cancellation.bound { try await self.write(body, cancellation: cancellation) }
-    }
-
-    private func write<T: Sendable>(
+    /// Only `cancellation`, set before the writer takes the write up, keeps
+    /// it from running (it then fails CANCELLED). Once taken up, the write is
+    /// not bound to the caller: it commits (or fails) with its group, and the
+    /// caller learns which. Cancelling one caller must not interrupt the
+    /// others' transaction. (``GroupCommittedStore`` makes
+    /// ``write(_:)`` and ``writeUnlessCancelled(_:)`` of this.)
+    package func submit<T: Sendable>(
         _ body: @escaping @Sendable (any StoreWriter) throws -> T,
         cancellation: WriteCancellation?
     ) async throws -> T {
