@@ -66,17 +66,6 @@ struct StoreGroupCommitTests {
         try await body(Fixture(store: store, metrics: metrics, directory: directory))
     }
 
-    func holdingTheWriter(
-        _ store: SQLiteStore,
-        _ body: (_ release: @Sendable () -> Void) async throws -> Void
-    ) async throws {
-        try await store.holdingTheWriter(body)
-    }
-
-    func untilWaiting(_ store: SQLiteStore, _ count: Int) async throws {
-        try await store.untilWaiting(count)
-    }
-
     /// Inserts an office with its audit entry, as a call's write does.
     static func insertAudited(_ tx: any StoreWriter, _ code: String) throws {
         try tx.insert(Self.office(code))
@@ -87,12 +76,12 @@ struct StoreGroupCommitTests {
     func writesShareCommits() async throws {
         try await self.withStore { fixture in
             let store = fixture.store
-            try await self.holdingTheWriter(store) { release in
+            try await store.holdingTheWriter { release in
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     for index in 0..<200 {
                         group.addTask { try await store.audited { tx in try tx.insert(Self.office("O\(index)")) } }
                     }
-                    try await self.untilWaiting(store, 200)
+                    try await store.untilWaiting(200)
                     release()
                     try await group.waitForAll()
                 }
@@ -121,7 +110,7 @@ struct StoreGroupCommitTests {
         try await self.withStore { fixture in
             let store = fixture.store
             let results = Told<Int>()
-            try await self.holdingTheWriter(store) { release in
+            try await store.holdingTheWriter { release in
                 await withTaskGroup(of: Void.self) { group in
                     for index in 0..<10 {
                         group.addTask {
@@ -140,7 +129,7 @@ struct StoreGroupCommitTests {
                             }
                         }
                     }
-                    try? await self.untilWaiting(store, 10)
+                    try? await store.untilWaiting(10)
                     release()
                 }
             }
@@ -169,7 +158,7 @@ struct StoreGroupCommitTests {
             let results = Told<Int>()
             let refused: Set<Int> = [1, 5]
             let failsAfterWriting = 3
-            try await self.holdingTheWriter(store) { release in
+            try await store.holdingTheWriter { release in
                 await withTaskGroup(of: Void.self) { group in
                     // One at a time, so that the group runs them in this order.
                     for index in 0..<6 {
@@ -192,7 +181,7 @@ struct StoreGroupCommitTests {
                                 results.record(index, "\(error)")
                             }
                         }
-                        try? await self.untilWaiting(store, index + 1)
+                        try? await store.untilWaiting(index + 1)
                     }
                     release()
                 }
@@ -252,7 +241,7 @@ struct StoreGroupCommitTests {
                 },
             ]
             let results = Told<Int>()
-            try await self.holdingTheWriter(store) { release in
+            try await store.holdingTheWriter { release in
                 await withTaskGroup(of: Void.self) { group in
                     for (index, write) in writes.enumerated() {
                         group.addTask {
@@ -264,7 +253,7 @@ struct StoreGroupCommitTests {
                             }
                         }
                         // In this order in the group.
-                        try? await self.untilWaiting(store, index + 1)
+                        try? await store.untilWaiting(index + 1)
                     }
                     release()
                 }
@@ -319,12 +308,12 @@ struct StoreGroupCommitTests {
                 { index, tx in read.record(index, try enabled(tx)) },
                 { index, tx in read.record(index, try tx.account(id: "cw-2") == nil ? "none" : "some") },
             ]
-            try await self.holdingTheWriter(store) { release in
+            try await store.holdingTheWriter { release in
                 await withTaskGroup(of: Void.self) { group in
                     for (index, write) in writes.enumerated() {
                         group.addTask { try? await store.audited { tx in try write(index, tx) } }
                         // In this order in the group.
-                        try? await self.untilWaiting(store, index + 1)
+                        try? await store.untilWaiting(index + 1)
                     }
                     release()
                 }
@@ -346,11 +335,11 @@ struct StoreGroupCommitTests {
     func cancelledWhileWaiting() async throws {
         try await self.withStore { fixture in
             let store = fixture.store
-            try await self.holdingTheWriter(store) { release in
+            try await store.holdingTheWriter { release in
                 let cancelled = Task { try await store.writeUnlessCancelled { tx in try Self.insertAudited(tx, "C1") } }
                 let other = Task { try await store.writeUnlessCancelled { tx in try Self.insertAudited(tx, "C2") } }
                 let audit = Task { try await store.audited { tx in try tx.insert(Self.office("C3")) } }
-                try await self.untilWaiting(store, 3)
+                try await store.untilWaiting(3)
                 cancelled.cancel()
                 audit.cancel()
                 release()
@@ -406,7 +395,7 @@ struct StoreGroupCommitTests {
             try store.limitPages(0)
             let padding = String(repeating: "x", count: 64 * 1024)
             let outcomes = Told<Int>()
-            try await self.holdingTheWriter(store) { release in
+            try await store.holdingTheWriter { release in
                 await withTaskGroup(of: Void.self) { group in
                     for index in 0..<4 {
                         group.addTask {
@@ -424,7 +413,7 @@ struct StoreGroupCommitTests {
                             }
                         }
                     }
-                    try? await self.untilWaiting(store, 4)
+                    try? await store.untilWaiting(4)
                     release()
                 }
             }

@@ -466,18 +466,15 @@ package final class ServerConnection: Sendable {
                 }
             }
             let sleepUntil = self.state.withLock { $0.watchdogSleeps(until: wakeAt) }
-            let wake = await withTaskGroup(of: WatchdogSignal.Wake?.self) { group in
-                group.addTask {
-                    try? await Task.sleep(until: sleepUntil)
-                    return nil
-                }
-                group.addTask { await self.watchdogSignal.wait() }
-                let first = await group.next()!
+            // Whichever wakes it, the shutdown is read from the signal, which keeps it.
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { try? await Task.sleep(until: sleepUntil) }
+                group.addTask { _ = await self.watchdogSignal.wait() }
+                await group.next()
                 group.cancelAll()
-                return first
             }
             self.state.withLock { $0.watchdogWoke() }
-            if wake == .shutdown || self.watchdogSignal.isShutDown {
+            if self.watchdogSignal.isShutDown {
                 await self.drain()
                 return
             }
