@@ -32,6 +32,7 @@ public final class EmbeddedServer: Sendable {
     private let group: ServiceGroup
     private let task: Task<Void, any Error>
     private let store: any RecordStore
+    private let metricsText: @Sendable () -> String
 
     private init(
         port: Int,
@@ -41,7 +42,8 @@ public final class EmbeddedServer: Sendable {
         auditing: Bool,
         group: ServiceGroup,
         task: Task<Void, any Error>,
-        store: any RecordStore
+        store: any RecordStore,
+        metricsText: @escaping @Sendable () -> String
     ) {
         self.port = port
         self.adminCredentials = adminCredentials
@@ -51,7 +53,14 @@ public final class EmbeddedServer: Sendable {
         self.group = group
         self.task = task
         self.store = store
+        self.metricsText = metricsText
     }
+
+    /// What the server's `/metrics` endpoint shows now, in Prometheus' text
+    /// format: for benchmarks and tools in the same process that read the
+    /// server's own measures (its writer's busy time, its commits' sizes)
+    /// without an HTTP client. docs/OPERATIONS.md lists the metrics.
+    public func metrics() -> String { self.metricsText() }
 
     /// The server's certificate (PEM file), valid for localhost and 127.0.0.1.
     public var serverCertificateFile: String { self.directory.serverCertificateFile }
@@ -175,7 +184,8 @@ public final class EmbeddedServer: Sendable {
             auditing: auditing,
             group: group,
             task: task,
-            store: haven.store
+            store: haven.store,
+            metricsText: { haven.metricsText() }
         )
     }
 

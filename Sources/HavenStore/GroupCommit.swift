@@ -110,6 +110,8 @@ package enum GroupCommit {
             open = false
         }
 
+        let clock = ContinuousClock()
+        let started = clock.now
         while let write = pending.popLast() {
             if write.cancellation?.isCancelled == true {
                 write.fail(GroupCommit.cancelled)
@@ -169,6 +171,7 @@ package enum GroupCommit {
                 }
             }
         }
+        outcome.running = clock.now - started
         if open {
             do {
                 try connection.commit()
@@ -179,6 +182,7 @@ package enum GroupCommit {
                 abandon(error)
             }
         }
+        outcome.committing = clock.now - started - outcome.running
         return outcome
     }
 }
@@ -196,6 +200,12 @@ package struct GroupCommitOutcome: Sendable {
     package var repeated = 0
     /// Writes not run because their caller had been cancelled (counted in ``failed`` too).
     package var cancelled = 0
+    /// How long the writer spent running the writes (with their
+    /// transactions' beginnings, savepoints and rollbacks), and then
+    /// committing (the last commit, its fsync included): together, the time
+    /// the group held the writer.
+    package var running: Duration = .zero
+    package var committing: Duration = .zero
     /// One per committed write, in arrival order: acknowledges it.
     package var acknowledgements: [@Sendable () -> Void] = []
 

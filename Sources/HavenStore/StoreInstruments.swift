@@ -9,6 +9,8 @@ package enum StoreMetricNames {
     package static let commitBatchSize = "haven_store_commit_batch_size"
     package static let failures = "haven_store_failures_total"
     package static let walCheckpoints = "haven_store_wal_checkpoints_total"
+    package static let writerSeconds = "haven_store_writer_seconds_total"
+    package static let cancelledWrites = "haven_store_writes_cancelled_total"
 }
 
 /// What the store reports its work to: a span per read and write
@@ -21,6 +23,9 @@ package final class StoreInstruments: Sendable {
     private let commitBatchSize: Recorder
     private let failures = MetricFamily<Counter>()
     private let walCheckpoints = MetricFamily<Counter>()
+    private let writing: FloatingPointCounter
+    private let committing: FloatingPointCounter
+    private let cancelledWrites: Counter
 
     /// Reports nowhere.
     package static let none = StoreInstruments()
@@ -30,12 +35,31 @@ package final class StoreInstruments: Sendable {
         self.factory = factory
         self.commitDuration = CoreMetrics.Timer(label: StoreMetricNames.commitDuration, factory: factory)
         self.commitBatchSize = Recorder(label: StoreMetricNames.commitBatchSize, factory: factory)
+        self.writing = FloatingPointCounter(
+            label: StoreMetricNames.writerSeconds,
+            dimensions: [("phase", "writes")],
+            factory: factory
+        )
+        self.committing = FloatingPointCounter(
+            label: StoreMetricNames.writerSeconds,
+            dimensions: [("phase", "commit")],
+            factory: factory
+        )
+        self.cancelledWrites = Counter(label: StoreMetricNames.cancelledWrites, factory: factory)
     }
 
-    /// A write transaction committed `writes` calls' writes together, taking `duration` from start to durable.
-    func committed(writes: Int, duration: Duration) {
-        self.commitDuration.recordNanoseconds(duration.nanoseconds)
-        self.commitBatchSize.record(writes)
+    /// The writer ran a group (``GroupCommit/run(_:on:)``), holding it for
+    /// `duration` from the group's start to durable: the group's commit, if
+    /// it committed anything, and where the writer's time went, whatever
+    /// the outcome.
+    func ran(_ outcome: GroupCommitOutcome, duration: Duration) {
+        if outcome.committed > 0 {
+            self.commitDuration.recordNanoseconds(duration.nanoseconds)
+            self.commitBatchSize.record(outcome.committed)
+        }
+        self.writing.increment(by: Double(outcome.running.nanoseconds) / 1e9)
+        self.committing.increment(by: Double(outcome.committing.nanoseconds) / 1e9)
+        if outcome.cancelled > 0 { self.cancelledWrites.increment(by: outcome.cancelled) }
     }
 
     /// A transaction failed; `kind` is one of the store's short names (`full`, `busy`, …).

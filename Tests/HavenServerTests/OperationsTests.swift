@@ -103,6 +103,12 @@ struct OperationsTests {
             #expect(commits >= 4)
             #expect(value("haven_store_commit_batch_size_count") == commits)
             #expect(value("haven_store_commit_batch_size_sum") == commits)
+            // The writer's time, split: each part of every group's time to durable.
+            let writing = value(#"haven_store_writer_seconds_total{phase="writes"}"#) ?? 0
+            let committing = value(#"haven_store_writer_seconds_total{phase="commit"}"#) ?? 0
+            #expect(writing > 0 && committing > 0)
+            #expect(writing + committing <= (value("haven_store_commit_duration_seconds_sum") ?? 0) + 1e-6)
+            #expect(value("haven_store_writes_cancelled_total") == 0)
             #expect(value("haven_ready") == 1)
             #expect((value("haven_audit_chain_length") ?? 0) >= 4)
             #expect((value("haven_database_bytes") ?? 0) > 0)

@@ -356,6 +356,7 @@ struct StoreGroupCommitTests {
             #expect(stored[2] != nil, "a plain write (an audit entry's) is made whatever its caller does")
             #expect(try fixture.groups() == [1, 2], "the held write, then C2 and C3")
             #expect(try await store.read { try $0.auditSize() } == 2, "C2's and C3's entries")
+            #expect(try fixture.metrics.expectCounter(StoreMetricNames.cancelledWrites).totalValue == 1)
             let verdict = try await fixture.verdict()
             #expect(verdict.intact, "\(verdict.problem)")
         }

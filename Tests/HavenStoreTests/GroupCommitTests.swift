@@ -25,6 +25,16 @@ struct GroupCommitTests {
         var changes = 0
         /// How many times each write's body ran.
         var runs: [String: Int] = [:]
+        /// How long a write's body (by name), or the commit (`commit`), keeps the writer busy.
+        var takes: [String: Duration] = [:]
+
+        /// Keeps the calling thread busy for `duration`, as a slow body or fsync would.
+        func busy(_ name: String) {
+            guard let duration = self.takes[name] else { return }
+            let clock = ContinuousClock()
+            let until = clock.now + duration
+            while clock.now < until {}
+        }
 
         func begin() throws {
             #expect(self.transaction == nil, "no transaction left open")
@@ -43,6 +53,7 @@ struct GroupCommitTests {
         }
         var isInsideTransaction: Bool { self.transaction != nil }
         func commit() throws {
+            self.busy("commit")
             if self.failCommit { throw Failure(reason: "I/O error at commit") }
             self.committed += self.transaction!
             self.transaction = nil
@@ -83,6 +94,7 @@ struct GroupCommitTests {
             return PendingWrite<ScriptedConnection>(
                 run: { connection in
                     connection.runs[name, default: 0] += 1
+                    connection.busy(name)
                     if case .refuses = step { throw Failure(reason: "\(name) refused") }
                     connection.transaction!.append(name)
                     connection.changes += 1
@@ -254,6 +266,27 @@ struct GroupCommitTests {
         let lone = GroupCommit.run(self.group([.succeeds("d")], Outcomes(), cancelled: ["d"]), on: alone)
         #expect(alone.log.isEmpty, "no transaction for a group of cancelled writes")
         #expect(lone.transactions == 0 && lone.failed == 1)
+    }
+
+    @Test("the writer's time is told apart: running the writes, then committing them")
+    func writerTime() {
+        let connection = ScriptedConnection()
+        connection.takes = ["a": .milliseconds(200), "commit": .milliseconds(20)]
+        let clock = ContinuousClock()
+        let started = clock.now
+        let outcome = GroupCommit.run(self.group([.succeeds("a"), .succeeds("b")], Outcomes()), on: connection)
+        let held = clock.now - started
+        #expect(outcome.running >= .milliseconds(200), "the slow body is the writes' time")
+        #expect(outcome.committing >= .milliseconds(20), "the slow commit is the commit's time")
+        #expect(outcome.committing < outcome.running, "the body's time is not the commit's")
+        #expect(outcome.running + outcome.committing <= held)
+
+        // A failed commit held the writer too.
+        let failing = ScriptedConnection()
+        failing.failCommit = true
+        failing.takes = ["commit": .milliseconds(20)]
+        let failed = GroupCommit.run(self.group([.succeeds("c")], Outcomes()), on: failing)
+        #expect(failed.committed == 0 && failed.committing >= .milliseconds(20))
     }
 
     @Test("an empty group touches nothing")

@@ -12,6 +12,9 @@
 // a warm-up of 1,000 calls), which under a profiler is only a rough figure,
 // and the process's CPU time per call over the same calls (client and server
 // together) with how many of the machine's cores that kept busy on average.
+// For writes it adds the store's writer, from the server's own metrics: its
+// time a call running the writes and committing them, the share of the run
+// it was busy, and how many writes each commit carried.
 import BenchmarkMessages
 import Foundation
 import HavenClient
@@ -99,10 +102,25 @@ func cpuSeconds() -> (user: Double, system: Double) {
     return (seconds(usage.ru_utime), seconds(usage.ru_stime))
 }
 
+/// A sample's value from the server's metrics (0 when it has none yet).
+func metric(_ text: String, _ sample: String) -> Double {
+    for line in text.split(separator: "\n") where line.hasPrefix(sample + " ") {
+        return Double(line.dropFirst(sample.count + 1)) ?? 0
+    }
+    return 0
+}
+let writerSamples = [
+    "haven_store_writer_seconds_total{phase=\"writes\"}", "haven_store_writer_seconds_total{phase=\"commit\"}",
+    "haven_store_commit_batch_size_sum", "haven_store_commit_batch_size_count",
+]
+
 _ = try await run(1_000)
+let metricsBefore = server.metrics()
 let cpuBefore = cpuSeconds()
 let elapsed = try await run(calls)
 let cpuAfter = cpuSeconds()
+let metricsAfter = server.metrics()
+let writer = writerSamples.map { metric(metricsAfter, $0) - metric(metricsBefore, $0) }
 let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
 let user = (cpuAfter.user - cpuBefore.user) / Double(calls) * 1e6
 let system = (cpuAfter.system - cpuBefore.system) / Double(calls) * 1e6
@@ -111,5 +129,15 @@ print(
         + " CPU per call \(Int(user + system)) µs (user \(Int(user)), system \(Int(system)));"
         + " \(String(format: "%.2f", (user + system) * Double(calls) / 1e6 / seconds)) cores busy"
 )
+if kind == "write" {
+    // The store's one writer: its time a call, running the writes and
+    // committing them, how much of the run it was busy, and its groups' size.
+    print(
+        "writer: \(Int(writer[0] / Double(calls) * 1e6)) µs a call running writes,"
+            + " \(Int(writer[1] / Double(calls) * 1e6)) µs committing;"
+            + " busy \(Int((writer[0] + writer[1]) / seconds * 100)) % of the time;"
+            + " \(String(format: "%.1f", writer[2] / max(writer[3], 1))) writes a commit"
+    )
+}
 client.close()
 try await server.stop()

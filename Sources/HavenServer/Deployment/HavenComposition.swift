@@ -22,6 +22,9 @@ package struct HavenComposition: Sendable {
     /// What `/metrics` shows.
     package let metricsRegistry: PrometheusCollectorRegistry
 
+    /// What `/metrics` shows now, in Prometheus' text format.
+    package func metricsText() -> String { self.metricsRegistry.emitToString() }
+
     /// Opens the data directory's keys and database and builds the services.
     ///
     /// - Parameters:

@@ -321,9 +321,9 @@ package final class PostgresStore: GroupCommittedStore, Service {
         }
         let started = ContinuousClock.now
         let outcome = GroupCommit.run(group, on: writer)
+        self.instruments.ran(outcome, duration: ContinuousClock.now - started)
         if writer.sql.connection.isClosed { self.writer.withLock { $0 = nil } }
         if outcome.committed > 0 {
-            self.instruments.committed(writes: outcome.committed, duration: ContinuousClock.now - started)
             self.lastUnwritable.withLock { $0 = nil }
             if let latest = writer.committedSequence { self.notifier.publish(latest) }
         }

@@ -249,6 +249,7 @@ package final class SQLiteStore: GroupCommittedStore {
         guard !group.isEmpty else { return }
         let started = ContinuousClock.now
         let outcome = GroupCommit.run(group, on: SQLiteConnection(db: db))
+        self.instruments.ran(outcome, duration: ContinuousClock.now - started)
         if outcome.committed > 0 {
             // A commit syncs the log, which writes what was gathered, before
             // it is published: anything left would be frames readers may be
@@ -260,7 +261,6 @@ package final class SQLiteStore: GroupCommittedStore {
                 haven_sqlite_wal_waiting(db.sqliteConnection) == 0,
                 "a commit left write-ahead log pages unwritten: the writer does not commit with synchronous = FULL"
             )
-            self.instruments.committed(writes: outcome.committed, duration: ContinuousClock.now - started)
             self.lastUnwritable.withLock { $0 = nil }
             if let latest = try? Self.latestSequence(db) { self.notifier.publish(latest) }
         }
