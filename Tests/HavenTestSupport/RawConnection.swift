@@ -147,7 +147,9 @@ public final class RawConnection: Sendable {
         }.get()
     }
 
-    /// Waits for the next envelope of a call, skipping others (they are kept for later).
+    /// Waits for the end of a call. Every envelope before it, of this call
+    /// or another, is read and dropped: a test that needs another call's
+    /// envelopes reads them with ``next(timeout:)`` before asking for this end.
     public func end(of callID: UInt64, timeout: TimeAmount = .seconds(10)) async throws -> Haven_V1_CallEnd {
         while let envelope = try await self.next(timeout: timeout) {
             if envelope.callID == callID, case .end(let end) = envelope.kind { return end }
