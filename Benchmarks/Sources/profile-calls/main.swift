@@ -112,6 +112,7 @@ func metric(_ text: String, _ sample: String) -> Double {
 let writerSamples = [
     "haven_store_writer_seconds_total{phase=\"writes\"}", "haven_store_writer_seconds_total{phase=\"commit\"}",
     "haven_store_commit_batch_size_sum", "haven_store_commit_batch_size_count",
+    "haven_store_wal_checkpoints_total{by=\"writer\"}", "haven_store_wal_checkpoints_total{by=\"background\"}",
 ]
 
 _ = try await run(1_000)
@@ -136,7 +137,8 @@ if kind == "write" {
         "writer: \(Int(writer[0] / Double(calls) * 1e6)) µs a call running writes,"
             + " \(Int(writer[1] / Double(calls) * 1e6)) µs committing;"
             + " busy \(Int((writer[0] + writer[1]) / seconds * 100)) % of the time;"
-            + " \(String(format: "%.1f", writer[2] / max(writer[3], 1))) writes a commit"
+            + " \(String(format: "%.1f", writer[2] / max(writer[3], 1))) writes a commit;"
+            + " checkpoints: \(Int(writer[4])) by the writer, \(Int(writer[5])) in the background"
     )
 }
 client.close()
