@@ -3,6 +3,7 @@ import HavenProtocol
 import HavenServer
 import HavenStore
 import HavenTestSupport
+import MetricsTestKit
 import SwiftProtobuf
 import Synchronization
 import Testing
@@ -22,17 +23,27 @@ enum StoreUnderTest: String, Sendable, CustomTestStringConvertible {
     /// the skip and its reason).
     static var allCases: [StoreUnderTest] { TestPostgres.isEnabled ? [.sqlite, .postgres] : [.sqlite] }
 
-    /// Runs `body` with a fresh, empty store of this kind, then removes it.
-    func withStore(_ body: (any RecordStore) async throws -> Void) async throws {
+    /// Runs `body` with a fresh, empty store of this kind, reporting to
+    /// `instruments`, then removes it.
+    func withStore(
+        instruments: StoreInstruments = .none,
+        _ body: (any RecordStore) async throws -> Void
+    ) async throws {
         switch self {
         case .sqlite:
             let directory = try TemporaryDirectory("haven-conformance")
             defer { directory.remove() }
-            let store = try SQLiteStore(path: directory.path("haven.sqlite"), keys: freshStoreKeys())
+            let store = try SQLiteStore(
+                path: directory.path("haven.sqlite"),
+                keys: freshStoreKeys(),
+                instruments: instruments
+            )
             defer { try? store.close() }
             try await body(store)
         case .postgres:
-            try await TestPostgres.withStore(keys: freshStoreKeys()) { store, _ in try await body(store) }
+            try await TestPostgres.withStore(keys: freshStoreKeys(), instruments: instruments) { store, _ in
+                try await body(store)
+            }
         }
     }
 }
@@ -126,7 +137,8 @@ struct StoreConformanceTests {
         arguments: StoreUnderTest.allCases
     )
     func cancelledBeforeBegun(_ kind: StoreUnderTest) async throws {
-        try await self.withStore(kind) { store in
+        let metrics = TestMetrics()
+        try await kind.withStore(instruments: StoreInstruments(factory: metrics)) { store in
             let store = try #require(store as? any GroupCommittedStore)
             var tasks: (dropped: Task<Void, any Error>, made: Task<Void, any Error>)?
             try await store.holdingTheWriter { release in
@@ -154,6 +166,7 @@ struct StoreConformanceTests {
             #expect(try await store.read { try $0.auditSize() } == 1)
             let verdict = try await self.verdict(store)
             #expect(verdict.intact, "\(verdict.problem)")
+            #expect(try metrics.expectCounter(StoreMetricNames.cancelledWrites).totalValue == 1)
         }
     }
 

@@ -92,11 +92,12 @@ package enum TestPostgres {
     /// then stops it and drops the database.
     package static func withStore(
         keys: StoreKeys?,
+        instruments: StoreInstruments = .none,
         _ body: (PostgresStore, PostgresLocation) async throws -> Void
     ) async throws {
         let (location, drop) = try await Self.freshDatabase()
         do {
-            let store = try await PostgresStore.open(location, keys: keys)
+            let store = try await PostgresStore.open(location, keys: keys, instruments: instruments)
             try await store.whileRunning { try await body(store, location) }
         } catch {
             await drop()
