@@ -11,6 +11,7 @@ package enum StoreMetricNames {
     package static let walCheckpoints = "haven_store_wal_checkpoints_total"
     package static let writerSeconds = "haven_store_writer_seconds_total"
     package static let cancelledWrites = "haven_store_writes_cancelled_total"
+    package static let repeatedWrites = "haven_store_writes_repeated_total"
 }
 
 /// What the store reports its work to: a span per read and write
@@ -26,6 +27,7 @@ package final class StoreInstruments: Sendable {
     private let writing: FloatingPointCounter
     private let committing: FloatingPointCounter
     private let cancelledWrites: Counter
+    private let repeatedWrites: Counter
 
     /// Reports nowhere.
     package static let none = StoreInstruments()
@@ -46,6 +48,7 @@ package final class StoreInstruments: Sendable {
             factory: factory
         )
         self.cancelledWrites = Counter(label: StoreMetricNames.cancelledWrites, factory: factory)
+        self.repeatedWrites = Counter(label: StoreMetricNames.repeatedWrites, factory: factory)
     }
 
     /// The writer ran a group (``GroupCommit/run(_:on:)``), holding it for
@@ -60,6 +63,7 @@ package final class StoreInstruments: Sendable {
         self.writing.increment(by: Double(outcome.running.nanoseconds) / 1e9)
         self.committing.increment(by: Double(outcome.committing.nanoseconds) / 1e9)
         if outcome.cancelled > 0 { self.cancelledWrites.increment(by: outcome.cancelled) }
+        if outcome.repeated > 0 { self.repeatedWrites.increment(by: outcome.repeated) }
     }
 
     /// A transaction failed; `kind` is one of the store's short names (`full`, `busy`, …).

@@ -109,6 +109,7 @@ struct OperationsTests {
             #expect(writing > 0 && committing > 0)
             #expect(writing + committing <= (value("haven_store_commit_duration_seconds_sum") ?? 0) + 1e-6)
             #expect(value("haven_store_writes_cancelled_total") == 0)
+            #expect(value("haven_store_writes_repeated_total") == 0)
             #expect(value("haven_ready") == 1)
             #expect((value("haven_audit_chain_length") ?? 0) >= 4)
             #expect((value("haven_database_bytes") ?? 0) > 0)

@@ -193,6 +193,7 @@ struct StoreGroupCommitTests {
             )
             // 0 and 2 ran again after 3 took their transaction down; nothing else did.
             #expect(runs.all == [0: 2, 1: 1, 2: 2, 3: 1, 4: 1, 5: 1])
+            #expect(try fixture.metrics.expectCounter(StoreMetricNames.repeatedWrites).totalValue == 2)
             let stored = try await store.read { tx in
                 try (0..<6).filter { try tx.load(Haven_V1_Office.self, id: "R\($0)") != nil }
             }
