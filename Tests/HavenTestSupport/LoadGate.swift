@@ -4,7 +4,9 @@ import Testing
 /// promise against a bound (a session cut off within a second) and those
 /// that load the machine with another server (PostgreSQL's tests, whose
 /// cluster and connections take CPU and disk; the floods of hostile peers
-/// against a `havend` of their own). Suites of one kind run
+/// against a `havend` of their own) or hold the threads of Swift's
+/// concurrency, which the servers under test share, with long work that
+/// rarely suspends (the fuzzing corpus). Suites of one kind run
 /// together; a suite of the other kind waits until none is running. Every
 /// other suite runs as before.
 ///
@@ -69,6 +71,7 @@ package struct LoadGateTrait: TestTrait, SuiteTrait, TestScoping {
 extension Trait where Self == LoadGateTrait {
     /// A suite that times a promise against a bound: never beside a `.heavy` one.
     package static var timed: Self { LoadGateTrait(kind: .timed) }
-    /// A suite that loads the machine with another server: never beside a `.timed` one.
+    /// A suite that loads the machine (another server, long work that rarely
+    /// suspends): never beside a `.timed` one.
     package static var heavy: Self { LoadGateTrait(kind: .heavy) }
 }
