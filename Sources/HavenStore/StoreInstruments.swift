@@ -51,13 +51,12 @@ package final class StoreInstruments: Sendable {
         self.repeatedWrites = Counter(label: StoreMetricNames.repeatedWrites, factory: factory)
     }
 
-    /// The writer ran a group (``GroupCommit/run(_:on:)``), holding it for
-    /// `duration` from the group's start to durable: the group's commit, if
-    /// it committed anything, and where the writer's time went, whatever
-    /// the outcome.
-    func ran(_ outcome: GroupCommitOutcome, duration: Duration) {
+    /// The writer ran a group (``GroupCommit/run(_:on:)``): the group's
+    /// commit, timed from its start to durable, if it committed anything,
+    /// and where the writer's time went, whatever the outcome.
+    func ran(_ outcome: GroupCommitOutcome) {
         if outcome.committed > 0 {
-            self.commitDuration.recordNanoseconds(duration.nanoseconds)
+            self.commitDuration.recordNanoseconds((outcome.running + outcome.committing).nanoseconds)
             self.commitBatchSize.record(outcome.committed)
         }
         self.writing.increment(by: Double(outcome.running.nanoseconds) / 1e9)

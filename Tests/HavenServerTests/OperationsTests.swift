@@ -103,7 +103,8 @@ struct OperationsTests {
             #expect(commits >= 4)
             #expect(value("haven_store_commit_batch_size_count") == commits)
             #expect(value("haven_store_commit_batch_size_sum") == commits)
-            // The writer's time, split: each part of every group's time to durable.
+            // The writer's time, split into its two parts; they are counted after the group's
+            // commit duration is recorded, so a scrape never sees more of them than of it.
             let writing = value(#"haven_store_writer_seconds_total{phase="writes"}"#) ?? 0
             let committing = value(#"haven_store_writer_seconds_total{phase="commit"}"#) ?? 0
             #expect(writing > 0 && committing > 0)

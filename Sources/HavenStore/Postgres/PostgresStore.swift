@@ -319,9 +319,8 @@ package final class PostgresStore: GroupCommittedStore, Service {
             for write in group { write.fail(error) }
             return
         }
-        let started = ContinuousClock.now
         let outcome = GroupCommit.run(group, on: writer)
-        self.instruments.ran(outcome, duration: ContinuousClock.now - started)
+        self.instruments.ran(outcome)
         if writer.sql.connection.isClosed { self.writer.withLock { $0 = nil } }
         if outcome.committed > 0 {
             self.lastUnwritable.withLock { $0 = nil }

@@ -247,9 +247,8 @@ package final class SQLiteStore: GroupCommittedStore {
     private func commitWaiting(_ db: Database) {
         let group = self.waiting.withLock { $0.takeGroup() }
         guard !group.isEmpty else { return }
-        let started = ContinuousClock.now
         let outcome = GroupCommit.run(group, on: SQLiteConnection(db: db))
-        self.instruments.ran(outcome, duration: ContinuousClock.now - started)
+        self.instruments.ran(outcome)
         if outcome.committed > 0 {
             // A commit syncs the log, which writes what was gathered, before
             // it is published: anything left would be frames readers may be
