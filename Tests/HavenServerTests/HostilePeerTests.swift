@@ -357,7 +357,20 @@ struct HostilePeerTests {
                 let stalled = try await Self.waitUntil(within: .seconds(60)) {
                     try await Self.metric(server, "haven_write_stalls_total") == Double(round)
                 }
-                #expect(stalled, "the server closed the connection that never read")
+                var progress = ""
+                if !stalled {
+                    // What the server was doing instead, for the failure's report: still reading
+                    // pings and answering them, or neither.
+                    var samples: [String] = []
+                    for _ in 0..<2 {
+                        let received = try await Self.metric(server, "haven_frames_received_total")
+                        let sent = try await Self.metric(server, "haven_frames_sent_total")
+                        samples.append("\(Int(received)) received, \(Int(sent)) sent")
+                        try await Task.sleep(for: .seconds(2))
+                    }
+                    progress = "frames: \(samples.joined(separator: "; 2 s later "))"
+                }
+                #expect(stalled, "the server closed the connection that never read. \(progress)")
                 await flood.value
                 sampler.cancel()
                 peak = max(peak, await sampler.value)

@@ -20,21 +20,34 @@ final class WriteStallHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.onStall = onStall
     }
 
+    func handlerAdded(context: ChannelHandlerContext) {
+        // A channel may already be unwritable when the handler joins it.
+        if context.channel.isActive, !context.channel.isWritable { self.arm(context: context) }
+    }
+
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable {
             self.pending?.cancel()
             self.pending = nil
         } else if self.pending == nil {
-            let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            let onStall = self.onStall
-            self.pending = context.eventLoop.scheduleTask(in: self.timeout) {
-                let context = loopBound.value
-                guard !context.channel.isWritable else { return }
-                onStall()
-                context.close(promise: nil)
-            }
+            self.arm(context: context)
         }
         context.fireChannelWritabilityChanged()
+    }
+
+    /// Closes the connection after `timeout` unless it has become writable
+    /// by then. A timer that finds it writable (its writability changed back
+    /// without the handler being told in between) is spent: the next time it
+    /// is unwritable arms a new one.
+    private func arm(context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        self.pending = context.eventLoop.scheduleTask(in: self.timeout) {
+            let (handler, context) = loopBound.value
+            handler.pending = nil
+            guard !context.channel.isWritable else { return }
+            handler.onStall()
+            context.close(promise: nil)
+        }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
