@@ -11,8 +11,14 @@ import Testing
 /// refused. (protobuf-c joins the comparison in the benchmark package's
 /// tests, which link it.)
 ///
-/// Serialized, so that it takes one core at most from the suites that run beside it.
-@Suite("Generated wire codec", .serialized)
+/// Serialized, so that it takes one core at most from the suites that run
+/// beside it; `.heavy` (never beside the suites that time a promise), and
+/// each loop yields between values: its minutes of work that never suspends
+/// otherwise held one of Swift's two cooperative threads for seconds at a
+/// time, which the servers and clients of the suites beside it share (a
+/// certificate's cut-off came 3.2 s after expiry against a 3 s bound, and a
+/// flooding client sent too little for its server to stall within a minute).
+@Suite("Generated wire codec", .serialized, .heavy)
 struct WireCodecTests {
     /// Values per message type; `HAVEN_LONG=1` runs 40,000. The thousands
     /// per message that CI compares run in the benchmark package's
@@ -37,13 +43,14 @@ struct WireCodecTests {
     }
 
     @Test("agrees with swift-protobuf on random values of", arguments: subjects)
-    func randomValues(_ subject: Subject) throws {
+    func randomValues(_ subject: Subject) async throws {
         let type = _WireSchema.byName[subject.name]!.type
         var random = RandomMessages(seed: Self.seed(subject.name), unknownFields: true)
         for index in 0..<Self.valuesPerType {
             let input = random.encoding(of: subject.name, style: .canonical)
             let reference = try type.init(serializedBytes: input)
             try Self.expectAgreement(reference: reference, context: "\(subject.name) #\(index)")
+            await Task.yield()
         }
     }
 
@@ -51,12 +58,13 @@ struct WireCodecTests {
         "decodes what a decoder must accept (any order, repeats, packed or not, overlong varints) as swift-protobuf does",
         arguments: subjects
     )
-    func noisyInputs(_ subject: Subject) throws {
+    func noisyInputs(_ subject: Subject) async throws {
         let type = _WireSchema.byName[subject.name]!.type
         var random = RandomMessages(seed: Self.seed(subject.name) ^ 0x5eed, unknownFields: true)
         for index in 0..<(Self.valuesPerType / 2) {
             let input = random.encoding(of: subject.name, style: .noisy)
             try Self.expectSameDecoding(type, input, context: "\(subject.name) noisy #\(index)")
+            await Task.yield()
         }
     }
 
@@ -64,7 +72,7 @@ struct WireCodecTests {
         "refuses exactly the damaged inputs swift-protobuf refuses (truncated, bit-flipped, spliced)",
         arguments: subjects
     )
-    func damagedInputs(_ subject: Subject) throws {
+    func damagedInputs(_ subject: Subject) async throws {
         let type = _WireSchema.byName[subject.name]!.type
         var random = RandomMessages(seed: Self.seed(subject.name) ^ 0xdead, unknownFields: false)
         var refused = 0
@@ -87,6 +95,7 @@ struct WireCodecTests {
                     refused += 1
                 }
             }
+            await Task.yield()
         }
         if Self.valuesPerType >= 400, _WireSchema.byName[subject.name]!.fields.count > 2 {
             #expect(

@@ -345,12 +345,11 @@ struct HostilePeerTests {
                 // buffers take the first MiBs of them at once, the server answers them at its own
                 // pace (slower on a loaded machine) until the answers fill its socket's send buffer,
                 // and then it stops reading, so these writes block until it closes.
-                let flood = Task {
-                    for _ in 0..<1_000 {
-                        guard greedy.isActive else { break }
-                        try? await greedy.sendRaw(batch)
-                    }
-                }
+                // The flood is driven from the connection's event loop: a loop here would wait for one
+                // of Swift's two cooperative threads after every write, and a CPU-bound suite beside
+                // this one (the wire codec's) held them for seconds at a time, so that in one run of
+                // three the server had not been sent enough to stall within the minute below.
+                let flood = Task { await greedy.flood(batch, times: 1_000) }
                 #expect(try await Self.served(worker, server), "others are served meanwhile")
                 // Unloaded, the server reaches the stall in about 5 s; the whole test suite on two
                 // cores beside it can take it past 10 s.
@@ -371,7 +370,7 @@ struct HostilePeerTests {
                     progress = "frames: \(samples.joined(separator: "; 2 s later "))"
                 }
                 #expect(stalled, "the server closed the connection that never read. \(progress)")
-                await flood.value
+                _ = await flood.value
                 sampler.cancel()
                 peak = max(peak, await sampler.value)
                 await greedy.close()

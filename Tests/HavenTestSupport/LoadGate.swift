@@ -6,9 +6,9 @@ import Testing
 /// cluster and connections take CPU and disk; the floods of hostile peers
 /// against a `havend` of their own) or hold the threads of Swift's
 /// concurrency, which the servers under test share, with long work that
-/// rarely suspends (the fuzzing corpus). Suites of one kind run
-/// together; a suite of the other kind waits until none is running. Every
-/// other suite runs as before.
+/// rarely suspends (the fuzzing corpus, the wire codec's comparisons).
+/// Suites of one kind run together; a suite of the other kind waits until
+/// none is running. Every other suite runs as before.
 ///
 /// Without it, a cut-off measured while the PostgreSQL suites start took
 /// 3.0–3.6 s against its 3 s bound in about one full run of four.

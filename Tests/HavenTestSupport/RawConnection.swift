@@ -108,6 +108,19 @@ public final class RawConnection: Sendable {
         try await self.write(ByteBuffer(bytes: bytes))
     }
 
+    /// Sends `bytes` `times` times over, each write made from the channel's
+    /// event loop as soon as the one before it reached the socket: the flood
+    /// keeps its pace however busy Swift's cooperative threads are (a test
+    /// loop awaiting each write would wait for a free thread after each).
+    ///
+    /// - Returns: How many writes reached the socket; fewer than `times` when
+    ///   the connection closed or a write failed.
+    public func flood(_ bytes: [UInt8], times: Int) async -> Int {
+        let flood = Flood(channel: self.channel, buffer: ByteBuffer(bytes: bytes), times: times)
+        self.channel.eventLoop.execute { flood.next(0) }
+        return (try? await flood.done.futureResult.get()) ?? 0
+    }
+
     /// Writes `buffer`; a connection the server has closed fails with what
     /// the server last said (its go-away, if it sent one), not NIO's bare
     /// "I/O on closed channel", so that a test failing there names the reason.
@@ -216,6 +229,38 @@ public final class RawConnection: Sendable {
             }
         }
         try? await self.channel.close(mode: .all)
+    }
+}
+
+/// ``RawConnection/flood(_:times:)``'s writes, one after another on the event loop.
+private final class Flood: @unchecked Sendable {
+    // Used on the channel's event loop only.
+    let channel: any Channel
+    let buffer: ByteBuffer
+    let times: Int
+    let done: EventLoopPromise<Int>
+
+    init(channel: any Channel, buffer: ByteBuffer, times: Int) {
+        self.channel = channel
+        self.buffer = buffer
+        self.times = times
+        self.done = channel.eventLoop.makePromise(of: Int.self)
+    }
+
+    func next(_ sent: Int) {
+        guard sent < self.times, self.channel.isActive else {
+            self.done.succeed(sent)
+            return
+        }
+        self.channel.writeAndFlush(self.buffer).whenComplete { result in
+            switch result {
+            case .success:
+                // A new turn of the loop, not a deeper stack, when the write completed at once.
+                self.channel.eventLoop.execute { self.next(sent + 1) }
+            case .failure:
+                self.done.succeed(sent)
+            }
+        }
     }
 }
 
