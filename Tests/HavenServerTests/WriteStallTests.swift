@@ -80,6 +80,19 @@ struct WriteStallTests {
         #expect(harness.stallCount == 1)
     }
 
+    @Test("a handler taken out of the pipeline while the channel is unwritable closes nothing")
+    func removedWhileArmed() throws {
+        let harness = try Harness()
+        harness.writable(false)
+        let handler = try harness.channel.pipeline.syncOperations.handler(type: WriteStallHandler.self)
+        let removed = harness.channel.pipeline.syncOperations.removeHandler(handler)
+        harness.loop.run()
+        try removed.wait()
+        harness.loop.advanceTime(by: .seconds(2))
+        #expect(harness.isOpen)
+        #expect(harness.stallCount == 0)
+    }
+
     @Test("a channel already unwritable when the handler joins it is timed from then")
     func unwritableWhenAdded() throws {
         let harness = try Harness(addWhileUnwritable: true)

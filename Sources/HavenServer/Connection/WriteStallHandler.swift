@@ -55,4 +55,10 @@ final class WriteStallHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.pending = nil
         context.fireChannelInactive()
     }
+
+    /// A handler taken out of the pipeline closes nothing afterwards.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.pending?.cancel()
+        self.pending = nil
+    }
 }
