@@ -361,11 +361,11 @@ struct HostilePeerTests {
                     // What the server was doing instead, for the failure's report: still reading
                     // pings and answering them, or neither.
                     var samples: [String] = []
-                    for _ in 0..<2 {
+                    for sample in 0..<2 {
+                        if sample > 0 { try await Task.sleep(for: .seconds(2)) }
                         let received = try await Self.metric(server, "haven_frames_received_total")
                         let sent = try await Self.metric(server, "haven_frames_sent_total")
                         samples.append("\(Int(received)) received, \(Int(sent)) sent")
-                        try await Task.sleep(for: .seconds(2))
                     }
                     progress = "frames: \(samples.joined(separator: "; 2 s later "))"
                 }

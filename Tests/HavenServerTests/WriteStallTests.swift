@@ -36,6 +36,12 @@ struct WriteStallTests {
 
         var isOpen: Bool { self.channel.isActive }
         var stallCount: Int { self.stalls.count.withLock { $0 } }
+
+        /// Closed for a stall, counted once.
+        func expectCutOff(sourceLocation: SourceLocation = #_sourceLocation) {
+            #expect(!self.isOpen, "closed", sourceLocation: sourceLocation)
+            #expect(self.stallCount == 1, sourceLocation: sourceLocation)
+        }
     }
 
     @Test("unwritable for longer than the timeout: closed, one stall counted")
@@ -45,8 +51,7 @@ struct WriteStallTests {
         harness.loop.advanceTime(by: .milliseconds(999))
         #expect(harness.isOpen, "not before the timeout")
         harness.loop.advanceTime(by: .milliseconds(2))
-        #expect(!harness.isOpen)
-        #expect(harness.stallCount == 1)
+        harness.expectCutOff()
     }
 
     @Test("writable again within the timeout: left open; each stall is timed from its own start")
@@ -61,8 +66,7 @@ struct WriteStallTests {
         #expect(harness.isOpen, "1.3 s unwritable in all, never 1 s at a stretch")
         #expect(harness.stallCount == 0)
         harness.loop.advanceTime(by: .milliseconds(300))
-        #expect(!harness.isOpen)
-        #expect(harness.stallCount == 1)
+        harness.expectCutOff()
     }
 
     @Test("a timer that finds the channel writable is spent: the next stall arms a new one")
@@ -76,8 +80,7 @@ struct WriteStallTests {
         #expect(harness.stallCount == 0)
         harness.writable(false)
         harness.loop.advanceTime(by: .seconds(2))
-        #expect(!harness.isOpen, "the second stall was caught")
-        #expect(harness.stallCount == 1)
+        harness.expectCutOff()  // the second stall was caught
     }
 
     @Test("a handler taken out of the pipeline while the channel is unwritable closes nothing")
@@ -97,7 +100,6 @@ struct WriteStallTests {
     func unwritableWhenAdded() throws {
         let harness = try Harness(addWhileUnwritable: true)
         harness.loop.advanceTime(by: .milliseconds(1_100))
-        #expect(!harness.isOpen)
-        #expect(harness.stallCount == 1)
+        harness.expectCutOff()
     }
 }
