@@ -27,8 +27,7 @@ final class WriteStallHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable {
-            self.pending?.cancel()
-            self.pending = nil
+            self.disarm()
         } else if self.pending == nil {
             self.arm(context: context)
         }
@@ -50,15 +49,18 @@ final class WriteStallHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    private func disarm() {
         self.pending?.cancel()
         self.pending = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.disarm()
         context.fireChannelInactive()
     }
 
     /// A handler taken out of the pipeline closes nothing afterwards.
     func handlerRemoved(context: ChannelHandlerContext) {
-        self.pending?.cancel()
-        self.pending = nil
+        self.disarm()
     }
 }

@@ -87,14 +87,15 @@ struct AccountService: AccountServiceHandler {
         _ context: CallContext
     ) async throws -> Haven_V1_ListAccountsResponse {
         try self.env.policy.check(context.principal, .administer)
-        if request.role != .unspecified { try Validate.known(request.role, "role") }
+        // The role is a filter the admin asked for (unspecified: any role); the
+        // policy decided above who may list.
+        let role = request.role == .unspecified ? nil : request.role
+        if let role { try Validate.known(role, "role") }
         var filters = request
         filters.clearPage()
         let after = try PageToken.cursor(request.page, filters: filters)?.id ?? ""
         let size = PageToken.size(request.page)
         let now = self.env.nowUnixMs
-        // The role is a filter the admin asked for; the policy decided above who may list.
-        let role = request.role == .unspecified ? nil : request.role
         let accounts = try await self.env.store.read { tx in
             try tx.accounts(after: after, role: role, limit: size + 1)
         }
