@@ -76,14 +76,19 @@ package final class ConnectionHarness: Sendable {
     /// Chunk sizes the second to fourth bits of the control byte choose.
     static let chunks = [1, 3, 16, 64, 512, 4096, 65536, Int.max]
 
-    /// What the server sends back for one input, decoded (for tests of the harness itself).
+    /// What the server sends back for one input, decoded (for tests of the
+    /// harness itself). Unlike a fuzzing run, it waits up to 10 s of silence
+    /// for the calls the input started: a test that expects their answers
+    /// must not see them cancelled because a loaded machine took longer than
+    /// the fuzzer's 200 ms (seen once: WhoAmI cancelled, UNAVAILABLE).
     package static func replies(_ input: [UInt8]) async throws -> [Haven_V1_ServerEnvelope] {
         let harness = try await Self.current()
         guard let control = input.first else { return [] }
         let sent = try await harness.serve(
             Array(input.dropFirst()),
             as: harness.principals[Int(control & 0x07) % harness.principals.count],
-            chunk: Self.chunks[Int(control >> 3) & 0x07]
+            chunk: Self.chunks[Int(control >> 3) & 0x07],
+            patience: .seconds(10)
         )
         let decoded = Self.decode(sent)
         if let error = decoded.error { throw error }
@@ -125,7 +130,14 @@ package final class ConnectionHarness: Sendable {
     }
 
     /// Runs a connection over `stream`; returns every buffer the server wrote.
-    private func serve(_ stream: [UInt8], as principal: Principal, chunk: Int) async throws -> [ByteBuffer] {
+    /// Waits for the calls the stream started while the server keeps
+    /// answering, giving up after `patience` of silence.
+    private func serve(
+        _ stream: [UInt8],
+        as principal: Principal,
+        chunk: Int,
+        patience: Duration = .milliseconds(200)
+    ) async throws -> [ByteBuffer] {
         let channel = NIOAsyncTestingChannel()
         try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 7443)).get()
         let maximumPayloadLength = self.configuration.maxFrameBytes
@@ -162,7 +174,7 @@ package final class ConnectionHarness: Sendable {
                 // Replies are decoded as they come, each once.
                 var unread = ByteBuffer()
                 var decoder = FrameDecoder(maximumPayloadLength: Frame.defaultMaximumPayloadLength)
-                while !pending.isEmpty, channel.isActive, ContinuousClock.now - idle < .milliseconds(200) {
+                while !pending.isEmpty, channel.isActive, ContinuousClock.now - idle < patience {
                     guard let buffer = try? await channel.readOutbound(as: ByteBuffer.self) else {
                         try await Task.sleep(for: .milliseconds(1))
                         continue
