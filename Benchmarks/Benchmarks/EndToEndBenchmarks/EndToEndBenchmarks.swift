@@ -163,6 +163,35 @@ let benchmarks: @Sendable () -> Void = {
             teardown: { try baseline.stop() }
         )
     }
+    // Issue 14's target, paired: Haven's writes and the raw commits above in
+    // alternating blocks within every iteration (the disk's fsync latency
+    // drifts by a third within minutes, so two benchmarks run one after the
+    // other can compare different disks). Both stores live in the same
+    // temporary directory. Blocks are 20 × the calls in flight, so that each
+    // keeps its depth but for its first and last calls.
+    for inFlight in [16, 256] {
+        let fixture = Fixture()
+        let baseline = RawSQLiteCommits()
+        Benchmark(
+            "Haven.write.paired-with-raw-commit.\(inFlight)-in-flight.1-connections",
+            configuration: pairedConfiguration(smoke: smoke),
+            closure: { benchmark in
+                await pairedBlocks(benchmark, block: smoke ? 2 * inFlight : 20 * inFlight) { calls in
+                    await fixture.run(kind: "write", calls: calls, inFlight: inFlight)
+                } raw: { commits in
+                    await baseline.run(commits: commits, inFlight: inFlight)
+                }
+            },
+            setup: {
+                try await fixture.start(connections: 1, cases: 100)
+                try baseline.start()
+            },
+            teardown: {
+                try await fixture.stop()
+                try baseline.stop()
+            }
+        )
+    }
     // The same baseline on PostgreSQL: the cluster's own single-row commits.
     if let cluster = BenchmarkDatabase.clusterURL {
         for inFlight in [16, 256] {
@@ -296,6 +325,57 @@ func alternatingBlocks(
     for latency in firstLatencies { benchmark.measurement(first.metric, microseconds(latency)) }
     for latency in secondLatencies { benchmark.measurement(second.metric, microseconds(latency)) }
 }
+
+/// The configuration of the paired benchmark of Haven's writes against raw commits.
+func pairedConfiguration(smoke: Bool) -> Benchmark.Configuration {
+    Benchmark.Configuration(
+        metrics: [writesPerRawCommit, pairedWriteLatency, pairedCommitLatency],
+        warmupIterations: smoke ? 0 : 1,
+        maxDuration: smoke ? .milliseconds(10) : .seconds(90),
+        maxIterations: smoke ? 1 : 8,
+        thresholds: [writesPerRawCommit: .init(relative: [.p50: 25, .p90: 25])]
+    )
+}
+
+/// Ten pairs of blocks, `block` Haven writes then `block` raw commits, timed
+/// by the wall clock; records the iteration's ratio (the raw commits' time ÷
+/// the writes' time: Haven's writes per second as a share of the raw commits
+/// per second) and each call's latency, outside the measured time.
+func pairedBlocks(
+    _ benchmark: Benchmark,
+    block: Int,
+    haven: (Int) async -> [Duration],
+    raw: (Int) async -> [Duration]
+) async {
+    let clock = ContinuousClock()
+    var (havenTime, rawTime) = (Duration.zero, Duration.zero)
+    var (havenLatencies, rawLatencies): ([Duration], [Duration]) = ([], [])
+    for _ in 0..<10 {
+        var started = clock.now
+        havenLatencies += await haven(block)
+        havenTime += clock.now - started
+        started = clock.now
+        rawLatencies += await raw(block)
+        rawTime += clock.now - started
+    }
+    benchmark.stopMeasurement()
+    benchmark.measurement(writesPerRawCommit, Int((rawTime / havenTime * 100).rounded()))
+    for latency in havenLatencies { benchmark.measurement(pairedWriteLatency, microseconds(latency)) }
+    for latency in rawLatencies { benchmark.measurement(pairedCommitLatency, microseconds(latency)) }
+}
+
+/// Haven's acknowledged writes per second as a percentage of raw SQLite's
+/// single-row commits per second, measured in alternating blocks (issue 14's
+/// target: at least 100).
+let writesPerRawCommit = BenchmarkMetric.custom(
+    "Haven writes/s ÷ raw SQLite commits/s (%)",
+    polarity: .prefersLarger,
+    useScalingFactor: false
+)
+/// A Haven write's latency in the paired benchmark.
+let pairedWriteLatency = latencyMetric("Write latency, Haven (µs)")
+/// A raw commit's latency in the paired benchmark.
+let pairedCommitLatency = latencyMetric("Commit latency, raw SQLite (µs)")
 
 /// A per-call latency in microseconds (smaller is better, not scaled).
 func latencyMetric(_ name: String) -> BenchmarkMetric {
