@@ -94,4 +94,29 @@ struct ConnectionStateTests {
         _ = state.close()
         #expect(state.expiredCalls(now: Self.start + .seconds(5)).isEmpty)
     }
+
+    @Test(
+        "a drain wakes at the earliest deadline before the grace period's end; the last call's end ends it, only once going away"
+    )
+    func drains() throws {
+        var state = Self.open()
+        let graceEnds = Self.start + .seconds(10)
+        _ = try Self.begin(&state, 1, deadline: nil)
+        _ = try Self.begin(&state, 2, deadline: .seconds(3))
+        _ = try Self.begin(&state, 3, deadline: .seconds(30))
+        let whileOpen = state.finish(callID: 1, now: Self.start)
+        #expect(!whileOpen, "open: not a drain")
+        let last = state.goAway()
+        #expect(last == 3)
+        #expect(state.drainWake(graceEnds: graceEnds) == Self.start + .seconds(3), "the earlier deadline")
+        _ = state.expiredCalls(now: Self.start + .seconds(3))
+        #expect(state.drainWake(graceEnds: graceEnds) == graceEnds, "an expired deadline is not waited for again")
+        let second = state.finish(callID: 2, now: Self.start + .seconds(4))
+        #expect(!second, "a call still in flight")
+        let third = state.finish(callID: 3, now: Self.start + .seconds(5))
+        #expect(third, "the last one")
+        #expect(state.drainWake(graceEnds: graceEnds) == nil)
+        let again = state.finish(callID: 3, now: Self.start + .seconds(6))
+        #expect(!again, "an end told twice counts once")
+    }
 }

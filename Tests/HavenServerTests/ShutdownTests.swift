@@ -32,6 +32,51 @@ struct ShutdownTests {
         for connection in connections { await connection.close() }
     }
 
+    @Test(
+        "through the grace period calls keep their deadlines; one still running at its end ends UNAVAILABLE then, and the server stops"
+    )
+    func drainKeepsDeadlines() async throws {
+        let deployment = try TestDeployment()
+        let grace = Duration.milliseconds(1500)
+        let server = try await deployment.start { $0.shutdownGrace = grace }
+        let conformance = ConformanceTests()
+        _ = try await conformance.seed(deployment, server, cases: 3)
+        let connection = try await conformance.open(deployment, server)
+        // Two finite feeds held by credit (one item each, then they wait for
+        // more): call 1 with a deadline inside the grace period, call 2 without.
+        let feed = ConformanceTests.subscribe(.beginning, follow: false)
+        let subscribe = MethodCatalog.FeedService.subscribe
+        try await connection.send(
+            .start(callID: 1, method: subscribe, request: feed, timeout: .milliseconds(600), initialCredit: 1)
+        )
+        try await connection.send(.start(callID: 2, method: subscribe, request: feed, initialCredit: 1))
+        var first: Set<UInt64> = []
+        while first.count < 2, let envelope = try await connection.next() {
+            if case .message = envelope.kind { first.insert(envelope.callID) }
+        }
+        let started = ContinuousClock.now
+        async let stopped: Void = server.stop()
+        var ends: [UInt64: (end: Haven_V1_CallEnd, at: Duration)] = [:]
+        var away: Haven_V1_GoAway?
+        while let envelope = try await connection.next(timeout: .seconds(10)) {
+            if case .goAway(let goAway) = envelope.kind { away = goAway }
+            if case .end(let end) = envelope.kind { ends[envelope.callID] = (end, ContinuousClock.now - started) }
+        }
+        try await stopped
+        let took = ContinuousClock.now - started
+        #expect(away?.lastCallID == 2)
+        let deadline = try #require(ends[1], "call 1 ended")
+        #expect(deadline.end.statusCode == .deadlineExceeded)
+        #expect(
+            deadline.at < grace - .milliseconds(300),
+            "at its deadline, not the grace period's end (\(deadline.at))"
+        )
+        let held = try #require(ends[2], "call 2 ended")
+        #expect(held.end.statusCode == .unavailable)
+        #expect(held.at >= grace - .milliseconds(100), "at the grace period's end (\(held.at))")
+        #expect(took < grace + .seconds(3), "stopped in \(took)")
+    }
+
     /// Rounds of the flood: one in the suite; `HAVEN_LONG=1` runs twenty (the hang it guards against was intermittent).
     static let floodRounds = ProcessInfo.processInfo.environment["HAVEN_LONG"] == nil ? 1 : 20
 

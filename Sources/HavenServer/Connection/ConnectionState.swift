@@ -106,10 +106,25 @@ struct ConnectionState {
         return .start(control, wakeWatchdog: wakeWatchdog)
     }
 
-    mutating func finish(callID: UInt64, now: ContinuousClock.Instant) {
-        self.calls.removeValue(forKey: callID)
+    /// A call ended. Returns whether that was the last call in flight of a
+    /// connection going away: its drain is over (``drainWake(graceEnds:)``).
+    @discardableResult
+    mutating func finish(callID: UInt64, now: ContinuousClock.Instant) -> Bool {
+        let ended = self.calls.removeValue(forKey: callID) != nil
         self.deadlines.removeValue(forKey: callID)
-        if self.calls.isEmpty { self.idleSince = now }
+        guard self.calls.isEmpty else { return false }
+        self.idleSince = now
+        if ended, case .goingAway = self.phase { return true }
+        return false
+    }
+
+    /// While a going-away connection drains: when to look at it again, the
+    /// end of the grace period or a call's deadline before it (the calls
+    /// keep their deadlines through the grace period); nil once no call is
+    /// in flight. ``finish(callID:now:)`` tells when the last call ends.
+    func drainWake(graceEnds: ContinuousClock.Instant) -> ContinuousClock.Instant? {
+        guard !self.calls.isEmpty else { return nil }
+        return self.deadlines.values.reduce(graceEnds) { min($0, $1) }
     }
 
     /// The calls whose deadline is `now` or earlier, to cancel with

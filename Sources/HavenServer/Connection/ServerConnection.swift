@@ -30,6 +30,8 @@ package final class ServerConnection: Sendable {
     private let watchdogSignal = WatchdogSignal()
     /// Fired once the connection is closed and every call's end is written.
     private let endsWritten = Signal()
+    /// Fired when the last call in flight of a going-away connection ends.
+    private let drained = Signal()
 
     package init(
         channel: any Channel,
@@ -418,7 +420,7 @@ package final class ServerConnection: Sendable {
     }
 
     private func finish(_ callID: UInt64) {
-        self.state.withLock { $0.finish(callID: callID, now: .now) }
+        if self.state.withLock({ $0.finish(callID: callID, now: .now) }) { self.drained.fire() }
     }
 
     private func endWritten() {
@@ -499,10 +501,20 @@ package final class ServerConnection: Sendable {
         )
         for call in self.state.withLock({ Array($0.calls.values) }) { call.shutDown(feedEnd) }
         let graceEnds = ContinuousClock.now + self.configuration.shutdownGrace
-        while ContinuousClock.now < graceEnds, self.state.withLock({ !$0.calls.isEmpty }) {
-            // Calls keep their deadlines through the grace period.
-            self.expireCalls(now: .now)
-            try? await Task.sleep(for: .milliseconds(20))
+        // Woken by the last call's end, a call's deadline (calls keep their
+        // deadlines through the grace period) or the grace period's end.
+        while true {
+            let now = ContinuousClock.now
+            self.expireCalls(now: now)
+            guard now < graceEnds, let wake = self.state.withLock({ $0.drainWake(graceEnds: graceEnds) }) else {
+                break
+            }
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { try? await Task.sleep(until: wake) }
+                group.addTask { await self.drained.wait() }
+                await group.next()
+                group.cancelAll()
+            }
         }
         await self.close()
     }
