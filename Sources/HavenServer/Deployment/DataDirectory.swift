@@ -92,10 +92,11 @@ package struct DataDirectory: Sendable {
                 message: "\(self.root.path) is not empty; refusing to initialize over existing files"
             )
         }
-        // Everything created from here on (the database and its WAL included)
-        // is its owner's only, from the moment it exists.
-        let previousMask = umask(0o077)
-        defer { umask(previousMask) }
+        // Everything created from here on is its owner's only from the moment
+        // it exists, each file by its own mode: not by the process's umask,
+        // which is shared by every thread (two initialisations at once, as
+        // in the tests, restored each other's umask while the other created
+        // its database: one was created 0644).
         // Production deployments hold nobody's private key: no credentials/ directory.
         for directory in development ? ["", "tls", "credentials"] : ["", "tls"] {
             do {
@@ -135,6 +136,9 @@ package struct DataDirectory: Sendable {
         _ = try MasterKey.generate(at: self.masterKeyFile, development: development)
         _ = try CheckpointSigner.loadOrCreate(at: self.auditSigningKeyFile, development: development)
 
+        // An empty file is a new database to SQLite; its log and shared-memory
+        // files take the database file's mode when SQLite creates them.
+        try writeSecretFile("", to: self.databaseFile)
         let store = try SQLiteStore(path: self.databaseFile)
         let admin = Account(
             id: Self.initialAdminID,
