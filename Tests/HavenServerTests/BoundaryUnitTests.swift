@@ -59,6 +59,16 @@ struct BoundaryUnitTests {
         {
             #expect(try mode(path) == 0o600, "\(path)")
         }
+        // Everything else too, with the store open: its log and shared memory
+        // (which SQLite gives the database file's mode) exist only then.
+        let store = try SQLiteStore(path: data.databaseFile)
+        try withExtendedLifetime(store) {
+            let everything = try FileManager.default.subpathsOfDirectory(atPath: root.path)
+            #expect(everything.contains { $0.hasSuffix(".sqlite-wal") }, "the log is there to check: \(everything)")
+            for path in everything {
+                #expect(try mode(root.appendingPathComponent(path).path) & 0o077 == 0, "\(path)")
+            }
+        }
         try data.checkPermissions()
 
         chmod(data.masterKeyFile, 0o644)

@@ -27,4 +27,20 @@ struct SignalTests {
         signal.fire()
         await patient.value
     }
+
+    @Test("a wait with a deadline returns at the deadline when nothing fires, and at once when the signal fires")
+    func deadline() async {
+        let signal = Signal()
+        let clock = ContinuousClock()
+        let started = clock.now
+        await signal.wait(until: started + .milliseconds(100))
+        #expect(clock.now - started >= .milliseconds(100), "returned before its deadline")
+        #expect(!signal.hasFired)
+
+        let waiting = Task { await signal.wait(until: clock.now + .seconds(600)) }
+        signal.fire()
+        let fired = clock.now
+        await waiting.value
+        #expect(clock.now - fired < .seconds(60), "waited for its deadline after the signal fired")
+    }
 }

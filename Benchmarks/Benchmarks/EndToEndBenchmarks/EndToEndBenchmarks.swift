@@ -174,13 +174,22 @@ let benchmarks: @Sendable () -> Void = {
         let baseline = RawSQLiteCommits()
         Benchmark(
             "Haven.write.paired-with-raw-commit.\(inFlight)-in-flight.1-connections",
-            configuration: pairedConfiguration(smoke: smoke),
+            configuration: pairConfiguration(
+                pairedWriteLatency,
+                pairedCommitLatency,
+                ratio: writesPerRawCommit,
+                smoke: smoke,
+                maxDuration: .seconds(90),
+                maxIterations: 8
+            ),
             closure: { benchmark in
-                await pairedBlocks(benchmark, block: smoke ? 2 * inFlight : 20 * inFlight) { calls in
-                    await fixture.run(kind: "write", calls: calls, inFlight: inFlight)
-                } raw: { commits in
-                    await baseline.run(commits: commits, inFlight: inFlight)
-                }
+                await alternatingBlocks(
+                    benchmark,
+                    block: smoke ? 2 * inFlight : 20 * inFlight,
+                    ratio: writesPerRawCommit,
+                    (pairedWriteLatency, { await fixture.run(kind: "write", calls: $0, inFlight: inFlight) }),
+                    (pairedCommitLatency, { await baseline.run(commits: $0, inFlight: inFlight) })
+                )
             },
             setup: {
                 try await fixture.start(connections: 1, cases: 100)
@@ -291,77 +300,62 @@ func newAgainstLong(
     )
 }
 
-/// The configuration of a benchmark that measures two latencies side by side.
-func pairConfiguration(_ first: BenchmarkMetric, _ second: BenchmarkMetric, smoke: Bool) -> Benchmark.Configuration {
-    Benchmark.Configuration(
-        metrics: [first, second],
+/// The configuration of a benchmark that measures two latencies side by
+/// side, and the ratio of their blocks' times when `ratio` is given.
+func pairConfiguration(
+    _ first: BenchmarkMetric,
+    _ second: BenchmarkMetric,
+    ratio: BenchmarkMetric? = nil,
+    smoke: Bool,
+    maxDuration: Duration = .seconds(30),
+    maxIterations: Int = 10
+) -> Benchmark.Configuration {
+    var thresholds: [BenchmarkMetric: BenchmarkThresholds] = [
+        first: .init(relative: [.p50: 50, .p90: 50]),
+        second: .init(relative: [.p50: 50, .p90: 50]),
+    ]
+    if let ratio { thresholds[ratio] = .init(relative: [.p50: 25, .p90: 25]) }
+    return Benchmark.Configuration(
+        metrics: (ratio.map { [$0] } ?? []) + [first, second],
         warmupIterations: smoke ? 0 : 1,
         scalingFactor: .kilo,
-        maxDuration: smoke ? .milliseconds(10) : .seconds(30),
-        maxIterations: smoke ? 1 : 10,
-        thresholds: [
-            first: .init(relative: [.p50: 50, .p90: 50]),
-            second: .init(relative: [.p50: 50, .p90: 50]),
-        ]
+        maxDuration: smoke ? .milliseconds(10) : maxDuration,
+        maxIterations: smoke ? 1 : maxIterations,
+        thresholds: thresholds
     )
 }
 
-/// Runs two kinds of calls in alternating blocks (ten of each per
-/// iteration), so that the machine's noise falls on both alike, then records
-/// each call's latency in its side's metric, outside the measured time.
+/// Runs two kinds of calls in alternating blocks, ten of each per iteration
+/// (`block` calls each; by default a twentieth of the iteration's count), so
+/// that the machine's noise falls on both alike, then records each call's
+/// latency in its side's metric, outside the measured time. With `ratio`,
+/// it also records the second side's blocks' wall-clock time over the first
+/// side's, as a percentage: the first side's calls per second as a share of
+/// the second's.
 func alternatingBlocks(
     _ benchmark: Benchmark,
+    block: Int? = nil,
+    ratio: BenchmarkMetric? = nil,
     _ first: (metric: BenchmarkMetric, calls: (Int) async -> [Duration]),
     _ second: (metric: BenchmarkMetric, calls: (Int) async -> [Duration])
 ) async {
-    let block = max(1, benchmark.scaledIterations.count / 20)
+    let block = block ?? max(1, benchmark.scaledIterations.count / 20)
+    let clock = ContinuousClock()
+    var (firstTime, secondTime) = (Duration.zero, Duration.zero)
     var firstLatencies: [Duration] = []
     var secondLatencies: [Duration] = []
     for _ in 0..<10 {
+        var started = clock.now
         firstLatencies += await first.calls(block)
+        firstTime += clock.now - started
+        started = clock.now
         secondLatencies += await second.calls(block)
+        secondTime += clock.now - started
     }
     benchmark.stopMeasurement()
+    if let ratio { benchmark.measurement(ratio, Int((secondTime / firstTime * 100).rounded())) }
     for latency in firstLatencies { benchmark.measurement(first.metric, microseconds(latency)) }
     for latency in secondLatencies { benchmark.measurement(second.metric, microseconds(latency)) }
-}
-
-/// The configuration of the paired benchmark of Haven's writes against raw commits.
-func pairedConfiguration(smoke: Bool) -> Benchmark.Configuration {
-    Benchmark.Configuration(
-        metrics: [writesPerRawCommit, pairedWriteLatency, pairedCommitLatency],
-        warmupIterations: smoke ? 0 : 1,
-        maxDuration: smoke ? .milliseconds(10) : .seconds(90),
-        maxIterations: smoke ? 1 : 8,
-        thresholds: [writesPerRawCommit: .init(relative: [.p50: 25, .p90: 25])]
-    )
-}
-
-/// Ten pairs of blocks, `block` Haven writes then `block` raw commits, timed
-/// by the wall clock; records the iteration's ratio (the raw commits' time ÷
-/// the writes' time: Haven's writes per second as a share of the raw commits
-/// per second) and each call's latency, outside the measured time.
-func pairedBlocks(
-    _ benchmark: Benchmark,
-    block: Int,
-    haven: (Int) async -> [Duration],
-    raw: (Int) async -> [Duration]
-) async {
-    let clock = ContinuousClock()
-    var (havenTime, rawTime) = (Duration.zero, Duration.zero)
-    var (havenLatencies, rawLatencies): ([Duration], [Duration]) = ([], [])
-    for _ in 0..<10 {
-        var started = clock.now
-        havenLatencies += await haven(block)
-        havenTime += clock.now - started
-        started = clock.now
-        rawLatencies += await raw(block)
-        rawTime += clock.now - started
-    }
-    benchmark.stopMeasurement()
-    benchmark.measurement(writesPerRawCommit, Int((rawTime / havenTime * 100).rounded()))
-    for latency in havenLatencies { benchmark.measurement(pairedWriteLatency, microseconds(latency)) }
-    for latency in rawLatencies { benchmark.measurement(pairedCommitLatency, microseconds(latency)) }
 }
 
 /// Haven's acknowledged writes per second as a percentage of raw SQLite's

@@ -509,12 +509,7 @@ package final class ServerConnection: Sendable {
             guard now < graceEnds, let wake = self.state.withLock({ $0.drainWake(graceEnds: graceEnds) }) else {
                 break
             }
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask { try? await Task.sleep(until: wake) }
-                group.addTask { await self.drained.wait() }
-                await group.next()
-                group.cancelAll()
-            }
+            await self.drained.wait(until: wake)
         }
         await self.close()
     }
@@ -532,12 +527,7 @@ package final class ServerConnection: Sendable {
         let (calls, endsWritten) = self.state.withLock { $0.close() }
         for call in calls { call.cancel() }
         if endsWritten { self.endsWritten.fire() }
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.endsWritten.wait() }
-            group.addTask { try? await Task.sleep(for: .seconds(1)) }
-            await group.next()
-            group.cancelAll()
-        }
+        await self.endsWritten.wait(until: .now + .seconds(1))
         self.channel.close(promise: nil)
     }
 

@@ -266,12 +266,7 @@ package final class TLSServer: Service, Sendable {
                     self.logger.warning("cannot read accounts to check open sessions", metadata: ["error": "\(error)"])
                 }
             }
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask { try? await Task.sleep(for: SessionCheck.interval) }
-                group.addTask { await self.drained.wait() }
-                await group.next()
-                group.cancelAll()
-            }
+            await self.drained.wait(until: .now + SessionCheck.interval)
         }
     }
 

@@ -46,4 +46,15 @@ package final class Signal: Sendable {
             waiter?.resume()
         }
     }
+
+    /// Returns once the signal has fired, `deadline` has passed, or the
+    /// calling task is cancelled, whichever comes first.
+    package func wait(until deadline: ContinuousClock.Instant) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await Task.sleep(until: deadline) }
+            group.addTask { await self.wait() }
+            await group.next()
+            group.cancelAll()
+        }
+    }
 }
