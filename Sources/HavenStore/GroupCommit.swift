@@ -3,6 +3,12 @@ import Foundation
 import HavenProtocol
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// What the writes of one group transaction know of what the writes before
 /// them in it wrote or read, so that they need not read it back: the audit
 /// trail's head (each write's entry chains onto the previous one's), the
@@ -112,6 +118,7 @@ package enum GroupCommit {
 
         let clock = ContinuousClock()
         let started = clock.now
+        let startedOnCPU = ThreadCPUTime.now()
         while let write = pending.popLast() {
             if write.cancellation?.isCancelled == true {
                 write.fail(GroupCommit.cancelled)
@@ -172,6 +179,8 @@ package enum GroupCommit {
             }
         }
         outcome.running = clock.now - started
+        let ranOnCPU = ThreadCPUTime.now()
+        outcome.runningOnCPU = ranOnCPU - startedOnCPU
         if open {
             do {
                 try connection.commit()
@@ -183,6 +192,7 @@ package enum GroupCommit {
             }
         }
         outcome.committing = clock.now - started - outcome.running
+        outcome.committingOnCPU = ThreadCPUTime.now() - ranOnCPU
         return outcome
     }
 }
@@ -206,6 +216,10 @@ package struct GroupCommitOutcome: Sendable {
     /// the group held the writer.
     package var running: Duration = .zero
     package var committing: Duration = .zero
+    /// How much of each the writer's thread spent on a CPU; the rest it
+    /// waited: for the disk (the fsync), the database's server, or a core.
+    package var runningOnCPU: Duration = .zero
+    package var committingOnCPU: Duration = .zero
     /// One per committed write, in arrival order: acknowledges it.
     package var acknowledgements: [@Sendable () -> Void] = []
 
@@ -352,5 +366,15 @@ extension GroupCommittedStore {
     ) async throws -> T {
         let cancellation = WriteCancellation()
         return try await cancellation.bound { try await self.submit(body, cancellation: cancellation) }
+    }
+}
+
+/// The CPU time the calling thread has used (`CLOCK_THREAD_CPUTIME_ID`):
+/// the writer's own work, told apart from its waits.
+package enum ThreadCPUTime {
+    package static func now() -> Duration {
+        var time = timespec()
+        guard clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time) == 0 else { return .zero }
+        return .seconds(Int64(time.tv_sec)) + .nanoseconds(Int64(time.tv_nsec))
     }
 }

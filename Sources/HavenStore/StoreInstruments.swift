@@ -10,6 +10,7 @@ package enum StoreMetricNames {
     package static let failures = "haven_store_failures_total"
     package static let walCheckpoints = "haven_store_wal_checkpoints_total"
     package static let writerSeconds = "haven_store_writer_seconds_total"
+    package static let writerCPUSeconds = "haven_store_writer_cpu_seconds_total"
     package static let cancelledWrites = "haven_store_writes_cancelled_total"
     package static let repeatedWrites = "haven_store_writes_repeated_total"
 }
@@ -26,6 +27,8 @@ package final class StoreInstruments: Sendable {
     private let walCheckpoints = MetricFamily<Counter>()
     private let writing: FloatingPointCounter
     private let committing: FloatingPointCounter
+    private let writingOnCPU: FloatingPointCounter
+    private let committingOnCPU: FloatingPointCounter
     private let cancelledWrites: Counter
     private let repeatedWrites: Counter
 
@@ -47,13 +50,24 @@ package final class StoreInstruments: Sendable {
             dimensions: [("phase", "commit")],
             factory: factory
         )
+        self.writingOnCPU = FloatingPointCounter(
+            label: StoreMetricNames.writerCPUSeconds,
+            dimensions: [("phase", "writes")],
+            factory: factory
+        )
+        self.committingOnCPU = FloatingPointCounter(
+            label: StoreMetricNames.writerCPUSeconds,
+            dimensions: [("phase", "commit")],
+            factory: factory
+        )
         self.cancelledWrites = Counter(label: StoreMetricNames.cancelledWrites, factory: factory)
         self.repeatedWrites = Counter(label: StoreMetricNames.repeatedWrites, factory: factory)
     }
 
     /// The writer ran a group (``GroupCommit/run(_:on:)``): the group's
     /// commit, timed from its start to durable, if it committed anything,
-    /// and where the writer's time went, whatever the outcome.
+    /// and where the writer's time went, and how much of it on a CPU,
+    /// whatever the outcome.
     func ran(_ outcome: GroupCommitOutcome) {
         if outcome.committed > 0 {
             self.commitDuration.recordNanoseconds((outcome.running + outcome.committing).nanoseconds)
@@ -61,6 +75,8 @@ package final class StoreInstruments: Sendable {
         }
         self.writing.increment(by: Double(outcome.running.nanoseconds) / 1e9)
         self.committing.increment(by: Double(outcome.committing.nanoseconds) / 1e9)
+        self.writingOnCPU.increment(by: Double(outcome.runningOnCPU.nanoseconds) / 1e9)
+        self.committingOnCPU.increment(by: Double(outcome.committingOnCPU.nanoseconds) / 1e9)
         if outcome.cancelled > 0 { self.cancelledWrites.increment(by: outcome.cancelled) }
         if outcome.repeated > 0 { self.repeatedWrites.increment(by: outcome.repeated) }
     }

@@ -109,6 +109,11 @@ struct OperationsTests {
             let committing = value(#"haven_store_writer_seconds_total{phase="commit"}"#) ?? 0
             #expect(writing > 0 && committing > 0)
             #expect(writing + committing <= (value("haven_store_commit_duration_seconds_sum") ?? 0) + 1e-6)
+            // And how much of each its thread spent on a CPU: some, never more than the time itself.
+            let writingOnCPU = value(#"haven_store_writer_cpu_seconds_total{phase="writes"}"#) ?? 0
+            let committingOnCPU = value(#"haven_store_writer_cpu_seconds_total{phase="commit"}"#) ?? 0
+            #expect(writingOnCPU > 0 && committingOnCPU > 0)
+            #expect(writingOnCPU <= writing + 1e-3 && committingOnCPU <= committing + 1e-3)
             #expect(value("haven_store_writes_cancelled_total") == 0)
             #expect(value("haven_store_writes_repeated_total") == 0)
             #expect(value("haven_ready") == 1)

@@ -1,3 +1,4 @@
+import Foundation
 import HavenProtocol
 import Synchronization
 import Testing
@@ -27,6 +28,10 @@ struct GroupCommitTests {
         var runs: [String: Int] = [:]
         /// How long a write's body (by name), or the commit (`commit`), keeps the writer busy.
         var takes: [String: Duration] = [:]
+        /// How much CPU time a write's body (by name), or the commit, burns on the writer's thread.
+        var burns: [String: Duration] = [:]
+        /// How long the commit waits without the CPU, as an fsync waits for the disk.
+        var commitWaits: Duration?
 
         /// Keeps the calling thread busy for `duration`, as a slow body or fsync would.
         func busy(_ name: String) {
@@ -34,6 +39,13 @@ struct GroupCommitTests {
             let clock = ContinuousClock()
             let until = clock.now + duration
             while clock.now < until {}
+        }
+
+        /// Keeps the calling thread on a CPU until it has used `burns[name]` of CPU time.
+        func burn(_ name: String) {
+            guard let duration = self.burns[name] else { return }
+            let until = ThreadCPUTime.now() + duration
+            while ThreadCPUTime.now() < until {}
         }
 
         func begin() throws {
@@ -54,6 +66,9 @@ struct GroupCommitTests {
         var isInsideTransaction: Bool { self.transaction != nil }
         func commit() throws {
             self.busy("commit")
+            self.burn("commit")
+            // Stands in for an fsync: the thread waits, off the CPU.
+            if let wait = self.commitWaits { Thread.sleep(forTimeInterval: Double(wait.nanoseconds) / 1e9) }
             if self.failCommit { throw Failure(reason: "I/O error at commit") }
             self.committed += self.transaction!
             self.transaction = nil
@@ -95,6 +110,7 @@ struct GroupCommitTests {
                 run: { connection in
                     connection.runs[name, default: 0] += 1
                     connection.busy(name)
+                    connection.burn(name)
                     if case .refuses = step { throw Failure(reason: "\(name) refused") }
                     connection.transaction!.append(name)
                     connection.changes += 1
@@ -287,6 +303,23 @@ struct GroupCommitTests {
         failing.takes = ["commit": .milliseconds(20)]
         let failed = GroupCommit.run(self.group([.succeeds("c")], Outcomes()), on: failing)
         #expect(failed.committed == 0 && failed.committing >= .milliseconds(20))
+    }
+
+    @Test("the writer's time on a CPU is told apart from its waits: the writes' work, the commit's wait for the disk")
+    func writerCPUTime() {
+        let connection = ScriptedConnection()
+        connection.burns = ["a": .milliseconds(60), "commit": .milliseconds(10)]
+        connection.commitWaits = .milliseconds(150)
+        let outcome = GroupCommit.run(self.group([.succeeds("a"), .succeeds("b")], Outcomes()), on: connection)
+        #expect(connection.committed == ["a", "b"])
+        #expect(outcome.runningOnCPU >= .milliseconds(60), "the body's work is on the CPU")
+        #expect(outcome.runningOnCPU <= outcome.running, "a thread's CPU time fits in its wall-clock time")
+        #expect(outcome.committingOnCPU >= .milliseconds(10))
+        #expect(outcome.committing >= .milliseconds(160), "the commit's wait is the writer's time")
+        #expect(
+            outcome.committingOnCPU < .milliseconds(10) + .milliseconds(75),
+            "but not its CPU time: \(outcome.committingOnCPU)"
+        )
     }
 
     @Test("an empty group touches nothing")

@@ -113,6 +113,7 @@ let writerSamples = [
     "haven_store_writer_seconds_total{phase=\"writes\"}", "haven_store_writer_seconds_total{phase=\"commit\"}",
     "haven_store_commit_batch_size_sum", "haven_store_commit_batch_size_count",
     "haven_store_wal_checkpoints_total{by=\"writer\"}", "haven_store_wal_checkpoints_total{by=\"background\"}",
+    "haven_store_writer_cpu_seconds_total{phase=\"writes\"}", "haven_store_writer_cpu_seconds_total{phase=\"commit\"}",
 ]
 
 _ = try await run(1_000)
@@ -132,10 +133,12 @@ print(
 )
 if kind == "write" {
     // The store's one writer: its time a call, running the writes and
-    // committing them, how much of the run it was busy, and its groups' size.
+    // committing them (each with how much of it was on a CPU), how much of
+    // the run it was busy, and its groups' size.
+    func perCall(_ seconds: Double) -> Int { Int(seconds / Double(calls) * 1e6) }
     print(
-        "writer: \(Int(writer[0] / Double(calls) * 1e6)) µs a call running writes,"
-            + " \(Int(writer[1] / Double(calls) * 1e6)) µs committing;"
+        "writer: \(perCall(writer[0])) µs a call running writes (\(perCall(writer[6])) on a CPU),"
+            + " \(perCall(writer[1])) µs committing (\(perCall(writer[7])) on a CPU);"
             + " busy \(Int((writer[0] + writer[1]) / seconds * 100)) % of the time;"
             + " \(String(format: "%.1f", writer[2] / max(writer[3], 1))) writes a commit;"
             + " checkpoints: \(Int(writer[4])) by the writer, \(Int(writer[5])) in the background"
