@@ -40,26 +40,14 @@ package final class StoreInstruments: Sendable {
         self.factory = factory
         self.commitDuration = CoreMetrics.Timer(label: StoreMetricNames.commitDuration, factory: factory)
         self.commitBatchSize = Recorder(label: StoreMetricNames.commitBatchSize, factory: factory)
-        self.writing = FloatingPointCounter(
-            label: StoreMetricNames.writerSeconds,
-            dimensions: [("phase", "writes")],
-            factory: factory
-        )
-        self.committing = FloatingPointCounter(
-            label: StoreMetricNames.writerSeconds,
-            dimensions: [("phase", "commit")],
-            factory: factory
-        )
-        self.writingOnCPU = FloatingPointCounter(
-            label: StoreMetricNames.writerCPUSeconds,
-            dimensions: [("phase", "writes")],
-            factory: factory
-        )
-        self.committingOnCPU = FloatingPointCounter(
-            label: StoreMetricNames.writerCPUSeconds,
-            dimensions: [("phase", "commit")],
-            factory: factory
-        )
+        /// One phase (`writes` or `commit`) of the writer's time, or of its time on a CPU.
+        func phase(_ label: String, _ phase: String) -> FloatingPointCounter {
+            FloatingPointCounter(label: label, dimensions: [("phase", phase)], factory: factory)
+        }
+        self.writing = phase(StoreMetricNames.writerSeconds, "writes")
+        self.committing = phase(StoreMetricNames.writerSeconds, "commit")
+        self.writingOnCPU = phase(StoreMetricNames.writerCPUSeconds, "writes")
+        self.committingOnCPU = phase(StoreMetricNames.writerCPUSeconds, "commit")
         self.cancelledWrites = Counter(label: StoreMetricNames.cancelledWrites, factory: factory)
         self.repeatedWrites = Counter(label: StoreMetricNames.repeatedWrites, factory: factory)
     }
