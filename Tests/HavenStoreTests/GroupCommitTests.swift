@@ -313,7 +313,11 @@ struct GroupCommitTests {
         let outcome = GroupCommit.run(self.group([.succeeds("a"), .succeeds("b")], Outcomes()), on: connection)
         #expect(connection.committed == ["a", "b"])
         #expect(outcome.runningOnCPU >= .milliseconds(60), "the body's work is on the CPU")
-        #expect(outcome.runningOnCPU <= outcome.running, "a thread's CPU time fits in its wall-clock time")
+        // The two clocks are read one after the other, so allow for the few instructions between.
+        #expect(
+            outcome.runningOnCPU <= outcome.running + .milliseconds(1),
+            "a thread's CPU time fits in its wall-clock time"
+        )
         #expect(outcome.committingOnCPU >= .milliseconds(10))
         #expect(outcome.committing >= .milliseconds(160), "the commit's wait is the writer's time")
         #expect(
