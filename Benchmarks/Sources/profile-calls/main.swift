@@ -131,6 +131,25 @@ print(
         + " CPU per call \(Int(user + system)) µs (user \(Int(user)), system \(Int(system)));"
         + " \(String(format: "%.2f", (user + system) * Double(calls) / 1e6 / seconds)) cores busy"
 )
+// Where a call's time goes: as the client sees it (the calls in flight over
+// the calls a second, by Little's law), inside the server's call (from its
+// task's start to its end written), and the rest (the client, TLS, the event
+// loops and the hops between threads); for writes, what a group took.
+let method = kind == "read" ? "haven.v1.CaseService/GetCase" : "haven.v1.CaseService/AppendCaseEvent"
+let inCall = ["_sum", "_count"].map {
+    let sample = "haven_call_duration_seconds\($0){method=\"\(method)\"}"
+    return metric(metricsAfter, sample) - metric(metricsBefore, sample)
+}
+let groups = ["haven_store_commit_duration_seconds_sum", "haven_store_commit_duration_seconds_count"].map {
+    metric(metricsAfter, $0) - metric(metricsBefore, $0)
+}
+let seen = Double(inFlight) * seconds / Double(calls) * 1e6
+let inServer = inCall[0] / max(inCall[1], 1) * 1e6
+print(
+    "a call: \(Int(seen)) µs as the client sees it; \(Int(inServer)) µs in the server's call;"
+        + " \(Int(seen - inServer)) µs outside it (client, TLS, event loops)"
+        + (kind == "write" ? "; a group \(Int(groups[0] / max(groups[1], 1) * 1e6)) µs from its start to durable" : "")
+)
 if kind == "write" {
     // The store's one writer: its time a call, running the writes and
     // committing them (each with how much of it was on a CPU), how much of
