@@ -26,24 +26,16 @@ struct GroupCommitTests {
         var changes = 0
         /// How many times each write's body ran.
         var runs: [String: Int] = [:]
-        /// How long a write's body (by name), or the commit (`commit`), keeps the writer busy.
+        /// How much CPU time a write's body (by name), or the commit (`commit`),
+        /// keeps the writer busy: at least that long by the wall clock too.
         var takes: [String: Duration] = [:]
-        /// How much CPU time a write's body (by name), or the commit, burns on the writer's thread.
-        var burns: [String: Duration] = [:]
-        /// How long the commit waits without the CPU, as an fsync waits for the disk.
+        /// How long the commit then waits off the CPU, as an fsync waits for the disk.
         var commitWaits: Duration?
 
-        /// Keeps the calling thread busy for `duration`, as a slow body or fsync would.
+        /// Keeps the calling thread on a CPU until it has used `takes[name]`
+        /// of CPU time, as a slow body or commit would.
         func busy(_ name: String) {
             guard let duration = self.takes[name] else { return }
-            let clock = ContinuousClock()
-            let until = clock.now + duration
-            while clock.now < until {}
-        }
-
-        /// Keeps the calling thread on a CPU until it has used `burns[name]` of CPU time.
-        func burn(_ name: String) {
-            guard let duration = self.burns[name] else { return }
             let until = ThreadCPUTime.now() + duration
             while ThreadCPUTime.now() < until {}
         }
@@ -66,7 +58,6 @@ struct GroupCommitTests {
         var isInsideTransaction: Bool { self.transaction != nil }
         func commit() throws {
             self.busy("commit")
-            self.burn("commit")
             // Stands in for an fsync: the thread waits, off the CPU.
             if let wait = self.commitWaits { Thread.sleep(forTimeInterval: Double(wait.nanoseconds) / 1e9) }
             if self.failCommit { throw Failure(reason: "I/O error at commit") }
@@ -110,7 +101,6 @@ struct GroupCommitTests {
                 run: { connection in
                     connection.runs[name, default: 0] += 1
                     connection.busy(name)
-                    connection.burn(name)
                     if case .refuses = step { throw Failure(reason: "\(name) refused") }
                     connection.transaction!.append(name)
                     connection.changes += 1
@@ -308,7 +298,7 @@ struct GroupCommitTests {
     @Test("the writer's time on a CPU is told apart from its waits: the writes' work, the commit's wait for the disk")
     func writerCPUTime() {
         let connection = ScriptedConnection()
-        connection.burns = ["a": .milliseconds(60), "commit": .milliseconds(10)]
+        connection.takes = ["a": .milliseconds(60), "commit": .milliseconds(10)]
         connection.commitWaits = .milliseconds(150)
         let outcome = GroupCommit.run(self.group([.succeeds("a"), .succeeds("b")], Outcomes()), on: connection)
         #expect(connection.committed == ["a", "b"])
