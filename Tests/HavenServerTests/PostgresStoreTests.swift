@@ -425,6 +425,15 @@ struct PostgresStoreTests {
             #expect(applied == Int64(PostgresStore.migrations.count))
             let epochs = try await TestPostgres.count(location, "SELECT COUNT(*) FROM meta WHERE name = 'feed-epoch'")
             #expect(epochs == 1)
+            // v8: the reports' index of events orders a day's events by their (time-ordered) id.
+            let byDayInOrder = try await TestPostgres.count(
+                location,
+                """
+                SELECT COUNT(*) FROM pg_indexes WHERE indexname = 'caseevent_office_day'
+                    AND indexdef LIKE '%(officecode, occurredon, id)'
+                """
+            )
+            #expect(byDayInOrder == 1)
             try await TestPostgres.onServer(
                 location,
                 "INSERT INTO havenMigration (name, appliedAt) VALUES ('v99-from-the-future', 0)"

@@ -122,6 +122,16 @@ struct ReleaseMigrationTests {
         let reopened = try SQLiteStore(path: path, keys: opened.custodian.keys)
         defer { try? reopened.close() }
         #expect(try await reopened.read { try $0.auditSize() } == opened.sizeAfterMove)
+
+        // v8: the reports' index of events orders a day's events by their id,
+        // which the server now makes time-ordered.
+        try reopened.close()
+        let schema = try DatabaseQueue(path: path)
+        defer { try? schema.close() }
+        let columns = try await schema.read { db in
+            try String.fetchAll(db, sql: "SELECT name FROM pragma_index_info('caseEvent_office_day') ORDER BY seqno")
+        }
+        #expect(columns == ["officeCode", "occurredOn", "id"])
     }
 
     @Test("after the move, an append continues the old timeline where it ended")

@@ -915,22 +915,26 @@ struct ServiceTests {
         }
     }
 
-    @Test("record ids: the prefix, then a version-4 UUID's 128 bits in lower-case hex, never repeated")
+    @Test(
+        "record ids: the prefix, then a version-4 UUID's 128 bits in lower-case hex, never repeated; event ids: version 7, in time order"
+    )
     func recordIDs() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let keys = KeyCustodian.inMemory(.init(size: .bits256))
+        let start = Date(timeIntervalSince1970: 1_796_000_000)
+        let clock = TestClock(start)
         let environment = ServiceEnvironment(
             store: try SQLiteStore(path: directory.path("haven.sqlite"), keys: keys.keys),
             keys: keys,
             checkpoints: CheckpointSigner(key: .init()),
-            authority: try CredentialAuthority.ephemeral()
+            authority: try CredentialAuthority.ephemeral(),
+            now: { clock.now }
         )
-        var seen = Set<String>()
-        for _ in 0..<1_000 {
-            let id = environment.newID("evt")
-            #expect(id.hasPrefix("evt_"))
-            let hex = Array(id.utf8.dropFirst(4))
+        /// The id's UUID, after checking its prefix and its spelling.
+        func uuid(_ id: String, prefix: String) throws -> UUID {
+            #expect(id.hasPrefix(prefix + "_"))
+            let hex = Array(id.utf8.dropFirst(prefix.utf8.count + 1))
             #expect(hex.count == 32)
             #expect(hex.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) })
             // The same bytes as Foundation's spelling of that UUID, without its dashes.
@@ -941,11 +945,34 @@ struct ServiceTests {
             }
             let uuid = try #require(UUID(uuidString: dashed))
             #expect(uuid.uuidString.lowercased() == dashed)
-            #expect(hex[12] == UInt8(ascii: "4"))
             #expect([UInt8(ascii: "8"), UInt8(ascii: "9"), UInt8(ascii: "a"), UInt8(ascii: "b")].contains(hex[16]))
+            return uuid
+        }
+        var seen = Set<String>()
+        for _ in 0..<1_000 {
+            let id = environment.newID("case")
+            #expect(try uuid(id, prefix: "case").uuid.6 >> 4 == 4)
             seen.insert(id)
         }
         #expect(seen.count == 1_000)
+
+        // Event ids: version 7, their first 48 bits the server's clock in
+        // milliseconds, so that later events sort after earlier ones.
+        var events: [String] = []
+        for step in 0..<1_000 {
+            if step > 0, step % 10 == 0 { clock.advance(by: 0.001) }
+            let id = environment.newEventID()
+            let bytes = withUnsafeBytes(of: try uuid(id, prefix: "evt").uuid) { Array($0) }
+            #expect(bytes[6] >> 4 == 7, "version 7")
+            let milliseconds = bytes[0..<6].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            #expect(milliseconds == UInt64(1_796_000_000_000 + step / 10))
+            events.append(id)
+        }
+        #expect(Set(events).count == 1_000)
+        // Ids of different milliseconds are in the order they were made.
+        let firsts = stride(from: 0, to: 1_000, by: 10).map { events[$0] }
+        #expect(firsts == firsts.sorted())
+        #expect(Set(events.sorted().prefix(10)) == Set(events.prefix(10)))
     }
 
     @Test("the router serves every method of the catalog")

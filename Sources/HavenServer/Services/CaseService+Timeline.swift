@@ -104,7 +104,7 @@ extension CaseService {
         let idempotency = try env.writer.idempotency(key: request.idempotencyKey, of: request)
         // Drawn before the store's one writer takes the write (a system call and
         // 2.7 % of the writer's time when drawn inside it); unused on a replay.
-        let eventID = env.newID("evt")
+        let eventID = env.newEventID()
         return try await env.writer.transaction(context) { tx in
             try env.writer.idempotent(context, idempotency, tx) {
                 try Self.mutate(request.caseID, .optional(request.expectedVersion), context, env, tx) {

@@ -186,7 +186,7 @@ struct CaseService: CaseServiceHandler {
             event.statusChanged.previousStatus = record.status
             event.statusChanged.newStatus = request.status
             event.statusChanged.reason = request.reason
-            Self.append(event, to: &record, id: env.newID("evt"), actor: context.principal.actor, now: now)
+            Self.append(event, to: &record, id: env.newEventID(), actor: context.principal.actor, now: now)
             record.status = request.status
             record.closedAtUnixMs = request.status == .closed ? now : 0
         }

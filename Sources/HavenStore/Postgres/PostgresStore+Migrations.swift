@@ -244,5 +244,14 @@ extension PostgresStore {
                 WHERE EXISTS (SELECT 1 FROM record WHERE kind = 'case');
             """
         ),
+        (
+            "v8-events-by-day-in-order",
+            """
+            -- The reports' index of events by office and day, ordered within a day
+            -- by the event's id, which the server makes time-ordered: as SQLite's.
+            DROP INDEX caseEvent_office_day;
+            CREATE INDEX caseEvent_office_day ON caseEvent(officeCode, occurredOn, id);
+            """
+        ),
     ]
 }

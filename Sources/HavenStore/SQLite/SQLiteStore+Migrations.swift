@@ -264,6 +264,19 @@ extension SQLiteStore {
                     """
             )
         }
+        migrator.registerMigration("v8-events-by-day-in-order") { db in
+            try db.execute(
+                sql: """
+                    -- The reports' index of events by office and day, ordered within a
+                    -- day by the event's id, which the server makes time-ordered (a
+                    -- version 7 UUID): a new event's entry lands beside the last one
+                    -- of its day, where it used to land among its case's, on a page
+                    -- of its own in each group commit.
+                    DROP INDEX caseEvent_office_day;
+                    CREATE INDEX caseEvent_office_day ON caseEvent(officeCode, occurredOn, id);
+                    """
+            )
+        }
         return migrator
     }()
 }
