@@ -293,18 +293,25 @@ package protocol GroupCommitConnection {
     func rollback()
 }
 
-/// The writes waiting for the writer, first come first served.
+/// The writes waiting for the writer, first come first served, and whether
+/// the writer has been asked to take them.
 ///
-/// Each caller enqueues its write and then asks the writer (a serial queue)
-/// to run whatever is waiting. Whichever of those requests runs first takes
-/// up to ``GroupCommit/maxGroupSize`` waiting writes as one group; the
-/// requests of writes already taken find nothing, or a later group. Because
-/// a caller's request is queued after its write and the writer runs requests
-/// in order, every write is taken by its own request or an earlier one.
+/// A caller enqueues its write; ``enqueue(_:)`` says whether it must then ask
+/// the writer (a serial queue) to run the queue: only when no request is
+/// outstanding, so a busy writer is asked once for all the writes that
+/// arrive while it works, not once for each. The request takes up to
+/// ``GroupCommit/maxGroupSize`` waiting writes as one group; if more wait,
+/// ``takeGroup()`` says so and the writer asks itself again, so the request
+/// stays outstanding. Once a request has taken everything, the next write
+/// asks anew. Every write is thus taken by a request made at or after its
+/// enqueueing, which the writer runs after it.
 package struct GroupCommitQueue<Write> {
     private var waiting: [Write] = []
     private var head = 0
     private let maxGroupSize: Int
+    /// A request to run the queue is outstanding (asked for and not yet
+    /// found the queue empty).
+    private var requested = false
 
     package init(maxGroupSize: Int = GroupCommit.maxGroupSize) {
         precondition(maxGroupSize > 0)
@@ -314,25 +321,35 @@ package struct GroupCommitQueue<Write> {
     /// Writes enqueued and not yet taken.
     package var count: Int { self.waiting.count - self.head }
 
-    /// Adds a write behind those waiting.
-    package mutating func enqueue(_ write: Write) {
+    /// Adds a write behind those waiting. Returns whether the caller must ask
+    /// the writer to run the queue (``takeGroup()``): true when no request
+    /// is outstanding, which this one then is.
+    package mutating func enqueue(_ write: Write) -> Bool {
         self.waiting.append(write)
+        guard !self.requested else { return false }
+        self.requested = true
+        return true
     }
 
-    /// The next group: the oldest waiting writes, at most the group size
-    /// (empty when an earlier request took them all).
-    package mutating func takeGroup() -> [Write] {
+    /// For the writer's request: the next group, the oldest waiting writes,
+    /// at most the group size, and whether writes remain after it, for which
+    /// the writer must ask itself again (the request stays outstanding).
+    /// When none remain, the request is over: the next write asks anew.
+    package mutating func takeGroup() -> (group: [Write], more: Bool) {
         let end = min(self.waiting.count, self.head + self.maxGroupSize)
         let group = Array(self.waiting[self.head..<end])
         self.head = end
         if self.head == self.waiting.count {
             self.waiting.removeAll(keepingCapacity: true)
             self.head = 0
-        } else if self.head >= 1024 {
+            self.requested = false
+            return (group, false)
+        }
+        if self.head >= 1024 {
             self.waiting.removeFirst(self.head)
             self.head = 0
         }
-        return group
+        return (group, true)
     }
 }
 

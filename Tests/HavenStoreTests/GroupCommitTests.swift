@@ -323,25 +323,59 @@ struct GroupCommitTests {
         #expect(connection.log.isEmpty && outcome.transactions == 0)
     }
 
-    @Test("the queue hands out the oldest writes first, at most a group at a time, each once")
+    @Test(
+        "the queue hands out the oldest writes first, at most a group at a time, each once; the writer is asked once for the writes that arrive while it works"
+    )
     func queue() {
         var queue = GroupCommitQueue<Int>(maxGroupSize: 3)
-        #expect(queue.takeGroup().isEmpty)
-        for write in 1...7 { queue.enqueue(write) }
-        #expect(queue.count == 7)
-        #expect(queue.takeGroup() == [1, 2, 3])
-        queue.enqueue(8)
-        #expect(queue.takeGroup() == [4, 5, 6])
-        #expect(queue.takeGroup() == [7, 8])
-        #expect(queue.takeGroup().isEmpty)
-        #expect(queue.count == 0)
-        // Long runs of partial takes keep the order and lose nothing.
-        var taken: [Int] = []
-        for write in 1...5_000 {
-            queue.enqueue(write)
-            if write % 4 == 0 { taken += queue.takeGroup() }
+        // (#expect cannot call a mutating method: each answer is taken first.)
+        var taken = queue.takeGroup()
+        #expect(taken.group.isEmpty && !taken.more, "a request that finds nothing")
+        // The first write asks the writer; the others wait for that request.
+        var asks = queue.enqueue(1)
+        #expect(asks)
+        for write in 2...7 {
+            asks = queue.enqueue(write)
+            #expect(!asks)
         }
-        while queue.count > 0 { taken += queue.takeGroup() }
-        #expect(taken == Array(1...5_000))
+        #expect(queue.count == 7)
+        // More than a group waits: the writer asks itself again.
+        taken = queue.takeGroup()
+        #expect(taken.group == [1, 2, 3] && taken.more)
+        asks = queue.enqueue(8)
+        #expect(!asks, "a request is still outstanding")
+        taken = queue.takeGroup()
+        #expect(taken.group == [4, 5, 6] && taken.more)
+        taken = queue.takeGroup()
+        #expect(taken.group == [7, 8] && !taken.more)
+        #expect(queue.count == 0)
+        // That request took everything: the next write asks anew, once.
+        asks = queue.enqueue(9)
+        #expect(asks)
+        asks = queue.enqueue(10)
+        #expect(!asks)
+        taken = queue.takeGroup()
+        #expect(taken.group == [9, 10] && !taken.more)
+
+        // Long runs of partial takes keep the order and lose nothing, and
+        // whenever writes wait, exactly one request is outstanding.
+        var all: [Int] = []
+        var outstanding = 0
+        for write in 1...5_000 {
+            if queue.enqueue(write) { outstanding += 1 }
+            #expect(outstanding == 1)
+            if write % 4 == 0 {
+                taken = queue.takeGroup()
+                all += taken.group
+                if !taken.more { outstanding -= 1 }
+            }
+        }
+        while outstanding > 0 {
+            taken = queue.takeGroup()
+            all += taken.group
+            if !taken.more { outstanding -= 1 }
+        }
+        #expect(queue.count == 0)
+        #expect(all == Array(1...5_000))
     }
 }

@@ -296,8 +296,7 @@ package final class PostgresStore: GroupCommittedStore, Service {
                     fail: { error in continuation.resume(throwing: self.failed(error)) },
                     cancellation: cancellation
                 )
-                self.waiting.withLock { $0.enqueue(write) }
-                self.writerQueue.async { self.commitWaiting() }
+                if self.waiting.withLock({ $0.enqueue(write) }) { self.runWaiting() }
             }
         }
     }
@@ -305,10 +304,17 @@ package final class PostgresStore: GroupCommittedStore, Service {
     /// Writes submitted and not yet taken into a group.
     package var waitingWrites: Int { self.waiting.withLock { $0.count } }
 
-    /// On the writer queue: runs the writes waiting as one group, publishes
-    /// the new changes, then acknowledges each committed write.
+    /// Asks the writer queue to run the writes waiting (``GroupCommitQueue``).
+    private func runWaiting() {
+        self.writerQueue.async { self.commitWaiting() }
+    }
+
+    /// On the writer queue: runs the writes waiting as one group (asking
+    /// again if more wait than a group holds), publishes the new changes,
+    /// then acknowledges each committed write.
     private func commitWaiting() {
-        let group = self.waiting.withLock { $0.takeGroup() }
+        let (group, more) = self.waiting.withLock { $0.takeGroup() }
+        if more { self.runWaiting() }
         guard !group.isEmpty else { return }
         let writer: PostgresGroupWriter
         do {

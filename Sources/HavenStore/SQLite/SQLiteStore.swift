@@ -231,8 +231,7 @@ package final class SQLiteStore: GroupCommittedStore {
                     fail: { error in continuation.resume(throwing: self.failed(error)) },
                     cancellation: cancellation
                 )
-                self.waiting.withLock { $0.enqueue(write) }
-                self.pool.asyncWriteWithoutTransaction { db in self.commitWaiting(db) }
+                if self.waiting.withLock({ $0.enqueue(write) }) { self.runWaiting() }
             }
         }
     }
@@ -241,13 +240,20 @@ package final class SQLiteStore: GroupCommittedStore {
     /// writes up behind a busy writer).
     package var waitingWrites: Int { self.waiting.withLock { $0.count } }
 
-    /// On the writer: runs the writes waiting (if an earlier request has not
-    /// taken them already) as one group, publishes the new changes, then
+    /// Asks the writer to run the writes waiting (``GroupCommitQueue``).
+    private func runWaiting() {
+        self.pool.asyncWriteWithoutTransaction { db in self.commitWaiting(db) }
+    }
+
+    /// On the writer: runs the writes waiting as one group (asking again if
+    /// more wait than a group holds), publishes the new changes, then
     /// acknowledges each committed write.
     private func commitWaiting(_ db: Database) {
-        let group = self.waiting.withLock { $0.takeGroup() }
+        let (group, more) = self.waiting.withLock { $0.takeGroup() }
+        if more { self.runWaiting() }
         guard !group.isEmpty else { return }
-        let outcome = GroupCommit.run(group, on: SQLiteConnection(db: db))
+        let connection = SQLiteConnection(db: db)
+        let outcome = GroupCommit.run(group, on: connection)
         self.instruments.ran(outcome)
         if outcome.committed > 0 {
             // A commit syncs the log, which writes what was gathered, before
@@ -261,7 +267,7 @@ package final class SQLiteStore: GroupCommittedStore {
                 "a commit left write-ahead log pages unwritten: the writer does not commit with synchronous = FULL"
             )
             self.lastUnwritable.withLock { $0 = nil }
-            if let latest = try? Self.latestSequence(db) { self.notifier.publish(latest) }
+            if let latest = connection.committedSequence { self.notifier.publish(latest) }
         }
         for acknowledge in outcome.acknowledgements { acknowledge() }
     }
@@ -456,9 +462,15 @@ package final class SQLiteStore: GroupCommittedStore {
 }
 
 /// The writer connection, as group commit drives it.
-struct SQLiteConnection: GroupCommitConnection {
+final class SQLiteConnection: GroupCommitConnection {
     let db: Database
     let state = GroupTransactionState()
+    /// The change log's last sequence as of the last commit.
+    private(set) var committedSequence: UInt64?
+
+    init(db: Database) {
+        self.db = db
+    }
 
     func begin() throws {
         self.state.forget()
@@ -477,7 +489,13 @@ struct SQLiteConnection: GroupCommitConnection {
     /// statements (`sqlite3_total_changes64`): a statement that fails undoes
     /// its own changes, unless SQLite rolls the whole transaction back.
     var changes: Int { self.db.totalChangesCount }
-    func commit() throws { try self.db.commit() }
+    func commit() throws {
+        // Under the write lock, the change log's last sequence is what this
+        // commit makes visible: read inside the transaction, not in a read of its own after it.
+        let latest = try? SQLiteStore.latestSequence(self.db)
+        try self.db.commit()
+        self.committedSequence = latest
+    }
     func rollback() { try? self.db.rollback() }
 }
 
