@@ -52,9 +52,10 @@ package struct ServiceEnvironment: Sendable {
         return Self.id(prefix, UUID.random(using: &generator))
     }
 
-    /// A new timeline event's id: `evt_` and a version 7 UUID (``TimeOrderedUUID``),
-    /// so that events sort by when the server recorded them, which each event
-    /// also says (`recorded_at_unix_ms`). The reports' index of events by
+    /// A new timeline event's id: `evt_` and a version 7 UUID (``TimeOrderedUUID``)
+    /// of the server's clock now, so that events sort by when the server took
+    /// them in hand, which each event says anyway (`recorded_at_unix_ms`, set
+    /// then or by the writer milliseconds later). The reports' index of events by
     /// office and day is keyed by it after the day: a new event's entry lands
     /// beside the last one of its day instead of on a random page of the index.
     package func newEventID() -> String {
