@@ -580,6 +580,72 @@ struct StoreConformanceTests {
         }
     }
 
+    @Test(
+        "finds exactly the audit entries that name a timeline event, by kind, id or both, page by page",
+        arguments: StoreUnderTest.allCases
+    )
+    func auditByTimelineEvent(_ kind: StoreUnderTest) async throws {
+        try await self.withStore(kind) { store in
+            var first = Self.caseRecord("c1", reference: "KOL-2026-0001", openedAt: 1)
+            var second = Self.caseRecord("c2", reference: "KOL-2026-0002", openedAt: 1)
+            try await store.audited { [first, second] tx in
+                try tx.insert(first)
+                try tx.insert(second)
+            }
+            func append(_ record: inout Haven_V1_Case, _ text: String) async throws {
+                var event = Self.note(text, on: 1)
+                record.eventCount += 1
+                event.sequence = record.eventCount
+                record.events = [event]
+                record.version += 1
+                try await store.audited { [record] tx in try tx.update(record, expectedVersion: record.version - 1) }
+            }
+            // Entry 1 creates both cases; entries 2–73 append c1's events 1–72
+            // (more entries about c1 than one page of candidates holds); 74–75 c2's.
+            for index in 1...72 { try await append(&first, "Fictional note \(index)") }
+            for index in 1...2 { try await append(&second, "Fictional other note \(index)") }
+            func sequences(
+                _ kind: String?,
+                _ id: String?,
+                limit: Int = 1000,
+                newestFirst: Bool = false,
+                before: UInt64? = nil
+            ) async throws -> [UInt64] {
+                var query = AuditQuery(limit: limit)
+                query.resourceKind = kind
+                query.resourceID = id
+                query.newestFirst = newestFirst
+                query.beforeSequence = before
+                let entries = try await store.read { [query] tx in try tx.auditEntries(query) }
+                // Every entry found names the resource asked for.
+                #expect(
+                    entries.allSatisfy { entry in
+                        entry.resources.contains { (kind == nil || $0.kind == kind) && (id == nil || $0.id == id) }
+                    }
+                )
+                return entries.map(\.sequence)
+            }
+            #expect(try await sequences("caseEvent", "c1/1") == [2])
+            #expect(try await sequences("caseEvent", "c1/1", limit: 1, newestFirst: true) == [2])
+            #expect(try await sequences("caseEvent", "c1/72") == [73])
+            #expect(try await sequences("caseEvent", "c2/2") == [75])
+            #expect(try await sequences("caseEvent", "c1/73").isEmpty)
+            #expect(try await sequences("survivorService", "c1/1").isEmpty)
+            #expect(try await sequences(nil, "c1/5") == [6])
+            #expect(try await sequences("caseEvent", nil) == Array(2...75))
+            #expect(try await sequences("case", "c1") == Array(1...73))
+            #expect(try await sequences("case", "c2") == [1, 74, 75])
+            #expect(try await sequences("case", nil) == Array(1...75))
+            #expect(try await sequences("caseEvent", nil, limit: 10, newestFirst: true) == Array((66...75).reversed()))
+            #expect(
+                try await sequences("caseEvent", nil, limit: 10, newestFirst: true, before: 66)
+                    == Array((56...65).reversed())
+            )
+            let verdict = try await self.verdict(store)
+            #expect(verdict.intact, "\(verdict.problem)")
+        }
+    }
+
     @Test("concurrent writes leave one linear audit chain that verifies", arguments: StoreUnderTest.allCases)
     func oneChain(_ kind: StoreUnderTest) async throws {
         try await self.withStore(kind) { store in

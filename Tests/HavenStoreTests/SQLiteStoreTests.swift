@@ -53,6 +53,71 @@ struct SQLiteStoreTests {
         }
     }
 
+    @Test(
+        "indexes an appended event's audit entry under its case, one index row an append, and finds entries indexed as earlier releases did"
+    )
+    func auditIndexOfEvents() async throws {
+        try await self.withStore { store, _ in
+            var record = Haven_V1_Case()
+            record.id = "case_1"
+            record.reference = "KOL-2026-0001"
+            record.officeCode = "KOL"
+            record.status = .intake
+            record.version = 1
+            try await store.audited { [record] tx in try tx.insert(record) }
+            for index in 1...3 {
+                var event = Haven_V1_CaseEvent()
+                event.id = "evt_\(index)"
+                event.occurredOn = .with {
+                    $0.year = 2026
+                    $0.month = 3
+                    $0.day = Int32(index)
+                }
+                event.note.text = "Fictional note \(index)"
+                record.eventCount += 1
+                event.sequence = record.eventCount
+                record.events = [event]
+                record.version += 1
+                try await store.audited { [record] tx in try tx.update(record, expectedVersion: record.version - 1) }
+            }
+            func indexRows() async throws -> [String] {
+                try await store.read { tx in
+                    try Row.fetchAll(
+                        (tx as! SQLTransaction).sqliteDatabase!,
+                        sql: "SELECT kind, id, sequence FROM auditResource ORDER BY sequence, kind, id"
+                    ).map { "\($0["kind"] as String) \($0["id"] as String) \($0["sequence"] as Int64)" }
+                }
+            }
+            let entries = try await store.read { try $0.auditEntries(AuditQuery(limit: 10)) }
+            #expect(entries.last?.resources.map { "\($0.kind) \($0.id)" } == ["case case_1", "caseEvent case_1/3"])
+            #expect(try await indexRows() == ["case case_1 1", "case case_1 2", "case case_1 3", "case case_1 4"])
+
+            // Entry 3 (event 2) indexed as releases before this one did: its
+            // event under its own kind, beside its case.
+            try await store.write { tx in
+                try (tx as! SQLTransaction).sqliteDatabase!.execute(
+                    sql: "INSERT INTO auditResource (kind, id, sequence) VALUES ('caseEvent', 'case_1/2', 3)"
+                )
+            }
+            func found(_ kind: String, _ id: String?) async throws -> [UInt64] {
+                var query = AuditQuery(limit: 10)
+                query.resourceKind = kind
+                query.resourceID = id
+                let entries = try await store.read { [query] tx in try tx.auditEntries(query) }
+                return entries.map(\.sequence)
+            }
+            #expect(try await found("caseEvent", "case_1/2") == [3])
+            // … or with only the event's row, its case's gone: found through the event's row.
+            try await store.write { tx in
+                try (tx as! SQLTransaction).sqliteDatabase!.execute(
+                    sql: "DELETE FROM auditResource WHERE kind = 'case' AND sequence = 3"
+                )
+            }
+            #expect(try await found("caseEvent", "case_1/2") == [3])
+            #expect(try await found("caseEvent", nil) == [2, 3, 4])
+        }
+    }
+
     @Test("keeps every committed write across a reopen")
     func reopen() async throws {
         let directory = try TemporaryDirectory()

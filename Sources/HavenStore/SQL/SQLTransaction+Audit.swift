@@ -45,7 +45,8 @@ extension SQLTransaction {
             ]
         )
         var named = Set<String>()
-        let rows = entry.resources.filter { named.insert("\($0.kind)/\($0.id)").inserted }
+        let rows = entry.resources.map { Self.indexed(kind: $0.kind, id: $0.id) }
+            .filter { named.insert("\($0.kind)/\($0.id)").inserted }
         // One statement for the resources an entry names (a few hundred rows a statement at most).
         for start in stride(from: 0, to: rows.count, by: 300) {
             let chunk = rows[start..<min(rows.count, start + 300)]
@@ -68,6 +69,31 @@ extension SQLTransaction {
         UInt64(try self.sql.value(Int64.self, "SELECT COALESCE(MAX(sequence), 0) FROM audit") ?? 0)
     }
 
+    /// Where `auditResource` indexes a resource an entry names: a row of a
+    /// record's own timeline or services (`caseEvent` `case_…/7`,
+    /// `survivorService` `srv_…/3`) under its record (`case` `case_…`,
+    /// `survivor` `srv_…`); anything else as it is named. A write that appends
+    /// an event names the case and the event: one index row, beside the
+    /// case's others, not a second on a page of its own (a page fewer in each
+    /// append's commit, docs/BENCHMARKS.md). ``auditEntries(_:)`` finds the
+    /// row's entries through its record's index rows, and through rows
+    /// indexed as named before this (a database written by an earlier release).
+    static func indexed(kind: String, id: String) -> (kind: String, id: String) {
+        guard let owner = Self.partOwners[kind], let slash = id.lastIndex(of: "/"), slash != id.startIndex else {
+            return (kind, id)
+        }
+        let sequence = id[id.index(after: slash)...]
+        guard !sequence.isEmpty, sequence.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) })
+        else { return (kind, id) }
+        return (owner, String(id[..<slash]))
+    }
+
+    /// The resource kinds of rows that belong to a record, and that record's kind.
+    static let partOwners: [String: String] = [
+        CaseEventRow.table: RecordKind.caseRecord.rawValue,
+        ServiceRow.table: RecordKind.survivor.rawValue,
+    ]
+
     func auditEntries(_ query: AuditQuery) throws -> [Haven_V1_AuditEntry] {
         var conditions = SQLConditions()
         conditions.add("sequence > ?", Int64(clamping: query.afterSequence))
@@ -77,19 +103,68 @@ extension SQLTransaction {
         if let from = query.fromUnixMs { conditions.add("at >= ?", from) }
         if let to = query.toUnixMs { conditions.add("at < ?", to) }
         if let outcomes = query.outcomes, !outcomes.isEmpty { conditions.among("outcome", outcomes) }
-        if query.resourceKind != nil || query.resourceID != nil {
-            var resource = SQLConditions()
-            if let kind = query.resourceKind { resource.add("kind = ?", kind) }
-            if let id = query.resourceID { resource.add("id = ?", id) }
-            conditions.add(
-                "sequence IN (SELECT sequence FROM auditResource \(resource.sql))",
-                arguments: resource.arguments
-            )
+        guard query.limit > 0 else { return [] }
+        guard query.resourceKind != nil || query.resourceID != nil else {
+            return try self.auditEntries(conditions, newestFirst: query.newestFirst, limit: query.limit)
         }
-        let order = query.newestFirst ? "DESC" : "ASC"
+        // The index rows that can stand for the resource: as named, and its
+        // record's (`indexed(kind:id:)`). They may stand for other resources
+        // of the record too, so the entries found are kept only if they name
+        // the resource itself: exactly the entries that name it.
+        var alternatives: [(kind: String?, id: String?)] = [(query.resourceKind, query.resourceID)]
+        if let id = query.resourceID {
+            for kind in query.resourceKind.map({ [$0] }) ?? Self.partOwners.keys.sorted() {
+                let owner = Self.indexed(kind: kind, id: id)
+                if owner.kind != kind { alternatives.append((owner.kind, owner.id)) }
+            }
+        } else if let kind = query.resourceKind, let owner = Self.partOwners[kind] {
+            alternatives.append((owner, nil))
+        }
+        var resource: [String] = []
+        var arguments: [any SQLBindable] = []
+        for (kind, id) in alternatives {
+            var clause = SQLConditions()
+            if let kind { clause.add("kind = ?", kind) }
+            if let id { clause.add("id = ?", id) }
+            resource.append("(" + clause.clauses.joined(separator: " AND ") + ")")
+            arguments += clause.arguments
+        }
+        conditions.add(
+            "sequence IN (SELECT sequence FROM auditResource WHERE \(resource.joined(separator: " OR ")))",
+            arguments: arguments
+        )
+        func names(_ entry: Haven_V1_AuditEntry) -> Bool {
+            entry.resources.contains { resource in
+                (query.resourceKind.map { resource.kind == $0 } ?? true)
+                    && (query.resourceID.map { resource.id == $0 } ?? true)
+            }
+        }
+        // Pages of candidates, in the query's order, until `limit` entries name the resource.
+        let chunk = max(query.limit, 64)
+        var found: [Haven_V1_AuditEntry] = []
+        var cursor: Int64?
+        while true {
+            var bounded = conditions
+            if let cursor { bounded.add(query.newestFirst ? "sequence < ?" : "sequence > ?", cursor) }
+            let candidates = try self.auditEntries(bounded, newestFirst: query.newestFirst, limit: chunk)
+            for entry in candidates where names(entry) {
+                found.append(entry)
+                if found.count == query.limit { return found }
+            }
+            guard candidates.count == chunk, let last = candidates.last else { return found }
+            cursor = Int64(clamping: last.sequence)
+        }
+    }
+
+    private func auditEntries(
+        _ conditions: SQLConditions,
+        newestFirst: Bool,
+        limit: Int
+    ) throws -> [Haven_V1_AuditEntry] {
+        let order = newestFirst ? "DESC" : "ASC"
         return try self.sql.rows(
             "SELECT sequence, body, hash FROM audit \(conditions.sql) ORDER BY sequence \(order) LIMIT ?",
-            conditions.arguments + [query.limit]
+            conditions.arguments + [limit]
         ).map { row in
             let sequence = try row["sequence"] as Int64
             var entry: Haven_V1_AuditEntry
