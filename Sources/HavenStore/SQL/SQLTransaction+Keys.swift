@@ -62,10 +62,12 @@ extension SQLTransaction {
         -> SymmetricKey
     {
         let keys = try self.requiredKeys
-        // Keyed by the wrapped bytes too: a key unwrapped inside a write that
-        // was then rolled back (by a group commit, alone or with its transaction) must never be
-        // taken for a later, different key of the same generation.
-        let cacheName = "\(office)#\(generation)#\(master)#\(Data(wrapped).base64EncodedString())"
+        let cacheName = StoreKeys.OfficeKeyName(
+            office: office,
+            generation: generation,
+            master: master,
+            wrapped: wrapped
+        )
         if let cached = keys.cachedOfficeKey(cacheName) { return cached }
         let candidates = master.isEmpty ? Array(keys.fingerprints) : [master]
         for fingerprint in candidates {

@@ -90,7 +90,7 @@ private final class BoundStatement: DatabaseCursor {
             case .integer(let value): code = sqlite3_bind_int64(handle, index, value)
             case .bool(let value): code = sqlite3_bind_int64(handle, index, value ? 1 : 0)
             case .real(let value): code = sqlite3_bind_double(handle, index, value)
-            case .text(let value): code = sqlite3_bind_text(handle, index, value, -1, transient)
+            case .text(let value): code = Self.bind(value, to: handle, at: index)
             case .blob(let value):
                 code = value.withUnsafeBytes {
                     sqlite3_bind_blob(handle, index, $0.baseAddress, Int32($0.count), transient)
@@ -102,6 +102,21 @@ private final class BoundStatement: DatabaseCursor {
                     message: String(cString: sqlite3_errmsg(sqlite3_db_handle(handle))),
                     sql: statement.sql
                 )
+            }
+        }
+    }
+
+    /// Binds `text` by its UTF-8 bytes and their count, without the
+    /// NUL-terminated copy that passing a `String` as a C string makes.
+    private static func bind(_ text: String, to handle: SQLiteStatement, at index: Int32) -> Int32 {
+        var text = text
+        return text.withUTF8 { bytes in
+            // An empty buffer may have no address, and a NULL pointer would bind SQL NULL.
+            guard let base = bytes.baseAddress, !bytes.isEmpty else {
+                return sqlite3_bind_text(handle, index, "", 0, transient)
+            }
+            return base.withMemoryRebound(to: CChar.self, capacity: bytes.count) {
+                sqlite3_bind_text(handle, index, $0, Int32(bytes.count), transient)
             }
         }
     }

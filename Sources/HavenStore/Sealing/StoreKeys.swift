@@ -31,7 +31,19 @@ package struct MasterKeyMaterial: Sendable {
 package final class StoreKeys: Sendable {
     private struct State {
         var masters: [String: SymmetricKey] = [:]
-        var officeKeys: [String: SymmetricKey] = [:]
+        var officeKeys: [OfficeKeyName: SymmetricKey] = [:]
+    }
+
+    /// What an unwrapped office key is cached under: its office, generation
+    /// and master key, and the wrapped bytes too, so that a key unwrapped
+    /// inside a write that was then rolled back (by a group commit, alone or
+    /// with its transaction) is never taken for a later, different key of
+    /// the same generation.
+    struct OfficeKeyName: Hashable {
+        var office: String
+        var generation: Int64
+        var master: String
+        var wrapped: [UInt8]
     }
 
     private let state: Mutex<State>
@@ -67,11 +79,11 @@ package final class StoreKeys: Sendable {
         self.state.withLock { $0.masters[fingerprint] }
     }
 
-    func cachedOfficeKey(_ name: String) -> SymmetricKey? {
+    func cachedOfficeKey(_ name: OfficeKeyName) -> SymmetricKey? {
         self.state.withLock { $0.officeKeys[name] }
     }
 
-    func cacheOfficeKey(_ name: String, _ key: SymmetricKey) {
+    func cacheOfficeKey(_ name: OfficeKeyName, _ key: SymmetricKey) {
         self.state.withLock { $0.officeKeys[name] = key }
     }
 }
