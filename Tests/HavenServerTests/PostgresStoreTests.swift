@@ -434,6 +434,15 @@ struct PostgresStoreTests {
                 """
             )
             #expect(byDayInOrder == 1)
+            // v9: the change log's index by record holds only entries with sealed fields.
+            let sealedOnly = try await TestPostgres.count(
+                location,
+                """
+                SELECT COUNT(*) FROM pg_indexes WHERE indexname = 'change_record'
+                    AND indexdef LIKE '%WHERE (sealed IS NOT NULL)'
+                """
+            )
+            #expect(sealedOnly == 1)
             try await TestPostgres.onServer(
                 location,
                 "INSERT INTO havenMigration (name, appliedAt) VALUES ('v99-from-the-future', 0)"

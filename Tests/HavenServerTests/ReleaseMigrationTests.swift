@@ -132,6 +132,11 @@ struct ReleaseMigrationTests {
             try String.fetchAll(db, sql: "SELECT name FROM pragma_index_info('caseEvent_office_day') ORDER BY seqno")
         }
         #expect(columns == ["officeCode", "occurredOn", "id"])
+        // v9: the change log's index by record holds only entries with sealed fields.
+        let changeIndex = try await schema.read { db in
+            try String.fetchOne(db, sql: "SELECT sql FROM sqlite_master WHERE name = 'change_record'")
+        }
+        #expect(changeIndex?.hasSuffix("WHERE sealed IS NOT NULL") == true, "\(changeIndex ?? "no index")")
     }
 
     @Test("after the move, an append continues the old timeline where it ended")

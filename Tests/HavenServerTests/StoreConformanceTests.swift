@@ -581,6 +581,74 @@ struct StoreConformanceTests {
     }
 
     @Test(
+        "the change log gives an appended note's text, read from its timeline row, and loses it when the case is erased",
+        arguments: StoreUnderTest.allCases
+    )
+    func changeLogNotes(_ kind: StoreUnderTest) async throws {
+        try await self.withStore(kind) { store in
+            // As the record writer records each change: the record as written, in the change log.
+            @Sendable func logged(_ record: Haven_V1_Case, _ tx: any StoreWriter) throws {
+                var change = Haven_V1_ChangeEvent()
+                change.kind = .updated
+                change.officeCode = record.officeCode
+                change.caseRecord = record
+                try tx.appendChange(NewChange(event: change, officeCode: record.officeCode))
+            }
+            var record = Self.caseRecord("c1", reference: "KOL-2026-0001", openedAt: 1)
+            try await store.audited { [record] tx in
+                try tx.insert(record)
+                try logged(record, tx)
+            }
+            // One append of two notes and a rescue, then one of a note.
+            var appends: [[Haven_V1_CaseEvent]] = [[], []]
+            for (index, text) in ["Fictional first note", "Fictional second note"].enumerated() {
+                appends[0].append(Self.note(text, on: Int32(index + 1)))
+            }
+            var rescue = Haven_V1_CaseEvent()
+            rescue.id = "evt_rescue"
+            rescue.occurredOn = Self.note("", on: 3).occurredOn
+            rescue.rescueOperation.peopleRescued = 2
+            appends[0].append(rescue)
+            appends[1].append(Self.note("Fictional third note", on: 4))
+            for events in appends {
+                var numbered: [Haven_V1_CaseEvent] = []
+                for var event in events {
+                    record.eventCount += 1
+                    event.sequence = record.eventCount
+                    numbered.append(event)
+                }
+                record.events = numbered
+                record.version += 1
+                try await store.audited { [record] tx in
+                    try tx.update(record, expectedVersion: record.version - 1)
+                    try logged(record, tx)
+                }
+            }
+            func notes() async throws -> [[String]] {
+                let changes = try await store.read { tx in try tx.changes(after: 0, limit: 100) }
+                return changes.map { change in
+                    change.event.caseRecord.events.map { event in
+                        if case .note(let note) = event.detail { note.text } else { "-" }
+                    }
+                }
+            }
+            let before = try await notes()
+            #expect(before == [[], ["Fictional first note", "Fictional second note", "-"], ["Fictional third note"]])
+            var erased = record
+            erased.events = []
+            erased.version += 1
+            try await store.audited { [erased] tx in
+                try tx.update(erased, expectedVersion: erased.version - 1, sealed: .erase)
+                try logged(erased, tx)
+            }
+            let after = try await notes()
+            #expect(after == [[], ["", "", "-"], [""], []])
+            let verdict = try await self.verdict(store)
+            #expect(verdict.intact, "\(verdict.problem)")
+        }
+    }
+
+    @Test(
         "finds exactly the audit entries that name a timeline event, by kind, id or both, page by page",
         arguments: StoreUnderTest.allCases
     )

@@ -54,7 +54,7 @@ struct SQLiteStoreTests {
     }
 
     @Test(
-        "indexes an appended event's audit entry under its case, one index row an append, and finds entries indexed as earlier releases did"
+        "indexes an appended event's audit entry under its case, one index row an append, and finds entries indexed as earlier releases did; its change entry keeps no box"
     )
     func auditIndexOfEvents() async throws {
         try await self.withStore { store, _ in
@@ -78,7 +78,12 @@ struct SQLiteStoreTests {
                 event.sequence = record.eventCount
                 record.events = [event]
                 record.version += 1
-                try await store.audited { [record] tx in try tx.update(record, expectedVersion: record.version - 1) }
+                try await store.audited { [record] tx in
+                    try tx.update(record, expectedVersion: record.version - 1)
+                    var change = Haven_V1_ChangeEvent()
+                    change.caseRecord = record
+                    try tx.appendChange(NewChange(event: change, officeCode: "KOL"))
+                }
             }
             func indexRows() async throws -> [String] {
                 try await store.read { tx in
@@ -91,6 +96,26 @@ struct SQLiteStoreTests {
             let entries = try await store.read { try $0.auditEntries(AuditQuery(limit: 10)) }
             #expect(entries.last?.resources.map { "\($0.kind) \($0.id)" } == ["case case_1", "caseEvent case_1/3"])
             #expect(try await indexRows() == ["case case_1 1", "case case_1 2", "case case_1 3", "case case_1 4"])
+            // The appends' change-log entries keep no box of their own (the
+            // notes are sealed in the timeline's rows), so the index of
+            // entries with sealed fields, which erasure reads, has none of them.
+            let boxes = try await store.read { tx in
+                try Row.fetchAll(
+                    (tx as! SQLTransaction).sqliteDatabase!,
+                    sql: "SELECT sealed IS NOT NULL AS boxed FROM change WHERE recordID = 'case_1'"
+                ).map { $0["boxed"] as Bool }
+            }
+            #expect(boxes == [false, false, false])
+            let changes = try await store.read { try $0.changes(after: 0, limit: 10) }
+            #expect(changes.map(\.event.caseRecord.events.first?.note.text) == (1...3).map { "Fictional note \($0)" })
+            let indexed = try await store.read { tx in
+                try Int.fetchOne(
+                    (tx as! SQLTransaction).sqliteDatabase!,
+                    sql:
+                        "SELECT COUNT(*) FROM change INDEXED BY change_record WHERE recordKind = 'case' AND sealed IS NOT NULL"
+                )
+            }
+            #expect(indexed == 0)
 
             // Entry 3 (event 2) indexed as releases before this one did: its
             // event under its own kind, beside its case.

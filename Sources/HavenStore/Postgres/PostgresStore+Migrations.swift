@@ -253,5 +253,14 @@ extension PostgresStore {
             CREATE INDEX caseEvent_office_day ON caseEvent(officeCode, occurredOn, id);
             """
         ),
+        (
+            "v9-change-index-of-sealed-entries",
+            """
+            -- Only change-log entries with sealed fields, which erasure finds by
+            -- record: as SQLite's.
+            DROP INDEX change_record;
+            CREATE INDEX change_record ON change(recordKind, recordID) WHERE sealed IS NOT NULL;
+            """
+        ),
     ]
 }

@@ -101,6 +101,41 @@ extension SQLTransaction {
         }
     }
 
+    /// Puts back the notes of a case as a change-log entry holds it: the
+    /// entry keeps the events its write appended without their notes' text,
+    /// which their timeline rows hold, sealed (``appendChange(_:)``). Entries
+    /// written before that kept the notes in a box of their own, opened
+    /// before this; a note erased since is empty in both.
+    ///
+    /// - Throws: DATA_LOSS when an event has no timeline row at its place.
+    func restoreNotes(of record: inout Haven_V1_Case) throws {
+        let missing = record.events.indices.filter { index in
+            guard case .note(let note) = record.events[index].detail else { return false }
+            return note.text.isEmpty
+        }
+        guard !missing.isEmpty else { return }
+        let places = missing.map { record.events[$0].sequence }
+        let first = places.min() ?? 1
+        let last = places.max() ?? first
+        var stored: [UInt32: Haven_V1_CaseEvent] = [:]
+        for row in try self.caseEvents(
+            .timeline(record.id, after: first > 0 ? first - 1 : 0, limit: Int(last - first) + 1)
+        ) {
+            stored[row.event.sequence] = row.event
+        }
+        for index in missing {
+            let event = record.events[index]
+            guard let row = stored[event.sequence], row.id == event.id else {
+                throw HavenError(
+                    code: .dataLoss,
+                    message: "case \(record.id)'s event \(event.sequence) has no timeline row for its change"
+                )
+            }
+            guard case .note(let note) = row.detail else { continue }
+            record.events[index].detail = .note(note)
+        }
+    }
+
     func decode(_ row: CaseEventRow) throws -> Haven_V1_CaseEvent {
         var event: Haven_V1_CaseEvent
         do {

@@ -371,6 +371,12 @@ struct SQLTransaction: StoreWriter {
         let subject = FieldSealing.take(from: &event)
         let body: Data = event.serializedPayload()
         let sealed = try subject.flatMap { kind, id, office, version, fields -> [UInt8]? in
+            // A case's sealed fields are its events' notes, and the rows this
+            // write appended to its timeline hold them, sealed: the entry keeps
+            // each event's place, and a read takes the note from its row
+            // (`restoreNotes(of:)`). No second box, and no entry for erasure to
+            // find in the index of entries with sealed fields.
+            if kind == .caseRecord { return nil }
             // The record's row was just written with these very fields: the same box serves.
             if let last = self.journal.lastSealed, last.key == "\(kind.rawValue)/\(id)/\(version)" {
                 return last.box
@@ -451,6 +457,7 @@ struct SQLTransaction: StoreWriter {
                     FieldSealing.put(fields, into: &event)
                 }
             }
+            if case .caseRecord = event.subject { try self.restoreNotes(of: &event.caseRecord) }
             event.sequence = sequence
             return ChangeEntry(
                 sequence: sequence,

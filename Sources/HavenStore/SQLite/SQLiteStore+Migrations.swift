@@ -277,6 +277,19 @@ extension SQLiteStore {
                     """
             )
         }
+        migrator.registerMigration("v9-change-index-of-sealed-entries") { db in
+            try db.execute(
+                sql: """
+                    -- Erasure finds a record's change-log entries with sealed fields
+                    -- by this index; entries without any need no entry in it. A
+                    -- case's appended notes are sealed in their timeline rows, not
+                    -- in its change entries, so an append no longer adds an entry
+                    -- here, on a page of its own.
+                    DROP INDEX change_record;
+                    CREATE INDEX change_record ON change(recordKind, recordID) WHERE sealed IS NOT NULL;
+                    """
+            )
+        }
         return migrator
     }()
 }
