@@ -108,6 +108,23 @@ struct SQLiteStoreTests {
             #expect(boxes == [false, false, false])
             let changes = try await store.read { try $0.changes(after: 0, limit: 10) }
             #expect(changes.map(\.event.caseRecord.events.first?.note.text) == (1...3).map { "Fictional note \($0)" })
+            // A change whose event has no timeline row is data lost, said so, not an empty note.
+            try await store.write { tx in
+                try (tx as! SQLTransaction).sqliteDatabase!.execute(
+                    sql: "DELETE FROM caseEvent WHERE caseID = 'case_1' AND sequence = 2"
+                )
+            }
+            let lost = await #expect(throws: HavenError.self) {
+                _ = try await store.read { try $0.changes(after: 0, limit: 10) }
+            }
+            #expect(lost?.code == .dataLoss)
+            try await store.write { tx in
+                try (tx as! SQLTransaction).sqliteDatabase!.execute(
+                    sql: "DELETE FROM change WHERE sequence = 2"
+                )
+            }
+            let rest = try await store.read { try $0.changes(after: 0, limit: 10) }
+            #expect(rest.map(\.event.caseRecord.events.first?.note.text) == ["Fictional note 1", "Fictional note 3"])
             let indexed = try await store.read { tx in
                 try Int.fetchOne(
                     (tx as! SQLTransaction).sqliteDatabase!,

@@ -101,38 +101,52 @@ extension SQLTransaction {
         }
     }
 
-    /// Puts back the notes of a case as a change-log entry holds it: the
+    /// Puts back the notes of the cases that change-log entries hold: an
     /// entry keeps the events its write appended without their notes' text,
-    /// which their timeline rows hold, sealed (``appendChange(_:)``). Entries
+    /// which their timeline rows hold, sealed (``appendChange(_:)``). One
+    /// statement for a page of entries (a round trip to PostgreSQL). Entries
     /// written before that kept the notes in a box of their own, opened
     /// before this; a note erased since is empty in both.
     ///
     /// - Throws: DATA_LOSS when an event has no timeline row at its place.
-    func restoreNotes(of record: inout Haven_V1_Case) throws {
-        let missing = record.events.indices.filter { index in
-            guard case .note(let note) = record.events[index].detail else { return false }
-            return note.text.isEmpty
+    func restoreNotes(of changes: inout [Haven_V1_ChangeEvent]) throws {
+        var missing: [(change: Int, event: Int)] = []
+        for change in changes.indices {
+            guard case .caseRecord(let record) = changes[change].subject else { continue }
+            for event in record.events.indices {
+                if case .note(let note) = record.events[event].detail, note.text.isEmpty {
+                    missing.append((change, event))
+                }
+            }
         }
         guard !missing.isEmpty else { return }
-        let places = missing.map { record.events[$0].sequence }
-        let first = places.min() ?? 1
-        let last = places.max() ?? first
-        var stored: [UInt32: Haven_V1_CaseEvent] = [:]
-        for row in try self.caseEvents(
-            .timeline(record.id, after: first > 0 ? first - 1 : 0, limit: Int(last - first) + 1)
-        ) {
-            stored[row.event.sequence] = row.event
+        var stored: [String: Haven_V1_CaseEvent] = [:]
+        // A few hundred places a statement at most.
+        for start in stride(from: 0, to: missing.count, by: 300) {
+            let chunk = missing[start..<min(missing.count, start + 300)]
+            var places: [String] = []
+            var arguments: [any SQLBindable] = []
+            for (change, event) in chunk {
+                places.append("(caseID = ? AND sequence = ?)")
+                arguments += [changes[change].caseRecord.id, Int64(changes[change].caseRecord.events[event].sequence)]
+            }
+            let sql = "\(CaseEventRow.select) WHERE \(places.joined(separator: " OR "))"
+            for selected in try self.sql.rows(sql, arguments) {
+                let row = try CaseEventRow(selected)
+                stored["\(row.caseID)/\(row.sequence)"] = try self.decode(row)
+            }
         }
-        for index in missing {
+        for (change, index) in missing {
+            let record = changes[change].caseRecord
             let event = record.events[index]
-            guard let row = stored[event.sequence], row.id == event.id else {
+            guard let row = stored["\(record.id)/\(event.sequence)"], row.id == event.id else {
                 throw HavenError(
                     code: .dataLoss,
                     message: "case \(record.id)'s event \(event.sequence) has no timeline row for its change"
                 )
             }
             guard case .note(let note) = row.detail else { continue }
-            record.events[index].detail = .note(note)
+            changes[change].caseRecord.events[index].detail = .note(note)
         }
     }
 

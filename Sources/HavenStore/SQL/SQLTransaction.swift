@@ -430,7 +430,7 @@ struct SQLTransaction: StoreWriter {
     }
 
     func changes(after sequence: UInt64, limit: Int) throws -> [ChangeEntry] {
-        try self.sql.rows(
+        var entries = try self.sql.rows(
             """
             SELECT sequence, officeCode, partnerID, survivorID, body, sealed FROM change
             WHERE sequence > ? ORDER BY sequence LIMIT ?
@@ -457,7 +457,6 @@ struct SQLTransaction: StoreWriter {
                     FieldSealing.put(fields, into: &event)
                 }
             }
-            if case .caseRecord = event.subject { try self.restoreNotes(of: &event.caseRecord) }
             event.sequence = sequence
             return ChangeEntry(
                 sequence: sequence,
@@ -467,6 +466,10 @@ struct SQLTransaction: StoreWriter {
                 survivorID: try row["survivorID"]
             )
         }
+        var events = entries.map(\.event)
+        try self.restoreNotes(of: &events)
+        for index in entries.indices { entries[index].event = events[index] }
+        return entries
     }
 
     func latestChangeSequence() throws -> UInt64 {
