@@ -92,6 +92,37 @@ struct StoreConformanceTests {
         return event
     }
 
+    /// Appends `events` to `record` in one audited write, as a service does:
+    /// numbered on from its count, one version up; with `logged`, the change
+    /// goes to the change log too, as the record writer puts it there.
+    static func append(
+        _ events: [Haven_V1_CaseEvent],
+        to record: inout Haven_V1_Case,
+        in store: any RecordStore,
+        logged: Bool = false
+    ) async throws {
+        record.events = []
+        for var event in events {
+            record.eventCount += 1
+            event.sequence = record.eventCount
+            record.events.append(event)
+        }
+        record.version += 1
+        try await store.audited { [record] tx in
+            try tx.update(record, expectedVersion: record.version - 1)
+            if logged { try Self.log(record, tx) }
+        }
+    }
+
+    /// The change-log entry the record writer appends for a case as written.
+    @Sendable static func log(_ record: Haven_V1_Case, _ tx: any StoreWriter) throws {
+        var change = Haven_V1_ChangeEvent()
+        change.kind = .updated
+        change.officeCode = record.officeCode
+        change.caseRecord = record
+        try tx.appendChange(NewChange(event: change, officeCode: record.officeCode))
+    }
+
     func withStore(_ kind: StoreUnderTest, _ body: (any RecordStore) async throws -> Void) async throws {
         try await kind.withStore(body)
     }
@@ -494,12 +525,7 @@ struct StoreConformanceTests {
             // Three appends, each carrying only its own event.
             for (index, text) in ["Fictional first note", "Fictional second note", "Fictional third note"].enumerated()
             {
-                var event = Self.note(text, on: Int32(index + 1))
-                record.eventCount += 1
-                event.sequence = record.eventCount
-                record.events = [event]
-                record.version += 1
-                try await store.audited { [record] tx in try tx.update(record, expectedVersion: record.version - 1) }
+                try await Self.append([Self.note(text, on: Int32(index + 1))], to: &record, in: store)
             }
             var rescue = Haven_V1_CaseEvent()
             rescue.id = "evt_rescue"
@@ -586,18 +612,10 @@ struct StoreConformanceTests {
     )
     func changeLogNotes(_ kind: StoreUnderTest) async throws {
         try await self.withStore(kind) { store in
-            // As the record writer records each change: the record as written, in the change log.
-            @Sendable func logged(_ record: Haven_V1_Case, _ tx: any StoreWriter) throws {
-                var change = Haven_V1_ChangeEvent()
-                change.kind = .updated
-                change.officeCode = record.officeCode
-                change.caseRecord = record
-                try tx.appendChange(NewChange(event: change, officeCode: record.officeCode))
-            }
             var record = Self.caseRecord("c1", reference: "KOL-2026-0001", openedAt: 1)
             try await store.audited { [record] tx in
                 try tx.insert(record)
-                try logged(record, tx)
+                try Self.log(record, tx)
             }
             // One append of two notes and a rescue, then one of a note.
             var appends: [[Haven_V1_CaseEvent]] = [[], []]
@@ -610,20 +628,7 @@ struct StoreConformanceTests {
             rescue.rescueOperation.peopleRescued = 2
             appends[0].append(rescue)
             appends[1].append(Self.note("Fictional third note", on: 4))
-            for events in appends {
-                var numbered: [Haven_V1_CaseEvent] = []
-                for var event in events {
-                    record.eventCount += 1
-                    event.sequence = record.eventCount
-                    numbered.append(event)
-                }
-                record.events = numbered
-                record.version += 1
-                try await store.audited { [record] tx in
-                    try tx.update(record, expectedVersion: record.version - 1)
-                    try logged(record, tx)
-                }
-            }
+            for events in appends { try await Self.append(events, to: &record, in: store, logged: true) }
             func notes() async throws -> [[String]] {
                 let changes = try await store.read { tx in try tx.changes(after: 0, limit: 100) }
                 return changes.map { change in
@@ -639,7 +644,7 @@ struct StoreConformanceTests {
             erased.version += 1
             try await store.audited { [erased] tx in
                 try tx.update(erased, expectedVersion: erased.version - 1, sealed: .erase)
-                try logged(erased, tx)
+                try Self.log(erased, tx)
             }
             let after = try await notes()
             #expect(after == [[], ["", "", "-"], [""], []])
@@ -660,18 +665,14 @@ struct StoreConformanceTests {
                 try tx.insert(first)
                 try tx.insert(second)
             }
-            func append(_ record: inout Haven_V1_Case, _ text: String) async throws {
-                var event = Self.note(text, on: 1)
-                record.eventCount += 1
-                event.sequence = record.eventCount
-                record.events = [event]
-                record.version += 1
-                try await store.audited { [record] tx in try tx.update(record, expectedVersion: record.version - 1) }
-            }
             // Entry 1 creates both cases; entries 2–73 append c1's events 1–72
             // (more entries about c1 than one page of candidates holds); 74–75 c2's.
-            for index in 1...72 { try await append(&first, "Fictional note \(index)") }
-            for index in 1...2 { try await append(&second, "Fictional other note \(index)") }
+            for index in 1...72 {
+                try await Self.append([Self.note("Fictional note \(index)", on: 1)], to: &first, in: store)
+            }
+            for index in 1...2 {
+                try await Self.append([Self.note("Fictional other note \(index)", on: 1)], to: &second, in: store)
+            }
             func sequences(
                 _ kind: String?,
                 _ id: String?,

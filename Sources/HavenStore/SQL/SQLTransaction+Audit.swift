@@ -105,7 +105,7 @@ extension SQLTransaction {
         if let outcomes = query.outcomes, !outcomes.isEmpty { conditions.among("outcome", outcomes) }
         guard query.limit > 0 else { return [] }
         guard query.resourceKind != nil || query.resourceID != nil else {
-            return try self.auditEntries(conditions, newestFirst: query.newestFirst, limit: query.limit)
+            return try self.auditRows(conditions, newestFirst: query.newestFirst, limit: query.limit)
         }
         // The index rows that can stand for the resource: as named, and its
         // record's (`indexed(kind:id:)`). They may stand for other resources
@@ -146,7 +146,7 @@ extension SQLTransaction {
         while true {
             var bounded = conditions
             if let cursor { bounded.add(query.newestFirst ? "sequence < ?" : "sequence > ?", cursor) }
-            let candidates = try self.auditEntries(bounded, newestFirst: query.newestFirst, limit: chunk)
+            let candidates = try self.auditRows(bounded, newestFirst: query.newestFirst, limit: chunk)
             for entry in candidates where names(entry) {
                 found.append(entry)
                 if found.count == query.limit { return found }
@@ -156,7 +156,8 @@ extension SQLTransaction {
         }
     }
 
-    private func auditEntries(
+    /// The entries that meet `conditions`, decoded, in sequence order.
+    private func auditRows(
         _ conditions: SQLConditions,
         newestFirst: Bool,
         limit: Int

@@ -109,10 +109,10 @@ extension SQLTransaction {
     /// before this; a note erased since is empty in both.
     ///
     /// - Throws: DATA_LOSS when an event has no timeline row at its place.
-    func restoreNotes(of changes: inout [Haven_V1_ChangeEvent]) throws {
+    func restoreNotes(of changes: inout [ChangeEntry]) throws {
         var missing: [(change: Int, event: Int)] = []
         for change in changes.indices {
-            guard case .caseRecord(let record) = changes[change].subject else { continue }
+            guard case .caseRecord(let record) = changes[change].event.subject else { continue }
             for event in record.events.indices {
                 if case .note(let note) = record.events[event].detail, note.text.isEmpty {
                     missing.append((change, event))
@@ -128,7 +128,8 @@ extension SQLTransaction {
             var arguments: [any SQLBindable] = []
             for (change, event) in chunk {
                 places.append("(caseID = ? AND sequence = ?)")
-                arguments += [changes[change].caseRecord.id, Int64(changes[change].caseRecord.events[event].sequence)]
+                let record = changes[change].event.caseRecord
+                arguments += [record.id, Int64(record.events[event].sequence)]
             }
             let sql = "\(CaseEventRow.select) WHERE \(places.joined(separator: " OR "))"
             for selected in try self.sql.rows(sql, arguments) {
@@ -137,7 +138,7 @@ extension SQLTransaction {
             }
         }
         for (change, index) in missing {
-            let record = changes[change].caseRecord
+            let record = changes[change].event.caseRecord
             let event = record.events[index]
             guard let row = stored["\(record.id)/\(event.sequence)"], row.id == event.id else {
                 throw HavenError(
@@ -146,7 +147,7 @@ extension SQLTransaction {
                 )
             }
             guard case .note(let note) = row.detail else { continue }
-            changes[change].caseRecord.events[index].detail = .note(note)
+            changes[change].event.caseRecord.events[index].detail = .note(note)
         }
     }
 

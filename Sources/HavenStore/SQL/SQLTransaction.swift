@@ -466,9 +466,7 @@ struct SQLTransaction: StoreWriter {
                 survivorID: try row["survivorID"]
             )
         }
-        var events = entries.map(\.event)
-        try self.restoreNotes(of: &events)
-        for index in entries.indices { entries[index].event = events[index] }
+        try self.restoreNotes(of: &entries)
         return entries
     }
 
