@@ -443,6 +443,15 @@ struct PostgresStoreTests {
                 """
             )
             #expect(sealedOnly == 1)
+            // v10: an appended event's row names the audit entry that appended it.
+            let auditSequence = try await TestPostgres.count(
+                location,
+                """
+                SELECT COUNT(*) FROM information_schema.columns
+                    WHERE table_name = 'caseevent' AND column_name = 'auditsequence' AND data_type = 'bigint'
+                """
+            )
+            #expect(auditSequence == 1)
             try await TestPostgres.onServer(
                 location,
                 "INSERT INTO havenMigration (name, appliedAt) VALUES ('v99-from-the-future', 0)"

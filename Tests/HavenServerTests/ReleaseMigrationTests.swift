@@ -171,5 +171,37 @@ struct ReleaseMigrationTests {
         let timeline = try await store.read { try $0.caseEvents(.timeline(id, after: 38, limit: 10)) }.map(\.event)
         #expect(timeline.map(\.sequence) == [39, 40, 41])
         #expect(timeline.last?.note.text == "Fictional note after the upgrade")
+
+        // v10: each row names the entry that wrote it — the move's, and the
+        // append's — which then needs no index row of its own. A search by
+        // the case finds both.
+        let entries = try await store.read { tx in
+            var query = AuditQuery(limit: 1_000)
+            query.resourceKind = "case"
+            query.resourceID = id
+            return try tx.auditEntries(query)
+        }
+        let move = try #require(entries.first { $0.action == "store.migrate" })
+        let append = try #require(entries.last)
+        #expect(append.resources.contains { $0.kind == "caseEvent" && $0.id == "\(id)/41" })
+        try store.close()
+        let database = try DatabaseQueue(path: directory.path("haven.sqlite"))
+        defer { try? database.close() }
+        let named = try await database.read { db in
+            try Row.fetchAll(
+                db,
+                sql: "SELECT auditSequence FROM caseEvent WHERE caseID = ? ORDER BY sequence",
+                arguments: [id]
+            ).map { $0["auditSequence"] as Int64? }
+        }
+        #expect(named == Array(repeating: Int64(move.sequence), count: 40) + [Int64(append.sequence)])
+        let indexed = try await database.read { db in
+            try Int.fetchOne(
+                db,
+                sql: "SELECT COUNT(*) FROM auditResource WHERE kind = 'case' AND id = ? AND sequence IN (?, ?)",
+                arguments: [id, move.sequence, append.sequence]
+            )
+        }
+        #expect(indexed == 0)
     }
 }

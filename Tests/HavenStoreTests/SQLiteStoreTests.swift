@@ -54,7 +54,7 @@ struct SQLiteStoreTests {
     }
 
     @Test(
-        "indexes an appended event's audit entry under its case, one index row an append, and finds entries indexed as earlier releases did; its change entry keeps no box"
+        "an appended event's row names its audit entry, which needs no index row, and entries indexed as earlier releases did are found; its change entry keeps no box"
     )
     func auditIndexOfEvents() async throws {
         try await self.withStore { store, _ in
@@ -95,7 +95,28 @@ struct SQLiteStoreTests {
             }
             let entries = try await store.read { try $0.auditEntries(AuditQuery(limit: 10)) }
             #expect(entries.last?.resources.map { "\($0.kind) \($0.id)" } == ["case case_1", "caseEvent case_1/3"])
-            #expect(try await indexRows() == ["case case_1 1", "case case_1 2", "case case_1 3", "case case_1 4"])
+            // The case's creation is indexed; each append's entry is named by
+            // the event's row instead, and found through it.
+            #expect(try await indexRows() == ["case case_1 1"])
+            let named = try await store.read { tx in
+                try Row.fetchAll(
+                    (tx as! SQLTransaction).sqliteDatabase!,
+                    sql: "SELECT sequence, auditSequence FROM caseEvent WHERE caseID = 'case_1' ORDER BY sequence"
+                ).map { "\($0["sequence"] as Int64) \($0["auditSequence"] as Int64)" }
+            }
+            #expect(named == ["1 2", "2 3", "3 4"])
+            func found(_ kind: String?, _ id: String?) async throws -> [UInt64] {
+                var query = AuditQuery(limit: 10)
+                query.resourceKind = kind
+                query.resourceID = id
+                let entries = try await store.read { [query] tx in try tx.auditEntries(query) }
+                return entries.map(\.sequence)
+            }
+            #expect(try await found("case", "case_1") == [1, 2, 3, 4])
+            #expect(try await found(nil, "case_1") == [1, 2, 3, 4])
+            #expect(try await found("caseEvent", "case_1/2") == [3])
+            #expect(try await found(nil, "case_1/2") == [3])
+            #expect(try await found("case", nil) == [1, 2, 3, 4])
             // The appends' change-log entries keep no box of their own (the
             // notes are sealed in the timeline's rows), so the index of
             // entries with sealed fields, which erasure reads, has none of them.
@@ -133,21 +154,19 @@ struct SQLiteStoreTests {
             }
             #expect(index?.hasSuffix("WHERE sealed IS NOT NULL") == true, "\(index ?? "no index")")
 
-            // Entry 3 (event 2) indexed as releases before this one did: its
-            // event under its own kind, beside its case.
+            // Entry 3 (event 2, whose row is gone) indexed as releases before
+            // this one did: its event under its own kind, beside its case.
+            #expect(try await found("caseEvent", "case_1/2") == [])
             try await store.write { tx in
                 try (tx as! SQLTransaction).sqliteDatabase!.execute(
-                    sql: "INSERT INTO auditResource (kind, id, sequence) VALUES ('caseEvent', 'case_1/2', 3)"
+                    sql: """
+                        INSERT INTO auditResource (kind, id, sequence)
+                        VALUES ('caseEvent', 'case_1/2', 3), ('case', 'case_1', 3)
+                        """
                 )
             }
-            func found(_ kind: String, _ id: String?) async throws -> [UInt64] {
-                var query = AuditQuery(limit: 10)
-                query.resourceKind = kind
-                query.resourceID = id
-                let entries = try await store.read { [query] tx in try tx.auditEntries(query) }
-                return entries.map(\.sequence)
-            }
             #expect(try await found("caseEvent", "case_1/2") == [3])
+            #expect(try await found("case", "case_1") == [1, 2, 3, 4])
             // … or with only the event's row, its case's gone: found through the event's row.
             try await store.write { tx in
                 try (tx as! SQLTransaction).sqliteDatabase!.execute(

@@ -129,6 +129,9 @@ final class TransactionJournal {
     /// Record keys unwrapped in this transaction (`kind/id`): a write loads,
     /// then stores, the same record.
     var recordKeys: [String: SymmetricKey] = [:]
+    /// The timeline rows written with the sequence of the audit entry
+    /// expected to cover them (`<case id>/<sequence>` → entry), not yet audited.
+    var auditHints: [String: Int64] = [:]
     /// Version, sealed identity and indexed columns of the records this
     /// transaction loaded or updated (`kind/id`), as they now stand in it,
     /// and the record itself (to tell whether its report facts changed).
@@ -152,11 +155,14 @@ final class TransactionJournal {
         self.changes.append(change)
     }
 
-    func take() -> ([Haven_V1_AuditResource], [Haven_V1_AuditChange]) {
+    func take() -> (
+        resources: [Haven_V1_AuditResource], changes: [Haven_V1_AuditChange], hints: [String: Int64]
+    ) {
         defer {
             self.resources = []
             self.changes = []
+            self.auditHints = [:]
         }
-        return (self.resources, self.changes)
+        return (self.resources, self.changes, self.auditHints)
     }
 }

@@ -262,5 +262,12 @@ extension PostgresStore {
             CREATE INDEX change_record ON change(recordKind, recordID) WHERE sealed IS NOT NULL;
             """
         ),
+        (
+            "v10-audit-sequence-of-appended-events",
+            """
+            -- The sequence of the audit entry that appended the event: as SQLite's.
+            ALTER TABLE caseEvent ADD COLUMN auditSequence BIGINT;
+            """
+        ),
     ]
 }

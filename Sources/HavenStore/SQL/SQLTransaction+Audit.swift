@@ -8,7 +8,7 @@ import SwiftProtobuf
 extension SQLTransaction {
     @discardableResult
     func appendAudit(_ new: NewAuditEntry) throws -> Haven_V1_AuditEntry {
-        let (written, changes) = self.journal.take()
+        let (written, changes, hints) = self.journal.take()
         var entry = Haven_V1_AuditEntry()
         entry.atUnixMs = new.atUnixMs
         entry.principalID = new.principalID
@@ -20,14 +20,7 @@ extension SQLTransaction {
         entry.resources = written + new.resources
         entry.changes = changes
         guard self.auditing else { return entry }
-        let head: (sequence: Int64, hash: Data)
-        if let known = self.group?.auditHead {
-            head = known
-        } else if let last = try self.sql.row("SELECT sequence, hash FROM audit ORDER BY sequence DESC LIMIT 1") {
-            head = (try last["sequence"], try last["hash"])
-        } else {
-            head = (0, Data(AuditChain.zeroHash))
-        }
+        let head = try self.auditHead()
         entry.sequence = UInt64(head.sequence) + 1
         entry.previousHash = head.hash
         let canonical: [UInt8]
@@ -44,7 +37,15 @@ extension SQLTransaction {
                 Data(canonical), Data(hash),
             ]
         )
+        // A case whose appended timeline row holds this entry's sequence is
+        // found by that row (`caseEvent.auditSequence`): no index row of its own.
         var named = Set<String>()
+        for resource in entry.resources where resource.kind == CaseEventRow.table {
+            if hints[resource.id] == Int64(entry.sequence) {
+                let owner = Self.indexed(kind: resource.kind, id: resource.id)
+                named.insert("\(owner.kind)/\(owner.id)")
+            }
+        }
         let rows = entry.resources.map { Self.indexed(kind: $0.kind, id: $0.id) }
             .filter { named.insert("\($0.kind)/\($0.id)").inserted }
         // One statement for the resources an entry names (a few hundred rows a statement at most).
@@ -65,6 +66,29 @@ extension SQLTransaction {
 
     var pendingAudit: Bool { self.journal.unaudited }
 
+    /// The audit trail's last entry as this transaction has it (sequence 0
+    /// and the zero hash when empty), remembered for the group's next write.
+    private func auditHead() throws -> (sequence: Int64, hash: Data) {
+        if let known = self.group?.auditHead { return known }
+        let head: (sequence: Int64, hash: Data)
+        if let last = try self.sql.row("SELECT sequence, hash FROM audit ORDER BY sequence DESC LIMIT 1") {
+            head = (try last["sequence"], try last["hash"])
+        } else {
+            head = (0, Data(AuditChain.zeroHash))
+        }
+        self.group?.auditHead = head
+        return head
+    }
+
+    /// The sequence the next audit entry of this transaction will have, nil
+    /// when it keeps no audit trail: the one that covers what the write has
+    /// written so far (``appendAudit(_:)`` takes everything written since
+    /// the last entry).
+    func nextAuditSequence() throws -> Int64? {
+        guard self.auditing else { return nil }
+        return try self.auditHead().sequence + 1
+    }
+
     func auditSize() throws -> UInt64 {
         UInt64(try self.sql.value(Int64.self, "SELECT COALESCE(MAX(sequence), 0) FROM audit") ?? 0)
     }
@@ -73,11 +97,13 @@ extension SQLTransaction {
     /// record's own timeline or services (`caseEvent` `case_…/7`,
     /// `survivorService` `srv_…/3`) under its record (`case` `case_…`,
     /// `survivor` `srv_…`); anything else as it is named. A write that appends
-    /// an event names the case and the event: one index row, beside the
-    /// case's others, not a second on a page of its own (a page fewer in each
-    /// append's commit, docs/BENCHMARKS.md). ``auditEntries(_:)`` finds the
-    /// row's entries through its record's index rows, and through rows
-    /// indexed as named before this (a database written by an earlier release).
+    /// an event names the case and the event, and needs no index row at all:
+    /// the event's row holds the entry's sequence (`auditSequence`), and
+    /// ``auditEntries(_:)`` finds a case's entries through its rows' too (a
+    /// page fewer in each append's commit, docs/BENCHMARKS.md). It finds a
+    /// row's entries through its record's index rows and rows, and through
+    /// rows indexed as named before this (a database written by an earlier
+    /// release).
     static func indexed(kind: String, id: String) -> (kind: String, id: String) {
         guard let owner = Self.partOwners[kind], let slash = id.lastIndex(of: "/"), slash != id.startIndex else {
             return (kind, id)
@@ -129,10 +155,25 @@ extension SQLTransaction {
             resource.append("(" + clause.clauses.joined(separator: " AND ") + ")")
             arguments += clause.arguments
         }
-        conditions.add(
-            "sequence IN (SELECT sequence FROM auditResource WHERE \(resource.joined(separator: " OR ")))",
-            arguments: arguments
-        )
+        // And the entries that appended to a case's timeline, which its rows
+        // name (`caseEvent.auditSequence`; ``appendAudit(_:)``), for the case
+        // or any of its rows.
+        var appended: [String] = []
+        var everyCase = false
+        for (kind, id) in alternatives where kind == nil || kind == RecordKind.caseRecord.rawValue {
+            if let id { appended.append(id) } else { everyCase = true }
+        }
+        var candidates = "SELECT sequence FROM auditResource WHERE \(resource.joined(separator: " OR "))"
+        if everyCase {
+            candidates += " UNION ALL SELECT auditSequence FROM caseEvent WHERE auditSequence IS NOT NULL"
+        } else if !appended.isEmpty {
+            candidates += """
+                 UNION ALL SELECT auditSequence FROM caseEvent
+                WHERE caseID IN (\(Self.placeholders(appended.count))) AND auditSequence IS NOT NULL
+                """
+            arguments += appended.map { $0 as any SQLBindable }
+        }
+        conditions.add("sequence IN (\(candidates))", arguments: arguments)
         func names(_ entry: Haven_V1_AuditEntry) -> Bool {
             entry.resources.contains { resource in
                 (query.resourceKind.map { resource.kind == $0 } ?? true)

@@ -10,6 +10,7 @@ struct CaseEventRow: SequencedRow {
     static let dayColumn = "occurredOn"
     static let sealingKind: RecordKind? = .caseRecord
     static let hashDomain = "haven.v1 case event"
+    static let keepsAuditSequence = true
 
     var caseID: String
     var sequence: Int64

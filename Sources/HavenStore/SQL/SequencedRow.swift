@@ -26,6 +26,10 @@ protocol SequencedRow {
     static var sealingKind: RecordKind? { get }
     /// The domain of the row's stored hash.
     static var hashDomain: String { get }
+    /// Whether the table keeps, beside each row, the sequence of the audit
+    /// entry that appended it (`auditSequence`, outside the row's stored
+    /// hash): the audit trail's search finds the entry by its owner's rows.
+    static var keepsAuditSequence: Bool { get }
 
     var ownerID: String { get }
     var sequence: Int64 { get }
@@ -42,6 +46,8 @@ protocol SequencedRow {
 }
 
 extension SequencedRow {
+    static var keepsAuditSequence: Bool { false }
+
     /// The audit trail's name for it: `<owner id>/<sequence>` (of kind ``table``).
     var resourceID: String { "\(self.ownerID)/\(self.sequence)" }
 
@@ -84,13 +90,27 @@ extension SQLTransaction {
         if !text.isEmpty {
             row.sealed = Data(try self.seal(text, of: row))
         }
-        try self.sql.execute(
-            """
-            INSERT INTO \(Row.table) (\(Row.ownerColumn), sequence, id, officeCode, \(Row.dayColumn), kind, body, sealed)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-            """,
-            [row.ownerID, row.sequence, row.id, row.officeCode, row.day, row.kind, row.body, row.sealed]
-        )
+        let columns: [any SQLBindable] = [
+            row.ownerID, row.sequence, row.id, row.officeCode, row.day, row.kind, row.body, row.sealed,
+        ]
+        if Row.keepsAuditSequence, let entry = try self.nextAuditSequence() {
+            try self.sql.execute(
+                """
+                INSERT INTO \(Row.table) (\(Row.ownerColumn), sequence, id, officeCode, \(Row.dayColumn), kind, body, sealed,
+                auditSequence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                columns + [entry]
+            )
+            self.journal.auditHints[row.resourceID] = entry
+        } else {
+            try self.sql.execute(
+                """
+                INSERT INTO \(Row.table) (\(Row.ownerColumn), sequence, id, officeCode, \(Row.dayColumn), kind, body, sealed)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                columns
+            )
+        }
         self.journaled(row)
     }
 

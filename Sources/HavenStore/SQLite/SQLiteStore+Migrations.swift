@@ -290,6 +290,17 @@ extension SQLiteStore {
                     """
             )
         }
+        migrator.registerMigration("v10-audit-sequence-of-appended-events") { db in
+            try db.execute(
+                sql: """
+                    -- The sequence of the audit entry that appended the event, which
+                    -- the audit trail's search by case finds it by (an append adds no
+                    -- row of its own to auditResource, on a page of its own). Rows
+                    -- appended before keep NULL: their entries are in auditResource.
+                    ALTER TABLE caseEvent ADD COLUMN auditSequence INTEGER;
+                    """
+            )
+        }
         return migrator
     }()
 }
