@@ -99,7 +99,12 @@ package enum SealBox {
     package static let format: UInt8 = 2
 
     package static func seal(_ plaintext: [UInt8], key: SymmetricKey, context: String) throws -> [UInt8] {
-        let box = try AES.GCM.seal(plaintext, using: key, authenticating: Data(context.utf8))
+        let box = try AES.GCM.seal(
+            plaintext,
+            using: key,
+            nonce: NonceSource.next(),
+            authenticating: Data(context.utf8)
+        )
         return [Self.format] + Array(box.combined!)
     }
 
