@@ -654,6 +654,46 @@ struct StoreConformanceTests {
     }
 
     @Test(
+        "a note appended in the write that erased its case, after one sealed under its old key, is sealed under its new key and opens",
+        arguments: StoreUnderTest.allCases
+    )
+    func appendAfterErasureInOneWrite(_ kind: StoreUnderTest) async throws {
+        try await self.withStore(kind) { store in
+            var record = Self.caseRecord("c1", reference: "KOL-2026-0001", openedAt: 1)
+            try await store.audited { [record] tx in try tx.insert(record) }
+            try await Self.append([Self.note("Fictional note before", on: 1)], to: &record, in: store)
+            let loaded = record
+            try await store.audited { tx in
+                guard var current = try tx.load(Haven_V1_Case.self, id: loaded.id) else {
+                    throw HavenError(code: .notFound, message: "the case is missing")
+                }
+                #expect(current.version == loaded.version)
+                func append(_ text: String, on day: Int32) throws {
+                    var event = Self.note(text, on: day)
+                    current.eventCount += 1
+                    event.sequence = current.eventCount
+                    current.events = [event]
+                    current.version += 1
+                    try tx.update(current, expectedVersion: current.version - 1)
+                }
+                // Sealed under the case's key, which the transaction then holds unwrapped …
+                try append("Fictional note during", on: 2)
+                // … until the erasure destroys it …
+                current.events = []
+                current.version += 1
+                try tx.update(current, expectedVersion: current.version - 1, sealed: .erase)
+                // … so this one gets a key of its own.
+                try append("Fictional note after", on: 3)
+            }
+            let timeline = try await store.read { tx in try tx.caseEvents(.timeline("c1", limit: 10)) }.map(\.event)
+            #expect(timeline.map(\.note.text) == ["", "", "Fictional note after"])
+            #expect(try await store.read { tx in try tx.hasRecordKey(kind: .caseRecord, id: "c1") })
+            let verdict = try await self.verdict(store)
+            #expect(verdict.intact, "\(verdict.problem)")
+        }
+    }
+
+    @Test(
         "finds exactly the audit entries that name a timeline event, by kind, id or both, page by page",
         arguments: StoreUnderTest.allCases
     )
