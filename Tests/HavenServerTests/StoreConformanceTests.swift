@@ -101,6 +101,16 @@ struct StoreConformanceTests {
         in store: any RecordStore,
         logged: Bool = false
     ) async throws {
+        Self.number(events, onto: &record)
+        try await store.audited { [record] tx in
+            try tx.update(record, expectedVersion: record.version - 1)
+            if logged { try Self.log(record, tx) }
+        }
+    }
+
+    /// Puts `events` on `record` as the ones its next update appends:
+    /// numbered on from its count, one version up.
+    static func number(_ events: [Haven_V1_CaseEvent], onto record: inout Haven_V1_Case) {
         record.events = []
         for var event in events {
             record.eventCount += 1
@@ -108,10 +118,6 @@ struct StoreConformanceTests {
             record.events.append(event)
         }
         record.version += 1
-        try await store.audited { [record] tx in
-            try tx.update(record, expectedVersion: record.version - 1)
-            if logged { try Self.log(record, tx) }
-        }
     }
 
     /// The change-log entry the record writer appends for a case as written.
@@ -535,11 +541,7 @@ struct StoreConformanceTests {
                 $0.day = 1
             }
             rescue.rescueOperation.peopleRescued = 3
-            record.eventCount += 1
-            rescue.sequence = record.eventCount
-            record.events = [rescue]
-            record.version += 1
-            try await store.audited { [record] tx in try tx.update(record, expectedVersion: record.version - 1) }
+            try await Self.append([rescue], to: &record, in: store)
 
             let head = try #require(try await store.read { try $0.load(Haven_V1_Case.self, id: "c1") })
             #expect(head.events.isEmpty && head.eventCount == 4 && head.version == 5)
@@ -668,22 +670,16 @@ struct StoreConformanceTests {
                     throw HavenError(code: .notFound, message: "the case is missing")
                 }
                 #expect(current.version == loaded.version)
-                func append(_ text: String, on day: Int32) throws {
-                    var event = Self.note(text, on: day)
-                    current.eventCount += 1
-                    event.sequence = current.eventCount
-                    current.events = [event]
-                    current.version += 1
-                    try tx.update(current, expectedVersion: current.version - 1)
-                }
                 // Sealed under the case's key, which the transaction then holds unwrapped …
-                try append("Fictional note during", on: 2)
+                Self.number([Self.note("Fictional note during", on: 2)], onto: &current)
+                try tx.update(current, expectedVersion: current.version - 1)
                 // … until the erasure destroys it …
                 current.events = []
                 current.version += 1
                 try tx.update(current, expectedVersion: current.version - 1, sealed: .erase)
                 // … so this one gets a key of its own.
-                try append("Fictional note after", on: 3)
+                Self.number([Self.note("Fictional note after", on: 3)], onto: &current)
+                try tx.update(current, expectedVersion: current.version - 1)
             }
             let timeline = try await store.read { tx in try tx.caseEvents(.timeline("c1", limit: 10)) }.map(\.event)
             #expect(timeline.map(\.note.text) == ["", "", "Fictional note after"])

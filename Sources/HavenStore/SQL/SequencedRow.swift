@@ -90,27 +90,21 @@ extension SQLTransaction {
         if !text.isEmpty {
             row.sealed = Data(try self.seal(text, of: row))
         }
-        let columns: [any SQLBindable] = [
+        var columns: [any SQLBindable] = [
             row.ownerID, row.sequence, row.id, row.officeCode, row.day, row.kind, row.body, row.sealed,
         ]
-        if Row.keepsAuditSequence, let entry = try self.nextAuditSequence() {
-            try self.sql.execute(
-                """
-                INSERT INTO \(Row.table) (\(Row.ownerColumn), sequence, id, officeCode, \(Row.dayColumn), kind, body, sealed,
-                auditSequence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-                columns + [entry]
-            )
-            self.journal.auditHints[row.resourceID] = entry
-        } else {
-            try self.sql.execute(
-                """
-                INSERT INTO \(Row.table) (\(Row.ownerColumn), sequence, id, officeCode, \(Row.dayColumn), kind, body, sealed)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-                columns
-            )
+        var names = "\(Row.ownerColumn), sequence, id, officeCode, \(Row.dayColumn), kind, body, sealed"
+        if Row.keepsAuditSequence {
+            // The entry that will cover this row (none in a store without an audit trail).
+            let entry = try self.nextAuditSequence()
+            names += ", auditSequence"
+            columns.append(entry)
+            if let entry { self.journal.auditHints[row.resourceID] = entry }
         }
+        try self.sql.execute(
+            "INSERT INTO \(Row.table) (\(names)) VALUES (\(Self.placeholders(columns.count)))",
+            columns
+        )
         self.journaled(row)
     }
 

@@ -54,7 +54,11 @@ enum NonceSource {
         #endif
         if filled < count {
             var generator = SystemRandomNumberGenerator()
-            for index in filled..<count { bytes[index] = generator.next() }
+            for start in stride(from: filled, to: count, by: 8) {
+                withUnsafeBytes(of: generator.next() as UInt64) { word in
+                    for offset in 0..<min(8, count - start) { bytes[start + offset] = word[offset] }
+                }
+            }
         }
         return bytes
     }
