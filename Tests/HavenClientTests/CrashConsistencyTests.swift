@@ -171,4 +171,54 @@ struct CrashConsistencyTests {
         let verdict = try await AuditVerifier(store: store, publicKey: signer.publicKey).verify()
         #expect(verdict.intact, "\(verdict.problem)")
     }
+
+    /// The client's own deadlines, which nothing from the server can stand
+    /// in for: a frozen server (SIGSTOP) writes no DEADLINE_EXCEEDED of its
+    /// own. Calls in flight on one connection, the later with the earlier
+    /// deadline, each fail at theirs; the connection's deadline timer serves
+    /// them all (``CallDeadlines``).
+    @Test("a server that stops answering: each call in flight fails at its own deadline")
+    func frozenServer() async throws {
+        let havend = RepositoryPaths.product("havend")
+        guard FileManager.default.isExecutableFile(atPath: havend.path) else {
+            #expect(!runningInCI, "CI builds havend with the tests")
+            return
+        }
+        let deployment = try TestDeployment()
+        let arguments = ["--data-dir", deployment.dataDirectory.root.path, "--set", "listen_port=0"]
+        let server = try await HavendProcess.start(havend, arguments: arguments)
+        let pid = server.process.processIdentifier
+        let worker = try deployment.credentials(for: "worker-kol")
+        try await withHavenClient(try Self.configuration(port: server.port, credentials: worker)) { client in
+            _ = try await client.session.whoAmI()  // connected
+            #expect(kill(pid, SIGSTOP) == 0)
+            defer { kill(pid, SIGCONT) }
+            let started = ContinuousClock.now
+            try await withThrowingTaskGroup(of: (Duration, HavenError.Code?).self) { group in
+                for (delay, timeout) in [(0, 3_000), (100, 600), (200, 1_500)] {
+                    group.addTask {
+                        try await Task.sleep(for: .milliseconds(delay))
+                        do {
+                            _ = try await client.session.whoAmI(options: CallOptions(timeout: .milliseconds(timeout)))
+                            return (ContinuousClock.now - started, nil)
+                        } catch let error as HavenError {
+                            return (ContinuousClock.now - started, error.code)
+                        }
+                    }
+                }
+                var ended: [Duration] = []
+                for try await (after, code) in group {
+                    #expect(code == .deadlineExceeded)
+                    ended.append(after)
+                }
+                ended.sort()
+                // Each at its deadline (0.7, 1.7 and 3 s after the start), not at the 3 s call's, nor never.
+                #expect(ended.count == 3)
+                #expect(ended[0] >= .milliseconds(650) && ended[0] < .milliseconds(2_500))
+                #expect(ended[1] >= .milliseconds(1_650) && ended[1] < .milliseconds(2_950))
+                #expect(ended[2] >= .milliseconds(2_950) && ended[2] < .seconds(10))
+            }
+        }
+        #expect(await server.stopped() == 0)
+    }
 }

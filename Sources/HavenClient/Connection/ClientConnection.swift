@@ -27,6 +27,8 @@ final class ClientConnection: Sendable {
     private struct State {
         var nextCallID: UInt64 = 1
         var calls: [UInt64: Waiter] = [:]
+        /// The unary calls' deadlines (one event-loop timer at a time).
+        var deadlines = CallDeadlines()
         /// Calls holding one of the server's `max_concurrent_calls` slots.
         var slotsTaken = 0
         var slotWaiters: [(token: UInt64, continuation: CheckedContinuation<Void, any Error>)] = []
@@ -35,6 +37,7 @@ final class ClientConnection: Sendable {
         /// Removes a call and passes its slot to the next waiter, if any.
         mutating func removeCall(_ callID: UInt64) -> (Waiter?, CheckedContinuation<Void, any Error>?) {
             guard let waiter = self.calls.removeValue(forKey: callID) else { return (nil, nil) }
+            self.deadlines.remove(callID)
             if !self.slotWaiters.isEmpty { return (waiter, self.slotWaiters.removeFirst().continuation) }
             self.slotsTaken -= 1
             return (waiter, nil)
@@ -278,12 +281,6 @@ final class ClientConnection: Sendable {
             )
         }
         let started = Mutex<UInt64?>(nil)
-        let timer = self.channel.eventLoop.scheduleTask(in: .init(remaining)) {
-            if let callID = started.withLock({ $0 }) {
-                self.abandon(callID, HavenError(code: .deadlineExceeded, message: "deadline exceeded", source: .client))
-            }
-        }
-        defer { timer.cancel() }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation {
                 (continuation: CheckedContinuation<Haven_V1_CallEnd, any Error>) in
@@ -292,6 +289,7 @@ final class ClientConnection: Sendable {
                     method: method,
                     payload: payload,
                     timeout: remaining,
+                    deadline: deadline,
                     credit: 0,
                     traceContext: traceContext
                 ) {
@@ -329,6 +327,7 @@ final class ClientConnection: Sendable {
             method: method,
             payload: payload,
             timeout: timeout,
+            deadline: nil,
             credit: initialCredit,
             traceContext: traceContext
         ) {
@@ -360,11 +359,13 @@ final class ClientConnection: Sendable {
         method: String,
         payload: Data,
         timeout: Duration?,
+        deadline: ContinuousClock.Instant?,
         credit: UInt32,
         traceContext: [Haven_V1_TraceHeader]
     )
         -> Result<UInt64, CallFailure>
     {
+        var timer: ContinuousClock.Instant?
         let result = self.state.withLock { state -> Result<UInt64, CallFailure> in
             if let reason = state.closedReason { return .failure(CallFailure(error: reason, notProcessed: true)) }
             let callID = state.nextCallID
@@ -384,13 +385,34 @@ final class ClientConnection: Sendable {
             }
             state.nextCallID += 1
             state.calls[callID] = waiter
+            if let deadline { timer = state.deadlines.add(callID, deadline: deadline) }
             let channel = self.channel
             let frame = state.outgoing
             channel.eventLoop.execute { channel.writeAndFlush(frame, promise: nil) }
             return .success(callID)
         }
         if case .failure = result { self.releaseUnusedSlot() }
+        if let timer { self.setDeadlineTimer(timer) }
         return result
+    }
+
+    /// Sets a timer on the connection's event loop for `instant`
+    /// (``CallDeadlines``). It holds the connection weakly: a closed
+    /// connection's timer finds nothing to do.
+    private func setDeadlineTimer(_ instant: ContinuousClock.Instant) {
+        let delay = max(instant - .now, .zero)
+        self.channel.eventLoop.scheduleTask(in: TimeAmount(delay)) { [weak self] in
+            self?.deadlineTimerFired(setFor: instant)
+        }
+    }
+
+    /// Abandons the calls whose deadline has passed, and sets the next timer.
+    private func deadlineTimerFired(setFor instant: ContinuousClock.Instant) {
+        let (due, next) = self.state.withLock { $0.deadlines.fire(setFor: instant, now: .now) }
+        if let next { self.setDeadlineTimer(next) }
+        for callID in due {
+            self.abandon(callID, HavenError(code: .deadlineExceeded, message: "deadline exceeded", source: .client))
+        }
     }
 
     /// Ends a call locally (deadline, cancellation) and tells the server to stop it.
@@ -454,7 +476,10 @@ final class ClientConnection: Sendable {
         let unprocessed = self.state.withLock { state -> [(UInt64, Waiter)] in
             if state.closedReason == nil { state.closedReason = reason }
             let beyond = state.calls.filter { $0.key > away.lastCallID }
-            for (id, _) in beyond { state.calls.removeValue(forKey: id) }
+            for (id, _) in beyond {
+                state.calls.removeValue(forKey: id)
+                state.deadlines.remove(id)
+            }
             state.slotsTaken -= beyond.count
             return Array(beyond)
         }
@@ -483,6 +508,7 @@ final class ClientConnection: Sendable {
             if state.closedReason == nil { state.closedReason = reason }
             defer {
                 state.calls.removeAll()
+                state.deadlines.removeAll()
                 state.slotsTaken = 0
                 state.hello = nil
                 state.slotWaiters.removeAll()

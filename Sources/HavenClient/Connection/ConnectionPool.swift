@@ -59,12 +59,9 @@ final class ConnectionPool: Sendable {
     /// - Throws: ``CallFailure`` (not processed) when no connection can be
     ///   had before the deadline.
     func connection(before deadline: ContinuousClock.Instant) async throws -> ClientConnection {
-        let address = ClientConnection.display(host: self.configuration.host, port: self.configuration.port)
-        var lastError = HavenError(
-            code: .unavailable,
-            message: "no connection to \(address) yet (waiting to reconnect after an earlier failure)",
-            source: .transport
-        )
+        // Built only on the paths that fail: a call that finds its connection
+        // open (nearly every call) formats no address.
+        var lastError: HavenError?
         while true {
             let now = ContinuousClock.now
             let step = self.state.withLock { state -> Step in
@@ -96,7 +93,7 @@ final class ConnectionPool: Sendable {
                 return connection
             case .wait(let instant, let slotError):
                 guard instant < deadline else {
-                    throw CallFailure(error: slotError ?? lastError, notProcessed: true)
+                    throw CallFailure(error: slotError ?? lastError ?? self.notConnectedYet, notProcessed: true)
                 }
                 try await Task.sleep(until: instant)
             case .await(let future, let index):
@@ -129,10 +126,23 @@ final class ConnectionPool: Sendable {
                     // One attempt per call here: the caller's retry loop decides
                     // whether (and after what backoff) to try again; a
                     // permanent failure (``CallFailure/permanent``) it does not retry.
-                    throw (error as? CallFailure) ?? CallFailure(error: lastError, notProcessed: true)
+                    throw (error as? CallFailure)
+                        ?? CallFailure(error: lastError ?? self.notConnectedYet, notProcessed: true)
                 }
             }
         }
+    }
+
+    /// What a call that could not wait for a reconnection reports when no
+    /// attempt has failed in a way it can name.
+    private var notConnectedYet: HavenError {
+        HavenError(
+            code: .unavailable,
+            message:
+                "no connection to \(ClientConnection.display(host: self.configuration.host, port: self.configuration.port))"
+                + " yet (waiting to reconnect after an earlier failure)",
+            source: .transport
+        )
     }
 
     /// Exponential backoff with full jitter: a random delay up to
