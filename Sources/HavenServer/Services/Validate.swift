@@ -14,7 +14,15 @@ package enum Validate {
     /// A text field that must not be blank when required. Its size is
     /// checked before the handler runs, against ``HavenFieldLimits``.
     package static func text(_ value: String, _ field: String, required: Bool = true) throws(HavenError) {
-        if required { try require(!value.trimmingCharacters(in: .whitespaces).isEmpty, field, "required") }
+        if required { try require(!isBlank(value), field, "required") }
+    }
+
+    /// Whether `value` is empty or only `CharacterSet.whitespaces` (spaces
+    /// and tabs): what `trimmingCharacters(in: .whitespaces).isEmpty` says,
+    /// without bridging the string through `NSString` (6 % of a handler's
+    /// CPU on every append). Stops at the first other scalar.
+    package static func isBlank(_ value: String) -> Bool {
+        value.unicodeScalars.allSatisfy { CharacterSet.whitespaces.contains($0) }
     }
 
     package static func identifier(_ value: String, _ field: String) throws(HavenError) {
@@ -77,16 +85,30 @@ package enum Validate {
 
     package static func date(_ value: Haven_V1_CivilDate, _ field: String, required: Bool = true) throws(HavenError) {
         if !required && value == Haven_V1_CivilDate() { return }
-        var components = DateComponents()
-        components.year = Int(value.year)
-        components.month = Int(value.month)
-        components.day = Int(value.day)
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        let valid =
-            (1...9999).contains(value.year) && (1...12).contains(value.month) && value.day >= 1
-            && calendar.date(from: components).map { calendar.component(.day, from: $0) == Int(value.day) } == true
+        let valid = isCivilDate(year: value.year, month: value.month, day: value.day)
         try require(valid, field, required && value == Haven_V1_CivilDate() ? "required" : "not a valid date")
+    }
+
+    /// Whether a year (1–9999), month and day name a day of Foundation's
+    /// Gregorian calendar, as a `Calendar(identifier: .gregorian)` in UTC
+    /// answers it (`ValidateTests` compares the two over every month of
+    /// the range): the Julian calendar's leap years before 15 October 1582,
+    /// and the ten days that the change of calendar skipped (5–14 October
+    /// 1582) not days at all. Arithmetic rather than a `Calendar` and a
+    /// `TimeZone` made for every date checked (5 % of a handler's CPU on
+    /// every append).
+    package static func isCivilDate(year: Int32, month: Int32, day: Int32) -> Bool {
+        guard (1...9999).contains(year), (1...12).contains(month), day >= 1 else { return false }
+        let julian = (year, month, day) < (1582, 10, 15)
+        if year == 1582 && month == 10 && (5...14).contains(day) { return false }
+        let leap = julian ? year % 4 == 0 : (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+        let days: Int32 =
+            switch month {
+            case 2: leap ? 29 : 28
+            case 4, 6, 9, 11: 30
+            default: 31
+            }
+        return day <= days
     }
 
     package static func known<E: SwiftProtobufEnum>(_ value: E, _ field: String) throws(HavenError) {
