@@ -15,11 +15,11 @@ import HavenProtocol
 enum IdempotencyKey {
     /// A new key, as lower-case hex in the UUID's usual 8-4-4-4-12 form.
     static func make(now: Date = Date()) -> String {
-        TimeOrderedUUID.make(now: now).uuidString.lowercased()
+        TimeOrderedUUID.lowercasedString(TimeOrderedUUID.make(now: now))
     }
 
     /// A key for the given Unix time in milliseconds (its low 48 bits) and randomness.
     static func make(milliseconds: UInt64, using generator: inout some RandomNumberGenerator) -> String {
-        TimeOrderedUUID.make(milliseconds: milliseconds, using: &generator).uuidString.lowercased()
+        TimeOrderedUUID.lowercasedString(TimeOrderedUUID.make(milliseconds: milliseconds, using: &generator))
     }
 }

@@ -36,4 +36,26 @@ package enum TimeOrderedUUID {
         let milliseconds = UInt64(max(0, (now.timeIntervalSince1970 * 1000).rounded()))
         return self.make(milliseconds: milliseconds, using: &generator)
     }
+
+    /// `uuid.uuidString.lowercased()`, written directly: the 8-4-4-4-12 form
+    /// in lower-case hex, without Foundation's upper-case text and a second
+    /// string to lower it (5 % of a client's CPU a call, for its keys).
+    package static func lowercasedString(_ uuid: UUID) -> String {
+        let digits: StaticString = "0123456789abcdef"
+        return withUnsafeBytes(of: uuid.uuid) { bytes in
+            String(unsafeUninitializedCapacity: 36) { text in
+                var at = 0
+                for (index, byte) in bytes.enumerated() {
+                    if index == 4 || index == 6 || index == 8 || index == 10 {
+                        text[at] = UInt8(ascii: "-")
+                        at += 1
+                    }
+                    text[at] = digits.utf8Start[Int(byte >> 4)]
+                    text[at + 1] = digits.utf8Start[Int(byte & 0x0F)]
+                    at += 2
+                }
+                return at
+            }
+        }
+    }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import HavenProtocol
 import Testing
 
 @testable import HavenClient
@@ -38,5 +39,20 @@ struct IdempotencyKeyTests {
             together.allSatisfy { $0.hasPrefix(String(keys[0].prefix(13))) },
             "the same millisecond, the same prefix"
         )
+    }
+
+    @Test("a key is written as Foundation writes the UUID, in lower case")
+    func textMatchesFoundation() {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<1_000 {
+            let uuid = UUID.random(using: &generator)
+            #expect(TimeOrderedUUID.lowercasedString(uuid) == uuid.uuidString.lowercased())
+        }
+        let edges = [
+            UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)),
+            UUID(uuid: (255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255)),
+        ]
+        for uuid in edges { #expect(TimeOrderedUUID.lowercasedString(uuid) == uuid.uuidString.lowercased()) }
+        #expect(IdempotencyKey.make().count == 36)
     }
 }
