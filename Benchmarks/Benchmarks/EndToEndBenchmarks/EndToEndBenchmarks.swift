@@ -167,8 +167,10 @@ let benchmarks: @Sendable () -> Void = {
     // alternating blocks within every iteration (the disk's fsync latency
     // drifts by a third within minutes, so two benchmarks run one after the
     // other can compare different disks). Both stores live in the same
-    // temporary directory. Blocks are 20 × the calls in flight, so that each
-    // keeps its depth but for its first and last calls.
+    // temporary directory. A block is at least 1,600 calls (100 × 16 in
+    // flight, 20 × 256): the depth holds but for a block's first and last
+    // calls, whose share costs group commit (and only it) a tenth of a block
+    // of 320 (BENCHMARKS.md, "Blocks long enough to hold their depth").
     for inFlight in [16, 256] {
         let fixture = Fixture()
         let baseline = RawSQLiteCommits()
@@ -185,7 +187,7 @@ let benchmarks: @Sendable () -> Void = {
             closure: { benchmark in
                 await alternatingBlocks(
                     benchmark,
-                    block: smoke ? 2 * inFlight : 20 * inFlight,
+                    block: smoke ? 2 * inFlight : max(20 * inFlight, 1_600),
                     ratio: writesPerRawCommit,
                     (pairedWriteLatency, { await fixture.run(kind: "write", calls: $0, inFlight: inFlight) }),
                     (pairedCommitLatency, { await baseline.run(commits: $0, inFlight: inFlight) })
@@ -411,22 +413,34 @@ func record(_ latencies: [Duration], in benchmark: Benchmark) {
     for latency in latencies { benchmark.measurement(callLatency, microseconds(latency)) }
 }
 
-/// Makes `calls` calls with `inFlight` of them outstanding at any time
-/// (worker `w` makes calls `w`, `w + inFlight`, …) and returns each call's
-/// round-trip time. A call that fails stops the benchmark: a figure with
+/// The next call's index, shared by a run's workers.
+final class CallCounter: Sendable {
+    private let value = Atomic<Int>(0)
+    func take() -> Int { self.value.wrappingAdd(1, ordering: .relaxed).oldValue }
+}
+
+/// Makes `calls` calls with `inFlight` of them outstanding at any time and
+/// returns each call's round-trip time. Each of `inFlight` workers takes the
+/// next call's index as it finishes one, so all stay busy until the last
+/// calls (a worker given every `inFlight`-th call could finish its share
+/// milliseconds before the slowest, leaving fewer in flight at the end of
+/// every run). A call that fails stops the benchmark: a figure with
 /// failures in it would mean nothing.
 func timedCalls(
     _ calls: Int,
     inFlight: Int,
     _ call: @escaping @Sendable (Int) async throws -> Void
 ) async -> [Duration] {
-    await withTaskGroup(of: [Duration].self) { group in
-        for worker in 0..<min(inFlight, calls) {
+    let next = CallCounter()
+    return await withTaskGroup(of: [Duration].self) { group in
+        for _ in 0..<min(inFlight, calls) {
             group.addTask {
                 var latencies: [Duration] = []
                 latencies.reserveCapacity(calls / inFlight + 1)
                 let clock = ContinuousClock()
-                for index in stride(from: worker, to: calls, by: inFlight) {
+                while true {
+                    let index = next.take()
+                    guard index < calls else { break }
                     let start = clock.now
                     do {
                         try await call(index)
