@@ -73,17 +73,42 @@ struct CrashConsistencyTests {
         }
     }
 
-    @Test("SIGKILL under a write load loses nothing acknowledged and half-applies nothing")
-    func killsUnderLoad() async throws {
+    /// A process's state letter from `/proc/PID/stat` (R, S, D, T, …).
+    static func processState(_ pid: pid_t) -> Character? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return nil }
+        return stat[close...].dropFirst().first(where: { !$0.isWhitespace })
+    }
+
+    static func eventually(_ condition: () -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !condition() {
+            guard ContinuousClock.now < deadline else {
+                Issue.record("not within 10 s")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    /// havend as CI builds it with the tests, and its arguments for
+    /// `deployment`'s data directory; nil (by hand only) when it is not built.
+    static func havend(for deployment: TestDeployment) -> (executable: URL, arguments: [String])? {
         let havend = RepositoryPaths.product("havend")
         guard FileManager.default.isExecutableFile(atPath: havend.path) else {
             #expect(!runningInCI, "CI builds havend with the tests")
-            return
+            return nil
         }
+        return (havend, ["--data-dir", deployment.dataDirectory.root.path, "--set", "listen_port=0"])
+    }
+
+    @Test("SIGKILL under a write load loses nothing acknowledged and half-applies nothing")
+    func killsUnderLoad() async throws {
         let deployment = try TestDeployment()
+        guard let (havend, arguments) = Self.havend(for: deployment) else { return }
         let admin = try deployment.credentials(for: "admin")
         let writers = try ["worker-kol", "director-kol"].map { try deployment.credentials(for: $0) }
-        let arguments = ["--data-dir", deployment.dataDirectory.root.path, "--set", "listen_port=0"]
         let acknowledged = Acknowledged()
 
         var server = try await HavendProcess.start(havend, arguments: arguments)
@@ -179,13 +204,8 @@ struct CrashConsistencyTests {
     /// them all (``CallDeadlines``).
     @Test("a server that stops answering: each call in flight fails at its own deadline")
     func frozenServer() async throws {
-        let havend = RepositoryPaths.product("havend")
-        guard FileManager.default.isExecutableFile(atPath: havend.path) else {
-            #expect(!runningInCI, "CI builds havend with the tests")
-            return
-        }
         let deployment = try TestDeployment()
-        let arguments = ["--data-dir", deployment.dataDirectory.root.path, "--set", "listen_port=0"]
+        guard let (havend, arguments) = Self.havend(for: deployment) else { return }
         let server = try await HavendProcess.start(havend, arguments: arguments)
         let pid = server.process.processIdentifier
         let worker = try deployment.credentials(for: "worker-kol")
@@ -193,6 +213,8 @@ struct CrashConsistencyTests {
             _ = try await client.session.whoAmI()  // connected
             #expect(kill(pid, SIGSTOP) == 0)
             defer { kill(pid, SIGCONT) }
+            // Stopped (state T in /proc) before the calls start, every thread of it.
+            try await Self.eventually { Self.processState(pid) == "T" }
             let started = ContinuousClock.now
             try await withThrowingTaskGroup(of: (Duration, HavenError.Code?).self) { group in
                 for (delay, timeout) in [(0, 3_000), (100, 600), (200, 1_500)] {

@@ -656,6 +656,55 @@ struct StoreConformanceTests {
     }
 
     @Test(
+        "a timeline event out of sequence (a gap, a repeat, a batch with a hole) is refused INTERNAL and writes nothing",
+        arguments: StoreUnderTest.allCases
+    )
+    func eventsOutOfSequence(_ kind: StoreUnderTest) async throws {
+        try await self.withStore(kind) { store in
+            var record = Self.caseRecord("c1", reference: "KOL-2026-0001", openedAt: 1)
+            try await store.audited { [record] tx in try tx.insert(record) }
+            try await Self.append([Self.note("Fictional note one", on: 1)], to: &record, in: store)
+            try await Self.append([Self.note("Fictional note two", on: 2)], to: &record, in: store)
+            let stored = record
+            // Sequence 4 after 2, 2 again after 2, and 3 then 5 in one write.
+            let attempts: [(name: String, sequences: [UInt32], message: String)] = [
+                ("gap", [4], "(4 after 2)"),
+                ("repeat", [2], "(2 after 2)"),
+                ("hole in a batch", [3, 5], "(5 after 3)"),
+            ]
+            for attempt in attempts {
+                var bad = stored
+                bad.version += 1
+                bad.events = attempt.sequences.map { sequence in
+                    var event = Self.note("Fictional note \(attempt.name) \(sequence)", on: 3)
+                    event.sequence = sequence
+                    return event
+                }
+                bad.eventCount = attempt.sequences.last ?? 0
+                let refused = await #expect(throws: HavenError.self, "\(attempt.name)") {
+                    try await store.audited { [bad] tx in try tx.update(bad, expectedVersion: stored.version) }
+                }
+                #expect(refused?.code == .internal, "\(attempt.name)")
+                #expect(
+                    refused?.message.contains("out of sequence \(attempt.message)") == true,
+                    "\(refused?.message ?? "")"
+                )
+            }
+            let timeline = try await store.read { tx in try tx.caseEvents(.timeline("c1", limit: 10)) }.map(\.event)
+            #expect(timeline.map(\.sequence) == [1, 2])
+            #expect(timeline.map(\.note.text) == ["Fictional note one", "Fictional note two"])
+            let loaded = try await store.read { try $0.load(Haven_V1_Case.self, id: "c1") }
+            #expect(loaded?.version == stored.version)
+            // The next in sequence is taken.
+            try await Self.append([Self.note("Fictional note three", on: 3)], to: &record, in: store)
+            let after = try await store.read { tx in try tx.caseEvents(.timeline("c1", limit: 10)) }.map(\.event)
+            #expect(after.map(\.sequence) == [1, 2, 3])
+            let verdict = try await self.verdict(store)
+            #expect(verdict.intact, "\(verdict.problem)")
+        }
+    }
+
+    @Test(
         "a note appended in the write that erased its case, after one sealed under its old key, is sealed under its new key and opens",
         arguments: StoreUnderTest.allCases
     )
