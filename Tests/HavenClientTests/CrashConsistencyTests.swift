@@ -73,12 +73,16 @@ struct CrashConsistencyTests {
         }
     }
 
-    /// A process's state letter from `/proc/PID/stat` (R, S, D, T, …).
-    static func processState(_ pid: pid_t) -> Character? {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-            let close = stat.lastIndex(of: ")")
-        else { return nil }
-        return stat[close...].dropFirst().first(where: { !$0.isWhitespace })
+    /// The state letter (R, S, D, T, …) of each of a process's threads, from
+    /// `/proc/PID/task/TID/stat`; empty when it cannot be read.
+    static func threadStates(_ pid: pid_t) -> [Character] {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        return tasks.compactMap { task in
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { return nil }
+            return stat[close...].dropFirst().first(where: { !$0.isWhitespace })
+        }
     }
 
     static func eventually(_ condition: () -> Bool) async throws {
@@ -213,8 +217,11 @@ struct CrashConsistencyTests {
             _ = try await client.session.whoAmI()  // connected
             #expect(kill(pid, SIGSTOP) == 0)
             defer { kill(pid, SIGCONT) }
-            // Stopped (state T in /proc) before the calls start, every thread of it.
-            try await Self.eventually { Self.processState(pid) == "T" }
+            // Stopped before the calls start: every thread of it in state T.
+            try await Self.eventually {
+                let states = Self.threadStates(pid)
+                return !states.isEmpty && states.allSatisfy { $0 == "T" }
+            }
             let started = ContinuousClock.now
             try await withThrowingTaskGroup(of: (Duration, HavenError.Code?).self) { group in
                 for (delay, timeout) in [(0, 3_000), (100, 600), (200, 1_500)] {
