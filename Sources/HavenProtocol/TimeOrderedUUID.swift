@@ -41,12 +41,18 @@ package enum TimeOrderedUUID {
     /// in lower-case hex, without Foundation's upper-case text and a second
     /// string to lower it (5 % of a client's CPU a call, for its keys).
     package static func lowercasedString(_ uuid: UUID) -> String {
+        self.lowercasedHex(uuid, dashes: true)
+    }
+
+    /// A UUID's 16 bytes in lower-case hex, in the 8-4-4-4-12 form with
+    /// `dashes`, else as 32 digits (the server's record and event ids).
+    package static func lowercasedHex(_ uuid: UUID, dashes: Bool) -> String {
         let digits: StaticString = "0123456789abcdef"
         return withUnsafeBytes(of: uuid.uuid) { bytes in
-            String(unsafeUninitializedCapacity: 36) { text in
+            String(unsafeUninitializedCapacity: dashes ? 36 : 32) { text in
                 var at = 0
                 for (index, byte) in bytes.enumerated() {
-                    if index == 4 || index == 6 || index == 8 || index == 10 {
+                    if dashes && (index == 4 || index == 6 || index == 8 || index == 10) {
                         text[at] = UInt8(ascii: "-")
                         at += 1
                     }

@@ -85,17 +85,6 @@ struct CrashConsistencyTests {
         }
     }
 
-    static func eventually(_ condition: () -> Bool) async throws {
-        let deadline = ContinuousClock.now + .seconds(10)
-        while !condition() {
-            guard ContinuousClock.now < deadline else {
-                Issue.record("not within 10 s")
-                return
-            }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-    }
-
     /// havend as CI builds it with the tests, and its arguments for
     /// `deployment`'s data directory; nil (by hand only) when it is not built.
     static func havend(for deployment: TestDeployment) -> (executable: URL, arguments: [String])? {
@@ -218,10 +207,11 @@ struct CrashConsistencyTests {
             #expect(kill(pid, SIGSTOP) == 0)
             defer { kill(pid, SIGCONT) }
             // Stopped before the calls start: every thread of it in state T.
-            try await Self.eventually {
+            let stopped = try await eventually {
                 let states = Self.threadStates(pid)
                 return !states.isEmpty && states.allSatisfy { $0 == "T" }
             }
+            #expect(stopped, "havend stopped")
             let started = ContinuousClock.now
             try await withThrowingTaskGroup(of: (Duration, HavenError.Code?).self) { group in
                 for (delay, timeout) in [(0, 3_000), (100, 600), (200, 1_500)] {

@@ -108,6 +108,11 @@ struct StoreConformanceTests {
         }
     }
 
+    /// The first ten events of a case's timeline, notes opened.
+    static func timeline(_ caseID: String, in store: any RecordStore) async throws -> [Haven_V1_CaseEvent] {
+        try await store.read { tx in try tx.caseEvents(.timeline(caseID, limit: 10)) }.map(\.event)
+    }
+
     /// Puts `events` on `record` as the ones its next update appends:
     /// numbered on from its count, one version up.
     static func number(_ events: [Haven_V1_CaseEvent], onto record: inout Haven_V1_Case) {
@@ -690,14 +695,14 @@ struct StoreConformanceTests {
                     "\(refused?.message ?? "")"
                 )
             }
-            let timeline = try await store.read { tx in try tx.caseEvents(.timeline("c1", limit: 10)) }.map(\.event)
+            let timeline = try await Self.timeline("c1", in: store)
             #expect(timeline.map(\.sequence) == [1, 2])
             #expect(timeline.map(\.note.text) == ["Fictional note one", "Fictional note two"])
             let loaded = try await store.read { try $0.load(Haven_V1_Case.self, id: "c1") }
             #expect(loaded?.version == stored.version)
             // The next in sequence is taken.
             try await Self.append([Self.note("Fictional note three", on: 3)], to: &record, in: store)
-            let after = try await store.read { tx in try tx.caseEvents(.timeline("c1", limit: 10)) }.map(\.event)
+            let after = try await Self.timeline("c1", in: store)
             #expect(after.map(\.sequence) == [1, 2, 3])
             let verdict = try await self.verdict(store)
             #expect(verdict.intact, "\(verdict.problem)")
@@ -730,7 +735,7 @@ struct StoreConformanceTests {
                 Self.number([Self.note("Fictional note after", on: 3)], onto: &current)
                 try tx.update(current, expectedVersion: current.version - 1)
             }
-            let timeline = try await store.read { tx in try tx.caseEvents(.timeline("c1", limit: 10)) }.map(\.event)
+            let timeline = try await Self.timeline("c1", in: store)
             #expect(timeline.map(\.note.text) == ["", "", "Fictional note after"])
             #expect(try await store.read { tx in try tx.hasRecordKey(kind: .caseRecord, id: "c1") })
             let verdict = try await self.verdict(store)

@@ -65,19 +65,10 @@ package struct ServiceEnvironment: Sendable {
     /// A prefix, `_`, and a UUID's 16 bytes in lower-case hex without dashes,
     /// written directly (Foundation's `replacingOccurrences` was 3 % of a write).
     private static func id(_ prefix: String, _ uuid: UUID) -> String {
-        let digits: StaticString = "0123456789abcdef"
-        return withUnsafeBytes(of: uuid.uuid) { bytes in
-            var id = prefix
-            id.reserveCapacity(prefix.utf8.count + 33)
-            id.append("_")
-            id += String(unsafeUninitializedCapacity: 32) { hex in
-                for (index, byte) in bytes.enumerated() {
-                    hex[2 * index] = digits.utf8Start[Int(byte >> 4)]
-                    hex[2 * index + 1] = digits.utf8Start[Int(byte & 0x0F)]
-                }
-                return 32
-            }
-            return id
-        }
+        var id = prefix
+        id.reserveCapacity(prefix.utf8.count + 33)
+        id.append("_")
+        id += TimeOrderedUUID.lowercasedHex(uuid, dashes: false)
+        return id
     }
 }
