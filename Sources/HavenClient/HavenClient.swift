@@ -190,8 +190,12 @@ public final class HavenClient: Sendable, Service {
         let deadline = started + (options.timeout ?? self.configuration.defaultTimeout)
         let instruments = self.instruments
         return try await instruments.tracer.withSpan(method.fullName, ofKind: .client) { span in
-            span.attributes["rpc.system"] = "haven"
-            span.attributes["rpc.method"] = method.fullName
+            // Attributes only for a span that records them (setting one builds
+            // a dictionary, even on a tracer that drops it).
+            if span.isRecording {
+                span.attributes["rpc.system"] = "haven"
+                span.attributes["rpc.method"] = method.fullName
+            }
             let traceContext = instruments.traceContext(of: span)
             var attempt = 0
             do {
@@ -215,7 +219,7 @@ public final class HavenClient: Sendable, Service {
                         }
                         let response = try Response(decodingPayload: end.payload)
                         instruments.callEnded(method.fullName, .ok, .now - started)
-                        span.attributes["rpc.haven.status_code"] = 0
+                        if span.isRecording { span.attributes["rpc.haven.status_code"] = 0 }
                         return response
                     } catch let failure as CallFailure {
                         let retryable =
@@ -229,7 +233,7 @@ public final class HavenClient: Sendable, Service {
                 let code =
                     (error as? HavenError)?.code.statusCode ?? (error is CancellationError ? .cancelled : .unknown)
                 instruments.callEnded(method.fullName, code, .now - started)
-                span.attributes["rpc.haven.status_code"] = code.rawValue
+                if span.isRecording { span.attributes["rpc.haven.status_code"] = code.rawValue }
                 throw error
             }
         }
@@ -267,8 +271,10 @@ public final class HavenClient: Sendable, Service {
         let deadline = ContinuousClock.now + (options.timeout ?? self.configuration.connectTimeout)
         // The span covers opening the stream; the server's span covers the whole stream.
         return try await self.instruments.tracer.withSpan(method.fullName, ofKind: .client) { span in
-            span.attributes["rpc.system"] = "haven"
-            span.attributes["rpc.method"] = method.fullName
+            if span.isRecording {
+                span.attributes["rpc.system"] = "haven"
+                span.attributes["rpc.method"] = method.fullName
+            }
             do {
                 let connection = try await self.pool.connection(before: deadline)
                 let (callID, messages) = try await connection.serverStreaming(

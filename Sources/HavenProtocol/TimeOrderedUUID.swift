@@ -30,9 +30,10 @@ package enum TimeOrderedUUID {
     }
 
     /// A new one for the given time (to the nearest millisecond, as the
-    /// server's timestamps), from the system's generator.
+    /// server's timestamps), from the system's generator
+    /// (``IdentifierRandomness``).
     package static func make(now: Date) -> UUID {
-        var generator = SystemRandomNumberGenerator()
+        var generator = IdentifierRandomness()
         let milliseconds = UInt64(max(0, (now.timeIntervalSince1970 * 1000).rounded()))
         return self.make(milliseconds: milliseconds, using: &generator)
     }

@@ -15,6 +15,17 @@
 // For writes it adds the store's writer, from the server's own metrics: its
 // time a call running the writes and committing them, the share of the run
 // it was busy, and how many writes each commit carried.
+//
+// Two knobs, from the environment:
+// - WARMUP=N: the warm-up's calls (1,000). A write adds about four pages to
+//   the store's write-ahead log, which grows to 20,000 frames before it first
+//   starts over; until then each commit also extends the file, and its fsync
+//   writes the file's metadata too (about 95 µs more a commit on this
+//   machine's disk). WARMUP=7000 measures the steady state the paired
+//   benchmark's measured iterations run in, after its warm-up iteration.
+// - SPIN_NS=N: each call first spins N nanoseconds on the client's task: CPU
+//   added outside the store's writer, to measure what a microsecond of it
+//   costs the calls a second (BENCHMARKS.md).
 import BenchmarkMessages
 import Foundation
 import HavenClient
@@ -71,7 +82,13 @@ for number in 0..<caseCount {
 }
 let cases = caseIDs
 
+/// CPU each call spends on the client's task first (SPIN_NS; none by default).
+let spinNanoseconds = UInt64(ProcessInfo.processInfo.environment["SPIN_NS"] ?? "") ?? 0
 @Sendable func call(_ index: Int) async throws {
+    if spinNanoseconds > 0 {
+        let until = DispatchTime.now().uptimeNanoseconds + spinNanoseconds
+        while DispatchTime.now().uptimeNanoseconds < until {}
+    }
     let caseID = cases[index % cases.count]
     if kind == "read" {
         _ = try await client.cases.get(.with { $0.caseID = caseID })
@@ -116,7 +133,7 @@ let writerSamples = [
     "haven_store_writer_cpu_seconds_total{phase=\"writes\"}", "haven_store_writer_cpu_seconds_total{phase=\"commit\"}",
 ]
 
-_ = try await run(1_000)
+_ = try await run(Int(ProcessInfo.processInfo.environment["WARMUP"] ?? "") ?? 1_000)
 let metricsBefore = server.metrics()
 let cpuBefore = cpuSeconds()
 let elapsed = try await run(calls)

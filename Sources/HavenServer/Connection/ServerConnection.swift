@@ -289,17 +289,19 @@ package final class ServerConnection: Sendable {
 
     private func run(_ call: AcceptedCall) async {
         let deadline = call.control.deadline ?? .now + .seconds(100 * 365 * 24 * 3600)
-        var callLogger = self.logger
-        // Set together: a handler may do work for each change of its metadata
-        // (swift-log's stream handler formats all of it again, 2 % of a write's
-        // CPU when set key by key).
-        var metadata = callLogger.handler.metadata
-        metadata["call"] = "\(call.id)"
-        metadata["method"] = "\(call.method)"
-        // The request id the audit trail names the call by: every line of the call carries it.
-        metadata["request"] = "\(self.logger[metadataKey: "connection"].map { "\($0)" } ?? "-")/\(call.id)"
-        callLogger.handler.metadata = metadata
-        let logger = callLogger
+        // The call's metadata joins each line the call logs (CallLogHandler),
+        // instead of being set on a copy of the connection's handler, which
+        // may format it all again whether or not anything is logged.
+        var logger = self.logger
+        logger.handler = CallLogHandler(
+            base: self.logger.handler,
+            call: [
+                "call": "\(call.id)",
+                "method": "\(call.method)",
+                // The request id the audit trail names the call by: every line of the call carries it.
+                "request": "\(self.logger[metadataKey: "connection"].map { "\($0)" } ?? "-")/\(call.id)",
+            ]
+        )
         let context = CallContext(
             principal: self.principal,
             method: call.method,
@@ -316,9 +318,13 @@ package final class ServerConnection: Sendable {
             self.tracer.extract(call.traceContext, into: &traceContext, using: TraceHeaderExtractor())
         }
         let span = self.tracer.startSpan(call.method, context: traceContext, ofKind: .server)
-        span.attributes["rpc.system"] = "haven"
-        span.attributes["rpc.method"] = call.method
-        span.attributes["haven.call_id"] = Int64(clamping: call.id)
+        // Attributes only for a span that records them (setting one builds a
+        // dictionary, even on a tracer that drops it).
+        if span.isRecording {
+            span.attributes["rpc.system"] = "haven"
+            span.attributes["rpc.method"] = call.method
+            span.attributes["haven.call_id"] = Int64(clamping: call.id)
+        }
 
         let outcome: Outcome = await ServiceContext.withValue(span.context) {
             await self.outcome(of: call, context, logger)
@@ -332,7 +338,7 @@ package final class ServerConnection: Sendable {
         let code = StatusCode(wire: end.end.code)
         let duration = ContinuousClock.now - started
         self.statistics.callEnded(method: call.method, code: code, duration: duration)
-        span.attributes["rpc.haven.status_code"] = code.rawValue
+        if span.isRecording { span.attributes["rpc.haven.status_code"] = code.rawValue }
         if ServerStatistics.serverFaults.contains(code) {
             span.setStatus(SpanStatus(code: .error, message: code.description))
         }

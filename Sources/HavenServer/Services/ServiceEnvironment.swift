@@ -47,8 +47,9 @@ package struct ServiceEnvironment: Sendable {
 
     /// A new record id: a prefix and 128 random bits.
     package func newID(_ prefix: String) -> String {
-        // From the system's generator (getrandom): `UUID()` opens /dev/urandom for each one.
-        var generator = SystemRandomNumberGenerator()
+        // From the system's generator, a batch at a time (IdentifierRandomness):
+        // `UUID()` opens /dev/urandom for each one.
+        var generator = IdentifierRandomness()
         return Self.id(prefix, UUID.random(using: &generator))
     }
 
