@@ -52,6 +52,9 @@ final class ClientConnection: Sendable {
     }
 
     private let state = Mutex(State())
+    /// False once `closedReason` is set (under the lock): the pool's check
+    /// for each call, without the lock its calls' starts and ends take.
+    private let accepting = Atomic<Bool>(true)
     let channel: any Channel
     private let encoder: FrameEncoder
 
@@ -256,7 +259,7 @@ final class ClientConnection: Sendable {
 
     /// Whether new calls may use this connection.
     var isUsable: Bool {
-        self.channel.isActive && self.state.withLock { $0.closedReason == nil }
+        self.channel.isActive && self.accepting.load(ordering: .acquiring)
     }
 
     /// Calls in flight on this connection.
@@ -475,6 +478,7 @@ final class ClientConnection: Sendable {
         reason.source = .transport
         let unprocessed = self.state.withLock { state -> [(UInt64, Waiter)] in
             if state.closedReason == nil { state.closedReason = reason }
+            self.accepting.store(false, ordering: .releasing)
             let beyond = state.calls.filter { $0.key > away.lastCallID }
             for (id, _) in beyond {
                 state.calls.removeValue(forKey: id)
@@ -506,6 +510,7 @@ final class ClientConnection: Sendable {
         )
         let (waiters, hello, slotWaiters) = self.state.withLock { state in
             if state.closedReason == nil { state.closedReason = reason }
+            self.accepting.store(false, ordering: .releasing)
             defer {
                 state.calls.removeAll()
                 state.deadlines.removeAll()
@@ -534,6 +539,7 @@ final class ClientConnection: Sendable {
             if state.closedReason == nil {
                 state.closedReason = HavenError(code: .unavailable, message: "client closed", source: .client)
             }
+            self.accepting.store(false, ordering: .releasing)
         }
         self.channel.close(promise: nil)
     }

@@ -68,9 +68,10 @@ final class ConnectionPool: Sendable {
                 if state.closed { return .closed }
                 let index = state.next % state.slots.count
                 state.next &+= 1
+                // The usual case, without copying the slot out and back.
+                if let connection = state.slots[index].connection, connection.isUsable { return .use(connection) }
                 var slot = state.slots[index]
                 defer { state.slots[index] = slot }
-                if let connection = slot.connection, connection.isUsable { return .use(connection) }
                 slot.connection = nil
                 if let connecting = slot.connecting { return .await(connecting, slot: index) }
                 if slot.nextAttempt > now { return .wait(until: slot.nextAttempt, lastError: slot.lastError) }

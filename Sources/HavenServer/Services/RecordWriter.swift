@@ -229,13 +229,22 @@ package struct RecordWriter: Sendable {
         let digest: [UInt8]
     }
 
-    /// Checks an idempotent create's key and digests its request (deterministic
-    /// protobuf, SHA-256; stored with the result, so a change of either would
-    /// refuse the retries of requests made before it).
-    package func idempotency(key: String, of request: some SwiftProtobuf.Message) throws -> IdempotentRequest {
+    /// Checks an idempotent create's key and digests its request
+    /// (``requestDigest(_:)``).
+    package func idempotency(key: String, of request: some HavenWireMessage) throws -> IdempotentRequest {
         try Validate.idempotencyKey(key)
-        let bytes: [UInt8] = try request.serializedBytes(options: Self.deterministic)
-        return IdempotentRequest(key: key, digest: Array(SHA256.hash(data: bytes)))
+        return IdempotentRequest(key: key, digest: Self.requestDigest(request))
+    }
+
+    /// SHA-256 of the request's deterministic protobuf, stored with the
+    /// result: a change of either would refuse the retries of requests made
+    /// before it. The generated codec writes those very bytes (the schema has
+    /// no maps, the one thing deterministic ordering changes, and the codec
+    /// writes every field and unknown field as swift-protobuf does), without
+    /// swift-protobuf's visitor; `IdempotencyDigestTests` holds the two equal.
+    static func requestDigest(_ request: some HavenWireMessage) -> [UInt8] {
+        let bytes: [UInt8] = request.serializedPayload()
+        return Array(SHA256.hash(data: bytes))
     }
 
     /// Runs an idempotent create: the first request with a key creates (and
@@ -284,12 +293,6 @@ package struct RecordWriter: Sendable {
         }
         return view
     }
-
-    private static let deterministic: BinaryEncodingOptions = {
-        var options = BinaryEncodingOptions()
-        options.useDeterministicOrdering = true
-        return options
-    }()
 
     private func authorize<R: WritableRecord>(
         _ record: R,
