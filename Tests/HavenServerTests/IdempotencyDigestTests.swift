@@ -19,7 +19,9 @@ struct IdempotencyDigestTests {
         return options
     }()
 
-    @Test("the digest of random values of every message, unknown fields included, is that of swift-protobuf's deterministic bytes")
+    @Test(
+        "the digest of random values of every message, unknown fields included, is that of swift-protobuf's deterministic bytes"
+    )
     func matchesSwiftProtobuf() throws {
         for schema in _WireSchema.messages {
             // A seed of the name's bytes (FNV-1a): the same values in every run.

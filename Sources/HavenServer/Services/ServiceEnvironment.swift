@@ -4,17 +4,24 @@ import HavenStore
 
 /// What every service uses: the store, the key custodian, the access policy,
 /// the record writer, the audit checkpoints, the clock.
-package struct ServiceEnvironment: Sendable {
-    package var store: any RecordStore
-    package var keys: KeyCustodian
-    package var checkpoints: CheckpointSigner
+///
+/// A class, made once by the composition root: each call's handler and the
+/// closures it gives the store's writer hold it with one reference, where a
+/// struct of these fields was copied, each field retained and released, at
+/// every capture (about 1 % of a write's CPU, BENCHMARKS.md).
+package final class ServiceEnvironment: Sendable {
+    package let store: any RecordStore
+    package let keys: KeyCustodian
+    package let checkpoints: CheckpointSigner
     /// Issues certificates at enrolment and renewal.
-    package var authority: CredentialAuthority
+    package let authority: CredentialAuthority
     /// Status and backups.
-    package var operations: Operations
-    package var policy: AccessPolicy
+    package let operations: Operations
+    package let policy: AccessPolicy
     /// The current time; tests may fix it.
-    package var now: @Sendable () -> Date
+    package let now: @Sendable () -> Date
+    /// The one writer of records.
+    package let writer: RecordWriter
 
     package init(
         store: any RecordStore,
@@ -32,18 +39,13 @@ package struct ServiceEnvironment: Sendable {
         self.operations = operations
         self.policy = policy
         self.now = now
+        self.writer = RecordWriter(policy: policy, store: store) {
+            Int64((now().timeIntervalSince1970 * 1000).rounded())
+        }
     }
 
     /// Now, in Unix milliseconds.
     package var nowUnixMs: Int64 { Int64((self.now().timeIntervalSince1970 * 1000).rounded()) }
-
-    /// The one writer of records.
-    package var writer: RecordWriter {
-        let now = self.now
-        return RecordWriter(policy: self.policy, store: self.store) {
-            Int64((now().timeIntervalSince1970 * 1000).rounded())
-        }
-    }
 
     /// A new record id: a prefix and 128 random bits.
     package func newID(_ prefix: String) -> String {
