@@ -44,6 +44,8 @@ final class ClientConnection: Sendable {
         }
         var hello: CheckedContinuation<Haven_V1_ServerHello, any Error>?
         var limits = Haven_V1_ConnectionLimits()
+        /// The server's `max_concurrent_calls` (100 when it names none).
+        var maximumCalls: Int { self.limits.maxConcurrentCalls == 0 ? 100 : Int(self.limits.maxConcurrentCalls) }
         /// Set once the connection may take no new call.
         var closedReason: HavenError?
         /// The buffer call starts are encoded into, in order under the lock;
@@ -210,10 +212,20 @@ final class ClientConnection: Sendable {
     /// Waits for one of the server's concurrent-call slots on this connection,
     /// so the client never exceeds `max_concurrent_calls`.
     private func acquireSlot() async throws {
-        let token = self.state.withLock { state in
+        // The usual case, a slot free and nobody waiting for one, takes it
+        // without suspending the task (a suspension and a resumption through
+        // the executor for every call, and one more time the lock is taken).
+        let waiting = try self.state.withLock { state throws(CallFailure) -> UInt64? in
+            if let reason = state.closedReason { throw CallFailure(error: reason, notProcessed: true) }
+            if Task.isCancelled { throw Self.cancelled }
+            if state.slotWaiters.isEmpty && state.slotsTaken < state.maximumCalls {
+                state.slotsTaken += 1
+                return nil
+            }
             state.nextToken += 1
             return state.nextToken
         }
+        guard let token = waiting else { return }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 let result: Result<Void, any Error>? = self.state.withLock { state in
@@ -221,8 +233,7 @@ final class ClientConnection: Sendable {
                         return .failure(CallFailure(error: reason, notProcessed: true))
                     }
                     if Task.isCancelled { return .failure(Self.cancelled) }
-                    let maximum = state.limits.maxConcurrentCalls == 0 ? 100 : Int(state.limits.maxConcurrentCalls)
-                    if state.slotsTaken < maximum {
+                    if state.slotsTaken < state.maximumCalls {
                         state.slotsTaken += 1
                         return .success(())
                     }
