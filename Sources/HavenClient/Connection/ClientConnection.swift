@@ -54,6 +54,11 @@ final class ClientConnection: Sendable {
     }
 
     private let state = Mutex(State())
+    /// Frames queued for the server and not yet handed to the channel, in the
+    /// order they were queued, and whether a task on the channel's event loop
+    /// will hand them over (``sendUnsent()``). Its own lock, held only to
+    /// append or take, so that the event loop never waits for a call's start.
+    private let unsent = Mutex<(frames: ByteBuffer, scheduled: Bool)>((ByteBuffer(), false))
     /// False once `closedReason` is set (under the lock): the pool's check
     /// for each call, without the lock its calls' starts and ends take.
     private let accepting = Atomic<Bool>(true)
@@ -400,9 +405,8 @@ final class ClientConnection: Sendable {
             state.nextCallID += 1
             state.calls[callID] = waiter
             if let deadline { timer = state.deadlines.add(callID, deadline: deadline) }
-            let channel = self.channel
-            let frame = state.outgoing
-            channel.eventLoop.execute { channel.writeAndFlush(frame, promise: nil) }
+            // Queued in call-id order: still under the lock that gave the id.
+            self.queue(state.outgoing)
             return .success(callID)
         }
         if case .failure = result { self.releaseUnusedSlot() }
@@ -442,12 +446,41 @@ final class ClientConnection: Sendable {
     }
 
     private func write(_ envelope: Haven_V1_ClientEnvelope) {
+        let frame: ByteBuffer
         do {
-            let frame = try self.encoder.encode(envelope)
-            self.channel.writeAndFlush(frame, promise: nil)
+            frame = try self.encoder.encode(envelope)
         } catch {
-            self.fail(error, notProcessed: false)
+            return self.fail(error, notProcessed: false)
         }
+        self.queue(frame)
+    }
+
+    /// Queues `frame` behind those unsent. Frames leave through one task on
+    /// the event loop at a time: the calls that start while it waits to run
+    /// go out with it, in one write and one flush (one run of TLS records and
+    /// one system call for them all), in the order they were queued.
+    private func queue(_ frame: ByteBuffer) {
+        let schedule = self.unsent.withLock { unsent -> Bool in
+            if unsent.frames.readableBytes == 0 {
+                unsent.frames = frame
+            } else {
+                unsent.frames.writeImmutableBuffer(frame)
+            }
+            guard !unsent.scheduled else { return false }
+            unsent.scheduled = true
+            return true
+        }
+        if schedule { self.channel.eventLoop.execute { self.sendUnsent() } }
+    }
+
+    /// On the event loop: hands every frame queued so far to the channel.
+    private func sendUnsent() {
+        let frames = self.unsent.withLock { unsent -> ByteBuffer in
+            unsent.scheduled = false
+            defer { unsent.frames = ByteBuffer() }
+            return unsent.frames
+        }
+        if frames.readableBytes > 0 { self.channel.writeAndFlush(frames, promise: nil) }
     }
 
     // MARK: Inbound
@@ -627,6 +660,11 @@ final class FrameRouter: ChannelInboundHandler, Sendable {
     }
 
     private let state = Mutex(State())
+    /// Frames queued for the server and not yet handed to the channel, in the
+    /// order they were queued, and whether a task on the channel's event loop
+    /// will hand them over (``sendUnsent()``). Its own lock, held only to
+    /// append or take, so that the event loop never waits for a call's start.
+    private let unsent = Mutex<(frames: ByteBuffer, scheduled: Bool)>((ByteBuffer(), false))
 
     /// Routes to `connection` from now on; fails it at once if the channel already ended.
     func attach(_ connection: ClientConnection) {
