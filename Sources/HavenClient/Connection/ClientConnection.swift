@@ -660,11 +660,6 @@ final class FrameRouter: ChannelInboundHandler, Sendable {
     }
 
     private let state = Mutex(State())
-    /// Frames queued for the server and not yet handed to the channel, in the
-    /// order they were queued, and whether a task on the channel's event loop
-    /// will hand them over (``sendUnsent()``). Its own lock, held only to
-    /// append or take, so that the event loop never waits for a call's start.
-    private let unsent = Mutex<(frames: ByteBuffer, scheduled: Bool)>((ByteBuffer(), false))
 
     /// Routes to `connection` from now on; fails it at once if the channel already ended.
     func attach(_ connection: ClientConnection) {
