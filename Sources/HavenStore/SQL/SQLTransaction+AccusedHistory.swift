@@ -15,6 +15,7 @@ struct AccusedStatusRow: SequencedRow {
     static let dayColumn = "effectiveOn"
     static let sealingKind: RecordKind? = nil
     static let hashDomain = "haven.v1 accused status"
+    static let statements = SequencedStatements(Self.self)
 
     var accusedID: String
     var sequence: Int64

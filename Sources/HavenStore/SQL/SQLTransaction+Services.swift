@@ -10,6 +10,7 @@ struct ServiceRow: SequencedRow {
     static let dayColumn = "deliveredOn"
     static let sealingKind: RecordKind? = .survivor
     static let hashDomain = "haven.v1 survivor service"
+    static let statements = SequencedStatements(Self.self)
 
     var survivorID: String
     var sequence: Int64

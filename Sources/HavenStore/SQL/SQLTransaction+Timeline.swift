@@ -11,6 +11,7 @@ struct CaseEventRow: SequencedRow {
     static let sealingKind: RecordKind? = .caseRecord
     static let hashDomain = "haven.v1 case event"
     static let keepsAuditSequence = true
+    static let statements = SequencedStatements(Self.self)
 
     var caseID: String
     var sequence: Int64

@@ -30,6 +30,8 @@ protocol SequencedRow {
     /// entry that appended it (`auditSequence`, outside the row's stored
     /// hash): the audit trail's search finds the entry by its owner's rows.
     static var keepsAuditSequence: Bool { get }
+    /// The table's statements, made once (`SequencedStatements(Self.self)`).
+    static var statements: SequencedStatements { get }
 
     var ownerID: String { get }
     var sequence: Int64 { get }
@@ -52,9 +54,7 @@ extension SequencedRow {
     var resourceID: String { "\(self.ownerID)/\(self.sequence)" }
 
     /// `SELECT` of every column, in the order ``init(_:)`` reads them.
-    static var select: String {
-        "SELECT \(Self.ownerColumn), sequence, id, officeCode, \(Self.dayColumn), kind, body, sealed FROM \(Self.table)"
-    }
+    static var select: String { Self.statements.select }
 
     /// Reads a row selected by ``select``.
     init(_ row: SQLRow) throws {
@@ -71,13 +71,35 @@ extension SequencedRow {
     }
 }
 
+/// The statements of a table of sequenced rows, made once for each table
+/// from its columns: an append runs two of them on the store's one writer,
+/// and building their text for every row was about 1 % of the writer's time.
+struct SequencedStatements: Sendable {
+    /// `SELECT` of every column, in the order `SequencedRow.init(_:)` reads them.
+    let select: String
+    /// The owner's last sequence, 0 when it has none; one argument, the owner's id.
+    let lastSequence: String
+    /// A new row: the owner's id, sequence, id, office, day, kind, body and
+    /// sealed text, then the audit entry's sequence when the table keeps it.
+    let insert: String
+
+    init<Row: SequencedRow>(_ type: Row.Type) {
+        let columns = "\(Row.ownerColumn), sequence, id, officeCode, \(Row.dayColumn), kind, body, sealed"
+        self.select = "SELECT \(columns) FROM \(Row.table)"
+        self.lastSequence = "SELECT COALESCE(MAX(sequence), 0) FROM \(Row.table) WHERE \(Row.ownerColumn) = ?"
+        let inserted = Row.keepsAuditSequence ? columns + ", auditSequence" : columns
+        let count = Row.keepsAuditSequence ? 9 : 8
+        self.insert = "INSERT INTO \(Row.table) (\(inserted)) VALUES (\(SQLTransaction.placeholders(count)))"
+    }
+}
+
 extension SQLTransaction {
     /// The last sequence of an owner's rows (0 when it has none).
     func lastSequence<Row: SequencedRow>(_ type: Row.Type, of ownerID: String) throws -> UInt32 {
         UInt32(
             clamping: try self.sql.value(
                 Int64.self,
-                "SELECT COALESCE(MAX(sequence), 0) FROM \(Row.table) WHERE \(Row.ownerColumn) = ?",
+                Row.statements.lastSequence,
                 [ownerID]
             ) ?? 0
         )
@@ -93,18 +115,13 @@ extension SQLTransaction {
         var columns: [any SQLBindable] = [
             row.ownerID, row.sequence, row.id, row.officeCode, row.day, row.kind, row.body, row.sealed,
         ]
-        var names = "\(Row.ownerColumn), sequence, id, officeCode, \(Row.dayColumn), kind, body, sealed"
         if Row.keepsAuditSequence {
             // The entry that will cover this row (none in a store without an audit trail).
             let entry = try self.nextAuditSequence()
-            names += ", auditSequence"
             columns.append(entry)
             if let entry { self.journal.auditHints[row.resourceID] = entry }
         }
-        try self.sql.execute(
-            "INSERT INTO \(Row.table) (\(names)) VALUES (\(Self.placeholders(columns.count)))",
-            columns
-        )
+        try self.sql.execute(Row.statements.insert, columns)
         self.journaled(row)
     }
 
