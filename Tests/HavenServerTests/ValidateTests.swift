@@ -78,4 +78,12 @@ struct ValidateTests {
         #expect(throws: Never.self) { try Validate.text(" \t", "event.rescue_operation.led_by", required: false) }
         #expect(throws: Never.self) { try Validate.text("Fictional lane", "event.rescue_operation.place") }
     }
+
+    @Test("an optional enum field: unset is nil, a named value is itself, a number the schema does not name is refused")
+    func optionalEnum() throws {
+        #expect(try Validate.optional(Haven_V1_Role.unspecified, "role") == nil)
+        #expect(try Validate.optional(Haven_V1_Role.director, "role") == .director)
+        let unknown = try #require(Haven_V1_Role(rawValue: 97))
+        #expect(throws: HavenError.invalidField("role", "required")) { try Validate.optional(unknown, "role") }
+    }
 }

@@ -87,10 +87,9 @@ struct AccountService: AccountServiceHandler {
         _ context: CallContext
     ) async throws -> Haven_V1_ListAccountsResponse {
         try self.env.policy.check(context.principal, .administer)
-        // The role is a filter the admin asked for (unspecified: any role); the
-        // policy decided above who may list.
-        let role = request.role == .unspecified ? nil : request.role
-        if let role { try Validate.known(role, "role") }
+        // A filter the admin may set (unset: any role); the policy decided
+        // above who may list.
+        let role = try Validate.optional(request.role, "role")
         var filters = request
         filters.clearPage()
         let after = try PageToken.cursor(request.page, filters: filters)?.id ?? ""

@@ -118,6 +118,15 @@ package enum Validate {
             "required"
         )
     }
+
+    /// An enum field that may be left unset (a list's filter, say): nil when
+    /// it is (the wire's 0), else the value, which must be one the schema
+    /// names (INVALID_ARGUMENT otherwise, as ``known(_:_:)``).
+    package static func optional<E: SwiftProtobufEnum>(_ value: E, _ field: String) throws(HavenError) -> E? {
+        guard value.rawValue != 0 else { return nil }
+        try self.known(value, field)
+        return value
+    }
 }
 
 /// What `Validate.known` needs of a generated enum.
