@@ -32,7 +32,24 @@ package final class RandomBytePool: Sendable {
     /// Bytes read from the system at once.
     package static let size = 4096
 
-    private let buffer = Mutex<(bytes: [UInt8], next: Int)>(([], RandomBytePool.size))
+    private let buffer = Mutex(Buffer())
+
+    /// The bytes read last, and where the next unused one is.
+    private struct Buffer {
+        var bytes: [UInt8] = []
+        var next = RandomBytePool.size
+
+        /// The offset of `count` unused bytes, reading a fresh batch when
+        /// too few are left; they count as used from here on.
+        mutating func claim(_ count: Int) -> Int {
+            if self.next + count > RandomBytePool.size {
+                self.bytes = RandomBytePool.random(RandomBytePool.size)
+                self.next = 0
+            }
+            defer { self.next += count }
+            return self.next
+        }
+    }
 
     private init() {}
 
@@ -40,31 +57,23 @@ package final class RandomBytePool: Sendable {
     package func take(_ count: Int) -> ArraySlice<UInt8> {
         precondition(count > 0 && count <= Self.size)
         return self.buffer.withLock { buffer in
-            if buffer.next + count > Self.size {
-                buffer.bytes = Self.random(Self.size)
-                buffer.next = 0
-            }
-            defer { buffer.next += count }
-            return buffer.bytes[buffer.next..<buffer.next + count]
+            let start = buffer.claim(count)
+            return buffer.bytes[start..<start + count]
         }
     }
 
     /// Eight fresh bytes as a word, without an array of their own.
     package func word() -> UInt64 {
         self.buffer.withLock { buffer in
-            if buffer.next + 8 > Self.size {
-                buffer.bytes = Self.random(Self.size)
-                buffer.next = 0
-            }
-            defer { buffer.next += 8 }
-            return buffer.bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: buffer.next, as: UInt64.self) }
+            let start = buffer.claim(8)
+            return buffer.bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: start, as: UInt64.self) }
         }
     }
 
     /// `count` bytes from the kernel's generator (`/dev/urandom`, kept open),
     /// or from the standard library's (the same generator, a system call for
     /// each 8 bytes) when that cannot be read.
-    private static func random(_ count: Int) -> [UInt8] {
+    fileprivate static func random(_ count: Int) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: count)
         var filled = 0
         #if canImport(Glibc)

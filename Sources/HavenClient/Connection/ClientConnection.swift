@@ -273,6 +273,13 @@ final class ClientConnection: Sendable {
         next?.resume()
     }
 
+    /// Takes no new call from now on, for the first `reason` given (under
+    /// the lock); the pool's check (``isUsable``) sees it without the lock.
+    private func stopTakingCalls(_ state: inout State, _ reason: HavenError) {
+        if state.closedReason == nil { state.closedReason = reason }
+        self.accepting.store(false, ordering: .releasing)
+    }
+
     /// Whether new calls may use this connection.
     var isUsable: Bool {
         self.channel.isActive && self.accepting.load(ordering: .acquiring)
@@ -521,8 +528,7 @@ final class ClientConnection: Sendable {
         var reason = away.reason
         reason.source = .transport
         let unprocessed = self.state.withLock { state -> [(UInt64, Waiter)] in
-            if state.closedReason == nil { state.closedReason = reason }
-            self.accepting.store(false, ordering: .releasing)
+            self.stopTakingCalls(&state, reason)
             let beyond = state.calls.filter { $0.key > away.lastCallID }
             for (id, _) in beyond {
                 state.calls.removeValue(forKey: id)
@@ -553,8 +559,7 @@ final class ClientConnection: Sendable {
             source: .transport
         )
         let (waiters, hello, slotWaiters) = self.state.withLock { state in
-            if state.closedReason == nil { state.closedReason = reason }
-            self.accepting.store(false, ordering: .releasing)
+            self.stopTakingCalls(&state, reason)
             defer {
                 state.calls.removeAll()
                 state.deadlines.removeAll()
@@ -580,10 +585,7 @@ final class ClientConnection: Sendable {
     /// Stops taking calls and closes once the calls in flight have ended.
     func close() {
         self.state.withLock { state in
-            if state.closedReason == nil {
-                state.closedReason = HavenError(code: .unavailable, message: "client closed", source: .client)
-            }
-            self.accepting.store(false, ordering: .releasing)
+            self.stopTakingCalls(&state, HavenError(code: .unavailable, message: "client closed", source: .client))
         }
         self.channel.close(promise: nil)
     }
